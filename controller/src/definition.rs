@@ -1,0 +1,192 @@
+//! What the definition file says, before any rule is checked.
+//!
+//! Addresses, durations and names stay strings and numbers stay `i64` here on purpose:
+//! a bad value becomes one diagnostic among all the others found by validation, instead
+//! of stopping the parser at the first one.
+use serde::Deserialize;
+
+/// A whole `cluster.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Definition {
+    /// `[cluster]`: name and generation.
+    pub cluster: ClusterDef,
+    /// `[time]`: the NTP source and the allowed offset.
+    pub time: Option<TimeDef>,
+    /// `[[lans]]`: physical segments.
+    #[serde(default)]
+    pub lans: Vec<LanDef>,
+    /// `[[nodes]]`: every host with an agent.
+    #[serde(default)]
+    pub nodes: Vec<NodeDef>,
+    /// `[[services]]`: IPVS virtual services.
+    #[serde(default)]
+    pub services: Vec<ServiceDef>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterDef {
+    /// Cluster name.
+    pub name: String,
+    /// Generation; bump it on every change. Agents refuse an older one.
+    #[serde(default = "one")]
+    pub generation: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// `[time]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimeDef {
+    /// Address of the NTP server every node syncs to.
+    pub ntp_server: String,
+    /// Largest allowed clock offset, e.g. `"1s"` (the article's rule) or `"500ms"`.
+    pub max_offset: Option<String>,
+}
+
+/// `[[lans]]`: one physical segment (no router inside it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LanDef {
+    /// LAN name, referenced by interfaces.
+    pub name: String,
+    /// Its subnet.
+    pub cidr: String,
+}
+
+/// `[[nodes]]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeDef {
+    /// Node name.
+    pub name: String,
+    /// `router`, `director` or `real_server`.
+    pub role: String,
+    /// Agent endpoint, `host:port`.
+    pub agent: String,
+    /// Interfaces on LANs.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceDef>,
+    /// Default gateway.
+    pub gateway: Option<String>,
+    /// VIPs this director holds (directors only).
+    #[serde(default)]
+    pub vips: Vec<VipDef>,
+}
+
+/// One interface address on a LAN.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InterfaceDef {
+    /// Interface name.
+    pub name: String,
+    /// The LAN it is plugged into.
+    pub lan: String,
+    /// Address with prefix, e.g. `192.168.40.11/24`.
+    pub address: String,
+}
+
+/// A VIP held by a director.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VipDef {
+    /// Address with prefix (`/32` is usual; the article uses `/16`).
+    pub address: String,
+    /// Interface carrying the alias.
+    pub interface: String,
+    /// Label, default `<interface>:<n>`.
+    pub label: Option<String>,
+}
+
+/// `[[services]]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceDef {
+    /// Service name.
+    pub name: String,
+    /// `tcp`, `udp`, `sctp` or `fwmark`.
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    /// The VIP (for `fwmark`: the address the mark stands for, hidden on real servers).
+    pub vip: Option<String>,
+    /// Virtual port (not for `fwmark`).
+    pub port: Option<i64>,
+    /// Firewall mark (for `fwmark` only).
+    pub fwmark: Option<i64>,
+    /// Scheduler.
+    #[serde(default = "rr")]
+    pub scheduler: String,
+    /// Persistence.
+    pub persistence: Option<PersistenceDef>,
+    /// Flags: `one-packet`, `sh-fallback`, `sh-port`.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// `dr` (the default, and the only method this tool plans).
+    #[serde(default = "dr")]
+    pub forwarding: String,
+    /// Directors that hold it (default: every director holding the VIP).
+    pub directors: Option<Vec<String>>,
+    /// Health check of every real server.
+    pub check: Option<CheckDef>,
+    /// Real servers.
+    #[serde(default)]
+    pub real_servers: Vec<RealServerDef>,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+fn rr() -> String {
+    "rr".into()
+}
+fn dr() -> String {
+    "dr".into()
+}
+
+/// `persistence = { timeout = "300s", netmask = "255.255.255.255" }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PersistenceDef {
+    /// Timeout, e.g. `"300s"`.
+    pub timeout: String,
+    /// Client grouping netmask (IPv4 dotted or a prefix length).
+    pub netmask: Option<String>,
+}
+
+/// `check = { kind = "http", ... }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckDef {
+    /// `http` or `tcp`.
+    pub kind: String,
+    /// HTTP path (default `/`).
+    pub path: Option<String>,
+    /// Expected HTTP status (default 200).
+    pub expect_status: Option<i64>,
+    /// Text the body must contain.
+    pub expect_body: Option<String>,
+    /// Host header.
+    pub host: Option<String>,
+    /// Interval, default `"2s"`.
+    pub interval: Option<String>,
+    /// Timeout, default `"1s"`.
+    pub timeout: Option<String>,
+    /// Successes to restore, default 2.
+    pub rise: Option<i64>,
+    /// Failures to quarantine, default 3.
+    pub fall: Option<i64>,
+    /// `weight0` (default) or `remove`.
+    pub on_failure: Option<String>,
+}
+
+/// One real server of a service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealServerDef {
+    /// Node name (a `real_server`).
+    pub node: String,
+    /// Weight, default 1.
+    pub weight: Option<i64>,
+    /// Port; in DR it must equal the virtual port.
+    pub port: Option<i64>,
+    /// Which of the node's addresses (default: its address on the director's LAN).
+    pub address: Option<String>,
+    /// Upper connection threshold.
+    pub upper_threshold: Option<i64>,
+    /// Lower connection threshold.
+    pub lower_threshold: Option<i64>,
+}

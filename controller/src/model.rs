@@ -1,0 +1,136 @@
+//! The validated cluster: typed addresses, resolved references. Built only by
+//! [`crate::validate`], so every value here already satisfies the rules of DR.
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lvs_proto::spec::{HealthCheckSpec, Persistence, Role, ServiceFlag, ServiceKey};
+
+/// A checked cluster definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// Cluster name.
+    pub name: String,
+    /// Definition generation (≥ 1).
+    pub generation: u64,
+    /// NTP source and allowed offset.
+    pub time: TimeSource,
+    /// Physical segments.
+    pub lans: Vec<Lan>,
+    /// Hosts.
+    pub nodes: Vec<Node>,
+    /// Virtual services.
+    pub services: Vec<Service>,
+}
+
+/// Where clocks sync from and how far they may drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSource {
+    /// NTP server.
+    pub ntp_server: IpAddr,
+    /// Largest allowed offset (the article: 1 s).
+    pub max_offset: Duration,
+}
+
+/// A physical segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lan {
+    /// Name.
+    pub name: String,
+    /// Subnet.
+    pub cidr: IpNet,
+}
+
+/// A host with an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Agent endpoint `host:port`.
+    pub agent: String,
+    /// LAN interfaces.
+    pub interfaces: Vec<Interface>,
+    /// Default gateway.
+    pub gateway: Option<IpAddr>,
+    /// VIPs held (directors).
+    pub vips: Vec<Vip>,
+}
+
+impl Node {
+    /// The node's interface on `lan`, if any.
+    pub fn on_lan(&self, lan: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.lan == lan)
+    }
+}
+
+/// An interface address on a LAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Interface name.
+    pub name: String,
+    /// LAN name.
+    pub lan: String,
+    /// Address with prefix.
+    pub address: IpNet,
+}
+
+/// A VIP alias on a director.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    /// Address with prefix.
+    pub address: IpNet,
+    /// Interface.
+    pub interface: String,
+    /// Label (`eth1:0`).
+    pub label: String,
+}
+
+/// A virtual service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Name.
+    pub name: String,
+    /// Kernel identity.
+    pub key: ServiceKey,
+    /// The VIP (hidden on every real server).
+    pub vip: IpAddr,
+    /// Scheduler.
+    pub scheduler: String,
+    /// Persistence.
+    pub persistence: Option<Persistence>,
+    /// Flags.
+    pub flags: Vec<ServiceFlag>,
+    /// Directors holding it.
+    pub directors: Vec<String>,
+    /// Health check.
+    pub check: Option<HealthCheckSpec>,
+    /// Real servers.
+    pub real_servers: Vec<RealServer>,
+}
+
+impl Service {
+    /// The port real servers listen on (the virtual port; `None` for fwmark services).
+    pub fn port(&self) -> Option<u16> {
+        match self.key {
+            ServiceKey::Addr { address, .. } => Some(address.port()),
+            ServiceKey::Fwmark { .. } => None,
+        }
+    }
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    /// Node name.
+    pub node: String,
+    /// RIP:port.
+    pub address: SocketAddr,
+    /// Weight.
+    pub weight: u32,
+    /// Upper threshold.
+    pub upper_threshold: u32,
+    /// Lower threshold.
+    pub lower_threshold: u32,
+}

@@ -1,0 +1,261 @@
+//! From a validated cluster to the desired state of every node. Pure: no I/O.
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use lvs_proto::spec::{
+    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, NodeSpec, ProbeKind,
+    Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SysctlSpec, VirtualServiceSpec,
+};
+
+use crate::model::{Cluster, Node, Service};
+
+/// Kernel parameters, by role, and why each exists.
+///
+/// Real servers hold the VIP on `lo`; without these they would answer ARP for it and
+/// the router would send clients straight to them, bypassing the director (the seed
+/// article weighs static ARP, arptables and these sysctls, and picks these).
+/// `{if}` stands for `all` and for each interface that carries a RIP.
+const REAL_SERVER_SYSCTLS: &[(&str, &str, &str)] = &[
+    (
+        "net.ipv4.conf.{if}.arp_ignore",
+        "1",
+        "answer ARP only for addresses of the receiving interface; the VIP sits on lo, so it is never answered",
+    ),
+    (
+        "net.ipv4.conf.{if}.arp_announce",
+        "2",
+        "source ARP requests from the interface's own address (the RIP), never from the VIP",
+    ),
+];
+
+/// The router forwards between the client side and the cluster LAN.
+const ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
+    "net.ipv4.ip_forward",
+    "1",
+    "route between the client side and the cluster LAN (the article's step 4)",
+)];
+
+/// Plan every node, in definition order.
+pub fn plan(cluster: &Cluster) -> Vec<NodeSpec> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| plan_node(cluster, n))
+        .collect()
+}
+
+/// Plan one node.
+pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
+    let mut spec = NodeSpec {
+        cluster: cluster.name.clone(),
+        node: node.name.clone(),
+        role: node.role,
+        generation: cluster.generation,
+        addresses: node
+            .interfaces
+            .iter()
+            .map(|i| AddressSpec {
+                interface: i.name.clone(),
+                address: i.address,
+                label: None,
+                purpose: AddressPurpose::Lan,
+            })
+            .collect(),
+        routes: node
+            .gateway
+            .map(|gw| RouteSpec {
+                destination: default_net(gw),
+                gateway: Some(gw),
+                device: None,
+                purpose: RoutePurpose::DefaultGateway,
+            })
+            .into_iter()
+            .collect(),
+        sysctls: Vec::new(),
+        virtual_services: Vec::new(),
+        checks: Vec::new(),
+    };
+    match node.role {
+        Role::Router => plan_router(cluster, node, &mut spec),
+        Role::Director => plan_director(cluster, node, &mut spec),
+        Role::RealServer => plan_real_server(cluster, node, &mut spec),
+    }
+    spec
+}
+
+fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
+    spec.sysctls.extend(table(ROUTER_SYSCTLS, &["all"]));
+    if node
+        .interfaces
+        .iter()
+        .any(|i| i.address.addr() == cluster.time.ntp_server)
+    {
+        spec.checks.push(CheckSpec::NtpServing {
+            address: cluster.time.ntp_server,
+        });
+    }
+}
+
+fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
+    spec.addresses.extend(node.vips.iter().map(|v| AddressSpec {
+        interface: v.interface.clone(),
+        address: v.address,
+        label: Some(v.label.clone()),
+        purpose: AddressPurpose::Vip,
+    }));
+    let mine: Vec<&Service> = cluster
+        .services
+        .iter()
+        .filter(|s| s.directors.contains(&node.name))
+        .collect();
+    spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
+    let schedulers: BTreeSet<String> = mine.iter().map(|s| s.scheduler.clone()).collect();
+    spec.checks.push(CheckSpec::KernelIpvs {
+        schedulers: schedulers.into_iter().collect(),
+    });
+    spec.checks.push(clock(cluster));
+    spec.checks.extend(
+        mine.iter()
+            .map(|s| CheckSpec::FirewallAllows { service: s.key }),
+    );
+}
+
+fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
+    let mine: Vec<&Service> = cluster
+        .services
+        .iter()
+        .filter(|s| s.real_servers.iter().any(|r| r.node == node.name))
+        .collect();
+    // ARP rules on `all` and on every interface that carries a RIP of some service.
+    let mut ifaces: Vec<&str> = vec!["all"];
+    for s in &mine {
+        for r in s.real_servers.iter().filter(|r| r.node == node.name) {
+            if let Some(i) = node
+                .interfaces
+                .iter()
+                .find(|i| i.address.addr() == r.address.ip())
+            {
+                if !ifaces.contains(&i.name.as_str()) {
+                    ifaces.push(&i.name);
+                }
+            }
+        }
+    }
+    if !mine.is_empty() {
+        spec.sysctls.extend(table(REAL_SERVER_SYSCTLS, &ifaces));
+    }
+    let mut vips: Vec<IpAddr> = Vec::new();
+    for s in &mine {
+        if !vips.contains(&s.vip) {
+            vips.push(s.vip);
+        }
+    }
+    for (n, vip) in vips.iter().enumerate() {
+        let host = IpNet::from(*vip);
+        spec.addresses.push(AddressSpec {
+            interface: "lo".into(),
+            address: host,
+            label: Some(format!("lo:{n}")),
+            purpose: AddressPurpose::HiddenVip,
+        });
+        spec.routes.push(RouteSpec {
+            destination: host,
+            gateway: None,
+            device: Some("lo".into()),
+            purpose: RoutePurpose::VipHost,
+        });
+    }
+    spec.checks.push(clock(cluster));
+    let forbidden: BTreeSet<IpAddr> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Director)
+        .flat_map(|d| {
+            d.interfaces
+                .iter()
+                .map(|i| i.address.addr())
+                .chain(d.vips.iter().map(|v| v.address.addr()))
+        })
+        .collect();
+    spec.checks.push(CheckSpec::GatewayIsNot {
+        forbidden: forbidden.into_iter().collect(),
+    });
+    let mut ports = BTreeSet::new();
+    for s in &mine {
+        let tcp = matches!(
+            s.key,
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                ..
+            }
+        );
+        let path = match s.check.as_ref().map(|c| &c.probe) {
+            Some(ProbeKind::Http { path, .. }) => Some(path.clone()),
+            Some(ProbeKind::Tcp) => None,
+            None => tcp.then(|| "/".to_string()),
+        };
+        if let (Some(port), Some(path)) = (s.port(), path) {
+            if ports.insert(port) {
+                spec.checks.push(CheckSpec::HttpLocal { port, path });
+            }
+        }
+    }
+}
+
+fn virtual_service(s: &Service) -> VirtualServiceSpec {
+    VirtualServiceSpec {
+        name: s.name.clone(),
+        key: s.key,
+        scheduler: s.scheduler.clone(),
+        persistence: s.persistence,
+        flags: s.flags.clone(),
+        destinations: s
+            .real_servers
+            .iter()
+            .map(|r| DestinationSpec {
+                node: r.node.clone(),
+                address: r.address,
+                forwarding: Forwarding::Route,
+                weight: r.weight,
+                upper_threshold: r.upper_threshold,
+                lower_threshold: r.lower_threshold,
+            })
+            .collect(),
+        health_check: s.check.clone(),
+    }
+}
+
+fn clock(cluster: &Cluster) -> CheckSpec {
+    CheckSpec::ClockOffset {
+        server: cluster.time.ntp_server,
+        max_offset_ms: cluster.time.max_offset.as_millis() as u64,
+    }
+}
+
+fn table(rows: &[(&str, &str, &str)], ifaces: &[&str]) -> Vec<SysctlSpec> {
+    let mut out = Vec::new();
+    for (key, value, reason) in rows {
+        if key.contains("{if}") {
+            out.extend(ifaces.iter().map(|i| SysctlSpec {
+                key: key.replace("{if}", i),
+                value: (*value).into(),
+                reason: (*reason).into(),
+            }));
+        } else {
+            out.push(SysctlSpec {
+                key: (*key).into(),
+                value: (*value).into(),
+                reason: (*reason).into(),
+            });
+        }
+    }
+    out
+}
+
+fn default_net(gw: IpAddr) -> IpNet {
+    match gw {
+        IpAddr::V4(_) => "0.0.0.0/0".parse().expect("literal"),
+        IpAddr::V6(_) => "::/0".parse().expect("literal"),
+    }
+}

@@ -1,0 +1,159 @@
+//! Human-readable views of planned state.
+use std::fmt::Write;
+
+use lvs_proto::spec::{
+    AddressPurpose, CheckSpec, HealthCheckSpec, NodeSpec, OnFailure, ProbeKind, RoutePurpose, Step,
+    VirtualServiceSpec,
+};
+
+/// The whole plan: every node, its steps in apply order.
+pub fn plan(specs: &[NodeSpec], agents: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        node(&mut out, spec, &agents(&spec.node));
+    }
+    out
+}
+
+fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
+    let _ = writeln!(
+        out,
+        "{} ({}, agent {agent}, generation {})",
+        spec.node, spec.role, spec.generation
+    );
+    for (n, step) in spec.steps().into_iter().enumerate() {
+        let n = n + 1;
+        let line = match step {
+            Step::Address(a) => {
+                let label = a
+                    .label
+                    .as_deref()
+                    .map(|l| format!(" label {l}"))
+                    .unwrap_or_default();
+                let why = match a.purpose {
+                    AddressPurpose::Lan => "LAN address",
+                    AddressPurpose::Vip => "VIP alias; the director answers ARP for it",
+                    AddressPurpose::HiddenVip => {
+                        "hidden VIP; accepts the director's frames, never announced"
+                    }
+                };
+                format!("address  {} on {}{label}  ({why})", a.address, a.interface)
+            }
+            Step::Route(r) => {
+                let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+                let dev = r
+                    .device
+                    .as_deref()
+                    .map(|d| format!(" dev {d}"))
+                    .unwrap_or_default();
+                let why = match r.purpose {
+                    RoutePurpose::DefaultGateway => {
+                        "default gateway; replies go to the router, not the director"
+                    }
+                    RoutePurpose::VipHost => "host route to the VIP on lo",
+                };
+                format!("route    {}{via}{dev}  ({why})", r.destination)
+            }
+            Step::Sysctl(s) => format!("sysctl   {} = {}  ({})", s.key, s.value, s.reason),
+            Step::VirtualService(v) => service(v),
+            Step::Check(c) => format!("check    {}", check(c)),
+        };
+        let _ = writeln!(out, "  {n:>2}. {line}");
+    }
+}
+
+fn service(v: &VirtualServiceSpec) -> String {
+    let mut s = format!("ipvs     {} {}", v.key, v.scheduler);
+    if let Some(p) = v.persistence {
+        let _ = write!(s, " persistent {}s", p.timeout_s);
+    }
+    for f in &v.flags {
+        let _ = write!(s, " {}", f.as_str());
+    }
+    let _ = write!(s, "  (service {})", v.name);
+    for d in &v.destinations {
+        let _ = write!(
+            s,
+            "\n               -> {} {} weight {}",
+            d.address,
+            d.forwarding.as_str(),
+            d.weight
+        );
+        if d.upper_threshold > 0 || d.lower_threshold > 0 {
+            let _ = write!(
+                s,
+                " thresholds {}..{}",
+                d.lower_threshold, d.upper_threshold
+            );
+        }
+        let _ = write!(s, "  ({})", d.node);
+    }
+    if let Some(h) = &v.health_check {
+        let _ = write!(s, "\n               health check: {}", health(h));
+    }
+    s
+}
+
+fn health(h: &HealthCheckSpec) -> String {
+    let probe = match &h.probe {
+        ProbeKind::Http {
+            path,
+            expect_status,
+            expect_body,
+            host,
+        } => {
+            let mut p = format!("HTTP GET {path} expect {expect_status}");
+            if let Some(b) = expect_body {
+                let _ = write!(p, " body contains {b:?}");
+            }
+            if let Some(h) = host {
+                let _ = write!(p, " Host {h}");
+            }
+            p
+        }
+        ProbeKind::Tcp => "TCP connect".into(),
+    };
+    let action = match h.on_failure {
+        OnFailure::Weight0 => "weight 0",
+        OnFailure::Remove => "remove",
+    };
+    format!(
+        "{probe} every {}ms timeout {}ms, rise {} fall {}, on failure {action}",
+        h.interval_ms, h.timeout_ms, h.rise, h.fall
+    )
+}
+
+/// One line describing a check.
+pub fn check(c: &CheckSpec) -> String {
+    match c {
+        CheckSpec::KernelIpvs { schedulers } => {
+            format!(
+                "kernel has IPVS and the schedulers {}",
+                schedulers.join(", ")
+            )
+        }
+        CheckSpec::ClockOffset {
+            server,
+            max_offset_ms,
+        } => {
+            format!("clock within {max_offset_ms}ms of NTP server {server}")
+        }
+        CheckSpec::NtpServing { address } => format!("NTP server answers on {address}"),
+        CheckSpec::HttpLocal { port, path } => {
+            format!("local httpd answers GET http://127.0.0.1:{port}{path}")
+        }
+        CheckSpec::GatewayIsNot { forbidden } => {
+            let f: Vec<String> = forbidden.iter().map(ToString::to_string).collect();
+            format!(
+                "default gateway is not a director address ({})",
+                f.join(", ")
+            )
+        }
+        CheckSpec::FirewallAllows { service } => {
+            format!("no firewall rule drops {service} (reported, never flushed)")
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Declarative desired state of one node.
+//!
+//! A [`NodeSpec`] says *what must exist*, never how to get there; the agent diffs it
+//! against what it observes. The one piece of "how" that belongs here is the order of
+//! [`NodeSpec::steps`], because DR depends on it: a real server must stop answering ARP for
+//! the VIP *before* the VIP exists on its loopback, or it will steal the VIP from the
+//! director for a moment (the seed article, step 6.2 before 6.3).
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// What a node is in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Forwards between the client side and the cluster LAN; usually the NTP server.
+    Router,
+    /// Holds the VIP and the IPVS table.
+    Director,
+    /// Serves the VIP from a hidden loopback address and replies straight to the client.
+    RealServer,
+}
+
+impl Role {
+    /// The word used in definitions and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Router => "router",
+            Role::Director => "director",
+            Role::RealServer => "real_server",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything one node must look like, as computed by the planner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Cluster name, from the definition.
+    pub cluster: String,
+    /// Node name, from the definition.
+    pub node: String,
+    /// The node's role.
+    pub role: Role,
+    /// Generation of the definition this spec was planned from; agents refuse older ones.
+    pub generation: u64,
+    /// Addresses the node must hold (LAN addresses, VIP aliases, hidden VIPs).
+    pub addresses: Vec<AddressSpec>,
+    /// Routes the node must hold.
+    pub routes: Vec<RouteSpec>,
+    /// Kernel parameters the node must have.
+    pub sysctls: Vec<SysctlSpec>,
+    /// IPVS virtual services (directors only).
+    pub virtual_services: Vec<VirtualServiceSpec>,
+    /// Observations the agent makes and reports; they change nothing.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Why an address exists; decides where it goes in the apply order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressPurpose {
+    /// The node's own address on a LAN (DIP, RIP, router leg).
+    Lan,
+    /// A VIP on the director, on a labelled alias; the director answers ARP for it.
+    Vip,
+    /// A VIP on a real server's loopback (/32, `lo:N`); never announced.
+    HiddenVip,
+}
+
+/// One address on one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AddressSpec {
+    /// Interface name (`eth1`, `lo`).
+    pub interface: String,
+    /// Address with prefix length.
+    pub address: IpNet,
+    /// Address label (`eth1:0`, `lo:0`), the modern form of an alias interface.
+    pub label: Option<String>,
+    /// Why the address exists.
+    pub purpose: AddressPurpose,
+}
+
+/// Why a route exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutePurpose {
+    /// The default route through the router (never through the DIP, in DR).
+    DefaultGateway,
+    /// `route add -host VIP dev lo:0` on a real server.
+    VipHost,
+}
+
+/// One route in the main table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// Destination prefix (`0.0.0.0/0` for the default route).
+    pub destination: IpNet,
+    /// Next hop, if any.
+    pub gateway: Option<IpAddr>,
+    /// Output device, if pinned.
+    pub device: Option<String>,
+    /// Why the route exists.
+    pub purpose: RoutePurpose,
+}
+
+/// One kernel parameter under `/proc/sys`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SysctlSpec {
+    /// Dotted key, e.g. `net.ipv4.conf.all.arp_ignore`.
+    pub key: String,
+    /// Value to write.
+    pub value: String,
+    /// One line saying why the cluster needs it.
+    pub reason: String,
+}
+
+impl SysctlSpec {
+    /// Path of the key under `/proc/sys`.
+    pub fn proc_path(&self) -> String {
+        format!("/proc/sys/{}", self.key.replace('.', "/"))
+    }
+}
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// Upper-case name as `ipvsadm` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// What identifies a virtual service in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ServiceKey {
+    /// VIP:port for one protocol.
+    Addr {
+        /// Protocol.
+        protocol: Protocol,
+        /// VIP and port.
+        address: SocketAddr,
+    },
+    /// Packets carrying a firewall mark.
+    Fwmark {
+        /// The mark (never 0).
+        mark: u32,
+        /// Whether the marked traffic is IPv6.
+        ipv6: bool,
+    },
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceKey::Addr { protocol, address } => {
+                write!(f, "{} {}", protocol.as_str(), address)
+            }
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                write!(f, "FWM {mark}{}", if *ipv6 { " IPv6" } else { "" })
+            }
+        }
+    }
+}
+
+/// IPVS forwarding method of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forwarding {
+    /// Direct routing (`-g`): only the destination MAC is rewritten.
+    Route,
+    /// IP-in-IP tunnel (`-i`).
+    Tunnel,
+    /// NAT (`-m`).
+    Masq,
+}
+
+impl Forwarding {
+    /// The word `ipvsadm -L` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwarding::Route => "Route",
+            Forwarding::Tunnel => "Tunnel",
+            Forwarding::Masq => "Masq",
+        }
+    }
+}
+
+/// Session persistence of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Persistence {
+    /// Timeout in seconds.
+    pub timeout_s: u32,
+    /// Netmask (IPv4) or prefix length (IPv6) grouping clients.
+    pub netmask: u32,
+}
+
+/// Service flags beyond persistence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceFlag {
+    /// One-packet scheduling (UDP): every datagram is scheduled on its own.
+    OnePacket,
+    /// `sh` scheduler: fall back to another server when the hashed one is unavailable.
+    ShFallback,
+    /// `sh` scheduler: hash the source port too.
+    ShPort,
+}
+
+impl ServiceFlag {
+    /// The word used in definitions and by `ipvsadm -b`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceFlag::OnePacket => "one-packet",
+            ServiceFlag::ShFallback => "sh-fallback",
+            ServiceFlag::ShPort => "sh-port",
+        }
+    }
+}
+
+/// One IPVS virtual service with its destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VirtualServiceSpec {
+    /// Service name, from the definition.
+    pub name: String,
+    /// Kernel identity.
+    pub key: ServiceKey,
+    /// Scheduler name (`rr`, `wrr`, ...).
+    pub scheduler: String,
+    /// Persistence, when the service is persistent.
+    pub persistence: Option<Persistence>,
+    /// Further flags.
+    pub flags: Vec<ServiceFlag>,
+    /// Real servers.
+    pub destinations: Vec<DestinationSpec>,
+    /// Health check the director runs against every destination.
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// One real server behind a virtual service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationSpec {
+    /// Node name of the real server.
+    pub node: String,
+    /// RIP and port (in DR the port is the virtual port).
+    pub address: SocketAddr,
+    /// Forwarding method.
+    pub forwarding: Forwarding,
+    /// Scheduling weight, 0..=65535 (0: no new connections).
+    pub weight: u32,
+    /// Upper connection threshold, 0 for none.
+    pub upper_threshold: u32,
+    /// Lower connection threshold, 0 for none.
+    pub lower_threshold: u32,
+}
+
+/// How a health check probes a destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ProbeKind {
+    /// HTTP GET.
+    Http {
+        /// Request path.
+        path: String,
+        /// Expected status code.
+        expect_status: u16,
+        /// Text the body must contain, if any.
+        expect_body: Option<String>,
+        /// Host header, if not the destination address.
+        host: Option<String>,
+    },
+    /// TCP connect.
+    Tcp,
+}
+
+/// What happens to a destination that fails its check `fall` times in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Weight 0: existing connections finish, no new ones.
+    Weight0,
+    /// Remove the destination from the service.
+    Remove,
+}
+
+/// A health check of every destination of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheckSpec {
+    /// How to probe.
+    pub probe: ProbeKind,
+    /// Time between probes of one destination, in milliseconds.
+    pub interval_ms: u64,
+    /// Time a probe may take, in milliseconds (< interval).
+    pub timeout_ms: u64,
+    /// Successes in a row that restore a quarantined destination.
+    pub rise: u32,
+    /// Failures in a row that quarantine a destination.
+    pub fall: u32,
+    /// What quarantine means.
+    pub on_failure: OnFailure,
+}
+
+/// An observation the agent makes and reports. Checks never change the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CheckSpec {
+    /// The kernel has IPVS and these schedulers (the article's `modprobe -l | grep ipvs`).
+    KernelIpvs {
+        /// Schedulers the node's services use.
+        schedulers: Vec<String>,
+    },
+    /// The clock is within `max_offset_ms` of the NTP source (the article's step 1).
+    ClockOffset {
+        /// NTP server address.
+        server: IpAddr,
+        /// Largest allowed offset.
+        max_offset_ms: u64,
+    },
+    /// This node runs the NTP server the cluster syncs to, and it answers.
+    NtpServing {
+        /// Address clients query.
+        address: IpAddr,
+    },
+    /// A local HTTP server answers on the service port (the article's `curl http://localhost`).
+    HttpLocal {
+        /// Port.
+        port: u16,
+        /// Path.
+        path: String,
+    },
+    /// The default gateway is none of these (a DR real server must not route through the DIP).
+    GatewayIsNot {
+        /// Forbidden next hops (the directors' addresses).
+        forbidden: Vec<IpAddr>,
+    },
+    /// No firewall rule drops traffic to the service (reported, never flushed).
+    FirewallAllows {
+        /// The service.
+        service: ServiceKey,
+    },
+}
+
+/// One step of the apply order, borrowed from a [`NodeSpec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step<'a> {
+    /// An address to hold.
+    Address(&'a AddressSpec),
+    /// A route to hold.
+    Route(&'a RouteSpec),
+    /// A kernel parameter to set.
+    Sysctl(&'a SysctlSpec),
+    /// A virtual service and its destinations.
+    VirtualService(&'a VirtualServiceSpec),
+    /// An observation.
+    Check(&'a CheckSpec),
+}
+
+impl NodeSpec {
+    /// The spec in the order the agent applies it:
+    /// LAN addresses, default gateway, sysctls (ARP rules, forwarding), VIPs, VIP host
+    /// routes, IPVS, then checks.
+    ///
+    /// Sysctls come strictly before any VIP: a real server that holds the VIP while
+    /// `arp_ignore` is still 0 answers ARP for it and steals traffic from the director.
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        let mut steps = Vec::new();
+        let addrs = |p: AddressPurpose| self.addresses.iter().filter(move |a| a.purpose == p);
+        let routes = |p: RoutePurpose| self.routes.iter().filter(move |r| r.purpose == p);
+        steps.extend(addrs(AddressPurpose::Lan).map(Step::Address));
+        steps.extend(routes(RoutePurpose::DefaultGateway).map(Step::Route));
+        steps.extend(self.sysctls.iter().map(Step::Sysctl));
+        steps.extend(addrs(AddressPurpose::Vip).map(Step::Address));
+        steps.extend(addrs(AddressPurpose::HiddenVip).map(Step::Address));
+        steps.extend(routes(RoutePurpose::VipHost).map(Step::Route));
+        steps.extend(self.virtual_services.iter().map(Step::VirtualService));
+        steps.extend(self.checks.iter().map(Step::Check));
+        steps
+    }
+}
