@@ -14,13 +14,7 @@ use crate::{planner, render};
 #[command(name = "lvsctl", version, about, long_about = None)]
 pub struct Cli {
     /// Cluster definition file.
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        env = "LVSCTL_FILE",
-        default_value = "cluster.toml"
-    )]
+    #[arg(short = 'f', long = "file", global = true, env = "LVSCTL_FILE", default_value = "cluster.toml")]
     pub file: PathBuf,
     /// What to do.
     #[command(subcommand)]
@@ -133,9 +127,5 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
 }
 
 fn warnings(report: &crate::diagnostics::Report) -> String {
-    if report.diagnostics.is_empty() {
-        String::new()
-    } else {
-        format!("{report}\n")
-    }
+    if report.diagnostics.is_empty() { String::new() } else { format!("{report}\n") }
 }

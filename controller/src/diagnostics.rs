@@ -111,10 +111,7 @@ impl Diagnostic {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(rule, path, message, fix)
-        }
+        Self { severity: Severity::Warning, ..Self::error(rule, path, message, fix) }
     }
 }
 
@@ -130,10 +127,7 @@ pub struct Report {
 impl Report {
     /// Number of errors.
     pub fn error_count(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -156,11 +150,7 @@ impl fmt::Display for Report {
         let errors = self.error_count();
         let warnings = self.diagnostics.len() - errors;
         if errors > 0 {
-            write!(
-                f,
-                "{}: {errors} error(s), {warnings} warning(s); nothing was changed",
-                self.file
-            )
+            write!(f, "{}: {errors} error(s), {warnings} warning(s); nothing was changed", self.file)
         } else {
             write!(f, "{}: valid ({warnings} warning(s))", self.file)
         }

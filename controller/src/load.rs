@@ -34,10 +34,8 @@ pub struct Loaded {
 /// Read and validate `path`.
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LoadError::Read { file: file.clone(), source })?;
     load_str(&file, &text)
 }
 
@@ -61,10 +59,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, LoadError> {
         }
     }
     sort(&mut diagnostics);
-    let report = Report {
-        file: file.to_owned(),
-        diagnostics,
-    };
+    let report = Report { file: file.to_owned(), diagnostics };
     match cluster {
         Some(cluster) if report.error_count() == 0 => Ok(Loaded { cluster, report }),
         _ => Err(LoadError::Invalid(report)),
@@ -72,9 +67,5 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, LoadError> {
 }
 
 fn sort(d: &mut [Diagnostic]) {
-    d.sort_by_key(|d| {
-        d.location
-            .map(|l| (l.line, l.column))
-            .unwrap_or((usize::MAX, 0))
-    });
+    d.sort_by_key(|d| d.location.map(|l| (l.line, l.column)).unwrap_or((usize::MAX, 0)));
 }

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_proto::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, NodeSpec, ProbeKind,
-    Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SysctlSpec, VirtualServiceSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, NodeSpec, ProbeKind, Protocol, Role,
+    RoutePurpose, RouteSpec, ServiceKey, SysctlSpec, VirtualServiceSpec,
 };
 
 use crate::model::{Cluster, Node, Service};
@@ -38,11 +38,7 @@ const ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
 
 /// Plan every node, in definition order.
 pub fn plan(cluster: &Cluster) -> Vec<NodeSpec> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| plan_node(cluster, n))
-        .collect()
+    cluster.nodes.iter().map(|n| plan_node(cluster, n)).collect()
 }
 
 /// Plan one node.
@@ -86,14 +82,8 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
 
 fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.sysctls.extend(table(ROUTER_SYSCTLS, &["all"]));
-    if node
-        .interfaces
-        .iter()
-        .any(|i| i.address.addr() == cluster.time.ntp_server)
-    {
-        spec.checks.push(CheckSpec::NtpServing {
-            address: cluster.time.ntp_server,
-        });
+    if node.interfaces.iter().any(|i| i.address.addr() == cluster.time.ntp_server) {
+        spec.checks.push(CheckSpec::NtpServing { address: cluster.time.ntp_server });
     }
 }
 
@@ -104,38 +94,22 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         label: Some(v.label.clone()),
         purpose: AddressPurpose::Vip,
     }));
-    let mine: Vec<&Service> = cluster
-        .services
-        .iter()
-        .filter(|s| s.directors.contains(&node.name))
-        .collect();
+    let mine: Vec<&Service> = cluster.services.iter().filter(|s| s.directors.contains(&node.name)).collect();
     spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
     let schedulers: BTreeSet<String> = mine.iter().map(|s| s.scheduler.clone()).collect();
-    spec.checks.push(CheckSpec::KernelIpvs {
-        schedulers: schedulers.into_iter().collect(),
-    });
+    spec.checks.push(CheckSpec::KernelIpvs { schedulers: schedulers.into_iter().collect() });
     spec.checks.push(clock(cluster));
-    spec.checks.extend(
-        mine.iter()
-            .map(|s| CheckSpec::FirewallAllows { service: s.key }),
-    );
+    spec.checks.extend(mine.iter().map(|s| CheckSpec::FirewallAllows { service: s.key }));
 }
 
 fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
-    let mine: Vec<&Service> = cluster
-        .services
-        .iter()
-        .filter(|s| s.real_servers.iter().any(|r| r.node == node.name))
-        .collect();
+    let mine: Vec<&Service> =
+        cluster.services.iter().filter(|s| s.real_servers.iter().any(|r| r.node == node.name)).collect();
     // ARP rules on `all` and on every interface that carries a RIP of some service.
     let mut ifaces: Vec<&str> = vec!["all"];
     for s in &mine {
         for r in s.real_servers.iter().filter(|r| r.node == node.name) {
-            if let Some(i) = node
-                .interfaces
-                .iter()
-                .find(|i| i.address.addr() == r.address.ip())
-            {
+            if let Some(i) = node.interfaces.iter().find(|i| i.address.addr() == r.address.ip()) {
                 if !ifaces.contains(&i.name.as_str()) {
                     ifaces.push(&i.name);
                 }
@@ -172,24 +146,13 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         .iter()
         .filter(|n| n.role == Role::Director)
         .flat_map(|d| {
-            d.interfaces
-                .iter()
-                .map(|i| i.address.addr())
-                .chain(d.vips.iter().map(|v| v.address.addr()))
+            d.interfaces.iter().map(|i| i.address.addr()).chain(d.vips.iter().map(|v| v.address.addr()))
         })
         .collect();
-    spec.checks.push(CheckSpec::GatewayIsNot {
-        forbidden: forbidden.into_iter().collect(),
-    });
+    spec.checks.push(CheckSpec::GatewayIsNot { forbidden: forbidden.into_iter().collect() });
     let mut ports = BTreeSet::new();
     for s in &mine {
-        let tcp = matches!(
-            s.key,
-            ServiceKey::Addr {
-                protocol: Protocol::Tcp,
-                ..
-            }
-        );
+        let tcp = matches!(s.key, ServiceKey::Addr { protocol: Protocol::Tcp, .. });
         let path = match s.check.as_ref().map(|c| &c.probe) {
             Some(ProbeKind::Http { path, .. }) => Some(path.clone()),
             Some(ProbeKind::Tcp) => None,
@@ -243,11 +206,7 @@ fn table(rows: &[(&str, &str, &str)], ifaces: &[&str]) -> Vec<SysctlSpec> {
                 reason: (*reason).into(),
             }));
         } else {
-            out.push(SysctlSpec {
-                key: (*key).into(),
-                value: (*value).into(),
-                reason: (*reason).into(),
-            });
+            out.push(SysctlSpec { key: (*key).into(), value: (*value).into(), reason: (*reason).into() });
         }
     }
     out

@@ -19,36 +19,22 @@ pub fn plan(specs: &[NodeSpec], agents: &dyn Fn(&str) -> String) -> String {
 }
 
 fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
-    let _ = writeln!(
-        out,
-        "{} ({}, agent {agent}, generation {})",
-        spec.node, spec.role, spec.generation
-    );
+    let _ = writeln!(out, "{} ({}, agent {agent}, generation {})", spec.node, spec.role, spec.generation);
     for (n, step) in spec.steps().into_iter().enumerate() {
         let n = n + 1;
         let line = match step {
             Step::Address(a) => {
-                let label = a
-                    .label
-                    .as_deref()
-                    .map(|l| format!(" label {l}"))
-                    .unwrap_or_default();
+                let label = a.label.as_deref().map(|l| format!(" label {l}")).unwrap_or_default();
                 let why = match a.purpose {
                     AddressPurpose::Lan => "LAN address",
                     AddressPurpose::Vip => "VIP alias; the director answers ARP for it",
-                    AddressPurpose::HiddenVip => {
-                        "hidden VIP; accepts the director's frames, never announced"
-                    }
+                    AddressPurpose::HiddenVip => "hidden VIP; accepts the director's frames, never announced",
                 };
                 format!("address  {} on {}{label}  ({why})", a.address, a.interface)
             }
             Step::Route(r) => {
                 let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
-                let dev = r
-                    .device
-                    .as_deref()
-                    .map(|d| format!(" dev {d}"))
-                    .unwrap_or_default();
+                let dev = r.device.as_deref().map(|d| format!(" dev {d}")).unwrap_or_default();
                 let why = match r.purpose {
                     RoutePurpose::DefaultGateway => {
                         "default gateway; replies go to the router, not the director"
@@ -75,19 +61,9 @@ fn service(v: &VirtualServiceSpec) -> String {
     }
     let _ = write!(s, "  (service {})", v.name);
     for d in &v.destinations {
-        let _ = write!(
-            s,
-            "\n               -> {} {} weight {}",
-            d.address,
-            d.forwarding.as_str(),
-            d.weight
-        );
+        let _ = write!(s, "\n               -> {} {} weight {}", d.address, d.forwarding.as_str(), d.weight);
         if d.upper_threshold > 0 || d.lower_threshold > 0 {
-            let _ = write!(
-                s,
-                " thresholds {}..{}",
-                d.lower_threshold, d.upper_threshold
-            );
+            let _ = write!(s, " thresholds {}..{}", d.lower_threshold, d.upper_threshold);
         }
         let _ = write!(s, "  ({})", d.node);
     }
@@ -99,12 +75,7 @@ fn service(v: &VirtualServiceSpec) -> String {
 
 fn health(h: &HealthCheckSpec) -> String {
     let probe = match &h.probe {
-        ProbeKind::Http {
-            path,
-            expect_status,
-            expect_body,
-            host,
-        } => {
+        ProbeKind::Http { path, expect_status, expect_body, host } => {
             let mut p = format!("HTTP GET {path} expect {expect_status}");
             if let Some(b) = expect_body {
                 let _ = write!(p, " body contains {b:?}");
@@ -130,15 +101,9 @@ fn health(h: &HealthCheckSpec) -> String {
 pub fn check(c: &CheckSpec) -> String {
     match c {
         CheckSpec::KernelIpvs { schedulers } => {
-            format!(
-                "kernel has IPVS and the schedulers {}",
-                schedulers.join(", ")
-            )
+            format!("kernel has IPVS and the schedulers {}", schedulers.join(", "))
         }
-        CheckSpec::ClockOffset {
-            server,
-            max_offset_ms,
-        } => {
+        CheckSpec::ClockOffset { server, max_offset_ms } => {
             format!("clock within {max_offset_ms}ms of NTP server {server}")
         }
         CheckSpec::NtpServing { address } => format!("NTP server answers on {address}"),
@@ -147,10 +112,7 @@ pub fn check(c: &CheckSpec) -> String {
         }
         CheckSpec::GatewayIsNot { forbidden } => {
             let f: Vec<String> = forbidden.iter().map(ToString::to_string).collect();
-            format!(
-                "default gateway is not a director address ({})",
-                f.join(", ")
-            )
+            format!("default gateway is not a director address ({})", f.join(", "))
         }
         CheckSpec::FirewallAllows { service } => {
             format!("no firewall rule drops {service} (reported, never flushed)")

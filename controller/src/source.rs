@@ -76,20 +76,13 @@ impl<'a> Source<'a> {
                 "remove it or correct its spelling (keys are snake_case)",
             ));
         }
-        let source = Source {
-            text,
-            tree: Some(tree),
-        };
+        let source = Source { text, tree: Some(tree) };
         for d in &mut diagnostics {
             if d.location.is_none() {
                 d.location = source.locate(&d.path);
             }
         }
-        Parsed {
-            source,
-            definition,
-            diagnostics,
-        }
+        Parsed { source, definition, diagnostics }
     }
 
     /// Line and column of the deepest part of `path` present in the file.
@@ -115,8 +108,7 @@ fn span_of(root: &Spanned<DeTable<'_>>, path: &KeyPath) -> Option<Range<usize>> 
         };
         match (seg, table, &node) {
             (Segment::Key(k), Some(t), _) => {
-                let Some((key, value)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == k)
-                else {
+                let Some((key, value)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == k) else {
                     break;
                 };
                 span = Some(key.span());
@@ -147,8 +139,8 @@ fn key_path(p: &serde_ignored::Path<'_>) -> KeyPath {
         Path::Root => KeyPath::root(),
         Path::Seq { parent, index } => key_path(parent).index(*index),
         Path::Map { parent, key } => key_path(parent).key(key),
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => key_path(parent),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            key_path(parent)
+        }
     }
 }

@@ -18,9 +18,8 @@ use crate::diagnostics::{Diagnostic, KeyPath};
 use crate::model::{Cluster, Interface, Lan, Node, RealServer, Service, TimeSource, Vip};
 
 /// Schedulers of the mainline kernel (`ip_vs_<name>.ko`).
-pub const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
+pub const SCHEDULERS: &[&str] =
+    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
 
 /// The kernel keeps a persistence timeout as `seconds × HZ` in 32 bits; with HZ up to
 /// 1000 this is the largest value that cannot overflow.
@@ -30,10 +29,7 @@ pub const MAX_PERSISTENCE_S: u64 = u32::MAX as u64 / 1000;
 pub fn validate(def: &Definition) -> Result<(Cluster, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut v = Validator::default();
     let cluster = v.cluster(def);
-    if v.diags
-        .iter()
-        .any(|d| d.severity == crate::diagnostics::Severity::Error)
-    {
+    if v.diags.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
         return Err(v.diags);
     }
     match cluster {
@@ -48,23 +44,11 @@ struct Validator {
 }
 
 impl Validator {
-    fn err(
-        &mut self,
-        rule: &'static str,
-        path: KeyPath,
-        msg: impl Into<String>,
-        fix: impl Into<String>,
-    ) {
+    fn err(&mut self, rule: &'static str, path: KeyPath, msg: impl Into<String>, fix: impl Into<String>) {
         self.diags.push(Diagnostic::error(rule, path, msg, fix));
     }
 
-    fn warn(
-        &mut self,
-        rule: &'static str,
-        path: KeyPath,
-        msg: impl Into<String>,
-        fix: impl Into<String>,
-    ) {
+    fn warn(&mut self, rule: &'static str, path: KeyPath, msg: impl Into<String>, fix: impl Into<String>) {
         self.diags.push(Diagnostic::warning(rule, path, msg, fix));
     }
 
@@ -76,10 +60,7 @@ impl Validator {
                 self.err(
                     "generation-range",
                     root.key("cluster").key("generation"),
-                    format!(
-                        "generation {} is not a positive integer",
-                        def.cluster.generation
-                    ),
+                    format!("generation {} is not a positive integer", def.cluster.generation),
                     "use 1 for a new cluster and increase it with every change",
                 );
                 1
@@ -90,14 +71,7 @@ impl Validator {
         let nodes = self.nodes(def, &lans);
         self.endpoints(def);
         let services = self.services(def, &nodes);
-        Some(Cluster {
-            name: def.cluster.name.clone(),
-            generation,
-            time: time?,
-            lans,
-            nodes,
-            services,
-        })
+        Some(Cluster { name: def.cluster.name.clone(), generation, time: time?, lans, nodes, services })
     }
 
     fn time(&mut self, def: &Definition) -> Option<TimeSource> {
@@ -116,10 +90,7 @@ impl Validator {
             None => Some(Duration::from_secs(1)),
             Some(s) => self.duration(s, path.key("max_offset")),
         };
-        Some(TimeSource {
-            ntp_server: server?,
-            max_offset: max_offset?,
-        })
+        Some(TimeSource { ntp_server: server?, max_offset: max_offset? })
     }
 
     fn lans(&mut self, def: &Definition) -> Vec<Lan> {
@@ -130,10 +101,7 @@ impl Validator {
             .enumerate()
             .filter_map(|(i, l)| {
                 let cidr = self.cidr(&l.cidr, base.index(i).key("cidr"))?;
-                Some(Lan {
-                    name: l.name.clone(),
-                    cidr: cidr.trunc(),
-                })
+                Some(Lan { name: l.name.clone(), cidr: cidr.trunc() })
             })
             .collect()
     }
@@ -141,12 +109,8 @@ impl Validator {
     fn nodes(&mut self, def: &Definition, lans: &[Lan]) -> Vec<Node> {
         let base = KeyPath::root().key("nodes");
         self.unique_names(def.nodes.iter().map(|n| n.name.as_str()), &base, "node");
-        let nodes: Vec<Node> = def
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| self.node(n, base.index(i), lans))
-            .collect();
+        let nodes: Vec<Node> =
+            def.nodes.iter().enumerate().filter_map(|(i, n)| self.node(n, base.index(i), lans)).collect();
         if !def.nodes.iter().any(|n| n.role == "director") {
             self.err(
                 "no-director",
@@ -175,11 +139,7 @@ impl Validator {
             }
         };
         let ipath = path.key("interfaces");
-        self.unique_names(
-            n.interfaces.iter().map(|i| i.name.as_str()),
-            &ipath,
-            "interface",
-        );
+        self.unique_names(n.interfaces.iter().map(|i| i.name.as_str()), &ipath, "interface");
         let mut interfaces = Vec::new();
         for (i, itf) in n.interfaces.iter().enumerate() {
             let p = ipath.index(i);
@@ -207,17 +167,10 @@ impl Validator {
                 }
             }
             if let Some(address) = address {
-                interfaces.push(Interface {
-                    name: itf.name.clone(),
-                    lan: itf.lan.clone(),
-                    address,
-                });
+                interfaces.push(Interface { name: itf.name.clone(), lan: itf.lan.clone(), address });
             }
         }
-        let gateway = n
-            .gateway
-            .as_ref()
-            .and_then(|g| self.ip(g, path.key("gateway")));
+        let gateway = n.gateway.as_ref().and_then(|g| self.ip(g, path.key("gateway")));
         if let Some(gw) = gateway {
             if !interfaces.iter().any(|i| i.address.contains(&gw)) {
                 self.err(
@@ -232,7 +185,10 @@ impl Validator {
             self.warn(
                 "real-server-no-gateway",
                 path.clone(),
-                format!("real server {} has no gateway: its replies to clients off the LAN have no route", n.name),
+                format!(
+                    "real server {} has no gateway: its replies to clients off the LAN have no route",
+                    n.name
+                ),
                 "set gateway to the router's address on the cluster LAN (never the DIP)",
             );
         }
@@ -263,15 +219,14 @@ impl Validator {
                     "put the VIP on the interface of the LAN the real servers share",
                 );
             }
-            let label = vd
-                .label
-                .clone()
-                .unwrap_or_else(|| format!("{}:{}", vd.interface, i));
+            let label = vd.label.clone().unwrap_or_else(|| format!("{}:{}", vd.interface, i));
             if !label.starts_with(vd.interface.as_str()) || label.len() > 15 {
                 self.err(
                     "bad-label",
                     p.key("label"),
-                    format!("label `{label}` must start with the interface name and be at most 15 characters"),
+                    format!(
+                        "label `{label}` must start with the interface name and be at most 15 characters"
+                    ),
                     format!("use {}:N", vd.interface),
                 );
             }
@@ -283,11 +238,7 @@ impl Validator {
                     "give each VIP its own label",
                 );
             }
-            vips.push(Vip {
-                address,
-                interface: vd.interface.clone(),
-                label,
-            });
+            vips.push(Vip { address, interface: vd.interface.clone(), label });
         }
         if n.agent.trim().is_empty() {
             self.err(
@@ -297,34 +248,20 @@ impl Validator {
                 "use host:port, e.g. 192.168.40.11:7443",
             );
         }
-        Some(Node {
-            name: n.name.clone(),
-            role: role?,
-            agent: n.agent.clone(),
-            interfaces,
-            gateway,
-            vips,
-        })
+        Some(Node { name: n.name.clone(), role: role?, agent: n.agent.clone(), interfaces, gateway, vips })
     }
 
     /// Rules that compare addresses of different nodes.
     fn addresses_across_nodes(&mut self, def: &Definition, nodes: &[Node]) {
         let node_addrs: HashMap<IpAddr, &str> = nodes
             .iter()
-            .flat_map(|n| {
-                n.interfaces
-                    .iter()
-                    .map(move |i| (i.address.addr(), n.name.as_str()))
-            })
+            .flat_map(|n| n.interfaces.iter().map(move |i| (i.address.addr(), n.name.as_str())))
             .collect();
         let director_addrs: HashSet<IpAddr> = nodes
             .iter()
             .filter(|n| n.role == Role::Director)
             .flat_map(|n| {
-                n.interfaces
-                    .iter()
-                    .map(|i| i.address.addr())
-                    .chain(n.vips.iter().map(|v| v.address.addr()))
+                n.interfaces.iter().map(|i| i.address.addr()).chain(n.vips.iter().map(|v| v.address.addr()))
             })
             .collect();
         for n in nodes {
@@ -347,10 +284,7 @@ impl Validator {
                     self.err(
                         "vip-is-node-address",
                         path.key("vips").index(vi).key("address"),
-                        format!(
-                            "VIP {} is also the address of node {owner}",
-                            vip.address.addr()
-                        ),
+                        format!("VIP {} is also the address of node {owner}", vip.address.addr()),
                         "the VIP must be an address of its own, distinct from every DIP and RIP",
                     );
                 }
@@ -380,10 +314,7 @@ impl Validator {
                 self.err(
                     "duplicate-endpoint",
                     path,
-                    format!(
-                        "nodes {first} and {} have the same agent endpoint {}",
-                        n.name, n.agent
-                    ),
+                    format!("nodes {first} and {} have the same agent endpoint {}", n.name, n.agent),
                     "every node runs its own agent: give each its own address:port",
                 );
             }
@@ -392,11 +323,7 @@ impl Validator {
 
     fn services(&mut self, def: &Definition, nodes: &[Node]) -> Vec<Service> {
         let base = KeyPath::root().key("services");
-        self.unique_names(
-            def.services.iter().map(|s| s.name.as_str()),
-            &base,
-            "service",
-        );
+        self.unique_names(def.services.iter().map(|s| s.name.as_str()), &base, "service");
         let mut keys: HashMap<ServiceKey, &str> = HashMap::new();
         let mut out = Vec::new();
         for (i, s) in def.services.iter().enumerate() {
@@ -408,10 +335,7 @@ impl Validator {
                 self.err(
                     "duplicate-service",
                     path.clone(),
-                    format!(
-                        "services {first} and {} are the same virtual service ({})",
-                        s.name, svc.key
-                    ),
+                    format!("services {first} and {} are the same virtual service ({})", s.name, svc.key),
                     "merge them: one virtual service per protocol, VIP and port (or fwmark)",
                 );
             }
@@ -434,10 +358,7 @@ impl Validator {
             }
         };
         if let Some(owner) = vip.and_then(|v| {
-            nodes
-                .iter()
-                .find(|n| n.interfaces.iter().any(|i| i.address.addr() == v))
-                .map(|n| n.name.clone())
+            nodes.iter().find(|n| n.interfaces.iter().any(|i| i.address.addr() == v)).map(|n| n.name.clone())
         }) {
             self.err(
                 "vip-is-node-address",
@@ -488,10 +409,7 @@ impl Validator {
                     );
                 }
                 match (vip, port) {
-                    (Some(v), Some(p)) => Some(ServiceKey::Addr {
-                        protocol,
-                        address: SocketAddr::new(v, p),
-                    }),
+                    (Some(v), Some(p)) => Some(ServiceKey::Addr { protocol, address: SocketAddr::new(v, p) }),
                     _ => None,
                 }
             }
@@ -515,10 +433,7 @@ impl Validator {
                     None
                 }
                 Some(m) => match u32::try_from(m) {
-                    Ok(mark) => vip.map(|v| ServiceKey::Fwmark {
-                        mark,
-                        ipv6: v.is_ipv6(),
-                    }),
+                    Ok(mark) => vip.map(|v| ServiceKey::Fwmark { mark, ipv6: v.is_ipv6() }),
                     Err(_) => {
                         self.err(
                             "fwmark-range",
@@ -552,22 +467,14 @@ impl Validator {
             self.err(
                 "unsupported-forwarding",
                 path.key("forwarding"),
-                format!(
-                    "forwarding `{}`: this tool plans direct-routing clusters only",
-                    s.forwarding
-                ),
+                format!("forwarding `{}`: this tool plans direct-routing clusters only", s.forwarding),
                 "use forwarding = \"dr\"",
             );
         }
         let flags = self.flags(s, path);
-        let persistence = s
-            .persistence
-            .as_ref()
-            .and_then(|p| self.persistence(p, &path.key("persistence"), vip));
-        let check = s
-            .check
-            .as_ref()
-            .and_then(|c| self.check(c, &path.key("check")));
+        let persistence =
+            s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
+        let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
         let directors = self.holding_directors(s, path, vip, nodes);
         let real_servers = self.real_servers(s, path, port, &directors, nodes);
         Some(Service {
@@ -606,10 +513,7 @@ impl Validator {
                 self.err(
                     "flag-needs-sh",
                     path.key("flags").index(i),
-                    format!(
-                        "flag {f} only means something to the sh and mh schedulers, not {}",
-                        s.scheduler
-                    ),
+                    format!("flag {f} only means something to the sh and mh schedulers, not {}", s.scheduler),
                     "remove the flag or use scheduler = \"sh\"",
                 );
             }
@@ -632,10 +536,7 @@ impl Validator {
             self.err(
                 "persistence-range",
                 path.key("timeout"),
-                format!(
-                    "persistence timeout {} is outside 1s..={MAX_PERSISTENCE_S}s",
-                    p.timeout
-                ),
+                format!("persistence timeout {} is outside 1s..={MAX_PERSISTENCE_S}s", p.timeout),
                 "use whole seconds, e.g. \"300s\" (ipvsadm's default)",
             );
             return None;
@@ -646,16 +547,12 @@ impl Validator {
             None => u32::MAX,
             Some(m) => match (m.parse::<std::net::Ipv4Addr>(), m.parse::<u8>()) {
                 (Ok(mask), _)
-                    if !v6
-                        && u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros()
-                            == 32 =>
+                    if !v6 && u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros() == 32 =>
                 {
                     u32::from(mask)
                 }
                 (_, Ok(plen)) if v6 && plen <= 128 => u32::from(plen),
-                (_, Ok(plen)) if !v6 && plen <= 32 => {
-                    u32::MAX.checked_shl(32 - u32::from(plen)).unwrap_or(0)
-                }
+                (_, Ok(plen)) if !v6 && plen <= 32 => u32::MAX.checked_shl(32 - u32::from(plen)).unwrap_or(0),
                 _ => {
                     self.err(
                         "bad-netmask",
@@ -667,10 +564,7 @@ impl Validator {
                 }
             },
         };
-        Some(Persistence {
-            timeout_s: secs as u32,
-            netmask,
-        })
+        Some(Persistence { timeout_s: secs as u32, netmask })
     }
 
     fn check(&mut self, c: &CheckDef, path: &KeyPath) -> Option<HealthCheckSpec> {
@@ -806,17 +700,18 @@ impl Validator {
                 }
             }
             None => out.extend(
-                nodes
-                    .iter()
-                    .filter(|n| n.role == Role::Director && holds(n))
-                    .map(|n| n.name.clone()),
+                nodes.iter().filter(|n| n.role == Role::Director && holds(n)).map(|n| n.name.clone()),
             ),
         }
         if out.is_empty() && vip.is_some() && s.directors.is_none() {
             self.err(
                 "vip-not-held",
                 path.key("vip"),
-                format!("no director holds VIP {} of service {}", vip.unwrap_or(IpAddr::from([0; 4])), s.name),
+                format!(
+                    "no director holds VIP {} of service {}",
+                    vip.unwrap_or(IpAddr::from([0; 4])),
+                    s.name
+                ),
                 "add it to a director's vips, e.g. vips = [{ address = \"<vip>/32\", interface = \"eth1\" }]",
             );
         }
@@ -893,10 +788,7 @@ impl Validator {
                         }
                     }
                 }
-                None => node
-                    .interfaces
-                    .iter()
-                    .find(|i| dir_lans.contains(i.lan.as_str())),
+                None => node.interfaces.iter().find(|i| dir_lans.contains(i.lan.as_str())),
             };
             let itf = match itf {
                 Some(itf) if dir_lans.contains(itf.lan.as_str()) => itf,
@@ -938,7 +830,12 @@ impl Validator {
             let upper = threshold(r.upper_threshold, "upper_threshold");
             let lower = threshold(r.lower_threshold, "lower_threshold");
             if upper > 0 && lower > upper {
-                self.err("threshold-range", p.key("lower_threshold"), format!("lower_threshold {lower} is above upper_threshold {upper}"), "the server is re-enabled below the lower threshold: keep it under the upper one");
+                self.err(
+                    "threshold-range",
+                    p.key("lower_threshold"),
+                    format!("lower_threshold {lower} is above upper_threshold {upper}"),
+                    "the server is re-enabled below the lower threshold: keep it under the upper one",
+                );
             }
             if let Some(first) = seen.insert(itf.address.addr(), &node.name) {
                 self.err(
@@ -968,12 +865,7 @@ impl Validator {
         out
     }
 
-    fn unique_names<'n>(
-        &mut self,
-        names: impl Iterator<Item = &'n str>,
-        base: &KeyPath,
-        what: &str,
-    ) {
+    fn unique_names<'n>(&mut self, names: impl Iterator<Item = &'n str>, base: &KeyPath, what: &str) {
         let mut seen = HashSet::new();
         for (i, name) in names.enumerate() {
             if name.trim().is_empty() {

@@ -3,9 +3,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = lvs_controller::cli::Cli::parse();
-    lvs_controller::cli::run(
-        &cli,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )
+    lvs_controller::cli::run(&cli, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
 }

@@ -1,0 +1,71 @@
+//! The `lvsctl` binary as a user runs it: exit codes, messages, `--help` snapshots.
+use std::process::{Command, Output};
+
+fn lvsctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+        .args(args)
+        .env_remove("LVSCTL_FILE")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run lvsctl")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_snapshots() {
+    insta::assert_snapshot!("help", text(&lvsctl(&["--help"]).stdout));
+    insta::assert_snapshot!("help_plan", text(&lvsctl(&["plan", "--help"]).stdout));
+    insta::assert_snapshot!("help_validate", text(&lvsctl(&["validate", "--help"]).stdout));
+}
+
+#[test]
+fn validate_seed_exits_zero() {
+    let o = lvsctl(&["validate", "-f", "../deploy/examples/seed.toml"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("valid: cluster seed-web generation 1, 4 nodes, 1 services"));
+}
+
+#[test]
+fn invalid_file_exits_one_with_every_error_and_location() {
+    let dir = std::env::temp_dir().join(format!("lvsctl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    let lab = include_str!("../../deploy/examples/lab.toml");
+    std::fs::write(
+        &bad,
+        lab.replace("scheduler = \"rr\"", "scheduler = \"xx\"")
+            .replace("weight = 1 },\n  { node = \"rs2\"", "weight = 70000 },\n  { node = \"rs2\""),
+    )
+    .unwrap();
+    let before = std::fs::read(&bad).unwrap();
+    let o = lvsctl(&["validate", "-f", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("error[unknown-scheduler]: services[0].scheduler: unknown scheduler `xx`"), "{err}");
+    assert!(err.contains("error[weight-range]: services[0].real_servers[0].weight"), "{err}");
+    assert!(err.contains("bad.toml:59:1: error[unknown-scheduler]"), "file:line:column: {err}");
+    assert!(err.contains("bad.toml:62:19: error[weight-range]"), "file:line:column: {err}");
+    assert!(err.contains("2 error(s)") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(std::fs::read(&bad).unwrap(), before, "validate changes nothing");
+    assert!(o.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn file_comes_from_env_and_missing_file_is_clear() {
+    let o = Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+        .args(["plan", "--offline", "-o", "json"])
+        .env("LVSCTL_FILE", "../deploy/examples/lab.toml")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 4);
+    let o = lvsctl(&["validate", "-f", "/nonexistent/cluster.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("cannot read definition /nonexistent/cluster.toml"));
+}

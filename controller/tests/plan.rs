@@ -1,0 +1,139 @@
+//! The plans of both example definitions, snapshot-tested, and the seed plan checked
+//! against every step of the article (../shared/seed/README.md).
+use lvs_controller::load::load_str;
+use lvs_controller::planner;
+use lvs_proto::spec::{AddressPurpose, CheckSpec, NodeSpec, Role, RoutePurpose, ServiceKey, Step};
+
+fn plan(name: &str, text: &str) -> Vec<NodeSpec> {
+    planner::plan(&load_str(name, text).expect("valid").cluster)
+}
+
+fn human(name: &str, text: &str) -> String {
+    let loaded = load_str(name, text).expect("valid");
+    let agents = |n: &str| loaded.cluster.nodes.iter().find(|x| x.name == n).unwrap().agent.clone();
+    lvs_controller::render::plan(&planner::plan(&loaded.cluster), &agents)
+}
+
+const SEED: &str = include_str!("../../deploy/examples/seed.toml");
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+#[test]
+fn seed_plan_snapshot() {
+    insta::assert_json_snapshot!("seed_plan_json", plan("seed.toml", SEED));
+    insta::assert_snapshot!("seed_plan_human", human("seed.toml", SEED));
+}
+
+#[test]
+fn lab_plan_snapshot() {
+    insta::assert_json_snapshot!("lab_plan_json", plan("lab.toml", LAB));
+    insta::assert_snapshot!("lab_plan_human", human("lab.toml", LAB));
+}
+
+fn node<'a>(specs: &'a [NodeSpec], name: &str) -> &'a NodeSpec {
+    specs.iter().find(|s| s.node == name).expect(name)
+}
+
+fn sysctl(spec: &NodeSpec, key: &str) -> Option<String> {
+    spec.sysctls.iter().find(|s| s.key == key).map(|s| s.value.clone())
+}
+
+#[test]
+fn seed_plan_has_every_step_of_the_article() {
+    let specs = plan("seed.toml", SEED);
+    // Step 1: time sync, director and real servers within 1 s of the router's NTP server.
+    let router = node(&specs, "router");
+    assert_eq!(router.role, Role::Router);
+    assert!(router.checks.contains(&CheckSpec::NtpServing { address: "192.168.40.254".parse().unwrap() }));
+    for n in ["director", "rs1", "rs2"] {
+        assert!(
+            node(&specs, n).checks.contains(&CheckSpec::ClockOffset {
+                server: "192.168.40.254".parse().unwrap(),
+                max_offset_ms: 1000
+            }),
+            "{n}"
+        );
+    }
+    // Step 2: kernel check, IPVS with the rr scheduler.
+    let director = node(&specs, "director");
+    assert!(director.checks.contains(&CheckSpec::KernelIpvs { schedulers: vec!["rr".into()] }));
+    // Step 4: router's two legs and ip_forward = 1.
+    let legs: Vec<String> =
+        router.addresses.iter().map(|a| format!("{} {}", a.interface, a.address)).collect();
+    assert_eq!(legs, ["eth1 192.168.40.254/24", "eth2 172.16.0.254/16"]);
+    assert_eq!(sysctl(router, "net.ipv4.ip_forward").as_deref(), Some("1"));
+    // Step 5: DIP on eth1 without gateway, VIP as eth1:0 (/16, as in the article); firewall reported.
+    assert!(director.routes.is_empty(), "the director has no gateway in the article");
+    let a: Vec<String> =
+        director.addresses.iter().map(|a| format!("{} {} {:?}", a.interface, a.address, a.label)).collect();
+    assert_eq!(a, ["eth1 192.168.40.11/24 None", "eth1 172.16.21.10/16 Some(\"eth1:0\")"]);
+    assert!(director.checks.iter().any(|c| matches!(c, CheckSpec::FirewallAllows { .. })));
+    // Step 6: each real server in the article's order.
+    for (rs, rip) in [("rs1", "192.168.40.12/24"), ("rs2", "192.168.40.13/24")] {
+        let s = node(&specs, rs);
+        for k in ["all", "eth1"] {
+            assert_eq!(sysctl(s, &format!("net.ipv4.conf.{k}.arp_ignore")).as_deref(), Some("1"));
+            assert_eq!(sysctl(s, &format!("net.ipv4.conf.{k}.arp_announce")).as_deref(), Some("2"));
+        }
+        let order: Vec<String> = s
+            .steps()
+            .iter()
+            .filter_map(|st| match st {
+                Step::Address(a) => Some(format!(
+                    "addr {} {} {}",
+                    a.interface,
+                    a.address,
+                    a.label.clone().unwrap_or_default()
+                )),
+                Step::Route(r) if r.purpose == RoutePurpose::DefaultGateway => {
+                    Some(format!("gw {}", r.gateway.unwrap()))
+                }
+                Step::Route(r) => Some(format!("route {} dev {}", r.destination, r.device.clone().unwrap())),
+                Step::Sysctl(_) => Some("sysctl".into()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let mut dedup = order.clone();
+        dedup.dedup();
+        assert_eq!(
+            dedup,
+            [
+                format!("addr eth1 {rip} "),
+                "gw 192.168.40.254".into(),
+                "sysctl".into(),
+                "addr lo 172.16.21.10/32 lo:0".into(),
+                "route 172.16.21.10/32 dev lo".into(),
+            ],
+            "{rs}: RIP, gateway (the router), ARP sysctls before the VIP, VIP /32 on lo:0, host route"
+        );
+        assert!(s.checks.contains(&CheckSpec::HttpLocal { port: 80, path: "/".into() }));
+        assert!(s.checks.iter().any(|c| matches!(c, CheckSpec::GatewayIsNot { forbidden } if forbidden.contains(&"192.168.40.11".parse().unwrap()))));
+        assert!(s.addresses.iter().filter(|a| a.purpose == AddressPurpose::HiddenVip).count() == 1);
+    }
+    // Step 7: ipvsadm -A -t 172.16.21.10:80 -s rr; RS1 -g -w 2; RS2 -g -w 1.
+    let [vs] = director.virtual_services.as_slice() else { panic!("one service") };
+    assert_eq!(
+        vs.key,
+        ServiceKey::Addr {
+            protocol: lvs_proto::spec::Protocol::Tcp,
+            address: "172.16.21.10:80".parse().unwrap()
+        }
+    );
+    assert_eq!(vs.scheduler, "rr");
+    let d: Vec<String> = vs
+        .destinations
+        .iter()
+        .map(|d| format!("{} {} {}", d.address, d.forwarding.as_str(), d.weight))
+        .collect();
+    assert_eq!(d, ["192.168.40.12:80 Route 2", "192.168.40.13:80 Route 1"]);
+    // Only directors get IPVS rules.
+    assert!(specs.iter().filter(|s| s.role != Role::Director).all(|s| s.virtual_services.is_empty()));
+}
+
+#[test]
+fn plan_is_deterministic_and_carries_the_generation() {
+    let a = plan("lab.toml", LAB);
+    let b = plan("lab.toml", LAB);
+    assert_eq!(a, b);
+    let bumped = plan("lab.toml", &LAB.replace("generation = 1", "generation = 7"));
+    assert!(bumped.iter().all(|s| s.generation == 7));
+}

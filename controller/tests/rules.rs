@@ -1,0 +1,253 @@
+//! One test per validation rule: a broken copy of the lab definition must fail with
+//! that rule's name, at the right line.
+use lvs_controller::diagnostics::{Diagnostic, Severity};
+use lvs_controller::load::{LoadError, load_str};
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+/// The lab with `from` replaced by `to` (which must occur).
+fn lab_with(from: &str, to: &str) -> String {
+    assert!(LAB.contains(from), "test setup: `{from}` not in lab.toml");
+    LAB.replacen(from, to, 1)
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match load_str("test.toml", text) {
+        Ok(_) => Vec::new(),
+        Err(LoadError::Invalid(r)) => {
+            r.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect()
+        }
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+/// Assert `rule` is reported (at `line`, when given) and return its message.
+fn expect(text: &str, rule: &str, line: Option<usize>) -> String {
+    let errs = errors(text);
+    let hit = errs.iter().find(|d| d.rule == rule).unwrap_or_else(|| panic!("no `{rule}` in {errs:#?}"));
+    if let Some(line) = line {
+        assert_eq!(hit.location.map(|l| l.line), Some(line), "{hit:#?}");
+    }
+    assert!(!hit.fix.is_empty(), "every rule says how to fix it");
+    hit.message.clone()
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect("needle") + 1
+}
+
+#[test]
+fn examples_are_valid() {
+    assert!(errors(LAB).is_empty());
+    assert!(errors(include_str!("../../deploy/examples/seed.toml")).is_empty());
+}
+
+#[test]
+fn unknown_keys_are_all_reported_with_lines() {
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"rr\"\nshceduler = \"wrr\"");
+    let t = t.replacen("gateway = \"198.18.0.1\"", "gateway = \"198.18.0.1\"\ngatway = \"x\"", 1);
+    let errs = errors(&t);
+    let unknown: Vec<_> = errs.iter().filter(|d| d.rule == "unknown-key").collect();
+    assert_eq!(unknown.len(), 2, "{errs:#?}");
+    assert_eq!(unknown[0].location.unwrap().line, line_of(&t, "gatway"));
+    assert_eq!(unknown[1].location.unwrap().line, line_of(&t, "shceduler"));
+    assert!(unknown[1].message.contains("shceduler"));
+    assert_eq!(unknown[1].path.to_string(), "services[0].shceduler");
+}
+
+#[test]
+fn toml_syntax_error_has_position() {
+    let t = lab_with("port = 80", "port = = 80");
+    let errs = errors(&t);
+    assert_eq!(errs[0].rule, "toml-syntax");
+    assert_eq!(errs[0].location.unwrap().line, line_of(&t, "port = = 80"));
+}
+
+#[test]
+fn missing_required_key_is_a_schema_error() {
+    let t = lab_with("role = \"director\"\n", "");
+    let m = expect(&t, "schema", None);
+    assert!(m.contains("role"), "{m}");
+}
+
+#[test]
+fn duplicate_node_names() {
+    let t = lab_with("name = \"rs2\"", "name = \"rs1\"");
+    expect(&t, "duplicate-name", Some(line_of(&t, "agent = \"198.18.0.12:7443\"") - 2));
+}
+
+#[test]
+fn bad_ip_address() {
+    let t = lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.300\"");
+    let m = expect(&t, "bad-address", Some(line_of(&t, "198.18.0.300")));
+    assert!(m.contains("198.18.0.300"));
+}
+
+#[test]
+fn bad_cidr() {
+    let t = lab_with("198.18.0.11/24", "198.18.0.11/33");
+    expect(&t, "bad-cidr", Some(line_of(&t, "198.18.0.11/33")));
+}
+
+#[test]
+fn bad_port() {
+    let t = lab_with("port = 80", "port = 70000");
+    expect(&t, "bad-port", Some(line_of(&t, "port = 70000")));
+}
+
+#[test]
+fn real_server_not_on_directors_lan() {
+    let t = lab_with(
+        "interfaces = [{ name = \"eth0\", lan = \"cluster\", address = \"198.18.0.12/24\" }]\ngateway = \"198.18.0.1\"",
+        "interfaces = [{ name = \"eth0\", lan = \"client\", address = \"198.19.0.12/24\" }]\ngateway = \"198.19.0.1\"",
+    );
+    let m = expect(&t, "dr-same-lan", None);
+    assert!(m.contains("rs2") && m.contains("no router between"), "{m}");
+}
+
+#[test]
+fn dr_cannot_map_ports() {
+    let t = lab_with("{ node = \"rs1\", weight = 1 }", "{ node = \"rs1\", weight = 1, port = 8080 }");
+    let m = expect(&t, "dr-port-mapping", Some(line_of(&t, "port = 8080")));
+    assert!(m.contains("8080") && m.contains("80"));
+}
+
+#[test]
+fn gateway_is_the_dip() {
+    let t = lab_with("gateway = \"198.18.0.1\"", "gateway = \"198.18.0.2\"");
+    expect(&t, "gateway-is-dip", Some(line_of(&t, "gateway = \"198.18.0.2\"")));
+}
+
+#[test]
+fn gateway_not_on_lan() {
+    let t = lab_with("gateway = \"198.18.0.1\"", "gateway = \"198.18.7.1\"");
+    expect(&t, "gateway-off-lan", Some(line_of(&t, "198.18.7.1")));
+}
+
+#[test]
+fn vip_equal_to_a_rip_or_dip() {
+    let t = lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.11\"");
+    expect(&t, "vip-is-node-address", Some(line_of(&t, "vip = \"198.18.0.11\"")));
+    let t = lab_with("address = \"198.18.0.100/32\"", "address = \"198.18.0.2/32\"");
+    expect(&t, "vip-is-node-address", Some(line_of(&t, "address = \"198.18.0.2/32\"")));
+}
+
+#[test]
+fn unknown_scheduler() {
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"roundrobin\"");
+    let m = expect(&t, "unknown-scheduler", Some(line_of(&t, "roundrobin")));
+    assert!(m.contains("roundrobin"));
+}
+
+#[test]
+fn every_kernel_scheduler_is_accepted() {
+    for s in lvs_controller::validate::SCHEDULERS {
+        let t = lab_with("scheduler = \"rr\"", &format!("scheduler = \"{s}\""));
+        assert!(errors(&t).is_empty(), "{s}");
+    }
+}
+
+#[test]
+fn weight_out_of_range() {
+    let t = lab_with("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 65536 }");
+    expect(&t, "weight-range", Some(line_of(&t, "65536")));
+    let t = lab_with("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = -1 }");
+    expect(&t, "weight-range", None);
+    let t = lab_with("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 0 }");
+    assert!(errors(&t).is_empty(), "weight 0 is a valid (drained) weight");
+}
+
+#[test]
+fn same_real_server_twice() {
+    let t = lab_with("{ node = \"rs2\", weight = 1 }", "{ node = \"rs1\", weight = 3 }");
+    expect(&t, "duplicate-real-server", Some(line_of(&t, "weight = 3")));
+}
+
+const SECOND_SERVICE: &str = "\n[[services]]\nname = \"web2\"\nprotocol = \"tcp\"\nvip = \"198.18.0.100\"\nport = 80\nreal_servers = [{ node = \"rs1\" }]\n";
+
+#[test]
+fn identical_virtual_services() {
+    let t = format!("{LAB}{SECOND_SERVICE}");
+    let m = expect(&t, "duplicate-service", None);
+    assert!(m.contains("web") && m.contains("web2"));
+    let t = format!("{LAB}{}", SECOND_SERVICE.replace("port = 80", "port = 443"));
+    assert!(errors(&t).is_empty());
+}
+
+#[test]
+fn fwmark_zero() {
+    let from = "protocol = \"tcp\"\nvip = \"198.18.0.100\"\nport = 80";
+    let t = lab_with(from, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 0");
+    expect(&t, "fwmark-zero", Some(line_of(&t, "fwmark = 0")));
+    let t = lab_with(from, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 7");
+    assert!(errors(&t).is_empty());
+}
+
+#[test]
+fn persistence_timeout_out_of_range() {
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"rr\"\npersistence = { timeout = \"0s\" }");
+    expect(&t, "persistence-range", Some(line_of(&t, "persistence")));
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"rr\"\npersistence = { timeout = \"100days\" }");
+    expect(&t, "persistence-range", None);
+    let t = lab_with(
+        "scheduler = \"rr\"",
+        "scheduler = \"rr\"\npersistence = { timeout = \"300s\", netmask = \"255.255.255.0\" }",
+    );
+    assert!(errors(&t).is_empty());
+}
+
+#[test]
+fn check_timeout_not_below_interval() {
+    let t = lab_with("timeout = \"100ms\"", "timeout = \"200ms\"");
+    expect(&t, "check-timeout", Some(line_of(&t, "timeout = \"200ms\"")));
+}
+
+#[test]
+fn rise_or_fall_zero() {
+    expect(&lab_with("rise = 2", "rise = 0"), "check-rise-fall", None);
+    expect(&lab_with("fall = 3", "fall = 0"), "check-rise-fall", None);
+}
+
+#[test]
+fn two_nodes_same_endpoint() {
+    let t = lab_with("agent = \"198.18.0.12:7443\"", "agent = \"198.18.0.11:7443\"");
+    let m = expect(&t, "duplicate-endpoint", None);
+    assert!(m.contains("rs1") && m.contains("rs2"));
+}
+
+#[test]
+fn no_director() {
+    expect(&lab_with("role = \"director\"", "role = \"real_server\""), "no-director", None);
+}
+
+#[test]
+fn service_no_director_can_hold() {
+    let t = lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.101\"");
+    let m = expect(&t, "vip-not-held", Some(line_of(&t, "198.18.0.101")));
+    assert!(m.contains("198.18.0.101"));
+}
+
+#[test]
+fn forwarding_other_than_dr_is_refused() {
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"rr\"\nforwarding = \"nat\"");
+    expect(&t, "unsupported-forwarding", Some(line_of(&t, "forwarding")));
+}
+
+#[test]
+fn all_errors_of_a_file_together() {
+    let t = lab_with("scheduler = \"rr\"", "scheduler = \"nope\"")
+        .replacen("port = 80", "port = 0", 1)
+        .replacen("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 99999 }", 1)
+        .replacen("gateway = \"198.18.0.1\"", "gateway = \"198.18.0.2\"", 1);
+    let rules: Vec<&str> = errors(&t).iter().map(|d| d.rule).collect();
+    for r in ["unknown-scheduler", "bad-port", "weight-range", "gateway-is-dip"] {
+        assert!(rules.contains(&r), "{r} missing from {rules:?}");
+    }
+}
+
+#[test]
+fn real_server_without_gateway_is_a_warning() {
+    let t = lab_with("gateway = \"198.18.0.1\"\n\n[[nodes]]\nname = \"rs2\"", "\n[[nodes]]\nname = \"rs2\"");
+    let loaded = load_str("t.toml", &t).expect("valid with a warning");
+    assert_eq!(loaded.report.diagnostics[0].rule, "real-server-no-gateway");
+}
