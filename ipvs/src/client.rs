@@ -36,6 +36,8 @@ pub struct Ipvs {
     timeout: Duration,
     /// Set after a timeout: late answers would confuse the next exchange.
     stale: bool,
+    /// Requests sent since the connection opened.
+    sent: u64,
 }
 
 impl Ipvs {
@@ -47,9 +49,14 @@ impl Ipvs {
     /// Like [`Ipvs::connect`] with a deadline for every kernel answer.
     pub async fn connect_with_timeout(timeout: Duration) -> Result<Self> {
         let socket = open()?;
-        let mut me = Self { socket, family: 0, seq: 0, timeout, stale: false };
+        let mut me = Self { socket, family: 0, seq: 0, timeout, stale: false, sent: 0 };
         me.family = me.resolve_family().await?;
         Ok(me)
+    }
+
+    /// Requests sent to the kernel so far (each change or query is one).
+    pub fn requests_sent(&self) -> u64 {
+        self.sent
     }
 
     /// The generic-netlink family id the kernel assigned to IPVS.
@@ -113,6 +120,7 @@ impl Ipvs {
 
     fn encode(&mut self, msg: IpvsMessage, flags: u16) -> (u32, Vec<u8>) {
         self.seq = self.seq.wrapping_add(1);
+        self.sent += 1;
         (self.seq, wire::frame(msg, self.family, flags, self.seq))
     }
 
@@ -158,6 +166,17 @@ impl Ipvs {
 
     /// Send a request and collect the messages of its answer (a dump or a single reply).
     async fn query(&mut self, msg: IpvsMessage, dump: bool, what: &str) -> Result<Vec<IpvsMessage>> {
+        Ok(self.query_raw(msg, dump, what).await?.into_iter().map(|(m, _)| m).collect())
+    }
+
+    /// Like `query`, also returning each reply message's bytes (netlink header included).
+    /// Used to capture real kernel replies as test fixtures.
+    pub async fn query_raw(
+        &mut self,
+        msg: IpvsMessage,
+        dump: bool,
+        what: &str,
+    ) -> Result<Vec<(IpvsMessage, Vec<u8>)>> {
         self.refresh()?;
         let cmd = msg.cmd;
         let flags = if dump { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST | NLM_F_ACK };
@@ -166,12 +185,14 @@ impl Ipvs {
         let mut out = Vec::new();
         loop {
             let data = self.recv(what).await?;
-            for (hdr, payload) in split::<GenlMessage<IpvsMessage>>(&data)? {
+            for ((hdr, payload), raw) in
+                split::<GenlMessage<IpvsMessage>>(&data)?.into_iter().zip(frames(&data))
+            {
                 if hdr.sequence_number != seq {
                     continue;
                 }
                 match payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m.payload),
+                    NetlinkPayload::InnerMessage(m) => out.push((m.payload, raw.to_vec())),
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::Error(e) => {
                         return match e.code {
@@ -250,6 +271,21 @@ where
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
     buf
+}
+
+/// The byte ranges of the netlink messages in a datagram (already validated by `split`).
+fn frames(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= data.len() {
+        let len = u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+        if len < 16 || off + len > data.len() {
+            break;
+        }
+        out.push(&data[off..off + len]);
+        off += (len + 3) & !3;
+    }
+    out
 }
 
 /// Split one datagram into its netlink messages.

@@ -62,9 +62,14 @@ fn sock(addr: &str, port: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u16::from_str_radix(port, 16).ok()?))
 }
 
-/// Read and parse the connection table of the current network namespace.
+/// Read and parse the connection table of the calling thread's network namespace.
+///
+/// `/proc/net` follows the namespace of the process's main thread, so a thread that
+/// entered another namespace must read through `/proc/thread-self`.
 pub fn read() -> std::io::Result<Vec<Connection>> {
-    Ok(parse(&std::fs::read_to_string("/proc/net/ip_vs_conn")?).0)
+    let text = std::fs::read_to_string("/proc/thread-self/net/ip_vs_conn")
+        .or_else(|_| std::fs::read_to_string("/proc/net/ip_vs_conn"))?;
+    Ok(parse(&text).0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ mkdir -p "$CACHE"
 
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx httpd || need+=(busybox-static)
+# (capture the list first: grep -q closing the pipe early is a failure under pipefail)
+bb_applets=$([ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null || true)
+grep -qx httpd <<<"$bb_applets" || need+=(busybox-static)
 [ -x /usr/sbin/ipvsadm ] || need+=(ipvsadm)          # the referee, used inside the VM only
 command -v depmod >/dev/null || need+=(kmod)
 command -v cpio >/dev/null || need+=(cpio)
