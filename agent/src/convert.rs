@@ -1,0 +1,70 @@
+//! From the planner's vocabulary (`lvs_proto::spec`) to the kernel's (`lvs_ipvs`, addresses).
+use lvs_ipvs::{Destination, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+use lvs_proto::spec::{self, AddressSpec, RouteSpec, VirtualServiceSpec};
+
+use crate::system::{Address, Route};
+
+/// The kernel identity of a spec service.
+pub fn service_key(k: &spec::ServiceKey) -> ServiceKey {
+    match *k {
+        spec::ServiceKey::Addr { protocol, address } => ServiceKey::Addr(
+            match protocol {
+                spec::Protocol::Tcp => Protocol::Tcp,
+                spec::Protocol::Udp => Protocol::Udp,
+                spec::Protocol::Sctp => Protocol::Sctp,
+            },
+            address,
+        ),
+        spec::ServiceKey::Fwmark { mark, ipv6 } => ServiceKey::Fwmark(mark, ipv6),
+    }
+}
+
+/// The kernel service for a spec service.
+pub fn service(v: &VirtualServiceSpec) -> Service {
+    let key = service_key(&v.key);
+    let mut s = Service::new(key, &v.scheduler);
+    let mut flags = 0;
+    for f in &v.flags {
+        flags |= match f {
+            spec::ServiceFlag::OnePacket => ServiceFlags::ONE_PACKET,
+            spec::ServiceFlag::ShFallback => ServiceFlags::SH_FALLBACK,
+            spec::ServiceFlag::ShPort => ServiceFlags::SH_PORT,
+        };
+    }
+    if let Some(p) = v.persistence {
+        s.timeout = p.timeout_s;
+        s.netmask = p.netmask;
+        flags |= ServiceFlags::PERSISTENT;
+    }
+    s.flags = ServiceFlags(flags);
+    s
+}
+
+/// The kernel destination for a spec destination.
+pub fn destination(d: &spec::DestinationSpec) -> Destination {
+    Destination {
+        addr: d.address,
+        forward: match d.forwarding {
+            spec::Forwarding::Route => Forward::Route,
+            spec::Forwarding::Tunnel => Forward::Tunnel,
+            spec::Forwarding::Masq => Forward::Masq,
+        },
+        weight: d.weight,
+        upper_threshold: d.upper_threshold,
+        lower_threshold: d.lower_threshold,
+    }
+}
+
+/// The kernel address for a spec address. A label equal to the interface name is no label.
+pub fn address(a: &AddressSpec) -> Address {
+    Address {
+        interface: a.interface.clone(),
+        address: a.address,
+        label: a.label.clone().filter(|l| *l != a.interface),
+    }
+}
+
+/// The kernel route for a spec route.
+pub fn route(r: &RouteSpec) -> Route {
+    Route { destination: r.destination, gateway: r.gateway, device: r.device.clone() }
+}

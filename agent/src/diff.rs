@@ -1,0 +1,216 @@
+//! Desired state diffed against observed state, as keyed maps, into ordered actions.
+//!
+//! The order is the spec's apply order ([`NodeSpec::steps`]): LAN addresses, gateway,
+//! sysctls, VIPs, VIP routes, IPVS; removals of what the agent owns but the spec no
+//! longer wants come last, IPVS first (stop sending traffic before taking addresses).
+//! Nothing the agent did not create is ever removed: it is reported as foreign.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+
+use lvs_ipvs::{Destination, Op, Service, ServiceKey};
+use lvs_proto::NodeSpec;
+use lvs_proto::spec::Step;
+
+use crate::convert;
+use crate::observe::Observed;
+use crate::state::{Owned, override_key};
+use crate::system::{Address, Route};
+
+/// One change to the node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Add an address.
+    AddAddress(Address),
+    /// Remove an address.
+    DelAddress(Address),
+    /// Add (or, with `replace`, swap) a route.
+    AddRoute {
+        /// The route.
+        route: Route,
+        /// Replace an existing route to the same destination.
+        replace: bool,
+    },
+    /// Remove a route.
+    DelRoute(Route),
+    /// Write a sysctl.
+    SetSysctl {
+        /// Key.
+        key: String,
+        /// Value found.
+        from: String,
+        /// Value wanted.
+        to: String,
+    },
+    /// Change the IPVS table.
+    Ipvs(Op),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::AddAddress(a) => write!(f, "add address {} on {}{}", a.address, a.interface, label(a)),
+            Action::DelAddress(a) => {
+                write!(f, "remove address {} from {}{}", a.address, a.interface, label(a))
+            }
+            Action::AddRoute { route, replace } => {
+                write!(f, "{} route {}", if *replace { "replace" } else { "add" }, route_text(route))
+            }
+            Action::DelRoute(r) => write!(f, "remove route {}", route_text(r)),
+            Action::SetSysctl { key, from, to } => write!(f, "set {key} = {to} (was {from})"),
+            Action::Ipvs(op) => write!(f, "ipvs: {}", op.describe()),
+        }
+    }
+}
+
+fn label(a: &Address) -> String {
+    a.label.as_deref().map(|l| format!(" label {l}")).unwrap_or_default()
+}
+
+/// `0.0.0.0/0 via 198.18.0.1 dev eth0`.
+pub fn route_text(r: &Route) -> String {
+    let mut s = r.destination.to_string();
+    if let Some(g) = r.gateway {
+        s.push_str(&format!(" via {g}"));
+    }
+    if let Some(d) = &r.device {
+        s.push_str(&format!(" dev {d}"));
+    }
+    s
+}
+
+/// The result of a diff.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Changes, in apply order.
+    pub actions: Vec<Action>,
+    /// Things present that the spec does not mention and the agent did not create.
+    pub foreign: Vec<String>,
+}
+
+/// Runtime weights (drain, quarantine) by [`override_key`].
+pub type Overrides = BTreeMap<String, u32>;
+
+/// Diff `spec` against `observed`.
+pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, overrides: &Overrides) -> Plan {
+    let mut plan = Plan::default();
+    let have_addrs: BTreeSet<&Address> = observed.addresses.iter().collect();
+    let have_routes: BTreeSet<&Route> = observed.routes.iter().collect();
+    let mut want_addrs = BTreeSet::new();
+    let mut want_routes = BTreeSet::new();
+    let mut want_services = BTreeSet::new();
+    let table: BTreeMap<ServiceKey, &crate::system::IpvsService> =
+        observed.ipvs.iter().flatten().map(|s| (s.service.key, s)).collect();
+
+    for step in spec.steps() {
+        match step {
+            Step::Address(a) => {
+                let want = convert::address(a);
+                want_addrs.insert(want.clone());
+                if have_addrs.contains(&want) {
+                    continue;
+                }
+                // Same address on the same interface with another prefix or label: swap it.
+                if let Some(old) = observed
+                    .addresses
+                    .iter()
+                    .find(|o| o.interface == want.interface && o.address.addr() == want.address.addr())
+                {
+                    plan.actions.push(Action::DelAddress(old.clone()));
+                }
+                plan.actions.push(Action::AddAddress(want));
+            }
+            Step::Route(r) => {
+                let want = convert::route(r);
+                want_routes.insert(want.clone());
+                if have_routes.contains(&want) {
+                    continue;
+                }
+                let replace = observed.routes.iter().any(|o| o.destination == want.destination);
+                plan.actions.push(Action::AddRoute { route: want, replace });
+            }
+            Step::Sysctl(s) => {
+                let found = observed.sysctls.get(&s.key).cloned().flatten().unwrap_or_default();
+                if found.trim() != s.value {
+                    plan.actions.push(Action::SetSysctl {
+                        key: s.key.clone(),
+                        from: found.trim().into(),
+                        to: s.value.clone(),
+                    });
+                }
+            }
+            Step::VirtualService(v) => {
+                let svc = convert::service(v);
+                want_services.insert(svc.key);
+                let dests: Vec<Destination> = v
+                    .destinations
+                    .iter()
+                    .map(|d| {
+                        let mut dest = convert::destination(d);
+                        if let Some(w) = overrides.get(&override_key(&v.key, d.address)) {
+                            dest.weight = *w;
+                        }
+                        dest
+                    })
+                    .collect();
+                ipvs_service(&mut plan, &svc, &dests, table.get(&svc.key).copied());
+            }
+            Step::Check(_) => {}
+        }
+    }
+
+    // Removals: only what the agent created and the spec no longer wants.
+    for (key, s) in &table {
+        if want_services.contains(key) {
+            continue;
+        }
+        if owned.services.iter().any(|k| convert::service_key(k) == *key) {
+            plan.actions.push(Action::Ipvs(Op::DelService(s.service.key)));
+        } else {
+            plan.foreign.push(format!("IPVS service {key} (not created by this agent; left alone)"));
+        }
+    }
+    for r in owned.routes.iter().filter(|r| !want_routes.contains(*r) && have_routes.contains(r)) {
+        plan.actions.push(Action::DelRoute(r.clone()));
+    }
+    for a in owned.addresses.iter().filter(|a| !want_addrs.contains(*a) && have_addrs.contains(a)) {
+        plan.actions.push(Action::DelAddress(a.clone()));
+    }
+    plan
+}
+
+fn ipvs_service(
+    plan: &mut Plan,
+    want: &Service,
+    dests: &[Destination],
+    have: Option<&crate::system::IpvsService>,
+) {
+    let key = want.key;
+    let Some(have) = have else {
+        plan.actions.push(Action::Ipvs(Op::AddService(want.clone())));
+        plan.actions.extend(dests.iter().map(|d| Action::Ipvs(Op::AddDest(key, *d))));
+        return;
+    };
+    let h = &have.service;
+    if h.scheduler != want.scheduler
+        || h.flags.settable() != want.flags.settable()
+        || h.timeout != want.timeout
+        || (want.timeout > 0 && h.netmask != want.netmask)
+        || h.pe_name != want.pe_name
+    {
+        plan.actions.push(Action::Ipvs(Op::EditService(want.clone())));
+    }
+    let have_dests: BTreeMap<SocketAddr, &Destination> =
+        have.destinations.iter().map(|d| (d.dest.addr, &d.dest)).collect();
+    for d in dests {
+        match have_dests.get(&d.addr) {
+            None => plan.actions.push(Action::Ipvs(Op::AddDest(key, *d))),
+            Some(h) if *h != d => plan.actions.push(Action::Ipvs(Op::EditDest(key, *d))),
+            Some(_) => {}
+        }
+    }
+    let wanted: BTreeSet<SocketAddr> = dests.iter().map(|d| d.addr).collect();
+    for addr in have_dests.keys().filter(|a| !wanted.contains(a)) {
+        plan.actions.push(Action::Ipvs(Op::DelDest(key, *addr)));
+    }
+}

@@ -1,0 +1,151 @@
+//! An in-memory [`System`] that records every call. For unit tests of planning and
+//! diffing only: it proves the agent's logic, never that the kernel does what we think.
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use lvs_ipvs::{DestinationEntry, Op, ServiceKey, Stats};
+
+use crate::system::{Address, IpvsService, Route, SysResult, System, SystemError};
+
+/// The fake node.
+#[derive(Debug, Default)]
+pub struct FakeSystem {
+    /// Interfaces.
+    pub links: Mutex<Vec<String>>,
+    /// Addresses.
+    pub addresses: Mutex<Vec<Address>>,
+    /// Routes.
+    pub routes: Mutex<Vec<Route>>,
+    /// Sysctls.
+    pub sysctls: Mutex<BTreeMap<String, String>>,
+    /// IPVS table (`None`: no IPVS).
+    pub ipvs: Mutex<Option<Vec<IpvsService>>>,
+    /// Every mutating call, in order.
+    pub calls: Mutex<Vec<String>>,
+    /// Fail the mutating call whose text contains this.
+    pub fail_on: Mutex<Option<String>>,
+}
+
+impl FakeSystem {
+    /// A node with these interfaces, `lo` included, the usual sysctls at 0 and IPVS if asked.
+    pub fn new(links: &[&str], with_ipvs: bool) -> Self {
+        let s = Self::default();
+        let mut l: Vec<String> = vec!["lo".into()];
+        l.extend(links.iter().map(|x| x.to_string()));
+        let mut sys = BTreeMap::new();
+        sys.insert("net.ipv4.ip_forward".to_string(), "0".to_string());
+        for i in l.iter().map(String::as_str).chain(["all", "default"]) {
+            sys.insert(format!("net.ipv4.conf.{i}.arp_ignore"), "0".into());
+            sys.insert(format!("net.ipv4.conf.{i}.arp_announce"), "0".into());
+        }
+        *s.links.lock().unwrap() = l;
+        *s.sysctls.lock().unwrap() = sys;
+        *s.ipvs.lock().unwrap() = with_ipvs.then(Vec::new);
+        s
+    }
+
+    fn record(&self, call: String) -> SysResult<()> {
+        if let Some(f) = self.fail_on.lock().unwrap().as_deref() {
+            if call.contains(f) {
+                return Err(SystemError::new(call, "injected failure"));
+            }
+        }
+        self.calls.lock().unwrap().push(call);
+        Ok(())
+    }
+}
+
+impl System for FakeSystem {
+    async fn links(&self) -> SysResult<Vec<String>> {
+        Ok(self.links.lock().unwrap().clone())
+    }
+    async fn addresses(&self) -> SysResult<Vec<Address>> {
+        Ok(self.addresses.lock().unwrap().clone())
+    }
+    async fn add_address(&self, a: &Address) -> SysResult<()> {
+        self.record(format!("add address {} {}", a.interface, a.address))?;
+        self.addresses.lock().unwrap().push(a.clone());
+        Ok(())
+    }
+    async fn del_address(&self, a: &Address) -> SysResult<()> {
+        self.record(format!("del address {} {}", a.interface, a.address))?;
+        self.addresses.lock().unwrap().retain(|x| x != a);
+        Ok(())
+    }
+    async fn routes(&self) -> SysResult<Vec<Route>> {
+        Ok(self.routes.lock().unwrap().clone())
+    }
+    async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
+        self.record(format!("add route {}", crate::diff::route_text(r)))?;
+        let mut routes = self.routes.lock().unwrap();
+        if replace {
+            routes.retain(|x| x.destination != r.destination);
+        }
+        routes.push(r.clone());
+        Ok(())
+    }
+    async fn del_route(&self, r: &Route) -> SysResult<()> {
+        self.record(format!("del route {}", crate::diff::route_text(r)))?;
+        self.routes.lock().unwrap().retain(|x| x != r);
+        Ok(())
+    }
+    async fn sysctl(&self, key: &str) -> SysResult<Option<String>> {
+        Ok(self.sysctls.lock().unwrap().get(key).cloned())
+    }
+    async fn set_sysctl(&self, key: &str, value: &str) -> SysResult<()> {
+        self.record(format!("sysctl {key}={value}"))?;
+        self.sysctls.lock().unwrap().insert(key.into(), value.into());
+        Ok(())
+    }
+    async fn ipvs(&self) -> SysResult<Option<Vec<IpvsService>>> {
+        Ok(self.ipvs.lock().unwrap().clone())
+    }
+    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+        let mut out = Vec::new();
+        for op in ops {
+            if let Err(e) = self.record(format!("ipvs {}", op.describe())) {
+                out.push(Err(e.to_string()));
+                continue;
+            }
+            let mut guard = self.ipvs.lock().unwrap();
+            let table = guard.as_mut().ok_or_else(|| SystemError::new("ipvs", "no IPVS"))?;
+            let find = |t: &mut Vec<IpvsService>, k: &ServiceKey| t.iter().position(|s| s.service.key == *k);
+            let r = match op {
+                Op::AddService(s) if find(table, &s.key).is_some() => Err("exists".into()),
+                Op::AddService(s) => {
+                    table.push(IpvsService { service: s.clone(), destinations: vec![] });
+                    Ok(())
+                }
+                Op::EditService(s) => {
+                    find(table, &s.key).map(|i| table[i].service = s.clone()).ok_or("no service".into())
+                }
+                Op::DelService(k) => find(table, k).map(|i| drop(table.remove(i))).ok_or("no service".into()),
+                Op::AddDest(k, d) | Op::EditDest(k, d) => match find(table, k) {
+                    None => Err("no service".into()),
+                    Some(i) => {
+                        let ds = &mut table[i].destinations;
+                        ds.retain(|x| x.dest.addr != d.addr);
+                        ds.push(DestinationEntry {
+                            dest: *d,
+                            active_conns: 0,
+                            inactive_conns: 0,
+                            persist_conns: 0,
+                            stats: Stats::default(),
+                        });
+                        Ok(())
+                    }
+                },
+                Op::DelDest(k, a) => match find(table, k) {
+                    None => Err("no service".into()),
+                    Some(i) => {
+                        table[i].destinations.retain(|x| x.dest.addr != *a);
+                        Ok(())
+                    }
+                },
+                _ => Ok(()),
+            };
+            out.push(r);
+        }
+        Ok(out)
+    }
+}

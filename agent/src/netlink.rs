@@ -1,0 +1,299 @@
+//! The real [`System`]: rtnetlink for addresses and routes, `/proc/sys` for sysctls,
+//! IPVS generic netlink (lvs-ipvs) for the IPVS table. Nothing runs `ip`, `sysctl` or
+//! `ipvsadm`. Works in the network namespace the process lives in.
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use lvs_ipvs::{Ipvs, Op};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
+use rtnetlink::{Handle, RouteMessageBuilder};
+use tokio::sync::Mutex;
+
+use crate::system::{Address, IpvsService, Route, SysResult, System, SystemError};
+
+const MAIN_TABLE: u8 = 254;
+
+/// The kernel of this network namespace.
+pub struct NetSystem {
+    handle: Handle,
+    ipvs: Mutex<Option<Ipvs>>,
+}
+
+impl NetSystem {
+    /// Open an rtnetlink connection (its task runs on the current tokio runtime).
+    pub fn new() -> std::io::Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Self { handle, ipvs: Mutex::new(None) })
+    }
+
+    async fn link_index(&self, name: &str) -> SysResult<u32> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        match links.try_next().await {
+            Ok(Some(l)) => Ok(l.header.index),
+            Ok(None) => Err(SystemError::new(format!("find interface {name}"), "no such interface")),
+            Err(e) => Err(SystemError::new(format!("find interface {name}"), e)),
+        }
+    }
+
+    async fn link_names(&self) -> SysResult<Vec<(u32, String)>> {
+        let links: Vec<_> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| SystemError::new("list interfaces", e))?;
+        Ok(links
+            .into_iter()
+            .filter_map(|l| {
+                let name = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })?;
+                Some((l.header.index, name))
+            })
+            .collect())
+    }
+
+    async fn address_messages(&self) -> SysResult<Vec<(AddressMessage, Address)>> {
+        let names = self.link_names().await?;
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| SystemError::new("list addresses", e))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| {
+                let ifname = names.iter().find(|(i, _)| *i == m.header.index)?.1.clone();
+                let mut ip = None;
+                let mut label = None;
+                for a in &m.attributes {
+                    match a {
+                        AddressAttribute::Local(x) => ip = Some(*x),
+                        AddressAttribute::Address(x) if ip.is_none() => ip = Some(*x),
+                        AddressAttribute::Label(l) => label = Some(l.clone()),
+                        _ => {}
+                    }
+                }
+                let address = IpNet::new(ip?, m.header.prefix_len).ok()?;
+                let label = label.filter(|l| *l != ifname);
+                Some((m, Address { interface: ifname, address, label }))
+            })
+            .collect())
+    }
+
+    async fn route_messages(&self) -> SysResult<Vec<(RouteMessage, Route)>> {
+        let names = self.link_names().await?;
+        let mut out = Vec::new();
+        for req in [
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(req)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| SystemError::new("list routes", e))?;
+            for m in msgs {
+                if m.header.table != MAIN_TABLE || m.header.kind != RouteType::Unicast {
+                    continue;
+                }
+                let mut dst = None;
+                let mut gw = None;
+                let mut oif = None;
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Destination(d) => dst = route_ip(d),
+                        RouteAttribute::Gateway(g) => gw = route_ip(g),
+                        RouteAttribute::Oif(i) => oif = Some(*i),
+                        _ => {}
+                    }
+                }
+                let v6 = m.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+                let unspecified: IpAddr = if v6 {
+                    std::net::Ipv6Addr::UNSPECIFIED.into()
+                } else {
+                    std::net::Ipv4Addr::UNSPECIFIED.into()
+                };
+                let Ok(destination) =
+                    IpNet::new(dst.unwrap_or(unspecified), m.header.destination_prefix_length)
+                else {
+                    continue;
+                };
+                let device = oif.and_then(|i| names.iter().find(|(x, _)| *x == i)).map(|(_, n)| n.clone());
+                // A route through a gateway is identified by the gateway, as in the spec.
+                let device = if gw.is_some() { None } else { device };
+                out.push((m, Route { destination, gateway: gw, device }));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn with_ipvs<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Ipvs) -> lvs_ipvs::Result<T>,
+    ) -> Result<Option<T>, lvs_ipvs::Error> {
+        let mut guard = self.ipvs.lock().await;
+        if guard.is_none() {
+            match Ipvs::connect().await {
+                Ok(i) => *guard = Some(i),
+                Err(lvs_ipvs::Error::NoIpvs) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        f(guard.as_mut().expect("connected")).await.map(Some)
+    }
+}
+
+fn route_ip(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(x) => Some(IpAddr::V4(*x)),
+        RouteAddress::Inet6(x) => Some(IpAddr::V6(*x)),
+        _ => None,
+    }
+}
+
+fn op_address(verb: &str, a: &Address) -> String {
+    format!("{verb} address {} on {}", a.address, a.interface)
+}
+
+impl System for NetSystem {
+    async fn links(&self) -> SysResult<Vec<String>> {
+        Ok(self.link_names().await?.into_iter().map(|(_, n)| n).collect())
+    }
+
+    async fn addresses(&self) -> SysResult<Vec<Address>> {
+        Ok(self.address_messages().await?.into_iter().map(|(_, a)| a).collect())
+    }
+
+    async fn add_address(&self, a: &Address) -> SysResult<()> {
+        let op = op_address("add", a);
+        let index = self.link_index(&a.interface).await?;
+        let mut req = self.handle.address().add(index, a.address.addr(), a.address.prefix_len());
+        if let Some(l) = &a.label {
+            req.message_mut().attributes.push(AddressAttribute::Label(l.clone()));
+        }
+        req.execute().await.map_err(|e| SystemError::new(op, e))
+    }
+
+    async fn del_address(&self, a: &Address) -> SysResult<()> {
+        let op = op_address("remove", a);
+        let Some((msg, _)) = self.address_messages().await?.into_iter().find(|(_, x)| x == a) else {
+            return Ok(()); // already gone: the goal is met
+        };
+        self.handle.address().del(msg).execute().await.map_err(|e| SystemError::new(op, e))
+    }
+
+    async fn routes(&self) -> SysResult<Vec<Route>> {
+        Ok(self.route_messages().await?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
+        let op = format!("add route {}", crate::diff::route_text(r));
+        let oif = match &r.device {
+            Some(d) => Some(self.link_index(d).await?),
+            None => None,
+        };
+        let msg = match (r.destination, r.gateway) {
+            (IpNet::V4(n), gw) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                    .destination_prefix(n.addr(), n.prefix_len());
+                match gw {
+                    Some(IpAddr::V4(g)) => b = b.gateway(g),
+                    Some(IpAddr::V6(_)) => {
+                        return Err(SystemError::new(op, "IPv6 gateway for an IPv4 route"));
+                    }
+                    None => b = b.scope(RouteScope::Link),
+                }
+                if let Some(i) = oif {
+                    b = b.output_interface(i);
+                }
+                b.build()
+            }
+            (IpNet::V6(n), gw) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .destination_prefix(n.addr(), n.prefix_len());
+                if let Some(IpAddr::V6(g)) = gw {
+                    b = b.gateway(g);
+                }
+                if let Some(i) = oif {
+                    b = b.output_interface(i);
+                }
+                b.build()
+            }
+        };
+        let mut req = self.handle.route().add(msg);
+        if replace {
+            req = req.replace();
+        }
+        req.execute().await.map_err(|e| SystemError::new(op, e))
+    }
+
+    async fn del_route(&self, r: &Route) -> SysResult<()> {
+        let op = format!("remove route {}", crate::diff::route_text(r));
+        let Some((msg, _)) = self.route_messages().await?.into_iter().find(|(_, x)| x == r) else {
+            return Ok(());
+        };
+        self.handle.route().del(msg).execute().await.map_err(|e| SystemError::new(op, e))
+    }
+
+    async fn sysctl(&self, key: &str) -> SysResult<Option<String>> {
+        match tokio::fs::read_to_string(proc_path(key)).await {
+            Ok(v) => Ok(Some(v.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SystemError::new(format!("read {key}"), e)),
+        }
+    }
+
+    async fn set_sysctl(&self, key: &str, value: &str) -> SysResult<()> {
+        tokio::fs::write(proc_path(key), value)
+            .await
+            .map_err(|e| SystemError::new(format!("set {key} = {value}"), e))
+    }
+
+    async fn ipvs(&self) -> SysResult<Option<Vec<IpvsService>>> {
+        self.with_ipvs(async |ipvs: &mut Ipvs| {
+            let mut out = Vec::new();
+            for s in ipvs.services().await? {
+                let destinations = ipvs.destinations(&s.service.key).await?;
+                out.push(IpvsService { service: s.service, destinations });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| SystemError::new("read the IPVS table", e))
+    }
+
+    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+        let r = self
+            .with_ipvs(async |ipvs: &mut Ipvs| ipvs.apply(ops).await)
+            .await
+            .map_err(|e| SystemError::new("change the IPVS table", e))?;
+        let r = r.ok_or_else(|| SystemError::new("change the IPVS table", lvs_ipvs::Error::NoIpvs))?;
+        Ok(r.into_iter().map(|x| x.map_err(|e| e.to_string())).collect())
+    }
+}
+
+/// `/proc/sys/net/ipv4/conf/eth1/arp_ignore` for `net.ipv4.conf.eth1.arp_ignore`.
+/// Interface names may contain dots (`eth0.100`): sysctl writes those as `/`, so the
+/// interface part is kept whole.
+pub fn proc_path(key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.len() > 5 && parts[..3] == ["net", "ipv4", "conf"] {
+        let ifname = parts[3..parts.len() - 1].join(".");
+        return format!("/proc/sys/net/ipv4/conf/{ifname}/{}", parts[parts.len() - 1]);
+    }
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}

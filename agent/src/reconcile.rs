@@ -1,0 +1,276 @@
+//! observe → diff → apply → observe → report, with the rules that make it safe:
+//! the spec is for this node, its generation is not older than the last accepted one,
+//! everything it names exists before the first change, and ownership is recorded before
+//! acting so a crash mid-apply never orphans what the agent created.
+use std::sync::Arc;
+
+use lvs_proto::NodeSpec;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::apply::{self, Outcome};
+use crate::diff::{self, Action, Plan};
+use crate::observe::{self, Observed};
+use crate::state::{self, State, Store, StoreError};
+use crate::system::{System, SystemError};
+
+/// Why a spec was refused or could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The spec names another node.
+    #[error("spec is for node {got}, this agent is {me}")]
+    WrongNode {
+        /// This agent's node.
+        me: String,
+        /// The spec's node.
+        got: String,
+    },
+    /// The spec is older than the last accepted one.
+    #[error("stale generation {got}: this node already accepted generation {stored}")]
+    Stale {
+        /// Accepted generation.
+        stored: u64,
+        /// Offered generation.
+        got: u64,
+    },
+    /// Same generation, different content: two definitions raced.
+    #[error(
+        "conflict: generation {generation} was already accepted with different content (fingerprint {stored}); bump the generation"
+    )]
+    Conflict {
+        /// The generation.
+        generation: u64,
+        /// Fingerprint of what was accepted.
+        stored: String,
+    },
+    /// The spec names things this node does not have; nothing was changed.
+    #[error("preflight failed, nothing was changed: {}", .0.join("; "))]
+    Preflight(Vec<String>),
+    /// Reading the node failed.
+    #[error("observing the node: {0}")]
+    Observe(#[from] SystemError),
+    /// The state file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One action and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionReport {
+    /// The action in words.
+    pub action: String,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// Result of `plan` or `apply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Node name.
+    pub node: String,
+    /// Generation of the spec.
+    pub generation: u64,
+    /// Actions (for a plan: all `NotAttempted`).
+    pub actions: Vec<ActionReport>,
+    /// Foreign objects left alone.
+    pub foreign: Vec<String>,
+    /// What still differs after applying (empty when converged).
+    pub drift_after: Vec<String>,
+}
+
+impl Report {
+    /// Whether every action was applied and nothing differs any more.
+    pub fn converged(&self) -> bool {
+        self.actions.iter().all(|a| a.outcome == Outcome::Applied) && self.drift_after.is_empty()
+    }
+}
+
+/// The reconciler of one node. All mutations go through one lock: applies never interleave.
+pub struct Reconciler<S> {
+    node: String,
+    sys: Arc<S>,
+    store: Store,
+    lock: Mutex<()>,
+}
+
+impl<S: System> Reconciler<S> {
+    /// A reconciler for `node`, persisting under `store`.
+    pub fn new(node: impl Into<String>, sys: Arc<S>, store: Store) -> Self {
+        Self { node: node.into(), sys, store, lock: Mutex::new(()) }
+    }
+
+    /// The kernel boundary.
+    pub fn system(&self) -> &S {
+        &self.sys
+    }
+
+    /// The persisted state.
+    pub fn state(&self) -> Result<State, StoreError> {
+        self.store.load()
+    }
+
+    fn check(&self, spec: &NodeSpec, st: &State) -> Result<(), ReconcileError> {
+        if spec.node != self.node {
+            return Err(ReconcileError::WrongNode { me: self.node.clone(), got: spec.node.clone() });
+        }
+        if spec.generation < st.generation {
+            return Err(ReconcileError::Stale { stored: st.generation, got: spec.generation });
+        }
+        if spec.generation == st.generation
+            && !st.fingerprint.is_empty()
+            && st.fingerprint != state::fingerprint(spec)
+        {
+            return Err(ReconcileError::Conflict {
+                generation: st.generation,
+                stored: st.fingerprint.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn diff(&self, spec: &NodeSpec, st: &State) -> Result<(Observed, Plan), ReconcileError> {
+        let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
+        preflight(spec, &observed)?;
+        let plan = diff::diff(spec, &observed, &st.owned, &st.overrides);
+        Ok((observed, plan))
+    }
+
+    /// What applying `spec` would change; changes nothing.
+    pub async fn plan(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
+        let st = self.store.load()?;
+        self.check(spec, &st)?;
+        let (_, plan) = self.diff(spec, &st).await?;
+        Ok(report(spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new()))
+    }
+
+    /// Make the node match `spec`.
+    pub async fn apply(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        self.check(spec, &st)?;
+        let (_, plan) = self.diff(spec, &st).await?;
+        // Accept the spec and claim what we are about to create *before* touching the
+        // kernel: after a crash, the restart re-applies it and still knows what it owns.
+        st.generation = spec.generation;
+        st.fingerprint = state::fingerprint(spec);
+        st.spec = Some(spec.clone());
+        for a in &plan.actions {
+            claim(&mut st, spec, a);
+        }
+        self.store.save(&st)?;
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+            }
+        }
+        self.store.save(&st)?;
+        // Observe again: what still differs is reported, not hidden.
+        let (_, after) = self.diff(spec, &st).await?;
+        let drift = after.actions.iter().map(ToString::to_string).collect();
+        let r = report(spec, &plan, outcomes, drift);
+        let applied = r.actions.iter().filter(|a| a.outcome == Outcome::Applied).count();
+        if r.converged() {
+            info!(node = %self.node, generation = spec.generation, actions = applied, "applied");
+        } else {
+            warn!(node = %self.node, generation = spec.generation, applied, drift = r.drift_after.len(), "apply incomplete");
+        }
+        Ok(r)
+    }
+
+    /// Re-apply the stored spec (at start: addresses and IPVS rules do not survive a reboot).
+    pub async fn reapply_stored(&self) -> Result<Option<Report>, ReconcileError> {
+        let st = self.store.load()?;
+        match st.spec {
+            Some(spec) => self.apply(&spec).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Observed drift from the stored spec (what an apply would do now).
+    pub async fn drift(&self) -> Result<Option<Report>, ReconcileError> {
+        let st = self.store.load()?;
+        let Some(spec) = st.spec.clone() else { return Ok(None) };
+        let (_, plan) = self.diff(&spec, &st).await?;
+        Ok(Some(report(&spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new())))
+    }
+}
+
+fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec<String>) -> Report {
+    Report {
+        node: spec.node.clone(),
+        generation: spec.generation,
+        actions: plan
+            .actions
+            .iter()
+            .zip(outcomes)
+            .map(|(a, outcome)| ActionReport { action: a.to_string(), outcome })
+            .collect(),
+        foreign: plan.foreign.clone(),
+        drift_after,
+    }
+}
+
+/// Record ownership of what an action will create.
+fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
+    match a {
+        Action::AddAddress(x) => {
+            st.owned.addresses.insert(x.clone());
+        }
+        Action::AddRoute { route, .. } => {
+            st.owned.routes.insert(route.clone());
+        }
+        Action::SetSysctl { key, from, .. } => {
+            st.owned.sysctls.entry(key.clone()).or_insert_with(|| from.clone());
+        }
+        Action::Ipvs(lvs_ipvs::Op::AddService(s) | lvs_ipvs::Op::EditService(s)) => {
+            if let Some(v) =
+                spec.virtual_services.iter().find(|v| crate::convert::service_key(&v.key) == s.key)
+            {
+                st.owned.services.insert(v.key);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Forget ownership of what an applied action removed.
+fn release(st: &mut State, a: &Action) {
+    match a {
+        Action::DelAddress(x) => {
+            st.owned.addresses.remove(x);
+        }
+        Action::DelRoute(r) => {
+            st.owned.routes.remove(r);
+        }
+        Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
+            st.owned.services.retain(|s| crate::convert::service_key(s) != *k)
+        }
+        _ => {}
+    }
+}
+
+/// Everything the spec names must exist before the first change.
+fn preflight(spec: &NodeSpec, observed: &Observed) -> Result<(), ReconcileError> {
+    let mut missing = Vec::new();
+    let link = |name: &str| observed.links.iter().any(|l| l == name);
+    for a in &spec.addresses {
+        if !link(&a.interface) {
+            missing.push(format!("interface {} (for address {}) does not exist", a.interface, a.address));
+        }
+    }
+    for r in &spec.routes {
+        if let Some(d) = r.device.as_deref().filter(|d| !link(d)) {
+            missing.push(format!("interface {d} (for route {}) does not exist", r.destination));
+        }
+    }
+    for s in &spec.sysctls {
+        if observed.sysctls.get(&s.key).is_none_or(Option::is_none) {
+            missing.push(format!("sysctl {} does not exist", s.key));
+        }
+    }
+    if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
+        missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
+    }
+    if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
+}

@@ -1,0 +1,94 @@
+//! The narrow boundary between the agent and the kernel: one method per operation.
+//! [`crate::netlink::NetSystem`] is the real one; tests of planning use [`crate::fake`].
+use std::future::Future;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use lvs_ipvs::{Destination, Op, Service, ServiceKey};
+
+/// An address as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    /// Interface name.
+    pub interface: String,
+    /// Address and prefix.
+    pub address: IpNet,
+    /// Label, when it differs from the interface name.
+    pub label: Option<String>,
+}
+
+/// A route of the main table as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Route {
+    /// Destination prefix.
+    pub destination: IpNet,
+    /// Next hop.
+    pub gateway: Option<IpAddr>,
+    /// Output device.
+    pub device: Option<String>,
+}
+
+/// One IPVS service with its destinations, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpvsService {
+    /// The service.
+    pub service: Service,
+    /// Its destinations, with live connection counts.
+    pub destinations: Vec<lvs_ipvs::DestinationEntry>,
+}
+
+/// A failure of one kernel operation, with what was attempted.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {reason}")]
+pub struct SystemError {
+    /// The operation, e.g. `add address 198.18.0.100/32 on lo`.
+    pub op: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+impl SystemError {
+    /// A new error.
+    pub fn new(op: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self { op: op.into(), reason: reason.to_string() }
+    }
+}
+
+/// Result of a kernel operation.
+pub type SysResult<T> = Result<T, SystemError>;
+
+/// Everything the agent does to or reads from the kernel.
+pub trait System: Send + Sync {
+    /// Names of the network interfaces.
+    fn links(&self) -> impl Future<Output = SysResult<Vec<String>>> + Send;
+    /// Every address of every interface.
+    fn addresses(&self) -> impl Future<Output = SysResult<Vec<Address>>> + Send;
+    /// Add an address (with its label).
+    fn add_address(&self, a: &Address) -> impl Future<Output = SysResult<()>> + Send;
+    /// Remove an address.
+    fn del_address(&self, a: &Address) -> impl Future<Output = SysResult<()>> + Send;
+    /// Unicast routes of the main table.
+    fn routes(&self) -> impl Future<Output = SysResult<Vec<Route>>> + Send;
+    /// Add a route; `replace` swaps an existing route to the same destination.
+    fn add_route(&self, r: &Route, replace: bool) -> impl Future<Output = SysResult<()>> + Send;
+    /// Remove a route.
+    fn del_route(&self, r: &Route) -> impl Future<Output = SysResult<()>> + Send;
+    /// Read a sysctl; `None` when the key does not exist.
+    fn sysctl(&self, key: &str) -> impl Future<Output = SysResult<Option<String>>> + Send;
+    /// Write a sysctl.
+    fn set_sysctl(&self, key: &str, value: &str) -> impl Future<Output = SysResult<()>> + Send;
+    /// The IPVS table; `None` when the kernel has no IPVS.
+    fn ipvs(&self) -> impl Future<Output = SysResult<Option<Vec<IpvsService>>>> + Send;
+    /// Apply IPVS changes in one batch; one result per change.
+    fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<Result<(), String>>>> + Send;
+}
+
+/// The destination's identity within its service.
+pub fn dest_key(d: &Destination) -> std::net::SocketAddr {
+    d.addr
+}
+
+/// Short text of a service key, for reports.
+pub fn service_text(k: &ServiceKey) -> String {
+    k.to_string()
+}

@@ -1,0 +1,163 @@
+//! The reconciler's logic on the recording fake, fed with real planned specs of the lab.
+//! (The real kernel is exercised by the netns and VM tests.)
+use std::sync::Arc;
+
+use lvs_agent::apply::Outcome;
+use lvs_agent::fake::FakeSystem;
+use lvs_agent::reconcile::{ReconcileError, Reconciler};
+use lvs_agent::state::Store;
+use lvs_proto::NodeSpec;
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+fn spec_of(text: &str, node: &str) -> NodeSpec {
+    let c = lvs_controller::load::load_str("lab.toml", text).unwrap().cluster;
+    lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == node).unwrap()
+}
+
+fn reconciler(links: &[&str], ipvs: bool, node: &str) -> (Reconciler<FakeSystem>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reconciler::new(node, Arc::new(FakeSystem::new(links, ipvs)), Store::new(dir.path()));
+    (r, dir)
+}
+
+fn calls(r: &Reconciler<FakeSystem>) -> Vec<String> {
+    r.system().calls.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn real_server_in_the_articles_order_then_idempotent() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs1");
+    let spec = spec_of(LAB, "rs1");
+    let rep = r.apply(&spec).await.unwrap();
+    assert!(rep.converged(), "{rep:#?}");
+    assert_eq!(
+        calls(&r),
+        [
+            "add address eth0 198.18.0.11/24",
+            "add route 0.0.0.0/0 via 198.18.0.1",
+            "sysctl net.ipv4.conf.all.arp_ignore=1",
+            "sysctl net.ipv4.conf.eth0.arp_ignore=1",
+            "sysctl net.ipv4.conf.all.arp_announce=2",
+            "sysctl net.ipv4.conf.eth0.arp_announce=2",
+            "add address lo 198.18.0.100/32",
+            "add route 198.18.0.100/32 dev lo",
+        ]
+    );
+    let again = r.apply(&spec).await.unwrap();
+    assert!(again.actions.is_empty(), "second apply does nothing: {again:#?}");
+    assert_eq!(calls(&r).len(), 8);
+}
+
+#[tokio::test]
+async fn generations_stale_and_conflicting_are_refused() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs1");
+    let v2 = spec_of(&LAB.replace("generation = 1", "generation = 2"), "rs1");
+    r.apply(&v2).await.unwrap();
+    let v1 = spec_of(LAB, "rs1");
+    let e = r.apply(&v1).await.unwrap_err();
+    assert!(matches!(e, ReconcileError::Stale { stored: 2, got: 1 }), "{e}");
+    let other = spec_of(
+        &LAB.replace("generation = 1", "generation = 2")
+            .replace("max_offset = \"1s\"", "max_offset = \"2s\""),
+        "rs1",
+    );
+    let e = r.apply(&other).await.unwrap_err();
+    assert!(matches!(e, ReconcileError::Conflict { generation: 2, .. }), "{e}");
+    assert!(e.to_string().contains("bump the generation"));
+    assert!(r.apply(&v2).await.unwrap().actions.is_empty(), "same generation, same content: fine");
+}
+
+#[tokio::test]
+async fn spec_for_another_node_is_refused() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs2");
+    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    assert_eq!(e.to_string(), "spec is for node rs1, this agent is rs2");
+    assert!(calls(&r).is_empty());
+}
+
+#[tokio::test]
+async fn preflight_failure_changes_nothing() {
+    let (r, dir) = reconciler(&["eth9"], false, "rs1");
+    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    assert!(e.to_string().contains("interface eth0 (for address 198.18.0.11/24) does not exist"), "{e}");
+    assert!(e.to_string().contains("sysctl net.ipv4.conf.eth0.arp_ignore does not exist"), "{e}");
+    assert!(calls(&r).is_empty());
+    assert!(!dir.path().join("state.json").exists(), "a refused spec is not accepted");
+}
+
+#[tokio::test]
+async fn failure_reports_what_was_and_was_not_applied_and_restart_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth0"], false));
+    *sys.fail_on.lock().unwrap() = Some("add address lo".into());
+    let r = Reconciler::new("rs1", sys.clone(), Store::new(dir.path()));
+    let rep = r.apply(&spec_of(LAB, "rs1")).await.unwrap();
+    let outcomes: Vec<&Outcome> = rep.actions.iter().map(|a| &a.outcome).collect();
+    assert_eq!(outcomes[..6], [&Outcome::Applied; 6]);
+    assert!(matches!(outcomes[6], Outcome::Failed(m) if m.contains("injected")));
+    assert_eq!(outcomes[7], &Outcome::NotAttempted);
+    assert!(!rep.converged());
+    assert_eq!(rep.drift_after.len(), 2, "{:?}", rep.drift_after);
+    // A new agent process on the same state directory re-applies the accepted spec.
+    *sys.fail_on.lock().unwrap() = None;
+    let restarted = Reconciler::new("rs1", sys.clone(), Store::new(dir.path()));
+    let rep = restarted.reapply_stored().await.unwrap().unwrap();
+    assert!(rep.converged(), "{rep:#?}");
+    assert_eq!(rep.actions.len(), 2);
+}
+
+#[tokio::test]
+async fn director_ipvs_and_one_weight_change_is_one_action() {
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    r.apply(&spec_of(LAB, "director")).await.unwrap();
+    let c = calls(&r);
+    assert!(c.contains(&"ipvs add service TCP 198.18.0.100:80".to_string()), "{c:?}");
+    assert!(c.contains(&"add address eth1 198.18.0.100/32".to_string()), "{c:?}");
+    let bumped = LAB
+        .replace("generation = 1", "generation = 2")
+        .replace("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 3 }");
+    let rep = r.apply(&spec_of(&bumped, "director")).await.unwrap();
+    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["ipvs: edit destination 198.18.0.12:80 of TCP 198.18.0.100:80"]);
+}
+
+#[tokio::test]
+async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up() {
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    // Someone else's service, and an address the OS configured before the agent came.
+    let foreign = lvs_ipvs::Service::new(
+        lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.0.200:53".parse().unwrap()),
+        "rr",
+    );
+    r.system()
+        .ipvs
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .push(lvs_agent::system::IpvsService { service: foreign, destinations: vec![] });
+    r.system().addresses.lock().unwrap().push(lvs_agent::system::Address {
+        interface: "eth1".into(),
+        address: "198.18.0.2/24".parse().unwrap(),
+        label: None,
+    });
+    let rep = r.apply(&spec_of(LAB, "director")).await.unwrap();
+    assert_eq!(rep.foreign, ["IPVS service UDP 198.18.0.200:53 (not created by this agent; left alone)"]);
+    assert!(!calls(&r).iter().any(|c| c.contains("198.18.0.2/24")), "pre-existing DIP is not re-added");
+    // The definition drops the service and the VIP: the agent removes what it created, only.
+    let mut spec = spec_of(&LAB.replace("generation = 1", "generation = 2"), "director");
+    spec.virtual_services.clear();
+    spec.addresses.retain(|a| a.label.is_none());
+    let rep = r.apply(&spec).await.unwrap();
+    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["ipvs: delete service TCP 198.18.0.100:80", "remove address 198.18.0.100/32 from eth1 label eth1:0"]
+    );
+    spec.addresses.clear();
+    let spec3 = NodeSpec { generation: 3, ..spec };
+    let rep = r.apply(&spec3).await.unwrap();
+    assert!(rep.actions.is_empty(), "the DIP was not created by the agent: {rep:#?}");
+    assert_eq!(r.system().ipvs.lock().unwrap().as_ref().unwrap().len(), 1, "foreign service still there");
+}
