@@ -14,7 +14,8 @@ use lvs_proto::spec::Step;
 
 use crate::convert;
 use crate::observe::Observed;
-use crate::state::{Owned, override_key};
+use crate::state::{Owned, Runtime, override_key};
+use lvs_proto::spec::OnFailure;
 use crate::system::{Address, Route};
 
 /// One change to the node.
@@ -88,11 +89,29 @@ pub struct Plan {
     pub foreign: Vec<String>,
 }
 
-/// Runtime weights (drain, quarantine) by [`override_key`].
-pub type Overrides = BTreeMap<String, u32>;
+/// The destination as the kernel must hold it now, or `None` when it must be absent:
+/// quarantine (weight 0, or removal) wins over an admin weight, which wins over the spec.
+pub fn effective_destination(
+    v: &lvs_proto::spec::VirtualServiceSpec,
+    d: &lvs_proto::spec::DestinationSpec,
+    runtime: &Runtime,
+) -> Option<Destination> {
+    let key = override_key(&v.key, d.address);
+    let mut dest = convert::destination(d);
+    if runtime.quarantined.contains(&key) {
+        let remove = v.health_check.as_ref().is_some_and(|h| h.on_failure == OnFailure::Remove);
+        if remove {
+            return None;
+        }
+        dest.weight = 0;
+    } else if let Some(w) = runtime.weights.get(&key) {
+        dest.weight = *w;
+    }
+    Some(dest)
+}
 
-/// Diff `spec` against `observed`.
-pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, overrides: &Overrides) -> Plan {
+/// Diff `spec` (with the runtime layer on top) against `observed`.
+pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runtime) -> Plan {
     let mut plan = Plan::default();
     let have_addrs: BTreeSet<&Address> = observed.addresses.iter().collect();
     let have_routes: BTreeSet<&Route> = observed.routes.iter().collect();
@@ -142,17 +161,8 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, overrides: &Ove
             Step::VirtualService(v) => {
                 let svc = convert::service(v);
                 want_services.insert(svc.key);
-                let dests: Vec<Destination> = v
-                    .destinations
-                    .iter()
-                    .map(|d| {
-                        let mut dest = convert::destination(d);
-                        if let Some(w) = overrides.get(&override_key(&v.key, d.address)) {
-                            dest.weight = *w;
-                        }
-                        dest
-                    })
-                    .collect();
+                let dests: Vec<Destination> =
+                    v.destinations.iter().filter_map(|d| effective_destination(v, d, runtime)).collect();
                 ipvs_service(&mut plan, &svc, &dests, table.get(&svc.key).copied());
             }
             Step::Check(_) => {}

@@ -100,6 +100,15 @@ impl System for FakeSystem {
     async fn ipvs(&self) -> SysResult<Option<Vec<IpvsService>>> {
         Ok(self.ipvs.lock().unwrap().clone())
     }
+    async fn ipvs_info(&self) -> SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>> {
+        let present = self.ipvs.lock().unwrap().is_some();
+        Ok(present.then(|| {
+            (lvs_ipvs::Info { version: 0x010201, conn_tab_size: 4096 }, lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 })
+        }))
+    }
+    async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
+        Ok(Vec::new())
+    }
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
         let mut out = Vec::new();
         for op in ops {
@@ -113,7 +122,7 @@ impl System for FakeSystem {
             let r = match op {
                 Op::AddService(s) if find(table, &s.key).is_some() => Err("exists".into()),
                 Op::AddService(s) => {
-                    table.push(IpvsService { service: s.clone(), destinations: vec![] });
+                    table.push(IpvsService { service: s.clone(), stats: Stats::default(), destinations: vec![] });
                     Ok(())
                 }
                 Op::EditService(s) => {

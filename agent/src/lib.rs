@@ -5,11 +5,22 @@
 //! ```
 //! Only [`netlink::NetSystem`] touches the kernel, behind the [`system::System`] trait.
 pub mod apply;
+pub mod checks;
+pub mod clock;
+pub mod config;
 pub mod convert;
 pub mod diff;
+pub mod events;
+pub mod facts;
 pub mod fake;
+pub mod grpc;
+pub mod health;
+pub mod http;
 pub mod netlink;
+pub mod node;
 pub mod observe;
 pub mod reconcile;
+pub mod run;
 pub mod state;
 pub mod system;
+pub mod tls;

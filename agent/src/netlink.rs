@@ -268,12 +268,26 @@ impl System for NetSystem {
             let mut out = Vec::new();
             for s in ipvs.services().await? {
                 let destinations = ipvs.destinations(&s.service.key).await?;
-                out.push(IpvsService { service: s.service, destinations });
+                out.push(IpvsService { service: s.service, stats: s.stats, destinations });
             }
             Ok(out)
         })
         .await
         .map_err(|e| SystemError::new("read the IPVS table", e))
+    }
+
+    async fn ipvs_info(&self) -> SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>> {
+        self.with_ipvs(async |ipvs: &mut Ipvs| Ok((ipvs.info().await?, ipvs.timeouts().await?)))
+            .await
+            .map_err(|e| SystemError::new("read IPVS info", e))
+    }
+
+    async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
+        match lvs_ipvs::conn::read() {
+            Ok(c) => Ok(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(SystemError::new("read /proc/net/ip_vs_conn", e)),
+        }
     }
 
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {

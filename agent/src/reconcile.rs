@@ -52,6 +52,12 @@ pub enum ReconcileError {
     /// The state file failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A live change was asked before any spec was accepted.
+    #[error("this node has no accepted spec yet; run `lvsctl apply` first")]
+    NoSpec,
+    /// A live change names something the spec does not have.
+    #[error("{0}")]
+    NotInSpec(String),
 }
 
 /// One action and what became of it.
@@ -131,7 +137,7 @@ impl<S: System> Reconciler<S> {
     async fn diff(&self, spec: &NodeSpec, st: &State) -> Result<(Observed, Plan), ReconcileError> {
         let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
         preflight(spec, &observed)?;
-        let plan = diff::diff(spec, &observed, &st.owned, &st.overrides);
+        let plan = diff::diff(spec, &observed, &st.owned, &st.runtime);
         Ok((observed, plan))
     }
 
@@ -146,6 +152,26 @@ impl<S: System> Reconciler<S> {
     /// Make the node match `spec`.
     pub async fn apply(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
         let _guard = self.lock.lock().await;
+        self.apply_locked(spec).await
+    }
+
+    /// Change the runtime layer (admin weights, quarantine) of the accepted spec with `f`,
+    /// persist it, and make the kernel follow — all under the apply lock, so a live
+    /// change never interleaves with an apply.
+    pub async fn update_runtime<T>(
+        &self,
+        f: impl FnOnce(&NodeSpec, &mut state::Runtime) -> Result<T, ReconcileError>,
+    ) -> Result<(T, Report), ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        let spec = st.spec.clone().ok_or(ReconcileError::NoSpec)?;
+        let t = f(&spec, &mut st.runtime)?;
+        self.store.save(&st)?;
+        let r = self.apply_locked(&spec).await?;
+        Ok((t, r))
+    }
+
+    async fn apply_locked(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
         let mut st = self.store.load()?;
         self.check(spec, &st)?;
         let (_, plan) = self.diff(spec, &st).await?;

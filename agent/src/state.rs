@@ -35,8 +35,21 @@ pub struct State {
     pub spec: Option<NodeSpec>,
     /// What the agent created.
     pub owned: Owned,
-    /// Runtime weights (drain, quarantine) by `"<service key>|<rip:port>"`.
-    pub overrides: BTreeMap<String, u32>,
+    /// Live state layered over the spec: admin weights and health quarantine.
+    #[serde(default)]
+    pub runtime: Runtime,
+}
+
+/// What the admin and the health checker changed on top of the spec, by
+/// [`override_key`]. Persisted so that a restart or a re-apply never undoes a drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// Weights set by `lvsctl rs drain|weight` (cleared by `enable`).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    /// Destinations the health checker took out of service.
+    #[serde(default)]
+    pub quarantined: BTreeSet<String>,
 }
 
 /// Stable fingerprint of a spec: SHA-256 of its JSON.

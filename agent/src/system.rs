@@ -33,6 +33,8 @@ pub struct Route {
 pub struct IpvsService {
     /// The service.
     pub service: Service,
+    /// Its counters and rates.
+    pub stats: lvs_ipvs::Stats,
     /// Its destinations, with live connection counts.
     pub destinations: Vec<lvs_ipvs::DestinationEntry>,
 }
@@ -79,6 +81,10 @@ pub trait System: Send + Sync {
     fn set_sysctl(&self, key: &str, value: &str) -> impl Future<Output = SysResult<()>> + Send;
     /// The IPVS table; `None` when the kernel has no IPVS.
     fn ipvs(&self) -> impl Future<Output = SysResult<Option<Vec<IpvsService>>>> + Send;
+    /// IPVS version, connection table size and timeouts; `None` without IPVS.
+    fn ipvs_info(&self) -> impl Future<Output = SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>>> + Send;
+    /// The IPVS connection table (empty without IPVS).
+    fn ipvs_connections(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::Connection>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
     fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<Result<(), String>>>> + Send;
 }

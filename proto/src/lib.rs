@@ -3,7 +3,96 @@
 //! [`spec`] holds the declarative desired state of one node ([`spec::NodeSpec`]), the
 //! output of the controller's planner and the input of the agent's reconciler. It is plain
 //! data (serde), so the same value is printed by `lvsctl plan -o json`, persisted by the
-//! agent and carried on the wire.
+//! agent and carried on the wire as [`pb::NodeSpec`] ([`wire`] converts, checking every
+//! field on the way in).
+pub mod identity;
 pub mod spec;
+pub mod wire;
 
 pub use spec::NodeSpec;
+
+/// Generated gRPC types and services of `lvs.agent.v1`.
+pub mod pb {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("lvs.agent.v1");
+}
+
+/// Round-trip a spec through its wire form (used by tests of both ends).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rich_spec_survives_the_wire() {
+        use spec::*;
+        let s = NodeSpec {
+            cluster: "c".into(),
+            node: "d".into(),
+            role: Role::Director,
+            generation: 7,
+            addresses: vec![AddressSpec {
+                interface: "eth1".into(),
+                address: "198.18.0.100/32".parse().unwrap(),
+                label: Some("eth1:0".into()),
+                purpose: AddressPurpose::Vip,
+            }],
+            routes: vec![RouteSpec {
+                destination: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("198.18.0.1".parse().unwrap()),
+                device: None,
+                purpose: RoutePurpose::DefaultGateway,
+            }],
+            sysctls: vec![SysctlSpec { key: "net.ipv4.ip_forward".into(), value: "1".into(), reason: "r".into() }],
+            virtual_services: vec![VirtualServiceSpec {
+                name: "web".into(),
+                key: ServiceKey::Addr { protocol: Protocol::Tcp, address: "198.18.0.100:80".parse().unwrap() },
+                scheduler: "wrr".into(),
+                persistence: Some(Persistence { timeout_s: 300, netmask: 0xffff_ffff }),
+                flags: vec![ServiceFlag::ShPort],
+                destinations: vec![DestinationSpec {
+                    node: "rs1".into(),
+                    address: "198.18.0.11:80".parse().unwrap(),
+                    forwarding: Forwarding::Route,
+                    weight: 2,
+                    upper_threshold: 10,
+                    lower_threshold: 1,
+                }],
+                health_check: Some(HealthCheckSpec {
+                    probe: ProbeKind::Http {
+                        path: "/".into(),
+                        expect_status: 200,
+                        expect_body: Some("RS".into()),
+                        host: None,
+                    },
+                    interval_ms: 200,
+                    timeout_ms: 100,
+                    rise: 2,
+                    fall: 3,
+                    on_failure: OnFailure::Remove,
+                }),
+            }],
+            checks: vec![
+                CheckSpec::KernelIpvs { schedulers: vec!["wrr".into()] },
+                CheckSpec::ClockOffset { server: "198.18.0.1".parse().unwrap(), max_offset_ms: 1000 },
+                CheckSpec::NtpServing { address: "198.18.0.1".parse().unwrap() },
+                CheckSpec::HttpLocal { port: 80, path: "/".into() },
+                CheckSpec::GatewayIsNot { forbidden: vec!["198.18.0.2".parse().unwrap()] },
+                CheckSpec::FirewallAllows { service: ServiceKey::Fwmark { mark: 3, ipv6: false } },
+            ],
+        };
+        let w = pb::NodeSpec::from(&s);
+        assert_eq!(NodeSpec::try_from(&w).unwrap(), s);
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let mut w = pb::NodeSpec { node: "n".into(), role: pb::Role::RealServer as i32, ..Default::default() };
+        w.sysctls.push(pb::SysctlSpec { key: "net..x".into(), value: "1".into(), reason: String::new() });
+        w.addresses.push(pb::AddressSpec { interface: "lo".into(), address: "300.1.1.1/32".into(), ..Default::default() });
+        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        assert_eq!(e.field, "addresses[0].address", "{e}");
+        w.addresses.clear();
+        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        assert_eq!(e.field, "sysctls[0].key", "{e}");
+    }
+}

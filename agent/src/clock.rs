@@ -1,0 +1,33 @@
+//! The clock check: offset and round trip to the cluster's NTP source by SNTP. The
+//! article calls time sync "the most important step": directors and real servers must be
+//! within 1 s of the router, and the controller's time gate reads what this measures.
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Server asked.
+    pub server: IpAddr,
+    /// Local clock minus server clock, in milliseconds (positive: we are ahead).
+    pub offset_ms: Option<i64>,
+    /// Round-trip delay, in milliseconds.
+    pub rtt_ms: Option<u64>,
+    /// Why there is no measurement.
+    pub error: Option<String>,
+}
+
+/// Ask `server` (port 123 unless `port` says otherwise) for the time, once.
+pub async fn measure(server: IpAddr, port: u16, timeout: Duration) -> Reading {
+    let client = rsntp::AsyncSntpClient::with_config(rsntp::Config::default().timeout(timeout));
+    match client.synchronize(SocketAddr::new(server, port)).await {
+        Ok(r) => Reading {
+            server,
+            // rsntp gives the correction to apply to the local clock; the offset is its negation.
+            offset_ms: Some((-r.clock_offset().as_secs_f64() * 1000.0).round() as i64),
+            rtt_ms: Some((r.round_trip_delay().as_secs_f64() * 1000.0).max(0.0).round() as u64),
+            error: None,
+        },
+        Err(e) => Reading { server, offset_ms: None, rtt_ms: None, error: Some(format!("NTP {server}: {e}")) },
+    }
+}

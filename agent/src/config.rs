@@ -1,0 +1,107 @@
+//! The agent's own configuration file (`/etc/lvs-agent/agent.toml`): who it is, where it
+//! listens, its certificates and its state directory. The cluster definition never reaches
+//! the agent; only its node's spec does.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The agent's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Node name; must match the spec's node and the agent certificate's name.
+    pub node: String,
+    /// Address and port to listen on (mutual TLS only).
+    pub listen: SocketAddr,
+    /// Where the accepted spec and ownership records live.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Certificates.
+    pub tls: TlsPaths,
+}
+
+/// PEM files of the agent's identity and the cluster CA.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    /// The cluster CA certificate (trust anchor for the controller's certificate).
+    pub ca: PathBuf,
+    /// This agent's certificate.
+    pub cert: PathBuf,
+    /// This agent's private key.
+    pub key: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lvs-agent")
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("agent config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or not the expected keys.
+    #[error("agent config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Read and parse `path`. Relative certificate and state paths are taken relative to
+    /// the file's directory, so a config and its certificates can move together.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut c: Config =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.tls.ca, &mut c.tls.cert, &mut c.tls.key, &mut c.state_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, include_str!("../../deploy/agent.example.toml")).unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.node, "rs1");
+        assert_eq!(c.tls.ca, PathBuf::from("/etc/lvs-agent/ca.pem"));
+        std::fs::write(&p, "node = \"x\"\nlisten = \"0.0.0.0:7443\"\nport = 1\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n")
+            .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown field `port`"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, "node = \"x\"\nlisten = \"127.0.0.1:7443\"\nstate_dir = \"st\"\n[tls]\nca=\"ca.pem\"\ncert=\"x.pem\"\nkey=\"x.key\"\n")
+            .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.tls.ca, dir.path().join("ca.pem"));
+        assert_eq!(c.state_dir, dir.path().join("st"));
+    }
+}

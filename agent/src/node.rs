@@ -1,0 +1,454 @@
+//! The agent of one node: everything the gRPC handlers hand their work to. It owns the
+//! reconciler (the only writer of the kernel), the health checker, the clock reading, the
+//! event feed and the apply lease.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lvs_proto::NodeSpec;
+use lvs_proto::spec::{CheckSpec, Role, ServiceKey};
+
+use crate::checks::{self, CheckResult};
+use crate::clock::{self, Reading};
+use crate::events::Events;
+use crate::facts::{self, Facts};
+use crate::health::{DestHealth, Health};
+use crate::reconcile::{ReconcileError, Reconciler, Report};
+use crate::state::{State, Store, override_key};
+use crate::system::{IpvsService, System};
+
+/// Why a request was not carried out. Each maps to one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is fine but this node refuses it now (stale, conflict, wrong node).
+    #[error("{0}")]
+    Refused(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The node could not be read or changed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<crate::state::StoreError> for AgentError {
+    fn from(e: crate::state::StoreError) -> Self {
+        AgentError::Failed(e.to_string())
+    }
+}
+
+impl From<ReconcileError> for AgentError {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::WrongNode { .. }
+            | ReconcileError::Stale { .. }
+            | ReconcileError::Conflict { .. }
+            | ReconcileError::Preflight(_)
+            | ReconcileError::NoSpec => AgentError::Refused(e.to_string()),
+            ReconcileError::NotInSpec(_) => AgentError::NotFound(e.to_string()),
+            ReconcileError::Observe(_) | ReconcileError::Store(_) => AgentError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// A controller's reservation of a generation (see `SpecRequest.lease` in the proto).
+#[derive(Debug, Clone)]
+struct Lease {
+    id: String,
+    generation: u64,
+    expires: Instant,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    /// Facts.
+    pub facts: Facts,
+    /// The persisted state.
+    pub state: State,
+    /// What differs from the accepted spec now.
+    pub drift: Vec<String>,
+    /// Foreign objects seen.
+    pub foreign: Vec<String>,
+    /// Check outcomes.
+    pub checks: Vec<CheckResult>,
+    /// The IPVS table (directors).
+    pub ipvs: Option<IpvsView>,
+    /// The latest clock reading.
+    pub clock: Option<Reading>,
+    /// Health of the director's destinations.
+    pub health: Vec<DestHealth>,
+}
+
+/// The IPVS table with what surrounds it.
+#[derive(Debug, Clone)]
+pub struct IpvsView {
+    /// Version and table size.
+    pub info: lvs_ipvs::Info,
+    /// Timeouts.
+    pub timeouts: lvs_ipvs::Timeouts,
+    /// Services with destinations and counters; `bool`: created by this agent.
+    pub services: Vec<(IpvsService, bool)>,
+    /// Connections, when asked.
+    pub connections: Vec<lvs_ipvs::conn::Connection>,
+}
+
+/// Result of a live weight change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightView {
+    /// Weight the kernel holds now.
+    pub weight: u32,
+    /// Active connections.
+    pub active: u32,
+    /// Inactive connections.
+    pub inactive: u32,
+}
+
+/// A VIP probe's request.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// Where.
+    pub target: SocketAddr,
+    /// Path.
+    pub path: String,
+    /// Host header.
+    pub host: Option<String>,
+    /// How many requests.
+    pub count: u32,
+    /// How many at once.
+    pub concurrency: u32,
+    /// Per-request deadline.
+    pub timeout: Duration,
+}
+
+/// A VIP probe's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeView {
+    /// Requests sent.
+    pub sent: u32,
+    /// Answered with a status < 500.
+    pub answered: u32,
+    /// Failed.
+    pub failed: u32,
+    /// First body line → count.
+    pub bodies: BTreeMap<String, u32>,
+    /// Distinct errors (first few).
+    pub errors: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// First body lines in completion order (for small counts).
+    pub sequence: Vec<String>,
+}
+
+/// The agent.
+pub struct Agent<S: System + 'static> {
+    node: String,
+    rec: Arc<Reconciler<S>>,
+    events: Events,
+    health: Health,
+    clock: Mutex<Option<Reading>>,
+    lease: Mutex<Option<Lease>>,
+}
+
+/// How often the clock is measured.
+const CLOCK_PERIOD: Duration = Duration::from_secs(5);
+
+impl<S: System + 'static> Agent<S> {
+    /// An agent for `node` over `sys`, persisting in `store`.
+    pub fn new(node: &str, sys: Arc<S>, store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            node: node.to_string(),
+            rec: Arc::new(Reconciler::new(node, sys, store)),
+            events: Events::default(),
+            health: Health::default(),
+            clock: Mutex::new(None),
+            lease: Mutex::new(None),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The event feed.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Re-apply the persisted spec (addresses and IPVS rules do not survive a reboot),
+    /// start the health checks and the clock timer.
+    pub async fn start(self: &Arc<Self>) -> Result<Option<Report>, AgentError> {
+        let r = self.rec.reapply_stored().await?;
+        if let Some(r) = &r {
+            self.events.emit(
+                "start",
+                format!("re-applied stored generation {}: {} action(s), converged {}", r.generation, r.actions.len(), r.converged()),
+            );
+        }
+        self.after_change()?;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(a) = me.upgrade() else { return };
+                a.measure_clock().await;
+                drop(a);
+                tokio::time::sleep(CLOCK_PERIOD).await;
+            }
+        });
+        Ok(r)
+    }
+
+    fn after_change(self: &Arc<Self>) -> Result<(), AgentError> {
+        let st = self.rec.state()?;
+        if let Some(spec) = &st.spec {
+            self.health.sync(spec, &st.runtime, &self.rec, &self.events);
+        }
+        Ok(())
+    }
+
+    async fn measure_clock(&self) {
+        let Ok(st) = self.rec.state() else { return };
+        let server = st.spec.iter().flat_map(|s| &s.checks).find_map(|c| match c {
+            CheckSpec::ClockOffset { server, .. } => Some(*server),
+            _ => None,
+        });
+        let Some(server) = server else { return };
+        let r = clock::measure(server, 123, Duration::from_secs(1)).await;
+        *self.clock.lock().expect("clock") = Some(r);
+    }
+
+    /// Facts about the node.
+    pub async fn facts(&self) -> Facts {
+        facts::gather(self.rec.system()).await
+    }
+
+    fn lease(&self, spec: &NodeSpec, id: &str, ttl: Duration, reserve: bool) -> Result<(), AgentError> {
+        let now = Instant::now();
+        let mut l = self.lease.lock().expect("lease");
+        if let Some(cur) = l.as_ref().filter(|c| c.expires > now && c.id != id) {
+            return Err(AgentError::Refused(format!(
+                "conflict: another controller is applying generation {} to {} (lease {} expires in {} s); \
+                 wait for it to finish, then re-run",
+                cur.generation,
+                self.node,
+                &cur.id[..cur.id.len().min(8)],
+                (cur.expires - now).as_secs() + 1
+            )));
+        }
+        if reserve && !id.is_empty() {
+            *l = Some(Lease { id: id.to_string(), generation: spec.generation, expires: now + ttl });
+        }
+        Ok(())
+    }
+
+    /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`.
+    pub async fn plan(&self, spec: &NodeSpec, lease: &str, ttl: Duration) -> Result<Report, AgentError> {
+        let r = self.rec.plan(spec).await?;
+        self.lease(spec, lease, ttl, true)?;
+        Ok(r)
+    }
+
+    /// Make the node match `spec`.
+    pub async fn apply(self: &Arc<Self>, spec: &NodeSpec, lease: &str) -> Result<Report, AgentError> {
+        self.lease(spec, lease, Duration::ZERO, false)?;
+        let r = self.rec.apply(spec).await?;
+        {
+            let mut l = self.lease.lock().expect("lease");
+            if l.as_ref().is_some_and(|c| c.id == lease) {
+                *l = None;
+            }
+        }
+        let applied = r.actions.iter().filter(|a| a.outcome == crate::apply::Outcome::Applied).count();
+        self.events.emit(
+            "apply",
+            format!("generation {}: {applied}/{} action(s) applied, converged {}", r.generation, r.actions.len(), r.converged()),
+        );
+        self.after_change()?;
+        if spec.checks.iter().any(|c| matches!(c, CheckSpec::ClockOffset { .. })) {
+            self.measure_clock().await;
+        }
+        Ok(r)
+    }
+
+    /// Observed against desired, checks, clock, health and (directors) the IPVS table.
+    pub async fn status(&self) -> Result<StatusView, AgentError> {
+        let state = self.rec.state()?;
+        let (drift, foreign) = match self.rec.drift().await {
+            Ok(Some(r)) => (r.actions.into_iter().map(|a| a.action).collect(), r.foreign),
+            Ok(None) => (Vec::new(), Vec::new()),
+            Err(e) => (vec![format!("cannot diff: {e}")], Vec::new()),
+        };
+        if self.clock.lock().expect("clock").is_none() {
+            self.measure_clock().await;
+        }
+        let clock = self.clock.lock().expect("clock").clone();
+        let mut checks = match &state.spec {
+            Some(s) => checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await,
+            None => Vec::new(),
+        };
+        if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
+            checks.push(vip_ready(s, &drift));
+        }
+        let ipvs = match state.spec.as_ref().map(|s| s.role) {
+            Some(Role::Director) => Some(self.ipvs_table(false).await?),
+            _ => None,
+        };
+        Ok(StatusView {
+            facts: self.facts().await,
+            state,
+            drift,
+            foreign,
+            checks,
+            ipvs,
+            clock,
+            health: self.health.snapshot(),
+        })
+    }
+
+    /// The IPVS table.
+    pub async fn ipvs_table(&self, connections: bool) -> Result<IpvsView, AgentError> {
+        let sys = self.rec.system();
+        let fail = |e: crate::system::SystemError| AgentError::Failed(e.to_string());
+        let (info, timeouts) = sys
+            .ipvs_info()
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))?;
+        let owned = self.rec.state()?.owned.services;
+        let services = sys
+            .ipvs()
+            .await
+            .map_err(fail)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| {
+                let managed = owned.iter().any(|k| crate::convert::service_key(k) == s.service.key);
+                (s, managed)
+            })
+            .collect();
+        let connections = if connections { sys.ipvs_connections().await.map_err(fail)? } else { Vec::new() };
+        Ok(IpvsView { info, timeouts, services, connections })
+    }
+
+    /// Set (or with `None` clear) the admin weight of one destination and apply it.
+    pub async fn set_weight(
+        self: &Arc<Self>,
+        service: ServiceKey,
+        dest: SocketAddr,
+        weight: Option<u32>,
+    ) -> Result<WeightView, AgentError> {
+        if weight.is_some_and(|w| w > 65535) {
+            return Err(AgentError::Invalid(format!("weight {} is outside 0..=65535", weight.unwrap_or(0))));
+        }
+        let key = override_key(&service, dest);
+        let k = key.clone();
+        let (_, report) = self
+            .rec
+            .update_runtime(move |spec, rt| {
+                let known = spec
+                    .virtual_services
+                    .iter()
+                    .any(|v| v.key == service && v.destinations.iter().any(|d| d.address == dest));
+                if !known {
+                    return Err(ReconcileError::NotInSpec(format!(
+                        "{dest} is not a destination of {service} in this node's spec"
+                    )));
+                }
+                match weight {
+                    Some(w) => rt.weights.insert(k, w),
+                    None => rt.weights.remove(&k),
+                };
+                Ok(())
+            })
+            .await?;
+        if !report.converged() {
+            return Err(AgentError::Failed(format!("weight change not applied: {:?}", report.drift_after)));
+        }
+        let what = weight.map_or("spec weight restored".to_string(), |w| format!("weight {w}"));
+        self.events.emit("weight", format!("{service} {dest}: {what}"));
+        let table = self.rec.system().ipvs().await.map_err(|e| AgentError::Failed(e.to_string()))?;
+        let entry = table
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.service.key == crate::convert::service_key(&service))
+            .flat_map(|s| s.destinations)
+            .find(|d| d.dest.addr == dest);
+        Ok(match entry {
+            Some(d) => WeightView { weight: d.dest.weight, active: d.active_conns, inactive: d.inactive_conns },
+            // Removed by quarantine (on_failure = remove): no connections can be scheduled.
+            None => WeightView { weight: 0, active: 0, inactive: 0 },
+        })
+    }
+
+    /// Send `count` HTTP requests to a target and tally the answers.
+    pub async fn probe(&self, req: ProbeRequest) -> ProbeView {
+        let start = Instant::now();
+        let host = req.host.clone().unwrap_or_else(|| req.target.ip().to_string());
+        let concurrency = req.concurrency.clamp(1, 64) as usize;
+        let results: Vec<Result<crate::http::Response, String>> = futures::StreamExt::collect(
+            futures::StreamExt::buffered(
+                futures::stream::iter(
+                    (0..req.count).map(|_| crate::http::get(req.target, &host, &req.path, req.timeout)),
+                ),
+                concurrency,
+            ),
+        )
+        .await;
+        let mut v = ProbeView { sent: req.count, ..Default::default() };
+        for r in results {
+            match r {
+                Ok(resp) if resp.status < 500 => {
+                    v.answered += 1;
+                    let line = resp.first_line();
+                    if req.count <= 64 {
+                        v.sequence.push(line.clone());
+                    }
+                    *v.bodies.entry(line).or_default() += 1;
+                }
+                Ok(resp) => {
+                    v.failed += 1;
+                    push_distinct(&mut v.errors, format!("status {}", resp.status));
+                }
+                Err(e) => {
+                    v.failed += 1;
+                    push_distinct(&mut v.errors, e);
+                }
+            }
+        }
+        v.elapsed = start.elapsed();
+        v
+    }
+}
+
+fn push_distinct(v: &mut Vec<String>, e: String) {
+    if v.len() < 5 && !v.contains(&e) {
+        v.push(e);
+    }
+}
+
+/// A real server accepts VIP traffic when its hidden VIP, host route and ARP sysctls are
+/// all in force: nothing of those is in the drift.
+fn vip_ready(spec: &NodeSpec, drift: &[String]) -> CheckResult {
+    let vips: Vec<String> = spec
+        .addresses
+        .iter()
+        .filter(|a| a.purpose == lvs_proto::spec::AddressPurpose::HiddenVip)
+        .map(|a| a.address.to_string())
+        .collect();
+    let missing: Vec<&String> =
+        drift.iter().filter(|d| d.contains("arp_") || vips.iter().any(|v| d.contains(v.as_str()))).collect();
+    CheckResult {
+        check: format!("kernel accepts VIP traffic ({} on lo, ARP hidden)", vips.join(", ")),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            "hidden VIP, host route and arp_ignore/arp_announce in force".into()
+        } else {
+            format!("not yet: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+        },
+    }
+}

@@ -1,0 +1,96 @@
+//! The daemon: read the config, re-apply the persisted spec, serve gRPC over mutual TLS,
+//! tell systemd we are ready and keep its watchdog fed, stop cleanly on SIGTERM.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tonic::transport::Server;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::grpc::{Service, controller_only};
+use crate::netlink::NetSystem;
+use crate::node::Agent;
+use crate::state::Store;
+
+/// lvs-agent: makes this node of an LVS-DR cluster match the spec lvsctl sends it.
+#[derive(Debug, Parser)]
+#[command(name = "lvs-agent", version, about)]
+pub struct Args {
+    /// Agent configuration file.
+    #[arg(short, long, env = "LVS_AGENT_CONFIG", default_value = "/etc/lvs-agent/agent.toml")]
+    pub config: PathBuf,
+    /// Check the configuration and the certificates, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Logs go to journald when systemd started us with the journal, else to stderr.
+pub fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    let registry = tracing_subscriber::registry().with(filter);
+    match journald {
+        Some(j) => registry.with(j).init(),
+        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
+    }
+}
+
+/// Run the agent until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let tls = crate::tls::server_config(&config.tls).context("loading certificates")?;
+    if args.check {
+        println!("{}: node {}, listen {}, certificates readable", args.config.display(), config.node, config.listen);
+        return Ok(());
+    }
+    let sys = Arc::new(NetSystem::new().context("opening rtnetlink")?);
+    let agent = Agent::new(&config.node, sys, Store::new(&config.state_dir));
+    match agent.start().await {
+        Ok(Some(r)) => info!(generation = r.generation, actions = r.actions.len(), converged = r.converged(), "stored spec re-applied"),
+        Ok(None) => info!("no stored spec yet; waiting for lvsctl apply"),
+        // Keep serving: the controller must be able to see and fix what went wrong.
+        Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
+    }
+    let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(Service(agent), controller_only);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    spawn_watchdog();
+    Server::builder()
+        .tls_config(tls)?
+        .timeout(Duration::from_secs(120))
+        .add_service(service)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown())
+        .await?;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    info!("stopped");
+    Ok(())
+}
+
+fn spawn_watchdog() {
+    let Some(timeout) = sd_notify::watchdog_enabled() else { return };
+    let period = timeout / 2;
+    tokio::spawn(async move {
+        loop {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            tokio::time::sleep(period).await;
+        }
+    });
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM"),
+        _ = int.recv() => info!("SIGINT"),
+    }
+}

@@ -1,0 +1,412 @@
+//! Conversions between the domain spec ([`crate::spec`]) and its wire form ([`crate::pb`]).
+//!
+//! Domain → wire cannot fail. Wire → domain checks every field and names the one that is
+//! wrong, so an agent answers a malformed request with `INVALID_ARGUMENT` and a reason
+//! instead of guessing.
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use crate::pb;
+use crate::spec::{
+    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, NodeSpec,
+    OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag,
+    ServiceKey, SysctlSpec, VirtualServiceSpec,
+};
+
+/// A field of a wire message that does not make a valid spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WireError {
+    /// Dotted path of the field, e.g. `virtual_services[0].destinations[1].address`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, WireError> {
+    Err(WireError { field: field.into(), reason: reason.into() })
+}
+
+fn parse<T: FromStr>(field: &str, s: &str) -> Result<T, WireError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| WireError { field: field.into(), reason: format!("`{s}`: {e}") })
+}
+
+fn required<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T, WireError> {
+    v.as_ref().ok_or_else(|| WireError { field: field.into(), reason: "missing".into() })
+}
+
+// ------------------------------------------------------------------ domain → wire
+
+impl From<Role> for pb::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Router => pb::Role::Router,
+            Role::Director => pb::Role::Director,
+            Role::RealServer => pb::Role::RealServer,
+        }
+    }
+}
+
+impl From<&ServiceKey> for pb::ServiceKey {
+    fn from(k: &ServiceKey) -> Self {
+        let kind = match *k {
+            ServiceKey::Addr { protocol, address } => pb::service_key::Kind::Addr(pb::AddrKey {
+                protocol: match protocol {
+                    Protocol::Tcp => pb::Protocol::Tcp,
+                    Protocol::Udp => pb::Protocol::Udp,
+                    Protocol::Sctp => pb::Protocol::Sctp,
+                } as i32,
+                address: address.to_string(),
+            }),
+            ServiceKey::Fwmark { mark, ipv6 } => pb::service_key::Kind::Fwmark(pb::FwmarkKey { mark, ipv6 }),
+        };
+        pb::ServiceKey { kind: Some(kind) }
+    }
+}
+
+impl From<&NodeSpec> for pb::NodeSpec {
+    fn from(s: &NodeSpec) -> Self {
+        pb::NodeSpec {
+            cluster: s.cluster.clone(),
+            node: s.node.clone(),
+            role: pb::Role::from(s.role) as i32,
+            generation: s.generation,
+            addresses: s
+                .addresses
+                .iter()
+                .map(|a| pb::AddressSpec {
+                    interface: a.interface.clone(),
+                    address: a.address.to_string(),
+                    label: a.label.clone(),
+                    purpose: match a.purpose {
+                        AddressPurpose::Lan => pb::AddressPurpose::Lan,
+                        AddressPurpose::Vip => pb::AddressPurpose::Vip,
+                        AddressPurpose::HiddenVip => pb::AddressPurpose::HiddenVip,
+                    } as i32,
+                })
+                .collect(),
+            routes: s
+                .routes
+                .iter()
+                .map(|r| pb::RouteSpec {
+                    destination: r.destination.to_string(),
+                    gateway: r.gateway.map(|g| g.to_string()),
+                    device: r.device.clone(),
+                    purpose: match r.purpose {
+                        RoutePurpose::DefaultGateway => pb::RoutePurpose::DefaultGateway,
+                        RoutePurpose::VipHost => pb::RoutePurpose::VipHost,
+                    } as i32,
+                })
+                .collect(),
+            sysctls: s
+                .sysctls
+                .iter()
+                .map(|x| pb::SysctlSpec { key: x.key.clone(), value: x.value.clone(), reason: x.reason.clone() })
+                .collect(),
+            virtual_services: s.virtual_services.iter().map(virtual_service).collect(),
+            checks: s.checks.iter().map(check).collect(),
+        }
+    }
+}
+
+fn virtual_service(v: &VirtualServiceSpec) -> pb::VirtualService {
+    pb::VirtualService {
+        name: v.name.clone(),
+        key: Some((&v.key).into()),
+        scheduler: v.scheduler.clone(),
+        persistence: v.persistence.map(|p| pb::Persistence { timeout_s: p.timeout_s, netmask: p.netmask }),
+        flags: v.flags.iter().map(|f| f.as_str().to_string()).collect(),
+        destinations: v
+            .destinations
+            .iter()
+            .map(|d| pb::DestinationSpec {
+                node: d.node.clone(),
+                address: d.address.to_string(),
+                forwarding: match d.forwarding {
+                    Forwarding::Route => pb::Forwarding::Route,
+                    Forwarding::Tunnel => pb::Forwarding::Tunnel,
+                    Forwarding::Masq => pb::Forwarding::Masq,
+                } as i32,
+                weight: d.weight,
+                upper_threshold: d.upper_threshold,
+                lower_threshold: d.lower_threshold,
+            })
+            .collect(),
+        health_check: v.health_check.as_ref().map(|h| pb::HealthCheck {
+            probe: Some(match &h.probe {
+                ProbeKind::Http { path, expect_status, expect_body, host } => {
+                    pb::health_check::Probe::Http(pb::HttpProbe {
+                        path: path.clone(),
+                        expect_status: u32::from(*expect_status),
+                        expect_body: expect_body.clone(),
+                        host: host.clone(),
+                    })
+                }
+                ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
+            }),
+            interval_ms: h.interval_ms,
+            timeout_ms: h.timeout_ms,
+            rise: h.rise,
+            fall: h.fall,
+            on_failure: match h.on_failure {
+                OnFailure::Weight0 => pb::OnFailure::Weight0,
+                OnFailure::Remove => pb::OnFailure::Remove,
+            } as i32,
+        }),
+    }
+}
+
+fn check(c: &CheckSpec) -> pb::Check {
+    use pb::check::Kind;
+    let kind = match c {
+        CheckSpec::KernelIpvs { schedulers } => {
+            Kind::KernelIpvs(pb::KernelIpvsCheck { schedulers: schedulers.clone() })
+        }
+        CheckSpec::ClockOffset { server, max_offset_ms } => Kind::ClockOffset(pb::ClockOffsetCheck {
+            server: server.to_string(),
+            max_offset_ms: *max_offset_ms,
+        }),
+        CheckSpec::NtpServing { address } => Kind::NtpServing(pb::NtpServingCheck { address: address.to_string() }),
+        CheckSpec::HttpLocal { port, path } => {
+            Kind::HttpLocal(pb::HttpLocalCheck { port: u32::from(*port), path: path.clone() })
+        }
+        CheckSpec::GatewayIsNot { forbidden } => Kind::GatewayIsNot(pb::GatewayIsNotCheck {
+            forbidden: forbidden.iter().map(ToString::to_string).collect(),
+        }),
+        CheckSpec::FirewallAllows { service } => {
+            Kind::FirewallAllows(pb::FirewallAllowsCheck { service: Some(service.into()) })
+        }
+    };
+    pb::Check { kind: Some(kind) }
+}
+
+// ------------------------------------------------------------------ wire → domain
+
+/// A wire service key as a domain key.
+pub fn service_key(field: &str, k: &pb::ServiceKey) -> Result<ServiceKey, WireError> {
+    match required(field, &k.kind)? {
+        pb::service_key::Kind::Addr(a) => Ok(ServiceKey::Addr {
+            protocol: match pb::Protocol::try_from(a.protocol) {
+                Ok(pb::Protocol::Tcp) => Protocol::Tcp,
+                Ok(pb::Protocol::Udp) => Protocol::Udp,
+                Ok(pb::Protocol::Sctp) => Protocol::Sctp,
+                _ => return err(format!("{field}.protocol"), format!("unknown protocol {}", a.protocol)),
+            },
+            address: parse(&format!("{field}.address"), &a.address)?,
+        }),
+        pb::service_key::Kind::Fwmark(f) => {
+            if f.mark == 0 {
+                return err(format!("{field}.mark"), "fwmark 0 matches no packet");
+            }
+            Ok(ServiceKey::Fwmark { mark: f.mark, ipv6: f.ipv6 })
+        }
+    }
+}
+
+impl TryFrom<&pb::NodeSpec> for NodeSpec {
+    type Error = WireError;
+
+    fn try_from(s: &pb::NodeSpec) -> Result<Self, WireError> {
+        let role = match pb::Role::try_from(s.role) {
+            Ok(pb::Role::Router) => Role::Router,
+            Ok(pb::Role::Director) => Role::Director,
+            Ok(pb::Role::RealServer) => Role::RealServer,
+            _ => return err("role", format!("unknown role {}", s.role)),
+        };
+        if s.node.is_empty() {
+            return err("node", "empty");
+        }
+        let addresses = s
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let f = format!("addresses[{i}]");
+                Ok(AddressSpec {
+                    interface: nonempty(&format!("{f}.interface"), &a.interface)?,
+                    address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
+                    label: a.label.clone(),
+                    purpose: match pb::AddressPurpose::try_from(a.purpose) {
+                        Ok(pb::AddressPurpose::Lan) => AddressPurpose::Lan,
+                        Ok(pb::AddressPurpose::Vip) => AddressPurpose::Vip,
+                        Ok(pb::AddressPurpose::HiddenVip) => AddressPurpose::HiddenVip,
+                        _ => return err(format!("{f}.purpose"), "unknown purpose"),
+                    },
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let routes = s
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let f = format!("routes[{i}]");
+                Ok(RouteSpec {
+                    destination: parse(&format!("{f}.destination"), &r.destination)?,
+                    gateway: r.gateway.as_deref().map(|g| parse::<IpAddr>(&format!("{f}.gateway"), g)).transpose()?,
+                    device: r.device.clone(),
+                    purpose: match pb::RoutePurpose::try_from(r.purpose) {
+                        Ok(pb::RoutePurpose::DefaultGateway) => RoutePurpose::DefaultGateway,
+                        Ok(pb::RoutePurpose::VipHost) => RoutePurpose::VipHost,
+                        _ => return err(format!("{f}.purpose"), "unknown purpose"),
+                    },
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let sysctls = s
+            .sysctls
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let key = nonempty(&format!("sysctls[{i}].key"), &x.key)?;
+                // A key is a path under /proc/sys: refuse anything that could leave it.
+                if key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..") {
+                    return err(format!("sysctls[{i}].key"), format!("`{key}` is not a sysctl key"));
+                }
+                Ok(SysctlSpec { key, value: x.value.clone(), reason: x.reason.clone() })
+            })
+            .collect::<Result<_, _>>()?;
+        let virtual_services = s
+            .virtual_services
+            .iter()
+            .enumerate()
+            .map(|(i, v)| virtual_service_from(&format!("virtual_services[{i}]"), v))
+            .collect::<Result<_, _>>()?;
+        let checks = s
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| check_from(&format!("checks[{i}]"), c))
+            .collect::<Result<_, _>>()?;
+        Ok(NodeSpec {
+            cluster: s.cluster.clone(),
+            node: s.node.clone(),
+            role,
+            generation: s.generation,
+            addresses,
+            routes,
+            sysctls,
+            virtual_services,
+            checks,
+        })
+    }
+}
+
+fn nonempty(field: &str, s: &str) -> Result<String, WireError> {
+    if s.is_empty() { err(field, "empty") } else { Ok(s.to_string()) }
+}
+
+fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServiceSpec, WireError> {
+    let key = service_key(&format!("{f}.key"), required(&format!("{f}.key"), &v.key)?)?;
+    let flags = v
+        .flags
+        .iter()
+        .map(|x| match x.as_str() {
+            "one-packet" => Ok(ServiceFlag::OnePacket),
+            "sh-fallback" => Ok(ServiceFlag::ShFallback),
+            "sh-port" => Ok(ServiceFlag::ShPort),
+            other => err(format!("{f}.flags"), format!("unknown flag `{other}`")),
+        })
+        .collect::<Result<_, _>>()?;
+    let destinations = v
+        .destinations
+        .iter()
+        .enumerate()
+        .map(|(j, d)| {
+            let g = format!("{f}.destinations[{j}]");
+            if d.weight > 65535 {
+                return err(format!("{g}.weight"), format!("{} is outside 0..=65535", d.weight));
+            }
+            Ok(DestinationSpec {
+                node: d.node.clone(),
+                address: parse::<SocketAddr>(&format!("{g}.address"), &d.address)?,
+                forwarding: match pb::Forwarding::try_from(d.forwarding) {
+                    Ok(pb::Forwarding::Route) => Forwarding::Route,
+                    Ok(pb::Forwarding::Tunnel) => Forwarding::Tunnel,
+                    Ok(pb::Forwarding::Masq) => Forwarding::Masq,
+                    _ => return err(format!("{g}.forwarding"), "unknown forwarding method"),
+                },
+                weight: d.weight,
+                upper_threshold: d.upper_threshold,
+                lower_threshold: d.lower_threshold,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let health_check = v
+        .health_check
+        .as_ref()
+        .map(|h| {
+            let g = format!("{f}.health_check");
+            let probe = match required(&format!("{g}.probe"), &h.probe)? {
+                pb::health_check::Probe::Http(p) => ProbeKind::Http {
+                    path: p.path.clone(),
+                    expect_status: u16::try_from(p.expect_status)
+                        .map_err(|_| WireError { field: format!("{g}.expect_status"), reason: "not a status".into() })?,
+                    expect_body: p.expect_body.clone(),
+                    host: p.host.clone(),
+                },
+                pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
+            };
+            if h.interval_ms == 0 || h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
+                return err(&g, "need 0 < timeout_ms < interval_ms");
+            }
+            if h.rise == 0 || h.fall == 0 {
+                return err(&g, "rise and fall must be ≥ 1");
+            }
+            Ok(HealthCheckSpec {
+                probe,
+                interval_ms: h.interval_ms,
+                timeout_ms: h.timeout_ms,
+                rise: h.rise,
+                fall: h.fall,
+                on_failure: match pb::OnFailure::try_from(h.on_failure) {
+                    Ok(pb::OnFailure::Weight0) => OnFailure::Weight0,
+                    Ok(pb::OnFailure::Remove) => OnFailure::Remove,
+                    _ => return err(format!("{g}.on_failure"), "unknown"),
+                },
+            })
+        })
+        .transpose()?;
+    let persistence = v.persistence.map(|p| Persistence { timeout_s: p.timeout_s, netmask: p.netmask });
+    Ok(VirtualServiceSpec {
+        name: v.name.clone(),
+        key,
+        scheduler: nonempty(&format!("{f}.scheduler"), &v.scheduler)?,
+        persistence,
+        flags,
+        destinations,
+        health_check,
+    })
+}
+
+fn check_from(f: &str, c: &pb::Check) -> Result<CheckSpec, WireError> {
+    use pb::check::Kind;
+    Ok(match required(f, &c.kind)? {
+        Kind::KernelIpvs(k) => CheckSpec::KernelIpvs { schedulers: k.schedulers.clone() },
+        Kind::ClockOffset(k) => CheckSpec::ClockOffset {
+            server: parse(&format!("{f}.server"), &k.server)?,
+            max_offset_ms: k.max_offset_ms,
+        },
+        Kind::NtpServing(k) => CheckSpec::NtpServing { address: parse(&format!("{f}.address"), &k.address)? },
+        Kind::HttpLocal(k) => CheckSpec::HttpLocal {
+            port: u16::try_from(k.port)
+                .map_err(|_| WireError { field: format!("{f}.port"), reason: "not a port".into() })?,
+            path: k.path.clone(),
+        },
+        Kind::GatewayIsNot(k) => CheckSpec::GatewayIsNot {
+            forbidden: k
+                .forbidden
+                .iter()
+                .map(|x| parse(&format!("{f}.forbidden"), x))
+                .collect::<Result<_, _>>()?,
+        },
+        Kind::FirewallAllows(k) => CheckSpec::FirewallAllows {
+            service: service_key(&format!("{f}.service"), required(&format!("{f}.service"), &k.service)?)?,
+        },
+    })
+}
