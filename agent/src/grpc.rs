@@ -63,8 +63,14 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new(report(&rep)))
     }
 
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::Status>, Status> {
-        let v = self.0.status().await.map_err(status)?;
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::Status>, Status> {
+        let ntp = &req.get_ref().ntp_server;
+        let ntp = if ntp.is_empty() {
+            None
+        } else {
+            Some(ntp.parse().map_err(|e| Status::invalid_argument(format!("ntp_server: `{ntp}`: {e}")))?)
+        };
+        let v = self.0.status(ntp).await.map_err(status)?;
         Ok(Response::new(status_view(self.0.node(), &v)))
     }
 

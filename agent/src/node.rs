@@ -218,6 +218,10 @@ impl<S: System + 'static> Agent<S> {
             _ => None,
         });
         let Some(server) = server else { return };
+        self.measure_clock_against(server).await;
+    }
+
+    async fn measure_clock_against(&self, server: std::net::IpAddr) {
         let r = clock::measure(server, 123, Duration::from_secs(1)).await;
         *self.clock.lock().expect("clock") = Some(r);
     }
@@ -276,7 +280,11 @@ impl<S: System + 'static> Agent<S> {
     }
 
     /// Observed against desired, checks, clock, health and (directors) the IPVS table.
-    pub async fn status(&self) -> Result<StatusView, AgentError> {
+    /// With `ntp`, the clock is measured against that server now.
+    pub async fn status(&self, ntp: Option<std::net::IpAddr>) -> Result<StatusView, AgentError> {
+        if let Some(server) = ntp {
+            self.measure_clock_against(server).await;
+        }
         let state = self.rec.state()?;
         let (drift, foreign) = match self.rec.drift().await {
             Ok(Some(r)) => (r.actions.into_iter().map(|a| a.action).collect(), r.foreign),

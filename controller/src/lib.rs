@@ -4,10 +4,14 @@
 //! cluster.toml ──source──► Definition ──validate──► Cluster ──planner──► NodeSpec per node
 //! ```
 pub mod cli;
+pub mod commands;
 pub mod definition;
 pub mod diagnostics;
+pub mod fleet;
+pub mod lab;
 pub mod load;
 pub mod model;
+pub mod pki;
 pub mod planner;
 pub mod render;
 pub mod source;

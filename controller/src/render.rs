@@ -119,3 +119,8 @@ pub fn check(c: &CheckSpec) -> String {
         }
     }
 }
+
+/// A wire service key as `ipvsadm` names it: `TCP 198.18.0.100:80`, `FWM 3`.
+pub fn key_text(k: &lvs_proto::pb::ServiceKey) -> String {
+    lvs_proto::wire::service_key("service", k).map(|k| k.to_string()).unwrap_or_else(|e| format!("<{e}>"))
+}

@@ -13,6 +13,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 bb_applets=$([ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null || true)
 grep -qx httpd <<<"$bb_applets" || need+=(busybox-static)
 [ -x /usr/sbin/ipvsadm ] || need+=(ipvsadm)          # the referee, used inside the VM only
+[ -x /usr/sbin/chronyd ] || need+=(chrony)           # the real NTP server of the lab and the tests
 command -v depmod >/dev/null || need+=(kmod)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)

@@ -1,0 +1,353 @@
+//! `lvsctl ipvs list|save|restore`: the directors' tables in `ipvsadm` vocabulary, and the
+//! way in for users migrating from hand-written `ipvsadm -S` dumps.
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use lvs_proto::pb;
+use lvs_proto::spec::Role;
+
+use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
+use crate::render::key_text;
+
+/// What `list` shows besides the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Weights and connection counts (`ipvsadm -L -n`).
+    #[default]
+    Table,
+    /// Counters (`--stats`).
+    Stats,
+    /// Rates (`--rate`).
+    Rate,
+    /// Timeouts (`--timeout`).
+    Timeout,
+    /// Connections (`-c`).
+    Connections,
+}
+
+/// Fetch every director's table.
+pub async fn tables(ctx: &Ctx, connections: bool) -> Vec<(String, Result<pb::IpvsTable, String>)> {
+    ctx.fleet
+        .each(&ctx.nodes_with(Role::Director), |_, mut c| async move {
+            c.ipvs_table(pb::IpvsTableRequest { connections }).await.map(|r| r.into_inner())
+        })
+        .await
+}
+
+const PERSISTENT: u32 = 0x1;
+
+/// `TCP  198.18.0.100:80` as `ipvsadm -L -n` starts a service line.
+fn service_head(s: &pb::IpvsService) -> String {
+    let k = s.key.as_ref().map(key_text).unwrap_or_default();
+    match k.split_once(' ') {
+        Some((p, a)) => format!("{p:<4} {a}"),
+        None => k,
+    }
+}
+
+/// One director's table in `ipvsadm -L -n` form.
+pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "IP Virtual Server version {} (size={})", t.version, t.conn_tab_size);
+    match view {
+        View::Timeout => {
+            let to = t.timeouts.unwrap_or_default();
+            let _ = writeln!(s, "Timeout (tcp tcpfin udp): {} {} {}", to.tcp, to.tcp_fin, to.udp);
+            return s;
+        }
+        View::Connections => {
+            let _ = writeln!(s, "IPVS connection entries");
+            let _ = writeln!(s, "pro expire state       source                 virtual                destination");
+            for c in &t.connections {
+                let _ = writeln!(
+                    s,
+                    "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {}",
+                    c.protocol,
+                    c.expires_s / 60,
+                    c.expires_s % 60,
+                    c.state,
+                    c.client,
+                    c.virtual_address,
+                    c.destination
+                );
+            }
+            return s;
+        }
+        View::Table => {
+            let _ = writeln!(s, "Prot LocalAddress:Port Scheduler Flags");
+            let _ = writeln!(s, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn");
+        }
+        View::Stats => {
+            let _ = writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
+            let _ = writeln!(s, "  -> RemoteAddress:Port");
+        }
+        View::Rate => {
+            let _ = writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS");
+            let _ = writeln!(s, "  -> RemoteAddress:Port");
+        }
+    }
+    let nums = |st: &Option<pb::Stats>, rate: bool| {
+        let st = st.unwrap_or_default();
+        if rate {
+            format!("{:>8} {:>8} {:>8} {:>8} {:>8}", st.cps, st.inpps, st.outpps, st.inbps, st.outbps)
+        } else {
+            format!("{:>8} {:>8} {:>8} {:>8} {:>8}", st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes)
+        }
+    };
+    for svc in &t.services {
+        let head = service_head(svc);
+        match view {
+            View::Table => {
+                let mut flags = String::new();
+                if svc.flags & PERSISTENT != 0 {
+                    let _ = write!(flags, " persistent {}", svc.timeout_s);
+                    if svc.netmask != 0 && svc.netmask != u32::MAX {
+                        let _ = write!(flags, " mask {}", std::net::Ipv4Addr::from(svc.netmask));
+                    }
+                }
+                let _ = writeln!(s, "{head} {}{flags}", svc.scheduler);
+            }
+            View::Stats | View::Rate => {
+                let _ = writeln!(s, "{head:<33}{}", nums(&svc.stats, view == View::Rate));
+            }
+            _ => {}
+        }
+        for d in &svc.destinations {
+            match view {
+                View::Table => {
+                    let _ = writeln!(
+                        s,
+                        "  -> {:<28} {:<7} {:<6} {:<10} {}",
+                        d.address, d.forwarding, d.weight, d.active_conns, d.inactive_conns
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "  -> {:<29}{}", d.address, nums(&d.stats, view == View::Rate));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// One director's table in `ipvsadm -S -n` form.
+pub fn render_save(t: &pb::IpvsTable) -> String {
+    let mut s = String::new();
+    for svc in &t.services {
+        let k = svc.key.as_ref().map(key_text).unwrap_or_default();
+        let sel = match k.split_once(' ') {
+            Some(("TCP", a)) => format!("-t {a}"),
+            Some(("UDP", a)) => format!("-u {a}"),
+            Some(("SCTP", a)) => format!("--sctp-service {a}"),
+            Some(("FWM", m)) => format!("-f {}", m.split(' ').next().unwrap_or(m)),
+            _ => k.clone(),
+        };
+        let mut line = format!("-A {sel} -s {}", svc.scheduler);
+        if svc.flags & PERSISTENT != 0 {
+            let _ = write!(line, " -p {}", svc.timeout_s);
+            if svc.netmask != 0 && svc.netmask != u32::MAX {
+                let _ = write!(line, " -M {}", std::net::Ipv4Addr::from(svc.netmask));
+            }
+        }
+        let _ = writeln!(s, "{line}");
+        for d in &svc.destinations {
+            let fwd = match d.forwarding.as_str() {
+                "Masq" => "-m",
+                "Tunnel" => "-i",
+                _ => "-g",
+            };
+            let mut line = format!("-a {sel} -r {} {fwd} -w {}", d.address, d.weight);
+            if d.upper_threshold > 0 {
+                let _ = write!(line, " -x {}", d.upper_threshold);
+            }
+            if d.lower_threshold > 0 {
+                let _ = write!(line, " -y {}", d.lower_threshold);
+            }
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    s
+}
+
+/// A table as JSON.
+pub fn table_json(t: &pb::IpvsTable) -> serde_json::Value {
+    let stats = |s: &Option<pb::Stats>| {
+        let s = s.unwrap_or_default();
+        serde_json::json!({"conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts, "inbytes": s.inbytes,
+            "outbytes": s.outbytes, "cps": s.cps, "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps})
+    };
+    let to = t.timeouts.unwrap_or_default();
+    serde_json::json!({
+        "version": t.version,
+        "conn_tab_size": t.conn_tab_size,
+        "timeouts": {"tcp": to.tcp, "tcp_fin": to.tcp_fin, "udp": to.udp},
+        "services": t.services.iter().map(|s| serde_json::json!({
+            "service": s.key.as_ref().map(key_text), "scheduler": s.scheduler, "flags": s.flags,
+            "timeout_s": s.timeout_s, "netmask": s.netmask, "managed": s.managed, "stats": stats(&s.stats),
+            "destinations": s.destinations.iter().map(|d| serde_json::json!({
+                "address": d.address, "forwarding": d.forwarding, "weight": d.weight,
+                "upper_threshold": d.upper_threshold, "lower_threshold": d.lower_threshold,
+                "active_conns": d.active_conns, "inactive_conns": d.inactive_conns,
+                "persist_conns": d.persist_conns, "stats": stats(&d.stats),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "connections": t.connections.iter().map(|c| serde_json::json!({
+            "protocol": c.protocol, "client": c.client, "virtual": c.virtual_address,
+            "destination": c.destination, "state": c.state, "expires_s": c.expires_s,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `lvsctl ipvs list` and `lvsctl ipvs save`.
+pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    let res = tables(ctx, view == View::Connections).await;
+    let ok = res.iter().all(|(_, r)| r.is_ok());
+    if ctx.json {
+        let v: Vec<serde_json::Value> = res
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(t) => serde_json::json!({"node": n, "table": table_json(t)}),
+                Err(e) => serde_json::json!({"node": n, "error": e}),
+            })
+            .collect();
+        json(out, &serde_json::Value::Array(v))?;
+        return Ok(exit(ok, EXIT_NODE_FAILED));
+    }
+    let many = res.len() > 1;
+    for (n, r) in &res {
+        match r {
+            Ok(t) => {
+                if many {
+                    writeln!(out, "# {n}")?;
+                }
+                write!(out, "{}", if save { render_save(t) } else { render_list(t, view) })?;
+            }
+            Err(e) => writeln!(out, "# {n}: FAILED {e}")?,
+        }
+    }
+    Ok(exit(ok, EXIT_NODE_FAILED))
+}
+
+/// A service read from `ipvsadm -S` text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedService {
+    /// `tcp`, `udp`, `sctp` or `fwmark`.
+    pub protocol: String,
+    /// `VIP:port`, or the mark.
+    pub address: String,
+    /// Scheduler.
+    pub scheduler: String,
+    /// Persistence timeout.
+    pub persistent: Option<u32>,
+    /// Real servers: address, forwarding flag, weight.
+    pub reals: Vec<(String, String, u32)>,
+}
+
+/// Parse `ipvsadm -S -n` text. Errors name the line.
+pub fn parse_save(text: &str) -> Result<Vec<SavedService>, String> {
+    let mut out: Vec<SavedService> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let bad = |m: &str| format!("line {}: {m}: `{line}`", i + 1);
+        let mut sel = None;
+        let mut sched = "wlc".to_string();
+        let mut persistent = None;
+        let mut real = None;
+        let mut fwd = "-g".to_string();
+        let mut weight = 1u32;
+        let mut j = 1;
+        while j < w.len() {
+            let arg = |j: usize| w.get(j + 1).copied().ok_or_else(|| bad(&format!("{} needs a value", w[j])));
+            match w[j] {
+                "-t" | "--tcp-service" => sel = Some(("tcp", arg(j)?.to_string())),
+                "-u" | "--udp-service" => sel = Some(("udp", arg(j)?.to_string())),
+                "--sctp-service" => sel = Some(("sctp", arg(j)?.to_string())),
+                "-f" | "--fwmark-service" => sel = Some(("fwmark", arg(j)?.to_string())),
+                "-s" | "--scheduler" => sched = arg(j)?.to_string(),
+                "-p" | "--persistent" => {
+                    persistent = Some(arg(j)?.parse().map_err(|_| bad("bad persistence timeout"))?)
+                }
+                "-r" | "--real-server" => real = Some(arg(j)?.to_string()),
+                "-w" | "--weight" => weight = arg(j)?.parse().map_err(|_| bad("bad weight"))?,
+                "-g" | "-i" | "-m" => {
+                    fwd = w[j].to_string();
+                    j += 1;
+                    continue;
+                }
+                "-M" | "--netmask" | "-x" | "-y" | "--pe" => {}
+                other => return Err(bad(&format!("unknown option {other}"))),
+            }
+            j += 2;
+        }
+        let (proto, addr) = sel.ok_or_else(|| bad("no service (-t, -u, --sctp-service or -f)"))?;
+        match w[0] {
+            "-A" => out.push(SavedService {
+                protocol: proto.into(),
+                address: addr,
+                scheduler: sched,
+                persistent,
+                reals: Vec::new(),
+            }),
+            "-a" => {
+                let svc = out
+                    .iter_mut()
+                    .find(|s| s.protocol == proto && s.address == addr)
+                    .ok_or_else(|| bad("real server of a service not added before"))?;
+                svc.reals.push((real.ok_or_else(|| bad("-a without -r"))?, fwd, weight));
+            }
+            _ => return Err(bad("expected -A or -a")),
+        }
+    }
+    Ok(out)
+}
+
+/// `ipvsadm -S` text as `[[services]]` of a definition. Real servers are named by the
+/// node holding their address in `ctx`'s definition; others get a note to add the node.
+pub fn restore(ctx: Option<&Ctx>, text: &str) -> Result<String, String> {
+    let services = parse_save(text)?;
+    let mut s = String::from("# Converted from `ipvsadm -S` by `lvsctl ipvs restore`; review, then paste into the definition.\n");
+    for (i, svc) in services.iter().enumerate() {
+        let _ = writeln!(s, "\n[[services]]\nname = \"svc{}\"", i + 1);
+        if svc.protocol == "fwmark" {
+            let _ = writeln!(s, "protocol = \"fwmark\"\nfwmark = {}", svc.address);
+        } else {
+            let a: SocketAddr = svc.address.parse().map_err(|e| format!("service {}: {e}", svc.address))?;
+            let _ = writeln!(s, "protocol = \"{}\"\nvip = \"{}\"\nport = {}", svc.protocol, a.ip(), a.port());
+        }
+        let _ = writeln!(s, "scheduler = \"{}\"", svc.scheduler);
+        if let Some(p) = svc.persistent {
+            let _ = writeln!(s, "persistence = {{ timeout = \"{p}s\" }}");
+        }
+        let _ = writeln!(s, "real_servers = [");
+        for (addr, fwd, weight) in &svc.reals {
+            let ip = addr.parse::<SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|_| addr.clone());
+            let node = ctx.and_then(|c| {
+                c.cluster
+                    .nodes
+                    .iter()
+                    .find(|n| n.interfaces.iter().any(|i| i.address.addr().to_string() == ip))
+                    .map(|n| n.name.clone())
+            });
+            let note = if fwd != "-g" { "  # was not DR (-g): lvs-dr manages direct routing only" } else { "" };
+            match node {
+                Some(n) => {
+                    let _ = writeln!(s, "  {{ node = \"{n}\", weight = {weight} }},{note}");
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "  {{ node = \"FIXME-{ip}\", weight = {weight} }},  # add a real_server node with address {ip}{note}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(s, "]");
+    }
+    Ok(s)
+}

@@ -1,0 +1,171 @@
+//! `lvsctl rs drain|enable|weight`: live changes of one real server's weight on every
+//! director that sends it traffic. The agent keeps them as a runtime layer over its spec,
+//! so a later `apply` does not undo a drain; `enable` removes the layer.
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use lvs_proto::pb;
+use lvs_proto::spec::{Role, ServiceKey};
+
+use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
+use crate::render::key_text;
+
+/// One (director, service, destination) a real server is behind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// Director node.
+    pub director: String,
+    /// Service.
+    pub service: ServiceKey,
+    /// RIP:port.
+    pub dest: std::net::SocketAddr,
+    /// Weight in the definition.
+    pub weight: u32,
+}
+
+/// Where `rs` is a destination, per the definition.
+pub fn placements(ctx: &Ctx, rs: &str) -> Result<Vec<Placement>, CmdError> {
+    let node = ctx.cluster.nodes.iter().find(|n| n.name == rs).ok_or_else(|| {
+        CmdError::Usage(format!("no node `{rs}` in {}", ctx.file.display()))
+    })?;
+    if node.role != Role::RealServer {
+        return Err(CmdError::Usage(format!("{rs} is a {}, not a real server", node.role)));
+    }
+    let mut out = Vec::new();
+    for d in ctx.nodes_with(Role::Director) {
+        for v in ctx.spec(&d).map(|s| s.virtual_services.as_slice()).unwrap_or_default() {
+            for dest in v.destinations.iter().filter(|x| x.node == rs) {
+                out.push(Placement { director: d.clone(), service: v.key, dest: dest.address, weight: dest.weight });
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CmdError::Usage(format!("{rs} is in no virtual service of {}", ctx.file.display())));
+    }
+    Ok(out)
+}
+
+/// Set (or with `None` clear) the live weight of every placement; one result each.
+pub async fn set_weight(ctx: &Ctx, places: &[Placement], weight: Option<u32>) -> Vec<(Placement, Result<pb::SetWeightReply, String>)> {
+    let calls = places.iter().map(|p| async move {
+        let r = async {
+            let mut c = ctx.fleet.client(&p.director).map_err(|e| e.to_string())?;
+            let req = pb::SetWeightRequest { service: Some((&p.service).into()), destination: p.dest.to_string(), weight };
+            match tokio::time::timeout(ctx.fleet.deadline, c.set_weight(req)).await {
+                Ok(Ok(r)) => Ok(r.into_inner()),
+                Ok(Err(s)) => Err(crate::fleet::describe(&s)),
+                Err(_) => Err(format!("no answer within {} ms", ctx.fleet.deadline.as_millis())),
+            }
+        }
+        .await;
+        (p.clone(), r)
+    });
+    futures::future::join_all(calls).await
+}
+
+/// Active connections of each placement now, from the directors' tables.
+pub async fn active(ctx: &Ctx, places: &[Placement]) -> Result<u32, String> {
+    let mut total = 0;
+    for (_, t) in super::ipvs::tables(ctx, false).await {
+        let t = t?;
+        for s in &t.services {
+            for p in places {
+                if s.key.as_ref().map(key_text) != Some(key_text(&(&p.service).into())) {
+                    continue;
+                }
+                total += s
+                    .destinations
+                    .iter()
+                    .filter(|d| d.address == p.dest.to_string())
+                    .map(|d| d.active_conns)
+                    .sum::<u32>();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Wait until no placement has active connections, or `timeout`.
+pub async fn wait_drained(ctx: &Ctx, places: &[Placement], timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        let n = active(ctx, places).await?;
+        if n == 0 {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!("{n} active connection(s) left after {} s", timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What to do to the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Weight 0, optionally waiting for connections to end.
+    Drain(Option<Duration>),
+    /// Back to the definition's weight.
+    Enable,
+    /// A chosen weight.
+    Weight(u32),
+}
+
+/// Run `rs drain|enable|weight`.
+pub async fn run(ctx: &Ctx, rs: &str, change: Change, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    if let Change::Weight(w) = change
+        && w > 65535
+    {
+        return Err(CmdError::Usage(format!("weight {w} is outside 0..=65535")));
+    }
+    let places = placements(ctx, rs)?;
+    let weight = match change {
+        Change::Drain(_) => Some(0),
+        Change::Enable => None,
+        Change::Weight(w) => Some(w),
+    };
+    let res = set_weight(ctx, &places, weight).await;
+    let mut ok = res.iter().all(|(_, r)| r.is_ok());
+    let mut rows = Vec::new();
+    for (p, r) in &res {
+        let key = key_text(&(&p.service).into());
+        match r {
+            Ok(x) => {
+                if !ctx.json {
+                    writeln!(out, "{}: {key} -> {}: weight {} (active {}, inactive {})", p.director, p.dest, x.weight, x.active_conns, x.inactive_conns)?;
+                }
+                rows.push(serde_json::json!({"director": p.director, "service": key, "destination": p.dest.to_string(),
+                    "weight": x.weight, "active_conns": x.active_conns, "inactive_conns": x.inactive_conns}));
+            }
+            Err(e) => {
+                if !ctx.json {
+                    writeln!(out, "{}: {key} -> {}: FAILED {e}", p.director, p.dest)?;
+                }
+                rows.push(serde_json::json!({"director": p.director, "service": key, "destination": p.dest.to_string(), "error": e}));
+            }
+        }
+    }
+    let mut drained = serde_json::Value::Null;
+    if let (Change::Drain(Some(timeout)), true) = (change, ok) {
+        match wait_drained(ctx, &places, timeout).await {
+            Ok(took) => {
+                if !ctx.json {
+                    writeln!(out, "{rs}: drained (0 active connections) after {:.1} s", took.as_secs_f64())?;
+                }
+                drained = serde_json::json!(true);
+            }
+            Err(e) => {
+                ok = false;
+                if !ctx.json {
+                    writeln!(out, "{rs}: not drained: {e}")?;
+                }
+                drained = serde_json::json!(e);
+            }
+        }
+    }
+    if ctx.json {
+        json(out, &serde_json::json!({"real_server": rs, "changes": rows, "drained": drained}))?;
+    }
+    Ok(exit(ok, EXIT_NODE_FAILED))
+}

@@ -1,0 +1,137 @@
+//! Talking to the agents: one mutual-TLS channel per node (the node name is the TLS server
+//! name, so a certificate of another node is refused), and fan-out to many nodes at once
+//! with a deadline per node. A node that fails or does not answer is reported by name,
+//! never hidden behind the others.
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::future::join_all;
+use lvs_proto::pb::agent_client::AgentClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::model::Cluster;
+use crate::pki::Pki;
+
+/// A gRPC client of one agent.
+pub type Client = AgentClient<Channel>;
+
+/// Failures before any request is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// Certificates missing or unreadable.
+    #[error("{path}: {reason} (create the PKI with `lvsctl pki init` and `lvsctl pki issue`)")]
+    Pki {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A node the definition does not have.
+    #[error("no node `{0}` in the definition")]
+    UnknownNode(String),
+    /// A bad agent endpoint.
+    #[error("node {node}: agent endpoint `{endpoint}`: {reason}")]
+    Endpoint {
+        /// The node.
+        node: String,
+        /// Its endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The agents of a cluster.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    nodes: Vec<(String, String)>,
+    tls: ClientTlsConfig,
+    /// Deadline of one call to one node.
+    pub deadline: Duration,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, FleetError> {
+    std::fs::read(path).map_err(|e| FleetError::Pki { path: path.display().to_string(), reason: e.to_string() })
+}
+
+impl Fleet {
+    /// The fleet of `cluster`, authenticating with the controller certificate of `pki`.
+    pub fn new(cluster: &Cluster, pki: &Pki, deadline: Duration) -> Result<Self, FleetError> {
+        let ca = read(&pki.ca().cert)?;
+        let me = pki.controller();
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .identity(Identity::from_pem(read(&me.cert)?, read(&me.key)?));
+        let nodes = cluster.nodes.iter().map(|n| (n.name.clone(), n.agent.clone())).collect();
+        Ok(Self { nodes, tls, deadline })
+    }
+
+    /// Names of all nodes, in definition order.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// A client of `node` (the channel connects on first use).
+    pub fn client(&self, node: &str) -> Result<Client, FleetError> {
+        let (_, endpoint) =
+            self.nodes.iter().find(|(n, _)| n == node).ok_or_else(|| FleetError::UnknownNode(node.into()))?;
+        let bad = |reason: String| FleetError::Endpoint { node: node.into(), endpoint: endpoint.clone(), reason };
+        let ep = Endpoint::from_shared(format!("https://{endpoint}"))
+            .map_err(|e| bad(e.to_string()))?
+            .tls_config(self.tls.clone().domain_name(node))
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(self.deadline.min(Duration::from_secs(5)))
+            .tcp_nodelay(true);
+        Ok(AgentClient::new(ep.connect_lazy()).max_decoding_message_size(64 << 20))
+    }
+
+    /// Call `f` on every node of `nodes` at once; each gets `deadline`. Results keep the
+    /// order of `nodes`.
+    pub async fn each<T, F, Fut>(&self, nodes: &[String], f: F) -> Vec<(String, Result<T, String>)>
+    where
+        F: Fn(String, Client) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let calls = nodes.iter().map(|n| {
+            let n = n.clone();
+            let client = self.client(&n);
+            let fut = client.map(|c| f(n.clone(), c));
+            async move {
+                let r = match fut {
+                    Err(e) => Err(e.to_string()),
+                    Ok(fut) => match tokio::time::timeout(self.deadline, fut).await {
+                        Ok(Ok(t)) => Ok(t),
+                        Ok(Err(s)) => Err(describe(&s)),
+                        Err(_) => Err(format!("no answer within {} ms", self.deadline.as_millis())),
+                    },
+                };
+                (n, r)
+            }
+        });
+        join_all(calls).await
+    }
+}
+
+/// A gRPC status in words, with the transport's reason when there is one.
+pub fn describe(s: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut msg = s.message().to_string();
+    let mut src = s.source();
+    while let Some(e) = src {
+        let t = e.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+        src = e.source();
+    }
+    match s.code() {
+        tonic::Code::Unavailable => format!("unreachable: {msg}"),
+        tonic::Code::PermissionDenied => format!("permission denied: {msg}"),
+        tonic::Code::FailedPrecondition => format!("refused: {msg}"),
+        tonic::Code::InvalidArgument => format!("invalid request: {msg}"),
+        tonic::Code::NotFound => format!("not found: {msg}"),
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => format!("timed out: {msg}"),
+        _ => msg,
+    }
+}
