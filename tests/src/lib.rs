@@ -1,1 +1,193 @@
-//! Shared helpers of the project's test programs.
+//! The harness of the project's netns and VM suites. It drives only what a user has: the
+//! `lvsctl` and `lvs-agent` binaries (through `lvsctl lab`), `ip`, and the load generator.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the project's binaries are: `$LVS_BIN_DIR`, else beside this test executable's
+/// directory (`target/<profile>/`), else `/bin` (the VM).
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os("LVS_BIN_DIR") {
+        return Path::new(&d).join(name);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    Path::new("/bin").join(name)
+}
+
+/// Text of a command's stdout and stderr.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Whether we may create network namespaces.
+pub fn can_netns() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    root && Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A running lab: namespaces `<prefix>-*`, state in `dir`. Torn down on drop.
+pub struct Lab {
+    /// Namespace prefix.
+    pub prefix: String,
+    /// Lab directory.
+    pub dir: PathBuf,
+    /// The definition in use (a copy the test may edit).
+    pub def: PathBuf,
+    extra: Vec<Child>,
+}
+
+impl Lab {
+    /// Copy `definition` into a fresh directory and bring the lab up.
+    pub fn up(prefix: &str, definition: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("lvs-{prefix}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let def = dir.join("cluster.toml");
+        std::fs::write(&def, definition).unwrap();
+        let lab = Lab { prefix: prefix.into(), dir: dir.join("lab"), def, extra: Vec::new() };
+        let o = lab.lvsctl_host(&["lab", "up"]);
+        assert!(o.status.success(), "lab up: {}", text(&o));
+        lab
+    }
+
+    fn lvsctl_host(&self, args: &[&str]) -> Output {
+        Command::new(bin("lvsctl"))
+            .arg("-f")
+            .arg(&self.def)
+            .args(args)
+            .args(["--prefix", &self.prefix, "--dir"])
+            .arg(&self.dir)
+            .env("LVS_AGENT_BIN", bin("lvs-agent"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lvsctl")
+    }
+
+    /// The namespace of `short`.
+    pub fn ns(&self, short: &str) -> String {
+        format!("{}-{short}", self.prefix)
+    }
+
+    /// `lvsctl ARGS` run from the admin box.
+    pub fn lvsctl(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns("admin")])
+            .arg(bin("lvsctl"))
+            .arg("-f")
+            .arg(&self.def)
+            .arg("--pki")
+            .arg(self.dir.join("pki"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lvsctl")
+    }
+
+    /// `lvsctl ARGS -o json`, parsed; panics with the output when it is not JSON.
+    pub fn json(&self, args: &[&str]) -> (bool, serde_json::Value) {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let o = self.lvsctl(&a);
+        let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&o)));
+        (o.status.success(), v)
+    }
+
+    /// A command in namespace `short`.
+    pub fn exec(&self, short: &str, cmd: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(short)]).args(cmd).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// A background command in namespace `short` (ended on drop).
+    pub fn spawn(&mut self, short: &str, cmd: &[&str], log: &str) -> u32 {
+        let f = std::fs::File::create(self.dir.join(log)).unwrap();
+        let c = Command::new("ip")
+            .args(["netns", "exec", &self.ns(short)])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        let id = c.id();
+        self.extra.push(c);
+        id
+    }
+
+    /// Wait for a background command started by [`Lab::spawn`] and return its stdout log.
+    pub fn wait(&mut self, pid: u32, log: &str) -> String {
+        if let Some(i) = self.extra.iter().position(|c| c.id() == pid) {
+            let mut c = self.extra.remove(i);
+            let _ = c.wait();
+        }
+        std::fs::read_to_string(self.dir.join(log)).unwrap_or_default()
+    }
+
+    /// PID of a process the lab started, by its name in the lab's `pids` file.
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("pids"))
+            .ok()?
+            .lines()
+            .rev()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+    }
+
+    /// Send `sig` to a PID this lab started.
+    pub fn kill(&self, pid: i32, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+    }
+
+    /// Replace the definition (the test's next generation).
+    pub fn redefine(&self, text: &str) {
+        std::fs::write(&self.def, text).unwrap();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.extra {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let o = self.lvsctl_host(&["lab", "down"]);
+        if !o.status.success() {
+            eprintln!("lab down: {}", text(&o));
+        }
+    }
+}
+
+/// Poll `f` every `step` until it returns `Some`, or `timeout`.
+pub fn poll<T>(timeout: Duration, step: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return Some(t);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(step);
+    }
+}
+
+/// The lab definition with a few edits (`from` → `to`, each must match).
+pub fn edit(base: &str, edits: &[(&str, &str)]) -> String {
+    let mut s = base.to_string();
+    for (from, to) in edits {
+        assert!(s.contains(from), "definition has no `{from}`");
+        s = s.replacen(from, to, 1);
+    }
+    s
+}

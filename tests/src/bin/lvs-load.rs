@@ -1,1 +1,116 @@
-fn main() {}
+//! `lvs-load`: the test load generator. Keeps CONCURRENCY HTTP/1.0 GETs in flight against
+//! a URL's host:port for DURATION (or until a stop file appears) and reports, as one JSON
+//! line, how many requests were sent, answered (2xx/3xx) and failed, and answers per body
+//! first line. Each request is its own TCP connection, as a browser's would be through
+//! LVS: a drained real server must finish it, a removed one would reset it.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Target ip:port.
+    target: SocketAddr,
+    /// Requests in flight at once.
+    #[arg(short, long, default_value_t = 4)]
+    concurrency: usize,
+    /// How long to run.
+    #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Stop early when this file exists.
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+    /// Stop after this many requests in all (0: no limit).
+    #[arg(short = 'n', long, default_value_t = 0)]
+    requests: u64,
+    /// Per-request deadline.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Tally {
+    sent: u64,
+    answered: u64,
+    failed: u64,
+    bodies: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    elapsed_ms: u64,
+    /// Body first lines in order (first 200 answers), to see round-robin alternate.
+    sequence: Vec<String>,
+}
+
+async fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect: {}", e.kind()))?;
+        s.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", target.ip()).as_bytes())
+            .await
+            .map_err(|e| format!("send: {}", e.kind()))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| format!("read: {}", e.kind()))?;
+        let text = String::from_utf8_lossy(&buf);
+        let status = text.split_whitespace().nth(1).unwrap_or("");
+        if !(status.starts_with('2') || status.starts_with('3')) {
+            return Err(format!("status {status}"));
+        }
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        Ok(body.lines().next().unwrap_or("").trim().to_string())
+    };
+    tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| Err("timeout".into()))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let a = Args::parse();
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seq = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..a.concurrency.max(1) {
+        let (target, timeout, duration, stop_file) = (a.target, a.timeout, a.duration, a.stop_file.clone());
+        let (issued, limit, seq) = (issued.clone(), a.requests, seq.clone());
+        workers.spawn(async move {
+            let mut t = Tally::default();
+            while !(start.elapsed() >= duration || stop_file.as_ref().is_some_and(|f| f.exists())) {
+                if limit > 0 && issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit {
+                    break;
+                }
+                t.sent += 1;
+                match one(target, timeout).await {
+                    Ok(b) => {
+                        t.answered += 1;
+                        let mut s = seq.lock().expect("sequence");
+                        if s.len() < 200 {
+                            s.push(b.clone());
+                        }
+                        *t.bodies.entry(b).or_default() += 1;
+                    }
+                    Err(e) => {
+                        t.failed += 1;
+                        *t.errors.entry(e).or_default() += 1;
+                    }
+                }
+            }
+            t
+        });
+    }
+    let mut total = Tally::default();
+    while let Some(Ok(t)) = workers.join_next().await {
+        total.sent += t.sent;
+        total.answered += t.answered;
+        total.failed += t.failed;
+        for (k, v) in t.bodies {
+            *total.bodies.entry(k).or_default() += v;
+        }
+        for (k, v) in t.errors {
+            *total.errors.entry(k).or_default() += v;
+        }
+    }
+    total.elapsed_ms = start.elapsed().as_millis() as u64;
+    total.sequence = seq.lock().expect("sequence").clone();
+    println!("{}", serde_json::to_string(&total).expect("tally serializes"));
+}

@@ -1,0 +1,146 @@
+//! Host-kernel suite (root): the lab topology in network namespaces, real agents over
+//! mutual TLS, real chrony and httpd. This kernel has no IPVS, so the director's services
+//! are proved in the VM suite; here the director's refusal is checked to change nothing,
+//! and the router and real servers get the article's settings for real.
+use std::time::Duration;
+
+use lvs_tests::{Lab, can_netns, edit, poll, text};
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+fn addrs(lab: &Lab, node: &str) -> serde_json::Value {
+    serde_json::from_slice(&lab.exec(node, &["ip", "-j", "addr"]).stdout).unwrap()
+}
+
+fn has_addr(v: &serde_json::Value, ifname: &str, local: &str, prefix: u64, label: Option<&str>) -> bool {
+    v.as_array().unwrap().iter().filter(|l| l["ifname"] == ifname).flat_map(|l| l["addr_info"].as_array().unwrap().iter()).any(|a| {
+        a["local"] == local && a["prefixlen"] == prefix && label.is_none_or(|lb| a["label"] == lb)
+    })
+}
+
+fn sysctl(lab: &Lab, node: &str, path: &str) -> String {
+    String::from_utf8_lossy(&lab.exec(node, &["cat", &format!("/proc/sys/{path}")]).stdout).trim().to_string()
+}
+
+fn actions(v: &serde_json::Value) -> usize {
+    v.as_array().unwrap().iter().map(|n| n["actions"].as_array().map_or(0, Vec::len)).sum()
+}
+
+#[test]
+fn agents_apply_the_articles_settings_over_mtls() {
+    if !can_netns() {
+        eprintln!("SKIPPED: needs root and iproute2 (run as root; CI does)");
+        return;
+    }
+    let lab = Lab::up("nsa", LAB);
+    let nodes = ["--node", "router", "--node", "rs1", "--node", "rs2"];
+    // The director cannot have its IPVS services on this kernel: refused whole, nothing changed.
+    let o = lab.lvsctl(&["apply", "--yes", "--node", "director"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("this kernel has no IPVS (load ip_vs)"), "{}", text(&o));
+    assert!(!has_addr(&addrs(&lab, "director"), "eth1", "198.18.0.100", 32, None), "nothing half-applied");
+
+    let mut a = vec!["apply", "--yes"];
+    a.extend(nodes);
+    let (ok, v) = lab.json(&a);
+    assert!(ok, "{v:#}");
+    assert!(v.as_array().unwrap().iter().all(|n| n["converged"] == true), "{v:#}");
+
+    // Router: both legs, forwarding on.
+    let r = addrs(&lab, "router");
+    assert!(has_addr(&r, "eth1", "198.18.0.1", 24, None) && has_addr(&r, "eth0", "198.19.0.1", 24, None));
+    assert_eq!(sysctl(&lab, "router", "net/ipv4/ip_forward"), "1");
+    // Real servers: ARP sysctls, hidden VIP /32 on lo labelled lo:0, host route, gateway = router.
+    for rs in ["rs1", "rs2"] {
+        for k in ["all", "eth0"] {
+            assert_eq!(sysctl(&lab, rs, &format!("net/ipv4/conf/{k}/arp_ignore")), "1", "{rs} {k}");
+            assert_eq!(sysctl(&lab, rs, &format!("net/ipv4/conf/{k}/arp_announce")), "2", "{rs} {k}");
+        }
+        assert!(has_addr(&addrs(&lab, rs), "lo", "198.18.0.100", 32, Some("lo:0")), "{rs}: {:#}", addrs(&lab, rs));
+        let routes: serde_json::Value = serde_json::from_slice(&lab.exec(rs, &["ip", "-j", "route"]).stdout).unwrap();
+        let routes = routes.as_array().unwrap();
+        assert!(routes.iter().any(|r| r["dst"] == "default" && r["gateway"] == "198.18.0.1"), "{rs}: {routes:?}");
+        assert!(routes.iter().any(|r| r["dst"] == "198.18.0.100" && r["dev"] == "lo"), "{rs}: {routes:?}");
+    }
+    // The real NTP server on the router is what the agents measured against.
+    let (_, st) = lab.json(&["status"]);
+    let rs1 = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "rs1").unwrap();
+    assert!(rs1["clock_offset_ms"].as_i64().is_some_and(|o| o.abs() < 1000), "{rs1:#}");
+    assert!(rs1["checks"].as_array().unwrap().iter().any(|c| c["check"].as_str().unwrap().starts_with("httpd answers") && c["ok"] == true), "{rs1:#}");
+    let router = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "router").unwrap();
+    assert!(router["checks"].as_array().unwrap().iter().any(|c| c["check"].as_str().unwrap().starts_with("NTP server answers") && c["ok"] == true), "{router:#}");
+
+    // A second apply does nothing and says so.
+    let (ok, v) = lab.json(&a);
+    assert!(ok && actions(&v) == 0, "{v:#}");
+
+    // A stale generation is refused with a clear message; nothing changes.
+    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 3")]));
+    assert!(lab.lvsctl(&a).status.success());
+    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 2")]));
+    let o = lab.lvsctl(&a);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("stale generation 2: this node already accepted generation 3"), "{}", text(&o));
+    // Same generation, other content (another admin's definition): a conflict, not a mix.
+    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 3"), ("max_offset = \"1s\"", "max_offset = \"2s\"")]));
+    let o = lab.lvsctl(&a);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("conflict: generation 3 was already accepted with different content"), "{}", text(&o));
+}
+
+#[test]
+fn an_agent_killed_mid_apply_converges_when_started_again() {
+    if !can_netns() {
+        eprintln!("SKIPPED: needs root and iproute2");
+        return;
+    }
+    let mut lab = Lab::up("nsk", LAB);
+    let a = ["apply", "--yes", "--node", "rs1", "--ignore-clock"];
+    let agent = lab.pid_of("agent-rs1").expect("agent pid");
+    // Start the apply and kill the agent while it works; which step it dies in varies.
+    let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
+    let mut cmd = vec![ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap()];
+    cmd.extend(a);
+    let apply = lab.spawn("admin", &cmd, "apply1.log");
+    std::thread::sleep(Duration::from_millis(150));
+    lab.kill(agent, "KILL");
+    let _ = lab.wait(apply, "apply1.log");
+    // A "reboot": what the agent set is gone from the kernel too.
+    let _ = lab.exec("rs1", &["ip", "addr", "flush", "dev", "lo"]);
+    let _ = lab.exec("rs1", &["ip", "link", "set", "lo", "up"]);
+    // Start it again as the lab did; it re-applies its stored spec (if it got that far).
+    let (agent_bin, cfg) = (lvs_tests::bin("lvs-agent"), lab.dir.join("rs1/agent.toml"));
+    lab.spawn("rs1", &[agent_bin.to_str().unwrap(), "--config", cfg.to_str().unwrap()], "agent-rs1-again.log");
+    let up = poll(Duration::from_secs(10), Duration::from_millis(100), || lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ()));
+    assert!(up.is_some(), "agent did not come back");
+    let (ok, v) = lab.json(&a);
+    assert!(ok, "{v:#}");
+    let (ok, v) = lab.json(&a);
+    assert!(ok && actions(&v) == 0, "converged and idempotent: {v:#}");
+    assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
+}
+
+#[test]
+fn the_time_gate_refuses_a_skewed_clock_unless_overridden() {
+    if !can_netns() {
+        eprintln!("SKIPPED: needs root and iproute2");
+        return;
+    }
+    let mut lab = Lab::up("nst", LAB);
+    // A fault injector on the admin box stands for a bad clock source: 5 s ahead.
+    let skewed = edit(LAB, &[("ntp_server = \"198.18.0.1\"", "ntp_server = \"198.18.0.250\"")]);
+    lab.redefine(&skewed);
+    lab.spawn("admin", &[lvs_tests::bin("lvs-skewed-ntp").to_str().unwrap(), "198.18.0.250:123", "+5s"], "skew.log");
+    std::thread::sleep(Duration::from_millis(200));
+    let a = ["apply", "--yes", "--node", "rs1", "--node", "rs2"];
+    let o = lab.lvsctl(&a);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("refused by the time gate") && (t.contains("rs1 is -49") || t.contains("rs1 is -50")) && t.contains("rs2 is -") && t.contains("(limit 1000 ms)"), "{t}");
+    assert!(!has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, None), "nothing changed");
+    let mut b = a.to_vec();
+    b.push("--ignore-clock");
+    let o = lab.lvsctl(&b);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
+}
