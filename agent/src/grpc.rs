@@ -51,7 +51,8 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn plan(&self, req: Request<pb::SpecRequest>) -> Result<Response<pb::Report>, Status> {
         let r = req.into_inner();
         let spec = spec_of(&r)?;
-        let ttl = Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000));
+        // TTL 0 releases the caller's reservation (an apply it gave up on).
+        let ttl = if r.lease_ttl_ms == 0 { Duration::ZERO } else { Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000)) };
         let rep = self.0.plan(&spec, &r.lease, ttl).await.map_err(status)?;
         Ok(Response::new(report(&rep)))
     }

@@ -245,12 +245,17 @@ impl<S: System + 'static> Agent<S> {
             )));
         }
         if reserve && !id.is_empty() {
-            *l = Some(Lease { id: id.to_string(), generation: spec.generation, expires: now + ttl });
+            *l = if ttl.is_zero() {
+                None
+            } else {
+                Some(Lease { id: id.to_string(), generation: spec.generation, expires: now + ttl })
+            };
         }
         Ok(())
     }
 
-    /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`.
+    /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`
+    /// (a zero `ttl` releases the caller's reservation).
     pub async fn plan(&self, spec: &NodeSpec, lease: &str, ttl: Duration) -> Result<Report, AgentError> {
         let r = self.rec.plan(spec).await?;
         self.lease(spec, lease, ttl, true)?;

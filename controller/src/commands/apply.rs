@@ -52,6 +52,19 @@ pub async fn plan_all(ctx: &Ctx, lease: &str) -> Vec<NodeResult<pb::Report>> {
     out
 }
 
+/// Give up a reservation made by [`plan_all`] (best effort: it expires anyway).
+pub async fn release(ctx: &Ctx, lease: &str) {
+    let names: Vec<String> = ctx.specs.iter().map(|s| s.node.clone()).collect();
+    let _ = ctx
+        .fleet
+        .each(&names, |node, mut c| {
+            let spec = ctx.spec(&node).map(pb::NodeSpec::from);
+            let lease = lease.to_string();
+            async move { c.plan(pb::SpecRequest { spec, lease, lease_ttl_ms: 0 }).await }
+        })
+        .await;
+}
+
 /// A node's clock as the time gate sees it.
 #[derive(Debug, Clone)]
 pub struct ClockView {
@@ -158,6 +171,7 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             json(out, &serde_json::Value::Array(plans.iter().map(|(n, r)| report_json(n, r)).collect()))?;
         }
         let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        release(ctx, &lease).await;
         writeln!(out, "apply: nothing was changed: {} could not plan", names.join(", "))?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }
@@ -179,6 +193,7 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
                 writeln!(out, "  {b}")?;
             }
             writeln!(out, "fix the clocks (sync to {}) or pass --ignore-clock", ctx.cluster.time.ntp_server)?;
+            release(ctx, &lease).await;
             return Ok(ExitCode::from(EXIT_NODE_FAILED));
         }
         for b in &bad {
@@ -187,6 +202,7 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
     }
     let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
     if changes > 0 && !opts.yes && !confirm(&format!("apply {changes} change(s) to {} node(s)?", plans.len())) {
+        release(ctx, &lease).await;
         writeln!(out, "apply: cancelled, nothing was changed")?;
         return Ok(ExitCode::from(1));
     }

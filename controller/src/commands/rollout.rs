@@ -73,6 +73,7 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
     let lease: String = (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
     let plans = super::apply::plan_all(ctx, &lease).await;
     if let Some((n, Err(e))) = plans.iter().find(|(_, r)| r.is_err()) {
+        super::apply::release(ctx, &lease).await;
         writeln!(out, "rollout: nothing was changed: {n}: {e}")?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }
