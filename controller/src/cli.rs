@@ -24,7 +24,7 @@ pub struct Cli {
     pub pki: Option<PathBuf>,
     /// Deadline of each call to each agent.
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    pub deadline: Duration,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
@@ -225,7 +225,7 @@ fn ctx(cli: &Cli, err: &mut dyn Write) -> Result<Ctx, CommandError> {
     let loaded = load::load_file(&cli.file)?;
     write!(err, "{}", warnings(&loaded.report))?;
     let specs = planner::plan(&loaded.cluster);
-    let fleet = crate::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.timeout).map_err(CmdError::from)?;
+    let fleet = crate::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.deadline).map_err(CmdError::from)?;
     Ok(Ctx { file: cli.file.clone(), cluster: loaded.cluster, specs, fleet, json: cli.output == Output::Json })
 }
 

@@ -19,6 +19,48 @@ fn help_snapshots() {
     insta::assert_snapshot!("help", text(&lvsctl(&["--help"]).stdout));
     insta::assert_snapshot!("help_plan", text(&lvsctl(&["plan", "--help"]).stdout));
     insta::assert_snapshot!("help_validate", text(&lvsctl(&["validate", "--help"]).stdout));
+    insta::assert_snapshot!("help_apply", text(&lvsctl(&["apply", "--help"]).stdout));
+    insta::assert_snapshot!("help_rs_drain", text(&lvsctl(&["rs", "drain", "--help"]).stdout));
+    insta::assert_snapshot!("help_rollout", text(&lvsctl(&["rollout", "--help"]).stdout));
+}
+
+#[test]
+fn fleet_commands_without_a_pki_say_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lvsctl(&["-f", "../deploy/examples/lab.toml", "--pki", dir.path().to_str().unwrap(), "status"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("lvsctl pki init"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn an_unreachable_agent_is_named_and_the_exit_code_says_so() {
+    // A definition whose agents listen nowhere (TEST-NET addresses in 198.18/15, port 9).
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("cluster.toml");
+    let lab = include_str!("../../deploy/examples/lab.toml").replace(":7443", ":9");
+    std::fs::write(&def, lab.replace("198.18.0.1:9", "127.0.0.1:9")).unwrap();
+    let d = def.to_str().unwrap();
+    assert!(lvsctl(&["-f", d, "pki", "init"]).status.success());
+    let o = lvsctl(&["-f", d, "--deadline", "2s", "apply", "--yes", "--node", "router"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stdout));
+    let t = text(&o.stdout);
+    assert!(t.contains("router: FAILED unreachable") && t.contains("nothing was changed"), "{t}");
+}
+
+#[test]
+fn ipvs_restore_turns_ipvsadm_save_into_definition_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("rules");
+    std::fs::write(&saved, "-A -t 172.16.21.10:80 -s rr\n-a -t 172.16.21.10:80 -r 192.168.40.12:80 -g -w 2\n-a -t 172.16.21.10:80 -r 192.168.40.13:80 -g -w 1\n").unwrap();
+    let o = lvsctl(&["-f", "../deploy/examples/seed.toml", "ipvs", "restore", saved.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    assert!(t.contains("vip = \"172.16.21.10\"") && t.contains("port = 80") && t.contains("scheduler = \"rr\""), "{t}");
+    assert!(t.contains("{ node = \"rs1\", weight = 2 }") && t.contains("{ node = \"rs2\", weight = 1 }"), "{t}");
+    std::fs::write(&saved, "-A -t 172.16.21.10:80 -s rr\n-a -t 172.16.21.10:80 -q\n").unwrap();
+    let o = lvsctl(&["-f", "../deploy/examples/seed.toml", "ipvs", "restore", saved.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("line 2: unknown option -q"), "{}", text(&o.stderr));
 }
 
 #[test]

@@ -19,7 +19,8 @@ rm -f "$STAGE/bin/ip"   # iproute2's ip (netns, veth peers) replaces busybox's
 copy_with_libs() { # SRC DST-in-stage [strip]
     install -D -m 0755 "$1" "$STAGE/$2"
     [ "${3:-}" = strip ] && strip --strip-debug "$STAGE/$2" 2>/dev/null || true
-    ldd "$1" 2>/dev/null | awk '/=>/ {print $3} /^\t\/lib64\// {print $1}' | while read -r lib; do
+    # (a data file has no libraries: ldd fails, which is fine)
+    { ldd "$1" 2>/dev/null || true; } | awk '/=>/ {print $3} /^\t\/lib64\// {print $1}' | while read -r lib; do
         [ -n "$lib" ] && [ -f "$lib" ] && [ ! -e "$STAGE$lib" ] && install -D -m 0755 "$(readlink -f "$lib")" "$STAGE$lib"
         true
     done
@@ -71,6 +72,9 @@ for rel in "${ORDER[@]}"; do
     echo "/lib/modules/$KVER/$plain" >> "$STAGE/etc/modules.order"
 done
 
+# chronyd looks up its user; the guest runs everything as root.
+echo 'root:x:0:0:root:/root:/bin/sh' > "$STAGE/etc/passwd"
+echo 'root:x:0:' > "$STAGE/etc/group"
 install -m 0755 "$HERE/guest-init.sh" "$STAGE/init"
 [ -e "$STAGE/dev/console" ] || mknod -m 600 "$STAGE/dev/console" c 5 1
 [ -e "$STAGE/dev/null" ] || mknod -m 666 "$STAGE/dev/null" c 1 3

@@ -8,6 +8,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /run; mkdir -p /run/netns
 mount -t tmpfs tmpfs /tmp
+hostname lvs-vm
 OUT=/dev/ttyS1
 say() { echo "$*" > $OUT; }
 while read -r ko; do insmod "$ko" 2>/dev/null || say "insmod failed: $ko"; done < /etc/modules.order
@@ -27,6 +28,13 @@ case "$suite" in
         ;;
     bench)
         run bench /bin/load --bench
+        ;;
+    e2e)
+        run e2e /bin/e2e --ignored --test-threads=1 --nocapture
+        ;;
+    lab)
+        # The README's main command, inside the VM: `lvsctl lab` on a kernel with IPVS.
+        run lab /bin/lvsctl -f /bin/lab.toml lab
         ;;
     *)
         say "unknown suite '$suite'"; rc=2

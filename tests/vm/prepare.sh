@@ -16,6 +16,7 @@ grep -qx httpd <<<"$bb_applets" || need+=(busybox-static)
 [ -x /usr/sbin/chronyd ] || need+=(chrony)           # the real NTP server of the lab and the tests
 command -v depmod >/dev/null || need+=(kmod)
 command -v cpio >/dev/null || need+=(cpio)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # verifies the agent unit
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
 [ -x /usr/bin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)

@@ -47,8 +47,24 @@ fn service_head(s: &pb::IpvsService) -> String {
     }
 }
 
+/// The table in `ipvsadm`'s order: services and destinations sorted by address (the
+/// kernel dumps newest first).
+fn sorted(t: &pb::IpvsTable) -> pb::IpvsTable {
+    let addr = |a: &str| a.parse::<SocketAddr>().ok();
+    let mut t = t.clone();
+    t.services.sort_by_key(|s| s.key.as_ref().map(key_text).map(|k| {
+        let (p, a) = k.split_once(' ').unwrap_or(("", ""));
+        (p.to_string(), addr(a))
+    }));
+    for s in &mut t.services {
+        s.destinations.sort_by_key(|d| addr(&d.address));
+    }
+    t
+}
+
 /// One director's table in `ipvsadm -L -n` form.
 pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
+    let t = &sorted(t);
     let mut s = String::new();
     let _ = writeln!(s, "IP Virtual Server version {} (size={})", t.version, t.conn_tab_size);
     match view {
@@ -134,6 +150,7 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
 
 /// One director's table in `ipvsadm -S -n` form.
 pub fn render_save(t: &pb::IpvsTable) -> String {
+    let t = &sorted(t);
     let mut s = String::new();
     for svc in &t.services {
         let k = svc.key.as_ref().map(key_text).unwrap_or_default();

@@ -44,6 +44,10 @@ pub struct Progress {
     pub generation: u64,
     /// Real servers finished.
     pub done: Vec<String>,
+    /// The rollout's lease: a resumed rollout is the same operation, so the agents'
+    /// reservation made by the interrupted run is its own.
+    #[serde(default)]
+    pub lease: String,
 }
 
 /// Where the progress of `ctx`'s rollout is kept.
@@ -66,14 +70,25 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
         .ok()
         .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
         .filter(|p| p.cluster == ctx.cluster.name && p.generation == ctx.cluster.generation)
-        .unwrap_or_else(|| Progress { cluster: ctx.cluster.name.clone(), generation: ctx.cluster.generation, done: vec![] });
-    if !progress.done.is_empty() {
-        writeln!(out, "rollout: resuming generation {}: done {}", progress.generation, progress.done.join(", "))?;
+        .unwrap_or_else(|| Progress {
+            cluster: ctx.cluster.name.clone(),
+            generation: ctx.cluster.generation,
+            done: vec![],
+            lease: (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect(),
+        });
+    if progress.lease.is_empty() {
+        progress.lease = (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
     }
-    let lease: String = (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+    if !progress.done.is_empty() || path.exists() {
+        let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
+        writeln!(out, "rollout: resuming generation {}: done {done}", progress.generation)?;
+    }
+    save(&path, &progress)?;
+    let lease = progress.lease.clone();
     let plans = super::apply::plan_all(ctx, &lease).await;
     if let Some((n, Err(e))) = plans.iter().find(|(_, r)| r.is_err()) {
         super::apply::release(ctx, &lease).await;
+        let _ = std::fs::remove_file(&path);
         writeln!(out, "rollout: nothing was changed: {n}: {e}")?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }

@@ -64,22 +64,25 @@ pub async fn set_weight(ctx: &Ctx, places: &[Placement], weight: Option<u32>) ->
     futures::future::join_all(calls).await
 }
 
-/// Active connections of each placement now, from the directors' tables.
+/// A connection whose IPVS timer was reset this recently still carries traffic.
+const LIVE_WITHIN_S: u32 = 15;
+
+/// Live connections of each placement now, from the directors' connection tables.
+///
+/// IPVS's own "active" count cannot be trusted in DR: the director never sees the real
+/// server's replies, so a connection that died by a reset stays ESTABLISHED until its
+/// 900 s timer runs out. Every packet from the client resets that timer to the TCP
+/// timeout, so an ESTABLISHED entry idle for more than [`LIVE_WITHIN_S`] is dead.
 pub async fn active(ctx: &Ctx, places: &[Placement]) -> Result<u32, String> {
     let mut total = 0;
-    for (_, t) in super::ipvs::tables(ctx, false).await {
+    for (_, t) in super::ipvs::tables(ctx, true).await {
         let t = t?;
-        for s in &t.services {
-            for p in places {
-                if s.key.as_ref().map(key_text) != Some(key_text(&(&p.service).into())) {
-                    continue;
-                }
-                total += s
-                    .destinations
-                    .iter()
-                    .filter(|d| d.address == p.dest.to_string())
-                    .map(|d| d.active_conns)
-                    .sum::<u32>();
+        let tcp = t.timeouts.map_or(900, |x| x.tcp);
+        for c in &t.connections {
+            let mine = places.iter().any(|p| c.destination == p.dest.to_string());
+            let live = c.state == "ESTABLISHED" && c.expires_s + LIVE_WITHIN_S >= tcp;
+            if mine && live {
+                total += 1;
             }
         }
     }

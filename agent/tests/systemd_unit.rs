@@ -1,0 +1,31 @@
+//! `deploy/systemd/lvs-agent.service` passes `systemd-analyze verify` (with `ExecStart`
+//! pointed at the binary just built), and keeps the properties the agent relies on.
+use std::process::Command;
+
+const UNIT: &str = include_str!("../../deploy/systemd/lvs-agent.service");
+
+#[test]
+fn the_unit_verifies_and_is_hardened() {
+    for must in [
+        "Type=notify",
+        "WatchdogSec=",
+        "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+        "ProtectSystem=strict",
+        "StateDirectory=lvs-agent",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(UNIT.contains(must), "unit lacks {must}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("lvs-agent.service");
+    std::fs::write(&unit, UNIT.replace("/usr/local/bin/lvs-agent", env!("CARGO_BIN_EXE_lvs-agent"))).unwrap();
+    let o = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze (Debian package systemd; tests/vm/prepare.sh installs it)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Lines about the host's own units (this may be a container) are not ours.
+    let ours: Vec<&str> = err.lines().filter(|l| l.contains("lvs-agent")).collect();
+    assert!(o.status.success() && ours.is_empty(), "systemd-analyze verify:\n{err}");
+}
