@@ -51,7 +51,11 @@ async fn kernel_ipvs<S: System>(sys: &S, want: &[String]) -> CheckResult {
                 result(name, true, format!("IPVS {} ({})", info.version_string(), have.join(" ")))
             } else {
                 let m: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                result(name, false, format!("IPVS {} lacks scheduler(s) {}", info.version_string(), m.join(" ")))
+                result(
+                    name,
+                    false,
+                    format!("IPVS {} lacks scheduler(s) {}", info.version_string(), m.join(" ")),
+                )
             }
         }
         Ok(None) => result(name, false, "this kernel has no IPVS (load ip_vs)"),
@@ -87,7 +91,9 @@ async fn http_local(port: u16, path: &str) -> CheckResult {
     let name = format!("httpd answers on localhost:{port}{path}");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match crate::http::get(addr, "localhost", path, Duration::from_secs(2)).await {
-        Ok(r) if (200..400).contains(&r.status) => result(name, true, format!("{} {}", r.status, r.first_line())),
+        Ok(r) if (200..400).contains(&r.status) => {
+            result(name, true, format!("{} {}", r.status, r.first_line()))
+        }
         Ok(r) => result(name, false, format!("status {}", r.status)),
         Err(e) => result(name, false, e),
     }
@@ -100,7 +106,9 @@ async fn gateway_is_not<S: System>(sys: &S, forbidden: &[IpAddr]) -> CheckResult
             let gw: Vec<IpAddr> =
                 routes.iter().filter(|r| r.destination.prefix_len() == 0).filter_map(|r| r.gateway).collect();
             match gw.iter().find(|g| forbidden.contains(g)) {
-                Some(g) => result(name, false, format!("default route via {g}, a director: replies would pass it")),
+                Some(g) => {
+                    result(name, false, format!("default route via {g}, a director: replies would pass it"))
+                }
                 None if gw.is_empty() => result(name, true, "no default route"),
                 None => result(name, true, format!("via {}", gw[0])),
             }
@@ -115,7 +123,10 @@ fn firewall(service: &str) -> CheckResult {
     let name = format!("no firewall in the way of {service}");
     let legacy = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
     let nft = std::path::Path::new("/proc/net/netfilter/nf_tables").exists()
-        || std::fs::read_to_string("/proc/modules").unwrap_or_default().lines().any(|l| l.starts_with("nf_tables "));
+        || std::fs::read_to_string("/proc/modules")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("nf_tables "));
     if legacy.trim().is_empty() && !nft {
         result(name, true, "no iptables or nftables tables loaded")
     } else {
@@ -123,6 +134,10 @@ fn firewall(service: &str) -> CheckResult {
         if nft {
             t.push("nftables");
         }
-        result(name, true, format!("firewall tables present ({}); make sure they accept {service}", t.join(", ")))
+        result(
+            name,
+            true,
+            format!("firewall tables present ({}); make sure they accept {service}", t.join(", ")),
+        )
     }
 }

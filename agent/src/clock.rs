@@ -28,6 +28,8 @@ pub async fn measure(server: IpAddr, port: u16, timeout: Duration) -> Reading {
             rtt_ms: Some((r.round_trip_delay().as_secs_f64() * 1000.0).max(0.0).round() as u64),
             error: None,
         },
-        Err(e) => Reading { server, offset_ms: None, rtt_ms: None, error: Some(format!("NTP {server}: {e}")) },
+        Err(e) => {
+            Reading { server, offset_ms: None, rtt_ms: None, error: Some(format!("NTP {server}: {e}")) }
+        }
     }
 }

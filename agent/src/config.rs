@@ -64,8 +64,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut c: Config =
-            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.tls.ca, &mut c.tls.cert, &mut c.tls.key, &mut c.state_dir] {
             if p.is_relative() {
@@ -88,8 +88,11 @@ mod tests {
         let c = Config::load(&p).unwrap();
         assert_eq!(c.node, "rs1");
         assert_eq!(c.tls.ca, PathBuf::from("/etc/lvs-agent/ca.pem"));
-        std::fs::write(&p, "node = \"x\"\nlisten = \"0.0.0.0:7443\"\nport = 1\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "node = \"x\"\nlisten = \"0.0.0.0:7443\"\nport = 1\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n",
+        )
+        .unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("unknown field `port`"), "{e}");
     }

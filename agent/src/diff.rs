@@ -15,8 +15,8 @@ use lvs_proto::spec::Step;
 use crate::convert;
 use crate::observe::Observed;
 use crate::state::{Owned, Runtime, override_key};
-use lvs_proto::spec::OnFailure;
 use crate::system::{Address, Route};
+use lvs_proto::spec::OnFailure;
 
 /// One change to the node.
 #[derive(Debug, Clone, PartialEq)]

@@ -45,10 +45,10 @@ impl FakeSystem {
     }
 
     fn record(&self, call: String) -> SysResult<()> {
-        if let Some(f) = self.fail_on.lock().unwrap().as_deref() {
-            if call.contains(f) {
-                return Err(SystemError::new(call, "injected failure"));
-            }
+        if let Some(f) = self.fail_on.lock().unwrap().as_deref()
+            && call.contains(f)
+        {
+            return Err(SystemError::new(call, "injected failure"));
         }
         self.calls.lock().unwrap().push(call);
         Ok(())
@@ -102,8 +102,11 @@ impl System for FakeSystem {
     }
     async fn ipvs_info(&self) -> SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>> {
         let present = self.ipvs.lock().unwrap().is_some();
-        Ok(present.then(|| {
-            (lvs_ipvs::Info { version: 0x010201, conn_tab_size: 4096 }, lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 })
+        Ok(present.then_some({
+            (
+                lvs_ipvs::Info { version: 0x010201, conn_tab_size: 4096 },
+                lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 },
+            )
         }))
     }
     async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
@@ -122,7 +125,11 @@ impl System for FakeSystem {
             let r = match op {
                 Op::AddService(s) if find(table, &s.key).is_some() => Err("exists".into()),
                 Op::AddService(s) => {
-                    table.push(IpvsService { service: s.clone(), stats: Stats::default(), destinations: vec![] });
+                    table.push(IpvsService {
+                        service: s.clone(),
+                        stats: Stats::default(),
+                        destinations: vec![],
+                    });
                     Ok(())
                 }
                 Op::EditService(s) => {

@@ -52,7 +52,11 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         let r = req.into_inner();
         let spec = spec_of(&r)?;
         // TTL 0 releases the caller's reservation (an apply it gave up on).
-        let ttl = if r.lease_ttl_ms == 0 { Duration::ZERO } else { Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000)) };
+        let ttl = if r.lease_ttl_ms == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000))
+        };
         let rep = self.0.plan(&spec, &r.lease, ttl).await.map_err(status)?;
         Ok(Response::new(report(&rep)))
     }
@@ -75,18 +79,29 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new(status_view(self.0.node(), &v)))
     }
 
-    async fn ipvs_table(&self, req: Request<pb::IpvsTableRequest>) -> Result<Response<pb::IpvsTable>, Status> {
+    async fn ipvs_table(
+        &self,
+        req: Request<pb::IpvsTableRequest>,
+    ) -> Result<Response<pb::IpvsTable>, Status> {
         let v = self.0.ipvs_table(req.get_ref().connections).await.map_err(status)?;
         Ok(Response::new(ipvs_view(&v)))
     }
 
-    async fn set_weight(&self, req: Request<pb::SetWeightRequest>) -> Result<Response<pb::SetWeightReply>, Status> {
+    async fn set_weight(
+        &self,
+        req: Request<pb::SetWeightRequest>,
+    ) -> Result<Response<pb::SetWeightReply>, Status> {
         let r = req.into_inner();
         let key = r.service.as_ref().ok_or_else(|| Status::invalid_argument("service: missing"))?;
-        let key = lvs_proto::wire::service_key("service", key).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let key = lvs_proto::wire::service_key("service", key)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let dest = socket("destination", &r.destination)?;
         let v = self.0.set_weight(key, dest, r.weight).await.map_err(status)?;
-        Ok(Response::new(pb::SetWeightReply { weight: v.weight, active_conns: v.active, inactive_conns: v.inactive }))
+        Ok(Response::new(pb::SetWeightReply {
+            weight: v.weight,
+            active_conns: v.active,
+            inactive_conns: v.inactive,
+        }))
     }
 
     async fn probe(&self, req: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
@@ -124,7 +139,12 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         let rx = tokio_stream::wrappers::BroadcastStream::new(self.0.events().subscribe());
         let s = rx.filter_map(move |e| {
             e.ok().map(|e| {
-                Ok(pb::Event { unix_ms: e.unix_ms, node: node.clone(), kind: e.kind.into(), message: e.message })
+                Ok(pb::Event {
+                    unix_ms: e.unix_ms,
+                    node: node.clone(),
+                    kind: e.kind.into(),
+                    message: e.message,
+                })
             })
         });
         Ok(Response::new(Box::pin(s)))
@@ -236,7 +256,11 @@ fn ipvs_view(v: &IpvsView) -> pb::IpvsTable {
                 managed: *managed,
             })
             .collect(),
-        timeouts: Some(pb::Timeouts { tcp: v.timeouts.tcp, tcp_fin: v.timeouts.tcp_fin, udp: v.timeouts.udp }),
+        timeouts: Some(pb::Timeouts {
+            tcp: v.timeouts.tcp,
+            tcp_fin: v.timeouts.tcp_fin,
+            udp: v.timeouts.udp,
+        }),
         connections: v
             .connections
             .iter()

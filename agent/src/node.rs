@@ -187,7 +187,12 @@ impl<S: System + 'static> Agent<S> {
         if let Some(r) = &r {
             self.events.emit(
                 "start",
-                format!("re-applied stored generation {}: {} action(s), converged {}", r.generation, r.actions.len(), r.converged()),
+                format!(
+                    "re-applied stored generation {}: {} action(s), converged {}",
+                    r.generation,
+                    r.actions.len(),
+                    r.converged()
+                ),
             );
         }
         self.after_change()?;
@@ -275,7 +280,12 @@ impl<S: System + 'static> Agent<S> {
         let applied = r.actions.iter().filter(|a| a.outcome == crate::apply::Outcome::Applied).count();
         self.events.emit(
             "apply",
-            format!("generation {}: {applied}/{} action(s) applied, converged {}", r.generation, r.actions.len(), r.converged()),
+            format!(
+                "generation {}: {applied}/{} action(s) applied, converged {}",
+                r.generation,
+                r.actions.len(),
+                r.converged()
+            ),
         );
         self.after_change()?;
         if spec.checks.iter().any(|c| matches!(c, CheckSpec::ClockOffset { .. })) {
@@ -392,7 +402,9 @@ impl<S: System + 'static> Agent<S> {
             .flat_map(|s| s.destinations)
             .find(|d| d.dest.addr == dest);
         Ok(match entry {
-            Some(d) => WeightView { weight: d.dest.weight, active: d.active_conns, inactive: d.inactive_conns },
+            Some(d) => {
+                WeightView { weight: d.dest.weight, active: d.active_conns, inactive: d.inactive_conns }
+            }
             // Removed by quarantine (on_failure = remove): no connections can be scheduled.
             None => WeightView { weight: 0, active: 0, inactive: 0 },
         })
@@ -403,15 +415,14 @@ impl<S: System + 'static> Agent<S> {
         let start = Instant::now();
         let host = req.host.clone().unwrap_or_else(|| req.target.ip().to_string());
         let concurrency = req.concurrency.clamp(1, 64) as usize;
-        let results: Vec<Result<crate::http::Response, String>> = futures::StreamExt::collect(
-            futures::StreamExt::buffered(
+        let results: Vec<Result<crate::http::Response, String>> =
+            futures::StreamExt::collect(futures::StreamExt::buffered(
                 futures::stream::iter(
                     (0..req.count).map(|_| crate::http::get(req.target, &host, &req.path, req.timeout)),
                 ),
                 concurrency,
-            ),
-        )
-        .await;
+            ))
+            .await;
         let mut v = ProbeView { sent: req.count, ..Default::default() };
         for r in results {
             match r {

@@ -45,13 +45,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let tls = crate::tls::server_config(&config.tls).context("loading certificates")?;
     if args.check {
-        println!("{}: node {}, listen {}, certificates readable", args.config.display(), config.node, config.listen);
+        println!(
+            "{}: node {}, listen {}, certificates readable",
+            args.config.display(),
+            config.node,
+            config.listen
+        );
         return Ok(());
     }
     let sys = Arc::new(NetSystem::new().context("opening rtnetlink")?);
     let agent = Agent::new(&config.node, sys, Store::new(&config.state_dir));
     match agent.start().await {
-        Ok(Some(r)) => info!(generation = r.generation, actions = r.actions.len(), converged = r.converged(), "stored spec re-applied"),
+        Ok(Some(r)) => info!(
+            generation = r.generation,
+            actions = r.actions.len(),
+            converged = r.converged(),
+            "stored spec re-applied"
+        ),
         Ok(None) => info!("no stored spec yet; waiting for lvsctl apply"),
         // Keep serving: the controller must be able to see and fix what went wrong.
         Err(e) => warn!(error = %e, "re-applying the stored spec failed"),

@@ -82,7 +82,9 @@ pub trait System: Send + Sync {
     /// The IPVS table; `None` when the kernel has no IPVS.
     fn ipvs(&self) -> impl Future<Output = SysResult<Option<Vec<IpvsService>>>> + Send;
     /// IPVS version, connection table size and timeouts; `None` without IPVS.
-    fn ipvs_info(&self) -> impl Future<Output = SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>>> + Send;
+    fn ipvs_info(
+        &self,
+    ) -> impl Future<Output = SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>>> + Send;
     /// The IPVS connection table (empty without IPVS).
     fn ipvs_connections(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::Connection>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.

@@ -20,7 +20,11 @@ pub struct TlsError {
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let b = std::fs::read(path).map_err(|e| TlsError { what, path: path.display().to_string(), reason: e.to_string() })?;
+    let b = std::fs::read(path).map_err(|e| TlsError {
+        what,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     if !b.starts_with(b"-----BEGIN") {
         return Err(TlsError { what, path: path.display().to_string(), reason: "not a PEM file".into() });
     }
@@ -56,7 +60,8 @@ pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
 /// Accept a call only from a peer whose (already CA-verified) leaf certificate carries the
 /// controller identity. The reason is returned for the `PERMISSION_DENIED` status.
 pub fn authorize(peer_leaf: Option<&[u8]>) -> Result<(), String> {
-    let der = peer_leaf.ok_or("no client certificate: this agent accepts only the controller over mutual TLS")?;
+    let der =
+        peer_leaf.ok_or("no client certificate: this agent accepts only the controller over mutual TLS")?;
     let uris = uri_sans(der)?;
     if uris.iter().any(|u| u == lvs_proto::identity::CONTROLLER_URI) {
         Ok(())

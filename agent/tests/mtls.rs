@@ -26,8 +26,10 @@ async fn bed() -> Bed {
     let pki = Pki::new(dir.path().join("pki"));
     pki.init("test", false).unwrap();
     let me = pki.issue_agent("rs1", false).unwrap();
-    let tls = lvs_agent::tls::server_config(&TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key }).unwrap();
-    let agent = Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), Store::new(&dir.path().join("state")));
+    let tls =
+        lvs_agent::tls::server_config(&TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key }).unwrap();
+    let agent =
+        Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), Store::new(&dir.path().join("state")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
@@ -44,7 +46,12 @@ fn pem(p: &std::path::Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
-async fn client(addr: SocketAddr, ca: &[u8], me: Option<&Pair>, name: &str) -> Result<AgentClient<Channel>, String> {
+async fn client(
+    addr: SocketAddr,
+    ca: &[u8],
+    me: Option<&Pair>,
+    name: &str,
+) -> Result<AgentClient<Channel>, String> {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(name);
     if let Some(p) = me {
         tls = tls.identity(Identity::from_pem(pem(&p.cert), pem(&p.key)));
@@ -61,13 +68,17 @@ async fn client(addr: SocketAddr, ca: &[u8], me: Option<&Pair>, name: &str) -> R
 
 async fn facts(c: Result<AgentClient<Channel>, String>) -> Result<pb::Facts, String> {
     let mut c = c?;
-    c.facts(pb::FactsRequest {}).await.map(|r| r.into_inner()).map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    c.facts(pb::FactsRequest {})
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
 }
 
 #[tokio::test]
 async fn the_controller_gets_in() {
     let b = bed().await;
-    let f = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs1").await).await.unwrap();
+    let f =
+        facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs1").await).await.unwrap();
     assert_eq!(f.node, "rs1");
 }
 
@@ -90,7 +101,11 @@ async fn no_client_certificate_is_refused() {
 async fn plaintext_is_refused() {
     let b = bed().await;
     let r = async {
-        let ch = Endpoint::from_shared(format!("http://{}", b.addr)).unwrap().connect().await.map_err(|e| e.to_string())?;
+        let ch = Endpoint::from_shared(format!("http://{}", b.addr))
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
         AgentClient::new(ch).facts(pb::FactsRequest {}).await.map_err(|s| s.to_string())
     }
     .await;
@@ -104,7 +119,9 @@ async fn a_certificate_of_another_ca_is_refused() {
     let rogue = Pki::new(dir.path());
     rogue.init("rogue", false).unwrap();
     // The rogue controller trusts our CA (to get past its own check) but presents its own cert.
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&rogue.controller()), "rs1").await).await.unwrap_err();
+    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&rogue.controller()), "rs1").await)
+        .await
+        .unwrap_err();
     assert!(!e.contains("node: \"rs1\""), "{e}");
 }
 
@@ -122,7 +139,9 @@ async fn an_expired_controller_certificate_is_refused() {
 async fn the_controller_refuses_an_agent_that_is_not_the_node_it_dialled() {
     let b = bed().await;
     // The agent listening is rs1; dialling it as rs2 must fail the server-name check.
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs2").await).await.unwrap_err();
+    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs2").await)
+        .await
+        .unwrap_err();
     assert!(!e.is_empty());
 }
 
@@ -134,7 +153,11 @@ async fn a_malformed_spec_gets_invalid_argument_and_changes_nothing() {
         node: "rs1".into(),
         role: pb::Role::RealServer as i32,
         generation: 1,
-        addresses: vec![pb::AddressSpec { interface: "lo".into(), address: "198.18.0.300/32".into(), ..Default::default() }],
+        addresses: vec![pb::AddressSpec {
+            interface: "lo".into(),
+            address: "198.18.0.300/32".into(),
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let s = c.apply(pb::SpecRequest { spec: Some(spec), ..Default::default() }).await.unwrap_err();

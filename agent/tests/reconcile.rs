@@ -130,13 +130,11 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
         lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.0.200:53".parse().unwrap()),
         "rr",
     );
-    r.system()
-        .ipvs
-        .lock()
-        .unwrap()
-        .as_mut()
-        .unwrap()
-        .push(lvs_agent::system::IpvsService { service: foreign, stats: Default::default(), destinations: vec![] });
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+        service: foreign,
+        stats: Default::default(),
+        destinations: vec![],
+    });
     r.system().addresses.lock().unwrap().push(lvs_agent::system::Address {
         interface: "eth1".into(),
         address: "198.18.0.2/24".parse().unwrap(),

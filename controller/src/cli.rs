@@ -225,8 +225,15 @@ fn ctx(cli: &Cli, err: &mut dyn Write) -> Result<Ctx, CommandError> {
     let loaded = load::load_file(&cli.file)?;
     write!(err, "{}", warnings(&loaded.report))?;
     let specs = planner::plan(&loaded.cluster);
-    let fleet = crate::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.deadline).map_err(CmdError::from)?;
-    Ok(Ctx { file: cli.file.clone(), cluster: loaded.cluster, specs, fleet, json: cli.output == Output::Json })
+    let fleet = crate::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.deadline)
+        .map_err(CmdError::from)?;
+    Ok(Ctx {
+        file: cli.file.clone(),
+        cluster: loaded.cluster,
+        specs,
+        fleet,
+        json: cli.output == Output::Json,
+    })
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -322,7 +329,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
                     .map_err(|e| CmdError::Usage(format!("cannot read {}: {e}", input.display())))?
             };
             // Name real servers after the definition's nodes when there is a definition.
-            let c = if cli.file.exists() { Some(ctx(cli, err)?) } else { None };
+            let c = if cli.file.exists() { Some(load::load_file(&cli.file)?.cluster) } else { None };
             let toml = commands::ipvs::restore(c.as_ref(), &text).map_err(CmdError::Usage)?;
             write!(out, "{toml}")?;
             Ok(ExitCode::SUCCESS)
@@ -364,7 +371,9 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
                     let nodes = if nodes.is_empty() { all.clone() } else { nodes.clone() };
                     for n in &nodes {
                         if !all.contains(n) {
-                            return Err(CmdError::Usage(format!("no node `{n}` in {}", cli.file.display())).into());
+                            return Err(
+                                CmdError::Usage(format!("no node `{n}` in {}", cli.file.display())).into()
+                            );
                         }
                     }
                     for n in &nodes {

@@ -52,7 +52,8 @@ pub struct Fleet {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, FleetError> {
-    std::fs::read(path).map_err(|e| FleetError::Pki { path: path.display().to_string(), reason: e.to_string() })
+    std::fs::read(path)
+        .map_err(|e| FleetError::Pki { path: path.display().to_string(), reason: e.to_string() })
 }
 
 impl Fleet {
@@ -76,7 +77,8 @@ impl Fleet {
     pub fn client(&self, node: &str) -> Result<Client, FleetError> {
         let (_, endpoint) =
             self.nodes.iter().find(|(n, _)| n == node).ok_or_else(|| FleetError::UnknownNode(node.into()))?;
-        let bad = |reason: String| FleetError::Endpoint { node: node.into(), endpoint: endpoint.clone(), reason };
+        let bad =
+            |reason: String| FleetError::Endpoint { node: node.into(), endpoint: endpoint.clone(), reason };
         let ep = Endpoint::from_shared(format!("https://{endpoint}"))
             .map_err(|e| bad(e.to_string()))?
             .tls_config(self.tls.clone().domain_name(node))

@@ -67,7 +67,11 @@ pub fn ns(prefix: &str, short: &str) -> String {
 }
 
 fn sh(args: &[&str]) -> Result<()> {
-    let o = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output().with_context(|| format!("running {}", args[0]))?;
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", args[0]))?;
     if !o.status.success() {
         bail!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
     }
@@ -151,7 +155,10 @@ impl Lab<'_> {
 
 fn agent_bin() -> PathBuf {
     std::env::var_os("LVS_AGENT_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.join("lvs-agent"))).unwrap_or_else(|| "lvs-agent".into())
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|p| p.join("lvs-agent")))
+            .unwrap_or_else(|| "lvs-agent".into())
     })
 }
 
@@ -189,12 +196,12 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
             lab.plug(&node_ns, &iface.name, &iface.lan, &format!("n{i}{}", iface.name))?;
         }
         // The installer's part: the address the agent is reached on.
-        let listen: std::net::SocketAddr = n.agent.parse().with_context(|| format!("{}: agent `{}` is not ip:port", n.name, n.agent))?;
-        let mgmt = n
-            .interfaces
-            .iter()
-            .find(|x| x.address.addr() == listen.ip())
-            .with_context(|| format!("{}: no interface holds the agent address {}", n.name, listen.ip()))?;
+        let listen: std::net::SocketAddr =
+            n.agent.parse().with_context(|| format!("{}: agent `{}` is not ip:port", n.name, n.agent))?;
+        let mgmt =
+            n.interfaces.iter().find(|x| x.address.addr() == listen.ip()).with_context(|| {
+                format!("{}: no interface holds the agent address {}", n.name, listen.ip())
+            })?;
         ip(&["-n", &node_ns, "addr", "add", &mgmt.address.to_string(), "dev", &mgmt.name])?;
         let pair = pki.issue_agent(&n.name, true)?;
         let nd = dir.join(&n.name);
@@ -212,7 +219,8 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
         )?;
         match n.role {
             Role::Router => {
-                let chronyd = find_exe(&["/usr/sbin/chronyd", "/sbin/chronyd"]).context("chronyd not found (apt-get install chrony)")?;
+                let chronyd = find_exe(&["/usr/sbin/chronyd", "/sbin/chronyd"])
+                    .context("chronyd not found (apt-get install chrony)")?;
                 let conf = nd.join("chrony.conf");
                 std::fs::write(
                     &conf,
@@ -223,27 +231,54 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
                     ),
                 )?;
                 // -x: never touch the system clock (the namespaces share the host's).
-                lab.spawn("chronyd", &node_ns, &[chronyd.to_str().unwrap_or("chronyd"), "-x", "-d", "-u", "root", "-f", conf.to_str().unwrap_or("")])?;
+                lab.spawn(
+                    "chronyd",
+                    &node_ns,
+                    &[
+                        chronyd.to_str().unwrap_or("chronyd"),
+                        "-x",
+                        "-d",
+                        "-u",
+                        "root",
+                        "-f",
+                        conf.to_str().unwrap_or(""),
+                    ],
+                )?;
             }
             Role::RealServer => {
                 let www = nd.join("www");
                 std::fs::create_dir_all(&www)?;
-                std::fs::write(www.join("index.html"), format!("{}\n<p>served by {} (direct routing)</p>\n", n.name, n.name))?;
-                let port = c
-                    .services
-                    .iter()
-                    .find_map(|s| s.port())
-                    .unwrap_or(80)
-                    .to_string();
-                let busybox = find_exe(&["/bin/busybox", "/usr/bin/busybox"]).context("busybox not found (apt-get install busybox-static)")?;
-                lab.spawn(&format!("httpd-{}", n.name), &node_ns, &[busybox.to_str().unwrap_or("busybox"), "httpd", "-f", "-p", &port, "-h", www.to_str().unwrap_or("")])?;
+                std::fs::write(
+                    www.join("index.html"),
+                    format!("{}\n<p>served by {} (direct routing)</p>\n", n.name, n.name),
+                )?;
+                let port = c.services.iter().find_map(|s| s.port()).unwrap_or(80).to_string();
+                let busybox = find_exe(&["/bin/busybox", "/usr/bin/busybox"])
+                    .context("busybox not found (apt-get install busybox-static)")?;
+                lab.spawn(
+                    &format!("httpd-{}", n.name),
+                    &node_ns,
+                    &[
+                        busybox.to_str().unwrap_or("busybox"),
+                        "httpd",
+                        "-f",
+                        "-p",
+                        &port,
+                        "-h",
+                        www.to_str().unwrap_or(""),
+                    ],
+                )?;
             }
             Role::Director => {}
         }
         lab.spawn(
             &format!("agent-{}", n.name),
             &node_ns,
-            &[agent.to_str().unwrap_or("lvs-agent"), "--config", nd.join("agent.toml").to_str().unwrap_or("")],
+            &[
+                agent.to_str().unwrap_or("lvs-agent"),
+                "--config",
+                nd.join("agent.toml").to_str().unwrap_or(""),
+            ],
         )?;
     }
     if let Some((lan, router_addr)) = client_lan(c) {
@@ -258,7 +293,13 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
         let ans = lab.add_ns("admin")?;
         lab.plug(&ans, "eth0", &lan.name, "adm")?;
         ip(&["-n", &ans, "addr", "add", &a.to_string(), "dev", "eth0"])?;
-        writeln!(out, "lab: admin box {} (namespace {ans}), lvsctl -f {} --pki {}", a.addr(), file.display(), pki.dir().display())?;
+        writeln!(
+            out,
+            "lab: admin box {} (namespace {ans}), lvsctl -f {} --pki {}",
+            a.addr(),
+            file.display(),
+            pki.dir().display()
+        )?;
     }
     wait_listening(prefix, c, Duration::from_secs(15))?;
     writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents listening", c.nodes.len())?;
@@ -272,12 +313,18 @@ fn wait_listening(prefix: &str, c: &Cluster, timeout: Duration) -> Result<()> {
         let port = n.agent.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
         let needle = format!(":{port:04X} 00000000:0000 0A");
         loop {
-            let o = Command::new("ip").args(["netns", "exec", &ns(prefix, &n.name), "cat", "/proc/net/tcp"]).output()?;
+            let o = Command::new("ip")
+                .args(["netns", "exec", &ns(prefix, &n.name), "cat", "/proc/net/tcp"])
+                .output()?;
             if String::from_utf8_lossy(&o.stdout).contains(&needle) {
                 break;
             }
             if start.elapsed() > timeout {
-                bail!("agent of {} is not listening on port {port} after {} s (see its log)", n.name, timeout.as_secs());
+                bail!(
+                    "agent of {} is not listening on port {port} after {} s (see its log)",
+                    n.name,
+                    timeout.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -315,7 +362,11 @@ pub fn down(dir: &Path, out: &mut dyn Write) -> Result<()> {
     }
     let _ = std::fs::remove_file(dir.join("pids"));
     let _ = std::fs::remove_file(dir.join("netns"));
-    writeln!(out, "lab: down ({stopped} process(es) stopped, {} namespace(s) deleted)", netns.lines().count())?;
+    writeln!(
+        out,
+        "lab: down ({stopped} process(es) stopped, {} namespace(s) deleted)",
+        netns.lines().count()
+    )?;
     Ok(())
 }
 
@@ -366,7 +417,8 @@ pub fn run(cli: &Cli, args: &LabArgs, out: &mut dyn Write, _err: &mut dyn Write)
              `tests/vm/run lab` from the source tree (boots a stock Debian kernel under qemu)"
         );
     }
-    let file = std::fs::canonicalize(&cli.file).with_context(|| format!("definition {}", cli.file.display()))?;
+    let file =
+        std::fs::canonicalize(&cli.file).with_context(|| format!("definition {}", cli.file.display()))?;
     let loaded = crate::load::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let c = loaded.cluster;
     let t0 = Instant::now();
@@ -377,7 +429,13 @@ pub fn run(cli: &Cli, args: &LabArgs, out: &mut dyn Write, _err: &mut dyn Write)
     let LabAction::Run { keep } = action else { return Ok(ExitCode::SUCCESS) };
     let pki = dir.join("pki");
     let mut ok = true;
-    for step in [&["plan"][..], &["apply", "--yes"], &["status"], &["verify", "-n", "12"], &["ipvs", "list", "--stats"]] {
+    for step in [
+        &["plan"][..],
+        &["apply", "--yes"],
+        &["status"],
+        &["verify", "-n", "12"],
+        &["ipvs", "list", "--stats"],
+    ] {
         let code = admin(&args.prefix, &file, &pki, step, out)?;
         ok &= code == 0;
         if code != 0 && step[0] == "apply" {
@@ -386,7 +444,12 @@ pub fn run(cli: &Cli, args: &LabArgs, out: &mut dyn Write, _err: &mut dyn Write)
     }
     writeln!(out, "\nlab: {} in {:.1} s", if ok { "PASS" } else { "FAIL" }, t0.elapsed().as_secs_f64())?;
     if *keep {
-        writeln!(out, "lab: left running; `lvsctl lab exec admin -- lvsctl -f {} --pki {} status`, then `lvsctl lab down`", file.display(), pki.display())?;
+        writeln!(
+            out,
+            "lab: left running; `lvsctl lab exec admin -- lvsctl -f {} --pki {} status`, then `lvsctl lab down`",
+            file.display(),
+            pki.display()
+        )?;
     } else {
         down(dir, out)?;
     }

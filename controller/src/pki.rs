@@ -7,8 +7,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 /// Failures of the PKI commands.
@@ -93,7 +93,8 @@ impl Pki {
                 return Err(PkiError::Exists(p.clone()));
             }
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| PkiError::Io { path: self.dir.clone(), source })?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|source| PkiError::Io { path: self.dir.clone(), source })?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, format!("lvs-dr cluster CA {cluster}"));
@@ -142,9 +143,14 @@ impl Pki {
         let dns = node.to_string().try_into().map_err(|_| PkiError::BadName(node.into()))?;
         params.subject_alt_names = vec![
             SanType::DnsName(dns),
-            SanType::URI(lvs_proto::identity::agent_uri(node).try_into().map_err(|_| PkiError::BadName(node.into()))?),
+            SanType::URI(
+                lvs_proto::identity::agent_uri(node)
+                    .try_into()
+                    .map_err(|_| PkiError::BadName(node.into()))?,
+            ),
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(pair, params, force, days)
     }
 
@@ -158,7 +164,13 @@ impl Pki {
         self.issue(pair, params, true, days)
     }
 
-    fn issue(&self, pair: Pair, mut params: CertificateParams, force: bool, days: i64) -> Result<Pair, PkiError> {
+    fn issue(
+        &self,
+        pair: Pair,
+        mut params: CertificateParams,
+        force: bool,
+        days: i64,
+    ) -> Result<Pair, PkiError> {
         for p in [&pair.cert, &pair.key] {
             if p.exists() && !force {
                 return Err(PkiError::Exists(p.clone()));

@@ -109,10 +109,10 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     let mut ifaces: Vec<&str> = vec!["all"];
     for s in &mine {
         for r in s.real_servers.iter().filter(|r| r.node == node.name) {
-            if let Some(i) = node.interfaces.iter().find(|i| i.address.addr() == r.address.ip()) {
-                if !ifaces.contains(&i.name.as_str()) {
-                    ifaces.push(&i.name);
-                }
+            if let Some(i) = node.interfaces.iter().find(|i| i.address.addr() == r.address.ip())
+                && !ifaces.contains(&i.name.as_str())
+            {
+                ifaces.push(&i.name);
             }
         }
     }
@@ -158,10 +158,10 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             Some(ProbeKind::Tcp) => None,
             None => tcp.then(|| "/".to_string()),
         };
-        if let (Some(port), Some(path)) = (s.port(), path) {
-            if ports.insert(port) {
-                spec.checks.push(CheckSpec::HttpLocal { port, path });
-            }
+        if let (Some(port), Some(path)) = (s.port(), path)
+            && ports.insert(port)
+        {
+            spec.checks.push(CheckSpec::HttpLocal { port, path });
         }
     }
 }

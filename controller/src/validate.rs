@@ -156,30 +156,30 @@ impl Validator {
                     "add a [[lans]] entry with that name and its cidr, or correct the name",
                 );
             }
-            if let (Some(a), Some(l)) = (address, lan) {
-                if !l.cidr.contains(&a.addr()) {
-                    self.err(
-                        "address-outside-lan",
-                        p.key("address"),
-                        format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
-                        "use an address of the LAN's subnet or plug the interface into the right LAN",
-                    );
-                }
+            if let (Some(a), Some(l)) = (address, lan)
+                && !l.cidr.contains(&a.addr())
+            {
+                self.err(
+                    "address-outside-lan",
+                    p.key("address"),
+                    format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
+                    "use an address of the LAN's subnet or plug the interface into the right LAN",
+                );
             }
             if let Some(address) = address {
                 interfaces.push(Interface { name: itf.name.clone(), lan: itf.lan.clone(), address });
             }
         }
         let gateway = n.gateway.as_ref().and_then(|g| self.ip(g, path.key("gateway")));
-        if let Some(gw) = gateway {
-            if !interfaces.iter().any(|i| i.address.contains(&gw)) {
-                self.err(
-                    "gateway-off-lan",
-                    path.key("gateway"),
-                    format!("gateway {gw} of {} is on none of its interfaces' subnets", n.name),
-                    "a next hop must be directly reachable: use the router's address on this node's LAN",
-                );
-            }
+        if let Some(gw) = gateway
+            && !interfaces.iter().any(|i| i.address.contains(&gw))
+        {
+            self.err(
+                "gateway-off-lan",
+                path.key("gateway"),
+                format!("gateway {gw} of {} is on none of its interfaces' subnets", n.name),
+                "a next hop must be directly reachable: use the router's address on this node's LAN",
+            );
         }
         if role == Some(Role::RealServer) && n.gateway.is_none() {
             self.warn(
@@ -269,15 +269,15 @@ impl Validator {
                 continue;
             };
             let path = KeyPath::root().key("nodes").index(di);
-            if n.role == Role::RealServer {
-                if let Some(gw) = n.gateway.filter(|g| director_addrs.contains(g)) {
-                    self.err(
+            if n.role == Role::RealServer
+                && let Some(gw) = n.gateway.filter(|g| director_addrs.contains(g))
+            {
+                self.err(
                         "gateway-is-dip",
                         path.key("gateway"),
                         format!("real server {}'s gateway {gw} is a director address; in DR replies must bypass the director", n.name),
                         "set the gateway to the router (the article: 192.168.40.254), never the DIP",
                     );
-                }
             }
             for (vi, vip) in n.vips.iter().enumerate() {
                 if let Some(owner) = node_addrs.get(&vip.address.addr()) {
@@ -756,15 +756,15 @@ impl Validator {
             let rport = match r.port {
                 Some(rp) => {
                     let rp = self.port(rp, p.key("port"));
-                    if let (Some(rp), Some(vp)) = (rp, port) {
-                        if rp != vp {
-                            self.err(
+                    if let (Some(rp), Some(vp)) = (rp, port)
+                        && rp != vp
+                    {
+                        self.err(
                                 "dr-port-mapping",
                                 p.key("port"),
                                 format!("real server port {rp} differs from the virtual port {vp}; DR forwards frames unchanged and cannot map ports"),
                                 format!("run the service on port {vp} on {} (or remove port)", node.name),
                             );
-                        }
                     }
                     rp
                 }

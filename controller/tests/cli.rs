@@ -55,8 +55,14 @@ fn ipvs_restore_turns_ipvsadm_save_into_definition_services() {
     let o = lvsctl(&["-f", "../deploy/examples/seed.toml", "ipvs", "restore", saved.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let t = text(&o.stdout);
-    assert!(t.contains("vip = \"172.16.21.10\"") && t.contains("port = 80") && t.contains("scheduler = \"rr\""), "{t}");
-    assert!(t.contains("{ node = \"rs1\", weight = 2 }") && t.contains("{ node = \"rs2\", weight = 1 }"), "{t}");
+    assert!(
+        t.contains("vip = \"172.16.21.10\"") && t.contains("port = 80") && t.contains("scheduler = \"rr\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("{ node = \"rs1\", weight = 2 }") && t.contains("{ node = \"rs2\", weight = 1 }"),
+        "{t}"
+    );
     std::fs::write(&saved, "-A -t 172.16.21.10:80 -s rr\n-a -t 172.16.21.10:80 -q\n").unwrap();
     let o = lvsctl(&["-f", "../deploy/examples/seed.toml", "ipvs", "restore", saved.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

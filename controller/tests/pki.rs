@@ -38,5 +38,8 @@ fn certificates_carry_the_identities_the_agent_checks() {
     };
     assert!(san(&pki.controller().cert).contains(lvs_proto::identity::CONTROLLER_URI));
     let a = san(&rs1.cert);
-    assert!(a.contains("rs1") && a.contains(&lvs_proto::identity::agent_uri("rs1")) && !a.contains("controller"), "{a}");
+    assert!(
+        a.contains("rs1") && a.contains(&lvs_proto::identity::agent_uri("rs1")) && !a.contains("controller"),
+        "{a}"
+    );
 }

@@ -42,10 +42,17 @@ mod tests {
                 device: None,
                 purpose: RoutePurpose::DefaultGateway,
             }],
-            sysctls: vec![SysctlSpec { key: "net.ipv4.ip_forward".into(), value: "1".into(), reason: "r".into() }],
+            sysctls: vec![SysctlSpec {
+                key: "net.ipv4.ip_forward".into(),
+                value: "1".into(),
+                reason: "r".into(),
+            }],
             virtual_services: vec![VirtualServiceSpec {
                 name: "web".into(),
-                key: ServiceKey::Addr { protocol: Protocol::Tcp, address: "198.18.0.100:80".parse().unwrap() },
+                key: ServiceKey::Addr {
+                    protocol: Protocol::Tcp,
+                    address: "198.18.0.100:80".parse().unwrap(),
+                },
                 scheduler: "wrr".into(),
                 persistence: Some(Persistence { timeout_s: 300, netmask: 0xffff_ffff }),
                 flags: vec![ServiceFlag::ShPort],
@@ -86,9 +93,14 @@ mod tests {
 
     #[test]
     fn a_bad_field_is_named() {
-        let mut w = pb::NodeSpec { node: "n".into(), role: pb::Role::RealServer as i32, ..Default::default() };
+        let mut w =
+            pb::NodeSpec { node: "n".into(), role: pb::Role::RealServer as i32, ..Default::default() };
         w.sysctls.push(pb::SysctlSpec { key: "net..x".into(), value: "1".into(), reason: String::new() });
-        w.addresses.push(pb::AddressSpec { interface: "lo".into(), address: "300.1.1.1/32".into(), ..Default::default() });
+        w.addresses.push(pb::AddressSpec {
+            interface: "lo".into(),
+            address: "300.1.1.1/32".into(),
+            ..Default::default()
+        });
         let e = spec::NodeSpec::try_from(&w).unwrap_err();
         assert_eq!(e.field, "addresses[0].address", "{e}");
         w.addresses.clear();

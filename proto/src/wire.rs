@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use crate::pb;
 use crate::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, NodeSpec,
-    OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag,
-    ServiceKey, SysctlSpec, VirtualServiceSpec,
+    OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag, ServiceKey,
+    SysctlSpec, VirtualServiceSpec,
 };
 
 /// A field of a wire message that does not make a valid spec.
@@ -106,7 +106,11 @@ impl From<&NodeSpec> for pb::NodeSpec {
             sysctls: s
                 .sysctls
                 .iter()
-                .map(|x| pb::SysctlSpec { key: x.key.clone(), value: x.value.clone(), reason: x.reason.clone() })
+                .map(|x| pb::SysctlSpec {
+                    key: x.key.clone(),
+                    value: x.value.clone(),
+                    reason: x.reason.clone(),
+                })
                 .collect(),
             virtual_services: s.virtual_services.iter().map(virtual_service).collect(),
             checks: s.checks.iter().map(check).collect(),
@@ -171,7 +175,9 @@ fn check(c: &CheckSpec) -> pb::Check {
             server: server.to_string(),
             max_offset_ms: *max_offset_ms,
         }),
-        CheckSpec::NtpServing { address } => Kind::NtpServing(pb::NtpServingCheck { address: address.to_string() }),
+        CheckSpec::NtpServing { address } => {
+            Kind::NtpServing(pb::NtpServingCheck { address: address.to_string() })
+        }
         CheckSpec::HttpLocal { port, path } => {
             Kind::HttpLocal(pb::HttpLocalCheck { port: u32::from(*port), path: path.clone() })
         }
@@ -248,7 +254,11 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                 let f = format!("routes[{i}]");
                 Ok(RouteSpec {
                     destination: parse(&format!("{f}.destination"), &r.destination)?,
-                    gateway: r.gateway.as_deref().map(|g| parse::<IpAddr>(&format!("{f}.gateway"), g)).transpose()?,
+                    gateway: r
+                        .gateway
+                        .as_deref()
+                        .map(|g| parse::<IpAddr>(&format!("{f}.gateway"), g))
+                        .transpose()?,
                     device: r.device.clone(),
                     purpose: match pb::RoutePurpose::try_from(r.purpose) {
                         Ok(pb::RoutePurpose::DefaultGateway) => RoutePurpose::DefaultGateway,
@@ -345,8 +355,10 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
             let probe = match required(&format!("{g}.probe"), &h.probe)? {
                 pb::health_check::Probe::Http(p) => ProbeKind::Http {
                     path: p.path.clone(),
-                    expect_status: u16::try_from(p.expect_status)
-                        .map_err(|_| WireError { field: format!("{g}.expect_status"), reason: "not a status".into() })?,
+                    expect_status: u16::try_from(p.expect_status).map_err(|_| WireError {
+                        field: format!("{g}.expect_status"),
+                        reason: "not a status".into(),
+                    })?,
                     expect_body: p.expect_body.clone(),
                     host: p.host.clone(),
                 },

@@ -106,7 +106,12 @@ impl Lab {
 
     /// A command in namespace `short`.
     pub fn exec(&self, short: &str, cmd: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.ns(short)]).args(cmd).stdin(Stdio::null()).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(short)])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// A background command in namespace `short` (ended on drop).

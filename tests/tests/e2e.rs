@@ -14,8 +14,12 @@ fn step(name: &str) {
 
 /// `count` sequential requests from the client; the body first lines in order.
 fn client_sequence(lab: &Lab, count: u32) -> Vec<String> {
-    let o = lab.exec("client", &[bin("lvs-load").to_str().unwrap(), VIP, "-c", "1", "-n", &count.to_string(), "-d", "60s"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lvs-load: {e}: {}", text(&o)));
+    let o = lab.exec(
+        "client",
+        &[bin("lvs-load").to_str().unwrap(), VIP, "-c", "1", "-n", &count.to_string(), "-d", "60s"],
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lvs-load: {e}: {}", text(&o)));
     assert_eq!(v["failed"], 0, "{v}");
     v["sequence"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
@@ -43,7 +47,10 @@ fn stop_load(lab: &mut Lab, load: (u32, std::path::PathBuf, String)) -> serde_js
 /// Weight of a destination in the director's kernel table, per `ipvsadm -Ln`.
 fn kernel_weight(lab: &Lab, rip: &str) -> Option<u32> {
     let o = lab.exec("director", &["ipvsadm", "-Ln"]);
-    text(&o).lines().find(|l| l.contains(&format!("-> {rip}"))).and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+    text(&o)
+        .lines()
+        .find(|l| l.contains(&format!("-> {rip}")))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
 }
 
 fn ok(o: &std::process::Output) -> String {
@@ -69,12 +76,22 @@ fn the_articles_lab_end_to_end() {
     let ours = ok(&lab.lvsctl(&["ipvs", "list"]));
     let referee = text(&lab.exec("director", &["ipvsadm", "-Ln"]));
     let norm = |s: &str| -> Vec<String> {
-        s.lines().filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->")).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+        s.lines()
+            .filter(|l| l.starts_with("TCP") || l.trim_start().starts_with("->"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
     };
     assert_eq!(norm(&ours), norm(&referee), "ours:\n{ours}\nipvsadm:\n{referee}");
 
     step("2. wrr 2:1");
-    let wrr = edit(LAB, &[("generation = 1", "generation = 2"), ("scheduler = \"rr\"", "scheduler = \"wrr\""), ("{ node = \"rs1\", weight = 1 }", "{ node = \"rs1\", weight = 2 }")]);
+    let wrr = edit(
+        LAB,
+        &[
+            ("generation = 1", "generation = 2"),
+            ("scheduler = \"rr\"", "scheduler = \"wrr\""),
+            ("{ node = \"rs1\", weight = 1 }", "{ node = \"rs1\", weight = 2 }"),
+        ],
+    );
     lab.redefine(&wrr);
     ok(&lab.lvsctl(&["apply", "--yes"]));
     let seq = client_sequence(&lab, 30);
@@ -92,7 +109,13 @@ fn the_articles_lab_end_to_end() {
     std::thread::sleep(Duration::from_secs(1));
     ok(&lab.lvsctl(&["rs", "enable", "rs1"]));
     assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(2));
-    let rolled = edit(&wrr, &[("generation = 2", "generation = 3"), ("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 3 }")]);
+    let rolled = edit(
+        &wrr,
+        &[
+            ("generation = 2", "generation = 3"),
+            ("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 3 }"),
+        ],
+    );
     lab.redefine(&rolled);
     let t = ok(&lab.lvsctl(&["rollout"]));
     assert!(t.contains("rs2: drained") && t.contains("rollout: generation 3 done"), "{t}");
@@ -100,23 +123,44 @@ fn the_articles_lab_end_to_end() {
     println!("load during drain/enable/rollout: {report}");
     assert_eq!(report["failed"], 0, "zero failed requests: {report}");
     assert!(report["answered"].as_u64().unwrap() > 50, "{report}");
-    assert_eq!((kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.12:80")), (Some(2), Some(3)));
+    assert_eq!(
+        (kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.12:80")),
+        (Some(2), Some(3))
+    );
 
     step("5. stop rs2's httpd: quarantined within the bound; start it: restored");
     let httpd = lab.pid_of("httpd-rs2").expect("httpd pid");
     let load = start_load(&mut lab, "load5");
     let t0 = Instant::now();
     lab.kill(httpd, "TERM");
-    let took = poll(Duration::from_secs(5), Duration::from_millis(20), || (kernel_weight(&lab, "198.18.0.12:80") == Some(0)).then(|| t0.elapsed()));
+    let took = poll(Duration::from_secs(5), Duration::from_millis(20), || {
+        (kernel_weight(&lab, "198.18.0.12:80") == Some(0)).then(|| t0.elapsed())
+    });
     let took = took.expect("rs2 quarantined");
-    println!("httpd stopped -> weight 0 on the director in {} ms (interval 200 ms, fall 3)", took.as_millis());
+    println!(
+        "httpd stopped -> weight 0 on the director in {} ms (interval 200 ms, fall 3)",
+        took.as_millis()
+    );
     assert!(took < Duration::from_secs(1), "{took:?}");
     let (_, st) = lab.json(&["status"]);
     let director = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "director").unwrap();
-    assert!(director["health"].as_array().unwrap().iter().any(|h| h["destination"] == "198.18.0.12:80" && h["quarantined"] == true), "{director:#}");
+    assert!(
+        director["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["destination"] == "198.18.0.12:80" && h["quarantined"] == true),
+        "{director:#}"
+    );
     let www = lab.dir.join("rs2/www");
-    lab.spawn("rs2", &["busybox", "httpd", "-f", "-p", "80", "-h", www.to_str().unwrap()], "httpd-rs2-again.log");
-    let back = poll(Duration::from_secs(5), Duration::from_millis(50), || (kernel_weight(&lab, "198.18.0.12:80") == Some(3)).then_some(()));
+    lab.spawn(
+        "rs2",
+        &["busybox", "httpd", "-f", "-p", "80", "-h", www.to_str().unwrap()],
+        "httpd-rs2-again.log",
+    );
+    let back = poll(Duration::from_secs(5), Duration::from_millis(50), || {
+        (kernel_weight(&lab, "198.18.0.12:80") == Some(3)).then_some(())
+    });
     assert!(back.is_some(), "rs2 restored to weight 3");
     let report = stop_load(&mut lab, load);
     println!("load while rs2 died and came back: {report}");
@@ -129,20 +173,43 @@ fn the_articles_lab_end_to_end() {
     let _ = lab.exec("director", &["ip", "addr", "del", "198.18.0.100/32", "dev", "eth1"]);
     let cfg = lab.dir.join("director/agent.toml");
     let t0 = Instant::now();
-    lab.spawn("director", &[bin("lvs-agent").to_str().unwrap(), "--config", cfg.to_str().unwrap()], "agent-director-again.log");
-    let back = poll(Duration::from_secs(10), Duration::from_millis(50), || (kernel_weight(&lab, "198.18.0.12:80") == Some(3)).then(|| t0.elapsed()));
-    println!("director restored its VIP and IPVS table {} ms after restart", back.expect("restored").as_millis());
+    lab.spawn(
+        "director",
+        &[bin("lvs-agent").to_str().unwrap(), "--config", cfg.to_str().unwrap()],
+        "agent-director-again.log",
+    );
+    let back = poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        (kernel_weight(&lab, "198.18.0.12:80") == Some(3)).then(|| t0.elapsed())
+    });
+    println!(
+        "director restored its VIP and IPVS table {} ms after restart",
+        back.expect("restored").as_millis()
+    );
     let seq = client_sequence(&lab, 10);
     assert_eq!(seq.len(), 10);
 
     step("7. kill the controller mid-rollout; run it again: it resumes, nothing left drained");
-    let next = edit(&rolled, &[("generation = 3", "generation = 4"), ("{ node = \"rs1\", weight = 2 }", "{ node = \"rs1\", weight = 4 }"), ("{ node = \"rs2\", weight = 3 }", "{ node = \"rs2\", weight = 1 }")]);
+    let next = edit(
+        &rolled,
+        &[
+            ("generation = 3", "generation = 4"),
+            ("{ node = \"rs1\", weight = 2 }", "{ node = \"rs1\", weight = 4 }"),
+            ("{ node = \"rs2\", weight = 3 }", "{ node = \"rs2\", weight = 1 }"),
+        ],
+    );
     lab.redefine(&next);
     let load = start_load(&mut lab, "load7");
     let (ctl, def, pki) = (bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let pid = lab.spawn("admin", &[ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap(), "rollout"], "rollout7.log");
+    let pid = lab.spawn(
+        "admin",
+        &[ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap(), "rollout"],
+        "rollout7.log",
+    );
     let cut = poll(Duration::from_secs(20), Duration::from_millis(20), || {
-        std::fs::read_to_string(lab.dir.join("rollout7.log")).ok().filter(|l| l.contains("applying")).map(|_| ())
+        std::fs::read_to_string(lab.dir.join("rollout7.log"))
+            .ok()
+            .filter(|l| l.contains("applying"))
+            .map(|_| ())
     });
     assert!(cut.is_some(), "rollout started");
     lab.kill(pid as i32, "KILL");
@@ -153,7 +220,11 @@ fn the_articles_lab_end_to_end() {
     let report = stop_load(&mut lab, load);
     println!("load during the interrupted rollout: {report}");
     assert_eq!(report["failed"], 0, "{report}");
-    assert_eq!((kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.12:80")), (Some(4), Some(1)), "nothing left drained");
+    assert_eq!(
+        (kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.12:80")),
+        (Some(4), Some(1)),
+        "nothing left drained"
+    );
 
     step("8. a second apply changes nothing; the fleet is healthy");
     let (good, v) = lab.json(&["apply", "--yes"]);

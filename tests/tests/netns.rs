@@ -13,9 +13,12 @@ fn addrs(lab: &Lab, node: &str) -> serde_json::Value {
 }
 
 fn has_addr(v: &serde_json::Value, ifname: &str, local: &str, prefix: u64, label: Option<&str>) -> bool {
-    v.as_array().unwrap().iter().filter(|l| l["ifname"] == ifname).flat_map(|l| l["addr_info"].as_array().unwrap().iter()).any(|a| {
-        a["local"] == local && a["prefixlen"] == prefix && label.is_none_or(|lb| a["label"] == lb)
-    })
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ifname"] == ifname)
+        .flat_map(|l| l["addr_info"].as_array().unwrap().iter())
+        .any(|a| a["local"] == local && a["prefixlen"] == prefix && label.is_none_or(|lb| a["label"] == lb))
 }
 
 fn sysctl(lab: &Lab, node: &str, path: &str) -> String {
@@ -56,19 +59,41 @@ fn agents_apply_the_articles_settings_over_mtls() {
             assert_eq!(sysctl(&lab, rs, &format!("net/ipv4/conf/{k}/arp_ignore")), "1", "{rs} {k}");
             assert_eq!(sysctl(&lab, rs, &format!("net/ipv4/conf/{k}/arp_announce")), "2", "{rs} {k}");
         }
-        assert!(has_addr(&addrs(&lab, rs), "lo", "198.18.0.100", 32, Some("lo:0")), "{rs}: {:#}", addrs(&lab, rs));
-        let routes: serde_json::Value = serde_json::from_slice(&lab.exec(rs, &["ip", "-j", "route"]).stdout).unwrap();
+        assert!(
+            has_addr(&addrs(&lab, rs), "lo", "198.18.0.100", 32, Some("lo:0")),
+            "{rs}: {:#}",
+            addrs(&lab, rs)
+        );
+        let routes: serde_json::Value =
+            serde_json::from_slice(&lab.exec(rs, &["ip", "-j", "route"]).stdout).unwrap();
         let routes = routes.as_array().unwrap();
-        assert!(routes.iter().any(|r| r["dst"] == "default" && r["gateway"] == "198.18.0.1"), "{rs}: {routes:?}");
+        assert!(
+            routes.iter().any(|r| r["dst"] == "default" && r["gateway"] == "198.18.0.1"),
+            "{rs}: {routes:?}"
+        );
         assert!(routes.iter().any(|r| r["dst"] == "198.18.0.100" && r["dev"] == "lo"), "{rs}: {routes:?}");
     }
     // The real NTP server on the router is what the agents measured against.
     let (_, st) = lab.json(&["status"]);
     let rs1 = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "rs1").unwrap();
     assert!(rs1["clock_offset_ms"].as_i64().is_some_and(|o| o.abs() < 1000), "{rs1:#}");
-    assert!(rs1["checks"].as_array().unwrap().iter().any(|c| c["check"].as_str().unwrap().starts_with("httpd answers") && c["ok"] == true), "{rs1:#}");
+    assert!(
+        rs1["checks"].as_array().unwrap().iter().any(|c| c["check"]
+            .as_str()
+            .unwrap()
+            .starts_with("httpd answers")
+            && c["ok"] == true),
+        "{rs1:#}"
+    );
     let router = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "router").unwrap();
-    assert!(router["checks"].as_array().unwrap().iter().any(|c| c["check"].as_str().unwrap().starts_with("NTP server answers") && c["ok"] == true), "{router:#}");
+    assert!(
+        router["checks"].as_array().unwrap().iter().any(|c| c["check"]
+            .as_str()
+            .unwrap()
+            .starts_with("NTP server answers")
+            && c["ok"] == true),
+        "{router:#}"
+    );
 
     // A second apply does nothing and says so.
     let (ok, v) = lab.json(&a);
@@ -82,10 +107,17 @@ fn agents_apply_the_articles_settings_over_mtls() {
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("stale generation 2: this node already accepted generation 3"), "{}", text(&o));
     // Same generation, other content (another admin's definition): a conflict, not a mix.
-    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 3"), ("max_offset = \"1s\"", "max_offset = \"2s\"")]));
+    lab.redefine(&edit(
+        LAB,
+        &[("generation = 1", "generation = 3"), ("max_offset = \"1s\"", "max_offset = \"2s\"")],
+    ));
     let o = lab.lvsctl(&a);
     assert_eq!(o.status.code(), Some(3));
-    assert!(text(&o).contains("conflict: generation 3 was already accepted with different content"), "{}", text(&o));
+    assert!(
+        text(&o).contains("conflict: generation 3 was already accepted with different content"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -110,8 +142,14 @@ fn an_agent_killed_mid_apply_converges_when_started_again() {
     let _ = lab.exec("rs1", &["ip", "link", "set", "lo", "up"]);
     // Start it again as the lab did; it re-applies its stored spec (if it got that far).
     let (agent_bin, cfg) = (lvs_tests::bin("lvs-agent"), lab.dir.join("rs1/agent.toml"));
-    lab.spawn("rs1", &[agent_bin.to_str().unwrap(), "--config", cfg.to_str().unwrap()], "agent-rs1-again.log");
-    let up = poll(Duration::from_secs(10), Duration::from_millis(100), || lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ()));
+    lab.spawn(
+        "rs1",
+        &[agent_bin.to_str().unwrap(), "--config", cfg.to_str().unwrap()],
+        "agent-rs1-again.log",
+    );
+    let up = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ())
+    });
     assert!(up.is_some(), "agent did not come back");
     let (ok, v) = lab.json(&a);
     assert!(ok, "{v:#}");
@@ -130,13 +168,23 @@ fn the_time_gate_refuses_a_skewed_clock_unless_overridden() {
     // A fault injector on the admin box stands for a bad clock source: 5 s ahead.
     let skewed = edit(LAB, &[("ntp_server = \"198.18.0.1\"", "ntp_server = \"198.18.0.250\"")]);
     lab.redefine(&skewed);
-    lab.spawn("admin", &[lvs_tests::bin("lvs-skewed-ntp").to_str().unwrap(), "198.18.0.250:123", "+5s"], "skew.log");
+    lab.spawn(
+        "admin",
+        &[lvs_tests::bin("lvs-skewed-ntp").to_str().unwrap(), "198.18.0.250:123", "+5s"],
+        "skew.log",
+    );
     std::thread::sleep(Duration::from_millis(200));
     let a = ["apply", "--yes", "--node", "rs1", "--node", "rs2"];
     let o = lab.lvsctl(&a);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("refused by the time gate") && (t.contains("rs1 is -49") || t.contains("rs1 is -50")) && t.contains("rs2 is -") && t.contains("(limit 1000 ms)"), "{t}");
+    assert!(
+        t.contains("refused by the time gate")
+            && (t.contains("rs1 is -49") || t.contains("rs1 is -50"))
+            && t.contains("rs2 is -")
+            && t.contains("(limit 1000 ms)"),
+        "{t}"
+    );
     assert!(!has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, None), "nothing changed");
     let mut b = a.to_vec();
     b.push("--ignore-clock");

@@ -153,7 +153,12 @@ pub async fn plan(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> 
         json(out, &serde_json::Value::Array(plans.iter().map(|(n, r)| report_json(n, r)).collect()))?;
     } else {
         let changes = print_plan(out, &plans)?;
-        writeln!(out, "plan: {changes} change(s) on {} node(s) for generation {}", plans.len(), ctx.cluster.generation)?;
+        writeln!(
+            out,
+            "plan: {changes} change(s) on {} node(s) for generation {}",
+            plans.len(),
+            ctx.cluster.generation
+        )?;
     }
     Ok(exit(ok, EXIT_NODE_FAILED))
 }
@@ -182,7 +187,9 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
         .into_iter()
         .filter_map(|c| match c.offset_ms {
             Ok(o) if o.abs() < max => None,
-            Ok(o) => Some(format!("{} is {o:+} ms off {} (limit {max} ms)", c.node, ctx.cluster.time.ntp_server)),
+            Ok(o) => {
+                Some(format!("{} is {o:+} ms off {} (limit {max} ms)", c.node, ctx.cluster.time.ntp_server))
+            }
             Err(e) => Some(format!("{}: clock unknown ({e})", c.node)),
         })
         .collect();
@@ -201,7 +208,8 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
         }
     }
     let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
-    if changes > 0 && !opts.yes && !confirm(&format!("apply {changes} change(s) to {} node(s)?", plans.len())) {
+    if changes > 0 && !opts.yes && !confirm(&format!("apply {changes} change(s) to {} node(s)?", plans.len()))
+    {
         release(ctx, &lease).await;
         writeln!(out, "apply: cancelled, nothing was changed")?;
         return Ok(ExitCode::from(1));
@@ -211,10 +219,18 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
     if ctx.json {
         json(out, &serde_json::Value::Array(results.iter().map(|(n, r)| report_json(n, r)).collect()))?;
     } else {
-        let bad: Vec<&str> =
-            results.iter().filter(|(_, r)| !r.as_ref().is_ok_and(|r| r.converged)).map(|(n, _)| n.as_str()).collect();
+        let bad: Vec<&str> = results
+            .iter()
+            .filter(|(_, r)| !r.as_ref().is_ok_and(|r| r.converged))
+            .map(|(n, _)| n.as_str())
+            .collect();
         if bad.is_empty() {
-            writeln!(out, "apply: generation {} converged on all {} node(s)", ctx.cluster.generation, results.len())?;
+            writeln!(
+                out,
+                "apply: generation {} converged on all {} node(s)",
+                ctx.cluster.generation,
+                results.len()
+            )?;
         } else {
             writeln!(out, "apply: NOT converged on {}", bad.join(", "))?;
         }
@@ -223,7 +239,11 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
 }
 
 /// Apply every node's spec at once, printing each node's outcome as it arrives.
-pub async fn apply_all(ctx: &Ctx, lease: &str, out: &mut dyn Write) -> Result<Vec<NodeResult<pb::Report>>, CmdError> {
+pub async fn apply_all(
+    ctx: &Ctx,
+    lease: &str,
+    out: &mut dyn Write,
+) -> Result<Vec<NodeResult<pb::Report>>, CmdError> {
     let names: Vec<String> = ctx.specs.iter().map(|s| s.node.clone()).collect();
     let mut pending = futures::stream::FuturesUnordered::new();
     for n in &names {
@@ -248,10 +268,17 @@ pub async fn apply_all(ctx: &Ctx, lease: &str, out: &mut dyn Write) -> Result<Ve
         if !ctx.json {
             match &r {
                 Ok(rep) => {
-                    let applied = rep.actions.iter().filter(|a| a.outcome == pb::Outcome::Applied as i32).count();
-                    writeln!(out, "{n}: {applied}/{} applied{}", rep.actions.len(), if rep.converged { ", converged" } else { "" })?;
+                    let applied =
+                        rep.actions.iter().filter(|a| a.outcome == pb::Outcome::Applied as i32).count();
+                    writeln!(
+                        out,
+                        "{n}: {applied}/{} applied{}",
+                        rep.actions.len(),
+                        if rep.converged { ", converged" } else { "" }
+                    )?;
                     for a in rep.actions.iter().filter(|a| a.outcome != pb::Outcome::Applied as i32) {
-                        let what = if a.outcome == pb::Outcome::Failed as i32 { "FAILED" } else { "not attempted" };
+                        let what =
+                            if a.outcome == pb::Outcome::Failed as i32 { "FAILED" } else { "not attempted" };
                         writeln!(out, "  {what}: {} {}", a.action, a.error)?;
                     }
                     for d in &rep.drift_after {

@@ -52,10 +52,12 @@ fn service_head(s: &pb::IpvsService) -> String {
 fn sorted(t: &pb::IpvsTable) -> pb::IpvsTable {
     let addr = |a: &str| a.parse::<SocketAddr>().ok();
     let mut t = t.clone();
-    t.services.sort_by_key(|s| s.key.as_ref().map(key_text).map(|k| {
-        let (p, a) = k.split_once(' ').unwrap_or(("", ""));
-        (p.to_string(), addr(a))
-    }));
+    t.services.sort_by_key(|s| {
+        s.key.as_ref().map(key_text).map(|k| {
+            let (p, a) = k.split_once(' ').unwrap_or(("", ""));
+            (p.to_string(), addr(a))
+        })
+    });
     for s in &mut t.services {
         s.destinations.sort_by_key(|d| addr(&d.address));
     }
@@ -75,7 +77,10 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
         }
         View::Connections => {
             let _ = writeln!(s, "IPVS connection entries");
-            let _ = writeln!(s, "pro expire state       source                 virtual                destination");
+            let _ = writeln!(
+                s,
+                "pro expire state       source                 virtual                destination"
+            );
             for c in &t.connections {
                 let _ = writeln!(
                     s,
@@ -96,11 +101,13 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
             let _ = writeln!(s, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn");
         }
         View::Stats => {
-            let _ = writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
+            let _ =
+                writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes");
             let _ = writeln!(s, "  -> RemoteAddress:Port");
         }
         View::Rate => {
-            let _ = writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS");
+            let _ =
+                writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS");
             let _ = writeln!(s, "  -> RemoteAddress:Port");
         }
     }
@@ -325,10 +332,12 @@ pub fn parse_save(text: &str) -> Result<Vec<SavedService>, String> {
 }
 
 /// `ipvsadm -S` text as `[[services]]` of a definition. Real servers are named by the
-/// node holding their address in `ctx`'s definition; others get a note to add the node.
-pub fn restore(ctx: Option<&Ctx>, text: &str) -> Result<String, String> {
+/// node holding their address in the definition; others get a note to add the node.
+pub fn restore(cluster: Option<&crate::model::Cluster>, text: &str) -> Result<String, String> {
     let services = parse_save(text)?;
-    let mut s = String::from("# Converted from `ipvsadm -S` by `lvsctl ipvs restore`; review, then paste into the definition.\n");
+    let mut s = String::from(
+        "# Converted from `ipvsadm -S` by `lvsctl ipvs restore`; review, then paste into the definition.\n",
+    );
     for (i, svc) in services.iter().enumerate() {
         let _ = writeln!(s, "\n[[services]]\nname = \"svc{}\"", i + 1);
         if svc.protocol == "fwmark" {
@@ -344,14 +353,14 @@ pub fn restore(ctx: Option<&Ctx>, text: &str) -> Result<String, String> {
         let _ = writeln!(s, "real_servers = [");
         for (addr, fwd, weight) in &svc.reals {
             let ip = addr.parse::<SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|_| addr.clone());
-            let node = ctx.and_then(|c| {
-                c.cluster
-                    .nodes
+            let node = cluster.and_then(|c| {
+                c.nodes
                     .iter()
                     .find(|n| n.interfaces.iter().any(|i| i.address.addr().to_string() == ip))
                     .map(|n| n.name.clone())
             });
-            let note = if fwd != "-g" { "  # was not DR (-g): lvs-dr manages direct routing only" } else { "" };
+            let note =
+                if fwd != "-g" { "  # was not DR (-g): lvs-dr manages direct routing only" } else { "" };
             match node {
                 Some(n) => {
                     let _ = writeln!(s, "  {{ node = \"{n}\", weight = {weight} }},{note}");

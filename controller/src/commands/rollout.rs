@@ -112,7 +112,8 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             let k = key_text(&(&p.service).into());
             live.iter().find(|(lk, a, _)| *lk == k && *a == p.dest.to_string()).map(|(_, _, w)| *w)
         };
-        let spec_changes = plans.iter().any(|(n, r)| n == rs && r.as_ref().is_ok_and(|r| !r.actions.is_empty()));
+        let spec_changes =
+            plans.iter().any(|(n, r)| n == rs && r.as_ref().is_ok_and(|r| !r.actions.is_empty()));
         let weight_changes = places.iter().any(|p| live_of(p).is_some_and(|w| w != p.weight));
         if progress.done.contains(rs) {
             rolled.push((rs.clone(), places));
@@ -132,7 +133,11 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             writeln!(
                 out,
                 "rollout: stopped at {rs}; {rs} {}; {} done; run `lvsctl rollout` again to resume",
-                if restored { "is back in service at its old weight" } else { "could NOT be put back in service" },
+                if restored {
+                    "is back in service at its old weight"
+                } else {
+                    "could NOT be put back in service"
+                },
                 if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") }
             )?;
             return Ok(ExitCode::from(EXIT_NODE_FAILED));
@@ -193,7 +198,12 @@ async fn step(
         .map_err(|s| format!("apply: {}", describe(&s)))?
         .into_inner();
     if !rep.converged {
-        let failed: Vec<String> = rep.actions.iter().filter(|a| !a.error.is_empty()).map(|a| format!("{}: {}", a.action, a.error)).collect();
+        let failed: Vec<String> = rep
+            .actions
+            .iter()
+            .filter(|a| !a.error.is_empty())
+            .map(|a| format!("{}: {}", a.action, a.error))
+            .collect();
         return Err(format!("apply did not converge: {}", failed.join("; ")));
     }
     let _ = writeln!(out, "{rs}: applied {} change(s); waiting for its health check", rep.actions.len());
@@ -212,7 +222,9 @@ async fn wait_healthy(ctx: &Ctx, rs: &str, present: &[Placement], timeout: Durat
             let mut c = ctx.fleet.client(&p.director).map_err(|e| e.to_string())?;
             let s = c.status(pb::StatusRequest::default()).await.map_err(|s| describe(&s))?.into_inner();
             let k = key_text(&(&p.service).into());
-            let h = s.health.iter().find(|h| h.destination == p.dest.to_string() && h.service.as_ref().map(key_text) == Some(k.clone()));
+            let h = s.health.iter().find(|h| {
+                h.destination == p.dest.to_string() && h.service.as_ref().map(key_text) == Some(k.clone())
+            });
             let ok = match h {
                 Some(h) => {
                     let base = *first_probes[i].get_or_insert(h.probes);
@@ -220,7 +232,8 @@ async fn wait_healthy(ctx: &Ctx, rs: &str, present: &[Placement], timeout: Durat
                 }
                 None => {
                     let mut c = ctx.fleet.client(rs).map_err(|e| e.to_string())?;
-                    let s = c.status(pb::StatusRequest::default()).await.map_err(|s| describe(&s))?.into_inner();
+                    let s =
+                        c.status(pb::StatusRequest::default()).await.map_err(|s| describe(&s))?.into_inner();
                     s.checks.iter().all(|c| c.ok)
                 }
             };

@@ -26,9 +26,12 @@ pub struct Placement {
 
 /// Where `rs` is a destination, per the definition.
 pub fn placements(ctx: &Ctx, rs: &str) -> Result<Vec<Placement>, CmdError> {
-    let node = ctx.cluster.nodes.iter().find(|n| n.name == rs).ok_or_else(|| {
-        CmdError::Usage(format!("no node `{rs}` in {}", ctx.file.display()))
-    })?;
+    let node = ctx
+        .cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == rs)
+        .ok_or_else(|| CmdError::Usage(format!("no node `{rs}` in {}", ctx.file.display())))?;
     if node.role != Role::RealServer {
         return Err(CmdError::Usage(format!("{rs} is a {}, not a real server", node.role)));
     }
@@ -36,7 +39,12 @@ pub fn placements(ctx: &Ctx, rs: &str) -> Result<Vec<Placement>, CmdError> {
     for d in ctx.nodes_with(Role::Director) {
         for v in ctx.spec(&d).map(|s| s.virtual_services.as_slice()).unwrap_or_default() {
             for dest in v.destinations.iter().filter(|x| x.node == rs) {
-                out.push(Placement { director: d.clone(), service: v.key, dest: dest.address, weight: dest.weight });
+                out.push(Placement {
+                    director: d.clone(),
+                    service: v.key,
+                    dest: dest.address,
+                    weight: dest.weight,
+                });
             }
         }
     }
@@ -47,11 +55,19 @@ pub fn placements(ctx: &Ctx, rs: &str) -> Result<Vec<Placement>, CmdError> {
 }
 
 /// Set (or with `None` clear) the live weight of every placement; one result each.
-pub async fn set_weight(ctx: &Ctx, places: &[Placement], weight: Option<u32>) -> Vec<(Placement, Result<pb::SetWeightReply, String>)> {
+pub async fn set_weight(
+    ctx: &Ctx,
+    places: &[Placement],
+    weight: Option<u32>,
+) -> Vec<(Placement, Result<pb::SetWeightReply, String>)> {
     let calls = places.iter().map(|p| async move {
         let r = async {
             let mut c = ctx.fleet.client(&p.director).map_err(|e| e.to_string())?;
-            let req = pb::SetWeightRequest { service: Some((&p.service).into()), destination: p.dest.to_string(), weight };
+            let req = pb::SetWeightRequest {
+                service: Some((&p.service).into()),
+                destination: p.dest.to_string(),
+                weight,
+            };
             match tokio::time::timeout(ctx.fleet.deadline, c.set_weight(req)).await {
                 Ok(Ok(r)) => Ok(r.into_inner()),
                 Ok(Err(s)) => Err(crate::fleet::describe(&s)),
@@ -136,7 +152,11 @@ pub async fn run(ctx: &Ctx, rs: &str, change: Change, out: &mut dyn Write) -> Re
         match r {
             Ok(x) => {
                 if !ctx.json {
-                    writeln!(out, "{}: {key} -> {}: weight {} (active {}, inactive {})", p.director, p.dest, x.weight, x.active_conns, x.inactive_conns)?;
+                    writeln!(
+                        out,
+                        "{}: {key} -> {}: weight {} (active {}, inactive {})",
+                        p.director, p.dest, x.weight, x.active_conns, x.inactive_conns
+                    )?;
                 }
                 rows.push(serde_json::json!({"director": p.director, "service": key, "destination": p.dest.to_string(),
                     "weight": x.weight, "active_conns": x.active_conns, "inactive_conns": x.inactive_conns}));

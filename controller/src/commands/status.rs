@@ -41,14 +41,19 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
     let names = ctx.fleet.names();
     let res = ctx
         .fleet
-        .each(&names, |_, mut c| async move { c.status(pb::StatusRequest::default()).await.map(|r| r.into_inner()) })
+        .each(&names, |_, mut c| async move {
+            c.status(pb::StatusRequest::default()).await.map(|r| r.into_inner())
+        })
         .await;
     let unreachable = res.iter().any(|(_, r)| r.is_err());
     let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
     if ctx.json {
         let nodes: Vec<serde_json::Value> = res.iter().map(|(n, r)| node_json(ctx, n, r)).collect();
-        json(out, &serde_json::json!({ "cluster": ctx.cluster.name, "generation": ctx.cluster.generation,
-            "healthy": !unreachable && !unhealthy, "nodes": nodes }))?;
+        json(
+            out,
+            &serde_json::json!({ "cluster": ctx.cluster.name, "generation": ctx.cluster.generation,
+            "healthy": !unreachable && !unhealthy, "nodes": nodes }),
+        )?;
     } else {
         writeln!(
             out,
@@ -56,7 +61,8 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
             "NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS"
         )?;
         for (n, r) in &res {
-            let role = ctx.cluster.nodes.iter().find(|x| &x.name == n).map(|x| x.role.as_str()).unwrap_or("?");
+            let role =
+                ctx.cluster.nodes.iter().find(|x| &x.name == n).map(|x| x.role.as_str()).unwrap_or("?");
             match r {
                 Err(e) => writeln!(out, "{n:<12} {role:<12} {:<11} {e}", "UNREACHABLE")?,
                 Ok(s) => {
@@ -83,10 +89,16 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
                 writeln!(out, "{n}: IPVS {} ({} services)", t.version, t.services.len())?;
                 for svc in &t.services {
                     let key = svc.key.as_ref().map(key_text).unwrap_or_default();
-                    writeln!(out, "  {key} {}{}", svc.scheduler, if svc.managed { "" } else { "  (foreign)" })?;
+                    writeln!(
+                        out,
+                        "  {key} {}{}",
+                        svc.scheduler,
+                        if svc.managed { "" } else { "  (foreign)" }
+                    )?;
                     for d in &svc.destinations {
                         let h = s.health.iter().find(|h| {
-                            h.destination == d.address && h.service.as_ref().map(key_text) == Some(key.clone())
+                            h.destination == d.address
+                                && h.service.as_ref().map(key_text) == Some(key.clone())
                         });
                         let health = match h {
                             Some(h) if h.quarantined => "QUARANTINED",

@@ -60,11 +60,10 @@ pub fn expected(scheduler: &str, n: u64, weights: &BTreeMap<String, u32>) -> Opt
 
 /// Run it.
 pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let router = ctx
-        .nodes_with(Role::Router)
-        .into_iter()
-        .next()
-        .ok_or_else(|| CmdError::Usage("verify needs a router node: its agent sends the requests".into()))?;
+    let router =
+        ctx.nodes_with(Role::Router).into_iter().next().ok_or_else(|| {
+            CmdError::Usage("verify needs a router node: its agent sends the requests".into())
+        })?;
     let mut ok = true;
     let mut report = Vec::new();
     let directors = ctx.nodes_with(Role::Director);
@@ -116,14 +115,20 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
         let weights: BTreeMap<String, u32> = after.conns.iter().map(|(k, (_, w))| (k.clone(), *w)).collect();
         let total: u64 = per.values().sum();
         let exp = expected(&v.scheduler, total, &weights);
-        let dist_ok = exp.as_ref().is_none_or(|e| e.iter().all(|(k, x)| (per.get(k).copied().unwrap_or(0) as f64 - x).abs() <= 1.0));
+        let dist_ok = exp.as_ref().is_none_or(|e| {
+            e.iter().all(|(k, x)| (per.get(k).copied().unwrap_or(0) as f64 - x).abs() <= 1.0)
+        });
         let inpkts = after.inpkts.saturating_sub(before.inpkts);
         let outpkts = after.outpkts.saturating_sub(before.outpkts);
         let dr_ok = inpkts > 0 && outpkts == 0;
         let all_answered = probe.answered == probe.sent && probe.sent > 0;
         ok &= dist_ok && dr_ok && all_answered;
         if !ctx.json {
-            writeln!(out, "{key} {} — {} request(s) from {router}: {} answered, {} failed", v.scheduler, probe.sent, probe.answered, probe.failed)?;
+            writeln!(
+                out,
+                "{key} {} — {} request(s) from {router}: {} answered, {} failed",
+                v.scheduler, probe.sent, probe.answered, probe.failed
+            )?;
             for e in &probe.errors {
                 writeln!(out, "  error: {e}")?;
             }
@@ -131,14 +136,32 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
                 writeln!(out, "  answers in order: {}", probe.sequence.join(" "))?;
             }
             for (k, n) in &per {
-                let e = exp.as_ref().and_then(|e| e.get(k)).map(|x| format!(" (expected {x:.1})")).unwrap_or_default();
+                let e = exp
+                    .as_ref()
+                    .and_then(|e| e.get(k))
+                    .map(|x| format!(" (expected {x:.1})"))
+                    .unwrap_or_default();
                 writeln!(out, "  -> {k:<22} weight {:<5} got {n}{e}", weights.get(k).copied().unwrap_or(0))?;
             }
-            writeln!(out, "  distribution: {}", if exp.is_none() { "not checked for this scheduler" } else if dist_ok { "as the scheduler promises" } else { "NOT as the scheduler promises" })?;
+            writeln!(
+                out,
+                "  distribution: {}",
+                if exp.is_none() {
+                    "not checked for this scheduler"
+                } else if dist_ok {
+                    "as the scheduler promises"
+                } else {
+                    "NOT as the scheduler promises"
+                }
+            )?;
             writeln!(
                 out,
                 "  direct routing: director in-packets +{inpkts}, out-packets +{outpkts}: {}",
-                if dr_ok { "requests passed the director, replies bypassed it" } else { "FAILED (replies seen by the director, or no traffic)" }
+                if dr_ok {
+                    "requests passed the director, replies bypassed it"
+                } else {
+                    "FAILED (replies seen by the director, or no traffic)"
+                }
             )?;
         }
         report.push(serde_json::json!({

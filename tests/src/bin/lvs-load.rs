@@ -46,7 +46,8 @@ struct Tally {
 
 async fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect: {}", e.kind()))?;
+        let mut s =
+            tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect: {}", e.kind()))?;
         s.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", target.ip()).as_bytes())
             .await
             .map_err(|e| format!("send: {}", e.kind()))?;
