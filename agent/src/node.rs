@@ -317,8 +317,15 @@ impl<S: System + 'static> Agent<S> {
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
             checks.push(vip_ready(s, &drift));
         }
+        // A director whose table cannot be read still reports everything else.
         let ipvs = match state.spec.as_ref().map(|s| s.role) {
-            Some(Role::Director) => Some(self.ipvs_table(false).await?),
+            Some(Role::Director) => match self.ipvs_table(false).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    checks.push(CheckResult { check: "IPVS table readable".into(), ok: false, detail: e.to_string() });
+                    None
+                }
+            },
             _ => None,
         };
         Ok(StatusView {
