@@ -322,7 +322,11 @@ impl<S: System + 'static> Agent<S> {
             Some(Role::Director) => match self.ipvs_table(false).await {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    checks.push(CheckResult { check: "IPVS table readable".into(), ok: false, detail: e.to_string() });
+                    checks.push(CheckResult {
+                        check: "IPVS table readable".into(),
+                        ok: false,
+                        detail: e.to_string(),
+                    });
                     None
                 }
             },
