@@ -19,6 +19,21 @@ pub fn service_key(k: &spec::ServiceKey) -> ServiceKey {
     }
 }
 
+/// The spec identity of a kernel service (the inverse of [`service_key`]).
+pub fn spec_service_key(k: &ServiceKey) -> spec::ServiceKey {
+    match *k {
+        ServiceKey::Addr(p, address) => spec::ServiceKey::Addr {
+            protocol: match p {
+                Protocol::Tcp => spec::Protocol::Tcp,
+                Protocol::Udp => spec::Protocol::Udp,
+                Protocol::Sctp => spec::Protocol::Sctp,
+            },
+            address,
+        },
+        ServiceKey::Fwmark(mark, ipv6) => spec::ServiceKey::Fwmark { mark, ipv6 },
+    }
+}
+
 /// The kernel service for a spec service.
 pub fn service(v: &VirtualServiceSpec) -> Service {
     let key = service_key(&v.key);

@@ -208,22 +208,6 @@ fn stats(s: &lvs_ipvs::Stats) -> pb::Stats {
     }
 }
 
-fn kernel_key(k: &lvs_ipvs::ServiceKey) -> pb::ServiceKey {
-    use lvs_proto::spec::{Protocol, ServiceKey};
-    let key = match *k {
-        lvs_ipvs::ServiceKey::Addr(p, address) => ServiceKey::Addr {
-            protocol: match p {
-                lvs_ipvs::Protocol::Udp => Protocol::Udp,
-                lvs_ipvs::Protocol::Sctp => Protocol::Sctp,
-                _ => Protocol::Tcp,
-            },
-            address,
-        },
-        lvs_ipvs::ServiceKey::Fwmark(mark, ipv6) => ServiceKey::Fwmark { mark, ipv6 },
-    };
-    (&key).into()
-}
-
 fn ipvs_view(v: &IpvsView) -> pb::IpvsTable {
     pb::IpvsTable {
         version: v.info.version_string(),
@@ -232,7 +216,7 @@ fn ipvs_view(v: &IpvsView) -> pb::IpvsTable {
             .services
             .iter()
             .map(|(s, managed)| pb::IpvsService {
-                key: Some(kernel_key(&s.service.key)),
+                key: Some((&crate::convert::spec_service_key(&s.service.key)).into()),
                 scheduler: s.service.scheduler.clone(),
                 flags: s.service.flags.0,
                 timeout_s: s.service.timeout,

@@ -88,30 +88,27 @@ impl Fleet {
         Ok(AgentClient::new(ep.connect_lazy()).max_decoding_message_size(64 << 20))
     }
 
-    /// Call `f` on every node of `nodes` at once; each gets `deadline`. Results keep the
-    /// order of `nodes`.
+    /// Call `f` on `node` within `deadline`; every failure (no such node, unreachable,
+    /// refused, too slow) comes back as one sentence.
+    pub async fn call<T, Fut>(&self, node: &str, f: impl FnOnce(Client) -> Fut) -> Result<T, String>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = self.client(node).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(self.deadline, f(client)).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(s)) => Err(describe(&s)),
+            Err(_) => Err(format!("no answer within {} ms", self.deadline.as_millis())),
+        }
+    }
+
+    /// [`Fleet::call`] on every node of `nodes` at once. Results keep the order of `nodes`.
     pub async fn each<T, F, Fut>(&self, nodes: &[String], f: F) -> Vec<(String, Result<T, String>)>
     where
         F: Fn(String, Client) -> Fut,
-        Fut: Future<Output = Result<T, tonic::Status>>,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let calls = nodes.iter().map(|n| {
-            let n = n.clone();
-            let client = self.client(&n);
-            let fut = client.map(|c| f(n.clone(), c));
-            async move {
-                let r = match fut {
-                    Err(e) => Err(e.to_string()),
-                    Ok(fut) => match tokio::time::timeout(self.deadline, fut).await {
-                        Ok(Ok(t)) => Ok(t),
-                        Ok(Err(s)) => Err(describe(&s)),
-                        Err(_) => Err(format!("no answer within {} ms", self.deadline.as_millis())),
-                    },
-                };
-                (n, r)
-            }
-        });
-        join_all(calls).await
+        join_all(nodes.iter().map(|n| async { (n.clone(), self.call(n, |c| f(n.clone(), c)).await) })).await
     }
 }
 

@@ -120,13 +120,7 @@ impl Pki {
 
     /// Issue (or with `force` re-issue) the controller's certificate.
     pub fn issue_controller(&self, force: bool) -> Result<Pair, PkiError> {
-        let pair = self.controller();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "lvsctl");
-        params.subject_alt_names =
-            vec![SanType::URI(lvs_proto::identity::CONTROLLER_URI.try_into().map_err(PkiError::Cert)?)];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(pair, params, force, VALIDITY_DAYS)
+        self.issue(self.controller(), controller_params()?, force, VALIDITY_DAYS)
     }
 
     /// Issue (or with `force` re-issue) the agent certificate of `node`.
@@ -156,12 +150,7 @@ impl Pki {
 
     /// A controller certificate with a chosen validity, at `pair` (tests of expiry).
     pub fn issue_controller_at(&self, pair: Pair, days: i64) -> Result<Pair, PkiError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "lvsctl");
-        params.subject_alt_names =
-            vec![SanType::URI(lvs_proto::identity::CONTROLLER_URI.try_into().map_err(PkiError::Cert)?)];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(pair, params, true, days)
+        self.issue(pair, controller_params()?, true, days)
     }
 
     fn issue(
@@ -185,6 +174,15 @@ impl Pki {
         write(&pair.key, key.serialize_pem().as_bytes(), 0o600)?;
         Ok(pair)
     }
+}
+
+/// The controller's certificate: the controller URI, client authentication only.
+fn controller_params() -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "lvsctl");
+    params.subject_alt_names = vec![SanType::URI(lvs_proto::identity::CONTROLLER_URI.try_into()?)];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {

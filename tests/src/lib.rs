@@ -28,13 +28,8 @@ pub fn text(o: &Output) -> String {
 /// Whether we may create network namespaces.
 pub fn can_netns() -> bool {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
+    let root = unsafe { libc::geteuid() } == 0;
     root && Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// A running lab: namespaces `<prefix>-*`, state in `dir`. Torn down on drop.

@@ -15,7 +15,11 @@ use lvs_proto::pb;
 use lvs_proto::spec::Role;
 
 use super::{CmdError, Ctx, EXIT_NODE_FAILED, confirm, exit, json};
-use crate::fleet::describe;
+
+/// A fresh lease id (64 random bits, hex).
+pub fn new_lease() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
 
 /// How long a plan's reservation holds without an apply.
 const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -40,7 +44,7 @@ pub async fn plan_all(ctx: &Ctx, lease: &str) -> Vec<NodeResult<pb::Report>> {
         let lease = lease.to_string();
         async move {
             let req = pb::SpecRequest { spec, lease, lease_ttl_ms: LEASE_TTL.as_millis() as u64 };
-            c.plan(req).await.map(|r| r.into_inner())
+            c.plan(req).await
         }
     };
     let mut out = ctx.fleet.each(&names[..1.min(names.len())], call).await;
@@ -84,7 +88,7 @@ pub async fn clocks(ctx: &Ctx) -> Vec<ClockView> {
         .fleet
         .each(&nodes, |_, mut c| {
             let ntp = ntp.clone();
-            async move { c.status(pb::StatusRequest { ntp_server: ntp }).await.map(|r| r.into_inner()) }
+            async move { c.status(pb::StatusRequest { ntp_server: ntp }).await }
         })
         .await;
     res.into_iter()
@@ -165,7 +169,7 @@ pub async fn plan(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> 
 
 /// `lvsctl apply`.
 pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let lease: String = (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+    let lease = new_lease();
     let plans = plan_all(ctx, &lease).await;
     if !ctx.json {
         print_plan(out, &plans)?;
@@ -248,19 +252,9 @@ pub async fn apply_all(
     let mut pending = futures::stream::FuturesUnordered::new();
     for n in &names {
         let spec = ctx.spec(n).map(pb::NodeSpec::from);
-        let client = ctx.fleet.client(n)?;
-        let deadline = ctx.fleet.deadline;
-        let lease = lease.to_string();
-        let n = n.clone();
+        let req = pb::SpecRequest { spec, lease: lease.to_string(), lease_ttl_ms: 0 };
         pending.push(async move {
-            let mut c = client;
-            let fut = c.apply(pb::SpecRequest { spec, lease, lease_ttl_ms: 0 });
-            let r = match tokio::time::timeout(deadline, fut).await {
-                Ok(Ok(r)) => Ok(r.into_inner()),
-                Ok(Err(s)) => Err(describe(&s)),
-                Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
-            };
-            (n, r)
+            (n.clone(), ctx.fleet.call(n, |mut c| async move { c.apply(req).await }).await)
         });
     }
     let mut results = Vec::new();

@@ -31,7 +31,7 @@ pub enum View {
 pub async fn tables(ctx: &Ctx, connections: bool) -> Vec<(String, Result<pb::IpvsTable, String>)> {
     ctx.fleet
         .each(&ctx.nodes_with(Role::Director), |_, mut c| async move {
-            c.ipvs_table(pb::IpvsTableRequest { connections }).await.map(|r| r.into_inner())
+            c.ipvs_table(pb::IpvsTableRequest { connections }).await
         })
         .await
 }

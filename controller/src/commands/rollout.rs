@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use super::rs::{Placement, placements, set_weight, wait_drained};
 use super::{CmdError, Ctx, EXIT_NODE_FAILED};
-use crate::fleet::describe;
 use crate::render::key_text;
 
 /// Options of `rollout`.
@@ -74,10 +73,10 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             cluster: ctx.cluster.name.clone(),
             generation: ctx.cluster.generation,
             done: vec![],
-            lease: (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect(),
+            lease: super::apply::new_lease(),
         });
     if progress.lease.is_empty() {
-        progress.lease = (0..16).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+        progress.lease = super::apply::new_lease();
     }
     if !progress.done.is_empty() || path.exists() {
         let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
@@ -109,7 +108,7 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
     for rs in &servers {
         let places = placements(ctx, rs).unwrap_or_default();
         let live_of = |p: &Placement| {
-            let k = key_text(&(&p.service).into());
+            let k = p.service.to_string();
             live.iter().find(|(lk, a, _)| *lk == k && *a == p.dest.to_string()).map(|(_, _, w)| *w)
         };
         let spec_changes =
@@ -190,13 +189,13 @@ async fn step(
     }
     let took = wait_drained(ctx, present, opts.drain_timeout).await?;
     let _ = writeln!(out, "{rs}: drained in {:.1} s; applying", took.as_secs_f64());
-    let mut c = ctx.fleet.client(rs).map_err(|e| e.to_string())?;
-    let spec = ctx.spec(rs).map(pb::NodeSpec::from);
-    let rep = c
-        .apply(pb::SpecRequest { spec, lease: lease.into(), lease_ttl_ms: 0 })
+    let req =
+        pb::SpecRequest { spec: ctx.spec(rs).map(pb::NodeSpec::from), lease: lease.into(), lease_ttl_ms: 0 };
+    let rep = ctx
+        .fleet
+        .call(rs, |mut c| async move { c.apply(req).await })
         .await
-        .map_err(|s| format!("apply: {}", describe(&s)))?
-        .into_inner();
+        .map_err(|e| format!("apply: {e}"))?;
     if !rep.converged {
         let failed: Vec<String> = rep
             .actions
@@ -219,9 +218,11 @@ async fn wait_healthy(ctx: &Ctx, rs: &str, present: &[Placement], timeout: Durat
     loop {
         let mut all = true;
         for (i, p) in present.iter().enumerate() {
-            let mut c = ctx.fleet.client(&p.director).map_err(|e| e.to_string())?;
-            let s = c.status(pb::StatusRequest::default()).await.map_err(|s| describe(&s))?.into_inner();
-            let k = key_text(&(&p.service).into());
+            let s = ctx
+                .fleet
+                .call(&p.director, |mut c| async move { c.status(pb::StatusRequest::default()).await })
+                .await?;
+            let k = p.service.to_string();
             let h = s.health.iter().find(|h| {
                 h.destination == p.dest.to_string() && h.service.as_ref().map(key_text) == Some(k.clone())
             });
@@ -231,9 +232,10 @@ async fn wait_healthy(ctx: &Ctx, rs: &str, present: &[Placement], timeout: Durat
                     h.probes > base && h.up && !h.quarantined
                 }
                 None => {
-                    let mut c = ctx.fleet.client(rs).map_err(|e| e.to_string())?;
-                    let s =
-                        c.status(pb::StatusRequest::default()).await.map_err(|s| describe(&s))?.into_inner();
+                    let s = ctx
+                        .fleet
+                        .call(rs, |mut c| async move { c.status(pb::StatusRequest::default()).await })
+                        .await?;
                     s.checks.iter().all(|c| c.ok)
                 }
             };

@@ -9,7 +9,6 @@ use lvs_proto::pb;
 use lvs_proto::spec::{Role, ServiceKey};
 
 use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
-use crate::render::key_text;
 
 /// One (director, service, destination) a real server is behind.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,21 +60,12 @@ pub async fn set_weight(
     weight: Option<u32>,
 ) -> Vec<(Placement, Result<pb::SetWeightReply, String>)> {
     let calls = places.iter().map(|p| async move {
-        let r = async {
-            let mut c = ctx.fleet.client(&p.director).map_err(|e| e.to_string())?;
-            let req = pb::SetWeightRequest {
-                service: Some((&p.service).into()),
-                destination: p.dest.to_string(),
-                weight,
-            };
-            match tokio::time::timeout(ctx.fleet.deadline, c.set_weight(req)).await {
-                Ok(Ok(r)) => Ok(r.into_inner()),
-                Ok(Err(s)) => Err(crate::fleet::describe(&s)),
-                Err(_) => Err(format!("no answer within {} ms", ctx.fleet.deadline.as_millis())),
-            }
-        }
-        .await;
-        (p.clone(), r)
+        let req = pb::SetWeightRequest {
+            service: Some((&p.service).into()),
+            destination: p.dest.to_string(),
+            weight,
+        };
+        (p.clone(), ctx.fleet.call(&p.director, |mut c| async move { c.set_weight(req).await }).await)
     });
     futures::future::join_all(calls).await
 }
@@ -148,7 +138,7 @@ pub async fn run(ctx: &Ctx, rs: &str, change: Change, out: &mut dyn Write) -> Re
     let mut ok = res.iter().all(|(_, r)| r.is_ok());
     let mut rows = Vec::new();
     for (p, r) in &res {
-        let key = key_text(&(&p.service).into());
+        let key = p.service.to_string();
         match r {
             Ok(x) => {
                 if !ctx.json {

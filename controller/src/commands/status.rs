@@ -39,12 +39,8 @@ fn clock(s: &pb::Status) -> String {
 /// Run it.
 pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
     let names = ctx.fleet.names();
-    let res = ctx
-        .fleet
-        .each(&names, |_, mut c| async move {
-            c.status(pb::StatusRequest::default()).await.map(|r| r.into_inner())
-        })
-        .await;
+    let res =
+        ctx.fleet.each(&names, |_, mut c| async move { c.status(pb::StatusRequest::default()).await }).await;
     let unreachable = res.iter().any(|(_, r)| r.is_err());
     let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
     if ctx.json {

@@ -78,7 +78,7 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
     }
     for v in services {
         let ServiceKey::Addr { address, .. } = v.key else { continue };
-        let key = key_text(&(&v.key).into());
+        let key = v.key.to_string();
         let path = match v.health_check.as_ref().map(|h| &h.probe) {
             Some(lvs_proto::spec::ProbeKind::Http { path, .. }) => path.clone(),
             _ => "/".into(),
