@@ -117,3 +117,45 @@ fn file_comes_from_env_and_missing_file_is_clear() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("cannot read definition /nonexistent/cluster.toml"));
 }
+
+/// A definition copy with a PKI, agents unreachable (nothing listens): for usage errors
+/// that must be refused before any agent is asked.
+fn with_pki() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("cluster.toml");
+    std::fs::write(&def, include_str!("../../deploy/examples/lab.toml")).unwrap();
+    let d = def.to_str().unwrap().to_string();
+    assert!(lvsctl(&["-f", &d, "pki", "init"]).status.success());
+    (dir, d)
+}
+
+#[test]
+fn live_changes_refuse_bad_targets_before_asking_any_agent() {
+    let (_dir, d) = with_pki();
+    let o = lvsctl(&["-f", &d, "rs", "drain", "director"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("director is a director, not a real server"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", &d, "rs", "weight", "rs1", "70000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("weight 70000 is outside 0..=65535"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", &d, "rs", "enable", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", &d, "apply", "--yes", "--node", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn pki_issue_refuses_unknown_nodes_and_writes_nothing() {
+    let (dir, d) = with_pki();
+    let o = lvsctl(&["-f", &d, "pki", "issue", "rs1", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
+    assert!(!dir.path().join("pki/agent-rs1.pem").exists(), "nothing issued when one name is bad");
+    let o = lvsctl(&["-f", &d, "pki", "issue"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for n in ["router", "director", "rs1", "rs2"] {
+        assert!(dir.path().join(format!("pki/agent-{n}.pem")).exists());
+    }
+}

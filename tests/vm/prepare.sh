@@ -23,8 +23,15 @@ command -v zstd >/dev/null || need+=(zstd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Never let a package start its daemon here (chrony would steer the host's clock):
+    # the tests start what they need, in namespaces, with -x.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1
+    fi
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # Newest unsigned Debian kernel image of the flavour (same kernel as the signed one, fewer deps).
