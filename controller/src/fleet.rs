@@ -43,10 +43,13 @@ pub enum FleetError {
 }
 
 /// The agents of a cluster.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fleet {
     nodes: Vec<(String, String)>,
     tls: ClientTlsConfig,
+    /// One HTTP/2 channel per node, made on first use and shared by every later call, so
+    /// a command that asks a node several times (plan, clock, apply) shakes hands once.
+    channels: std::sync::Mutex<std::collections::HashMap<String, Channel>>,
     /// Deadline of one call to one node.
     pub deadline: Duration,
 }
@@ -65,7 +68,7 @@ impl Fleet {
             .ca_certificate(Certificate::from_pem(ca))
             .identity(Identity::from_pem(read(&me.cert)?, read(&me.key)?));
         let nodes = cluster.nodes.iter().map(|n| (n.name.clone(), n.agent.clone())).collect();
-        Ok(Self { nodes, tls, deadline })
+        Ok(Self { nodes, tls, channels: Default::default(), deadline })
     }
 
     /// Names of all nodes, in definition order.
@@ -73,8 +76,12 @@ impl Fleet {
         self.nodes.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    /// A client of `node` (the channel connects on first use).
+    /// A client of `node` (the channel connects on first use and is kept).
     pub fn client(&self, node: &str) -> Result<Client, FleetError> {
+        let mut channels = self.channels.lock().expect("channel cache");
+        if let Some(ch) = channels.get(node) {
+            return Ok(AgentClient::new(ch.clone()).max_decoding_message_size(64 << 20));
+        }
         let (_, endpoint) =
             self.nodes.iter().find(|(n, _)| n == node).ok_or_else(|| FleetError::UnknownNode(node.into()))?;
         let bad =
@@ -85,7 +92,9 @@ impl Fleet {
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(self.deadline.min(Duration::from_secs(5)))
             .tcp_nodelay(true);
-        Ok(AgentClient::new(ep.connect_lazy()).max_decoding_message_size(64 << 20))
+        let ch = ep.connect_lazy();
+        channels.insert(node.to_string(), ch.clone());
+        Ok(AgentClient::new(ch).max_decoding_message_size(64 << 20))
     }
 
     /// Call `f` on `node` within `deadline`; every failure (no such node, unreachable,

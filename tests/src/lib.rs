@@ -1,5 +1,7 @@
 //! The harness of the project's netns and VM suites. It drives only what a user has: the
 //! `lvsctl` and `lvs-agent` binaries (through `lvsctl lab`), `ip`, and the load generator.
+pub mod ntp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
