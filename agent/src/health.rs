@@ -4,7 +4,9 @@
 //! probes spread out instead of firing together; a slow probe never delays another. A
 //! destination failing `fall` times in a row is quarantined (weight 0 or removed, per the
 //! definition) through the reconciler's runtime layer, so the change is persisted and
-//! survives re-applies; `rise` successes in a row restore it.
+//! survives re-applies; `rise` successes in a row restore it. Transitions go to one flusher
+//! task that applies everything queued as a single change: a switch that takes down 200
+//! servers at once costs one reconcile, not 200 in a row.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,17 +46,31 @@ pub struct DestHealth {
 
 type Table = Arc<Mutex<BTreeMap<String, DestHealth>>>;
 
+/// A decision of a probe task: quarantine (`true`) or restore the destination.
+#[derive(Debug, Clone)]
+struct Transition {
+    key: String,
+    quarantine: bool,
+    why: String,
+}
+
+type Sender = tokio::sync::mpsc::UnboundedSender<Transition>;
+
 /// The checker of one agent.
 #[derive(Default)]
 pub struct Health {
     table: Table,
     tasks: Mutex<BTreeMap<String, (HealthCheckSpec, JoinHandle<()>)>>,
+    flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
 }
 
 impl Drop for Health {
     fn drop(&mut self) {
         for (_, (_, t)) in self.tasks.lock().expect("health tasks").iter() {
             t.abort();
+        }
+        if let Some((_, f)) = self.flusher.lock().expect("health flusher").as_ref() {
+            f.abort();
         }
     }
 }
@@ -81,6 +97,14 @@ impl Health {
                 wanted.insert(override_key(&v.key, d.address), (v.key, d.address, hc.clone()));
             }
         }
+        let tx = {
+            let mut f = self.flusher.lock().expect("health flusher");
+            let (tx, _) = f.get_or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone())))
+            });
+            tx.clone()
+        };
         let mut tasks = self.tasks.lock().expect("health tasks");
         let mut table = self.table.lock().expect("health table");
         tasks.retain(|k, (hc, t)| {
@@ -112,14 +136,7 @@ impl Health {
             );
             // Spread the first probes over the interval (golden-ratio steps never cluster).
             let stagger = Duration::from_millis((hc.interval_ms as f64 * ((i as f64 * 0.618) % 1.0)) as u64);
-            let task = tokio::spawn(run(
-                key.clone(),
-                hc.clone(),
-                stagger,
-                self.table.clone(),
-                rec.clone(),
-                events.clone(),
-            ));
+            let task = tokio::spawn(run(key.clone(), hc.clone(), stagger, self.table.clone(), tx.clone()));
             tasks.insert(key, (hc, task));
         }
     }
@@ -146,14 +163,7 @@ pub async fn probe(dest: SocketAddr, hc: &HealthCheckSpec) -> Result<(), String>
     }
 }
 
-async fn run<S: System + 'static>(
-    key: String,
-    hc: HealthCheckSpec,
-    stagger: Duration,
-    table: Table,
-    rec: Arc<Reconciler<S>>,
-    events: Events,
-) {
+async fn run(key: String, hc: HealthCheckSpec, stagger: Duration, table: Table, tx: Sender) {
     tokio::time::sleep(stagger).await;
     let mut tick = tokio::time::interval(Duration::from_millis(hc.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,7 +174,6 @@ async fn run<S: System + 'static>(
             None => return,
         };
         let result = probe(dest, &hc).await;
-        // Update counters and decide, without holding the lock across the kernel change.
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };
@@ -174,25 +183,61 @@ async fn run<S: System + 'static>(
                     h.up = true;
                     h.successes = h.successes.saturating_add(1);
                     h.failures = 0;
-                    (h.quarantined && h.successes >= hc.rise).then_some(false)
+                    (h.quarantined && h.successes >= hc.rise)
+                        .then(|| format!("restored after {} successes", hc.rise))
+                        .map(|why| (false, why))
                 }
                 Err(e) => {
                     h.up = false;
                     h.last_error.clone_from(e);
                     h.failures = h.failures.saturating_add(1);
                     h.successes = 0;
-                    (!h.quarantined && h.failures >= hc.fall).then_some(true)
+                    (!h.quarantined && h.failures >= hc.fall)
+                        .then(|| format!("quarantined after {} failures: {e}", hc.fall))
+                        .map(|why| (true, why))
                 }
             }
         };
-        let Some(quarantine) = transition else { continue };
-        let k = key.clone();
+        if let Some((quarantine, why)) = transition {
+            // Until the flusher has applied it, later probes may decide it again: the
+            // flusher drops decisions that are already in force.
+            let _ = tx.send(Transition { key: key.clone(), quarantine, why });
+        }
+    }
+}
+
+/// Apply queued transitions, everything queued at once as one runtime change.
+async fn flush<S: System + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    table: Table,
+    rec: Arc<Reconciler<S>>,
+    events: Events,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = BTreeMap::new();
+        batch.insert(first.key.clone(), first);
+        while let Ok(t) = rx.try_recv() {
+            batch.insert(t.key.clone(), t);
+        }
+        let batch: Vec<Transition> = {
+            let t = table.lock().expect("health table");
+            batch
+                .into_values()
+                .filter(|x| t.get(&x.key).is_some_and(|h| h.quarantined != x.quarantine))
+                .collect()
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let change = batch.clone();
         let r = rec
             .update_runtime(move |_, rt| {
-                if quarantine {
-                    rt.quarantined.insert(k);
-                } else {
-                    rt.quarantined.remove(&k);
+                for x in change {
+                    if x.quarantine {
+                        rt.quarantined.insert(x.key);
+                    } else {
+                        rt.quarantined.remove(&x.key);
+                    }
                 }
                 Ok(())
             })
@@ -200,19 +245,16 @@ async fn run<S: System + 'static>(
         match r {
             Ok(_) => {
                 let mut t = table.lock().expect("health table");
-                if let Some(h) = t.get_mut(&key) {
-                    h.quarantined = quarantine;
-                    h.transitions += 1;
-                }
-                let why = result.err().unwrap_or_default();
-                if quarantine {
-                    events.emit("health", format!("{dest} quarantined after {} failures: {why}", hc.fall));
-                } else {
-                    events.emit("health", format!("{dest} restored after {} successes", hc.rise));
+                for x in batch {
+                    if let Some(h) = t.get_mut(&x.key) {
+                        h.quarantined = x.quarantine;
+                        h.transitions += 1;
+                        events.emit("health", format!("{} {}", h.dest, x.why));
+                    }
                 }
             }
-            // The kernel change failed: keep the old state and try again on the next probe.
-            Err(e) => tracing::warn!(dest = %dest, error = %e, "health transition not applied"),
+            // The kernel change failed: the old state stays; the probes decide again.
+            Err(e) => tracing::warn!(error = %e, transitions = batch.len(), "health transitions not applied"),
         }
     }
 }
