@@ -158,6 +158,8 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
                     });
                 }
             }
+            // Cleared by the admin: wanted nowhere, so what the agent owns is removed.
+            Step::VirtualService(_) if runtime.ipvs_cleared => {}
             Step::VirtualService(v) => {
                 let svc = convert::service(v);
                 want_services.insert(svc.key);

@@ -87,6 +87,11 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new(ipvs_view(&v)))
     }
 
+    async fn clear_ipvs(&self, _: Request<pb::ClearIpvsRequest>) -> Result<Response<pb::Report>, Status> {
+        let rep = self.0.clear_ipvs().await.map_err(status)?;
+        Ok(Response::new(report(&rep)))
+    }
+
     async fn set_weight(
         &self,
         req: Request<pb::SetWeightRequest>,

@@ -317,6 +317,13 @@ impl<S: System + 'static> Agent<S> {
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
             checks.push(vip_ready(s, &drift));
         }
+        if state.runtime.ipvs_cleared {
+            checks.push(CheckResult {
+                check: "IPVS services in force".into(),
+                ok: false,
+                detail: "withdrawn by `lvsctl ipvs clear`; `lvsctl apply` restores them".into(),
+            });
+        }
         // A director whose table cannot be read still reports everything else.
         let ipvs = match state.spec.as_ref().map(|s| s.role) {
             Some(Role::Director) => match self.ipvs_table(false).await {
@@ -367,6 +374,20 @@ impl<S: System + 'static> Agent<S> {
             .collect();
         let connections = if connections { sys.ipvs_connections().await.map_err(fail)? } else { Vec::new() };
         Ok(IpvsView { info, timeouts, services, connections })
+    }
+
+    /// Withdraw every IPVS service this agent created until the next apply (foreign ones
+    /// stay). The report lists what was removed.
+    pub async fn clear_ipvs(self: &Arc<Self>) -> Result<Report, AgentError> {
+        let (_, r) = self
+            .rec
+            .update_runtime(|_, rt| {
+                rt.ipvs_cleared = true;
+                Ok(())
+            })
+            .await?;
+        self.events.emit("ipvs", format!("IPVS cleared by the admin: {} change(s)", r.actions.len()));
+        Ok(r)
     }
 
     /// Set (or with `None` clear) the admin weight of one destination and apply it.

@@ -149,9 +149,16 @@ impl<S: System> Reconciler<S> {
         Ok(report(spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new()))
     }
 
-    /// Make the node match `spec`.
+    /// Make the node match `spec`. An admin's apply re-asserts the definition, so it also
+    /// lifts an `ipvs clear`.
     pub async fn apply(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
         let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        if st.runtime.ipvs_cleared {
+            self.check(spec, &st)?;
+            st.runtime.ipvs_cleared = false;
+            self.store.save(&st)?;
+        }
         self.apply_locked(spec).await
     }
 
@@ -207,10 +214,10 @@ impl<S: System> Reconciler<S> {
     /// Re-apply the stored spec (at start: addresses and IPVS rules do not survive a reboot).
     pub async fn reapply_stored(&self) -> Result<Option<Report>, ReconcileError> {
         let st = self.store.load()?;
-        match st.spec {
-            Some(spec) => self.apply(&spec).await.map(Some),
-            None => Ok(None),
-        }
+        let Some(spec) = st.spec else { return Ok(None) };
+        // Not an admin's apply: the runtime layer (drains, quarantine, a clear) stays.
+        let _guard = self.lock.lock().await;
+        self.apply_locked(&spec).await.map(Some)
     }
 
     /// Observed drift from the stored spec (what an apply would do now).

@@ -50,6 +50,9 @@ pub struct Runtime {
     /// Destinations the health checker took out of service.
     #[serde(default)]
     pub quarantined: BTreeSet<String>,
+    /// `lvsctl ipvs clear`: the agent's IPVS services are withdrawn until the next apply.
+    #[serde(default)]
+    pub ipvs_cleared: bool,
 }
 
 /// Stable fingerprint of a spec: SHA-256 of its JSON.

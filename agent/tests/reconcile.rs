@@ -159,3 +159,37 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
     assert!(rep.actions.is_empty(), "the DIP was not created by the agent: {rep:#?}");
     assert_eq!(r.system().ipvs.lock().unwrap().as_ref().unwrap().len(), 1, "foreign service still there");
 }
+
+#[tokio::test]
+async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lifts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let foreign = lvs_ipvs::Service::new(
+        lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.0.200:53".parse().unwrap()),
+        "rr",
+    );
+    sys.ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+        service: foreign,
+        stats: Default::default(),
+        destinations: vec![],
+    });
+    let agent = lvs_agent::node::Agent::new("director", sys.clone(), Store::new(dir.path()));
+    let spec = spec_of(LAB, "director");
+    agent.apply(&spec, "").await.unwrap();
+    let services = |s: &FakeSystem| {
+        s.ipvs.lock().unwrap().as_ref().unwrap().iter().map(|x| x.service.key.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(services(&sys).len(), 2);
+    let rep = agent.clear_ipvs().await.unwrap();
+    assert!(rep.converged(), "{rep:#?}");
+    assert_eq!(services(&sys), ["UDP 198.18.0.200:53"], "only the agent's own service is withdrawn");
+    let st = agent.status(None).await.unwrap();
+    assert!(st.checks.iter().any(|c| !c.ok && c.detail.contains("lvsctl ipvs clear")), "{:?}", st.checks);
+    // A restart re-applies the stored spec but keeps the clear.
+    let again = lvs_agent::node::Agent::new("director", sys.clone(), Store::new(dir.path()));
+    again.start().await.unwrap();
+    assert_eq!(services(&sys).len(), 1);
+    // The admin's next apply restores the service.
+    again.apply(&spec, "").await.unwrap();
+    assert_eq!(services(&sys).len(), 2);
+}

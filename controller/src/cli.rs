@@ -112,6 +112,12 @@ pub enum IpvsCommand {
     List(ListArgs),
     /// `ipvsadm -S -n`.
     Save,
+    /// Withdraw the IPVS services lvs-dr manages on every director (foreign ones stay) until the next apply.
+    Clear {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Convert `ipvsadm -S` text (a file, or `-` for stdin) into definition services.
     Restore {
         /// The saved rules.
@@ -320,6 +326,10 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
         Command::Ipvs(IpvsCommand::Save) => {
             let c = ctx(cli, err)?;
             Ok(runtime()?.block_on(commands::ipvs::list(&c, commands::ipvs::View::Table, true, out))?)
+        }
+        Command::Ipvs(IpvsCommand::Clear { yes }) => {
+            let c = ctx(cli, err)?;
+            Ok(runtime()?.block_on(commands::ipvs::clear(&c, *yes, out))?)
         }
         Command::Ipvs(IpvsCommand::Restore { input }) => {
             let text = if input.as_os_str() == "-" {

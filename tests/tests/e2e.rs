@@ -236,4 +236,18 @@ fn the_articles_lab_end_to_end() {
     ok(&lab.lvsctl(&["status"]));
     ok(&lab.lvsctl(&["ipvs", "list", "--stats"]));
     ok(&lab.lvsctl(&["ipvs", "save"]));
+
+    step("9. ipvs clear withdraws only what lvs-dr manages; apply restores it");
+    assert!(lab.exec("director", &["ipvsadm", "-A", "-u", "198.18.0.200:53", "-s", "rr"]).status.success());
+    ok(&lab.lvsctl(&["ipvs", "clear", "--yes"]));
+    let referee = text(&lab.exec("director", &["ipvsadm", "-Ln"]));
+    assert!(referee.contains("UDP  198.18.0.200:53") && !referee.contains("198.18.0.100:80"), "{referee}");
+    assert_eq!(lab.lvsctl(&["status"]).status.code(), Some(4), "status shows the withdrawn services");
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let referee = text(&lab.exec("director", &["ipvsadm", "-Ln"]));
+    assert!(
+        referee.contains("UDP  198.18.0.200:53") && referee.contains("TCP  198.18.0.100:80"),
+        "{referee}"
+    );
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(4));
 }

@@ -126,7 +126,8 @@ fn print_plan(out: &mut dyn Write, plans: &[NodeResult<pb::Report>]) -> std::io:
     Ok(changes)
 }
 
-fn report_json(node: &str, r: &Result<pb::Report, String>) -> serde_json::Value {
+/// A node's report as JSON.
+pub fn report_json(node: &str, r: &Result<pb::Report, String>) -> serde_json::Value {
     match r {
         Ok(rep) => serde_json::json!({
             "node": node,

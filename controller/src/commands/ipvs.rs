@@ -254,6 +254,58 @@ pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Res
     Ok(exit(ok, EXIT_NODE_FAILED))
 }
 
+/// `lvsctl ipvs clear`: every director withdraws the IPVS services it manages (services
+/// it did not create stay) until the next `lvsctl apply`.
+pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    let directors = ctx.nodes_with(Role::Director);
+    if !yes
+        && !super::confirm(&format!(
+            "withdraw the managed IPVS services on {}? traffic to their VIPs stops until `lvsctl apply`",
+            directors.join(", ")
+        ))
+    {
+        writeln!(out, "ipvs clear: cancelled, nothing was changed")?;
+        return Ok(ExitCode::from(1));
+    }
+    let res = ctx
+        .fleet
+        .each(&directors, |_, mut c| async move { c.clear_ipvs(pb::ClearIpvsRequest {}).await })
+        .await;
+    let ok = res.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
+    if ctx.json {
+        json(
+            out,
+            &serde_json::Value::Array(res.iter().map(|(n, r)| super::apply::report_json(n, r)).collect()),
+        )?;
+    } else {
+        for (n, r) in &res {
+            match r {
+                Ok(rep) => {
+                    writeln!(
+                        out,
+                        "{n}: {} change(s){}",
+                        rep.actions.len(),
+                        if rep.converged { ", cleared" } else { "" }
+                    )?;
+                    for a in &rep.actions {
+                        writeln!(
+                            out,
+                            "  - {}{}",
+                            a.action,
+                            if a.error.is_empty() { String::new() } else { format!(": {}", a.error) }
+                        )?;
+                    }
+                    for f in &rep.foreign {
+                        writeln!(out, "  ! kept: {f}")?;
+                    }
+                }
+                Err(e) => writeln!(out, "{n}: FAILED {e}")?,
+            }
+        }
+    }
+    Ok(exit(ok, EXIT_NODE_FAILED))
+}
+
 /// A service read from `ipvsadm -S` text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SavedService {
