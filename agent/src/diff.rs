@@ -110,6 +110,12 @@ pub fn effective_destination(
     Some(dest)
 }
 
+/// Whether every destination of `v` is quarantined: the sorry server's cue.
+pub fn all_quarantined(v: &lvs_proto::spec::VirtualServiceSpec, runtime: &Runtime) -> bool {
+    !v.destinations.is_empty()
+        && v.destinations.iter().all(|d| runtime.quarantined.contains(&override_key(&v.key, d.address)))
+}
+
 /// Diff `spec` (with the runtime layer on top) against `observed`.
 pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runtime) -> Plan {
     let mut plan = Plan::default();
@@ -163,8 +169,13 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             Step::VirtualService(v) => {
                 let svc = convert::service(v);
                 want_services.insert(svc.key);
-                let dests: Vec<Destination> =
+                let mut dests: Vec<Destination> =
                     v.destinations.iter().filter_map(|d| effective_destination(v, d, runtime)).collect();
+                if let Some(s) = &v.sorry
+                    && all_quarantined(v, runtime)
+                {
+                    dests.push(Destination { weight: 1, ..convert::destination(s) });
+                }
                 ipvs_service(&mut plan, &svc, &dests, table.get(&svc.key).copied());
             }
             Step::Check(_) => {}

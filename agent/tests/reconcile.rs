@@ -193,3 +193,56 @@ async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lif
     again.apply(&spec, "").await.unwrap();
     assert_eq!(services(&sys).len(), 2);
 }
+
+#[tokio::test]
+async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined() {
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    let mut spec = spec_of(LAB, "director");
+    let mut sorry = spec.virtual_services[0].destinations[0].clone();
+    sorry.node = "sorry".into();
+    sorry.address = "198.18.0.50:80".parse().unwrap();
+    spec.virtual_services[0].sorry = Some(sorry);
+    r.apply(&spec).await.unwrap();
+    let dests = |r: &Reconciler<FakeSystem>| {
+        let t = r.system().ipvs.lock().unwrap();
+        let mut v: Vec<(String, u32)> = t.as_ref().unwrap()[0]
+            .destinations
+            .iter()
+            .map(|d| (d.dest.addr.to_string(), d.dest.weight))
+            .collect();
+        v.sort();
+        v
+    };
+    let key = |a: &str| lvs_agent::state::override_key(&spec.virtual_services[0].key, a.parse().unwrap());
+    let quarantine = |addrs: &'static [&'static str], on: bool| {
+        let keys: Vec<String> = addrs.iter().map(|a| key(a)).collect();
+        move |_: &NodeSpec, rt: &mut lvs_agent::state::Runtime| {
+            for k in keys {
+                if on {
+                    rt.quarantined.insert(k)
+                } else {
+                    rt.quarantined.remove(&k)
+                };
+            }
+            Ok(())
+        }
+    };
+    r.update_runtime(quarantine(&["198.18.0.11:80"], true)).await.unwrap();
+    assert_eq!(
+        dests(&r),
+        [("198.18.0.11:80".into(), 0), ("198.18.0.12:80".into(), 1)],
+        "one left: no sorry server"
+    );
+    r.update_runtime(quarantine(&["198.18.0.12:80"], true)).await.unwrap();
+    assert_eq!(
+        dests(&r),
+        [("198.18.0.11:80".into(), 0), ("198.18.0.12:80".into(), 0), ("198.18.0.50:80".into(), 1)],
+        "all down: the sorry server takes the traffic"
+    );
+    r.update_runtime(quarantine(&["198.18.0.12:80"], false)).await.unwrap();
+    assert_eq!(
+        dests(&r),
+        [("198.18.0.11:80".into(), 0), ("198.18.0.12:80".into(), 1)],
+        "back: sorry server removed"
+    );
+}

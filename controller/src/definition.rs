@@ -128,6 +128,8 @@ pub struct ServiceDef {
     /// Real servers.
     #[serde(default)]
     pub real_servers: Vec<RealServerDef>,
+    /// A real_server node that takes the traffic when every real server is quarantined.
+    pub sorry_server: Option<RealServerDef>,
 }
 
 fn tcp() -> String {

@@ -108,6 +108,15 @@ pub struct Service {
     pub check: Option<HealthCheckSpec>,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
+    /// Stands in when every real server is quarantined.
+    pub sorry: Option<RealServer>,
+}
+
+impl Service {
+    /// Real servers and the sorry server: every node that must hold the VIP hidden.
+    pub fn serving(&self) -> impl Iterator<Item = &RealServer> {
+        self.real_servers.iter().chain(&self.sorry)
+    }
 }
 
 impl Service {

@@ -8,7 +8,7 @@ use lvs_proto::spec::{
     RoutePurpose, RouteSpec, ServiceKey, SysctlSpec, VirtualServiceSpec,
 };
 
-use crate::model::{Cluster, Node, Service};
+use crate::model::{Cluster, Node, RealServer, Service};
 
 /// Kernel parameters, by role, and why each exists.
 ///
@@ -104,11 +104,11 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
 
 fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     let mine: Vec<&Service> =
-        cluster.services.iter().filter(|s| s.real_servers.iter().any(|r| r.node == node.name)).collect();
+        cluster.services.iter().filter(|s| s.serving().any(|r| r.node == node.name)).collect();
     // ARP rules on `all` and on every interface that carries a RIP of some service.
     let mut ifaces: Vec<&str> = vec!["all"];
     for s in &mine {
-        for r in s.real_servers.iter().filter(|r| r.node == node.name) {
+        for r in s.serving().filter(|r| r.node == node.name) {
             if let Some(i) = node.interfaces.iter().find(|i| i.address.addr() == r.address.ip())
                 && !ifaces.contains(&i.name.as_str())
             {
@@ -173,19 +173,20 @@ fn virtual_service(s: &Service) -> VirtualServiceSpec {
         scheduler: s.scheduler.clone(),
         persistence: s.persistence,
         flags: s.flags.clone(),
-        destinations: s
-            .real_servers
-            .iter()
-            .map(|r| DestinationSpec {
-                node: r.node.clone(),
-                address: r.address,
-                forwarding: Forwarding::Route,
-                weight: r.weight,
-                upper_threshold: r.upper_threshold,
-                lower_threshold: r.lower_threshold,
-            })
-            .collect(),
+        destinations: s.real_servers.iter().map(destination).collect(),
         health_check: s.check.clone(),
+        sorry: s.sorry.as_ref().map(destination),
+    }
+}
+
+fn destination(r: &RealServer) -> DestinationSpec {
+    DestinationSpec {
+        node: r.node.clone(),
+        address: r.address,
+        forwarding: Forwarding::Route,
+        weight: r.weight,
+        upper_threshold: r.upper_threshold,
+        lower_threshold: r.lower_threshold,
     }
 }
 

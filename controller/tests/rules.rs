@@ -251,3 +251,40 @@ fn real_server_without_gateway_is_a_warning() {
     let loaded = load_str("t.toml", &t).expect("valid with a warning");
     assert_eq!(loaded.report.diagnostics[0].rule, "real-server-no-gateway");
 }
+
+/// The lab with a third real server, `sorry`, standing in for the service.
+fn lab_with_sorry(sorry_line: &str) -> String {
+    let node = "\n[[nodes]]\nname = \"sorry\"\nrole = \"real_server\"\nagent = \"198.18.0.50:7443\"\n\
+                interfaces = [{ name = \"eth0\", lan = \"cluster\", address = \"198.18.0.50/24\" }]\ngateway = \"198.18.0.1\"\n";
+    let t = LAB.replacen("\n[[services]]", &format!("{node}\n[[services]]"), 1);
+    t.replacen("real_servers = [", &format!("{sorry_line}\nreal_servers = ["), 1)
+}
+
+#[test]
+fn sorry_server_is_checked_like_a_real_server() {
+    assert!(errors(&lab_with_sorry("sorry_server = { node = \"sorry\" }")).is_empty());
+    let t = lab_with_sorry("sorry_server = { node = \"rs1\" }");
+    let m = expect(&t, "sorry-is-real-server", Some(line_of(&t, "sorry_server")));
+    assert!(m.contains("rs1 is already a real server of service web"), "{m}");
+    let t = lab_with_sorry("sorry_server = { node = \"router\" }");
+    expect(&t, "wrong-role", Some(line_of(&t, "sorry_server")));
+    let t = lab_with_sorry("sorry_server = { node = \"nobody\" }");
+    expect(&t, "unknown-node", Some(line_of(&t, "sorry_server")));
+    let t = lab_with_sorry("sorry_server = { node = \"sorry\", port = 8080 }");
+    expect(&t, "dr-port-mapping", Some(line_of(&t, "sorry_server")));
+}
+
+#[test]
+fn the_sorry_server_gets_the_hidden_vip_and_the_director_knows_it() {
+    let c = load_str("t.toml", &lab_with_sorry("sorry_server = { node = \"sorry\" }")).unwrap().cluster;
+    let specs = lvs_controller::planner::plan(&c);
+    let sorry = specs.iter().find(|s| s.node == "sorry").unwrap();
+    assert!(
+        sorry.addresses.iter().any(|a| a.address.to_string() == "198.18.0.100/32" && a.interface == "lo")
+    );
+    assert!(sorry.sysctls.iter().any(|s| s.key == "net.ipv4.conf.all.arp_ignore" && s.value == "1"));
+    let director = specs.iter().find(|s| s.node == "director").unwrap();
+    let web = &director.virtual_services[0];
+    assert_eq!(web.destinations.len(), 2, "the sorry server is not a destination");
+    assert_eq!(web.sorry.as_ref().map(|d| d.address.to_string()), Some("198.18.0.50:80".into()));
+}

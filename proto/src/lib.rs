@@ -77,6 +77,14 @@ mod tests {
                     fall: 3,
                     on_failure: OnFailure::Remove,
                 }),
+                sorry: Some(DestinationSpec {
+                    node: "sorry".into(),
+                    address: "198.18.0.50:80".parse().unwrap(),
+                    forwarding: Forwarding::Route,
+                    weight: 1,
+                    upper_threshold: 0,
+                    lower_threshold: 0,
+                }),
             }],
             checks: vec![
                 CheckSpec::KernelIpvs { schedulers: vec!["wrr".into()] },

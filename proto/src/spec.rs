@@ -256,6 +256,9 @@ pub struct VirtualServiceSpec {
     pub destinations: Vec<DestinationSpec>,
     /// Health check the director runs against every destination.
     pub health_check: Option<HealthCheckSpec>,
+    /// Takes the traffic (weight 1) while every destination is quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry: Option<DestinationSpec>,
 }
 
 /// One real server behind a virtual service.

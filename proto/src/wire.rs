@@ -125,22 +125,8 @@ fn virtual_service(v: &VirtualServiceSpec) -> pb::VirtualService {
         scheduler: v.scheduler.clone(),
         persistence: v.persistence.map(|p| pb::Persistence { timeout_s: p.timeout_s, netmask: p.netmask }),
         flags: v.flags.iter().map(|f| f.as_str().to_string()).collect(),
-        destinations: v
-            .destinations
-            .iter()
-            .map(|d| pb::DestinationSpec {
-                node: d.node.clone(),
-                address: d.address.to_string(),
-                forwarding: match d.forwarding {
-                    Forwarding::Route => pb::Forwarding::Route,
-                    Forwarding::Tunnel => pb::Forwarding::Tunnel,
-                    Forwarding::Masq => pb::Forwarding::Masq,
-                } as i32,
-                weight: d.weight,
-                upper_threshold: d.upper_threshold,
-                lower_threshold: d.lower_threshold,
-            })
-            .collect(),
+        destinations: v.destinations.iter().map(destination).collect(),
+        sorry: v.sorry.as_ref().map(destination),
         health_check: v.health_check.as_ref().map(|h| pb::HealthCheck {
             probe: Some(match &h.probe {
                 ProbeKind::Http { path, expect_status, expect_body, host } => {
@@ -162,6 +148,21 @@ fn virtual_service(v: &VirtualServiceSpec) -> pb::VirtualService {
                 OnFailure::Remove => pb::OnFailure::Remove,
             } as i32,
         }),
+    }
+}
+
+fn destination(d: &DestinationSpec) -> pb::DestinationSpec {
+    pb::DestinationSpec {
+        node: d.node.clone(),
+        address: d.address.to_string(),
+        forwarding: match d.forwarding {
+            Forwarding::Route => pb::Forwarding::Route,
+            Forwarding::Tunnel => pb::Forwarding::Tunnel,
+            Forwarding::Masq => pb::Forwarding::Masq,
+        } as i32,
+        weight: d.weight,
+        upper_threshold: d.upper_threshold,
+        lower_threshold: d.lower_threshold,
     }
 }
 
@@ -327,26 +328,9 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
         .destinations
         .iter()
         .enumerate()
-        .map(|(j, d)| {
-            let g = format!("{f}.destinations[{j}]");
-            if d.weight > 65535 {
-                return err(format!("{g}.weight"), format!("{} is outside 0..=65535", d.weight));
-            }
-            Ok(DestinationSpec {
-                node: d.node.clone(),
-                address: parse::<SocketAddr>(&format!("{g}.address"), &d.address)?,
-                forwarding: match pb::Forwarding::try_from(d.forwarding) {
-                    Ok(pb::Forwarding::Route) => Forwarding::Route,
-                    Ok(pb::Forwarding::Tunnel) => Forwarding::Tunnel,
-                    Ok(pb::Forwarding::Masq) => Forwarding::Masq,
-                    _ => return err(format!("{g}.forwarding"), "unknown forwarding method"),
-                },
-                weight: d.weight,
-                upper_threshold: d.upper_threshold,
-                lower_threshold: d.lower_threshold,
-            })
-        })
+        .map(|(j, d)| destination_from(&format!("{f}.destinations[{j}]"), d))
         .collect::<Result<_, _>>()?;
+    let sorry = v.sorry.as_ref().map(|d| destination_from(&format!("{f}.sorry"), d)).transpose()?;
     let health_check = v
         .health_check
         .as_ref()
@@ -393,6 +377,26 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
         flags,
         destinations,
         health_check,
+        sorry,
+    })
+}
+
+fn destination_from(g: &str, d: &pb::DestinationSpec) -> Result<DestinationSpec, WireError> {
+    if d.weight > 65535 {
+        return err(format!("{g}.weight"), format!("{} is outside 0..=65535", d.weight));
+    }
+    Ok(DestinationSpec {
+        node: d.node.clone(),
+        address: parse::<SocketAddr>(&format!("{g}.address"), &d.address)?,
+        forwarding: match pb::Forwarding::try_from(d.forwarding) {
+            Ok(pb::Forwarding::Route) => Forwarding::Route,
+            Ok(pb::Forwarding::Tunnel) => Forwarding::Tunnel,
+            Ok(pb::Forwarding::Masq) => Forwarding::Masq,
+            _ => return err(format!("{g}.forwarding"), "unknown forwarding method"),
+        },
+        weight: d.weight,
+        upper_threshold: d.upper_threshold,
+        lower_threshold: d.lower_threshold,
     })
 }
 

@@ -76,6 +76,7 @@ fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -
                 fall,
                 on_failure: OnFailure::Weight0,
             }),
+            sorry: None,
         }],
     }
 }
