@@ -816,9 +816,7 @@ impl Validator {
         };
         let itf = match &r.address {
             Some(a) => {
-                let Some(ip) = self.ip(a, p.key("address")) else {
-                    return None;
-                };
+                let ip = self.ip(a, p.key("address"))?;
                 match node.interfaces.iter().find(|i| i.address.addr() == ip) {
                     Some(itf) => Some(itf),
                     None => {
@@ -881,9 +879,7 @@ impl Validator {
                 "the server is re-enabled below the lower threshold: keep it under the upper one",
             );
         }
-        let Some(rport) = rport.or(port).or(Some(0)) else {
-            return None;
-        };
+        let rport = rport.or(port).unwrap_or(0);
         Some(RealServer {
             node: node.name.clone(),
             address: SocketAddr::new(itf.address.addr(), rport),
