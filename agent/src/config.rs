@@ -17,8 +17,21 @@ pub struct Config {
     /// Where the accepted spec and ownership records live.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// How often the agent looks for drift from its accepted spec and, when it finds some,
+    /// reports it and re-applies (`"0s"`: never).
+    #[serde(default = "default_heal_interval", deserialize_with = "duration")]
+    pub heal_interval: std::time::Duration,
     /// Certificates.
     pub tls: TlsPaths,
+}
+
+fn default_heal_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
 }
 
 /// PEM files of the agent's identity and the cluster CA.
@@ -87,6 +100,7 @@ mod tests {
         std::fs::write(&p, include_str!("../../deploy/agent.example.toml")).unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!(c.node, "rs1");
+        assert_eq!(c.heal_interval, std::time::Duration::from_secs(30));
         assert_eq!(c.tls.ca, PathBuf::from("/etc/lvs-agent/ca.pem"));
         std::fs::write(
             &p,

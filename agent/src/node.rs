@@ -208,6 +208,53 @@ impl<S: System + 'static> Agent<S> {
         Ok(r)
     }
 
+    /// Every `every`, compare the node with its accepted spec; on drift (someone deleted
+    /// the VIP, flushed the IPVS table, reset a sysctl), report it as an event and re-apply.
+    pub fn spawn_healer(self: &Arc<Self>, every: Duration) {
+        if every.is_zero() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(a) = me.upgrade() else { return };
+                a.heal().await;
+            }
+        });
+    }
+
+    async fn heal(&self) {
+        let drift = match self.rec.drift().await {
+            Ok(Some(r)) if !r.actions.is_empty() => r,
+            Ok(_) => return,
+            Err(e) => return tracing::warn!(error = %e, "drift check failed"),
+        };
+        let what: Vec<&str> = drift.actions.iter().take(5).map(|a| a.action.as_str()).collect();
+        self.events.emit(
+            "drift",
+            format!(
+                "{} difference(s) from generation {}: {}; re-applying",
+                drift.actions.len(),
+                drift.generation,
+                what.join("; ")
+            ),
+        );
+        match self.rec.reapply_stored().await {
+            Ok(Some(r)) => self.events.emit(
+                "heal",
+                format!(
+                    "generation {} re-applied: {} action(s), converged {}",
+                    r.generation,
+                    r.actions.len(),
+                    r.converged()
+                ),
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "re-applying after drift failed"),
+        }
+    }
+
     fn after_change(self: &Arc<Self>) -> Result<(), AgentError> {
         let st = self.rec.state()?;
         if let Some(spec) = &st.spec {

@@ -66,6 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Keep serving: the controller must be able to see and fix what went wrong.
         Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
     }
+    agent.spawn_healer(config.heal_interval);
     let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(Service(agent), controller_only);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

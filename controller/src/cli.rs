@@ -91,6 +91,15 @@ pub enum Command {
         #[arg(short = 'n', long, default_value_t = 20)]
         requests: u32,
     },
+    /// Follow every agent's events: applies, weight changes, health transitions, drift and healing.
+    Events {
+        /// Only these nodes (repeatable).
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// Stop after this many events.
+        #[arg(short = 'n', long)]
+        count: Option<usize>,
+    },
     /// The cluster's certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -362,6 +371,10 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
                 all: *all,
             };
             Ok(runtime()?.block_on(commands::rollout::rollout(&c, opts, out))?)
+        }
+        Command::Events { nodes, count } => {
+            let c = ctx(cli, err)?;
+            Ok(runtime()?.block_on(commands::events::events(&c, nodes, *count, out))?)
         }
         Command::Verify { requests } => {
             let c = ctx(cli, err)?;

@@ -209,7 +209,7 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
         std::fs::write(
             nd.join("agent.toml"),
             format!(
-                "node = \"{}\"\nlisten = \"{}\"\nstate_dir = \"state\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                "node = \"{}\"\nlisten = \"{}\"\nstate_dir = \"state\"\nheal_interval = \"5s\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
                 n.name,
                 listen,
                 pki.ca().cert.display(),

@@ -11,6 +11,7 @@ use crate::fleet::Fleet;
 use crate::model::Cluster;
 
 pub mod apply;
+pub mod events;
 pub mod ipvs;
 pub mod rollout;
 pub mod rs;
