@@ -49,7 +49,7 @@ fn service_head(s: &pb::IpvsService) -> String {
 
 /// The table in `ipvsadm`'s order: services and destinations sorted by address (the
 /// kernel dumps newest first).
-fn sorted(t: &pb::IpvsTable) -> pb::IpvsTable {
+pub fn sorted(t: &pb::IpvsTable) -> pb::IpvsTable {
     let addr = |a: &str| a.parse::<SocketAddr>().ok();
     let mut t = t.clone();
     t.services.sort_by_key(|s| {

@@ -80,7 +80,7 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
         }
         for (n, r) in &res {
             let Ok(s) = r else { continue };
-            if let Some(t) = &s.ipvs {
+            if let Some(t) = s.ipvs.as_ref().map(super::ipvs::sorted) {
                 writeln!(out)?;
                 writeln!(out, "{n}: IPVS {} ({} services)", t.version, t.services.len())?;
                 for svc in &t.services {
