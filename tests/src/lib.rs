@@ -46,6 +46,17 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// [`Lab::up`] when this process may create namespaces; otherwise says why the test
+    /// did nothing (CI runs as root, so there it always runs).
+    pub fn up_as_root(prefix: &str, definition: &str) -> Option<Lab> {
+        if can_netns() {
+            Some(Lab::up(prefix, definition))
+        } else {
+            eprintln!("SKIPPED: needs root and iproute2 (run as root; CI does)");
+            None
+        }
+    }
+
     /// Copy `definition` into a fresh directory and bring the lab up.
     pub fn up(prefix: &str, definition: &str) -> Lab {
         let dir = std::env::temp_dir().join(format!("lvs-{prefix}-{}", std::process::id()));

@@ -4,7 +4,7 @@
 //! and the router and real servers get the article's settings for real.
 use std::time::Duration;
 
-use lvs_tests::{Lab, can_netns, edit, poll, text};
+use lvs_tests::{Lab, edit, poll, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 
@@ -31,11 +31,7 @@ fn actions(v: &serde_json::Value) -> usize {
 
 #[test]
 fn agents_apply_the_articles_settings_over_mtls() {
-    if !can_netns() {
-        eprintln!("SKIPPED: needs root and iproute2 (run as root; CI does)");
-        return;
-    }
-    let lab = Lab::up("nsa", LAB);
+    let Some(lab) = Lab::up_as_root("nsa", LAB) else { return };
     let nodes = ["--node", "router", "--node", "rs1", "--node", "rs2"];
     // The director cannot have its IPVS services on this kernel: refused whole, nothing changed.
     let o = lab.lvsctl(&["apply", "--yes", "--node", "director"]);
@@ -122,11 +118,7 @@ fn agents_apply_the_articles_settings_over_mtls() {
 
 #[test]
 fn an_agent_killed_mid_apply_converges_when_started_again() {
-    if !can_netns() {
-        eprintln!("SKIPPED: needs root and iproute2");
-        return;
-    }
-    let mut lab = Lab::up("nsk", LAB);
+    let Some(mut lab) = Lab::up_as_root("nsk", LAB) else { return };
     let a = ["apply", "--yes", "--node", "rs1", "--ignore-clock"];
     let agent = lab.pid_of("agent-rs1").expect("agent pid");
     // Start the apply and kill the agent while it works; which step it dies in varies.
@@ -160,11 +152,7 @@ fn an_agent_killed_mid_apply_converges_when_started_again() {
 
 #[test]
 fn the_time_gate_refuses_a_skewed_clock_unless_overridden() {
-    if !can_netns() {
-        eprintln!("SKIPPED: needs root and iproute2");
-        return;
-    }
-    let mut lab = Lab::up("nst", LAB);
+    let Some(mut lab) = Lab::up_as_root("nst", LAB) else { return };
     // A fault injector on the admin box stands for a bad clock source: 5 s ahead.
     let skewed = edit(LAB, &[("ntp_server = \"198.18.0.1\"", "ntp_server = \"198.18.0.250\"")]);
     lab.redefine(&skewed);
@@ -195,15 +183,22 @@ fn the_time_gate_refuses_a_skewed_clock_unless_overridden() {
 
 #[test]
 fn drift_is_reported_on_the_event_stream_and_healed() {
-    if !can_netns() {
-        eprintln!("SKIPPED: needs root and iproute2");
-        return;
-    }
-    let mut lab = Lab::up("nsh", LAB);
+    let Some(mut lab) = Lab::up_as_root("nsh", LAB) else { return };
     let o = lab.lvsctl(&["apply", "--yes", "--node", "router", "--node", "rs1", "--node", "rs2"]);
     assert!(o.status.success(), "{}", text(&o));
     let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let cmd = [ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap(), "events", "--node", "rs1", "-n", "2"];
+    let cmd = [
+        ctl.to_str().unwrap(),
+        "-f",
+        def.to_str().unwrap(),
+        "--pki",
+        pki.to_str().unwrap(),
+        "events",
+        "--node",
+        "rs1",
+        "-n",
+        "2",
+    ];
     lab.spawn("admin", &cmd, "events.log");
     std::thread::sleep(Duration::from_millis(500));
     // Someone removes the hidden VIP by hand; the lab's agents look every 5 s.
@@ -217,6 +212,9 @@ fn drift_is_reported_on_the_event_stream_and_healed() {
         std::fs::read_to_string(lab.dir.join("events.log")).ok().filter(|l| l.contains(" heal: "))
     })
     .expect("events seen");
-    assert!(log.contains("rs1 drift: ") && log.contains("add address 198.18.0.100/32 on lo label lo:0"), "{log}");
+    assert!(
+        log.contains("rs1 drift: ") && log.contains("add address 198.18.0.100/32 on lo label lo:0"),
+        "{log}"
+    );
     assert!(log.contains("rs1 heal: generation 1 re-applied") && log.contains("converged true"), "{log}");
 }

@@ -243,6 +243,41 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
     Ok(exit(ok, EXIT_NODE_FAILED))
 }
 
+/// One node's outcome: `node: applied/total applied, <done>`, then every action that was
+/// not applied (with `all`: every action and the foreign objects kept), and what still differs.
+pub fn print_report(
+    out: &mut dyn Write,
+    node: &str,
+    r: &Result<pb::Report, String>,
+    done: &str,
+    all: bool,
+) -> std::io::Result<()> {
+    let rep = match r {
+        Ok(rep) => rep,
+        Err(e) => return writeln!(out, "{node}: FAILED {e}"),
+    };
+    let applied = rep.actions.iter().filter(|a| a.outcome == pb::Outcome::Applied as i32).count();
+    let tail = if rep.converged { format!(", {done}") } else { String::new() };
+    writeln!(out, "{node}: {applied}/{} applied{tail}", rep.actions.len())?;
+    for a in &rep.actions {
+        let what = match pb::Outcome::try_from(a.outcome) {
+            Ok(pb::Outcome::Applied) if all => "done",
+            Ok(pb::Outcome::Applied) => continue,
+            Ok(pb::Outcome::Failed) => "FAILED",
+            _ => "not attempted",
+        };
+        writeln!(out, "  {what}: {} {}", a.action, a.error)?;
+    }
+    for d in &rep.drift_after {
+        writeln!(out, "  still differs: {d}")?;
+    }
+    // (apply's plan has listed the foreign objects already)
+    for f in rep.foreign.iter().filter(|_| all) {
+        writeln!(out, "  ! kept: {f}")?;
+    }
+    Ok(())
+}
+
 /// Apply every node's spec at once, printing each node's outcome as it arrives.
 pub async fn apply_all(
     ctx: &Ctx,
@@ -261,27 +296,7 @@ pub async fn apply_all(
     let mut results = Vec::new();
     while let Some((n, r)) = pending.next().await {
         if !ctx.json {
-            match &r {
-                Ok(rep) => {
-                    let applied =
-                        rep.actions.iter().filter(|a| a.outcome == pb::Outcome::Applied as i32).count();
-                    writeln!(
-                        out,
-                        "{n}: {applied}/{} applied{}",
-                        rep.actions.len(),
-                        if rep.converged { ", converged" } else { "" }
-                    )?;
-                    for a in rep.actions.iter().filter(|a| a.outcome != pb::Outcome::Applied as i32) {
-                        let what =
-                            if a.outcome == pb::Outcome::Failed as i32 { "FAILED" } else { "not attempted" };
-                        writeln!(out, "  {what}: {} {}", a.action, a.error)?;
-                    }
-                    for d in &rep.drift_after {
-                        writeln!(out, "  still differs: {d}")?;
-                    }
-                }
-                Err(e) => writeln!(out, "{n}: FAILED {e}")?,
-            }
+            print_report(out, &n, &r, "converged", false)?;
         }
         results.push((n, r));
     }

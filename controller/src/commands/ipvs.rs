@@ -279,28 +279,7 @@ pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode
         )?;
     } else {
         for (n, r) in &res {
-            match r {
-                Ok(rep) => {
-                    writeln!(
-                        out,
-                        "{n}: {} change(s){}",
-                        rep.actions.len(),
-                        if rep.converged { ", cleared" } else { "" }
-                    )?;
-                    for a in &rep.actions {
-                        writeln!(
-                            out,
-                            "  - {}{}",
-                            a.action,
-                            if a.error.is_empty() { String::new() } else { format!(": {}", a.error) }
-                        )?;
-                    }
-                    for f in &rep.foreign {
-                        writeln!(out, "  ! kept: {f}")?;
-                    }
-                }
-                Err(e) => writeln!(out, "{n}: FAILED {e}")?,
-            }
+            super::apply::print_report(out, n, r, "cleared", true)?;
         }
     }
     Ok(exit(ok, EXIT_NODE_FAILED))
