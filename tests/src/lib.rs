@@ -34,6 +34,13 @@ pub fn can_netns() -> bool {
     root && Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
 }
 
+/// Whether a root suite must fail rather than skip when it cannot run: under `CI`, and
+/// under `tests/run` (which sets `LVS_REQUIRE_ROOT_SUITES=1`).
+pub fn must_run_root_suites() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CI") || set("LVS_REQUIRE_ROOT_SUITES")
+}
+
 /// A running lab: namespaces `<prefix>-*`, state in `dir`. Torn down on drop.
 pub struct Lab {
     /// Namespace prefix.
@@ -46,15 +53,18 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// [`Lab::up`] when this process may create namespaces; otherwise says why the test
-    /// did nothing (CI runs as root, so there it always runs).
+    /// [`Lab::up`] when this process may create namespaces. Otherwise the test is skipped
+    /// with a SKIPPED line for a developer's quick loop, but it fails when skipping is not
+    /// allowed ([`must_run_root_suites`]): `tests/run` and CI may never go green with the
+    /// root suites unexercised.
     pub fn up_as_root(prefix: &str, definition: &str) -> Option<Lab> {
         if can_netns() {
-            Some(Lab::up(prefix, definition))
-        } else {
-            eprintln!("SKIPPED: needs root and iproute2 (run as root; CI does)");
-            None
+            return Some(Lab::up(prefix, definition));
         }
+        let why = "needs root and iproute2 (run as root; CI does)";
+        assert!(!must_run_root_suites(), "root suite cannot run here: {why}");
+        eprintln!("SKIPPED: {why}");
+        None
     }
 
     /// Copy `definition` into a fresh directory and bring the lab up.

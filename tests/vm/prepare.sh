@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the VM test bed needs and unpack a stock Debian kernel that ships IPVS modules.
+# Install what the VM test bed needs (tests/prereqs.sh) and unpack a stock Debian kernel that ships IPVS modules.
 # Idempotent and cached: a second run downloads nothing. Prints KDIR=... and KVER=... on stdout.
 # Env: LVS_VM_CACHE (default ~/.cache/lvs-dr-vm), LVS_VM_FLAVOUR (default amd64).
 set -euo pipefail
@@ -7,32 +7,8 @@ CACHE=${LVS_VM_CACHE:-$HOME/.cache/lvs-dr-vm}
 FLAVOUR=${LVS_VM_FLAVOUR:-amd64}
 mkdir -p "$CACHE"
 
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-# (capture the list first: grep -q closing the pipe early is a failure under pipefail)
-bb_applets=$([ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null || true)
-grep -qx httpd <<<"$bb_applets" || need+=(busybox-static)
-[ -x /usr/sbin/ipvsadm ] || need+=(ipvsadm)          # the referee, used inside the VM only
-[ -x /usr/sbin/chronyd ] || need+=(chrony)           # the real NTP server of the lab and the tests
-command -v depmod >/dev/null || need+=(kmod)
-command -v cpio >/dev/null || need+=(cpio)
-command -v systemd-analyze >/dev/null || need+=(systemd)   # verifies the agent unit
-command -v xz >/dev/null || need+=(xz-utils)
-command -v zstd >/dev/null || need+=(zstd)
-[ -x /usr/bin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing: ${need[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    # Never let a package start its daemon here (chrony would steer the host's clock):
-    # the tests start what they need, in namespaces, with -x.
-    guard=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1
-    fi
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
-fi
+# Debian packages: the one list, shared with tests/run (quiet when nothing is missing).
+"$(dirname "$0")/../prereqs.sh" >&2
 
 # Newest unsigned Debian kernel image of the flavour (same kernel as the signed one, fewer deps).
 pick() { apt-cache search --names-only "^linux-image-[0-9.]+-[0-9]+-${FLAVOUR}-unsigned\$" | awk '{print $1}' | sort -V | tail -1; }

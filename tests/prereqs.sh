@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The one list of what the project's tests need from Debian, and its installer.
+#
+#   tests/prereqs.sh           install whatever is missing (idempotent; silent when nothing is)
+#   tests/prereqs.sh --check   print each missing tool and the package that brings it; exit 1
+#                              when something is missing, 0 when all is there; installs nothing
+#
+# Called by `tests/run` before its first cargo command, by `tests/vm/prepare.sh` (so the main
+# job `tests/vm/run lab` sets itself up too) and therefore by `.ci/run`.
+set -euo pipefail
+MODE=install
+case "${1:-}" in
+    --check) MODE=check ;;
+    "") ;;
+    *) echo "usage: tests/prereqs.sh [--check]" >&2; exit 2 ;;
+esac
+
+# One row per need: package, then the test that proves it is there, then what it is for.
+# (The busybox check captures the applet list first: `grep -q` closing a pipe early is a
+# failure under pipefail.)
+has_busybox_httpd() { local a; a=$([ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null || true); grep -qx httpd <<<"$a"; }
+has_ip() { [ -x /usr/bin/ip ] || [ -x /sbin/ip ] || [ -x /usr/sbin/ip ]; }
+has_cmd() { command -v "$1" >/dev/null 2>&1; }
+NEEDS=(
+    "iproute2|has_ip|ip netns/veth/bridges for every root suite"
+    "chrony|test -x /usr/sbin/chronyd|the real NTP server of the lab and the netns suites"
+    "busybox-static|has_busybox_httpd|the real servers' httpd (netns suites, VM initramfs)"
+    "ipvsadm|test -x /usr/sbin/ipvsadm|the referee of the IPVS suites (used inside the VM only)"
+    "qemu-system-x86|has_cmd qemu-system-x86_64|boots the test kernel (VM suites)"
+    "kmod|has_cmd depmod|module index of the test kernel"
+    "cpio|has_cmd cpio|packs the VM's initramfs"
+    "systemd|has_cmd systemd-analyze|verifies the agent's unit"
+    "xz-utils|has_cmd xz|unpacks the test kernel"
+    "zstd|has_cmd zstd|unpacks the test kernel's modules"
+)
+
+missing=()
+for row in "${NEEDS[@]}"; do
+    IFS='|' read -r pkg probe why <<<"$row"
+    if ! eval "$probe"; then
+        missing+=("$pkg")
+        [ "$MODE" = check ] && echo "missing: $pkg ($why)"
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+[ "$MODE" = check ] && exit 1
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/prereqs.sh: missing ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Never let a package start its daemon here (chrony would steer the host's clock): the tests
+# start what they need, in namespaces. The guard is removed even when apt fails.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# What was just installed must now pass its own check, or the list above is wrong.
+"$0" --check >&2
