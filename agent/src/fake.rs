@@ -22,8 +22,11 @@ pub struct FakeSystem {
     pub ipvs: Mutex<Option<Vec<IpvsService>>>,
     /// Every mutating call, in order.
     pub calls: Mutex<Vec<String>>,
-    /// Fail the mutating call whose text contains this.
+    /// Fail the call whose text contains this: a mutating call (`add address lo`) or a
+    /// read (`list addresses`, `list routes`, `list interfaces`, `read the IPVS table`).
     pub fail_on: Mutex<Option<String>>,
+    /// How long every mutating call takes (tokio time: pause it in tests).
+    pub delay: Mutex<std::time::Duration>,
 }
 
 impl FakeSystem {
@@ -44,6 +47,20 @@ impl FakeSystem {
         s
     }
 
+    fn read(&self, what: &str) -> SysResult<()> {
+        match self.fail_on.lock().unwrap().as_deref() {
+            Some(f) if what.contains(f) => Err(SystemError::new(what, "injected failure")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn pause(&self) {
+        let d = *self.delay.lock().unwrap();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
     fn record(&self, call: String) -> SysResult<()> {
         if let Some(f) = self.fail_on.lock().unwrap().as_deref()
             && call.contains(f)
@@ -57,25 +74,31 @@ impl FakeSystem {
 
 impl System for FakeSystem {
     async fn links(&self) -> SysResult<Vec<String>> {
+        self.read("list interfaces")?;
         Ok(self.links.lock().unwrap().clone())
     }
     async fn addresses(&self) -> SysResult<Vec<Address>> {
+        self.read("list addresses")?;
         Ok(self.addresses.lock().unwrap().clone())
     }
     async fn add_address(&self, a: &Address) -> SysResult<()> {
+        self.pause().await;
         self.record(format!("add address {} {}", a.interface, a.address))?;
         self.addresses.lock().unwrap().push(a.clone());
         Ok(())
     }
     async fn del_address(&self, a: &Address) -> SysResult<()> {
+        self.pause().await;
         self.record(format!("del address {} {}", a.interface, a.address))?;
         self.addresses.lock().unwrap().retain(|x| x != a);
         Ok(())
     }
     async fn routes(&self) -> SysResult<Vec<Route>> {
+        self.read("list routes")?;
         Ok(self.routes.lock().unwrap().clone())
     }
     async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
+        self.pause().await;
         self.record(format!("add route {}", crate::diff::route_text(r)))?;
         let mut routes = self.routes.lock().unwrap();
         if replace {
@@ -85,6 +108,7 @@ impl System for FakeSystem {
         Ok(())
     }
     async fn del_route(&self, r: &Route) -> SysResult<()> {
+        self.pause().await;
         self.record(format!("del route {}", crate::diff::route_text(r)))?;
         self.routes.lock().unwrap().retain(|x| x != r);
         Ok(())
@@ -93,11 +117,13 @@ impl System for FakeSystem {
         Ok(self.sysctls.lock().unwrap().get(key).cloned())
     }
     async fn set_sysctl(&self, key: &str, value: &str) -> SysResult<()> {
+        self.pause().await;
         self.record(format!("sysctl {key}={value}"))?;
         self.sysctls.lock().unwrap().insert(key.into(), value.into());
         Ok(())
     }
     async fn ipvs(&self) -> SysResult<Option<Vec<IpvsService>>> {
+        self.read("read the IPVS table")?;
         Ok(self.ipvs.lock().unwrap().clone())
     }
     async fn ipvs_info(&self) -> SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>> {
@@ -113,6 +139,7 @@ impl System for FakeSystem {
         Ok(Vec::new())
     }
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+        self.pause().await;
         let mut out = Vec::new();
         for op in ops {
             if let Err(e) = self.record(format!("ipvs {}", op.describe())) {

@@ -2,54 +2,174 @@
 //! IPVS generic netlink (lvs-ipvs) for the IPVS table. Nothing runs `ip`, `sysctl` or
 //! `ipvsadm`. Works in the network namespace the process lives in.
 use std::net::IpAddr;
+use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use ipnet::IpNet;
 use lvs_ipvs::{Ipvs, Op};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use tokio::sync::Mutex;
+use tracing::{debug, warn};
 
 use crate::system::{Address, IpvsService, Route, SysResult, System, SystemError};
 
 const MAIN_TABLE: u8 = 254;
 
+/// Longest any one kernel call may take. A netlink reply normally arrives in microseconds;
+/// past this the socket is presumed wedged and is replaced, so one hung call cannot hold
+/// the reconcile lock (and every apply, drain and quarantine behind it) for ever.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How often an interrupted dump is tried before it is reported as a failure.
+const DUMP_TRIES: u32 = 8;
+
+/// Why one dump attempt did not produce a consistent answer.
+enum DumpError {
+    /// EBUSY/EINTR or `NLM_F_DUMP_INTR`: the kernel asks us to try again.
+    Interrupted(String),
+    /// No answer within [`CALL_DEADLINE`].
+    Hung,
+    /// A real refusal.
+    Failed(String),
+}
+
+/// The rtnetlink socket with the two rules the kernel imposes on its users: one dump in
+/// flight per socket (a second one is refused with EBUSY: the agent's observers — apply,
+/// heal, status, the health flusher, facts — run concurrently), and a dump that raced a
+/// change (`NLM_F_DUMP_INTR`, EINTR) is retried rather than returned half-done.
+struct Rtnl {
+    handle: std::sync::Mutex<Handle>,
+    dump_lock: Mutex<()>,
+}
+
+impl Rtnl {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self { handle: std::sync::Mutex::new(connect()?), dump_lock: Mutex::new(()) })
+    }
+
+    fn handle(&self) -> Handle {
+        self.handle.lock().expect("rtnetlink handle").clone()
+    }
+
+    /// Replace a socket that stopped answering; later calls use the new one.
+    fn reconnect(&self, why: &str) {
+        match connect() {
+            Ok(h) => {
+                warn!(why, "rtnetlink socket replaced");
+                *self.handle.lock().expect("rtnetlink handle") = h;
+            }
+            Err(e) => warn!(why, error = %e, "rtnetlink socket could not be replaced"),
+        }
+    }
+
+    /// Dump `msg`'s kind completely, one dump at a time, retrying interruptions.
+    async fn dump(&self, what: &str, msg: RouteNetlinkMessage) -> SysResult<Vec<RouteNetlinkMessage>> {
+        let _one_at_a_time = self.dump_lock.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let why = match self.dump_once(msg.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(DumpError::Failed(e)) => return Err(SystemError::new(what, e)),
+                Err(DumpError::Hung) => {
+                    self.reconnect(what);
+                    format!("no answer within {CALL_DEADLINE:?}")
+                }
+                Err(DumpError::Interrupted(why)) => why,
+            };
+            if attempt >= DUMP_TRIES {
+                return Err(SystemError::new(what, format!("{why} ({attempt} tries)")));
+            }
+            debug!(what, attempt, why, "dump retried");
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+        }
+    }
+
+    async fn dump_once(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, DumpError> {
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut stream = self.handle().request(req).map_err(|e| DumpError::Failed(e.to_string()))?;
+        let collect = async {
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            while let Some(m) = stream.next().await {
+                interrupted |= m.header.flags & NLM_F_DUMP_INTR != 0;
+                match m.payload {
+                    NetlinkPayload::InnerMessage(x) => out.push(x),
+                    NetlinkPayload::Error(e) if [-libc::EBUSY, -libc::EINTR].contains(&e.raw_code()) => {
+                        return Err(DumpError::Interrupted(e.to_io().to_string()));
+                    }
+                    NetlinkPayload::Error(e) => {
+                        return Err(DumpError::Failed(rtnetlink::Error::NetlinkError(e).to_string()));
+                    }
+                    NetlinkPayload::Done(_) => break,
+                    _ => {}
+                }
+            }
+            if interrupted {
+                return Err(DumpError::Interrupted("dump interrupted by a concurrent change".into()));
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(CALL_DEADLINE, collect).await.map_err(|_| DumpError::Hung)?
+    }
+
+    /// Run one change request with the deadline; a hung socket is replaced.
+    async fn change<F>(&self, op: String, f: F) -> SysResult<()>
+    where
+        F: Future<Output = Result<(), rtnetlink::Error>>,
+    {
+        match tokio::time::timeout(CALL_DEADLINE, f).await {
+            Ok(r) => r.map_err(|e| SystemError::new(op, e)),
+            Err(_) => {
+                self.reconnect(&op);
+                Err(SystemError::new(op, format!("no answer within {CALL_DEADLINE:?}")))
+            }
+        }
+    }
+}
+
+fn connect() -> std::io::Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
 /// The kernel of this network namespace.
 pub struct NetSystem {
-    handle: Handle,
+    rtnl: Rtnl,
     ipvs: Mutex<Option<Ipvs>>,
 }
 
 impl NetSystem {
     /// Open an rtnetlink connection (its task runs on the current tokio runtime).
     pub fn new() -> std::io::Result<Self> {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(conn);
-        Ok(Self { handle, ipvs: Mutex::new(None) })
+        Ok(Self { rtnl: Rtnl::new()?, ipvs: Mutex::new(None) })
     }
 
     async fn link_index(&self, name: &str) -> SysResult<u32> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
-        match links.try_next().await {
-            Ok(Some(l)) => Ok(l.header.index),
-            Ok(None) => Err(SystemError::new(format!("find interface {name}"), "no such interface")),
-            Err(e) => Err(SystemError::new(format!("find interface {name}"), e)),
-        }
+        self.link_names()
+            .await?
+            .into_iter()
+            .find(|(_, n)| n == name)
+            .map(|(i, _)| i)
+            .ok_or_else(|| SystemError::new(format!("find interface {name}"), "no such interface"))
     }
 
     async fn link_names(&self) -> SysResult<Vec<(u32, String)>> {
-        let links: Vec<_> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| SystemError::new("list interfaces", e))?;
-        Ok(links
+        let msgs =
+            self.rtnl.dump("list interfaces", RouteNetlinkMessage::GetLink(LinkMessage::default())).await?;
+        Ok(msgs
             .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
             .filter_map(|l| {
                 let name = l.attributes.iter().find_map(|a| match a {
                     LinkAttribute::IfName(n) => Some(n.clone()),
@@ -62,16 +182,16 @@ impl NetSystem {
 
     async fn address_messages(&self) -> SysResult<Vec<(AddressMessage, Address)>> {
         let names = self.link_names().await?;
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| SystemError::new("list addresses", e))?;
+        let msgs = self
+            .rtnl
+            .dump("list addresses", RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+            .await?;
         Ok(msgs
             .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => Some(a),
+                _ => None,
+            })
             .filter_map(|m| {
                 let ifname = names.iter().find(|(i, _)| *i == m.header.index)?.1.clone();
                 let mut ip = None;
@@ -98,15 +218,11 @@ impl NetSystem {
             RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
         ] {
-            let msgs: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(req)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(|e| SystemError::new("list routes", e))?;
-            for m in msgs {
+            let msgs = self.rtnl.dump("list routes", RouteNetlinkMessage::GetRoute(req)).await?;
+            for m in msgs.into_iter().filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            }) {
                 if m.header.table != MAIN_TABLE || m.header.kind != RouteType::Unicast {
                     continue;
                 }
@@ -141,6 +257,8 @@ impl NetSystem {
         Ok(out)
     }
 
+    /// Run `f` on the IPVS socket (connected on first use) within [`CALL_DEADLINE`]; a
+    /// socket that does not answer is dropped so the next call opens a fresh one.
     async fn with_ipvs<T>(
         &self,
         f: impl AsyncFnOnce(&mut Ipvs) -> lvs_ipvs::Result<T>,
@@ -153,7 +271,17 @@ impl NetSystem {
                 Err(e) => return Err(e),
             }
         }
-        f(guard.as_mut().expect("connected")).await.map(Some)
+        match tokio::time::timeout(CALL_DEADLINE, f(guard.as_mut().expect("connected"))).await {
+            Ok(r) => r.map(Some),
+            Err(_) => {
+                warn!("IPVS generic-netlink socket did not answer; replaced");
+                *guard = None;
+                Err(lvs_ipvs::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {CALL_DEADLINE:?}"),
+                )))
+            }
+        }
     }
 }
 
@@ -181,11 +309,11 @@ impl System for NetSystem {
     async fn add_address(&self, a: &Address) -> SysResult<()> {
         let op = op_address("add", a);
         let index = self.link_index(&a.interface).await?;
-        let mut req = self.handle.address().add(index, a.address.addr(), a.address.prefix_len());
+        let mut req = self.rtnl.handle().address().add(index, a.address.addr(), a.address.prefix_len());
         if let Some(l) = &a.label {
             req.message_mut().attributes.push(AddressAttribute::Label(l.clone()));
         }
-        req.execute().await.map_err(|e| SystemError::new(op, e))
+        self.rtnl.change(op, req.execute()).await
     }
 
     async fn del_address(&self, a: &Address) -> SysResult<()> {
@@ -193,7 +321,7 @@ impl System for NetSystem {
         let Some((msg, _)) = self.address_messages().await?.into_iter().find(|(_, x)| x == a) else {
             return Ok(()); // already gone: the goal is met
         };
-        self.handle.address().del(msg).execute().await.map_err(|e| SystemError::new(op, e))
+        self.rtnl.change(op, self.rtnl.handle().address().del(msg).execute()).await
     }
 
     async fn routes(&self) -> SysResult<Vec<Route>> {
@@ -234,11 +362,11 @@ impl System for NetSystem {
                 b.build()
             }
         };
-        let mut req = self.handle.route().add(msg);
+        let mut req = self.rtnl.handle().route().add(msg);
         if replace {
             req = req.replace();
         }
-        req.execute().await.map_err(|e| SystemError::new(op, e))
+        self.rtnl.change(op, req.execute()).await
     }
 
     async fn del_route(&self, r: &Route) -> SysResult<()> {
@@ -246,7 +374,7 @@ impl System for NetSystem {
         let Some((msg, _)) = self.route_messages().await?.into_iter().find(|(_, x)| x == r) else {
             return Ok(());
         };
-        self.handle.route().del(msg).execute().await.map_err(|e| SystemError::new(op, e))
+        self.rtnl.change(op, self.rtnl.handle().route().del(msg).execute()).await
     }
 
     async fn sysctl(&self, key: &str) -> SysResult<Option<String>> {

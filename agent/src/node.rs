@@ -284,6 +284,7 @@ impl<S: System + 'static> Agent<S> {
     }
 
     fn lease(&self, spec: &NodeSpec, id: &str, ttl: Duration, reserve: bool) -> Result<(), AgentError> {
+        check_lease_id(id)?;
         let now = Instant::now();
         let mut l = self.lease.lock().expect("lease");
         if let Some(cur) = l.as_ref().filter(|c| c.expires > now && c.id != id) {
@@ -306,24 +307,48 @@ impl<S: System + 'static> Agent<S> {
         Ok(())
     }
 
+    /// Give up the reservation `id` holds, if it still holds one.
+    fn release_lease(&self, id: &str) {
+        let mut l = self.lease.lock().expect("lease");
+        if l.as_ref().is_some_and(|c| c.id == id) {
+            *l = None;
+        }
+    }
+
     /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`
     /// (a zero `ttl` releases the caller's reservation).
     pub async fn plan(&self, spec: &NodeSpec, lease: &str, ttl: Duration) -> Result<Report, AgentError> {
+        check_lease_id(lease)?;
         let r = self.rec.plan(spec).await?;
         self.lease(spec, lease, ttl, true)?;
         Ok(r)
     }
 
-    /// Make the node match `spec`.
+    /// Make the node match `spec`. The apply runs in a task of its own: once started it
+    /// finishes even when the caller goes away (the controller killed, its deadline
+    /// passed), because an apply cut off between two kernel changes is worse than a late
+    /// one; its outcome is in the event feed and the next `status`. Whatever happens, the
+    /// caller's lease is released at the end, so a failed apply never blocks the next one.
     pub async fn apply(self: &Arc<Self>, spec: &NodeSpec, lease: &str) -> Result<Report, AgentError> {
         self.lease(spec, lease, Duration::ZERO, false)?;
-        let r = self.rec.apply(spec).await?;
-        {
-            let mut l = self.lease.lock().expect("lease");
-            if l.as_ref().is_some_and(|c| c.id == lease) {
-                *l = None;
+        let (me, spec, lease) = (Arc::clone(self), spec.clone(), lease.to_string());
+        tokio::spawn(async move {
+            let r = me.apply_to_completion(&spec).await;
+            me.release_lease(&lease);
+            r
+        })
+        .await
+        .map_err(|e| AgentError::Failed(format!("the apply task ended abnormally: {e}")))?
+    }
+
+    async fn apply_to_completion(self: &Arc<Self>, spec: &NodeSpec) -> Result<Report, AgentError> {
+        let r = match self.rec.apply(spec).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.events.emit("apply", format!("generation {}: FAILED {e}", spec.generation));
+                return Err(e.into());
             }
-        }
+        };
         let applied = r.actions.iter().filter(|a| a.outcome == crate::apply::Outcome::Applied).count();
         self.events.emit(
             "apply",
@@ -526,6 +551,20 @@ impl<S: System + 'static> Agent<S> {
         v.elapsed = start.elapsed();
         v
     }
+}
+
+/// Longest lease id accepted: ours are 16 hex digits.
+const MAX_LEASE_ID: usize = 64;
+
+/// A lease id is what the controller's generator makes: short, printable ASCII. Anything
+/// else is refused before it is stored or sliced for a message.
+fn check_lease_id(id: &str) -> Result<(), AgentError> {
+    if id.len() > MAX_LEASE_ID || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(AgentError::Invalid(format!(
+            "lease id must be at most {MAX_LEASE_ID} ASCII letters, digits, `-` or `_`"
+        )));
+    }
+    Ok(())
 }
 
 fn push_distinct(v: &mut Vec<String>, e: String) {
