@@ -131,6 +131,11 @@ impl Pki {
     /// [`Pki::issue_agent`] with a chosen validity (negative: already expired; for tests
     /// of expiry refusal).
     pub fn issue_agent_valid(&self, node: &str, force: bool, days: i64) -> Result<Pair, PkiError> {
+        // The name becomes a file name here: never let it leave the PKI directory, even
+        // when a caller skipped the definition's validation.
+        if crate::validate::dns_label_problem(node).is_some() {
+            return Err(PkiError::BadName(node.into()));
+        }
         let pair = self.agent(node);
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, node);
@@ -209,4 +214,20 @@ fn write(p: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     f.write_all(data).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, p).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_name_cannot_write_outside_the_pki_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path().join("pki"));
+        pki.init("lab", false).unwrap();
+        let e = pki.issue_agent("../../escaped", false).unwrap_err();
+        assert!(matches!(e, PkiError::BadName(_)), "{e}");
+        assert!(!dir.path().join("escaped.pem").exists() && !dir.path().join("agent-escaped.pem").exists());
+        pki.issue_agent("rs1", false).expect("a DNS label is fine");
+    }
 }

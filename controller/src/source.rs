@@ -49,13 +49,17 @@ impl<'a> Source<'a> {
         let mut diagnostics = Vec::new();
         let mut unknown = Vec::new();
         let de = toml::de::Deserializer::from(tree.clone());
+        // The tracker remembers where serde was when a value had the wrong type, so the
+        // message names `services[0].real_servers[0].weight` rather than the whole file.
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(de, &mut track);
         let definition = match serde_ignored::deserialize(de, |p| unknown.push(key_path(&p))) {
             Ok(d) => Some(d),
             Err(e) => {
                 let e: toml::de::Error = e;
                 let mut d = Diagnostic::error(
                     "schema",
-                    KeyPath::root(),
+                    tracked_path(&track.path()),
                     e.message().trim().to_owned(),
                     "see deploy/examples/seed.toml for the expected shape",
                 );
@@ -131,6 +135,16 @@ fn location_of(text: &str, offset: usize) -> Location {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     Location { line, column }
+}
+
+fn tracked_path(p: &serde_path_to_error::Path) -> KeyPath {
+    use serde_path_to_error::Segment as S;
+    p.iter().fold(KeyPath::root(), |path, seg| match seg {
+        S::Seq { index } => path.index(*index),
+        S::Map { key } => path.key(key),
+        S::Enum { variant } => path.key(variant),
+        S::Unknown => path,
+    })
 }
 
 fn key_path(p: &serde_ignored::Path<'_>) -> KeyPath {

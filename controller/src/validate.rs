@@ -25,6 +25,52 @@ pub const SCHEDULERS: &[&str] =
 /// 1000 this is the largest value that cannot overflow.
 pub const MAX_PERSISTENCE_S: u64 = u32::MAX as u64 / 1000;
 
+/// Longest name of a cluster, LAN, node or service: one DNS label.
+pub const MAX_NAME: usize = 63;
+
+/// Why `name` is not a DNS label (lowercase letters, digits and `-`, not at either end,
+/// 1..=63 bytes); `None` when it is one. Shown quoted with control characters escaped and
+/// long names cut, so the message itself stays readable.
+pub fn dns_label_problem(name: &str) -> Option<String> {
+    let shown = || {
+        let cut: String = name.chars().take(40).collect::<String>().escape_debug().to_string();
+        if name.chars().count() > 40 { format!("`{cut}…`") } else { format!("`{cut}`") }
+    };
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Some(format!("{} is {} bytes long (at most {MAX_NAME})", shown(), name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!(
+            "{} contains {:?}: only lowercase letters, digits and `-` are allowed",
+            shown(),
+            c
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some(format!("{} starts or ends with `-`", shown()));
+    }
+    None
+}
+
+/// Why `name` cannot be a Linux interface name (1..=15 bytes, no `/`, `:`, whitespace or
+/// control characters, not `.` or `..`); `None` when it can.
+pub fn ifname_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    let shown: String = name.chars().take(20).collect::<String>().escape_debug().to_string();
+    if name.len() > 15 {
+        return Some(format!("`{shown}` is longer than the kernel's 15 bytes"));
+    }
+    if name == "." || name == ".." || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':') {
+        return Some(format!("`{shown}` is not a valid interface name (no `/`, `:` or spaces)"));
+    }
+    None
+}
+
 /// Validate a definition. Returns the cluster and its warnings, or every finding.
 pub fn validate(def: &Definition) -> Result<(Cluster, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut v = Validator::default();
@@ -66,6 +112,14 @@ impl Validator {
                 1
             }
         };
+        if let Some(problem) = dns_label_problem(&def.cluster.name) {
+            self.err(
+                "bad-name",
+                root.key("cluster").key("name"),
+                format!("cluster name {problem}"),
+                "use lowercase letters, digits and `-` (at most 63), e.g. web-prod",
+            );
+        }
         let time = self.time(def);
         let lans = self.lans(def);
         let nodes = self.nodes(def, &lans);
@@ -164,6 +218,20 @@ impl Validator {
                     p.key("address"),
                     format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
                     "use an address of the LAN's subnet or plug the interface into the right LAN",
+                );
+            }
+            if let (Some(a), Some(l)) = (address, lan)
+                && let IpNet::V4(net) = l.cidr
+                && net.prefix_len() < 31
+                && let IpAddr::V4(ip) = a.addr()
+                && (ip == net.network() || ip == net.broadcast())
+            {
+                let which = if ip == net.network() { "network" } else { "broadcast" };
+                self.err(
+                    "address-is-network-or-broadcast",
+                    p.key("address"),
+                    format!("{ip} is the {which} address of LAN {} ({}); no host can use it", l.name, l.cidr),
+                    "use a host address of the LAN, between its network and broadcast addresses",
                 );
             }
             if let Some(address) = address {
@@ -475,6 +543,16 @@ impl Validator {
         let persistence =
             s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
         let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
+        if s.protocol == "udp"
+            && let Some(c) = &s.check
+        {
+            self.err(
+                "check-protocol",
+                path.key("check").key("kind"),
+                format!("a {} check cannot probe UDP service {}: it would test a TCP port nothing listens on", c.kind, s.name),
+                "remove check (UDP destinations are then not health-checked) or check a TCP service of the same servers",
+            );
+        }
         let directors = self.holding_directors(s, path, vip, nodes);
         let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
         Some(Service {
@@ -615,6 +693,17 @@ impl Validator {
             Some(s) => self.duration(s, path.key("timeout"))?,
             None => Duration::from_secs(1).min(interval / 2),
         };
+        if interval < Duration::from_millis(lvs_proto::spec::MIN_CHECK_INTERVAL_MS) {
+            self.err(
+                "check-interval",
+                path.key("interval"),
+                format!(
+                    "interval {interval:?} is below the minimum of {} ms",
+                    lvs_proto::spec::MIN_CHECK_INTERVAL_MS
+                ),
+                "probe at most ten times a second; fall × interval is how fast a failure is seen",
+            );
+        }
         if timeout >= interval || timeout.is_zero() {
             self.err(
                 "check-timeout",
@@ -889,16 +978,20 @@ impl Validator {
         })
     }
 
+    /// Names become file names (`pki issue` writes `agent-<node>.pem`), DNS names in
+    /// certificates and labels in every report: a DNS label is the one shape safe for all.
+    /// Interfaces follow the kernel's rules instead ([`ifname_problem`]).
     fn unique_names<'n>(&mut self, names: impl Iterator<Item = &'n str>, base: &KeyPath, what: &str) {
         let mut seen = HashSet::new();
         for (i, name) in names.enumerate() {
-            if name.trim().is_empty() {
-                self.err(
-                    "bad-name",
-                    base.index(i).key("name"),
-                    format!("{what} name is empty"),
-                    "give it a short name",
-                );
+            let problem = if what == "interface" { ifname_problem(name) } else { dns_label_problem(name) };
+            if let Some(problem) = problem {
+                let fix = if what == "interface" {
+                    "use the kernel's interface name, e.g. eth0, ens3 or eth0.100"
+                } else {
+                    "use lowercase letters, digits and `-` (at most 63), e.g. rs1 or web-80"
+                };
+                self.err("bad-name", base.index(i).key("name"), format!("{what} name {problem}"), fix);
             } else if !seen.insert(name) {
                 self.err(
                     "duplicate-name",

@@ -288,3 +288,102 @@ fn the_sorry_server_gets_the_hidden_vip_and_the_director_knows_it() {
     assert_eq!(web.destinations.len(), 2, "the sorry server is not a destination");
     assert_eq!(web.sorry.as_ref().map(|d| d.address.to_string()), Some("198.18.0.50:80".into()));
 }
+
+// --- names, addresses and types found by feeding mutated definitions (issue 10, item 14) ---
+
+#[test]
+fn node_names_that_could_leave_the_pki_directory_are_refused() {
+    for bad in ["../../x", "RS1", "rs_1", "rs 1", "-rs1", "rs1\0", "é"] {
+        let t = lab_with("name = \"rs2\"", &format!("name = {}", toml_string(bad)));
+        let m = expect(&t, "bad-name", Some(line_of(&t, "agent = \"198.18.0.12:7443\"") - 2));
+        assert!(m.starts_with("node name `"), "{bad:?}: {m}");
+    }
+}
+
+#[test]
+fn a_name_longer_than_a_dns_label_is_refused_and_shown_short() {
+    let long = "a".repeat(100_000);
+    let t = lab_with("name = \"web\"", &format!("name = \"{long}\""));
+    let m = expect(&t, "bad-name", None);
+    assert!(m.contains("100000 bytes long (at most 63)") && m.len() < 200, "{}", &m[..m.len().min(300)]);
+}
+
+#[test]
+fn cluster_and_service_names_are_dns_labels() {
+    let t = lab_with("name = \"lab\"", "name = \"Lab Cluster\"");
+    assert!(expect(&t, "bad-name", Some(line_of(&t, "Lab Cluster"))).starts_with("cluster name"));
+    let t = lab_with("name = \"web\"", "name = \"web/80\"");
+    assert!(expect(&t, "bad-name", None).starts_with("service name"));
+}
+
+#[test]
+fn interface_names_follow_the_kernels_rules() {
+    let t = lab_with(
+        "name = \"eth0\", lan = \"cluster\", address = \"198.18.0.11/24\"",
+        "name = \"eth0/../x\", lan = \"cluster\", address = \"198.18.0.11/24\"",
+    );
+    assert!(expect(&t, "bad-name", None).starts_with("interface name"));
+    let t = lab_with(
+        "name = \"eth0\", lan = \"cluster\", address = \"198.18.0.11/24\"",
+        "name = \"averyveryverylongname\", lan = \"cluster\", address = \"198.18.0.11/24\"",
+    );
+    assert!(expect(&t, "bad-name", None).contains("15 bytes"));
+}
+
+#[test]
+fn a_real_server_on_its_lans_network_or_broadcast_address() {
+    for (addr, which) in [("198.18.0.0", "network"), ("198.18.0.255", "broadcast")] {
+        let t = lab_with("198.18.0.11/24", &format!("{addr}/24"));
+        let line = line_of(&t, &format!("address = \"{addr}/24\""));
+        let m = expect(&t, "address-is-network-or-broadcast", Some(line));
+        assert!(m.contains(which), "{m}");
+    }
+}
+
+#[test]
+fn an_http_check_on_a_udp_service() {
+    let t = lab_with("protocol = \"tcp\"", "protocol = \"udp\"");
+    let m = expect(&t, "check-protocol", Some(line_of(&t, "check = ")));
+    assert!(m.contains("UDP service web"), "{m}");
+}
+
+#[test]
+fn a_check_interval_below_the_minimum() {
+    let t = lab_with("interval = \"200ms\", timeout = \"100ms\"", "interval = \"20ms\", timeout = \"10ms\"");
+    expect(&t, "check-interval", Some(line_of(&t, "check = ")));
+}
+
+#[test]
+fn a_type_error_names_the_key_path() {
+    for bad in ["2.5", "\"2\""] {
+        let t = lab_with("node = \"rs1\", weight = 1", &format!("node = \"rs1\", weight = {bad}"));
+        let errs = errors(&t);
+        let d = errs.iter().find(|d| d.rule == "schema").unwrap_or_else(|| panic!("{errs:#?}"));
+        assert_eq!(d.path.to_string(), "services[0].real_servers[0].weight", "{d:#?}");
+        assert_eq!(d.location.unwrap().line, line_of(&t, "weight = "));
+    }
+}
+
+#[test]
+fn every_planned_sysctl_is_one_an_agent_accepts() {
+    for text in [LAB, include_str!("../../deploy/examples/seed.toml")] {
+        let c = load_str("x.toml", text).unwrap().cluster;
+        for spec in lvs_controller::planner::plan(&c) {
+            for s in &spec.sysctls {
+                assert!(lvs_proto::spec::SysctlSpec::allowed(&s.key), "{}: {}", spec.node, s.key);
+            }
+        }
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let body: String = s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => format!("\\{c}"),
+            c if c.is_control() => format!("\\u{:04X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("\"{body}\"")
+}

@@ -115,4 +115,44 @@ mod tests {
         let e = spec::NodeSpec::try_from(&w).unwrap_err();
         assert_eq!(e.field, "sysctls[0].key", "{e}");
     }
+
+    #[test]
+    fn only_the_sysctls_the_planner_emits_can_be_sent() {
+        use spec::SysctlSpec;
+        for ok in [
+            "net.ipv4.ip_forward",
+            "net.ipv4.conf.all.arp_ignore",
+            "net.ipv4.conf.eth0.100.arp_announce",
+            "net.ipv4.conf.default.rp_filter",
+            "net.ipv4.vs.conntrack",
+            "net.ipv6.conf.all.forwarding",
+        ] {
+            assert!(SysctlSpec::allowed(ok), "{ok}");
+        }
+        for bad in [
+            "kernel.core_pattern",
+            "kernel.modprobe",
+            "vm.overcommit_memory",
+            "net.ipv4.conf.all.arp_ignore.x",
+            "net.ipv4.conf.../arp_ignore",
+            "net.ipv4.conf.eth0/../../kernel.arp_ignore",
+            "net.ipv4.conf.averyveryverylongname.arp_ignore",
+            "net.ipv4.vs.",
+            "net.ipv4.vs.../x",
+            "net.ipv4.tcp_syncookies",
+            "net.core.somaxconn",
+        ] {
+            assert!(!SysctlSpec::allowed(bad), "{bad}");
+        }
+        let mut w =
+            pb::NodeSpec { node: "n".into(), role: pb::Role::RealServer as i32, ..Default::default() };
+        w.sysctls.push(pb::SysctlSpec {
+            key: "kernel.core_pattern".into(),
+            value: "|/x".into(),
+            reason: String::new(),
+        });
+        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        assert_eq!(e.field, "sysctls[0].key", "{e}");
+        assert!(e.reason.contains("not a sysctl this agent manages"), "{e}");
+    }
 }

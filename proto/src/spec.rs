@@ -121,7 +121,57 @@ pub struct SysctlSpec {
     pub reason: String,
 }
 
+/// The shortest health-check interval anyone may ask for. Faster probing buys little (a
+/// dead server is still noticed only after `fall` probes) and a spec from a stolen or buggy
+/// controller must not be able to turn the director's checker into a flood.
+pub const MIN_CHECK_INTERVAL_MS: u64 = 100;
+
+/// Per-interface IPv4 sysctls an agent may be told to write (`net.ipv4.conf.<if>.<name>`):
+/// the ARP behaviour of DR real servers and the reverse-path and forwarding switches that
+/// go with it. Nothing outside this list and [`SysctlSpec::allowed`]'s other entries is ever
+/// written, whoever signs the request: a stolen controller key must not reach `kernel.*`.
+pub const IPV4_CONF_SYSCTLS: &[&str] = &[
+    "arp_ignore",
+    "arp_announce",
+    "arp_filter",
+    "rp_filter",
+    "accept_local",
+    "forwarding",
+    "send_redirects",
+];
+
 impl SysctlSpec {
+    /// Whether an agent may write `key`: `net.ipv4.ip_forward`, `net.ipv6.conf.*.forwarding`,
+    /// `net.ipv4.conf.<interface>.<one of IPV4_CONF_SYSCTLS>` and the IPVS tunables
+    /// `net.ipv4.vs.*`. The interface part follows the kernel's name rules (1–15 bytes, no
+    /// `/`, not `.` or `..`; dots are allowed, as in VLAN names like `eth0.100`).
+    pub fn allowed(key: &str) -> bool {
+        let ifname_ok = |n: &str| {
+            (1..=15).contains(&n.len())
+                && n != "."
+                && n != ".."
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+        };
+        let word = |w: &str| {
+            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if key == "net.ipv4.ip_forward" {
+            return true;
+        }
+        if let Some(rest) = key.strip_prefix("net.ipv4.vs.") {
+            return word(rest);
+        }
+        if let Some(rest) = key.strip_prefix("net.ipv4.conf.") {
+            return rest
+                .rsplit_once('.')
+                .is_some_and(|(i, name)| ifname_ok(i) && IPV4_CONF_SYSCTLS.contains(&name));
+        }
+        if let Some(rest) = key.strip_prefix("net.ipv6.conf.") {
+            return rest.rsplit_once('.').is_some_and(|(i, name)| ifname_ok(i) && name == "forwarding");
+        }
+        false
+    }
+
     /// Path of the key under `/proc/sys`.
     pub fn proc_path(&self) -> String {
         format!("/proc/sys/{}", self.key.replace('.', "/"))

@@ -10,9 +10,9 @@ use ipnet::IpNet;
 
 use crate::pb;
 use crate::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, NodeSpec,
-    OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag, ServiceKey,
-    SysctlSpec, VirtualServiceSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec,
+    MIN_CHECK_INTERVAL_MS, NodeSpec, OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose,
+    RouteSpec, ServiceFlag, ServiceKey, SysctlSpec, VirtualServiceSpec,
 };
 
 /// A field of a wire message that does not make a valid spec.
@@ -275,9 +275,13 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             .enumerate()
             .map(|(i, x)| {
                 let key = nonempty(&format!("sysctls[{i}].key"), &x.key)?;
-                // A key is a path under /proc/sys: refuse anything that could leave it.
-                if key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..") {
-                    return err(format!("sysctls[{i}].key"), format!("`{key}` is not a sysctl key"));
+                // A key is a path under /proc/sys: only the few the planner emits are ever
+                // written (see SysctlSpec::allowed), whoever signed the request.
+                if !SysctlSpec::allowed(&key) {
+                    return err(
+                        format!("sysctls[{i}].key"),
+                        format!("`{key}` is not a sysctl this agent manages (net.ipv4.ip_forward, net.ipv4.conf.<if>.arp_*|rp_filter|…, net.ipv4.vs.*)"),
+                    );
                 }
                 Ok(SysctlSpec { key, value: x.value.clone(), reason: x.reason.clone() })
             })
@@ -348,8 +352,11 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
                 },
                 pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
             };
-            if h.interval_ms == 0 || h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
-                return err(&g, "need 0 < timeout_ms < interval_ms");
+            if h.interval_ms < MIN_CHECK_INTERVAL_MS || h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
+                return err(
+                    &g,
+                    format!("need 0 < timeout_ms < interval_ms and interval_ms ≥ {MIN_CHECK_INTERVAL_MS}"),
+                );
             }
             if h.rise == 0 || h.fall == 0 {
                 return err(&g, "rise and fall must be ≥ 1");
