@@ -87,6 +87,10 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Things present that the spec does not mention and the agent did not create.
     pub foreign: Vec<String>,
+    /// Things the agent did not create that stand where the spec wants something else
+    /// (the same IP with another prefix or label, another route to the same
+    /// destination). They are never deleted to make room: the apply is refused instead.
+    pub conflicts: Vec<String>,
 }
 
 /// The destination as the kernel must hold it now, or `None` when it must be absent:
@@ -135,12 +139,25 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
                 if have_addrs.contains(&want) {
                     continue;
                 }
-                // Same address on the same interface with another prefix or label: swap it.
+                // Same address on the same interface with another prefix or label: swap it
+                // when it is ours (an older spec), refuse when someone else put it there.
                 if let Some(old) = observed
                     .addresses
                     .iter()
                     .find(|o| o.interface == want.interface && o.address.addr() == want.address.addr())
                 {
+                    if !owned.addresses.contains(old) {
+                        plan.conflicts.push(format!(
+                            "address {} on {}{} was not created by this agent and differs from the wanted {}{}; \
+                             remove or correct it by hand",
+                            old.address,
+                            old.interface,
+                            label(old),
+                            want.address,
+                            label(&want)
+                        ));
+                        continue;
+                    }
                     plan.actions.push(Action::DelAddress(old.clone()));
                 }
                 plan.actions.push(Action::AddAddress(want));
@@ -151,7 +168,18 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
                 if have_routes.contains(&want) {
                     continue;
                 }
-                let replace = observed.routes.iter().any(|o| o.destination == want.destination);
+                let existing: Vec<&Route> =
+                    observed.routes.iter().filter(|o| o.destination == want.destination).collect();
+                if let Some(other) = existing.iter().find(|o| !owned.routes.contains(**o)) {
+                    plan.conflicts.push(format!(
+                        "route {} was not created by this agent and differs from the wanted {}; \
+                         remove it by hand (or let the agent own it by deleting it once)",
+                        route_text(other),
+                        route_text(&want)
+                    ));
+                    continue;
+                }
+                let replace = !existing.is_empty();
                 plan.actions.push(Action::AddRoute { route: want, replace });
             }
             Step::Sysctl(s) => {
@@ -193,10 +221,33 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             plan.foreign.push(format!("IPVS service {key} (not created by this agent; left alone)"));
         }
     }
-    for r in owned.routes.iter().filter(|r| !want_routes.contains(*r) && have_routes.contains(r)) {
+    // (An owned route or address already swapped above is gone by then: not twice.)
+    let replaced: BTreeSet<_> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::AddRoute { route, replace: true } => Some(route.destination),
+            _ => None,
+        })
+        .collect();
+    let swapped: BTreeSet<Address> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DelAddress(x) => Some(x.clone()),
+            _ => None,
+        })
+        .collect();
+    for r in owned.routes.iter().filter(|r| {
+        !want_routes.contains(*r) && have_routes.contains(r) && !replaced.contains(&r.destination)
+    }) {
         plan.actions.push(Action::DelRoute(r.clone()));
     }
-    for a in owned.addresses.iter().filter(|a| !want_addrs.contains(*a) && have_addrs.contains(a)) {
+    for a in owned
+        .addresses
+        .iter()
+        .filter(|a| !want_addrs.contains(*a) && have_addrs.contains(a) && !swapped.contains(*a))
+    {
         plan.actions.push(Action::DelAddress(a.clone()));
     }
     plan

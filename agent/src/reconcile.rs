@@ -138,6 +138,9 @@ impl<S: System> Reconciler<S> {
         let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
         preflight(spec, &observed)?;
         let plan = diff::diff(spec, &observed, &st.owned, &st.runtime);
+        if !plan.conflicts.is_empty() {
+            return Err(ReconcileError::Preflight(plan.conflicts));
+        }
         Ok((observed, plan))
     }
 
@@ -275,6 +278,10 @@ fn release(st: &mut State, a: &Action) {
         }
         Action::DelRoute(r) => {
             st.owned.routes.remove(r);
+        }
+        // The replaced route (ours, or the diff would have refused) no longer exists.
+        Action::AddRoute { route, replace: true } => {
+            st.owned.routes.retain(|r| r.destination != route.destination || r == route);
         }
         Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
             st.owned.services.retain(|s| crate::convert::service_key(s) != *k)

@@ -246,3 +246,67 @@ async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined
         "back: sorry server removed"
     );
 }
+
+// --- item 9 of issue 10: what the agent does not own is never deleted to make room ---
+
+#[tokio::test]
+async fn a_foreign_address_with_another_prefix_is_a_conflict_never_deleted() {
+    let (r, dir) = reconciler(&["eth0"], false, "rs1");
+    let theirs = lvs_agent::system::Address {
+        interface: "eth0".into(),
+        address: "198.18.0.11/16".parse().unwrap(),
+        label: None,
+    };
+    r.system().addresses.lock().unwrap().push(theirs.clone());
+    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    assert!(matches!(e, ReconcileError::Preflight(_)), "{e}");
+    assert!(e.to_string().contains("address 198.18.0.11/16 on eth0 was not created by this agent"), "{e}");
+    assert!(calls(&r).is_empty(), "nothing deleted, nothing added: {:?}", calls(&r));
+    assert_eq!(*r.system().addresses.lock().unwrap(), [theirs]);
+    assert!(!dir.path().join("state.json").exists(), "a refused spec is not accepted");
+}
+
+#[tokio::test]
+async fn a_foreign_default_route_is_a_conflict_never_replaced() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs1");
+    let theirs = lvs_agent::system::Route {
+        destination: "0.0.0.0/0".parse().unwrap(),
+        gateway: Some("198.18.0.254".parse().unwrap()),
+        device: None,
+    };
+    r.system().routes.lock().unwrap().push(theirs.clone());
+    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    assert!(e.to_string().contains("route 0.0.0.0/0 via 198.18.0.254 was not created by this agent"), "{e}");
+    assert!(calls(&r).is_empty(), "{:?}", calls(&r));
+    assert_eq!(*r.system().routes.lock().unwrap(), [theirs]);
+}
+
+#[tokio::test]
+async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs1");
+    r.apply(&spec_of(LAB, "rs1")).await.unwrap();
+    // Generation 2 moves rs1 to a /25 and another gateway: both were the agent's, so both
+    // are swapped in place rather than reported as conflicts.
+    let lab2 = LAB.replace("generation = 1", "generation = 2").replacen(
+        "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.1\"",
+        "address = \"198.18.0.11/25\" }]\ngateway = \"198.18.0.3\"",
+        1,
+    );
+    assert!(lab2.contains("198.18.0.11/25"), "test setup: the edit applied");
+    let rep = r.apply(&spec_of(&lab2, "rs1")).await.unwrap();
+    assert!(rep.converged(), "{rep:#?}");
+    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "remove address 198.18.0.11/24 from eth0",
+            "add address 198.18.0.11/25 on eth0",
+            "replace route 0.0.0.0/0 via 198.18.0.3",
+        ]
+    );
+    // Ownership follows: the old route and address are no longer claimed.
+    let st = r.state().unwrap();
+    let routes: Vec<String> = st.owned.routes.iter().map(lvs_agent::diff::route_text).collect();
+    assert_eq!(routes, ["0.0.0.0/0 via 198.18.0.3", "198.18.0.100/32 dev lo"]);
+    assert!(!st.owned.addresses.iter().any(|a| a.address.to_string() == "198.18.0.11/24"));
+}
