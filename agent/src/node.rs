@@ -152,10 +152,15 @@ pub struct Agent<S: System + 'static> {
     health: Health,
     clock: Mutex<Option<Reading>>,
     lease: Mutex<Option<Lease>>,
+    /// Why the start-up re-apply failed, while it is being retried.
+    startup: Mutex<Option<String>>,
 }
 
 /// How often the clock is measured.
 const CLOCK_PERIOD: Duration = Duration::from_secs(5);
+/// First and longest wait between start-up re-apply attempts.
+const START_RETRY_MIN: Duration = Duration::from_secs(1);
+const START_RETRY_MAX: Duration = Duration::from_secs(60);
 
 impl<S: System + 'static> Agent<S> {
     /// An agent for `node` over `sys`, persisting in `store`.
@@ -167,6 +172,7 @@ impl<S: System + 'static> Agent<S> {
             health: Health::default(),
             clock: Mutex::new(None),
             lease: Mutex::new(None),
+            startup: Mutex::new(None),
         })
     }
 
@@ -180,10 +186,63 @@ impl<S: System + 'static> Agent<S> {
         &self.events
     }
 
-    /// Re-apply the persisted spec (addresses and IPVS rules do not survive a reboot),
-    /// start the health checks and the clock timer.
+    /// Start the clock timer and the health checks, and re-apply the persisted spec
+    /// (addresses and IPVS rules do not survive a reboot). The checks and the clock run
+    /// whatever the re-apply does: a director whose gateway is missing at boot still
+    /// health-checks its real servers. A failed re-apply is retried with back-off (1 s
+    /// doubling to 60 s) until it succeeds; until then `status` shows why.
     pub async fn start(self: &Arc<Self>) -> Result<Option<Report>, AgentError> {
-        let r = self.rec.reapply_stored().await?;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(a) = me.upgrade() else { return };
+                a.measure_clock().await;
+                drop(a);
+                tokio::time::sleep(CLOCK_PERIOD).await;
+            }
+        });
+        let first = self.start_once().await;
+        if let Err(e) = &first {
+            *self.startup.lock().expect("startup") = Some(e.to_string());
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut wait = START_RETRY_MIN;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    let Some(a) = me.upgrade() else { return };
+                    if a.startup.lock().expect("startup").is_none() {
+                        return; // an admin's apply got there first
+                    }
+                    match a.start_once().await {
+                        Ok(_) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, retry_in = ?wait * 2, "start-up re-apply failed again");
+                            *a.startup.lock().expect("startup") = Some(e.to_string());
+                        }
+                    }
+                    wait = (wait * 2).min(START_RETRY_MAX);
+                }
+            });
+        }
+        // Health checks follow the stored spec even when it could not be re-applied.
+        if first.is_err()
+            && let Ok(st) = self.rec.state()
+            && let Some(spec) = &st.spec
+        {
+            self.health.sync(spec, &st.runtime, &self.rec, &self.events);
+        }
+        first
+    }
+
+    async fn start_once(self: &Arc<Self>) -> Result<Option<Report>, AgentError> {
+        let r = match self.rec.reapply_stored().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.events.emit("start", format!("re-applying the stored spec FAILED: {e}"));
+                return Err(e.into());
+            }
+        };
+        *self.startup.lock().expect("startup") = None;
         if let Some(r) = &r {
             self.events.emit(
                 "start",
@@ -196,16 +255,12 @@ impl<S: System + 'static> Agent<S> {
             );
         }
         self.after_change()?;
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(a) = me.upgrade() else { return };
-                a.measure_clock().await;
-                drop(a);
-                tokio::time::sleep(CLOCK_PERIOD).await;
-            }
-        });
         Ok(r)
+    }
+
+    /// Whether the reconciler answers within `within` (the watchdog's question).
+    pub async fn responsive(&self, within: Duration) -> bool {
+        self.rec.responsive(within).await
     }
 
     /// Every `every`, compare the node with its accepted spec; on drift (someone deleted
@@ -349,6 +404,9 @@ impl<S: System + 'static> Agent<S> {
                 return Err(e.into());
             }
         };
+        // The admin's apply supersedes a failed start-up and acknowledges a recovered state.
+        *self.startup.lock().expect("startup") = None;
+        self.rec.store().clear_recovery();
         let applied = r.actions.iter().filter(|a| a.outcome == crate::apply::Outcome::Applied).count();
         self.events.emit(
             "apply",
@@ -372,7 +430,29 @@ impl<S: System + 'static> Agent<S> {
         if let Some(server) = ntp {
             self.measure_clock_against(server).await;
         }
-        let state = self.rec.state()?;
+        let mut checks = Vec::new();
+        // A damaged state file is reported, not a reason to stop answering.
+        let state = match self.rec.state() {
+            Ok(s) => s,
+            Err(e) => {
+                checks.push(CheckResult {
+                    check: "state file readable".into(),
+                    ok: false,
+                    detail: e.to_string(),
+                });
+                State::default()
+            }
+        };
+        if let Some(note) = self.rec.store().recovery() {
+            checks.push(CheckResult { check: "state file intact".into(), ok: false, detail: note });
+        }
+        if let Some(e) = self.startup.lock().expect("startup").clone() {
+            checks.push(CheckResult {
+                check: "stored spec re-applied at start".into(),
+                ok: false,
+                detail: format!("{e} (retrying with back-off; `lvsctl apply` also clears this)"),
+            });
+        }
         let (drift, foreign) = match self.rec.drift().await {
             Ok(Some(r)) => (r.actions.into_iter().map(|a| a.action).collect(), r.foreign),
             Ok(None) => (Vec::new(), Vec::new()),
@@ -382,10 +462,9 @@ impl<S: System + 'static> Agent<S> {
             self.measure_clock().await;
         }
         let clock = self.clock.lock().expect("clock").clone();
-        let mut checks = match &state.spec {
-            Some(s) => checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await,
-            None => Vec::new(),
-        };
+        if let Some(s) = &state.spec {
+            checks.extend(checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await);
+        }
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
             checks.push(vip_ready(s, &drift));
         }

@@ -110,6 +110,18 @@ impl<S: System> Reconciler<S> {
         &self.sys
     }
 
+    /// The state store (its recovery note).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the reconciler can take its lock within `within`: false means an apply or
+    /// live change has been stuck that long (every kernel call has its own deadline, so a
+    /// healthy one never is) and the agent should be restarted by its watchdog.
+    pub async fn responsive(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.lock.lock()).await.is_ok()
+    }
+
     /// The persisted state.
     pub fn state(&self) -> Result<State, StoreError> {
         self.store.load()

@@ -45,8 +45,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let tls = crate::tls::server_config(&config.tls).context("loading certificates")?;
     if args.check {
+        let state = Store::new(&config.state_dir).inspect().context("checking the state file")?;
         println!(
-            "{}: node {}, listen {}, certificates readable",
+            "{}: node {}, listen {}, certificates readable; state: {state}",
             args.config.display(),
             config.node,
             config.listen
@@ -67,13 +68,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
     }
     agent.spawn_healer(config.heal_interval);
-    let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(Service(agent), controller_only);
+    let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(
+        Service(Arc::clone(&agent)),
+        controller_only,
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    spawn_watchdog();
+    spawn_watchdog(Arc::clone(&agent));
     Server::builder()
         .tls_config(tls)?
         .timeout(Duration::from_secs(120))
@@ -85,13 +89,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_watchdog() {
+/// Feed systemd's watchdog only while the reconciler answers: every kernel call has a
+/// deadline, so a reconcile lock held for half the watchdog period means the agent is
+/// wedged, and systemd should restart it (it re-applies its stored spec at start).
+fn spawn_watchdog<S: crate::system::System + 'static>(agent: Arc<Agent<S>>) {
     let Some(timeout) = sd_notify::watchdog_enabled() else { return };
     let period = timeout / 2;
     tokio::spawn(async move {
         loop {
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-            tokio::time::sleep(period).await;
+            let started = tokio::time::Instant::now();
+            if agent.responsive(period).await {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            } else {
+                warn!(waited = ?period, "reconciler unresponsive; not feeding the watchdog");
+            }
+            tokio::time::sleep_until(started + period).await;
         }
     });
 }

@@ -85,32 +85,127 @@ pub enum StoreError {
         /// Why.
         source: serde_json::Error,
     },
+    /// The file does not parse and there is no good previous copy to fall back to.
+    #[error(
+        "state file {path} is damaged ({cause}) and has no good previous copy; the agent refuses \
+         changes rather than forget what it owns: inspect the file, then move it aside and run \
+         `lvsctl apply` (objects it had created are then reported as foreign, never removed)"
+    )]
+    Unrecoverable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
 }
 
-/// The state file under the agent's state directory.
+/// The state file under the agent's state directory, with the previous good copy beside
+/// it (`state.json.prev`). Every save keeps the file it replaces as the previous copy, so a
+/// `state.json` damaged on disk (a bad sector, an admin's editor, a full disk in the
+/// middle of someone else's write) costs at most the last save, never the ownership
+/// records: [`Store::load`] falls back to the previous copy, keeps the damaged file for
+/// inspection and says so ([`Store::recovery`]).
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
+    recovered: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Store {
     /// A store at `<dir>/state.json`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("state.json") }
+        Self { path: dir.join("state.json"), recovered: Default::default() }
     }
 
-    /// Load, or the empty state when there is no file yet.
-    pub fn load(&self) -> Result<State, StoreError> {
-        match std::fs::read(&self.path) {
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn prev_path(&self) -> PathBuf {
+        self.path.with_extension("json.prev")
+    }
+
+    /// What the last recovery from a damaged state file did, if there was one since start.
+    pub fn recovery(&self) -> Option<String> {
+        self.recovered.lock().expect("recovery note").clone()
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<State>, StoreError> {
+        match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)
-                .map_err(|source| StoreError::Corrupt { path: self.path.clone(), source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(source) => Err(StoreError::Io { path: self.path.clone(), source }),
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt { path: path.to_path_buf(), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path: path.to_path_buf(), source }),
         }
     }
 
-    /// Write atomically: a crash leaves the old or the new file, never a torn one.
+    /// Load, or the empty state when there is no file yet. A damaged file is replaced by
+    /// the previous good copy (the damaged one is kept as `state.json.corrupt`); when
+    /// there is no good copy either, the error says what to do.
+    pub fn load(&self) -> Result<State, StoreError> {
+        let corrupt = match self.read(&self.path) {
+            Ok(s) => return Ok(s.unwrap_or_default()),
+            Err(e @ StoreError::Io { .. }) => return Err(e),
+            Err(e) => e,
+        };
+        let prev = self.prev_path();
+        let Ok(Some(good)) = self.read(&prev) else {
+            return Err(StoreError::Unrecoverable { path: self.path.clone(), cause: corrupt.to_string() });
+        };
+        let io = |source| StoreError::Io { path: self.path.clone(), source };
+        let kept = self.path.with_extension("json.corrupt");
+        std::fs::rename(&self.path, &kept).map_err(io)?;
+        self.write(&good)?;
+        let note = format!(
+            "{corrupt}; recovered generation {} and its ownership records from {} (the damaged file is {})",
+            good.generation,
+            prev.display(),
+            kept.display()
+        );
+        tracing::error!(state = %self.path.display(), "{note}");
+        *self.recovered.lock().expect("recovery note") = Some(note);
+        Ok(good)
+    }
+
+    /// Forget the recovery note (an admin's apply has re-asserted the definition since).
+    pub fn clear_recovery(&self) {
+        *self.recovered.lock().expect("recovery note") = None;
+    }
+
+    /// What [`Store::load`] would find, without changing anything: for `lvs-agent --check`.
+    pub fn inspect(&self) -> Result<String, StoreError> {
+        match self.read(&self.path) {
+            Ok(None) => Ok("no accepted spec yet".into()),
+            Ok(Some(s)) => Ok(format!("generation {} accepted", s.generation)),
+            Err(e @ StoreError::Io { .. }) => Err(e),
+            Err(corrupt) => match self.read(&self.prev_path()) {
+                Ok(Some(good)) => Ok(format!(
+                    "{corrupt}; the agent will recover generation {} from {} at start",
+                    good.generation,
+                    self.prev_path().display()
+                )),
+                _ => Err(StoreError::Unrecoverable { path: self.path.clone(), cause: corrupt.to_string() }),
+            },
+        }
+    }
+
+    /// Write atomically: a crash leaves the old or the new file, never a torn one; the
+    /// file replaced becomes the previous good copy.
     pub fn save(&self, state: &State) -> Result<(), StoreError> {
+        let io = |source| StoreError::Io { path: self.path.clone(), source };
+        if matches!(self.read(&self.path), Ok(Some(_))) {
+            // Link, then rename over the old copy: `.prev` is always a whole file.
+            let tmp = self.path.with_extension("json.prev.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::hard_link(&self.path, &tmp).map_err(io)?;
+            std::fs::rename(&tmp, self.prev_path()).map_err(io)?;
+        }
+        self.write(state)
+    }
+
+    fn write(&self, state: &State) -> Result<(), StoreError> {
         let io = |source| StoreError::Io { path: self.path.clone(), source };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
