@@ -253,8 +253,17 @@ async fn flush<S: System + 'static>(
                     }
                 }
             }
-            // The kernel change failed: the old state stays; the probes decide again.
-            Err(e) => tracing::warn!(error = %e, transitions = batch.len(), "health transitions not applied"),
+            // The kernel change failed: nothing is recorded, the old state stays and the
+            // probes decide again; the failure is reported, never a quarantine claimed.
+            Err(e) => {
+                tracing::warn!(error = %e, transitions = batch.len(), "health transitions not applied");
+                let t = table.lock().expect("health table");
+                for x in &batch {
+                    if let Some(h) = t.get(&x.key) {
+                        events.emit("health", format!("{} {} — NOT in force: {e}", h.dest, x.why));
+                    }
+                }
+            }
         }
     }
 }

@@ -50,7 +50,9 @@ impl From<ReconcileError> for AgentError {
             | ReconcileError::Preflight(_)
             | ReconcileError::NoSpec => AgentError::Refused(e.to_string()),
             ReconcileError::NotInSpec(_) => AgentError::NotFound(e.to_string()),
-            ReconcileError::Observe(_) | ReconcileError::Store(_) => AgentError::Failed(e.to_string()),
+            ReconcileError::Observe(_) | ReconcileError::Store(_) | ReconcileError::NotInForce(_) => {
+                AgentError::Failed(e.to_string())
+            }
         }
     }
 }

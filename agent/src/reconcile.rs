@@ -58,6 +58,9 @@ pub enum ReconcileError {
     /// A live change names something the spec does not have.
     #[error("{0}")]
     NotInSpec(String),
+    /// A live IPVS change did not take effect; it was not recorded.
+    #[error("IPVS change not in force, nothing recorded: {0}")]
+    NotInForce(String),
 }
 
 /// One action and what became of it.
@@ -177,9 +180,14 @@ impl<S: System> Reconciler<S> {
         self.apply_locked(spec).await
     }
 
-    /// Change the runtime layer (admin weights, quarantine) of the accepted spec with `f`,
-    /// persist it, and make the kernel follow — all under the apply lock, so a live
-    /// change never interleaves with an apply.
+    /// Change the runtime layer (admin weights, quarantine, a clear) of the accepted spec
+    /// with `f` and make the IPVS table follow — under the apply lock, so a live change
+    /// never interleaves with an apply.
+    ///
+    /// Only the IPVS part of the node is touched: a drain or a quarantine must reach the
+    /// kernel even when something unrelated (a gateway, a VIP) cannot be applied right now.
+    /// The change is recorded only if the kernel shows it afterwards; otherwise the runtime
+    /// layer is put back as it was and the error says what the kernel still differs in.
     pub async fn update_runtime<T>(
         &self,
         f: impl FnOnce(&NodeSpec, &mut state::Runtime) -> Result<T, ReconcileError>,
@@ -187,10 +195,50 @@ impl<S: System> Reconciler<S> {
         let _guard = self.lock.lock().await;
         let mut st = self.store.load()?;
         let spec = st.spec.clone().ok_or(ReconcileError::NoSpec)?;
+        let before = st.runtime.clone();
         let t = f(&spec, &mut st.runtime)?;
+        if st.runtime == before {
+            return Ok((t, report(&spec, &Plan::default(), Vec::new(), Vec::new())));
+        }
+        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        if observed.ipvs.is_none() {
+            return Err(ReconcileError::NotInForce("this kernel has no IPVS (load ip_vs)".into()));
+        }
+        let plan = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
+        for a in &plan.actions {
+            claim(&mut st, &spec, a);
+        }
         self.store.save(&st)?;
-        let r = self.apply_locked(&spec).await?;
-        Ok((t, r))
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+            }
+        }
+        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        let after = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
+        let drift: Vec<String> = after.actions.iter().map(ToString::to_string).collect();
+        if !drift.is_empty() {
+            st.runtime = before;
+            self.store.save(&st)?;
+            let failed: Vec<String> = plan
+                .actions
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(a, o)| match o {
+                    Outcome::Failed(e) => Some(format!("{a}: {e}")),
+                    _ => None,
+                })
+                .collect();
+            warn!(node = %self.node, ?drift, ?failed, "live IPVS change not in force; not recorded");
+            return Err(ReconcileError::NotInForce(format!(
+                "the kernel does not show it ({}); failed: {}",
+                drift.join("; "),
+                if failed.is_empty() { "nothing reported".into() } else { failed.join("; ") }
+            )));
+        }
+        self.store.save(&st)?;
+        Ok((t, report(&spec, &plan, outcomes, drift)))
     }
 
     async fn apply_locked(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
@@ -257,6 +305,13 @@ fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec
         foreign: plan.foreign.clone(),
         drift_after,
     }
+}
+
+/// The IPVS part of a plan: what the runtime layer (weights, quarantine, clear) changes.
+fn ipvs_only(mut plan: Plan) -> Plan {
+    plan.actions.retain(|a| matches!(a, Action::Ipvs(_)));
+    plan.conflicts.clear();
+    plan
 }
 
 /// Record ownership of what an action will create.

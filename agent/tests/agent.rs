@@ -93,3 +93,79 @@ async fn a_malformed_lease_id_is_refused_and_poisons_nothing() {
     assert!(is_conflict(&a.plan(&spec, "other", TTL).await.unwrap_err()));
     a.apply(&spec, "0123456789abcdef").await.expect("the lease mutex still works");
 }
+
+// --- item 3: live IPVS changes reach the kernel on their own, and only what it shows is recorded ---
+
+async fn converged_director() -> (Arc<Agent<FakeSystem>>, Arc<FakeSystem>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let a = Agent::new("director", Arc::clone(&sys), Store::new(dir.path()));
+    assert!(a.apply(&spec_of("director"), "").await.unwrap().converged());
+    (a, sys, dir)
+}
+
+fn web() -> lvs_proto::spec::ServiceKey {
+    spec_of("director").virtual_services[0].key
+}
+
+fn kernel_weight(sys: &FakeSystem, dest: &str) -> Option<u32> {
+    let addr: std::net::SocketAddr = dest.parse().unwrap();
+    sys.ipvs
+        .lock()
+        .unwrap()
+        .as_ref()?
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .find(|d| d.dest.addr == addr)
+        .map(|d| d.dest.weight)
+}
+
+#[tokio::test]
+async fn a_drain_reaches_ipvs_while_an_unrelated_part_of_the_node_cannot_be_applied() {
+    let (a, sys, _d) = converged_director().await;
+    // Someone removed the VIP alias and the kernel now refuses to add it back.
+    sys.addresses.lock().unwrap().retain(|x| x.address.to_string() != "198.18.0.100/32");
+    *sys.fail_on.lock().unwrap() = Some("add address eth1 198.18.0.100".into());
+    let v =
+        a.set_weight(web(), "198.18.0.11:80".parse().unwrap(), Some(0)).await.expect("the drain is applied");
+    assert_eq!(v.weight, 0);
+    assert_eq!(kernel_weight(&sys, "198.18.0.11:80"), Some(0), "the kernel shows the drain");
+    let last = sys.calls.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last, "ipvs edit destination 198.18.0.11:80 of TCP 198.18.0.100:80", "only IPVS was touched");
+}
+
+#[tokio::test]
+async fn a_weight_change_the_kernel_refuses_is_reported_and_not_recorded() {
+    let (a, sys, dir) = converged_director().await;
+    *sys.fail_on.lock().unwrap() = Some("ipvs edit destination".into());
+    let e = a.set_weight(web(), "198.18.0.11:80".parse().unwrap(), Some(0)).await.unwrap_err();
+    assert!(e.to_string().contains("not in force"), "{e}");
+    assert_eq!(kernel_weight(&sys, "198.18.0.11:80"), Some(1));
+    let st = Store::new(dir.path()).load().unwrap();
+    assert!(
+        st.runtime.weights.is_empty(),
+        "nothing recorded that the kernel does not show: {:?}",
+        st.runtime
+    );
+}
+
+#[tokio::test]
+async fn a_quarantine_reaches_ipvs_on_its_own_and_a_refused_one_is_not_recorded() {
+    let (a, sys, dir) = converged_director().await;
+    let rec = lvs_agent::reconcile::Reconciler::new("director", Arc::clone(&sys), Store::new(dir.path()));
+    drop(a);
+    let key = lvs_agent::state::override_key(&web(), "198.18.0.12:80".parse().unwrap());
+    // An unrelated failure (the VIP cannot be re-added) does not hold the quarantine back.
+    sys.addresses.lock().unwrap().retain(|x| x.address.to_string() != "198.18.0.100/32");
+    *sys.fail_on.lock().unwrap() = Some("add address".into());
+    let k = key.clone();
+    rec.update_runtime(move |_, rt| Ok(rt.quarantined.insert(k))).await.expect("quarantine applied");
+    assert_eq!(kernel_weight(&sys, "198.18.0.12:80"), Some(0));
+    // Lifting it while the kernel refuses IPVS changes: reported, and still quarantined.
+    *sys.fail_on.lock().unwrap() = Some("ipvs".into());
+    let k = key.clone();
+    let e = rec.update_runtime(move |_, rt| Ok(rt.quarantined.remove(&k))).await.unwrap_err();
+    assert!(matches!(e, lvs_agent::reconcile::ReconcileError::NotInForce(_)), "{e}");
+    assert!(rec.state().unwrap().runtime.quarantined.contains(&key));
+    assert_eq!(kernel_weight(&sys, "198.18.0.12:80"), Some(0));
+}
