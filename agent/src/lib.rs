@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod diff;
+pub mod door;
 pub mod events;
 pub mod facts;
 pub mod fake;

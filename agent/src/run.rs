@@ -2,15 +2,12 @@
 //! tell systemd we are ready and keep its watchdog fed, stop cleanly on SIGTERM.
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::grpc::{Service, controller_only};
 use crate::netlink::NetSystem;
 use crate::node::Agent;
 use crate::state::Store;
@@ -68,22 +65,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
     }
     agent.spawn_healer(config.heal_interval);
-    let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(
-        Service(Arc::clone(&agent)),
-        controller_only,
-    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    if config.listen.ip().is_unspecified() {
+        warn!(
+            listen = %config.listen,
+            "listening on every address, the VIPs included: set listen to this node's agent address"
+        );
+    }
     info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     spawn_watchdog(Arc::clone(&agent));
-    Server::builder()
-        .tls_config(tls)?
-        .timeout(Duration::from_secs(120))
-        .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown())
-        .await?;
+    crate::door::serve(agent, listener, tls, crate::door::Limits::default(), shutdown()).await?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopped");
     Ok(())

@@ -1,11 +1,11 @@
 //! The agent's side of mutual TLS: its identity, the cluster CA as the only trust anchor
 //! for clients, and the rule that only the controller may call (see
-//! [`lvs_proto::identity`]). rustls (via tonic) refuses plaintext, unknown CAs and expired
+//! [`lvs_proto::identity`]). rustls refuses plaintext, unknown CAs and expired
 //! certificates during the handshake; [`authorize`] refuses a valid certificate that is
 //! not the controller's.
 use std::path::Path;
+use std::sync::Arc;
 
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::TlsPaths;
@@ -31,16 +31,40 @@ fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     Ok(b)
 }
 
+fn tls_err(what: &'static str, path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError { what, path: path.display().to_string(), reason: e.to_string() }
+}
+
 /// The server TLS configuration: our certificate, client certificates required and
-/// checked against the cluster CA.
-pub fn server_config(paths: &TlsPaths) -> Result<ServerTlsConfig, TlsError> {
+/// checked against the cluster CA (only), TLS 1.2+ on ring, HTTP/2 by ALPN.
+pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let ca = read_pem("CA certificate", &paths.ca)?;
     let cert = read_pem("agent certificate", &paths.cert)?;
     let key = read_pem("agent key", &paths.key)?;
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert, key))
-        .client_ca_root(Certificate::from_pem(ca))
-        .timeout(std::time::Duration::from_secs(10)))
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&ca) {
+        let c = c.map_err(|e| tls_err("CA certificate", &paths.ca, e))?;
+        roots.add(c).map_err(|e| tls_err("CA certificate", &paths.ca, e))?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_err("agent certificate", &paths.cert, e))?;
+    let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| tls_err("agent key", &paths.key, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|e| tls_err("CA certificate", &paths.ca, e))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err("agent certificate", &paths.cert, e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_err("agent certificate", &paths.cert, e))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// URI subject-alternative names of a DER certificate.

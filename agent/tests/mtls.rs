@@ -1,24 +1,29 @@
-//! The agent's door: real certificates from `lvsctl pki`, a real tonic/rustls server on
-//! loopback. Only the controller's certificate gets in; plaintext, an unknown CA, an
-//! expired certificate and another agent's certificate are refused, and the controller
-//! refuses an agent whose certificate names another node. (The kernel side is a fake here:
-//! these tests are about who may talk, not what is changed.)
+//! The agent's door: real certificates from `lvsctl pki`, the agent's own server
+//! ([`lvs_agent::door::serve`], as the daemon runs it) on loopback, and the controller's
+//! own client ([`lvs_controller::fleet::Fleet`], as `lvsctl` dials). Only the controller's
+//! certificate gets in; each impostor is refused for its own reason, asserted by name:
+//! plaintext, no certificate, an unknown CA, an expired certificate, another agent's
+//! certificate, and (controller side) an agent whose certificate names another node.
+//! (The kernel side is a fake: these tests are about who may talk, not what is changed.)
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lvs_agent::config::TlsPaths;
 use lvs_agent::fake::FakeSystem;
-use lvs_agent::grpc::{Service, controller_only};
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
+use lvs_controller::fleet::Fleet;
 use lvs_controller::pki::{Pair, Pki};
-use lvs_proto::pb::{self, agent_client::AgentClient, agent_server::AgentServer};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server};
+use lvs_proto::pb::{self, agent_client::AgentClient};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 
 struct Bed {
     addr: SocketAddr,
     pki: Pki,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn bed() -> Bed {
@@ -32,53 +37,51 @@ async fn bed() -> Bed {
         Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), Store::new(&dir.path().join("state")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        Server::builder()
-            .tls_config(tls)
-            .unwrap()
-            .add_service(AgentServer::with_interceptor(Service(agent), controller_only))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    Bed { addr, pki, _dir: dir }
+    let limits = lvs_agent::door::Limits::default();
+    tokio::spawn(lvs_agent::door::serve(agent, listener, tls, limits, std::future::pending()));
+    Bed { addr, pki, dir }
 }
 
 fn pem(p: &std::path::Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
-async fn client(
-    addr: SocketAddr,
-    ca: &[u8],
-    me: Option<&Pair>,
-    name: &str,
-) -> Result<AgentClient<Channel>, String> {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(name);
-    if let Some(p) = me {
-        tls = tls.identity(Identity::from_pem(pem(&p.cert), pem(&p.key)));
-    }
-    let ch = Endpoint::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(AgentClient::new(ch))
+/// The controller's fleet over `pki`, with both rs1 and rs2 pointing at the bed's agent
+/// (which is rs1): dialling `rs2` is the "wrong node answered" case.
+fn fleet(b: &Bed, pki: &Pki) -> Fleet {
+    let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"{}\"", b.addr)).replace(
+        "agent = \"198.18.0.12:7443\"",
+        &format!("agent = \"[::ffff:127.0.0.1]:{}\"", b.addr.port()),
+    );
+    let cluster = lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster;
+    Fleet::new(&cluster, pki, Duration::from_secs(5)).unwrap()
 }
 
-async fn facts(c: Result<AgentClient<Channel>, String>) -> Result<pb::Facts, String> {
-    let mut c = c?;
-    c.facts(pb::FactsRequest {})
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+async fn facts(f: &Fleet, node: &str) -> Result<pb::Facts, String> {
+    f.call(node, |mut c| async move { c.facts(pb::FactsRequest {}).await }).await
+}
+
+/// A PKI directory holding our CA certificate (so the client trusts the agent) but the
+/// controller certificate and key of `from`.
+fn impostor_pki(b: &Bed, from: &Pair) -> Pki {
+    let d = b.dir.path().join(format!("impostor-{}", rand_suffix()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(b.pki.ca().cert, d.join("ca.pem")).unwrap();
+    std::fs::copy(&from.cert, d.join("controller.pem")).unwrap();
+    std::fs::copy(&from.key, d.join("controller.key")).unwrap();
+    Pki::new(d)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 #[tokio::test]
 async fn the_controller_gets_in() {
     let b = bed().await;
-    let f =
-        facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs1").await).await.unwrap();
+    let f = facts(&fleet(&b, &b.pki), "rs1").await.unwrap();
     assert_eq!(f.node, "rs1");
 }
 
@@ -86,69 +89,63 @@ async fn the_controller_gets_in() {
 async fn another_agents_certificate_is_refused() {
     let b = bed().await;
     let other = b.pki.issue_agent("rs2", false).unwrap();
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&other), "rs1").await).await.unwrap_err();
-    assert!(e.contains("PermissionDenied") && e.contains("not the controller"), "{e}");
+    let e = facts(&fleet(&b, &impostor_pki(&b, &other)), "rs1").await.unwrap_err();
+    assert!(e.starts_with("permission denied: client certificate is not the controller's"), "{e}");
 }
 
 #[tokio::test]
-async fn no_client_certificate_is_refused() {
+async fn no_client_certificate_is_refused_in_the_handshake() {
     let b = bed().await;
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), None, "rs1").await).await.unwrap_err();
-    assert!(!e.is_empty());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pem(&b.pki.ca().cert)))
+        .domain_name("rs1");
+    let ch: Channel =
+        Endpoint::from_shared(format!("https://{}", b.addr)).unwrap().tls_config(tls).unwrap().connect_lazy();
+    let s = AgentClient::new(ch).facts(pb::FactsRequest {}).await.unwrap_err();
+    let e = lvs_controller::fleet::describe(&s);
+    assert!(e.contains("CertificateRequired"), "{e}");
 }
 
 #[tokio::test]
 async fn plaintext_is_refused() {
     let b = bed().await;
-    let r = async {
-        let ch = Endpoint::from_shared(format!("http://{}", b.addr))
-            .unwrap()
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        AgentClient::new(ch).facts(pb::FactsRequest {}).await.map_err(|s| s.to_string())
-    }
-    .await;
-    assert!(r.is_err(), "a plaintext call must fail");
+    let ch = Endpoint::from_shared(format!("http://{}", b.addr)).unwrap().connect_lazy();
+    let s = AgentClient::new(ch).facts(pb::FactsRequest {}).await.unwrap_err();
+    // The door closes a connection that does not speak TLS: no gRPC answer at all.
+    assert!(matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable), "{s:?}");
+    assert!(s.message().contains("transport error") || s.message().contains("connect"), "{s:?}");
 }
 
 #[tokio::test]
-async fn a_certificate_of_another_ca_is_refused() {
+async fn a_certificate_of_another_ca_is_refused_in_the_handshake() {
     let b = bed().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rogue = Pki::new(dir.path());
+    let rogue = Pki::new(b.dir.path().join("rogue"));
     rogue.init("rogue", false).unwrap();
-    // The rogue controller trusts our CA (to get past its own check) but presents its own cert.
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&rogue.controller()), "rs1").await)
-        .await
-        .unwrap_err();
-    assert!(!e.contains("node: \"rs1\""), "{e}");
+    let e = facts(&fleet(&b, &impostor_pki(&b, &rogue.controller())), "rs1").await.unwrap_err();
+    assert!(e.contains("UnknownCA"), "{e}");
 }
 
 #[tokio::test]
-async fn an_expired_controller_certificate_is_refused() {
+async fn an_expired_controller_certificate_is_refused_in_the_handshake() {
     let b = bed().await;
-    let dir = tempfile::tempdir().unwrap();
-    let old = Pair { cert: dir.path().join("old.pem"), key: dir.path().join("old.key") };
+    let old = Pair { cert: b.dir.path().join("old.pem"), key: b.dir.path().join("old.key") };
     b.pki.issue_controller_at(old.clone(), -1).unwrap();
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&old), "rs1").await).await;
-    assert!(e.is_err(), "expired certificate accepted: {e:?}");
+    let e = facts(&fleet(&b, &impostor_pki(&b, &old)), "rs1").await.unwrap_err();
+    assert!(e.contains("CertificateExpired"), "{e}");
 }
 
 #[tokio::test]
 async fn the_controller_refuses_an_agent_that_is_not_the_node_it_dialled() {
     let b = bed().await;
     // The agent listening is rs1; dialling it as rs2 must fail the server-name check.
-    let e = facts(client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs2").await)
-        .await
-        .unwrap_err();
-    assert!(!e.is_empty());
+    let e = facts(&fleet(&b, &b.pki), "rs2").await.unwrap_err();
+    assert!(e.contains("not valid for name") && e.contains("rs2"), "{e}");
 }
 
 #[tokio::test]
 async fn a_malformed_spec_gets_invalid_argument_and_changes_nothing() {
     let b = bed().await;
-    let mut c = client(b.addr, &pem(&b.pki.ca().cert), Some(&b.pki.controller()), "rs1").await.unwrap();
+    let mut c = fleet(&b, &b.pki).client("rs1").unwrap();
     let spec = pb::NodeSpec {
         node: "rs1".into(),
         role: pb::Role::RealServer as i32,

@@ -13,6 +13,7 @@ fn the_unit_verifies_and_is_hardened() {
         "ProtectSystem=strict",
         "StateDirectory=lvs-agent",
         "NoNewPrivileges=yes",
+        "LimitNOFILE=",
     ] {
         assert!(UNIT.contains(must), "unit lacks {must}");
     }
