@@ -15,14 +15,11 @@ use std::time::{Duration, Instant};
 
 use lvs_agent::config::TlsPaths;
 use lvs_agent::fake::FakeSystem;
-use lvs_agent::grpc::{Service, controller_only};
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
 use lvs_controller::commands::{Ctx, apply, status};
 use lvs_controller::fleet::Fleet;
 use lvs_controller::pki::Pki;
-use lvs_proto::pb::agent_server::AgentServer;
-use tonic::transport::Server;
 
 /// Address of node `i` (0: router, 1: director, 2..: real servers).
 fn addr(i: usize) -> String {
@@ -110,12 +107,8 @@ async fn fleetbed(n: usize) -> Fleetbed {
         let listen: SocketAddr = node.agent.parse().unwrap();
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
         servers.push(tokio::spawn(async move {
-            let _ = Server::builder()
-                .tls_config(tls)
-                .unwrap()
-                .add_service(AgentServer::with_interceptor(Service(agent), controller_only))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await;
+            let limits = lvs_agent::door::Limits::default();
+            let _ = lvs_agent::door::serve(agent, listener, tls, limits, std::future::pending()).await;
         }));
     }
     Fleetbed { cluster, pki, _dir: dir, servers }
