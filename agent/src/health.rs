@@ -54,7 +54,12 @@ struct Transition {
     why: String,
 }
 
-type Sender = tokio::sync::mpsc::UnboundedSender<Transition>;
+type Sender = tokio::sync::mpsc::Sender<Transition>;
+
+/// Transitions waiting for the flusher. Each destination's task re-decides on every probe
+/// until its transition is in force, so a full queue loses nothing: the decision is
+/// simply made again one interval later.
+const MAX_QUEUED: usize = 4096;
 
 /// The checker of one agent.
 #[derive(Default)]
@@ -100,7 +105,7 @@ impl Health {
         let tx = {
             let mut f = self.flusher.lock().expect("health flusher");
             let (tx, _) = f.get_or_insert_with(|| {
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
                 (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone())))
             });
             tx.clone()
@@ -201,14 +206,14 @@ async fn run(key: String, hc: HealthCheckSpec, stagger: Duration, table: Table, 
         if let Some((quarantine, why)) = transition {
             // Until the flusher has applied it, later probes may decide it again: the
             // flusher drops decisions that are already in force.
-            let _ = tx.send(Transition { key: key.clone(), quarantine, why });
+            let _ = tx.try_send(Transition { key: key.clone(), quarantine, why });
         }
     }
 }
 
 /// Apply queued transitions, everything queued at once as one runtime change.
 async fn flush<S: System + 'static>(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Transition>,
+    mut rx: tokio::sync::mpsc::Receiver<Transition>,
     table: Table,
     rec: Arc<Reconciler<S>>,
     events: Events,

@@ -8,6 +8,29 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// The most of a response body that is read. A health check looks for a substring near
+/// the top of a status page and `verify` for the first line; a server (or anything
+/// answering on its address) that sends more cannot make the agent buffer it.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Read at most `cap` bytes of `body`; the rest is not read (the connection is closed).
+async fn read_capped(mut body: hyper::body::Incoming, cap: usize) -> Result<Bytes, String> {
+    let mut out = bytes::BytesMut::new();
+    while out.len() < cap {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => return Err(format!("body: {e}")),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    let take = data.len().min(cap - out.len());
+                    out.extend_from_slice(&data[..take]);
+                }
+            }
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// What a GET returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -47,7 +70,7 @@ async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Result<Response, 
     let exchange = async {
         let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        let body = read_capped(resp.into_body(), MAX_BODY).await?;
         Ok(Response { status, body })
     };
     // The connection task must be polled while the response is read; it may finish first

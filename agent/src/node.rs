@@ -613,9 +613,18 @@ impl<S: System + 'static> Agent<S> {
             match r {
                 Ok(resp) if resp.status < 500 => {
                     v.answered += 1;
-                    let line = resp.first_line();
+                    let mut line = resp.first_line();
+                    if line.len() > MAX_PROBE_LINE {
+                        let cut = (0..=MAX_PROBE_LINE).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+                        line.truncate(cut);
+                        line.push('…');
+                    }
                     if req.count <= 64 {
                         v.sequence.push(line.clone());
+                    }
+                    // A tally per real server: a handful of keys, whatever answers.
+                    if v.bodies.len() >= MAX_PROBE_BODIES && !v.bodies.contains_key(&line) {
+                        line = "(other)".into();
                     }
                     *v.bodies.entry(line).or_default() += 1;
                 }
@@ -647,6 +656,11 @@ fn check_lease_id(id: &str) -> Result<(), AgentError> {
     }
     Ok(())
 }
+
+/// Longest first line kept from a probe's answer.
+const MAX_PROBE_LINE: usize = 120;
+/// Most distinct first lines tallied by one probe; the rest count as `(other)`.
+const MAX_PROBE_BODIES: usize = 64;
 
 fn push_distinct(v: &mut Vec<String>, e: String) {
     if v.len() < 5 && !v.contains(&e) {
