@@ -138,6 +138,15 @@ impl System for FakeSystem {
     async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
         Ok(Vec::new())
     }
+    async fn ipvs_count_connections(
+        &self,
+        dests: &[std::net::SocketAddr],
+        _tcp_timeout_s: u32,
+        _live_within_s: u32,
+    ) -> SysResult<Vec<lvs_ipvs::conn::DestCount>> {
+        self.read("count IPVS connections")?;
+        Ok(vec![lvs_ipvs::conn::DestCount::default(); dests.len()])
+    }
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
         self.pause().await;
         let mut out = Vec::new();

@@ -87,6 +87,31 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new(ipvs_view(&v)))
     }
 
+    async fn live_connections(
+        &self,
+        req: Request<pb::LiveConnectionsRequest>,
+    ) -> Result<Response<pb::LiveConnectionsReply>, Status> {
+        let r = req.into_inner();
+        let dests: Vec<SocketAddr> = r
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| socket(&format!("destinations[{i}]"), d))
+            .collect::<Result<_, _>>()?;
+        let counts = self.0.live_connections(&dests, r.live_within_s).await.map_err(status)?;
+        Ok(Response::new(pb::LiveConnectionsReply {
+            counts: dests
+                .iter()
+                .zip(counts)
+                .map(|(d, c)| pb::DestinationConnections {
+                    destination: d.to_string(),
+                    live: c.live,
+                    total: c.total,
+                })
+                .collect(),
+        }))
+    }
+
     async fn clear_ipvs(&self, _: Request<pb::ClearIpvsRequest>) -> Result<Response<pb::Report>, Status> {
         let rep = self.0.clear_ipvs().await.map_err(status)?;
         Ok(Response::new(report(&rep)))

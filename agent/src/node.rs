@@ -529,6 +529,27 @@ impl<S: System + 'static> Agent<S> {
         Ok(IpvsView { info, timeouts, services, connections })
     }
 
+    /// Connections of each of `dests` now (see [`lvs_ipvs::conn::count`]).
+    pub async fn live_connections(
+        &self,
+        dests: &[SocketAddr],
+        live_within_s: u32,
+    ) -> Result<Vec<lvs_ipvs::conn::DestCount>, AgentError> {
+        if dests.len() > MAX_COUNTED_DESTINATIONS {
+            return Err(AgentError::Invalid(format!(
+                "destinations: at most {MAX_COUNTED_DESTINATIONS} at a time"
+            )));
+        }
+        let sys = self.rec.system();
+        let fail = |e: crate::system::SystemError| AgentError::Failed(e.to_string());
+        let (_, timeouts) = sys
+            .ipvs_info()
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))?;
+        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(fail)
+    }
+
     /// Withdraw every IPVS service this agent created until the next apply (foreign ones
     /// stay). The report lists what was removed.
     pub async fn clear_ipvs(self: &Arc<Self>) -> Result<Report, AgentError> {
@@ -656,6 +677,9 @@ fn check_lease_id(id: &str) -> Result<(), AgentError> {
     }
     Ok(())
 }
+
+/// Most destinations one `LiveConnections` call may name.
+const MAX_COUNTED_DESTINATIONS: usize = 1024;
 
 /// Longest first line kept from a probe's answer.
 const MAX_PROBE_LINE: usize = 120;

@@ -87,6 +87,14 @@ pub trait System: Send + Sync {
     ) -> impl Future<Output = SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>>> + Send;
     /// The IPVS connection table (empty without IPVS).
     fn ipvs_connections(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::Connection>>> + Send;
+    /// Connections per destination of `dests` (same order), counted without keeping the
+    /// table; `live`: ESTABLISHED and reset within `live_within_s` of `tcp_timeout_s`.
+    fn ipvs_count_connections(
+        &self,
+        dests: &[std::net::SocketAddr],
+        tcp_timeout_s: u32,
+        live_within_s: u32,
+    ) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::DestCount>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
     fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<Result<(), String>>>> + Send;
 }

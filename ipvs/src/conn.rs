@@ -72,9 +72,84 @@ pub fn read() -> std::io::Result<Vec<Connection>> {
     Ok(parse(&text).0)
 }
 
+/// Connections of one destination, as the drain wait needs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestCount {
+    /// Entries for the destination, in any state.
+    pub total: u32,
+    /// ESTABLISHED entries whose timer was reset within `live_within_s` (see [`count`]).
+    pub live: u32,
+}
+
+/// Count, per destination in `dests`, the entries of a connection table read line by line
+/// from `r`, without keeping any entry: the memory used does not depend on the table's
+/// size. An entry is *live* when it is ESTABLISHED and its timer (reset to `tcp_timeout_s`
+/// by every client packet) has `live_within_s` or less gone: in DR the director never
+/// sees the real server's FIN, so an ESTABLISHED entry idle for longer is a dead one
+/// waiting out its 900 s.
+pub fn count(
+    r: impl std::io::BufRead,
+    dests: &[SocketAddr],
+    tcp_timeout_s: u32,
+    live_within_s: u32,
+) -> std::io::Result<Vec<DestCount>> {
+    let mut out = vec![DestCount::default(); dests.len()];
+    for line in r.lines().skip(1) {
+        let line = line?;
+        let mut f = line.split_ascii_whitespace();
+        let (Some(_), Some(_), Some(_), Some(_), Some(_)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let (Some(daddr), Some(dport), Some(state), Some(expires)) = (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some(dest) = sock(daddr, dport) else { continue };
+        let Some(i) = dests.iter().position(|d| *d == dest) else { continue };
+        out[i].total += 1;
+        let expires: u32 = expires.parse().unwrap_or(0);
+        if state == "ESTABLISHED" && expires + live_within_s >= tcp_timeout_s {
+            out[i].live += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// [`count`] over the connection table of the calling thread's network namespace
+/// (empty without IPVS).
+pub fn count_table(
+    dests: &[SocketAddr],
+    tcp_timeout_s: u32,
+    live_within_s: u32,
+) -> std::io::Result<Vec<DestCount>> {
+    let f = std::fs::File::open("/proc/thread-self/net/ip_vs_conn")
+        .or_else(|_| std::fs::File::open("/proc/net/ip_vs_conn"));
+    match f {
+        Ok(f) => count(std::io::BufReader::with_capacity(64 * 1024, f), dests, tcp_timeout_s, live_within_s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![DestCount::default(); dests.len()]),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_per_destination_without_keeping_entries() {
+        let text = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
+TCP C613000A E23C C6120064 0050 C612000C 0050 ESTABLISHED     899\n\
+TCP C613000A E23D C6120064 0050 C612000C 0050 ESTABLISHED     300\n\
+TCP C613000A E23E C6120064 0050 C612000C 0050 FIN_WAIT        118\n\
+TCP C613000A E23F C6120064 0050 C612000B 0050 ESTABLISHED     890\n\
+garbage\n";
+        let dests = ["198.18.0.12:80".parse().unwrap(), "198.18.0.13:80".parse().unwrap()];
+        let c = count(text.as_bytes(), &dests, 900, 15).unwrap();
+        assert_eq!(c[0], DestCount { total: 3, live: 1 });
+        assert_eq!(c[1], DestCount::default());
+    }
 
     #[test]
     fn parses_ipv4_and_ipv6_entries() {

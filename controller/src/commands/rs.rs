@@ -73,24 +73,28 @@ pub async fn set_weight(
 /// A connection whose IPVS timer was reset this recently still carries traffic.
 const LIVE_WITHIN_S: u32 = 15;
 
-/// Live connections of each placement now, from the directors' connection tables.
+/// Live connections of each placement now, counted by each director's agent.
 ///
 /// IPVS's own "active" count cannot be trusted in DR: the director never sees the real
 /// server's replies, so a connection that died by a reset stays ESTABLISHED until its
 /// 900 s timer runs out. Every packet from the client resets that timer to the TCP
-/// timeout, so an ESTABLISHED entry idle for more than [`LIVE_WITHIN_S`] is dead.
+/// timeout, so an ESTABLISHED entry idle for more than [`LIVE_WITHIN_S`] is dead. The
+/// agent reads its connection table itself and answers with one count per destination,
+/// whatever the table's size.
 pub async fn active(ctx: &Ctx, places: &[Placement]) -> Result<u32, String> {
+    let mut by_director: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for p in places {
+        by_director.entry(p.director.as_str()).or_default().push(p.dest.to_string());
+    }
     let mut total = 0;
-    for (_, t) in super::ipvs::tables(ctx, true).await {
-        let t = t?;
-        let tcp = t.timeouts.map_or(900, |x| x.tcp);
-        for c in &t.connections {
-            let mine = places.iter().any(|p| c.destination == p.dest.to_string());
-            let live = c.state == "ESTABLISHED" && c.expires_s + LIVE_WITHIN_S >= tcp;
-            if mine && live {
-                total += 1;
-            }
-        }
+    for (director, destinations) in by_director {
+        let req = pb::LiveConnectionsRequest { destinations, live_within_s: LIVE_WITHIN_S };
+        let r = ctx
+            .fleet
+            .call(director, |mut c| async move { c.live_connections(req).await })
+            .await
+            .map_err(|e| format!("{director}: {e}"))?;
+        total += r.counts.iter().map(|c| c.live).sum::<u32>();
     }
     Ok(total)
 }
