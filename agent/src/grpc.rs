@@ -322,5 +322,20 @@ fn status_view(node: &str, v: &StatusView) -> pb::Status {
                 checked: h.probes > 0,
             })
             .collect(),
+        overrides: v
+            .state
+            .spec
+            .iter()
+            .flat_map(|s| &s.virtual_services)
+            .flat_map(|vs| vs.destinations.iter().map(move |d| (vs, d)))
+            .filter_map(|(vs, d)| {
+                let w = v.state.runtime.weights.get(&crate::state::override_key(&vs.key, d.address))?;
+                Some(pb::WeightOverride {
+                    service: Some((&vs.key).into()),
+                    destination: d.address.to_string(),
+                    weight: *w,
+                })
+            })
+            .collect(),
     }
 }

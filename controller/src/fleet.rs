@@ -13,6 +13,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::model::Cluster;
 use crate::pki::Pki;
 
+/// HTTP/2 ping interval and the time to wait for its answer.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// A gRPC client of one agent.
 pub type Client = AgentClient<Channel>;
 
@@ -91,7 +94,12 @@ impl Fleet {
             .tls_config(self.tls.clone().domain_name(node))
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(self.deadline.min(Duration::from_secs(5)))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // An agent that vanished (host down, process stopped, cable pulled) is noticed
+            // within ~10 s even on an idle channel, e.g. by `lvsctl events`.
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
         let ch = ep.connect_lazy();
         channels.insert(node.to_string(), ch.clone());
         Ok(AgentClient::new(ch).max_decoding_message_size(64 << 20))
@@ -103,11 +111,25 @@ impl Fleet {
     where
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_within(node, self.deadline, f).await
+    }
+
+    /// [`Fleet::call`] with a deadline of its own, for calls whose work is known to take
+    /// longer than one request (a probe of N requests).
+    pub async fn call_within<T, Fut>(
+        &self,
+        node: &str,
+        deadline: Duration,
+        f: impl FnOnce(Client) -> Fut,
+    ) -> Result<T, String>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let client = self.client(node).map_err(|e| e.to_string())?;
-        match tokio::time::timeout(self.deadline, f(client)).await {
+        match tokio::time::timeout(deadline, f(client)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(s)) => Err(describe(&s)),
-            Err(_) => Err(format!("no answer within {} ms", self.deadline.as_millis())),
+            Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
         }
     }
 

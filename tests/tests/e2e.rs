@@ -207,17 +207,24 @@ fn the_articles_lab_end_to_end() {
         &[ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap(), "rollout"],
         "rollout7.log",
     );
+    // Cut it right after the first server drained (its "rs1: drained in … s; applying"
+    // line), not at the final "applying generation … to the rest".
     let cut = poll(Duration::from_secs(20), Duration::from_millis(20), || {
         std::fs::read_to_string(lab.dir.join("rollout7.log"))
             .ok()
-            .filter(|l| l.contains("applying"))
+            .filter(|l| l.lines().any(|x| x.starts_with("rs1: drained in ")))
             .map(|_| ())
     });
     assert!(cut.is_some(), "rollout started");
     lab.kill(pid as i32, "KILL");
     let first = lab.wait(pid, "rollout7.log");
     println!("first rollout, killed:\n{first}");
+    assert!(
+        !first.contains("rs2: draining") && !first.contains("done;"),
+        "the first run was cut short:\n{first}"
+    );
     let t = ok(&lab.lvsctl(&["rollout"]));
+    assert!(t.contains("rollout: resuming generation 4"), "the second run resumed:\n{t}");
     assert!(t.contains("rollout: generation 4 done"), "{t}");
     let report = stop_load(&mut lab, load);
     println!("load during the interrupted rollout: {report}");
@@ -235,7 +242,18 @@ fn the_articles_lab_end_to_end() {
     assert_eq!(n, 0, "{v:#}");
     ok(&lab.lvsctl(&["status"]));
     ok(&lab.lvsctl(&["ipvs", "list", "--stats"]));
-    ok(&lab.lvsctl(&["ipvs", "save"]));
+    let ours = ok(&lab.lvsctl(&["ipvs", "save"]));
+    let referee = text(&lab.exec("director", &["ipvsadm", "-S", "-n"]));
+    let lines = |s: &str| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| l.starts_with('-'))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(lines(&ours), lines(&referee), "ipvs save vs ipvsadm -S -n:\n{ours}\n---\n{referee}");
 
     step("9. ipvs clear withdraws only what lvs-dr manages; apply restores it");
     assert!(lab.exec("director", &["ipvsadm", "-A", "-u", "198.18.0.200:53", "-s", "rr"]).status.success());
@@ -249,5 +267,26 @@ fn the_articles_lab_end_to_end() {
         referee.contains("UDP  198.18.0.200:53") && referee.contains("TCP  198.18.0.100:80"),
         "{referee}"
     );
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(4));
+
+    step("10. a rollout never lifts an admin's drain");
+    ok(&lab.lvsctl(&["rs", "drain", "rs1"]));
+    let next = edit(
+        &next,
+        &[
+            ("generation = 4", "generation = 5"),
+            ("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 2 }"),
+        ],
+    );
+    lab.redefine(&next);
+    let t = ok(&lab.lvsctl(&["rollout"]));
+    assert!(t.contains("rollout: generation 5 done"), "{t}");
+    assert!(!t.contains("rs1: draining"), "rs1 is not a change to roll because an admin drained it:\n{t}");
+    assert_eq!(
+        (kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.12:80")),
+        (Some(0), Some(2)),
+        "rs1 still drained, rs2 rolled"
+    );
+    ok(&lab.lvsctl(&["rs", "enable", "rs1"]));
     assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(4));
 }

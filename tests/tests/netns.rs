@@ -218,3 +218,34 @@ fn drift_is_reported_on_the_event_stream_and_healed() {
     );
     assert!(log.contains("rs1 heal: generation 1 re-applied") && log.contains("converged true"), "{log}");
 }
+
+#[test]
+fn events_say_when_an_agent_vanishes_and_comes_back() {
+    let Some(mut lab) = Lab::up_as_root("nsv", LAB) else { return };
+    let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
+    let cmd = [
+        ctl.to_str().unwrap(),
+        "-f",
+        def.to_str().unwrap(),
+        "--pki",
+        pki.to_str().unwrap(),
+        "events",
+        "--node",
+        "rs1",
+    ];
+    let pid = lab.spawn("admin", &cmd, "events.log");
+    std::thread::sleep(Duration::from_millis(800));
+    // The agent stops answering without closing anything (a hung host): only HTTP/2
+    // keepalive can tell; without it the stream waits for ever.
+    let agent = lab.pid_of("agent-rs1").expect("rs1's agent");
+    lab.kill(agent, "STOP");
+    let t0 = std::time::Instant::now();
+    let lost = poll(Duration::from_secs(30), Duration::from_millis(100), || {
+        std::fs::read_to_string(lab.dir.join("events.log")).ok().filter(|l| l.contains("# rs1: "))
+    });
+    lab.kill(agent, "CONT");
+    let log = lost.unwrap_or_else(|| panic!("no word of rs1 vanishing after 30 s"));
+    println!("rs1 reported lost after {:?}: {log}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    lab.kill(pid as i32, "TERM");
+}

@@ -6,10 +6,13 @@
 //! 3. wait until the director's health check sees it answering (a fresh probe);
 //! 4. give it its new weight; record it as done; next.
 //!
-//! Then the directors and the rest get the new generation and the live weights are
-//! cleared (the spec now says the same). Progress is kept in a file beside the definition,
-//! so a rollout cut off at any point resumes where it stopped; the first failure stops it
-//! with the failed server put back in service at its old weight.
+//! Then the directors and the rest get the new generation and the live weights the rollout
+//! set are cleared (the spec now says the same). An admin's drain or weight is never
+//! lifted; a quarantined server is reported and skipped (it carries no traffic and gets
+//! its spec with the rest). Progress is kept in a file beside the definition, so a rollout
+//! cut off at any point resumes where it stopped. The first failure stops it: a server
+//! whose drain failed goes back in service as it was; one whose apply or health check
+//! failed stays drained. The rollout's lease is renewed every 20 s while it runs.
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +50,31 @@ pub struct Progress {
     /// reservation made by the interrupted run is its own.
     #[serde(default)]
     pub lease: String,
+    /// Real servers this rollout drained and left drained (its apply failed): their
+    /// weight-0 override is the rollout's, not an admin's, and is lifted once they roll.
+    #[serde(default)]
+    pub left_drained: Vec<String>,
 }
+
+/// What the directors say about a real server before its turn.
+#[derive(Debug, Clone, Default)]
+struct LiveState {
+    /// (placement index, admin weight) for placements an admin has overridden.
+    overrides: Vec<(usize, u32)>,
+    /// Directors whose health check has it quarantined.
+    quarantined_on: Vec<String>,
+}
+
+/// Why a step failed, and whether the server may go back into service.
+struct StepError {
+    msg: String,
+    /// The failure came before the apply: the server is as it was, only drained.
+    before_apply: bool,
+}
+
+/// How often the rollout renews its lease on every node while it runs (the lease lasts
+/// 60 s; a rollout can take far longer: each server drains and is health-checked).
+const LEASE_RENEW: Duration = Duration::from_secs(20);
 
 /// Where the progress of `ctx`'s rollout is kept.
 pub fn progress_path(ctx: &Ctx) -> PathBuf {
@@ -62,8 +89,69 @@ fn save(path: &PathBuf, p: &Progress) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Run it.
+/// Run it, renewing the rollout's lease on every node for as long as it runs.
 pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    let lease = std::sync::Mutex::new(String::new());
+    let renew = async {
+        loop {
+            tokio::time::sleep(LEASE_RENEW).await;
+            let id = lease.lock().expect("lease").clone();
+            if !id.is_empty() {
+                let renewed = super::apply::plan_all(ctx, &id).await;
+                for (n, r) in renewed.iter().filter(|(_, r)| r.is_err()) {
+                    tracing::warn!(node = %n, error = ?r.as_ref().err(), "rollout lease not renewed");
+                }
+            }
+        }
+    };
+    tokio::select! {
+        r = run(ctx, opts, out, &lease) => r,
+        () = renew => unreachable!("the renewal loop never ends"),
+    }
+}
+
+/// What the directors say of every placement now: admin overrides and quarantine.
+async fn live_states(ctx: &Ctx) -> Result<Vec<(String, pb::Status)>, CmdError> {
+    let directors = ctx.nodes_with(Role::Director);
+    let mut out = Vec::new();
+    for (d, r) in ctx
+        .fleet
+        .each(&directors, |_, mut c| async move { c.status(pb::StatusRequest::default()).await })
+        .await
+    {
+        let s = r.map_err(|e| CmdError::Usage(format!("rollout: cannot read {d}'s status: {e}")))?;
+        out.push((d, s));
+    }
+    Ok(out)
+}
+
+fn live_state(statuses: &[(String, pb::Status)], places: &[Placement]) -> LiveState {
+    let mut st = LiveState::default();
+    for (i, p) in places.iter().enumerate() {
+        let k = p.service.to_string();
+        let dest = p.dest.to_string();
+        let Some((_, s)) = statuses.iter().find(|(d, _)| *d == p.director) else { continue };
+        let same = |svc: &Option<pb::ServiceKey>, d: &str| {
+            d == dest && svc.as_ref().map(key_text) == Some(k.clone())
+        };
+        if let Some(o) = s.overrides.iter().find(|o| same(&o.service, &o.destination)) {
+            st.overrides.push((i, o.weight));
+        }
+        if s.health.iter().any(|h| h.quarantined && same(&h.service, &h.destination))
+            && !st.quarantined_on.contains(&p.director)
+        {
+            st.quarantined_on.push(p.director.clone());
+        }
+    }
+    st
+}
+
+async fn run(
+    ctx: &Ctx,
+    opts: RolloutOptions,
+    out: &mut dyn Write,
+    lease_cell: &std::sync::Mutex<String>,
+) -> Result<ExitCode, CmdError> {
     let path = progress_path(ctx);
     let mut progress = std::fs::read(&path)
         .ok()
@@ -74,6 +162,7 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             generation: ctx.cluster.generation,
             done: vec![],
             lease: super::apply::new_lease(),
+            left_drained: vec![],
         });
     if progress.lease.is_empty() {
         progress.lease = super::apply::new_lease();
@@ -84,6 +173,7 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
     }
     save(&path, &progress)?;
     let lease = progress.lease.clone();
+    *lease_cell.lock().expect("lease") = lease.clone();
     let plans = super::apply::plan_all(ctx, &lease).await;
     if let Some((n, Err(e))) = plans.iter().find(|(_, r)| r.is_err()) {
         super::apply::release(ctx, &lease).await;
@@ -102,23 +192,49 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             }
         }
     }
+    let statuses = live_states(ctx).await?;
     let mut servers = ctx.nodes_with(Role::RealServer);
     servers.sort();
-    let mut rolled = Vec::new();
+    // (server, placements whose live weight the rollout clears at the end)
+    let mut rolled: Vec<(String, Vec<Placement>)> = Vec::new();
+    let mut skipped = Vec::new();
     for rs in &servers {
         let places = placements(ctx, rs).unwrap_or_default();
+        let mut state = live_state(&statuses, &places);
+        if progress.left_drained.contains(rs) {
+            // That weight 0 is this rollout's own, from a failed step: not an admin's drain.
+            state.overrides.clear();
+        }
+        let admin = |i: usize| state.overrides.iter().find(|(j, _)| *j == i).map(|(_, w)| *w);
+        // The rollout clears (at the end) only live weights it set itself: an admin's
+        // drain or weight stays in force.
+        let ours: Vec<Placement> =
+            places.iter().enumerate().filter(|(i, _)| admin(*i).is_none()).map(|(_, p)| p.clone()).collect();
         let live_of = |p: &Placement| {
             let k = p.service.to_string();
             live.iter().find(|(lk, a, _)| *lk == k && *a == p.dest.to_string()).map(|(_, _, w)| *w)
         };
         let spec_changes =
             plans.iter().any(|(n, r)| n == rs && r.as_ref().is_ok_and(|r| !r.actions.is_empty()));
-        let weight_changes = places.iter().any(|p| live_of(p).is_some_and(|w| w != p.weight));
+        // A live weight that differs because an admin set it is not a change to roll.
+        let weight_changes = places
+            .iter()
+            .enumerate()
+            .any(|(i, p)| admin(i).is_none() && live_of(p).is_some_and(|w| w != p.weight));
         if progress.done.contains(rs) {
-            rolled.push((rs.clone(), places));
+            rolled.push((rs.clone(), ours));
             continue;
         }
         if !(opts.all || spec_changes || weight_changes) {
+            continue;
+        }
+        if !state.quarantined_on.is_empty() {
+            writeln!(
+                out,
+                "{rs}: SKIPPED: quarantined by the health check on {}; it carries no traffic and gets its spec with the rest",
+                state.quarantined_on.join(", ")
+            )?;
+            skipped.push(rs.clone());
             continue;
         }
         // Only what the directors have now can be drained; a new destination arrives with
@@ -126,28 +242,42 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
         let present: Vec<Placement> = places.iter().filter(|p| live_of(p).is_some()).cloned().collect();
         writeln!(out, "{rs}: draining")?;
         if let Err(e) = step(ctx, rs, &present, &lease, opts, out).await {
-            writeln!(out, "{rs}: FAILED {e}")?;
-            let back = set_weight(ctx, &present, None).await;
-            let restored = back.iter().all(|(_, r)| r.is_ok());
-            writeln!(
-                out,
-                "rollout: stopped at {rs}; {rs} {}; {} done; run `lvsctl rollout` again to resume",
-                if restored {
-                    "is back in service at its old weight"
-                } else {
-                    "could NOT be put back in service"
-                },
-                if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") }
-            )?;
+            writeln!(out, "{rs}: FAILED {}", e.msg)?;
+            let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
+            if e.before_apply {
+                // Nothing changed on the server: back in service as it was.
+                let back = restore(ctx, &places, &state.overrides).await;
+                writeln!(
+                    out,
+                    "rollout: stopped at {rs}; {rs} {}; {done} done; run `lvsctl rollout` again to resume",
+                    if back {
+                        "is back in service at its old weight"
+                    } else {
+                        "could NOT be put back in service"
+                    },
+                )?;
+            } else {
+                // Its apply or health check failed: never send traffic to it.
+                if !progress.left_drained.contains(rs) {
+                    progress.left_drained.push(rs.clone());
+                }
+                save(&path, &progress)?;
+                writeln!(
+                    out,
+                    "rollout: stopped at {rs}; {rs} STAYS DRAINED (weight 0) until it is fixed; {done} done; \
+                     run `lvsctl rollout` again to resume"
+                )?;
+            }
             return Ok(ExitCode::from(EXIT_NODE_FAILED));
         }
-        for p in &places {
-            let _ = set_weight(ctx, std::slice::from_ref(p), Some(p.weight)).await;
-        }
+        restore_with_spec(ctx, &places, &state.overrides).await;
+        progress.left_drained.retain(|x| x != rs);
         progress.done.push(rs.clone());
         save(&path, &progress)?;
-        writeln!(out, "{rs}: done, weight restored")?;
-        rolled.push((rs.clone(), places));
+        let kept =
+            if state.overrides.is_empty() { String::new() } else { " (the admin's live weight kept)".into() };
+        writeln!(out, "{rs}: done, weight restored{kept}")?;
+        rolled.push((rs.clone(), ours));
     }
     // Everyone else (directors, router, unchanged servers) gets the generation; the live
     // weights go away, the spec now carries them.
@@ -173,7 +303,34 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
         ctx.cluster.generation,
         rolled.len()
     )?;
+    if !skipped.is_empty() {
+        writeln!(
+            out,
+            "rollout: {} quarantined, not rolled (see `lvsctl status`): {}",
+            skipped.len(),
+            skipped.join(", ")
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Put `places` back as they were before the drain: the admin's weight where there was
+/// one, the spec's (no override) elsewhere. Whether every director took it.
+async fn restore(ctx: &Ctx, places: &[Placement], overrides: &[(usize, u32)]) -> bool {
+    let mut ok = true;
+    for (i, p) in places.iter().enumerate() {
+        let w = overrides.iter().find(|(j, _)| *j == i).map(|(_, w)| *w);
+        ok &= set_weight(ctx, std::slice::from_ref(p), w).await.iter().all(|(_, r)| r.is_ok());
+    }
+    ok
+}
+
+/// After a successful step: the new spec weight, or the admin's where there was one.
+async fn restore_with_spec(ctx: &Ctx, places: &[Placement], overrides: &[(usize, u32)]) {
+    for (i, p) in places.iter().enumerate() {
+        let w = overrides.iter().find(|(j, _)| *j == i).map_or(p.weight, |(_, w)| *w);
+        let _ = set_weight(ctx, std::slice::from_ref(p), Some(w)).await;
+    }
 }
 
 async fn step(
@@ -183,11 +340,13 @@ async fn step(
     lease: &str,
     opts: RolloutOptions,
     out: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
+    let before = |msg: String| StepError { msg, before_apply: true };
+    let after = |msg: String| StepError { msg, before_apply: false };
     for (p, r) in set_weight(ctx, present, Some(0)).await {
-        r.map_err(|e| format!("drain on {}: {e}", p.director))?;
+        r.map_err(|e| before(format!("drain on {}: {e}", p.director)))?;
     }
-    let took = wait_drained(ctx, present, opts.drain_timeout).await?;
+    let took = wait_drained(ctx, present, opts.drain_timeout).await.map_err(before)?;
     let _ = writeln!(out, "{rs}: drained in {:.1} s; applying", took.as_secs_f64());
     let req =
         pb::SpecRequest { spec: ctx.spec(rs).map(pb::NodeSpec::from), lease: lease.into(), lease_ttl_ms: 0 };
@@ -195,7 +354,7 @@ async fn step(
         .fleet
         .call(rs, |mut c| async move { c.apply(req).await })
         .await
-        .map_err(|e| format!("apply: {e}"))?;
+        .map_err(|e| after(format!("apply: {e}")))?;
     if !rep.converged {
         let failed: Vec<String> = rep
             .actions
@@ -203,10 +362,15 @@ async fn step(
             .filter(|a| !a.error.is_empty())
             .map(|a| format!("{}: {}", a.action, a.error))
             .collect();
-        return Err(format!("apply did not converge: {}", failed.join("; ")));
+        let still: Vec<&str> = rep.drift_after.iter().map(String::as_str).collect();
+        return Err(after(format!(
+            "apply did not converge: {}{}",
+            failed.join("; "),
+            if still.is_empty() { String::new() } else { format!("; still differs: {}", still.join("; ")) }
+        )));
     }
     let _ = writeln!(out, "{rs}: applied {} change(s); waiting for its health check", rep.actions.len());
-    wait_healthy(ctx, rs, present, opts.health_timeout).await?;
+    wait_healthy(ctx, rs, present, opts.health_timeout).await.map_err(after)?;
     Ok(())
 }
 

@@ -13,6 +13,9 @@ use lvs_proto::spec::{Role, ServiceKey};
 use super::{CmdError, Ctx, EXIT_UNHEALTHY, exit, json};
 use crate::render::key_text;
 
+/// Deadline of one request of the router's probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Counters of one service and its destinations.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Counters {
@@ -84,19 +87,21 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
             _ => "/".into(),
         };
         let before = counters(ctx, &key).await.map_err(CmdError::Usage)?;
-        let mut c = ctx.fleet.client(&router)?;
-        let probe = c
-            .probe(pb::ProbeRequest {
-                target: address.to_string(),
-                path,
-                host: None,
-                count: requests,
-                concurrency: 1,
-                timeout_ms: 2000,
-            })
+        let req = pb::ProbeRequest {
+            target: address.to_string(),
+            path,
+            host: None,
+            count: requests,
+            concurrency: 1,
+            timeout_ms: PROBE_TIMEOUT.as_millis() as u64,
+        };
+        // Sequential requests, each within PROBE_TIMEOUT: the call's own deadline.
+        let deadline = ctx.fleet.deadline + PROBE_TIMEOUT * requests;
+        let probe = ctx
+            .fleet
+            .call_within(&router, deadline, |mut c| async move { c.probe(req).await })
             .await
-            .map_err(|s| CmdError::Usage(format!("verify: {router}: {}", crate::fleet::describe(&s))))?
-            .into_inner();
+            .map_err(|e| CmdError::Usage(format!("verify: {router}: {e}")))?;
         // IPVS folds per-CPU counters into what it reports on a ~2 s timer: wait for them.
         let start = Instant::now();
         let mut after = counters(ctx, &key).await.map_err(CmdError::Usage)?;
