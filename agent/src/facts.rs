@@ -27,9 +27,7 @@ pub struct Facts {
     pub uptime_s: u64,
 }
 
-/// Every scheduler IPVS knows (`ip_vs_<name>` modules).
-pub const SCHEDULERS: [&str; 14] =
-    ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
+pub use lvs_proto::spec::SCHEDULERS;
 
 /// Gather the facts.
 pub async fn gather<S: System>(sys: &S) -> Facts {

@@ -144,12 +144,41 @@ fn connect() -> std::io::Result<Handle> {
 pub struct NetSystem {
     rtnl: Rtnl,
     ipvs: Mutex<Option<Ipvs>>,
+    /// Fault injection for the crash tests: SIGKILL this process before the change that
+    /// would exceed this many (`LVS_AGENT_FAULT_KILL_AFTER`). Never set in production.
+    kill_after: Option<std::sync::atomic::AtomicU32>,
 }
+
+/// Environment variable of the crash tests' fault hook (see [`NetSystem`]).
+pub const FAULT_KILL_AFTER: &str = "LVS_AGENT_FAULT_KILL_AFTER";
 
 impl NetSystem {
     /// Open an rtnetlink connection (its task runs on the current tokio runtime).
     pub fn new() -> std::io::Result<Self> {
-        Ok(Self { rtnl: Rtnl::new()?, ipvs: Mutex::new(None) })
+        let kill_after = std::env::var(FAULT_KILL_AFTER).ok().and_then(|v| v.parse().ok());
+        if let Some(n) = kill_after {
+            warn!(changes = n, "fault injection: this agent kills itself before change {}", n + 1);
+        }
+        Ok(Self {
+            rtnl: Rtnl::new()?,
+            ipvs: Mutex::new(None),
+            kill_after: kill_after.map(std::sync::atomic::AtomicU32::new),
+        })
+    }
+
+    /// The crash tests' hook: called before every change to the kernel.
+    fn before_change(&self) {
+        let Some(left) = &self.kill_after else { return };
+        if left
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
+            .is_err()
+        {
+            // SAFETY: kill and getpid have no preconditions; this ends the process as
+            // `kill -9` would, mid-apply, which is the point.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
     }
 
     async fn link_index(&self, name: &str) -> SysResult<u32> {
@@ -307,6 +336,7 @@ impl System for NetSystem {
     }
 
     async fn add_address(&self, a: &Address) -> SysResult<()> {
+        self.before_change();
         let op = op_address("add", a);
         let index = self.link_index(&a.interface).await?;
         let mut req = self.rtnl.handle().address().add(index, a.address.addr(), a.address.prefix_len());
@@ -317,6 +347,7 @@ impl System for NetSystem {
     }
 
     async fn del_address(&self, a: &Address) -> SysResult<()> {
+        self.before_change();
         let op = op_address("remove", a);
         let Some((msg, _)) = self.address_messages().await?.into_iter().find(|(_, x)| x == a) else {
             return Ok(()); // already gone: the goal is met
@@ -329,6 +360,7 @@ impl System for NetSystem {
     }
 
     async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
+        self.before_change();
         let op = format!("add route {}", crate::diff::route_text(r));
         let oif = match &r.device {
             Some(d) => Some(self.link_index(d).await?),
@@ -370,6 +402,7 @@ impl System for NetSystem {
     }
 
     async fn del_route(&self, r: &Route) -> SysResult<()> {
+        self.before_change();
         let op = format!("remove route {}", crate::diff::route_text(r));
         let Some((msg, _)) = self.route_messages().await?.into_iter().find(|(_, x)| x == r) else {
             return Ok(());
@@ -386,6 +419,7 @@ impl System for NetSystem {
     }
 
     async fn set_sysctl(&self, key: &str, value: &str) -> SysResult<()> {
+        self.before_change();
         tokio::fs::write(proc_path(key), value)
             .await
             .map_err(|e| SystemError::new(format!("set {key} = {value}"), e))
@@ -435,6 +469,7 @@ impl System for NetSystem {
     }
 
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+        self.before_change();
         let r = self
             .with_ipvs(async |ipvs: &mut Ipvs| ipvs.apply(ops).await)
             .await

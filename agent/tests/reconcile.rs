@@ -54,9 +54,12 @@ async fn generations_stale_and_conflicting_are_refused() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
     let v2 = spec_of(&LAB.replace("generation = 1", "generation = 2"), "rs1");
     r.apply(&v2).await.unwrap();
+    let (calls_before, state_before) = (calls(&r), r.state().unwrap());
     let v1 = spec_of(LAB, "rs1");
     let e = r.apply(&v1).await.unwrap_err();
     assert!(matches!(e, ReconcileError::Stale { stored: 2, got: 1 }), "{e}");
+    assert_eq!(calls(&r), calls_before, "a stale spec changes nothing in the kernel");
+    assert_eq!(r.state().unwrap(), state_before, "nor in the stored state");
     let other = spec_of(
         &LAB.replace("generation = 1", "generation = 2")
             .replace("max_offset = \"1s\"", "max_offset = \"2s\""),
@@ -65,6 +68,8 @@ async fn generations_stale_and_conflicting_are_refused() {
     let e = r.apply(&other).await.unwrap_err();
     assert!(matches!(e, ReconcileError::Conflict { generation: 2, .. }), "{e}");
     assert!(e.to_string().contains("bump the generation"));
+    assert_eq!(calls(&r), calls_before, "a conflicting spec changes nothing in the kernel");
+    assert_eq!(r.state().unwrap(), state_before, "nor in the stored state");
     assert!(r.apply(&v2).await.unwrap().actions.is_empty(), "same generation, same content: fine");
 }
 

@@ -17,9 +17,7 @@ use crate::definition::{CheckDef, Definition, NodeDef, PersistenceDef, RealServe
 use crate::diagnostics::{Diagnostic, KeyPath};
 use crate::model::{Cluster, Interface, Lan, Node, RealServer, Service, TimeSource, Vip};
 
-/// Schedulers of the mainline kernel (`ip_vs_<name>.ko`).
-pub const SCHEDULERS: &[&str] =
-    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
+pub use lvs_proto::spec::SCHEDULERS;
 
 /// The kernel keeps a persistence timeout as `seconds × HZ` in 32 bits; with HZ up to
 /// 1000 this is the largest value that cannot overflow.

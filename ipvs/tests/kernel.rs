@@ -131,12 +131,11 @@ fn every_service_kind_round_trips() {
         dumped.sort_by_key(|s| s.key);
         let mut want = services.clone();
         want.sort_by_key(|s| s.key);
-        for (d, w) in dumped.iter().zip(&want) {
-            assert_eq!(
-                (d.key, &d.scheduler, d.flags.settable(), d.timeout),
-                (w.key, &w.scheduler, w.flags.0, 0)
-            );
-        }
+        // Whole lists: a short or long dump fails, not only a wrong entry.
+        let got: Vec<_> =
+            dumped.iter().map(|d| (d.key, d.scheduler.clone(), d.flags.settable(), d.timeout)).collect();
+        let exp: Vec<_> = want.iter().map(|w| (w.key, w.scheduler.clone(), w.flags.0, 0)).collect();
+        assert_eq!(got, exp);
     });
 }
 
@@ -423,9 +422,27 @@ fn capture_replies() {
         let dst = ipvs.query_raw(lvs_ipvs::wire::get_dests(&key), true, "dump").await.unwrap();
         let info = ipvs.query_raw(lvs_ipvs::wire::get_info(), false, "info").await.unwrap();
         let cfg = ipvs.query_raw(lvs_ipvs::wire::get_config(), false, "config").await.unwrap();
-        for (name, r) in [("service", &svc), ("dest", &dst), ("info", &info), ("config", &cfg)] {
+        // The stored fixtures (decode_replies.rs) must still be what this kernel sends:
+        // compared from the generic-netlink header on (the netlink header's sequence
+        // number and port id differ per socket). The table is fresh, so every counter is
+        // zero in both. A newer test kernel that changes the layout fails here.
+        let stored = [
+            ("service", include_str!("fixtures/service.hex")),
+            ("dest", include_str!("fixtures/dest.hex")),
+            ("info", include_str!("fixtures/info.hex")),
+            ("config", include_str!("fixtures/config.hex")),
+        ];
+        for ((name, r), (_, fixture)) in
+            [("service", &svc), ("dest", &dst), ("info", &info), ("config", &cfg)].into_iter().zip(stored)
+        {
             assert_eq!(r.len(), 1);
-            println!("FIXTURE {name} {}", hex(&r[0].1));
+            let fresh = hex(&r[0].1);
+            println!("FIXTURE {name} {fresh}");
+            assert_eq!(
+                &fresh[32..],
+                &fixture.trim()[32..],
+                "{name}: this kernel's reply differs from tests/fixtures/{name}.hex; re-capture it"
+            );
         }
         assert_eq!(lvs_ipvs::wire::decode_service(&svc[0].0).unwrap().service.timeout, 300);
         assert_eq!(lvs_ipvs::wire::decode_dest(&dst[0].0, false).unwrap().dest.weight, 2);

@@ -121,6 +121,12 @@ pub struct SysctlSpec {
     pub reason: String,
 }
 
+/// Schedulers of the mainline kernel (`ip_vs_<name>.ko`), the one list the validator and
+/// the agent share. `twos` came in Linux 6.2; the VM test holds this list against the
+/// modules the test kernel actually ships.
+pub const SCHEDULERS: &[&str] =
+    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
+
 /// The shortest health-check interval anyone may ask for. Faster probing buys little (a
 /// dead server is still noticed only after `fall` probes) and a spec from a stolen or buggy
 /// controller must not be able to turn the director's checker into a flood.

@@ -98,15 +98,29 @@ fn agents_apply_the_articles_settings_over_mtls() {
     // A stale generation is refused with a clear message; nothing changes.
     lab.redefine(&edit(LAB, &[("generation = 1", "generation = 3")]));
     assert!(lab.lvsctl(&a).status.success());
-    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 2")]));
+    // (It would move rs1's default route: the route is how "nothing changed" is seen.)
+    let default_route = |lab: &Lab| text(&lab.exec("rs1", &["ip", "route", "show", "default"]));
+    let before = default_route(&lab);
+    assert!(before.contains("via 198.18.0.1"), "{before}");
+    let moved = |g: &str| {
+        edit(
+            LAB,
+            &[
+                ("generation = 1", g),
+                (
+                    "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.1\"",
+                    "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.3\"",
+                ),
+            ],
+        )
+    };
+    lab.redefine(&moved("generation = 2"));
     let o = lab.lvsctl(&a);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("stale generation 2: this node already accepted generation 3"), "{}", text(&o));
+    assert_eq!(default_route(&lab), before, "the stale spec changed nothing");
     // Same generation, other content (another admin's definition): a conflict, not a mix.
-    lab.redefine(&edit(
-        LAB,
-        &[("generation = 1", "generation = 3"), ("max_offset = \"1s\"", "max_offset = \"2s\"")],
-    ));
+    lab.redefine(&moved("generation = 3"));
     let o = lab.lvsctl(&a);
     assert_eq!(o.status.code(), Some(3));
     assert!(
@@ -114,40 +128,50 @@ fn agents_apply_the_articles_settings_over_mtls() {
         "{}",
         text(&o)
     );
+    assert_eq!(default_route(&lab), before, "the conflicting spec changed nothing");
+    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 3")]));
+    let (_, st) = lab.json(&["status"]);
+    let rs1 = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "rs1").cloned().unwrap();
+    assert_eq!(rs1["generation"], 3, "the stored generation is still 3: {rs1:#}");
 }
 
 #[test]
 fn an_agent_killed_mid_apply_converges_when_started_again() {
     let Some(mut lab) = Lab::up_as_root("nsk", LAB) else { return };
     let a = ["apply", "--yes", "--node", "rs1", "--ignore-clock"];
+    // Restart rs1's agent with the crash hook: it kills itself (SIGKILL) before its 4th
+    // kernel change — after the default route and both arp_ignore sysctls, before the
+    // arp_announce ones, the hidden VIP and its route.
     let agent = lab.pid_of("agent-rs1").expect("agent pid");
-    // Start the apply and kill the agent while it works; which step it dies in varies.
-    let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let mut cmd = vec![ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap()];
-    cmd.extend(a);
-    let apply = lab.spawn("admin", &cmd, "apply1.log");
-    std::thread::sleep(Duration::from_millis(150));
-    lab.kill(agent, "KILL");
-    let _ = lab.wait(apply, "apply1.log");
-    // A "reboot": what the agent set is gone from the kernel too.
-    let _ = lab.exec("rs1", &["ip", "addr", "flush", "dev", "lo"]);
-    let _ = lab.exec("rs1", &["ip", "link", "set", "lo", "up"]);
-    // Start it again as the lab did; it re-applies its stored spec (if it got that far).
+    lab.kill(agent, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
     let (agent_bin, cfg) = (lvs_tests::bin("lvs-agent"), lab.dir.join("rs1/agent.toml"));
-    lab.spawn(
-        "rs1",
-        &[agent_bin.to_str().unwrap(), "--config", cfg.to_str().unwrap()],
-        "agent-rs1-again.log",
-    );
+    let (agent_bin, cfg) = (agent_bin.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
+    let fault = format!("{}=3", lvs_agent::netlink::FAULT_KILL_AFTER);
+    lab.spawn("rs1", &["env", &fault, &agent_bin, "--config", &cfg], "agent-rs1-faulty.log");
     let up = poll(Duration::from_secs(10), Duration::from_millis(100), || {
         lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ())
     });
-    assert!(up.is_some(), "agent did not come back");
-    let (ok, v) = lab.json(&a);
-    assert!(ok, "{v:#}");
+    assert!(up.is_some(), "faulty agent did not come up");
+
+    let o = lab.lvsctl(&a);
+    assert_eq!(o.status.code(), Some(3), "the node failed: {}", text(&o));
+    assert!(text(&o).contains("rs1: FAILED"), "{}", text(&o));
+    // The kernel holds exactly the first three changes.
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_ignore"), "1");
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/eth0/arp_ignore"), "1");
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_announce"), "0", "killed before the 4th change");
+    assert!(!has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, None), "no hidden VIP yet");
+
+    // Started again as the lab did (no fault): it re-applies its stored spec.
+    lab.spawn("rs1", &[&agent_bin, "--config", &cfg], "agent-rs1-again.log");
+    let converged = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")).then_some(())
+    });
+    assert!(converged.is_some(), "the restarted agent finished the stored spec by itself");
     let (ok, v) = lab.json(&a);
     assert!(ok && actions(&v) == 0, "converged and idempotent: {v:#}");
-    assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_announce"), "2");
 }
 
 #[test]

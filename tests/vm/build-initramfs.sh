@@ -34,8 +34,12 @@ for b in "$@"; do copy_with_libs "$b" "bin/$(basename "$b")" strip; done
 
 # Kernel modules: IPVS with every scheduler (the agent reports which exist), veth, bridge, dummy.
 WANT="ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy"
-# Schedulers beyond rr/wrr differ between kernel versions (twos came in 6.2): take those present.
-OPTIONAL="ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_twos"
+# Schedulers differ between kernel versions (twos came in 6.2): every one this kernel ships,
+# found in its module tree (not from a list of ours), and that list is written to
+# /etc/ipvs-schedulers for the test that holds the validator's list against the kernel.
+OPTIONAL=$(find "$MODDIR/kernel/net/netfilter/ipvs" -name 'ip_vs_*.ko*' -printf '%f\n' \
+    | sed -E 's/\.ko(\.(xz|zst|gz))?$//' | grep -vxE 'ip_vs|ip_vs_ftp|ip_vs_pe_sip' | sort)
+printf '%s\n' $OPTIONAL | sed 's/^ip_vs_//' > "$STAGE/etc/ipvs-schedulers"
 declare -A SEEN=()
 ORDER=()
 name_of() { local n; n=$(basename "$1"); n=${n%%.ko*}; echo "${n//-/_}"; }

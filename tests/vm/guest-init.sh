@@ -18,23 +18,36 @@ say "LVSVM kernel $(uname -r) cpus $(nproc) $(grep MemTotal /proc/meminfo | tr -
 
 suite=$(sed -n 's/.*lvs\.suite=\([a-z0-9_-]*\).*/\1/p' /proc/cmdline)
 rc=0
-run() { # label command... : runs it, streams output to the host, records failure
-    say "LVSVM-BEGIN $1"; shift
-    "$@" > $OUT 2>&1 || { rc=$?; say "LVSVM-FAILED rc=$rc"; }
+# label limit command... : runs it with its own time limit, streams output to the host,
+# records failure. A run that outlives its limit is killed and named (LVSVM-TIMEOUT), so a
+# deadlocked test fails as itself instead of hanging the VM until the host gives up.
+run() {
+    label=$1 limit=$2; shift 2
+    say "LVSVM-BEGIN $label"
+    "$@" > $OUT 2>&1 &
+    pid=$!
+    ( sleep "$limit"; kill -KILL $pid 2>/dev/null && say "LVSVM-TIMEOUT $label after ${limit}s" ) &
+    watchdog=$!
+    wait $pid; code=$?
+    kill $watchdog 2>/dev/null
+    [ $code = 0 ] || { rc=$code; say "LVSVM-FAILED $label rc=$code"; }
 }
 case "$suite" in
     ipvs)
-        run kernel /bin/kernel --ignored --test-threads=2 --show-output
+        run kernel 300 /bin/kernel --ignored --test-threads=2 --show-output
         ;;
     bench)
-        run bench /bin/load --bench
+        run bench 600 /bin/load --bench
         ;;
     e2e)
-        run e2e /bin/e2e --ignored --test-threads=1 --nocapture
+        # One run per test, each with its own limit.
+        for t in $(/bin/e2e --ignored --list 2>/dev/null | sed -n 's/: test$//p'); do
+            run "e2e:$t" 600 /bin/e2e --ignored --exact "$t" --test-threads=1 --nocapture
+        done
         ;;
     lab)
         # The README's main command, inside the VM: `lvsctl lab` on a kernel with IPVS.
-        run lab /bin/lvsctl -f /bin/lab.toml lab
+        run lab 600 /bin/lvsctl -f /bin/lab.toml lab
         ;;
     *)
         say "unknown suite '$suite'"; rc=2
