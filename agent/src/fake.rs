@@ -27,6 +27,8 @@ pub struct FakeSystem {
     pub fail_on: Mutex<Option<String>>,
     /// How long every mutating call takes (tokio time: pause it in tests).
     pub delay: Mutex<std::time::Duration>,
+    /// Size of every IPVS batch applied, in order (how many kernel round trips a change took).
+    pub ipvs_batches: Mutex<Vec<usize>>,
 }
 
 impl FakeSystem {
@@ -149,6 +151,7 @@ impl System for FakeSystem {
     }
     async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
         self.pause().await;
+        self.ipvs_batches.lock().unwrap().push(ops.len());
         let mut out = Vec::new();
         for op in ops {
             if let Err(e) = self.record(format!("ipvs {}", op.describe())) {

@@ -44,6 +44,40 @@ pub struct DestHealth {
     pub last_error: String,
 }
 
+impl DestHealth {
+    /// Count one probe's result and decide: `Some((true, why))` when this failure is the
+    /// `fall`-th in a row of a destination in service (quarantine it), `Some((false, why))`
+    /// when this success is the `rise`-th in a row of a quarantined one (restore it).
+    /// Until the flusher has put a decision in force, `quarantined` is unchanged, so the
+    /// next probe decides the same again (nothing is lost if the queue was full).
+    pub fn record(&mut self, result: &Result<(), String>, hc: &HealthCheckSpec) -> Option<(bool, String)> {
+        self.probes += 1;
+        match result {
+            Ok(()) => {
+                self.up = true;
+                self.successes = self.successes.saturating_add(1);
+                self.failures = 0;
+                (self.quarantined && self.successes >= hc.rise)
+                    .then(|| (false, format!("restored after {} successes", hc.rise)))
+            }
+            Err(e) => {
+                self.up = false;
+                self.last_error.clone_from(e);
+                self.failures = self.failures.saturating_add(1);
+                self.successes = 0;
+                (!self.quarantined && self.failures >= hc.fall)
+                    .then(|| (true, format!("quarantined after {} failures: {e}", hc.fall)))
+            }
+        }
+    }
+}
+
+/// When the `i`-th destination's first probe fires within its interval: golden-ratio
+/// steps spread any number of destinations over the interval without clustering.
+pub fn stagger(interval_ms: u64, i: usize) -> Duration {
+    Duration::from_millis((interval_ms as f64 * ((i as f64 * 0.618) % 1.0)) as u64)
+}
+
 type Table = Arc<Mutex<BTreeMap<String, DestHealth>>>;
 
 /// A decision of a probe task: quarantine (`true`) or restore the destination.
@@ -139,9 +173,8 @@ impl Health {
                     last_error: String::new(),
                 },
             );
-            // Spread the first probes over the interval (golden-ratio steps never cluster).
-            let stagger = Duration::from_millis((hc.interval_ms as f64 * ((i as f64 * 0.618) % 1.0)) as u64);
-            let task = tokio::spawn(run(key.clone(), hc.clone(), stagger, self.table.clone(), tx.clone()));
+            let first = stagger(hc.interval_ms, i);
+            let task = tokio::spawn(run(key.clone(), hc.clone(), first, self.table.clone(), tx.clone()));
             tasks.insert(key, (hc, task));
         }
     }
@@ -182,26 +215,7 @@ async fn run(key: String, hc: HealthCheckSpec, stagger: Duration, table: Table, 
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };
-            h.probes += 1;
-            match &result {
-                Ok(()) => {
-                    h.up = true;
-                    h.successes = h.successes.saturating_add(1);
-                    h.failures = 0;
-                    (h.quarantined && h.successes >= hc.rise)
-                        .then(|| format!("restored after {} successes", hc.rise))
-                        .map(|why| (false, why))
-                }
-                Err(e) => {
-                    h.up = false;
-                    h.last_error.clone_from(e);
-                    h.failures = h.failures.saturating_add(1);
-                    h.successes = 0;
-                    (!h.quarantined && h.failures >= hc.fall)
-                        .then(|| format!("quarantined after {} failures: {e}", hc.fall))
-                        .map(|why| (true, why))
-                }
-            }
+            h.record(&result, &hc)
         };
         if let Some((quarantine, why)) = transition {
             // Until the flusher has applied it, later probes may decide it again: the
@@ -270,5 +284,131 @@ async fn flush<S: System + 'static>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lvs_proto::spec::OnFailure;
+
+    fn hc(rise: u32, fall: u32) -> HealthCheckSpec {
+        HealthCheckSpec {
+            probe: ProbeKind::Tcp,
+            interval_ms: 200,
+            timeout_ms: 100,
+            rise,
+            fall,
+            on_failure: OnFailure::Weight0,
+        }
+    }
+
+    fn dest() -> DestHealth {
+        DestHealth {
+            service: ServiceKey::Fwmark { mark: 1, ipv6: false },
+            dest: "198.18.0.11:80".parse().unwrap(),
+            up: true,
+            quarantined: false,
+            successes: 0,
+            failures: 0,
+            transitions: 0,
+            probes: 0,
+            last_error: String::new(),
+        }
+    }
+
+    /// Feed `seq` (`+` success, `-` failure) and return the probe numbers (1-based) that
+    /// decided a transition, applying each decision at once as the flusher would.
+    fn run(seq: &str, rise: u32, fall: u32) -> Vec<(usize, bool)> {
+        let (mut h, hc) = (dest(), hc(rise, fall));
+        let mut out = Vec::new();
+        for (i, c) in seq.chars().enumerate() {
+            let r = if c == '+' { Ok(()) } else { Err("refused".to_string()) };
+            if let Some((q, _)) = h.record(&r, &hc) {
+                h.quarantined = q;
+                out.push((i + 1, q));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fall_failures_in_a_row_quarantine_and_a_success_resets_the_count() {
+        assert_eq!(run("--+--+---", 2, 3), [(9, true)]);
+        assert_eq!(run("---", 2, 3), [(3, true)]);
+        assert_eq!(run("-", 2, 1), [(1, true)]);
+    }
+
+    #[test]
+    fn rise_successes_in_a_row_restore_and_a_failure_resets_the_count() {
+        assert_eq!(run("---+-++", 2, 3), [(3, true), (7, false)]);
+        assert_eq!(run("---+++", 3, 3), [(3, true), (6, false)]);
+    }
+
+    #[test]
+    fn a_decision_not_yet_in_force_is_made_again_by_the_next_probe() {
+        let (mut h, hc) = (dest(), hc(2, 3));
+        let e = Err("refused".to_string());
+        assert!(h.record(&e, &hc).is_none() && h.record(&e, &hc).is_none());
+        assert_eq!(h.record(&e, &hc).map(|x| x.0), Some(true));
+        // The flusher has not applied it (queue full, kernel refused): decided again.
+        assert_eq!(h.record(&e, &hc).map(|x| x.0), Some(true));
+        assert_eq!((h.probes, h.failures, h.up), (4, 4, false));
+        assert_eq!(h.last_error, "refused");
+    }
+
+    #[tokio::test]
+    async fn transitions_queued_together_are_applied_as_one_change() {
+        use crate::fake::FakeSystem;
+        use crate::state::Store;
+        // The lab's director (two destinations), applied once on the fake kernel.
+        let dir = tempfile::tempdir().unwrap();
+        let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+        let rec = Arc::new(Reconciler::new("director", Arc::clone(&sys), Store::new(dir.path())));
+        let spec = director_spec();
+        rec.apply(&spec).await.unwrap();
+        sys.ipvs_batches.lock().unwrap().clear();
+        let v = &spec.virtual_services[0];
+        let table: Table = Arc::default();
+        let mut keys = Vec::new();
+        for d in &v.destinations {
+            let key = override_key(&v.key, d.address);
+            table
+                .lock()
+                .unwrap()
+                .insert(key.clone(), DestHealth { service: v.key, dest: d.address, ..dest() });
+            keys.push(key);
+        }
+        // A switch dies: both destinations fail at once; both decisions are queued
+        // before the flusher runs.
+        let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
+        for k in &keys {
+            tx.try_send(Transition { key: k.clone(), quarantine: true, why: "down".into() }).unwrap();
+        }
+        drop(tx);
+        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default()).await;
+        assert_eq!(*sys.ipvs_batches.lock().unwrap(), [2], "one kernel batch with both weight edits");
+        let st = rec.state().unwrap();
+        assert_eq!(st.runtime.quarantined.len(), 2);
+        assert!(table.lock().unwrap().values().all(|h| h.quarantined && h.transitions == 1));
+    }
+
+    /// The lab's director spec as the planner makes it (`lvsctl -f deploy/examples/lab.toml
+    /// plan --offline -o json`); this crate's unit tests cannot call the controller.
+    fn director_spec() -> NodeSpec {
+        let json = include_str!("../tests/fixtures/director-spec.json");
+        serde_json::from_str(json).expect("director spec fixture")
+    }
+
+    #[test]
+    fn first_probes_spread_over_the_interval() {
+        let n = 200;
+        let mut at: Vec<u64> = (0..n).map(|i| stagger(1000, i).as_millis() as u64).collect();
+        assert!(at.iter().all(|t| *t < 1000));
+        at.sort();
+        let widest = at.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        // 200 probes evenly would be 5 ms apart; golden-ratio steps stay close to that.
+        assert!(widest <= 15, "a gap of {widest} ms");
+        assert!(at[0] < 15 && at[n - 1] > 985, "{} .. {}", at[0], at[n - 1]);
     }
 }

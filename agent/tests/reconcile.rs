@@ -315,3 +315,14 @@ async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
     assert_eq!(routes, ["0.0.0.0/0 via 198.18.0.3", "198.18.0.100/32 dev lo"]);
     assert!(!st.owned.addresses.iter().any(|a| a.address.to_string() == "198.18.0.11/24"));
 }
+
+#[test]
+fn the_director_spec_fixture_is_what_the_planner_makes() {
+    // health.rs's unit tests read this fixture; it must not drift from the planner.
+    let fixture: NodeSpec = serde_json::from_str(include_str!("fixtures/director-spec.json")).unwrap();
+    assert_eq!(
+        fixture,
+        spec_of(LAB, "director"),
+        "re-make it: lvsctl -f deploy/examples/lab.toml plan --offline -o json"
+    );
+}
