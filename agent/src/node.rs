@@ -374,10 +374,14 @@ impl<S: System + 'static> Agent<S> {
 
     /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`
     /// (a zero `ttl` releases the caller's reservation).
+    /// Without a lease id it is a read (`lvsctl plan`) and never refused for someone
+    /// else's reservation: only a plan that reserves can conflict with one.
     pub async fn plan(&self, spec: &NodeSpec, lease: &str, ttl: Duration) -> Result<Report, AgentError> {
         check_lease_id(lease)?;
         let r = self.rec.plan(spec).await?;
-        self.lease(spec, lease, ttl, true)?;
+        if !lease.is_empty() {
+            self.lease(spec, lease, ttl, true)?;
+        }
         Ok(r)
     }
 

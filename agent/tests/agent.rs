@@ -169,3 +169,13 @@ async fn a_quarantine_reaches_ipvs_on_its_own_and_a_refused_one_is_not_recorded(
     assert!(rec.state().unwrap().runtime.quarantined.contains(&key));
     assert_eq!(kernel_weight(&sys, "198.18.0.12:80"), Some(0));
 }
+
+#[tokio::test]
+async fn a_plan_without_a_lease_is_a_read_and_never_conflicts() {
+    // Found by the VM's concurrent-use test: `lvsctl plan` beside a running apply.
+    let (a, _sys, _d) = agent();
+    let spec = spec_of("rs1");
+    a.plan(&spec, "lease-a", TTL).await.unwrap();
+    a.plan(&spec, "", TTL).await.expect("a read is not refused by another's reservation");
+    assert!(is_conflict(&a.plan(&spec, "lease-b", TTL).await.unwrap_err()), "the reservation still holds");
+}

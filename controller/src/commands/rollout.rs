@@ -50,10 +50,13 @@ pub struct Progress {
     /// reservation made by the interrupted run is its own.
     #[serde(default)]
     pub lease: String,
-    /// Real servers this rollout drained and left drained (its apply failed): their
-    /// weight-0 override is the rollout's, not an admin's, and is lifted once they roll.
+    /// Real servers this rollout has drained (finished, in progress when it was cut off,
+    /// or left drained after a failed apply), with the admin weights they had before
+    /// (placement index, weight). Their live weights since are the rollout's own, not an
+    /// admin's: a resumed rollout rolls an unfinished one, clears what it set on the
+    /// finished ones at the end, and leaves only what the admin had.
     #[serde(default)]
-    pub left_drained: Vec<String>,
+    pub drained: std::collections::BTreeMap<String, Vec<(usize, u32)>>,
 }
 
 /// What the directors say about a real server before its turn.
@@ -162,7 +165,7 @@ async fn run(
             generation: ctx.cluster.generation,
             done: vec![],
             lease: super::apply::new_lease(),
-            left_drained: vec![],
+            drained: Default::default(),
         });
     if progress.lease.is_empty() {
         progress.lease = super::apply::new_lease();
@@ -201,9 +204,10 @@ async fn run(
     for rs in &servers {
         let places = placements(ctx, rs).unwrap_or_default();
         let mut state = live_state(&statuses, &places);
-        if progress.left_drained.contains(rs) {
-            // That weight 0 is this rollout's own, from a failed step: not an admin's drain.
-            state.overrides.clear();
+        if let Some(before) = progress.drained.get(rs) {
+            // That weight 0 is this rollout's own (cut off or failed mid-step), not an
+            // admin's drain: what the admin had is what was recorded before draining.
+            state.overrides.clone_from(before);
         }
         let admin = |i: usize| state.overrides.iter().find(|(j, _)| *j == i).map(|(_, w)| *w);
         // The rollout clears (at the end) only live weights it set itself: an admin's
@@ -240,6 +244,9 @@ async fn run(
         // Only what the directors have now can be drained; a new destination arrives with
         // the directors' apply at the end.
         let present: Vec<Placement> = places.iter().filter(|p| live_of(p).is_some()).cloned().collect();
+        // Recorded before the drain: a rollout killed from here on knows the drain is its own.
+        progress.drained.insert(rs.clone(), state.overrides.clone());
+        save(&path, &progress)?;
         writeln!(out, "{rs}: draining")?;
         if let Err(e) = step(ctx, rs, &present, &lease, opts, out).await {
             writeln!(out, "{rs}: FAILED {}", e.msg)?;
@@ -247,6 +254,10 @@ async fn run(
             if e.before_apply {
                 // Nothing changed on the server: back in service as it was.
                 let back = restore(ctx, &places, &state.overrides).await;
+                if back {
+                    progress.drained.remove(rs);
+                    save(&path, &progress)?;
+                }
                 writeln!(
                     out,
                     "rollout: stopped at {rs}; {rs} {}; {done} done; run `lvsctl rollout` again to resume",
@@ -257,11 +268,8 @@ async fn run(
                     },
                 )?;
             } else {
-                // Its apply or health check failed: never send traffic to it.
-                if !progress.left_drained.contains(rs) {
-                    progress.left_drained.push(rs.clone());
-                }
-                save(&path, &progress)?;
+                // Its apply or health check failed: never send traffic to it (it stays in
+                // `drained`, so a resumed rollout rolls it again).
                 writeln!(
                     out,
                     "rollout: stopped at {rs}; {rs} STAYS DRAINED (weight 0) until it is fixed; {done} done; \
@@ -271,7 +279,6 @@ async fn run(
             return Ok(ExitCode::from(EXIT_NODE_FAILED));
         }
         restore_with_spec(ctx, &places, &state.overrides).await;
-        progress.left_drained.retain(|x| x != rs);
         progress.done.push(rs.clone());
         save(&path, &progress)?;
         let kept =
