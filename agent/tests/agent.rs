@@ -179,3 +179,22 @@ async fn a_plan_without_a_lease_is_a_read_and_never_conflicts() {
     a.plan(&spec, "", TTL).await.expect("a read is not refused by another's reservation");
     assert!(is_conflict(&a.plan(&spec, "lease-b", TTL).await.unwrap_err()), "the reservation still holds");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconciler_stuck_in_a_change_is_reported_unresponsive_to_the_watchdog() {
+    // Item 5: the watchdog is fed only while the reconciler answers. Each change here takes
+    // 10 s (a kernel call that hangs up to its deadline): while the apply holds the lock,
+    // the watchdog's question gets "no".
+    let (a, sys, _d) = agent();
+    assert!(a.responsive(Duration::from_secs(1)).await, "idle: responsive");
+    *sys.delay.lock().unwrap() = Duration::from_secs(10);
+    let spec = spec_of("rs1");
+    let busy = {
+        let a = Arc::clone(&a);
+        tokio::spawn(async move { a.apply(&spec, "").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!a.responsive(Duration::from_secs(5)).await, "stuck for longer than asked: unresponsive");
+    busy.await.unwrap().unwrap();
+    assert!(a.responsive(Duration::from_secs(1)).await, "free again");
+}
