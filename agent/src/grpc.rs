@@ -275,18 +275,19 @@ fn ipvs_view(v: &IpvsView) -> pb::IpvsTable {
             tcp_fin: v.timeouts.tcp_fin,
             udp: v.timeouts.udp,
         }),
-        connections: v
-            .connections
-            .iter()
-            .map(|c| pb::Connection {
-                protocol: c.protocol.clone(),
-                client: c.client.to_string(),
-                virtual_address: c.virtual_addr.to_string(),
-                destination: c.destination.to_string(),
-                state: c.state.clone(),
-                expires_s: c.expires_s,
-            })
-            .collect(),
+        connections: v.connections.iter().map(connection).collect(),
+    }
+}
+
+/// One IPVS connection entry on the wire.
+pub fn connection(c: &lvs_ipvs::conn::Connection) -> pb::Connection {
+    pb::Connection {
+        protocol: c.protocol.clone(),
+        client: c.client.to_string(),
+        virtual_address: c.virtual_addr.to_string(),
+        destination: c.destination.to_string(),
+        state: c.state.clone(),
+        expires_s: c.expires_s,
     }
 }
 

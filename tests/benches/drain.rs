@@ -39,17 +39,7 @@ fn old_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
     let text = std::fs::read_to_string(path).unwrap();
     let (conns, _) = lvs_ipvs::conn::parse(&text);
     let msg = pb::IpvsTable {
-        connections: conns
-            .iter()
-            .map(|c| pb::Connection {
-                protocol: c.protocol.clone(),
-                client: c.client.to_string(),
-                virtual_address: c.virtual_addr.to_string(),
-                destination: c.destination.to_string(),
-                state: c.state.clone(),
-                expires_s: c.expires_s,
-            })
-            .collect(),
+        connections: conns.iter().map(lvs_agent::grpc::connection).collect(),
         ..Default::default()
     };
     let wire = msg.encode_to_vec();

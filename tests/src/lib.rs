@@ -148,6 +148,17 @@ impl Lab {
         id
     }
 
+    /// `lvsctl ARGS` in the background on the admin box (ended on drop), its output in `log`.
+    pub fn spawn_lvsctl(&mut self, args: &[&str], log: &str) -> u32 {
+        let (ctl, def, pki) = (bin("lvsctl"), self.def.clone(), self.dir.join("pki"));
+        let mut cmd =
+            vec![ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap()];
+        cmd.extend(args);
+        let cmd: Vec<String> = cmd.into_iter().map(String::from).collect();
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        self.spawn("admin", &cmd, log)
+    }
+
     /// Wait for a background command started by [`Lab::spawn`] and return its stdout log.
     pub fn wait(&mut self, pid: u32, log: &str) -> String {
         if let Some(i) = self.extra.iter().position(|c| c.id() == pid) {

@@ -201,12 +201,7 @@ fn the_articles_lab_end_to_end() {
     );
     lab.redefine(&next);
     let load = start_load(&mut lab, "load7");
-    let (ctl, def, pki) = (bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let pid = lab.spawn(
-        "admin",
-        &[ctl.to_str().unwrap(), "-f", def.to_str().unwrap(), "--pki", pki.to_str().unwrap(), "rollout"],
-        "rollout7.log",
-    );
+    let pid = lab.spawn_lvsctl(&["rollout"], "rollout7.log");
     // Cut it right after the first server drained (its "rs1: drained in … s; applying"
     // line), not at the final "applying generation … to the rest".
     let cut = poll(Duration::from_secs(20), Duration::from_millis(20), || {

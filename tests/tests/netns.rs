@@ -210,20 +210,7 @@ fn drift_is_reported_on_the_event_stream_and_healed() {
     let Some(mut lab) = Lab::up_as_root("nsh", LAB) else { return };
     let o = lab.lvsctl(&["apply", "--yes", "--node", "router", "--node", "rs1", "--node", "rs2"]);
     assert!(o.status.success(), "{}", text(&o));
-    let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let cmd = [
-        ctl.to_str().unwrap(),
-        "-f",
-        def.to_str().unwrap(),
-        "--pki",
-        pki.to_str().unwrap(),
-        "events",
-        "--node",
-        "rs1",
-        "-n",
-        "2",
-    ];
-    lab.spawn("admin", &cmd, "events.log");
+    lab.spawn_lvsctl(&["events", "--node", "rs1", "-n", "2"], "events.log");
     std::thread::sleep(Duration::from_millis(500));
     // Someone removes the hidden VIP by hand; the lab's agents look every 5 s.
     assert!(lab.exec("rs1", &["ip", "addr", "del", "198.18.0.100/32", "dev", "lo"]).status.success());
@@ -246,18 +233,7 @@ fn drift_is_reported_on_the_event_stream_and_healed() {
 #[test]
 fn events_say_when_an_agent_vanishes_and_comes_back() {
     let Some(mut lab) = Lab::up_as_root("nsv", LAB) else { return };
-    let (ctl, def, pki) = (lvs_tests::bin("lvsctl"), lab.def.clone(), lab.dir.join("pki"));
-    let cmd = [
-        ctl.to_str().unwrap(),
-        "-f",
-        def.to_str().unwrap(),
-        "--pki",
-        pki.to_str().unwrap(),
-        "events",
-        "--node",
-        "rs1",
-    ];
-    let pid = lab.spawn("admin", &cmd, "events.log");
+    let pid = lab.spawn_lvsctl(&["events", "--node", "rs1"], "events.log");
     std::thread::sleep(Duration::from_millis(800));
     // The agent stops answering without closing anything (a hung host): only HTTP/2
     // keepalive can tell; without it the stream waits for ever.
