@@ -155,7 +155,7 @@ fn the_articles_lab_end_to_end() {
         "{director:#}"
     );
     let www = lab.dir.join("rs2/www");
-    lab.spawn(
+    let httpd_rs2 = lab.spawn(
         "rs2",
         &["busybox", "httpd", "-f", "-p", "80", "-h", www.to_str().unwrap()],
         "httpd-rs2-again.log",
@@ -284,6 +284,75 @@ fn the_articles_lab_end_to_end() {
     );
     ok(&lab.lvsctl(&["rs", "enable", "rs1"]));
     assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(4));
+
+    step("11. a rollout skips a quarantined server, says so, and rolls the others");
+    lab.kill(httpd_rs2 as i32, "TERM");
+    let q = poll(Duration::from_secs(5), Duration::from_millis(50), || {
+        (kernel_weight(&lab, "198.18.0.12:80") == Some(0)).then_some(())
+    });
+    assert!(q.is_some(), "rs2 quarantined");
+    let next = edit(
+        &next,
+        &[
+            ("generation = 5", "generation = 6"),
+            ("{ node = \"rs1\", weight = 4 }", "{ node = \"rs1\", weight = 3 }"),
+            ("{ node = \"rs2\", weight = 2 }", "{ node = \"rs2\", weight = 3 }"),
+        ],
+    );
+    lab.redefine(&next);
+    let t = ok(&lab.lvsctl(&["rollout"]));
+    assert!(t.contains("rs2: SKIPPED: quarantined by the health check on director"), "{t}");
+    assert!(t.contains("rs1: done") && t.contains("rollout: generation 6 done"), "{t}");
+    assert!(t.contains("1 quarantined, not rolled"), "{t}");
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(3));
+    let www = lab.dir.join("rs2/www");
+    lab.spawn("rs2", &["busybox", "httpd", "-f", "-p", "80", "-h", www.to_str().unwrap()], "httpd-rs2-3.log");
+    let back = poll(Duration::from_secs(5), Duration::from_millis(50), || {
+        (kernel_weight(&lab, "198.18.0.12:80") == Some(3)).then_some(())
+    });
+    assert!(back.is_some(), "rs2 restored at its new spec weight");
+
+    step("12. a server whose apply fails mid-rollout stays drained; the resumed rollout rolls it");
+    // rs1's agent dies at its first kernel change (the crash hook), like a host crashing.
+    let agent = lab.pid_of("agent-rs1").expect("rs1's agent");
+    lab.kill(agent, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let (agent_bin, cfg) = (bin("lvs-agent"), lab.dir.join("rs1/agent.toml"));
+    let (agent_bin, cfg) = (agent_bin.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
+    lab.spawn(
+        "rs1",
+        &["env", "LVS_AGENT_FAULT_KILL_AFTER=0", &agent_bin, "--config", &cfg],
+        "agent-rs1-faulty.log",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Generation 7 gives rs1 a second hidden VIP (a new service on it): a change to roll.
+    let next = edit(&next, &[("generation = 6", "generation = 7")]);
+    let next = format!(
+        "{next}\n[[services]]\nname = \"web2\"\nprotocol = \"tcp\"\nvip = \"198.18.0.101\"\nport = 80\nscheduler = \"rr\"\nreal_servers = [{{ node = \"rs1\" }}]\n"
+    );
+    let next = edit(
+        &next,
+        &[(
+            "vips = [{ address = \"198.18.0.100/32\", interface = \"eth1\", label = \"eth1:0\" }]",
+            "vips = [{ address = \"198.18.0.100/32\", interface = \"eth1\", label = \"eth1:0\" }, { address = \"198.18.0.101/32\", interface = \"eth1\", label = \"eth1:1\" }]",
+        )],
+    );
+    lab.redefine(&next);
+    let o = lab.lvsctl(&["rollout"]);
+    let t = text(&o);
+    println!("{t}");
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("rs1 STAYS DRAINED (weight 0)"), "{t}");
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(0), "no traffic to a server whose apply failed");
+    // The host comes back (no fault this time) and re-applies what it had accepted.
+    lab.spawn("rs1", &[&agent_bin, "--config", &cfg], "agent-rs1-back.log");
+    let up = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ())
+    });
+    assert!(up.is_some(), "rs1's agent is back");
+    let t = ok(&lab.lvsctl(&["rollout"]));
+    assert!(t.contains("rollout: resuming generation 7") && t.contains("rs1: done"), "{t}");
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(3), "rs1 back in service at its weight");
 }
 
 const WIDE: &str = include_str!("../topologies/wide.toml");

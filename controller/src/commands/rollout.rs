@@ -156,21 +156,29 @@ async fn run(
     lease_cell: &std::sync::Mutex<String>,
 ) -> Result<ExitCode, CmdError> {
     let path = progress_path(ctx);
-    let mut progress = std::fs::read(&path)
+    let stored = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
-        .filter(|p| p.cluster == ctx.cluster.name && p.generation == ctx.cluster.generation)
-        .unwrap_or_else(|| Progress {
+        .filter(|p| p.cluster == ctx.cluster.name);
+    let resuming = stored.as_ref().is_some_and(|p| p.generation == ctx.cluster.generation);
+    let mut progress = match stored {
+        Some(p) if resuming => p,
+        // A rollout of an older generation that stopped (say, at a failed apply, then the
+        // definition was fixed and bumped): its unfinished drains are still its own.
+        other => Progress {
             cluster: ctx.cluster.name.clone(),
             generation: ctx.cluster.generation,
             done: vec![],
             lease: super::apply::new_lease(),
-            drained: Default::default(),
-        });
+            drained: other
+                .map(|p| p.drained.into_iter().filter(|(rs, _)| !p.done.contains(rs)).collect())
+                .unwrap_or_default(),
+        },
+    };
     if progress.lease.is_empty() {
         progress.lease = super::apply::new_lease();
     }
-    if !progress.done.is_empty() || path.exists() {
+    if resuming {
         let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
         writeln!(out, "rollout: resuming generation {}: done {done}", progress.generation)?;
     }
