@@ -94,6 +94,7 @@ impl Diagnostic {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
+        debug_assert!(crate::rules::rule(rule).is_some(), "rule `{rule}` is not in rules::RULES");
         Self {
             severity: Severity::Error,
             rule,

@@ -14,5 +14,6 @@ pub mod model;
 pub mod pki;
 pub mod planner;
 pub mod render;
+pub mod rules;
 pub mod source;
 pub mod validate;

@@ -387,3 +387,135 @@ fn toml_string(s: &str) -> String {
         .collect();
     format!("\"{body}\"")
 }
+
+// --- the rule registry (issue 11, item 3): every rule has a failing example ---
+
+/// One definition that breaks each rule (and the rule it must be reported under).
+fn examples() -> Vec<(&'static str, String)> {
+    let rs1_tail = "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.1\"\n";
+    let web = "protocol = \"tcp\"\nvip = \"198.18.0.100\"\nport = 80";
+    let rs2 = "{ node = \"rs2\", weight = 1 }";
+    let sched = "scheduler = \"rr\"";
+    vec![
+        ("toml-syntax", lab_with("port = 80", "port = = 80")),
+        ("schema", lab_with("role = \"director\"\n", "")),
+        ("unknown-key", lab_with(sched, "scheduler = \"rr\"\nshceduler = \"wrr\"")),
+        ("missing-key", lab_with("vip = \"198.18.0.100\"\nport = 80", "port = 80")),
+        ("bad-name", lab_with("name = \"rs2\"", "name = \"RS2\"")),
+        ("duplicate-name", lab_with("name = \"rs2\"", "name = \"rs1\"")),
+        ("generation-range", lab_with("generation = 1", "generation = 0")),
+        ("bad-address", lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.300\"")),
+        ("bad-cidr", lab_with("198.18.0.11/24", "198.18.0.11/33")),
+        ("bad-port", lab_with("port = 80", "port = 70000")),
+        ("bad-duration", lab_with("max_offset = \"1s\"", "max_offset = \"soon\"")),
+        ("bad-endpoint", lab_with("agent = \"198.18.0.12:7443\"", "agent = \"\"")),
+        ("duplicate-endpoint", lab_with("agent = \"198.18.0.12:7443\"", "agent = \"198.18.0.11:7443\"")),
+        ("time-source-missing", lab_with("[time]\nntp_server = \"198.18.0.1\"\nmax_offset = \"1s\"\n", "")),
+        (
+            "unknown-lan",
+            lab_with(
+                "lan = \"cluster\", address = \"198.18.0.11/24\"",
+                "lan = \"backend\", address = \"198.18.0.11/24\"",
+            ),
+        ),
+        ("address-outside-lan", lab_with("198.18.0.11/24", "198.18.1.11/24")),
+        ("address-is-network-or-broadcast", lab_with("198.18.0.11/24", "198.18.0.255/24")),
+        (
+            "gateway-off-lan",
+            lab_with(rs1_tail, "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.5.1\"\n"),
+        ),
+        ("gateway-is-dip", lab_with(rs1_tail, "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.2\"\n")),
+        ("real-server-no-gateway", lab_with(rs1_tail, "address = \"198.18.0.11/24\" }]\n")),
+        ("unknown-role", lab_with("role = \"router\"", "role = \"switch\"")),
+        ("no-director", lab_with("role = \"director\"", "role = \"real_server\"")),
+        (
+            "vip-on-non-director",
+            lab_with(
+                rs1_tail,
+                "address = \"198.18.0.11/24\" }]\ngateway = \"198.18.0.1\"\nvips = [{ address = \"198.18.0.100/32\", interface = \"eth0\" }]\n",
+            ),
+        ),
+        (
+            "vip-interface-unknown",
+            lab_with("interface = \"eth1\", label = \"eth1:0\"", "interface = \"eth7\", label = \"eth7:0\""),
+        ),
+        ("bad-label", lab_with("label = \"eth1:0\"", "label = \"lo:0\"")),
+        ("vip-is-node-address", lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.11\"")),
+        ("vip-not-held", lab_with("vip = \"198.18.0.100\"", "vip = \"198.18.0.101\"")),
+        ("unknown-node", lab_with(rs2, "{ node = \"rs9\", weight = 1 }")),
+        ("wrong-role", lab_with(rs2, "{ node = \"router\", weight = 1 }")),
+        ("unknown-address", lab_with(rs2, "{ node = \"rs2\", weight = 1, address = \"198.18.0.99\" }")),
+        ("unknown-protocol", lab_with("protocol = \"tcp\"", "protocol = \"icmp\"")),
+        ("fwmark-port", lab_with("protocol = \"tcp\"", "protocol = \"fwmark\"\nfwmark = 1")),
+        ("fwmark-with-protocol", lab_with("protocol = \"tcp\"", "protocol = \"tcp\"\nfwmark = 1")),
+        ("fwmark-zero", lab_with(web, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 0")),
+        ("fwmark-range", lab_with(web, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 4294967296")),
+        ("unknown-scheduler", lab_with(sched, "scheduler = \"xx\"")),
+        ("unsupported-forwarding", lab_with(sched, "scheduler = \"rr\"\nforwarding = \"nat\"")),
+        ("unknown-flag", lab_with(sched, "scheduler = \"sh\"\nflags = [\"turbo\"]")),
+        ("flag-needs-sh", lab_with(sched, "scheduler = \"rr\"\nflags = [\"sh-port\"]")),
+        ("persistence-range", lab_with(sched, "scheduler = \"rr\"\npersistence = { timeout = \"0s\" }")),
+        (
+            "bad-netmask",
+            lab_with(
+                sched,
+                "scheduler = \"rr\"\npersistence = { timeout = \"300s\", netmask = \"255.0.255.0\" }",
+            ),
+        ),
+        ("duplicate-service", format!("{LAB}{SECOND_SERVICE}")),
+        ("weight-range", lab_with(rs2, "{ node = \"rs2\", weight = 70000 }")),
+        (
+            "threshold-range",
+            lab_with(rs2, "{ node = \"rs2\", weight = 1, upper_threshold = 10, lower_threshold = 20 }"),
+        ),
+        ("duplicate-real-server", lab_with(rs2, "{ node = \"rs1\", weight = 3 }")),
+        ("sorry-is-real-server", lab_with(sched, "scheduler = \"rr\"\nsorry_server = { node = \"rs1\" }")),
+        (
+            "dr-same-lan",
+            lab_with(
+                "interfaces = [{ name = \"eth0\", lan = \"cluster\", address = \"198.18.0.12/24\" }]\ngateway = \"198.18.0.1\"",
+                "interfaces = [{ name = \"eth0\", lan = \"client\", address = \"198.19.0.12/24\" }]\ngateway = \"198.19.0.1\"",
+            ),
+        ),
+        ("dr-port-mapping", lab_with(rs2, "{ node = \"rs2\", weight = 1, port = 8080 }")),
+        ("bad-check", lab_with("kind = \"http\"", "kind = \"icmp\"")),
+        ("check-timeout", lab_with("timeout = \"100ms\"", "timeout = \"300ms\"")),
+        (
+            "check-interval",
+            lab_with("interval = \"200ms\", timeout = \"100ms\"", "interval = \"20ms\", timeout = \"10ms\""),
+        ),
+        ("check-rise-fall", lab_with("rise = 2", "rise = 0")),
+        ("check-protocol", lab_with("protocol = \"tcp\"", "protocol = \"udp\"")),
+    ]
+}
+
+/// Every finding of `text`, warnings included.
+fn findings(text: &str) -> Vec<Diagnostic> {
+    match load_str("test.toml", text) {
+        Ok(l) => l.report.diagnostics,
+        Err(LoadError::Invalid(r)) => r.diagnostics,
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
+fn every_registered_rule_has_a_failing_example() {
+    let examples = examples();
+    let mut missing = Vec::new();
+    for rule in lvs_controller::rules::RULES {
+        match examples.iter().find(|(id, _)| *id == rule.id) {
+            None => missing.push(format!("{}: no example", rule.id)),
+            Some((_, text)) => {
+                let f = findings(text);
+                if !f.iter().any(|d| d.rule == rule.id) {
+                    let got: Vec<&str> = f.iter().map(|d| d.rule).collect();
+                    missing.push(format!("{}: its example reports {got:?}", rule.id));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    for (id, _) in &examples {
+        assert!(lvs_controller::rules::rule(id).is_some(), "example for unregistered rule {id}");
+    }
+}

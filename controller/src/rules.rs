@@ -1,0 +1,87 @@
+//! Every rule a definition is checked against, in one table: its stable id (what
+//! `Diagnostic::rule` carries and users grep for) and what it protects. `validate.rs`
+//! may only report rules listed here (checked in debug builds), and the rule tests walk
+//! this table and fail for any rule without a failing example.
+
+/// One validation rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable id, e.g. `dr-same-lan`.
+    pub id: &'static str,
+    /// What it refuses, in one line.
+    pub summary: &'static str,
+}
+
+const fn r(id: &'static str, summary: &'static str) -> Rule {
+    Rule { id, summary }
+}
+
+/// The registry, grouped by family: file shape, names and scalars, addressing, nodes and
+/// VIPs, services, direct routing, health checks.
+pub const RULES: &[Rule] = &[
+    // File shape.
+    r("toml-syntax", "the file is not valid TOML"),
+    r("schema", "a key has the wrong type or a required key is missing"),
+    r("unknown-key", "a key the definition does not have (a typo)"),
+    r("missing-key", "a key this kind of entry needs is absent"),
+    // Names and scalars.
+    r("bad-name", "a name is empty, too long or not a DNS label (an interface: not a kernel name)"),
+    r("duplicate-name", "two entries of one kind share a name (or two VIPs a label)"),
+    r("generation-range", "the generation is not a positive integer"),
+    r("bad-address", "not an IP address"),
+    r("bad-cidr", "not an address/prefix"),
+    r("bad-port", "a port outside 1..=65535"),
+    r("bad-duration", "not a duration such as 500ms or 5m"),
+    r("bad-endpoint", "an agent endpoint that is empty"),
+    r("duplicate-endpoint", "two nodes with one agent endpoint"),
+    r("time-source-missing", "no [time] section: clocks cannot be checked"),
+    // Addressing.
+    r("unknown-lan", "an interface on a LAN no [[lans]] entry defines"),
+    r("address-outside-lan", "an interface address outside its LAN's subnet"),
+    r("address-is-network-or-broadcast", "an interface on its LAN's network or broadcast address"),
+    r("gateway-off-lan", "a gateway on none of the node's subnets"),
+    r("gateway-is-dip", "a real server routed through a director (DR replies must bypass it)"),
+    r("real-server-no-gateway", "a real server without a gateway (warning)"),
+    // Nodes and VIPs.
+    r("unknown-role", "a role other than router, director, real_server"),
+    r("no-director", "no director at all"),
+    r("vip-on-non-director", "VIPs declared on a node that is not a director"),
+    r("vip-interface-unknown", "a VIP on an interface the director does not have"),
+    r("bad-label", "a VIP label that does not start with its interface or is over 15 bytes"),
+    r("vip-is-node-address", "a VIP that is also a DIP or RIP"),
+    r("vip-not-held", "a service whose VIP no (named) director holds"),
+    r("unknown-node", "a reference to a node that does not exist"),
+    r("wrong-role", "a reference to a node of the wrong role"),
+    r("unknown-address", "a real-server address that is not one of the node's"),
+    // Services.
+    r("unknown-protocol", "a protocol other than tcp, udp, sctp, fwmark"),
+    r("fwmark-port", "a port on a fwmark service"),
+    r("fwmark-with-protocol", "a fwmark on a tcp/udp/sctp service"),
+    r("fwmark-zero", "fwmark 0, which the kernel reads as no mark"),
+    r("fwmark-range", "a fwmark that is not 32-bit"),
+    r("unknown-scheduler", "a scheduler the kernel does not have"),
+    r("unsupported-forwarding", "a forwarding method other than dr"),
+    r("unknown-flag", "an unknown service flag"),
+    r("flag-needs-sh", "an sh-only flag on another scheduler"),
+    r("persistence-range", "a persistence timeout the kernel cannot hold"),
+    r("bad-netmask", "a persistence netmask that is not contiguous"),
+    r("duplicate-service", "two services with the same protocol, VIP and port (or mark)"),
+    r("weight-range", "a weight outside 0..=65535"),
+    r("threshold-range", "connection thresholds out of range or upside down"),
+    r("duplicate-real-server", "a real server twice in one service"),
+    r("sorry-is-real-server", "a sorry server that is also a real server of the service"),
+    // Direct routing.
+    r("dr-same-lan", "a real server sharing no LAN with its director"),
+    r("dr-port-mapping", "a real-server port other than the virtual port"),
+    // Health checks.
+    r("bad-check", "an unknown check kind, a path without /, or a status outside 100..=599"),
+    r("check-timeout", "a check timeout not shorter than its interval"),
+    r("check-interval", "a check interval under the minimum"),
+    r("check-rise-fall", "rise or fall outside 1..=1000"),
+    r("check-protocol", "an HTTP or TCP check on a UDP service"),
+];
+
+/// The rule with this id.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
