@@ -2,7 +2,6 @@
 //! fingerprint, what the agent created (it only ever removes that), and runtime weight
 //! overrides. Written atomically: temp file, fsync, rename, fsync of the directory.
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lvs_proto::NodeSpec;
@@ -206,16 +205,8 @@ impl Store {
     }
 
     fn write(&self, state: &State) -> Result<(), StoreError> {
-        let io = |source| StoreError::Io { path: self.path.clone(), source };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&serde_json::to_vec_pretty(state).expect("state serializes")).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(())
+        let json = serde_json::to_vec_pretty(state).expect("state serializes");
+        lvs_proto::files::atomic_write(&self.path, &json, 0o600)
+            .map_err(|source| StoreError::Io { path: self.path.clone(), source })
     }
 }

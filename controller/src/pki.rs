@@ -2,8 +2,6 @@
 //! naming its node, and the controller's own certificate carrying the controller identity
 //! (see [`lvs_proto::identity`]). Private keys are written 0600 and nothing is overwritten
 //! without `force`.
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -207,13 +205,8 @@ fn read(p: &Path) -> Result<String, PkiError> {
 
 /// Write a file with `mode` from its creation on (a key is never briefly world-readable).
 fn write(p: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
-    let io = |source| PkiError::Io { path: p.to_path_buf(), source };
-    let tmp = p.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, p).map_err(io)
+    lvs_proto::files::atomic_write(p, data, mode)
+        .map_err(|source| PkiError::Io { path: p.to_path_buf(), source })
 }
 
 #[cfg(test)]

@@ -85,11 +85,8 @@ pub fn progress_path(ctx: &Ctx) -> PathBuf {
     dir.join(format!(".lvsctl-rollout-{}.json", ctx.cluster.name))
 }
 
-fn save(path: &PathBuf, p: &Progress) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(p).map_err(std::io::Error::other)?)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+fn save(path: &std::path::Path, p: &Progress) -> std::io::Result<()> {
+    lvs_proto::files::atomic_write(path, &serde_json::to_vec_pretty(p).map_err(std::io::Error::other)?, 0o600)
 }
 
 /// Run it, renewing the rollout's lease on every node for as long as it runs.
