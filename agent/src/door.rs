@@ -166,7 +166,7 @@ pub async fn serve<S: crate::system::System + 'static>(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     limits: Limits,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     use crate::grpc::{Service, controller_only};
     let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(Service(agent), controller_only);

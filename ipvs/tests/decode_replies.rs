@@ -56,7 +56,7 @@ fn info_and_config_replies() {
 #[test]
 fn truncated_reply_is_an_error_not_a_panic() {
     let m = fixture("service");
-    let lvs_ipvs::wire::Attr::Bytes(k, v) = &m.attrs[0] else { panic!() };
-    let cut = IpvsMessage { cmd: m.cmd, attrs: vec![lvs_ipvs::wire::Attr::Bytes(*k, v[..10].to_vec())] };
+    let wire::Attr::Bytes(k, v) = &m.attrs[0] else { panic!() };
+    let cut = IpvsMessage { cmd: m.cmd, attrs: vec![wire::Attr::Bytes(*k, v[..10].to_vec())] };
     assert!(wire::decode_service(&cut).is_err());
 }

@@ -14,7 +14,7 @@ pub use spec::NodeSpec;
 
 /// Generated gRPC types and services of `lvs.agent.v1`.
 pub mod pb {
-    #![allow(missing_docs, clippy::all)]
+    #![allow(missing_docs, unused_qualifications, clippy::all)]
     tonic::include_proto!("lvs.agent.v1");
 }
 
@@ -110,10 +110,10 @@ mod tests {
             address: "300.1.1.1/32".into(),
             ..Default::default()
         });
-        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        let e = NodeSpec::try_from(&w).unwrap_err();
         assert_eq!(e.field, "addresses[0].address", "{e}");
         w.addresses.clear();
-        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        let e = NodeSpec::try_from(&w).unwrap_err();
         assert_eq!(e.field, "sysctls[0].key", "{e}");
     }
 
@@ -152,7 +152,7 @@ mod tests {
             value: "|/x".into(),
             reason: String::new(),
         });
-        let e = spec::NodeSpec::try_from(&w).unwrap_err();
+        let e = NodeSpec::try_from(&w).unwrap_err();
         assert_eq!(e.field, "sysctls[0].key", "{e}");
         assert!(e.reason.contains("not a sysctl this agent manages"), "{e}");
     }

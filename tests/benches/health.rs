@@ -82,6 +82,7 @@ fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -
 }
 
 fn cpu() -> Duration {
+    // SAFETY: rusage is plain integers; all-zero is a valid value.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer to a zeroed rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };

@@ -20,7 +20,7 @@ struct Args {
     concurrency: usize,
     /// How long to run.
     #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: std::time::Duration,
+    duration: Duration,
     /// Stop early when this file exists.
     #[arg(long)]
     stop_file: Option<PathBuf>,
@@ -29,7 +29,7 @@ struct Args {
     requests: u64,
     /// Per-request deadline.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    timeout: std::time::Duration,
+    timeout: Duration,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
