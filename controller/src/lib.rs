@@ -8,6 +8,7 @@ pub mod commands;
 pub mod definition;
 pub mod diagnostics;
 pub mod fleet;
+pub mod ipvsadm;
 pub mod lab;
 pub mod load;
 pub mod model;
