@@ -206,17 +206,18 @@ pub fn from_table(t: &pb::IpvsTable) -> Vec<SavedService> {
                 }
                 _ => ("tcp", k.clone(), false),
             };
-            let sh = matches!(svc.scheduler.as_str(), "sh" | "mh");
-            let mut sched_flags = Vec::new();
-            for (bit, name, sh_name) in [
-                (F_SCHED1, "flag-1", "sh-fallback"),
-                (F_SCHED2, "flag-2", "sh-port"),
-                (F_SCHED3, "flag-3", "flag-3"),
-            ] {
-                if svc.flags & bit != 0 {
-                    sched_flags.push(if sh { sh_name } else { name }.to_string());
-                }
-            }
+            // ipvsadm names the scheduler flags after the scheduler that reads them.
+            let names: [&str; 3] = match svc.scheduler.as_str() {
+                "sh" => ["sh-fallback", "sh-port", "flag-3"],
+                "mh" => ["mh-fallback", "mh-port", "flag-3"],
+                _ => ["flag-1", "flag-2", "flag-3"],
+            };
+            let sched_flags: Vec<String> = [F_SCHED1, F_SCHED2, F_SCHED3]
+                .into_iter()
+                .zip(names)
+                .filter(|(bit, _)| svc.flags & bit != 0)
+                .map(|(_, n)| n.to_string())
+                .collect();
             let persistent = (svc.flags & F_PERSISTENT != 0).then_some(svc.timeout_s);
             let netmask = persistent
                 .filter(|_| svc.netmask != 0 && svc.netmask != u32::MAX && !ipv6)
@@ -317,9 +318,10 @@ pub fn to_definition(cluster: Option<&crate::model::Cluster>, text: &str) -> Res
         let mut flags: Vec<String> = s
             .sched_flags
             .iter()
+            // The definition names the (shared) bits after sh; mh reads the same ones.
             .map(|f| match f.as_str() {
-                "flag-1" => "sh-fallback".to_string(),
-                "flag-2" => "sh-port".to_string(),
+                "flag-1" | "mh-fallback" => "sh-fallback".to_string(),
+                "flag-2" | "mh-port" => "sh-port".to_string(),
                 other => other.to_string(),
             })
             .collect();
