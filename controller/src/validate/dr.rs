@@ -1,0 +1,183 @@
+//! Direct routing: every real server shares a LAN with its director, keeps the virtual
+//! port, and is listed once; the sorry server is checked like a real server.
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use lvs_proto::spec::Role;
+
+use super::Validator;
+use crate::definition::{RealServerDef, ServiceDef};
+use crate::diagnostics::KeyPath;
+use crate::model::{Node, RealServer};
+
+impl Validator {
+    pub(super) fn real_servers(
+        &mut self,
+        s: &ServiceDef,
+        path: &KeyPath,
+        port: Option<u16>,
+        directors: &[String],
+        nodes: &[Node],
+    ) -> (Vec<RealServer>, Option<RealServer>) {
+        let mut seen: HashMap<IpAddr, String> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, r) in s.real_servers.iter().enumerate() {
+            let p = path.key("real_servers").index(i);
+            let Some(rs) = self.real_server(s, r, &p, port, directors, nodes) else { continue };
+            if let Some(first) = seen.insert(rs.address.ip(), rs.node.clone()) {
+                self.err(
+                    "duplicate-real-server",
+                    p.clone(),
+                    format!(
+                        "{} ({}) appears twice in service {} (first as {first})",
+                        rs.node,
+                        rs.address.ip(),
+                        s.name
+                    ),
+                    "list each real server once per service",
+                );
+                continue;
+            }
+            out.push(rs);
+        }
+        let mut sorry = None;
+        if let Some(r) = &s.sorry_server {
+            let p = path.key("sorry_server");
+            sorry = self.real_server(s, r, &p, port, directors, nodes);
+            if let Some(rs) = sorry.as_ref().filter(|rs| seen.contains_key(&rs.address.ip())) {
+                self.err(
+                    "sorry-is-real-server",
+                    p.key("node"),
+                    format!("{} is already a real server of service {}", rs.node, s.name),
+                    "the sorry server stands in when every real server is down: name another node",
+                );
+            }
+        }
+        (out, sorry)
+    }
+
+    /// One real server (or sorry server) against the rules of DR; `None` after an error.
+    pub(super) fn real_server(
+        &mut self,
+        s: &ServiceDef,
+        r: &RealServerDef,
+        p: &KeyPath,
+        port: Option<u16>,
+        directors: &[String],
+        nodes: &[Node],
+    ) -> Option<RealServer> {
+        let dir_lans: HashSet<&str> = nodes
+            .iter()
+            .filter(|n| directors.contains(&n.name))
+            .flat_map(|n| n.interfaces.iter().map(|i| i.lan.as_str()))
+            .collect();
+        let Some(node) = nodes.iter().find(|n| n.name == r.node) else {
+            self.err(
+                "unknown-node",
+                p.key("node"),
+                format!("no node named `{}`", r.node),
+                "name a node of role real_server",
+            );
+            return None;
+        };
+        if node.role != Role::RealServer {
+            self.err(
+                "wrong-role",
+                p.key("node"),
+                format!("{} is a {}, not a real_server", node.name, node.role),
+                "name a node of role real_server",
+            );
+            return None;
+        }
+        let rport = match r.port {
+            Some(rp) => {
+                let rp = self.port(rp, p.key("port"));
+                if let (Some(rp), Some(vp)) = (rp, port)
+                    && rp != vp
+                {
+                    self.err(
+                            "dr-port-mapping",
+                            p.key("port"),
+                            format!("real server port {rp} differs from the virtual port {vp}; DR forwards frames unchanged and cannot map ports"),
+                            format!("run the service on port {vp} on {} (or remove port)", node.name),
+                        );
+                }
+                rp
+            }
+            None => port,
+        };
+        let itf = match &r.address {
+            Some(a) => {
+                let ip = self.ip(a, p.key("address"))?;
+                match node.interfaces.iter().find(|i| i.address.addr() == ip) {
+                    Some(itf) => Some(itf),
+                    None => {
+                        self.err(
+                            "unknown-address",
+                            p.key("address"),
+                            format!("{ip} is not an address of {}", node.name),
+                            "use one of the node's interface addresses",
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => node.interfaces.iter().find(|i| dir_lans.contains(i.lan.as_str())),
+        };
+        let itf = match itf {
+            Some(itf) if dir_lans.contains(itf.lan.as_str()) => itf,
+            _ if directors.is_empty() => return None,
+            _ => {
+                self.err(
+                    "dr-same-lan",
+                    p.key("node"),
+                    format!("real server {} shares no LAN with the director(s) {} of service {}; DR needs one segment with no router between", node.name, directors.join(", "), s.name),
+                    "give the real server an interface on the director's LAN",
+                );
+                return None;
+            }
+        };
+        let weight = match r.weight.unwrap_or(1) {
+            w @ 0..=65535 => w as u32,
+            w => {
+                self.err(
+                    "weight-range",
+                    p.key("weight"),
+                    format!("weight {w} is outside 0..=65535"),
+                    "use 0..=65535; 0 keeps the server but sends it no new connections",
+                );
+                0
+            }
+        };
+        let mut threshold = |v: Option<i64>, key: &str| match u32::try_from(v.unwrap_or(0)) {
+            Ok(t) => t,
+            Err(_) => {
+                self.err(
+                    "threshold-range",
+                    p.key(key),
+                    format!("{key} {} is outside 0..=4294967295", v.unwrap_or(0)),
+                    "use 0 for no threshold",
+                );
+                0
+            }
+        };
+        let upper = threshold(r.upper_threshold, "upper_threshold");
+        let lower = threshold(r.lower_threshold, "lower_threshold");
+        if upper > 0 && lower > upper {
+            self.err(
+                "threshold-range",
+                p.key("lower_threshold"),
+                format!("lower_threshold {lower} is above upper_threshold {upper}"),
+                "the server is re-enabled below the lower threshold: keep it under the upper one",
+            );
+        }
+        let rport = rport.or(port).unwrap_or(0);
+        Some(RealServer {
+            node: node.name.clone(),
+            address: SocketAddr::new(itf.address.addr(), rport),
+            weight,
+            upper_threshold: upper,
+            lower_threshold: lower,
+        })
+    }
+}

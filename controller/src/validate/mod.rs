@@ -1,0 +1,82 @@
+//! Every rule a definition must satisfy, checked once, all findings collected.
+//!
+//! Rules come from the seed article's list of DR properties (same segment, no port
+//! mapping, gateway not the DIP, ...) and from what the kernel accepts (weights are
+//! 16-bit, fwmark 0 means "no mark", schedulers by name). Each rule has a stable name
+//! (`Diagnostic::rule`) so tests and users can refer to it.
+
+use crate::definition::Definition;
+use crate::diagnostics::{Diagnostic, KeyPath};
+use crate::model::Cluster;
+
+mod checks;
+mod dr;
+mod names;
+pub use names::{MAX_NAME, dns_label_problem, ifname_problem};
+mod nodes;
+mod scalars;
+mod services;
+
+pub use lvs_proto::spec::SCHEDULERS;
+
+/// The kernel keeps a persistence timeout as `seconds × HZ` in 32 bits; with HZ up to
+/// 1000 this is the largest value that cannot overflow.
+pub const MAX_PERSISTENCE_S: u64 = u32::MAX as u64 / 1000;
+
+/// Validate a definition. Returns the cluster and its warnings, or every finding.
+pub fn validate(def: &Definition) -> Result<(Cluster, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut v = Validator::default();
+    let cluster = v.cluster(def);
+    if v.diags.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
+        return Err(v.diags);
+    }
+    match cluster {
+        Some(c) => Ok((c, v.diags)),
+        None => Err(v.diags),
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator {
+    fn err(&mut self, rule: &'static str, path: KeyPath, msg: impl Into<String>, fix: impl Into<String>) {
+        self.diags.push(Diagnostic::error(rule, path, msg, fix));
+    }
+
+    fn warn(&mut self, rule: &'static str, path: KeyPath, msg: impl Into<String>, fix: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(rule, path, msg, fix));
+    }
+
+    fn cluster(&mut self, def: &Definition) -> Option<Cluster> {
+        let root = KeyPath::root();
+        let generation = match u64::try_from(def.cluster.generation) {
+            Ok(g) if g >= 1 => g,
+            _ => {
+                self.err(
+                    "generation-range",
+                    root.key("cluster").key("generation"),
+                    format!("generation {} is not a positive integer", def.cluster.generation),
+                    "use 1 for a new cluster and increase it with every change",
+                );
+                1
+            }
+        };
+        if let Some(problem) = dns_label_problem(&def.cluster.name) {
+            self.err(
+                "bad-name",
+                root.key("cluster").key("name"),
+                format!("cluster name {problem}"),
+                "use lowercase letters, digits and `-` (at most 63), e.g. web-prod",
+            );
+        }
+        let time = self.time(def);
+        let lans = self.lans(def);
+        let nodes = self.nodes(def, &lans);
+        self.endpoints(def);
+        let services = self.services(def, &nodes);
+        Some(Cluster { name: def.cluster.name.clone(), generation, time: time?, lans, nodes, services })
+    }
+}

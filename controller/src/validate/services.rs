@@ -1,0 +1,329 @@
+//! Services: protocol, VIP and port or mark, scheduler, flags, persistence, and which
+//! directors hold them.
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use lvs_proto::spec::{Persistence, Protocol, Role, ServiceFlag, ServiceKey};
+
+use super::{MAX_PERSISTENCE_S, SCHEDULERS, Validator};
+use crate::definition::{Definition, PersistenceDef, ServiceDef};
+use crate::diagnostics::KeyPath;
+use crate::model::{Node, Service};
+
+impl Validator {
+    pub(super) fn services(&mut self, def: &Definition, nodes: &[Node]) -> Vec<Service> {
+        let base = KeyPath::root().key("services");
+        self.unique_names(def.services.iter().map(|s| s.name.as_str()), &base, "service");
+        let mut keys: HashMap<ServiceKey, &str> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, s) in def.services.iter().enumerate() {
+            let path = base.index(i);
+            let Some(svc) = self.service(s, &path, nodes) else {
+                continue;
+            };
+            if let Some(first) = keys.insert(svc.key, &s.name) {
+                self.err(
+                    "duplicate-service",
+                    path.clone(),
+                    format!("services {first} and {} are the same virtual service ({})", s.name, svc.key),
+                    "merge them: one virtual service per protocol, VIP and port (or fwmark)",
+                );
+            }
+            out.push(svc);
+        }
+        out
+    }
+
+    pub(super) fn service(&mut self, s: &ServiceDef, path: &KeyPath, nodes: &[Node]) -> Option<Service> {
+        let vip = match &s.vip {
+            Some(v) => self.ip(v, path.key("vip")),
+            None => {
+                self.err(
+                    "missing-key",
+                    path.clone(),
+                    format!("service {} has no vip", s.name),
+                    "add vip = \"<address>\"",
+                );
+                None
+            }
+        };
+        if let Some(owner) = vip.and_then(|v| {
+            nodes.iter().find(|n| n.interfaces.iter().any(|i| i.address.addr() == v)).map(|n| n.name.clone())
+        }) {
+            self.err(
+                "vip-is-node-address",
+                path.key("vip"),
+                format!(
+                    "VIP {} of service {} is also the address of node {owner}",
+                    vip.unwrap_or(IpAddr::from([0; 4])),
+                    s.name
+                ),
+                "the VIP must be an address of its own, distinct from every DIP and RIP",
+            );
+        }
+        let port = match (s.protocol.as_str(), s.port) {
+            ("fwmark", Some(_)) => {
+                self.err(
+                    "fwmark-port",
+                    path.key("port"),
+                    "a fwmark service has no port",
+                    "remove port; the firewall mark selects the traffic",
+                );
+                None
+            }
+            ("fwmark", None) => None,
+            (_, None) => {
+                self.err(
+                    "missing-key",
+                    path.clone(),
+                    format!("service {} has no port", s.name),
+                    "add port = 80 (or the service's port)",
+                );
+                None
+            }
+            (_, Some(p)) => self.port(p, path.key("port")),
+        };
+        let key = match s.protocol.as_str() {
+            "tcp" | "udp" | "sctp" => {
+                let protocol = match s.protocol.as_str() {
+                    "tcp" => Protocol::Tcp,
+                    "udp" => Protocol::Udp,
+                    _ => Protocol::Sctp,
+                };
+                if s.fwmark.is_some() {
+                    self.err(
+                        "fwmark-with-protocol",
+                        path.key("fwmark"),
+                        "fwmark is only for protocol = \"fwmark\"",
+                        "remove fwmark or set protocol = \"fwmark\"",
+                    );
+                }
+                match (vip, port) {
+                    (Some(v), Some(p)) => Some(ServiceKey::Addr { protocol, address: SocketAddr::new(v, p) }),
+                    _ => None,
+                }
+            }
+            "fwmark" => match s.fwmark {
+                None => {
+                    self.err(
+                        "missing-key",
+                        path.clone(),
+                        "protocol = \"fwmark\" needs fwmark = N",
+                        "add fwmark = 1 (the mark your firewall sets)",
+                    );
+                    None
+                }
+                Some(0) => {
+                    self.err(
+                        "fwmark-zero",
+                        path.key("fwmark"),
+                        "fwmark 0 means \"no mark\" to the kernel",
+                        "use a mark in 1..=4294967295",
+                    );
+                    None
+                }
+                Some(m) => match u32::try_from(m) {
+                    Ok(mark) => vip.map(|v| ServiceKey::Fwmark { mark, ipv6: v.is_ipv6() }),
+                    Err(_) => {
+                        self.err(
+                            "fwmark-range",
+                            path.key("fwmark"),
+                            format!("fwmark {m} is not a 32-bit mark"),
+                            "use a mark in 1..=4294967295",
+                        );
+                        None
+                    }
+                },
+            },
+            other => {
+                self.err(
+                    "unknown-protocol",
+                    path.key("protocol"),
+                    format!("unknown protocol `{other}`"),
+                    "use tcp, udp, sctp or fwmark",
+                );
+                None
+            }
+        };
+        if !SCHEDULERS.contains(&s.scheduler.as_str()) {
+            self.err(
+                "unknown-scheduler",
+                path.key("scheduler"),
+                format!("unknown scheduler `{}`", s.scheduler),
+                format!("use one of: {}", SCHEDULERS.join(" ")),
+            );
+        }
+        if s.forwarding != "dr" {
+            self.err(
+                "unsupported-forwarding",
+                path.key("forwarding"),
+                format!("forwarding `{}`: this tool plans direct-routing clusters only", s.forwarding),
+                "use forwarding = \"dr\"",
+            );
+        }
+        let flags = self.flags(s, path);
+        let persistence =
+            s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
+        let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
+        if s.protocol == "udp"
+            && let Some(c) = &s.check
+        {
+            self.err(
+                "check-protocol",
+                path.key("check").key("kind"),
+                format!("a {} check cannot probe UDP service {}: it would test a TCP port nothing listens on", c.kind, s.name),
+                "remove check (UDP destinations are then not health-checked) or check a TCP service of the same servers",
+            );
+        }
+        let directors = self.holding_directors(s, path, vip, nodes);
+        let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
+        Some(Service {
+            name: s.name.clone(),
+            key: key?,
+            vip: vip?,
+            scheduler: s.scheduler.clone(),
+            persistence,
+            flags,
+            directors,
+            check,
+            real_servers,
+            sorry,
+        })
+    }
+
+    pub(super) fn flags(&mut self, s: &ServiceDef, path: &KeyPath) -> Vec<ServiceFlag> {
+        let mut flags = Vec::new();
+        for (i, f) in s.flags.iter().enumerate() {
+            let flag = match f.as_str() {
+                "one-packet" => ServiceFlag::OnePacket,
+                "sh-fallback" => ServiceFlag::ShFallback,
+                "sh-port" => ServiceFlag::ShPort,
+                other => {
+                    self.err(
+                        "unknown-flag",
+                        path.key("flags").index(i),
+                        format!("unknown flag `{other}`"),
+                        "use one-packet, sh-fallback or sh-port",
+                    );
+                    continue;
+                }
+            };
+            if matches!(flag, ServiceFlag::ShFallback | ServiceFlag::ShPort)
+                && !matches!(s.scheduler.as_str(), "sh" | "mh")
+            {
+                self.err(
+                    "flag-needs-sh",
+                    path.key("flags").index(i),
+                    format!("flag {f} only means something to the sh and mh schedulers, not {}", s.scheduler),
+                    "remove the flag or use scheduler = \"sh\"",
+                );
+            }
+            if !flags.contains(&flag) {
+                flags.push(flag);
+            }
+        }
+        flags
+    }
+
+    pub(super) fn persistence(
+        &mut self,
+        p: &PersistenceDef,
+        path: &KeyPath,
+        vip: Option<IpAddr>,
+    ) -> Option<Persistence> {
+        let timeout = self.duration(&p.timeout, path.key("timeout"))?;
+        let secs = timeout.as_secs();
+        if secs == 0 || secs > MAX_PERSISTENCE_S || timeout.subsec_nanos() != 0 {
+            self.err(
+                "persistence-range",
+                path.key("timeout"),
+                format!("persistence timeout {} is outside 1s..={MAX_PERSISTENCE_S}s", p.timeout),
+                "use whole seconds, e.g. \"300s\" (ipvsadm's default)",
+            );
+            return None;
+        }
+        let v6 = vip.is_some_and(|v| v.is_ipv6());
+        let netmask = match &p.netmask {
+            None if v6 => 128,
+            None => u32::MAX,
+            Some(m) => match (m.parse::<std::net::Ipv4Addr>(), m.parse::<u8>()) {
+                (Ok(mask), _)
+                    if !v6 && u32::from(mask).leading_ones() + u32::from(mask).trailing_zeros() == 32 =>
+                {
+                    u32::from(mask)
+                }
+                (_, Ok(plen)) if v6 && plen <= 128 => u32::from(plen),
+                (_, Ok(plen)) if !v6 && plen <= 32 => u32::MAX.checked_shl(32 - u32::from(plen)).unwrap_or(0),
+                _ => {
+                    self.err(
+                        "bad-netmask",
+                        path.key("netmask"),
+                        format!("`{m}` is not a contiguous netmask or prefix length"),
+                        "use e.g. \"255.255.255.0\" or \"24\" (IPv6: a prefix length)",
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Persistence { timeout_s: secs as u32, netmask })
+    }
+
+    pub(super) fn holding_directors(
+        &mut self,
+        s: &ServiceDef,
+        path: &KeyPath,
+        vip: Option<IpAddr>,
+        nodes: &[Node],
+    ) -> Vec<String> {
+        let holds = |n: &Node| vip.is_some_and(|v| n.vips.iter().any(|x| x.address.addr() == v));
+        let mut out = Vec::new();
+        match &s.directors {
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    let p = path.key("directors").index(i);
+                    match nodes.iter().find(|n| &n.name == name) {
+                        None => self.err(
+                            "unknown-node",
+                            p,
+                            format!("no node named `{name}`"),
+                            "name a node of role director",
+                        ),
+                        Some(n) if n.role != Role::Director => self.err(
+                            "wrong-role",
+                            p,
+                            format!("{name} is a {}, not a director", n.role),
+                            "name a node of role director",
+                        ),
+                        Some(n) if vip.is_some() && !holds(n) => self.err(
+                            "vip-not-held",
+                            p,
+                            format!(
+                                "director {name} does not hold VIP {} of service {}",
+                                vip.unwrap_or(IpAddr::from([0; 4])),
+                                s.name
+                            ),
+                            "add the VIP to that director's vips",
+                        ),
+                        Some(n) => out.push(n.name.clone()),
+                    }
+                }
+            }
+            None => out.extend(
+                nodes.iter().filter(|n| n.role == Role::Director && holds(n)).map(|n| n.name.clone()),
+            ),
+        }
+        if out.is_empty() && vip.is_some() && s.directors.is_none() {
+            self.err(
+                "vip-not-held",
+                path.key("vip"),
+                format!(
+                    "no director holds VIP {} of service {}",
+                    vip.unwrap_or(IpAddr::from([0; 4])),
+                    s.name
+                ),
+                "add it to a director's vips, e.g. vips = [{ address = \"<vip>/32\", interface = \"eth1\" }]",
+            );
+        }
+        out
+    }
+}
