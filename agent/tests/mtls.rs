@@ -13,7 +13,7 @@ use lvs_agent::config::TlsPaths;
 use lvs_agent::fake::FakeSystem;
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
-use lvs_controller::fleet::Fleet;
+use lvs_controller::fleet::{Fleet, NodeError};
 use lvs_controller::pki::{Pair, Pki};
 use lvs_proto::pb::{self, agent_client::AgentClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -57,7 +57,7 @@ fn fleet(b: &Bed, pki: &Pki) -> Fleet {
     Fleet::new(&cluster, pki, Duration::from_secs(5)).unwrap()
 }
 
-async fn facts(f: &Fleet, node: &str) -> Result<pb::Facts, String> {
+async fn facts(f: &Fleet, node: &str) -> Result<pb::Facts, NodeError> {
     f.call(node, |mut c| async move { c.facts(pb::FactsRequest {}).await }).await
 }
 
@@ -90,7 +90,10 @@ async fn another_agents_certificate_is_refused() {
     let b = bed().await;
     let other = b.pki.issue_agent("rs2", false).unwrap();
     let e = facts(&fleet(&b, &impostor_pki(&b, &other)), "rs1").await.unwrap_err();
-    assert!(e.starts_with("permission denied: client certificate is not the controller's"), "{e}");
+    assert!(
+        matches!(&e, NodeError::Denied(m) if m.starts_with("client certificate is not the controller's")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +125,7 @@ async fn a_certificate_of_another_ca_is_refused_in_the_handshake() {
     let rogue = Pki::new(b.dir.path().join("rogue"));
     rogue.init("rogue", false).unwrap();
     let e = facts(&fleet(&b, &impostor_pki(&b, &rogue.controller())), "rs1").await.unwrap_err();
-    assert!(e.contains("UnknownCA"), "{e}");
+    assert!(matches!(&e, NodeError::Unreachable(m) if m.contains("UnknownCA")), "{e:?}");
 }
 
 #[tokio::test]
@@ -131,7 +134,7 @@ async fn an_expired_controller_certificate_is_refused_in_the_handshake() {
     let old = Pair { cert: b.dir.path().join("old.pem"), key: b.dir.path().join("old.key") };
     b.pki.issue_controller_at(old.clone(), -1).unwrap();
     let e = facts(&fleet(&b, &impostor_pki(&b, &old)), "rs1").await.unwrap_err();
-    assert!(e.contains("CertificateExpired"), "{e}");
+    assert!(matches!(&e, NodeError::Unreachable(m) if m.contains("CertificateExpired")), "{e:?}");
 }
 
 #[tokio::test]
@@ -139,7 +142,10 @@ async fn the_controller_refuses_an_agent_that_is_not_the_node_it_dialled() {
     let b = bed().await;
     // The agent listening is rs1; dialling it as rs2 must fail the server-name check.
     let e = facts(&fleet(&b, &b.pki), "rs2").await.unwrap_err();
-    assert!(e.contains("not valid for name") && e.contains("rs2"), "{e}");
+    assert!(
+        matches!(&e, NodeError::Unreachable(m) if m.contains("not valid for name") && m.contains("rs2")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]

@@ -45,6 +45,77 @@ pub enum FleetError {
     },
 }
 
+/// Why a call to one node did not succeed, by kind, so that a command can decide on it
+/// (retry what timed out, stop at what was refused) and still print one sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The node could not be reached (connection refused, TLS failed, name mismatch).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The agent refused the request as it stands (stale, conflict, preflight).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The agent does not accept this caller.
+    #[error("permission denied: {0}")]
+    Denied(String),
+    /// The request was malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// What the request names does not exist on the node.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// No answer within the deadline.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The node tried and failed (or the client could not be set up).
+    #[error("{0}")]
+    Failed(String),
+}
+
+// A command that only reports a failure keeps its sentence: `?` into `String`, and JSON
+// output shows the same sentence as the table.
+impl From<NodeError> for String {
+    fn from(e: NodeError) -> Self {
+        e.to_string()
+    }
+}
+
+impl serde::Serialize for NodeError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl NodeError {
+    /// The kind of a gRPC status, with the transport's reason when there is one.
+    pub fn from_status(s: &tonic::Status) -> Self {
+        use std::error::Error;
+        let mut msg = s.message().to_string();
+        let mut src = s.source();
+        while let Some(e) = src {
+            let t = e.to_string();
+            if !msg.contains(&t) {
+                msg = format!("{msg}: {t}");
+            }
+            src = e.source();
+        }
+        match s.code() {
+            tonic::Code::Unavailable => NodeError::Unreachable(msg),
+            // tonic reports a connection the peer closed or refused in TLS (a fatal
+            // alert: unknown CA, expired certificate) as Unknown "transport error".
+            tonic::Code::Unknown if s.message() == "transport error" => NodeError::Unreachable(msg),
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => NodeError::Denied(msg),
+            tonic::Code::FailedPrecondition => NodeError::Refused(msg),
+            tonic::Code::InvalidArgument => NodeError::Invalid(msg),
+            tonic::Code::NotFound => NodeError::NotFound(msg),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                NodeError::TimedOut(format!("timed out: {msg}"))
+            }
+            _ => NodeError::Failed(msg),
+        }
+    }
+}
+
 /// The agents of a cluster.
 #[derive(Debug)]
 pub struct Fleet {
@@ -107,7 +178,7 @@ impl Fleet {
 
     /// Call `f` on `node` within `deadline`; every failure (no such node, unreachable,
     /// refused, too slow) comes back as one sentence.
-    pub async fn call<T, Fut>(&self, node: &str, f: impl FnOnce(Client) -> Fut) -> Result<T, String>
+    pub async fn call<T, Fut>(&self, node: &str, f: impl FnOnce(Client) -> Fut) -> Result<T, NodeError>
     where
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
@@ -121,20 +192,20 @@ impl Fleet {
         node: &str,
         deadline: Duration,
         f: impl FnOnce(Client) -> Fut,
-    ) -> Result<T, String>
+    ) -> Result<T, NodeError>
     where
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = self.client(node).map_err(|e| e.to_string())?;
+        let client = self.client(node).map_err(|e| NodeError::Failed(e.to_string()))?;
         match tokio::time::timeout(deadline, f(client)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(s)) => Err(describe(&s)),
-            Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+            Ok(Err(s)) => Err(NodeError::from_status(&s)),
+            Err(_) => Err(NodeError::TimedOut(format!("no answer within {} ms", deadline.as_millis()))),
         }
     }
 
     /// [`Fleet::call`] on every node of `nodes` at once. Results keep the order of `nodes`.
-    pub async fn each<T, F, Fut>(&self, nodes: &[String], f: F) -> Vec<(String, Result<T, String>)>
+    pub async fn each<T, F, Fut>(&self, nodes: &[String], f: F) -> Vec<(String, Result<T, NodeError>)>
     where
         F: Fn(String, Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -145,23 +216,5 @@ impl Fleet {
 
 /// A gRPC status in words, with the transport's reason when there is one.
 pub fn describe(s: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut msg = s.message().to_string();
-    let mut src = s.source();
-    while let Some(e) = src {
-        let t = e.to_string();
-        if !msg.contains(&t) {
-            msg = format!("{msg}: {t}");
-        }
-        src = e.source();
-    }
-    match s.code() {
-        tonic::Code::Unavailable => format!("unreachable: {msg}"),
-        tonic::Code::PermissionDenied => format!("permission denied: {msg}"),
-        tonic::Code::FailedPrecondition => format!("refused: {msg}"),
-        tonic::Code::InvalidArgument => format!("invalid request: {msg}"),
-        tonic::Code::NotFound => format!("not found: {msg}"),
-        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => format!("timed out: {msg}"),
-        _ => msg,
-    }
+    NodeError::from_status(s).to_string()
 }

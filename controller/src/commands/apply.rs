@@ -15,6 +15,7 @@ use lvs_proto::pb;
 use lvs_proto::spec::Role;
 
 use super::{CmdError, Ctx, EXIT_NODE_FAILED, confirm, exit, json};
+use crate::fleet::NodeError;
 
 /// A fresh lease id (64 random bits, hex).
 pub fn new_lease() -> String {
@@ -33,7 +34,7 @@ pub struct ApplyOptions {
     pub ignore_clock: bool,
 }
 
-type NodeResult<T> = (String, Result<T, String>);
+type NodeResult<T> = (String, Result<T, NodeError>);
 
 /// Ask every agent for its diff, reserving the generation under `lease`.
 pub async fn plan_all(ctx: &Ctx, lease: &str) -> Vec<NodeResult<pb::Report>> {
@@ -94,7 +95,7 @@ pub async fn clocks(ctx: &Ctx) -> Vec<ClockView> {
     res.into_iter()
         .map(|(node, r)| ClockView {
             node,
-            offset_ms: r.and_then(|s| {
+            offset_ms: r.map_err(String::from).and_then(|s| {
                 s.clock_offset_ms.ok_or_else(|| {
                     if s.clock_error.is_empty() { "not measured".to_string() } else { s.clock_error.clone() }
                 })
@@ -127,7 +128,7 @@ fn print_plan(out: &mut dyn Write, plans: &[NodeResult<pb::Report>]) -> std::io:
 }
 
 /// A node's report as JSON.
-pub fn report_json(node: &str, r: &Result<pb::Report, String>) -> serde_json::Value {
+pub fn report_json(node: &str, r: &Result<pb::Report, NodeError>) -> serde_json::Value {
     match r {
         Ok(rep) => serde_json::json!({
             "node": node,
@@ -248,7 +249,7 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
 pub fn print_report(
     out: &mut dyn Write,
     node: &str,
-    r: &Result<pb::Report, String>,
+    r: &Result<pb::Report, NodeError>,
     done: &str,
     all: bool,
 ) -> std::io::Result<()> {

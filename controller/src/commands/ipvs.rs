@@ -28,7 +28,10 @@ pub enum View {
 }
 
 /// Fetch every director's table.
-pub async fn tables(ctx: &Ctx, connections: bool) -> Vec<(String, Result<pb::IpvsTable, String>)> {
+pub async fn tables(
+    ctx: &Ctx,
+    connections: bool,
+) -> Vec<(String, Result<pb::IpvsTable, crate::fleet::NodeError>)> {
     ctx.fleet
         .each(&ctx.nodes_with(Role::Director), |_, mut c| async move {
             c.ipvs_table(pb::IpvsTableRequest { connections }).await

@@ -296,7 +296,7 @@ async fn run(
     writeln!(out, "rollout: applying generation {} to the rest", ctx.cluster.generation)?;
     let res = super::apply::apply_all(ctx, &lease, out).await?;
     if let Some((n, r)) = res.iter().find(|(_, r)| !r.as_ref().is_ok_and(|r| r.converged)) {
-        let why = r.as_ref().err().cloned().unwrap_or_else(|| "not converged".into());
+        let why = r.as_ref().err().map_or_else(|| "not converged".to_string(), ToString::to_string);
         writeln!(out, "rollout: {n}: {why}; run `lvsctl rollout` again to resume")?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }

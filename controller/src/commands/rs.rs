@@ -58,7 +58,7 @@ pub async fn set_weight(
     ctx: &Ctx,
     places: &[Placement],
     weight: Option<u32>,
-) -> Vec<(Placement, Result<pb::SetWeightReply, String>)> {
+) -> Vec<(Placement, Result<pb::SetWeightReply, crate::fleet::NodeError>)> {
     let calls = places.iter().map(|p| async move {
         let req = pb::SetWeightRequest {
             service: Some((&p.service).into()),

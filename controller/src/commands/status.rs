@@ -140,7 +140,7 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
 }
 
-fn node_json(ctx: &Ctx, n: &str, r: &Result<pb::Status, String>) -> serde_json::Value {
+fn node_json(ctx: &Ctx, n: &str, r: &Result<pb::Status, crate::fleet::NodeError>) -> serde_json::Value {
     match r {
         Err(e) => serde_json::json!({ "node": n, "reachable": false, "error": e }),
         Ok(s) => {
