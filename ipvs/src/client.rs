@@ -72,7 +72,7 @@ impl Ipvs {
         genl.finalize();
         self.seq += 1;
         let seq = self.seq;
-        let buf = serialize(genl, NLM_F_REQUEST | NLM_F_ACK, seq);
+        let buf = wire::serialize(genl, NLM_F_REQUEST | NLM_F_ACK, seq);
         self.socket.send(&buf).await?;
         loop {
             let data = self.recv("resolve the IPVS family").await?;
@@ -257,20 +257,6 @@ fn open() -> Result<TokioSocket> {
     // Ask the kernel to leave the request out of error replies: smaller ACKs.
     let _ = socket.socket_mut().set_cap_ack(true);
     Ok(socket)
-}
-
-pub(crate) fn serialize<T>(inner: T, flags: u16, seq: u32) -> Vec<u8>
-where
-    T: netlink_packet_core::NetlinkSerializable + std::fmt::Debug,
-{
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    header.sequence_number = seq;
-    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
-    msg.finalize();
-    let mut buf = vec![0u8; msg.buffer_len()];
-    msg.serialize(&mut buf);
-    buf
 }
 
 /// The byte ranges of the netlink messages in a datagram (already validated by `split`).

@@ -138,7 +138,26 @@ impl<'a> IntoInnerValue<'a> for netlink_packet_core::NlaBuffer<&'a [u8]> {
 pub fn frame(msg: IpvsMessage, family: u16, flags: u16, seq: u32) -> Vec<u8> {
     let mut genl = netlink_packet_generic::GenlMessage::from_payload(msg);
     genl.set_resolved_family_id(family);
-    crate::client::serialize(genl, flags, seq)
+    serialize(genl, flags, seq)
+}
+
+/// One netlink message around `inner` as bytes: `flags` and `seq` in the header, the
+/// length filled in. The client only sends what this module encodes.
+pub(crate) fn serialize<T>(inner: T, flags: u16, seq: u32) -> Vec<u8>
+where
+    T: netlink_packet_core::NetlinkSerializable + std::fmt::Debug,
+{
+    let mut header = netlink_packet_core::NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut msg = netlink_packet_core::NetlinkMessage::new(
+        header,
+        netlink_packet_core::NetlinkPayload::InnerMessage(inner),
+    );
+    msg.finalize();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
 }
 
 fn inet_addr(ip: IpAddr) -> Vec<u8> {
