@@ -159,10 +159,8 @@ pub fn render(services: &[SavedService]) -> String {
     let mut out = String::new();
     for s in services {
         let sel = selector(s);
+        // ipvsadm's own order (held against its dump by the VM suite).
         let mut line = format!("-A {sel} -s {}", s.scheduler);
-        if !s.sched_flags.is_empty() {
-            let _ = write!(line, " -b {}", s.sched_flags.join(","));
-        }
         if let Some(p) = s.persistent {
             let _ = write!(line, " -p {p}");
         }
@@ -174,6 +172,9 @@ pub fn render(services: &[SavedService]) -> String {
         }
         if s.one_packet {
             line.push_str(" -o");
+        }
+        if !s.sched_flags.is_empty() {
+            let _ = write!(line, " -b {}", s.sched_flags.join(","));
         }
         let _ = writeln!(out, "{line}");
         for r in &s.reals {
@@ -394,7 +395,7 @@ mod tests {
 -A -t 198.18.0.100:80 -s wrr
 -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3 -x 100 -y 10
 -a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 0
--A -t 198.18.0.100:443 -s sh -b sh-fallback,sh-port -p 300 -M 255.255.255.0
+-A -t 198.18.0.100:443 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port
 -a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1
 -A -u 198.18.0.100:53 -s rr -o
 -a -u 198.18.0.100:53 -r 198.18.0.12:53 -i -w 2

@@ -478,8 +478,9 @@ fn the_validators_schedulers_are_the_kernels() {
 #[ignore = "needs a kernel with IPVS and ipvsadm: run by tests/vm/run e2e"]
 fn ipvsadm_dumps_every_flag_exactly_as_lvsctl_writes_it() {
     // Every option `ipvsadm -S` writes (but --pe: the SIP engine module is not in the VM),
-    // loaded by ipvsadm itself in a namespace of its own, dumped by ipvsadm, then read and
-    // written back by lvsctl's ipvsadm module: byte for byte the same.
+    // loaded by ipvsadm itself in the VM's root namespace (the labs live in their own),
+    // dumped by ipvsadm, then read and written back by lvsctl's ipvsadm module: byte for
+    // byte the same.
     let rules = "\
 -A -t 198.18.0.100:80 -s wrr
 -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 3 -x 100 -y 10
@@ -488,6 +489,7 @@ fn ipvsadm_dumps_every_flag_exactly_as_lvsctl_writes_it() {
 -a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1
 -A -u 198.18.0.100:53 -s rr -o
 -a -u 198.18.0.100:53 -r 198.18.0.12:53 -i -w 2
+-A -u 198.18.0.100:54 -s sh -b sh-port -o
 -A -u 198.18.0.100:5060 -s rr -p 60
 -a -u 198.18.0.100:5060 -r 198.18.0.12:5060 -m -w 1
 -A -f 7 -s mh -b flag-1
@@ -495,25 +497,18 @@ fn ipvsadm_dumps_every_flag_exactly_as_lvsctl_writes_it() {
 -A -t [2001:db8::100]:80 -s wlc -p 120
 -a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1
 ";
-    let ns = "lvs-ipvsadm-flags";
-    let ip = |args: &[&str]| std::process::Command::new("/usr/sbin/ip").args(args).status().unwrap();
-    let _ = ip(&["netns", "del", ns]);
-    assert!(ip(&["netns", "add", ns]).success());
-    let mut load = std::process::Command::new("/usr/sbin/ip")
-        .args(["netns", "exec", ns, "ipvsadm", "-R"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ipvsadm = |args: &[&str]| std::process::Command::new("ipvsadm").args(args).output().unwrap();
+    assert!(ipvsadm(&["-C"]).status.success());
+    let mut load =
+        std::process::Command::new("ipvsadm").arg("-R").stdin(std::process::Stdio::piped()).spawn().unwrap();
     use std::io::Write as _;
     load.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
     assert!(load.wait().unwrap().success(), "ipvsadm -R refused the rules");
-    let o = std::process::Command::new("/usr/sbin/ip")
-        .args(["netns", "exec", ns, "ipvsadm", "-S", "-n"])
-        .output()
-        .unwrap();
-    let _ = ip(&["netns", "del", ns]);
+    let o = ipvsadm(&["-S", "-n"]);
+    let _ = ipvsadm(&["-C"]);
     let referee = String::from_utf8_lossy(&o.stdout).to_string();
     println!("ipvsadm -S -n:\n{referee}");
+    assert_eq!(referee.lines().filter(|l| l.starts_with("-a")).count(), 7, "every real server loaded");
     let ours = lvs_controller::ipvsadm::render(&lvs_controller::ipvsadm::parse(&referee).unwrap());
     assert_eq!(ours, referee, "lvsctl's ipvsadm writer differs from ipvsadm's own");
 }
