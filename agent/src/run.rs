@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
 use tracing::{info, warn};
 
@@ -37,12 +36,40 @@ pub fn init_logging() {
     }
 }
 
+/// Why the daemon could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration file.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The certificates.
+    #[error("loading certificates: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The state file (`--check`).
+    #[error("checking the state file: {0}")]
+    State(#[from] crate::state::StoreError),
+    /// The rtnetlink socket.
+    #[error("opening rtnetlink: {0}")]
+    Netlink(#[source] std::io::Error),
+    /// The agent address.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address from the configuration.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC server.
+    #[error("serving: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
 /// Run the agent until SIGTERM or SIGINT.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> Result<(), RunError> {
     let config = Config::load(&args.config)?;
-    let tls = crate::tls::server_config(&config.tls).context("loading certificates")?;
+    let tls = crate::tls::server_config(&config.tls)?;
     if args.check {
-        let state = Store::new(&config.state_dir).inspect().context("checking the state file")?;
+        let state = Store::new(&config.state_dir).inspect()?;
         println!(
             "{}: node {}, listen {}, certificates readable; state: {state}",
             args.config.display(),
@@ -51,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let sys = Arc::new(NetSystem::new().context("opening rtnetlink")?);
+    let sys = Arc::new(NetSystem::new().map_err(RunError::Netlink)?);
     let agent = Agent::new(&config.node, sys, Store::new(&config.state_dir));
     match agent.start().await {
         Ok(Some(r)) => info!(
@@ -67,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     agent.spawn_healer(config.heal_interval);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+        .map_err(|source| RunError::Listen { addr: config.listen, source })?;
     if config.listen.ip().is_unspecified() {
         warn!(
             listen = %config.listen,
