@@ -459,11 +459,17 @@ impl<S: System + 'static> Agent<S> {
                 detail: format!("{e} (retrying with back-off; `lvsctl apply` also clears this)"),
             });
         }
-        let (drift, foreign) = match self.rec.drift().await {
-            Ok(Some(r)) => (r.actions.into_iter().map(|a| a.action).collect(), r.foreign),
-            Ok(None) => (Vec::new(), Vec::new()),
-            Err(e) => (vec![format!("cannot diff: {e}")], Vec::new()),
-        };
+        // The drift in words for the report, and as actions for the checks that decide on it.
+        let (changes, drift, foreign): (Option<Vec<crate::diff::Action>>, Vec<String>, Vec<String>) =
+            match self.rec.drift().await {
+                Ok(Some(r)) => (
+                    Some(r.actions.iter().map(|a| a.change.clone()).collect()),
+                    r.actions.into_iter().map(|a| a.action).collect(),
+                    r.foreign,
+                ),
+                Ok(None) => (Some(Vec::new()), Vec::new(), Vec::new()),
+                Err(e) => (None, vec![format!("cannot diff: {e}")], Vec::new()),
+            };
         if self.clock.lock().expect("clock").is_none() {
             self.measure_clock().await;
         }
@@ -472,7 +478,7 @@ impl<S: System + 'static> Agent<S> {
             checks.extend(checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await);
         }
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
-            checks.push(vip_ready(s, &drift));
+            checks.push(vip_ready(s, changes.as_deref()));
         }
         if state.runtime.ipvs_cleared {
             checks.push(CheckResult {
@@ -697,23 +703,44 @@ fn push_distinct(v: &mut Vec<String>, e: String) {
 }
 
 /// A real server accepts VIP traffic when its hidden VIP, host route and ARP sysctls are
-/// all in force: nothing of those is in the drift.
-fn vip_ready(spec: &NodeSpec, drift: &[String]) -> CheckResult {
-    let vips: Vec<String> = spec
+/// all in force: none of those is among the pending changes (`None`: the node could not
+/// be diffed, so it cannot be said).
+fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::diff::Action]>) -> CheckResult {
+    use crate::diff::Action;
+    let vips: Vec<std::net::IpAddr> = spec
         .addresses
         .iter()
         .filter(|a| a.purpose == lvs_proto::spec::AddressPurpose::HiddenVip)
-        .map(|a| a.address.to_string())
+        .map(|a| a.address.addr())
         .collect();
-    let missing: Vec<&String> =
-        drift.iter().filter(|d| d.contains("arp_") || vips.iter().any(|v| d.contains(v.as_str()))).collect();
+    let names: Vec<String> = vips.iter().map(ToString::to_string).collect();
+    let check = format!("kernel accepts VIP traffic ({} on lo, ARP hidden)", names.join(", "));
+    let Some(drift) = drift else {
+        return CheckResult {
+            check,
+            ok: false,
+            detail: "cannot tell: the node could not be compared with its spec".into(),
+        };
+    };
+    let missing: Vec<String> = drift
+        .iter()
+        .filter(|a| match a {
+            Action::SetSysctl { key, .. } => key.ends_with(".arp_ignore") || key.ends_with(".arp_announce"),
+            Action::AddAddress(x) | Action::DelAddress(x) => vips.contains(&x.address.addr()),
+            Action::AddRoute { route, .. } | Action::DelRoute(route) => {
+                vips.contains(&route.destination.addr())
+            }
+            Action::Ipvs(_) => false,
+        })
+        .map(ToString::to_string)
+        .collect();
     CheckResult {
-        check: format!("kernel accepts VIP traffic ({} on lo, ARP hidden)", vips.join(", ")),
+        check,
         ok: missing.is_empty(),
         detail: if missing.is_empty() {
             "hidden VIP, host route and arp_ignore/arp_announce in force".into()
         } else {
-            format!("not yet: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+            format!("not yet: {}", missing.join("; "))
         },
     }
 }

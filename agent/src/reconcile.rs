@@ -64,16 +64,18 @@ pub enum ReconcileError {
 }
 
 /// One action and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActionReport {
     /// The action in words.
     pub action: String,
+    /// The action itself, for code that decides on it (never on its words).
+    pub change: Action,
     /// Its outcome.
     pub outcome: Outcome,
 }
 
 /// Result of `plan` or `apply`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     /// Node name.
     pub node: String,
@@ -300,7 +302,7 @@ fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec
             .actions
             .iter()
             .zip(outcomes)
-            .map(|(a, outcome)| ActionReport { action: a.to_string(), outcome })
+            .map(|(a, outcome)| ActionReport { action: a.to_string(), change: a.clone(), outcome })
             .collect(),
         foreign: plan.foreign.clone(),
         drift_after,

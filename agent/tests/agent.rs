@@ -198,3 +198,24 @@ async fn a_reconciler_stuck_in_a_change_is_reported_unresponsive_to_the_watchdog
     busy.await.unwrap().unwrap();
     assert!(a.responsive(Duration::from_secs(1)).await, "free again");
 }
+
+#[tokio::test]
+async fn vip_readiness_is_decided_on_the_pending_changes_themselves() {
+    let (a, sys, _d) = agent();
+    a.apply(&spec_of("rs1"), "").await.unwrap();
+    let ready = |v: &lvs_agent::node::StatusView| {
+        v.checks.iter().find(|c| c.check.starts_with("kernel accepts VIP traffic")).cloned().unwrap()
+    };
+    assert!(ready(&a.status(None).await.unwrap()).ok);
+    // The default route going away is drift, but not about accepting VIP traffic.
+    sys.routes.lock().unwrap().retain(|r| r.gateway.is_none());
+    assert!(ready(&a.status(None).await.unwrap()).ok);
+    // The hidden VIP going away is.
+    sys.addresses.lock().unwrap().retain(|x| x.interface != "lo");
+    let c = ready(&a.status(None).await.unwrap());
+    assert!(!c.ok && c.detail.contains("add address 198.18.0.100/32 on lo label lo:0"), "{c:?}");
+    // A node that cannot be read is not called ready.
+    *sys.fail_on.lock().unwrap() = Some("list addresses".into());
+    let c = ready(&a.status(None).await.unwrap());
+    assert!(!c.ok && c.detail.starts_with("cannot tell"), "{c:?}");
+}
