@@ -58,6 +58,9 @@ pub struct SavedReal {
     pub upper: u32,
     /// `-y`: lower connection threshold (0: none).
     pub lower: u32,
+    /// Tunnel options of an `-i` real server, as written (`--tun-type ipip`, `--tun-port N`,
+    /// `--tun-nocsum`, …).
+    pub tunnel: Vec<String>,
 }
 
 /// Read `ipvsadm -S -n` text. Every option is read; an unknown one is an error naming
@@ -74,6 +77,7 @@ pub fn parse(text: &str) -> Result<Vec<SavedService>, String> {
         let mut svc = SavedService { scheduler: "wlc".into(), ..Default::default() };
         let mut sel: Option<(&str, String)> = None;
         let mut real = SavedReal { forwarding: "-g".into(), weight: 1, ..Default::default() };
+        // (a fresh one per line: tunnel options belong to their -a line only)
         let mut has_real = false;
         let mut j = 1;
         while j < w.len() {
@@ -106,6 +110,13 @@ pub fn parse(text: &str) -> Result<Vec<SavedService>, String> {
                         _ => "-g",
                     }
                     .into();
+                    takes_value = false;
+                }
+                "--tun-type" | "--tun-port" => {
+                    real.tunnel.extend([w[j].to_string(), val(j)?.to_string()]);
+                }
+                "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+                    real.tunnel.push(w[j].to_string());
                     takes_value = false;
                 }
                 "-o" | "--ops" => {
@@ -179,11 +190,16 @@ pub fn render(services: &[SavedService]) -> String {
         let _ = writeln!(out, "{line}");
         for r in &s.reals {
             let mut line = format!("-a {sel} -r {} {} -w {}", r.address, r.forwarding, r.weight);
+            // ipvsadm 1.31's -S leaves thresholds out; they are written here (ipvsadm -R
+            // reads them) so that a save loses nothing.
             if r.upper > 0 {
                 let _ = write!(line, " -x {}", r.upper);
             }
             if r.lower > 0 {
                 let _ = write!(line, " -y {}", r.lower);
+            }
+            for t in &r.tunnel {
+                let _ = write!(line, " {t}");
             }
             let _ = writeln!(out, "{line}");
         }
@@ -247,6 +263,12 @@ pub fn from_table(t: &pb::IpvsTable) -> Vec<SavedService> {
                         weight: d.weight,
                         upper: d.upper_threshold,
                         lower: d.lower_threshold,
+                        // The kernel's default tunnel, as ipvsadm writes it.
+                        tunnel: if d.forwarding == "Tunnel" {
+                            vec!["--tun-type".into(), "ipip".into()]
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect(),
             }
@@ -398,7 +420,7 @@ mod tests {
 -A -t 198.18.0.100:443 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port
 -a -t 198.18.0.100:443 -r 198.18.0.11:443 -g -w 1
 -A -u 198.18.0.100:53 -s rr -o
--a -u 198.18.0.100:53 -r 198.18.0.12:53 -i -w 2
+-a -u 198.18.0.100:53 -r 198.18.0.12:53 -i -w 2 --tun-type gue --tun-port 6080 --tun-nocsum
 -A -u 198.18.0.100:5060 -s rr -p 60 --pe sip
 -a -u 198.18.0.100:5060 -r 198.18.0.12:5060 -m -w 1
 -A --sctp-service 198.18.0.100:9 -s lc
