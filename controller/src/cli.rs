@@ -407,7 +407,7 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lab(args) => Ok(crate::lab::run(cli, args, out, err)?),
+        Command::Lab(args) => Ok(crate::lab::run(&cli.file, args, out)?),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "lvsctl", out);
             Ok(ExitCode::SUCCESS)

@@ -20,7 +20,6 @@ use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use lvs_proto::spec::Role;
 
-use crate::cli::Cli;
 use crate::model::Cluster;
 use crate::pki::Pki;
 
@@ -395,8 +394,9 @@ fn admin(prefix: &str, file: &Path, pki: &Path, args: &[&str], out: &mut dyn Wri
     Ok(o.status.code().unwrap_or(-1))
 }
 
-/// `lvsctl lab ...`.
-pub fn run(cli: &Cli, args: &LabArgs, out: &mut dyn Write, _err: &mut dyn Write) -> Result<ExitCode> {
+/// `lvsctl lab ...` on the definition `definition` (the CLI's `-f`). Takes what it needs,
+/// not the CLI: the lab must not depend on the command line it is called from.
+pub fn run(definition: &Path, args: &LabArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let dir = &args.dir;
     let action = args.action.as_ref().unwrap_or(&LabAction::Run { keep: false });
     if let LabAction::Down = action {
@@ -418,7 +418,7 @@ pub fn run(cli: &Cli, args: &LabArgs, out: &mut dyn Write, _err: &mut dyn Write)
         );
     }
     let file =
-        std::fs::canonicalize(&cli.file).with_context(|| format!("definition {}", cli.file.display()))?;
+        std::fs::canonicalize(definition).with_context(|| format!("definition {}", definition.display()))?;
     let loaded = crate::load::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let c = loaded.cluster;
     let t0 = Instant::now();
