@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::events::Events;
 use crate::reconcile::Reconciler;
-use crate::state::{Runtime, override_key};
+use crate::state::{DestKey, Runtime, override_key};
 use crate::system::System;
 
 /// What the checker knows of one destination.
@@ -78,12 +78,12 @@ pub fn stagger(interval_ms: u64, i: usize) -> Duration {
     Duration::from_millis((interval_ms as f64 * ((i as f64 * 0.618) % 1.0)) as u64)
 }
 
-type Table = Arc<Mutex<BTreeMap<String, DestHealth>>>;
+type Table = Arc<Mutex<BTreeMap<DestKey, DestHealth>>>;
 
 /// A decision of a probe task: quarantine (`true`) or restore the destination.
 #[derive(Debug, Clone)]
 struct Transition {
-    key: String,
+    key: DestKey,
     quarantine: bool,
     why: String,
 }
@@ -99,7 +99,7 @@ const MAX_QUEUED: usize = 4096;
 #[derive(Default)]
 pub struct Health {
     table: Table,
-    tasks: Mutex<BTreeMap<String, (HealthCheckSpec, JoinHandle<()>)>>,
+    tasks: Mutex<BTreeMap<DestKey, (HealthCheckSpec, JoinHandle<()>)>>,
     flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
 }
 
@@ -160,7 +160,7 @@ impl Health {
             }
             let quarantined = runtime.quarantined.contains(&key);
             table.insert(
-                key.clone(),
+                key,
                 DestHealth {
                     service,
                     dest,
@@ -174,7 +174,7 @@ impl Health {
                 },
             );
             let first = stagger(hc.interval_ms, i);
-            let task = tokio::spawn(run(key.clone(), hc.clone(), first, self.table.clone(), tx.clone()));
+            let task = tokio::spawn(run(key, hc.clone(), first, self.table.clone(), tx.clone()));
             tasks.insert(key, (hc, task));
         }
     }
@@ -201,7 +201,7 @@ pub async fn probe(dest: SocketAddr, hc: &HealthCheckSpec) -> Result<(), String>
     }
 }
 
-async fn run(key: String, hc: HealthCheckSpec, stagger: Duration, table: Table, tx: Sender) {
+async fn run(key: DestKey, hc: HealthCheckSpec, stagger: Duration, table: Table, tx: Sender) {
     tokio::time::sleep(stagger).await;
     let mut tick = tokio::time::interval(Duration::from_millis(hc.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -220,7 +220,7 @@ async fn run(key: String, hc: HealthCheckSpec, stagger: Duration, table: Table, 
         if let Some((quarantine, why)) = transition {
             // Until the flusher has applied it, later probes may decide it again: the
             // flusher drops decisions that are already in force.
-            let _ = tx.try_send(Transition { key: key.clone(), quarantine, why });
+            let _ = tx.try_send(Transition { key, quarantine, why });
         }
     }
 }
@@ -234,9 +234,9 @@ async fn flush<S: System + 'static>(
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = BTreeMap::new();
-        batch.insert(first.key.clone(), first);
+        batch.insert(first.key, first);
         while let Ok(t) = rx.try_recv() {
-            batch.insert(t.key.clone(), t);
+            batch.insert(t.key, t);
         }
         let batch: Vec<Transition> = {
             let t = table.lock().expect("health table");
@@ -373,17 +373,14 @@ mod tests {
         let mut keys = Vec::new();
         for d in &v.destinations {
             let key = override_key(&v.key, d.address);
-            table
-                .lock()
-                .unwrap()
-                .insert(key.clone(), DestHealth { service: v.key, dest: d.address, ..dest() });
+            table.lock().unwrap().insert(key, DestHealth { service: v.key, dest: d.address, ..dest() });
             keys.push(key);
         }
         // A switch dies: both destinations fail at once; both decisions are queued
         // before the flusher runs.
         let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
         for k in &keys {
-            tx.try_send(Transition { key: k.clone(), quarantine: true, why: "down".into() }).unwrap();
+            tx.try_send(Transition { key: *k, quarantine: true, why: "down".into() }).unwrap();
         }
         drop(tx);
         flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default()).await;

@@ -585,7 +585,7 @@ impl<S: System + 'static> Agent<S> {
             return Err(AgentError::Invalid(format!("weight {} is outside 0..=65535", weight.unwrap_or(0))));
         }
         let key = override_key(&service, dest);
-        let k = key.clone();
+        let k = key;
         let (_, report) = self
             .rec
             .update_runtime(move |spec, rt| {

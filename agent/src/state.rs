@@ -45,10 +45,10 @@ pub struct State {
 pub struct Runtime {
     /// Weights set by `lvsctl rs drain|weight` (cleared by `enable`).
     #[serde(default)]
-    pub weights: BTreeMap<String, u32>,
+    pub weights: BTreeMap<DestKey, u32>,
     /// Destinations the health checker took out of service.
     #[serde(default)]
-    pub quarantined: BTreeSet<String>,
+    pub quarantined: BTreeSet<DestKey>,
     /// `lvsctl ipvs clear`: the agent's IPVS services are withdrawn until the next apply.
     #[serde(default)]
     pub ipvs_cleared: bool,
@@ -60,9 +60,70 @@ pub fn fingerprint(spec: &NodeSpec) -> String {
     Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Key of a weight override.
-pub fn override_key(service: &lvs_proto::spec::ServiceKey, dest: std::net::SocketAddr) -> String {
-    format!("{service}|{dest}")
+/// One destination of one virtual service: the key of the runtime layer (admin weights,
+/// quarantine) and of the health checker. On disk (JSON map keys must be strings) it is
+/// written `TCP 198.18.0.100:80|198.18.0.11:80`, the form older state files used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct DestKey {
+    /// The virtual service.
+    pub service: lvs_proto::spec::ServiceKey,
+    /// The destination.
+    pub dest: std::net::SocketAddr,
+}
+
+impl DestKey {
+    /// The key of `dest` in `service`.
+    pub fn new(service: lvs_proto::spec::ServiceKey, dest: std::net::SocketAddr) -> Self {
+        Self { service, dest }
+    }
+}
+
+impl std::fmt::Display for DestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", self.service, self.dest)
+    }
+}
+
+impl From<DestKey> for String {
+    fn from(k: DestKey) -> Self {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for DestKey {
+    type Error = String;
+
+    /// Read back what [`DestKey`]'s `Display` wrote (only the state file does this).
+    fn try_from(s: String) -> Result<Self, String> {
+        use lvs_proto::spec::{Protocol, ServiceKey};
+        let bad = || format!("`{s}` is not a `SERVICE|DESTINATION` key");
+        let (svc, dest) = s.rsplit_once('|').ok_or_else(bad)?;
+        let dest = dest.parse().map_err(|_| bad())?;
+        let (kind, rest) = svc.split_once(' ').ok_or_else(bad)?;
+        let service = match kind {
+            "FWM" => {
+                let (mark, ipv6) = match rest.strip_suffix(" IPv6") {
+                    Some(m) => (m, true),
+                    None => (rest, false),
+                };
+                ServiceKey::Fwmark { mark: mark.parse().map_err(|_| bad())?, ipv6 }
+            }
+            p => {
+                let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+                    .into_iter()
+                    .find(|x| x.as_str() == p)
+                    .ok_or_else(bad)?;
+                ServiceKey::Addr { protocol, address: rest.parse().map_err(|_| bad())? }
+            }
+        };
+        Ok(Self { service, dest })
+    }
+}
+
+/// Key of a weight override (see [`DestKey`]).
+pub fn override_key(service: &lvs_proto::spec::ServiceKey, dest: std::net::SocketAddr) -> DestKey {
+    DestKey::new(*service, dest)
 }
 
 /// Errors of the state store.
@@ -208,5 +269,28 @@ impl Store {
         let json = serde_json::to_vec_pretty(state).expect("state serializes");
         lvs_proto::files::atomic_write(&self.path, &json, 0o600)
             .map_err(|source| StoreError::Io { path: self.path.clone(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runtime_layer_written_by_an_older_agent_reads_back_typed() {
+        let old = r#"{"weights":{"TCP 198.18.0.100:80|198.18.0.11:80":0},
+                      "quarantined":["FWM 7 IPv6|[2001:db8::11]:0","UDP [2001:db8::100]:53|[2001:db8::12]:53"]}"#;
+        let rt: Runtime = serde_json::from_str(old).unwrap();
+        let k = DestKey::try_from("TCP 198.18.0.100:80|198.18.0.11:80".to_string()).unwrap();
+        assert_eq!(rt.weights.get(&k), Some(&0));
+        assert!(
+            rt.quarantined
+                .iter()
+                .any(|q| q.service == lvs_proto::spec::ServiceKey::Fwmark { mark: 7, ipv6: true })
+        );
+        // Written back the same way.
+        let again: Runtime = serde_json::from_str(&serde_json::to_string(&rt).unwrap()).unwrap();
+        assert_eq!(again, rt);
+        assert!(DestKey::try_from("nonsense".to_string()).is_err());
     }
 }

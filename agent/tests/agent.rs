@@ -158,12 +158,12 @@ async fn a_quarantine_reaches_ipvs_on_its_own_and_a_refused_one_is_not_recorded(
     // An unrelated failure (the VIP cannot be re-added) does not hold the quarantine back.
     sys.addresses.lock().unwrap().retain(|x| x.address.to_string() != "198.18.0.100/32");
     *sys.fail_on.lock().unwrap() = Some("add address".into());
-    let k = key.clone();
+    let k = key;
     rec.update_runtime(move |_, rt| Ok(rt.quarantined.insert(k))).await.expect("quarantine applied");
     assert_eq!(kernel_weight(&sys, "198.18.0.12:80"), Some(0));
     // Lifting it while the kernel refuses IPVS changes: reported, and still quarantined.
     *sys.fail_on.lock().unwrap() = Some("ipvs".into());
-    let k = key.clone();
+    let k = key;
     let e = rec.update_runtime(move |_, rt| Ok(rt.quarantined.remove(&k))).await.unwrap_err();
     assert!(matches!(e, lvs_agent::reconcile::ReconcileError::NotInForce(_)), "{e}");
     assert!(rec.state().unwrap().runtime.quarantined.contains(&key));

@@ -220,7 +220,7 @@ async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined
     };
     let key = |a: &str| lvs_agent::state::override_key(&spec.virtual_services[0].key, a.parse().unwrap());
     let quarantine = |addrs: &'static [&'static str], on: bool| {
-        let keys: Vec<String> = addrs.iter().map(|a| key(a)).collect();
+        let keys: Vec<lvs_agent::state::DestKey> = addrs.iter().map(|a| key(a)).collect();
         move |_: &NodeSpec, rt: &mut lvs_agent::state::Runtime| {
             for k in keys {
                 if on {
