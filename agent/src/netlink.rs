@@ -34,8 +34,8 @@ enum DumpError {
     Interrupted(String),
     /// No answer within [`CALL_DEADLINE`].
     Hung,
-    /// A real refusal.
-    Failed(String),
+    /// A real refusal, with the kernel's errno inside.
+    Failed(rtnetlink::Error),
 }
 
 /// The rtnetlink socket with the two rules the kernel imposes on its users: one dump in
@@ -93,7 +93,7 @@ impl Rtnl {
     async fn dump_once(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, DumpError> {
         let mut req = NetlinkMessage::from(msg);
         req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let mut stream = self.handle().request(req).map_err(|e| DumpError::Failed(e.to_string()))?;
+        let mut stream = self.handle().request(req).map_err(DumpError::Failed)?;
         let collect = async {
             let mut out = Vec::new();
             let mut interrupted = false;
@@ -105,7 +105,7 @@ impl Rtnl {
                         return Err(DumpError::Interrupted(e.to_io().to_string()));
                     }
                     NetlinkPayload::Error(e) => {
-                        return Err(DumpError::Failed(rtnetlink::Error::NetlinkError(e).to_string()));
+                        return Err(DumpError::Failed(rtnetlink::Error::NetlinkError(e)));
                     }
                     NetlinkPayload::Done(_) => break,
                     _ => {}

@@ -39,20 +39,63 @@ pub struct IpvsService {
     pub destinations: Vec<lvs_ipvs::DestinationEntry>,
 }
 
-/// A failure of one kernel operation, with what was attempted.
+/// A failure of one kernel operation, with what was attempted and the typed cause (so
+/// code can still ask "was it EEXIST?" after the error has crossed a layer).
 #[derive(Debug, thiserror::Error)]
-#[error("{op}: {reason}")]
+#[error("{op}: {cause}")]
 pub struct SystemError {
     /// The operation, e.g. `add address 198.18.0.100/32 on lo`.
     pub op: String,
     /// Why it failed.
-    pub reason: String,
+    #[source]
+    pub cause: SysCause,
+}
+
+/// Why a kernel operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SysCause {
+    /// rtnetlink refused or failed (the kernel's errno is inside).
+    #[error(transparent)]
+    Netlink(#[from] rtnetlink::Error),
+    /// IPVS generic netlink refused or failed.
+    #[error(transparent)]
+    Ipvs(#[from] lvs_ipvs::Error),
+    /// procfs or another file.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A blocking read's task ended abnormally.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// Something the agent itself found (no such interface, no answer in time, …).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for SysCause {
+    fn from(s: String) -> Self {
+        SysCause::Other(s)
+    }
+}
+
+impl From<&str> for SysCause {
+    fn from(s: &str) -> Self {
+        SysCause::Other(s.to_string())
+    }
 }
 
 impl SystemError {
     /// A new error.
-    pub fn new(op: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Self { op: op.into(), reason: reason.to_string() }
+    pub fn new(op: impl Into<String>, cause: impl Into<SysCause>) -> Self {
+        Self { op: op.into(), cause: cause.into() }
+    }
+
+    /// The kernel's errno, when the cause carries one.
+    pub fn errno(&self) -> Option<i32> {
+        match &self.cause {
+            SysCause::Netlink(rtnetlink::Error::NetlinkError(m)) => m.code.map(|c| -c.get()),
+            SysCause::Io(e) => e.raw_os_error(),
+            _ => None,
+        }
     }
 }
 
