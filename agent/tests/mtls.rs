@@ -169,3 +169,30 @@ async fn a_malformed_spec_gets_invalid_argument_and_changes_nothing() {
     let st = c.status(pb::StatusRequest::default()).await.unwrap().into_inner();
     assert!(!st.has_spec && st.generation == 0, "nothing accepted: {st:?}");
 }
+
+#[tokio::test]
+async fn a_node_that_accepts_and_never_answers_times_out_instead_of_hanging() {
+    // A stopped agent (SIGSTOP) or a black-holed host: TCP accepts, nothing more. Every
+    // controller call, `verify`'s long probe included, has a deadline.
+    let b = bed().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"127.0.0.1:{port}\""));
+    let cluster = lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster;
+    let f = Fleet::new(&cluster, &b.pki, Duration::from_secs(30)).unwrap();
+    let t0 = std::time::Instant::now();
+    let e =
+        f.call_within("rs1", Duration::from_millis(800), |mut c| async move {
+            c.facts(pb::FactsRequest {}).await
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, NodeError::TimedOut(m) if m == "no answer within 800 ms"), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
