@@ -521,3 +521,86 @@ fn ipvsadm_dumps_every_flag_exactly_as_lvsctl_writes_it() {
     let ours = lvs_controller::ipvsadm::render(&lvs_controller::ipvsadm::parse(&referee).unwrap());
     assert_eq!(ours, referee, "lvsctl's ipvsadm writer differs from ipvsadm's own");
 }
+
+/// Run `f` on a thread inside the lab namespace `ns` (the agents are reachable only there).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = std::fs::File::open(format!("/run/netns/{ns}")).expect("namespace file");
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: a valid namespace fd; setns affects only this thread.
+            assert_eq!(unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
+fn drain_wait_poll_cost_against_the_vms_own_connection_table() {
+    // Issue 10, item 6, on a real table: fill the director's connection table with real
+    // connections (each request of the load generator is one; entries linger in TIME_WAIT
+    // for two minutes), then time one drain-wait poll the old way (the whole table shipped)
+    // and the new way (the agent counts). Timings are reported, not asserted; the counts
+    // must agree.
+    let lab = Lab::up("cnt", LAB);
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let t0 = Instant::now();
+    let o = lab.exec(
+        "client",
+        &[bin("lvs-load").to_str().unwrap(), VIP, "-c", "16", "-d", "25s", "--timeout", "5s"],
+    );
+    let load: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let entries =
+        text(&lab.exec("director", &["ipvsadm", "-Lnc"])).lines().filter(|l| l.starts_with("TCP")).count();
+    println!(
+        "{} requests in {:.0} s left {entries} entries in the director's connection table",
+        load["sent"],
+        t0.elapsed().as_secs_f64()
+    );
+    let cluster = lvs_controller::load::load_file(&lab.def).unwrap().cluster;
+    let pki = lvs_controller::pki::Pki::new(lab.dir.join("pki"));
+    let dests = vec!["198.18.0.11:80".to_string(), "198.18.0.12:80".to_string()];
+    in_netns(&lab.ns("admin"), || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use prost::Message as _;
+            let fleet = lvs_controller::fleet::Fleet::new(&cluster, &pki, Duration::from_secs(60)).unwrap();
+            let (mut old_t, mut new_t) = (Duration::MAX, Duration::MAX);
+            let (mut old_bytes, mut new_bytes) = (0, 0);
+            // Entries can expire between two calls a few ms apart (CLOSE lasts 10 s): the
+            // counts must agree on at least one of three back-to-back pairs.
+            let mut pairs = Vec::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                let table = fleet
+                    .call("director", |mut c| async move {
+                        c.ipvs_table(lvs_proto::pb::IpvsTableRequest { connections: true }).await
+                    })
+                    .await
+                    .unwrap();
+                old_t = old_t.min(t.elapsed());
+                old_bytes = table.encoded_len();
+                let old_total = table.connections.iter().filter(|c| dests.contains(&c.destination)).count() as u32;
+                let t = Instant::now();
+                let req = lvs_proto::pb::LiveConnectionsRequest { destinations: dests.clone(), live_within_s: 15 };
+                let counts = fleet.call("director", |mut c| async move { c.live_connections(req).await }).await.unwrap();
+                new_t = new_t.min(t.elapsed());
+                new_bytes = counts.encoded_len();
+                let new_total: u32 = counts.counts.iter().map(|c| c.total).sum();
+                pairs.push((old_total, new_total));
+            }
+            println!(
+                "drain-wait poll with {entries} entries: whole table {:.1} ms, {old_bytes} bytes; counted by the agent {:.1} ms, {new_bytes} bytes ({:.1}x)",
+                old_t.as_secs_f64() * 1e3,
+                new_t.as_secs_f64() * 1e3,
+                old_t.as_secs_f64() / new_t.as_secs_f64()
+            );
+            assert!(entries > 100, "the table was filled");
+            assert!(pairs.iter().any(|(o, n)| o == n), "both ways count the same entries: {pairs:?}");
+        });
+    });
+}
