@@ -197,10 +197,28 @@ pub enum PkiCommand {
     },
 }
 
+/// Whether `e` (or any error under it) is a write to a reader that went away, as in
+/// `lvsctl completions bash | head`.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let pipe = Some(std::io::ErrorKind::BrokenPipe);
+        if e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == pipe
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// Run a parsed command line.
 pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     match execute(cli, out, err) {
         Ok(code) => code,
+        // The reader closed the pipe: it has what it wanted. Exit quietly, as `cat` does.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(CommandError::Load(LoadError::Invalid(report))) => {
             let _ = writeln!(err, "{report}");
             ExitCode::from(1)
@@ -409,7 +427,10 @@ fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCo
         }
         Command::Lab(args) => Ok(crate::lab::run(&cli.file, args, out)?),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "lvsctl", out);
+            // (generate panics on a write error; a buffer cannot fail, the pipe can)
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "lvsctl", &mut buf);
+            out.write_all(&buf)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {

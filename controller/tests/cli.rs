@@ -166,3 +166,26 @@ fn pki_issue_refuses_unknown_nodes_and_writes_nothing() {
         assert!(dir.path().join(format!("pki/agent-{n}.pem")).exists());
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_lvsctl_quietly() {
+    // `lvsctl completions bash | head`, with the reader gone before the first write: every
+    // write fails with EPIPE. No panic (exit 101), no "Broken pipe" error (exit 2).
+    for args in [
+        &["completions", "bash"][..],
+        &["-f", "../deploy/examples/lab.toml", "plan", "--offline", "-o", "json"],
+        &["-f", "../deploy/examples/lab.toml", "plan", "--offline"],
+        &["man"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
