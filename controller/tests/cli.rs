@@ -179,7 +179,7 @@ fn a_closed_pipe_ends_lvsctl_quietly() {
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_lvsctl"))
+        let o = Command::new(env!("CARGO_BIN_EXE_lvsctl"))
             .args(args)
             .stdout(writer)
             .stderr(std::process::Stdio::piped())
