@@ -514,15 +514,21 @@ impl<S: System + 'static> Agent<S> {
         })
     }
 
+    /// IPVS version, table size and timeouts; `NotFound` on a kernel without IPVS.
+    async fn ipvs_info(&self) -> Result<(lvs_ipvs::Info, lvs_ipvs::Timeouts), AgentError> {
+        self.rec
+            .system()
+            .ipvs_info()
+            .await
+            .map_err(|e| AgentError::Failed(e.to_string()))?
+            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))
+    }
+
     /// The IPVS table.
     pub async fn ipvs_table(&self, connections: bool) -> Result<IpvsView, AgentError> {
         let sys = self.rec.system();
         let fail = |e: crate::system::SystemError| AgentError::Failed(e.to_string());
-        let (info, timeouts) = sys
-            .ipvs_info()
-            .await
-            .map_err(fail)?
-            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))?;
+        let (info, timeouts) = self.ipvs_info().await?;
         let owned = self.rec.state()?.owned.services;
         let services = sys
             .ipvs()
@@ -551,13 +557,10 @@ impl<S: System + 'static> Agent<S> {
             )));
         }
         let sys = self.rec.system();
-        let fail = |e: crate::system::SystemError| AgentError::Failed(e.to_string());
-        let (_, timeouts) = sys
-            .ipvs_info()
+        let (_, timeouts) = self.ipvs_info().await?;
+        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s)
             .await
-            .map_err(fail)?
-            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))?;
-        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(fail)
+            .map_err(|e| AgentError::Failed(e.to_string()))
     }
 
     /// Withdraw every IPVS service this agent created until the next apply (foreign ones

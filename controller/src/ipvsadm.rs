@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::render::key_text;
 
 /// IPVS service flag bits (`include/uapi/linux/ip_vs.h`), as the table reports them.
-const F_PERSISTENT: u32 = 0x1;
+pub(crate) const F_PERSISTENT: u32 = 0x1;
 const F_ONEPACKET: u32 = 0x4;
 const F_SCHED1: u32 = 0x8;
 const F_SCHED2: u32 = 0x10;

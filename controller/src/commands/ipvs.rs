@@ -39,8 +39,6 @@ pub async fn tables(
         .await
 }
 
-const PERSISTENT: u32 = 0x1;
-
 /// `TCP  198.18.0.100:80` as `ipvsadm -L -n` starts a service line.
 fn service_head(s: &pb::IpvsService) -> String {
     let k = s.key.as_ref().map(key_text).unwrap_or_default();
@@ -127,7 +125,7 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
         match view {
             View::Table => {
                 let mut flags = String::new();
-                if svc.flags & PERSISTENT != 0 {
+                if svc.flags & crate::ipvsadm::F_PERSISTENT != 0 {
                     let _ = write!(flags, " persistent {}", svc.timeout_s);
                     if svc.netmask != 0 && svc.netmask != u32::MAX {
                         let _ = write!(flags, " mask {}", std::net::Ipv4Addr::from(svc.netmask));
