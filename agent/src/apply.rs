@@ -1,16 +1,41 @@
 //! Carrying out actions in order, reporting each one's fate.
+use std::sync::Arc;
+
 use crate::diff::Action;
-use crate::system::System;
+use crate::system::{System, SystemError};
 
 /// What happened to one action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// Done.
     Applied,
-    /// Refused or failed, with the reason.
-    Failed(String),
+    /// Refused or failed: the kernel's typed error (shared: one batch error fails every
+    /// change of the batch).
+    Failed(Arc<SystemError>),
     /// Not tried, because an earlier action failed.
     NotAttempted,
+}
+
+impl PartialEq for Outcome {
+    /// Failures are equal when they say the same (the error types hold no `PartialEq`).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Outcome::Failed(a), Outcome::Failed(b)) => a.to_string() == b.to_string(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Outcome {
+    /// On the wire and in reports.
+    pub fn to_reply(&self) -> lvs_proto::reply::Outcome {
+        use lvs_proto::reply::Outcome as R;
+        match self {
+            Outcome::Applied => R::Applied,
+            Outcome::Failed(e) => R::Failed(e.failure()),
+            Outcome::NotAttempted => R::NotAttempted,
+        }
+    }
 }
 
 /// Apply `actions` in order. Consecutive IPVS actions go to the kernel as one batch. The
@@ -33,9 +58,12 @@ pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
             match sys.ipvs_apply(&ops).await {
                 Ok(results) => out.extend(results.into_iter().map(|r| match r {
                     Ok(()) => Outcome::Applied,
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(Arc::new(e)),
                 })),
-                Err(e) => out.extend(ops.iter().map(|_| Outcome::Failed(e.to_string()))),
+                Err(e) => {
+                    let e = Arc::new(e);
+                    out.extend(ops.iter().map(|_| Outcome::Failed(e.clone())));
+                }
             }
             i = end;
         } else {
@@ -49,7 +77,7 @@ pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
             };
             out.push(match r {
                 Ok(()) => Outcome::Applied,
-                Err(e) => Outcome::Failed(e.to_string()),
+                Err(e) => Outcome::Failed(Arc::new(e)),
             });
             i += 1;
         }

@@ -1,7 +1,10 @@
-//! From the planner's vocabulary (`lvs_proto::spec`) to the kernel's (`lvs_ipvs`, addresses).
-use lvs_ipvs::{Destination, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+//! From the planner's vocabulary (`lvs_proto::spec`) to the kernel's (`lvs_ipvs`, addresses),
+//! and from the kernel's back to the vocabulary of replies (`lvs_proto::reply`).
+use lvs_ipvs::{DaemonState, Destination, Forward, Op, Protocol, Service, ServiceFlags, ServiceKey};
+use lvs_proto::reply::{self, AddressRef, Change, IpvsChange, RouteRef};
 use lvs_proto::spec::{self, AddressSpec, RouteSpec, VirtualServiceSpec};
 
+use crate::diff::Action;
 use crate::system::{Address, Route};
 
 /// The kernel identity of a spec service.
@@ -82,4 +85,86 @@ pub fn address(a: &AddressSpec) -> Address {
 /// The kernel route for a spec route.
 pub fn route(r: &RouteSpec) -> Route {
     Route { destination: r.destination, gateway: r.gateway, device: r.device.clone() }
+}
+
+/// An address as a reply names it.
+pub fn address_ref(a: &Address) -> AddressRef {
+    AddressRef { interface: a.interface.clone(), address: a.address, label: a.label.clone() }
+}
+
+/// A route as a reply names it.
+pub fn route_ref(r: &Route) -> RouteRef {
+    RouteRef { destination: r.destination, gateway: r.gateway, device: r.device.clone() }
+}
+
+/// An IPVS operation as a reply names it.
+pub fn ipvs_change(op: &Op) -> IpvsChange {
+    let key = spec_service_key;
+    match op {
+        Op::AddService(s) => IpvsChange::AddService { service: key(&s.key), scheduler: s.scheduler.clone() },
+        Op::EditService(s) => {
+            IpvsChange::EditService { service: key(&s.key), scheduler: s.scheduler.clone() }
+        }
+        Op::DelService(k) => IpvsChange::DelService { service: key(k) },
+        Op::AddDest(k, d) => {
+            IpvsChange::AddDestination { service: key(k), destination: d.addr, weight: d.weight }
+        }
+        Op::EditDest(k, d) => {
+            IpvsChange::EditDestination { service: key(k), destination: d.addr, weight: d.weight }
+        }
+        Op::DelDest(k, a) => IpvsChange::DelDestination { service: key(k), destination: *a },
+        Op::SetTimeouts(_) => IpvsChange::SetTimeouts,
+        Op::Zero(k) => IpvsChange::Zero { service: k.as_ref().map(key) },
+        Op::Flush => IpvsChange::Flush,
+        Op::StartDaemon(d) => IpvsChange::StartDaemon { interface: d.mcast_ifn.clone() },
+        Op::StopDaemon(s) => IpvsChange::StopDaemon {
+            state: match s {
+                DaemonState::Master => "master",
+                DaemonState::Backup => "backup",
+            }
+            .into(),
+        },
+    }
+}
+
+/// An action as a reply names it.
+pub fn change(a: &Action) -> Change {
+    match a {
+        Action::AddAddress(x) => Change::AddAddress(address_ref(x)),
+        Action::DelAddress(x) => Change::DelAddress(address_ref(x)),
+        Action::AddRoute { route, replace } => {
+            Change::AddRoute { route: route_ref(route), replace: *replace }
+        }
+        Action::DelRoute(r) => Change::DelRoute(route_ref(r)),
+        Action::SetSysctl { key, from, to } => {
+            Change::SetSysctl { key: key.clone(), from: from.clone(), to: to.clone() }
+        }
+        Action::Ipvs(op) => Change::Ipvs(ipvs_change(op)),
+    }
+}
+
+/// How the kernel forwards to a destination, as a reply names it.
+pub fn forward(f: Forward) -> reply::Forward {
+    match f {
+        Forward::Route => reply::Forward::Route,
+        Forward::Tunnel => reply::Forward::Tunnel,
+        Forward::Masq => reply::Forward::Masq,
+        Forward::Local => reply::Forward::Local,
+    }
+}
+
+/// Counters as a reply carries them.
+pub fn stats(s: &lvs_ipvs::Stats) -> reply::Stats {
+    reply::Stats {
+        conns: s.conns,
+        inpkts: s.inpkts,
+        outpkts: s.outpkts,
+        inbytes: s.inbytes,
+        outbytes: s.outbytes,
+        cps: s.cps,
+        inpps: s.inpps,
+        outpps: s.outpps,
+        inbps: s.inbps,
+        outbps: s.outbps,
+    }
 }

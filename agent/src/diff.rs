@@ -48,19 +48,9 @@ pub enum Action {
 }
 
 impl fmt::Display for Action {
+    /// In the words every report uses (one vocabulary: [`lvs_proto::reply::Change`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::AddAddress(a) => write!(f, "add address {} on {}{}", a.address, a.interface, label(a)),
-            Action::DelAddress(a) => {
-                write!(f, "remove address {} from {}{}", a.address, a.interface, label(a))
-            }
-            Action::AddRoute { route, replace } => {
-                write!(f, "{} route {}", if *replace { "replace" } else { "add" }, route_text(route))
-            }
-            Action::DelRoute(r) => write!(f, "remove route {}", route_text(r)),
-            Action::SetSysctl { key, from, to } => write!(f, "set {key} = {to} (was {from})"),
-            Action::Ipvs(op) => write!(f, "ipvs: {}", op.describe()),
-        }
+        convert::change(self).fmt(f)
     }
 }
 
@@ -70,14 +60,7 @@ fn label(a: &Address) -> String {
 
 /// `0.0.0.0/0 via 198.18.0.1 dev eth0`.
 pub fn route_text(r: &Route) -> String {
-    let mut s = r.destination.to_string();
-    if let Some(g) = r.gateway {
-        s.push_str(&format!(" via {g}"));
-    }
-    if let Some(d) = &r.device {
-        s.push_str(&format!(" dev {d}"));
-    }
-    s
+    convert::route_ref(r).to_string()
 }
 
 /// The result of a diff.

@@ -2,18 +2,8 @@
 //! bounded broadcast channel; a slow subscriber loses old events, never blocks the agent.
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use lvs_proto::reply::{Change, EVENT_MAX_CHANGES, Event, EventKind, Failure};
 use tokio::sync::broadcast;
-
-/// One thing that happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// When, in milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-    /// `apply`, `weight`, `health`, `drift`, `start`.
-    pub kind: &'static str,
-    /// What, in words.
-    pub message: String,
-}
 
 /// The feed.
 #[derive(Debug, Clone)]
@@ -27,14 +17,41 @@ impl Default for Events {
     }
 }
 
+/// What an event says beyond its kind and sentence.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    /// The spec generation it concerns (0: none).
+    pub generation: u64,
+    /// What differs or was done (the feed keeps the first [`EVENT_MAX_CHANGES`]).
+    pub changes: Vec<Change>,
+    /// The operation failed as a whole.
+    pub failure: Option<Failure>,
+}
+
 impl Events {
-    /// Publish an event (and log it).
-    pub fn emit(&self, kind: &'static str, message: impl Into<String>) {
+    /// Publish an event with nothing but its sentence (and log it).
+    pub fn emit(&self, kind: EventKind, message: impl Into<String>) {
+        self.emit_with(kind, message, Detail::default());
+    }
+
+    /// Publish an event with its generation, changes and failure (and log it).
+    pub fn emit_with(&self, kind: EventKind, message: impl Into<String>, mut detail: Detail) {
         let message = message.into();
-        tracing::info!(event = kind, "{message}");
+        tracing::info!(event = kind.as_str(), generation = detail.generation, "{message}");
         let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        detail.changes.truncate(EVENT_MAX_CHANGES);
+        // The node is the subscriber's to fill in: the feed does not know its own name.
+        let e = Event {
+            unix_ms,
+            node: String::new(),
+            kind,
+            message,
+            generation: detail.generation,
+            changes: detail.changes,
+            failure: detail.failure,
+        };
         // No subscriber is not an error.
-        let _ = self.tx.send(Event { unix_ms, kind, message });
+        let _ = self.tx.send(e);
     }
 
     /// A new subscription, starting now.

@@ -149,20 +149,20 @@ impl System for FakeSystem {
         self.read("count IPVS connections")?;
         Ok(vec![lvs_ipvs::conn::DestCount::default(); dests.len()])
     }
-    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<SysResult<()>>> {
         self.pause().await;
         self.ipvs_batches.lock().unwrap().push(ops.len());
         let mut out = Vec::new();
         for op in ops {
             if let Err(e) = self.record(format!("ipvs {}", op.describe())) {
-                out.push(Err(e.to_string()));
+                out.push(Err(e));
                 continue;
             }
             let mut guard = self.ipvs.lock().unwrap();
             let table = guard.as_mut().ok_or_else(|| SystemError::new("ipvs", "no IPVS"))?;
             let find = |t: &mut Vec<IpvsService>, k: &ServiceKey| t.iter().position(|s| s.service.key == *k);
             let r = match op {
-                Op::AddService(s) if find(table, &s.key).is_some() => Err("exists".into()),
+                Op::AddService(s) if find(table, &s.key).is_some() => Err("exists"),
                 Op::AddService(s) => {
                     table.push(IpvsService {
                         service: s.clone(),
@@ -172,11 +172,11 @@ impl System for FakeSystem {
                     Ok(())
                 }
                 Op::EditService(s) => {
-                    find(table, &s.key).map(|i| table[i].service = s.clone()).ok_or("no service".into())
+                    find(table, &s.key).map(|i| table[i].service = s.clone()).ok_or("no service")
                 }
-                Op::DelService(k) => find(table, k).map(|i| drop(table.remove(i))).ok_or("no service".into()),
+                Op::DelService(k) => find(table, k).map(|i| drop(table.remove(i))).ok_or("no service"),
                 Op::AddDest(k, d) | Op::EditDest(k, d) => match find(table, k) {
-                    None => Err("no service".into()),
+                    None => Err("no service"),
                     Some(i) => {
                         let ds = &mut table[i].destinations;
                         ds.retain(|x| x.dest.addr != d.addr);
@@ -191,7 +191,7 @@ impl System for FakeSystem {
                     }
                 },
                 Op::DelDest(k, a) => match find(table, k) {
-                    None => Err("no service".into()),
+                    None => Err("no service"),
                     Some(i) => {
                         table[i].destinations.retain(|x| x.dest.addr != *a);
                         Ok(())
@@ -199,7 +199,7 @@ impl System for FakeSystem {
                 },
                 _ => Ok(()),
             };
-            out.push(r);
+            out.push(r.map_err(|e| SystemError::new(op.describe(), e)));
         }
         Ok(out)
     }

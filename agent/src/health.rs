@@ -20,6 +20,7 @@ use crate::events::Events;
 use crate::reconcile::Reconciler;
 use crate::state::{DestKey, Runtime, override_key};
 use crate::system::System;
+use lvs_proto::reply::EventKind;
 
 /// What the checker knows of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,7 +269,7 @@ async fn flush<S: System + 'static>(
                     if let Some(h) = t.get_mut(&x.key) {
                         h.quarantined = x.quarantine;
                         h.transitions += 1;
-                        events.emit("health", format!("{} {}", h.dest, x.why));
+                        events.emit(EventKind::Health, format!("{} {}", h.dest, x.why));
                     }
                 }
             }
@@ -279,7 +280,7 @@ async fn flush<S: System + 'static>(
                 let t = table.lock().expect("health table");
                 for x in &batch {
                     if let Some(h) = t.get(&x.key) {
-                        events.emit("health", format!("{} {} — NOT in force: {e}", h.dest, x.why));
+                        events.emit(EventKind::Health, format!("{} {} — NOT in force: {e}", h.dest, x.why));
                     }
                 }
             }

@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod node;
 pub mod observe;
 pub mod reconcile;
+pub mod replies;
 pub mod run;
 pub mod state;
 pub mod system;

@@ -16,7 +16,7 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-use crate::system::{Address, IpvsService, Route, SysResult, System, SystemError};
+use crate::system::{Address, IpvsService, Route, SysCause, SysResult, System, SystemError};
 
 const MAIN_TABLE: u8 = 254;
 
@@ -128,7 +128,7 @@ impl Rtnl {
             Ok(r) => r.map_err(|e| SystemError::new(op, e)),
             Err(_) => {
                 self.reconnect(&op);
-                Err(SystemError::new(op, format!("no answer within {CALL_DEADLINE:?}")))
+                Err(SystemError::new(op, SysCause::TimedOut(CALL_DEADLINE)))
             }
         }
     }
@@ -305,10 +305,7 @@ impl NetSystem {
             Err(_) => {
                 warn!("IPVS generic-netlink socket did not answer; replaced");
                 *guard = None;
-                Err(lvs_ipvs::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {CALL_DEADLINE:?}"),
-                )))
+                Err(lvs_ipvs::Error::Timeout { op: "IPVS request".into(), timeout: CALL_DEADLINE })
             }
         }
     }
@@ -468,14 +465,14 @@ impl System for NetSystem {
             .map_err(|e| SystemError::new("read /proc/net/ip_vs_conn", e))
     }
 
-    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<Result<(), String>>> {
+    async fn ipvs_apply(&self, ops: &[Op]) -> SysResult<Vec<SysResult<()>>> {
         self.before_change();
         let r = self
             .with_ipvs(async |ipvs: &mut Ipvs| ipvs.apply(ops).await)
             .await
             .map_err(|e| SystemError::new("change the IPVS table", e))?;
         let r = r.ok_or_else(|| SystemError::new("change the IPVS table", lvs_ipvs::Error::NoIpvs))?;
-        Ok(r.into_iter().map(|x| x.map_err(|e| e.to_string())).collect())
+        Ok(r.into_iter().zip(ops).map(|(x, op)| x.map_err(|e| SystemError::new(op.describe(), e))).collect())
     }
 }
 

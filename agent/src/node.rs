@@ -11,50 +11,43 @@ use lvs_proto::spec::{CheckSpec, Role, ServiceKey};
 
 use crate::checks::{self, CheckResult};
 use crate::clock::{self, Reading};
-use crate::events::Events;
+use crate::convert;
+use crate::events::{Detail, Events};
 use crate::facts::{self, Facts};
 use crate::health::{DestHealth, Health};
 use crate::reconcile::{ReconcileError, Reconciler, Report};
 use crate::state::{State, Store, override_key};
-use crate::system::{IpvsService, System};
+use crate::system::{IpvsService, System, SystemError};
+use lvs_proto::reply::EventKind;
 
-/// Why a request was not carried out. Each maps to one gRPC status code.
+/// Why a request was not carried out, with its source kept typed. The gRPC layer maps
+/// each to one status code, in one place (`grpc::status`).
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
-    /// The request is fine but this node refuses it now (stale, conflict, wrong node).
+    /// Another controller holds this generation's reservation.
     #[error("{0}")]
-    Refused(String),
-    /// Something named does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The node could not be read or changed.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<crate::state::StoreError> for AgentError {
-    fn from(e: crate::state::StoreError) -> Self {
-        AgentError::Failed(e.to_string())
-    }
-}
-
-impl From<ReconcileError> for AgentError {
-    fn from(e: ReconcileError) -> Self {
-        match e {
-            ReconcileError::WrongNode { .. }
-            | ReconcileError::Stale { .. }
-            | ReconcileError::Conflict { .. }
-            | ReconcileError::Preflight(_)
-            | ReconcileError::NoSpec => AgentError::Refused(e.to_string()),
-            ReconcileError::NotInSpec(_) => AgentError::NotFound(e.to_string()),
-            ReconcileError::Observe(_) | ReconcileError::Store(_) | ReconcileError::NotInForce(_) => {
-                AgentError::Failed(e.to_string())
-            }
-        }
-    }
+    Leased(String),
+    /// The reconciler refused or failed (its kind decides the code).
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    /// The state file.
+    #[error(transparent)]
+    Store(#[from] crate::state::StoreError),
+    /// A kernel read or change.
+    #[error(transparent)]
+    System(#[from] SystemError),
+    /// This kernel has no IPVS.
+    #[error("this kernel has no IPVS (load ip_vs)")]
+    NoIpvs,
+    /// A live weight change the kernel does not show.
+    #[error("weight change not applied: {0}")]
+    NotApplied(String),
+    /// The apply task panicked or was cancelled.
+    #[error("the apply task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A controller's reservation of a generation (see `SpecRequest.lease` in the proto).
@@ -73,7 +66,7 @@ pub struct StatusView {
     /// The persisted state.
     pub state: State,
     /// What differs from the accepted spec now.
-    pub drift: Vec<String>,
+    pub drift: Vec<crate::diff::Action>,
     /// Foreign objects seen.
     pub foreign: Vec<String>,
     /// Check outcomes.
@@ -240,20 +233,21 @@ impl<S: System + 'static> Agent<S> {
         let r = match self.rec.reapply_stored().await {
             Ok(r) => r,
             Err(e) => {
-                self.events.emit("start", format!("re-applying the stored spec FAILED: {e}"));
+                self.events.emit(EventKind::Start, format!("re-applying the stored spec FAILED: {e}"));
                 return Err(e.into());
             }
         };
         *self.startup.lock().expect("startup") = None;
         if let Some(r) = &r {
-            self.events.emit(
-                "start",
+            self.events.emit_with(
+                EventKind::Start,
                 format!(
                     "re-applied stored generation {}: {} action(s), converged {}",
                     r.generation,
                     r.actions.len(),
                     r.converged()
                 ),
+                done(r),
             );
         }
         self.after_change()?;
@@ -287,25 +281,31 @@ impl<S: System + 'static> Agent<S> {
             Ok(_) => return,
             Err(e) => return tracing::warn!(error = %e, "drift check failed"),
         };
-        let what: Vec<&str> = drift.actions.iter().take(5).map(|a| a.action.as_str()).collect();
-        self.events.emit(
-            "drift",
+        let what: Vec<String> = drift.actions.iter().take(5).map(|a| a.change.to_string()).collect();
+        self.events.emit_with(
+            EventKind::Drift,
             format!(
                 "{} difference(s) from generation {}: {}; re-applying",
                 drift.actions.len(),
                 drift.generation,
                 what.join("; ")
             ),
+            Detail {
+                generation: drift.generation,
+                changes: drift.actions.iter().map(|a| convert::change(&a.change)).collect(),
+                failure: None,
+            },
         );
         match self.rec.reapply_stored().await {
-            Ok(Some(r)) => self.events.emit(
-                "heal",
+            Ok(Some(r)) => self.events.emit_with(
+                EventKind::Heal,
                 format!(
                     "generation {} re-applied: {} action(s), converged {}",
                     r.generation,
                     r.actions.len(),
                     r.converged()
                 ),
+                done(&r),
             ),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "re-applying after drift failed"),
@@ -345,7 +345,7 @@ impl<S: System + 'static> Agent<S> {
         let now = Instant::now();
         let mut l = self.lease.lock().expect("lease");
         if let Some(cur) = l.as_ref().filter(|c| c.expires > now && c.id != id) {
-            return Err(AgentError::Refused(format!(
+            return Err(AgentError::Leased(format!(
                 "conflict: another controller is applying generation {} to {} (lease {} expires in {} s); \
                  wait for it to finish, then re-run",
                 cur.generation,
@@ -399,29 +399,34 @@ impl<S: System + 'static> Agent<S> {
             r
         })
         .await
-        .map_err(|e| AgentError::Failed(format!("the apply task ended abnormally: {e}")))?
+        .map_err(AgentError::Task)?
     }
 
     async fn apply_to_completion(self: &Arc<Self>, spec: &NodeSpec) -> Result<Report, AgentError> {
         let r = match self.rec.apply(spec).await {
             Ok(r) => r,
             Err(e) => {
-                self.events.emit("apply", format!("generation {}: FAILED {e}", spec.generation));
+                self.events.emit_with(
+                    EventKind::Apply,
+                    format!("generation {}: FAILED {e}", spec.generation),
+                    Detail { generation: spec.generation, changes: Vec::new(), failure: Some(e.failure()) },
+                );
                 return Err(e.into());
             }
         };
         // The admin's apply supersedes a failed start-up and acknowledges a recovered state.
         *self.startup.lock().expect("startup") = None;
         self.rec.store().clear_recovery();
-        let applied = r.actions.iter().filter(|a| a.outcome == crate::apply::Outcome::Applied).count();
-        self.events.emit(
-            "apply",
+        self.events.emit_with(
+            EventKind::Apply,
             format!(
-                "generation {}: {applied}/{} action(s) applied, converged {}",
+                "generation {}: {}/{} action(s) applied, converged {}",
                 r.generation,
+                r.applied(),
                 r.actions.len(),
                 r.converged()
             ),
+            done(&r),
         );
         self.after_change()?;
         if spec.checks.iter().any(|c| matches!(c, CheckSpec::ClockOffset { .. })) {
@@ -459,17 +464,20 @@ impl<S: System + 'static> Agent<S> {
                 detail: format!("{e} (retrying with back-off; `lvsctl apply` also clears this)"),
             });
         }
-        // The drift in words for the report, and as actions for the checks that decide on it.
-        let (changes, drift, foreign): (Option<Vec<crate::diff::Action>>, Vec<String>, Vec<String>) =
-            match self.rec.drift().await {
-                Ok(Some(r)) => (
-                    Some(r.actions.iter().map(|a| a.change.clone()).collect()),
-                    r.actions.into_iter().map(|a| a.action).collect(),
-                    r.foreign,
-                ),
-                Ok(None) => (Some(Vec::new()), Vec::new(), Vec::new()),
-                Err(e) => (None, vec![format!("cannot diff: {e}")], Vec::new()),
-            };
+        // Drift as actions: the report carries them, the checks decide on them. A node
+        // that cannot be diffed says so as a failed check.
+        let (drift, foreign) = match self.rec.drift().await {
+            Ok(Some(r)) => (Some(r.actions.into_iter().map(|a| a.change).collect::<Vec<_>>()), r.foreign),
+            Ok(None) => (Some(Vec::new()), Vec::new()),
+            Err(e) => {
+                checks.push(CheckResult {
+                    check: "drift measured".into(),
+                    ok: false,
+                    detail: format!("cannot diff: {e}"),
+                });
+                (None, Vec::new())
+            }
+        };
         if self.clock.lock().expect("clock").is_none() {
             self.measure_clock().await;
         }
@@ -478,7 +486,7 @@ impl<S: System + 'static> Agent<S> {
             checks.extend(checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await);
         }
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
-            checks.push(vip_ready(s, changes.as_deref()));
+            checks.push(vip_ready(s, drift.as_deref()));
         }
         if state.runtime.ipvs_cleared {
             checks.push(CheckResult {
@@ -505,7 +513,7 @@ impl<S: System + 'static> Agent<S> {
         Ok(StatusView {
             facts: self.facts().await,
             state,
-            drift,
+            drift: drift.unwrap_or_default(),
             foreign,
             checks,
             ipvs,
@@ -516,18 +524,13 @@ impl<S: System + 'static> Agent<S> {
 
     /// IPVS version, table size and timeouts; `NotFound` on a kernel without IPVS.
     async fn ipvs_info(&self) -> Result<(lvs_ipvs::Info, lvs_ipvs::Timeouts), AgentError> {
-        self.rec
-            .system()
-            .ipvs_info()
-            .await
-            .map_err(|e| AgentError::Failed(e.to_string()))?
-            .ok_or_else(|| AgentError::NotFound("this kernel has no IPVS (load ip_vs)".into()))
+        self.rec.system().ipvs_info().await.map_err(AgentError::System)?.ok_or(AgentError::NoIpvs)
     }
 
     /// The IPVS table.
     pub async fn ipvs_table(&self, connections: bool) -> Result<IpvsView, AgentError> {
         let sys = self.rec.system();
-        let fail = |e: crate::system::SystemError| AgentError::Failed(e.to_string());
+        let fail = AgentError::System;
         let (info, timeouts) = self.ipvs_info().await?;
         let owned = self.rec.state()?.owned.services;
         let services = sys
@@ -537,7 +540,7 @@ impl<S: System + 'static> Agent<S> {
             .unwrap_or_default()
             .into_iter()
             .map(|s| {
-                let managed = owned.iter().any(|k| crate::convert::service_key(k) == s.service.key);
+                let managed = owned.iter().any(|k| convert::service_key(k) == s.service.key);
                 (s, managed)
             })
             .collect();
@@ -558,9 +561,7 @@ impl<S: System + 'static> Agent<S> {
         }
         let sys = self.rec.system();
         let (_, timeouts) = self.ipvs_info().await?;
-        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s)
-            .await
-            .map_err(|e| AgentError::Failed(e.to_string()))
+        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(AgentError::System)
     }
 
     /// Withdraw every IPVS service this agent created until the next apply (foreign ones
@@ -573,7 +574,11 @@ impl<S: System + 'static> Agent<S> {
                 Ok(())
             })
             .await?;
-        self.events.emit("ipvs", format!("IPVS cleared by the admin: {} change(s)", r.actions.len()));
+        self.events.emit_with(
+            EventKind::Clear,
+            format!("IPVS cleared by the admin: {} change(s)", r.actions.len()),
+            done(&r),
+        );
         Ok(r)
     }
 
@@ -609,15 +614,16 @@ impl<S: System + 'static> Agent<S> {
             })
             .await?;
         if !report.converged() {
-            return Err(AgentError::Failed(format!("weight change not applied: {:?}", report.drift_after)));
+            let left: Vec<String> = report.drift_after.iter().map(ToString::to_string).collect();
+            return Err(AgentError::NotApplied(left.join("; ")));
         }
         let what = weight.map_or("spec weight restored".to_string(), |w| format!("weight {w}"));
-        self.events.emit("weight", format!("{service} {dest}: {what}"));
-        let table = self.rec.system().ipvs().await.map_err(|e| AgentError::Failed(e.to_string()))?;
+        self.events.emit(EventKind::Weight, format!("{service} {dest}: {what}"));
+        let table = self.rec.system().ipvs().await?;
         let entry = table
             .unwrap_or_default()
             .into_iter()
-            .filter(|s| s.service.key == crate::convert::service_key(&service))
+            .filter(|s| s.service.key == convert::service_key(&service))
             .flat_map(|s| s.destinations)
             .find(|d| d.dest.addr == dest);
         Ok(match entry {
@@ -745,5 +751,19 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::diff::Action]>) -> CheckRes
         } else {
             format!("not yet: {}", missing.join("; "))
         },
+    }
+}
+
+/// An event's detail for a report: its generation and the changes it applied.
+fn done(r: &Report) -> Detail {
+    Detail {
+        generation: r.generation,
+        changes: r
+            .actions
+            .iter()
+            .filter(|a| a.outcome == crate::apply::Outcome::Applied)
+            .map(|a| convert::change(&a.change))
+            .collect(),
+        failure: None,
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::apply::{self, Outcome};
+use crate::convert;
 use crate::diff::{self, Action, Plan};
 use crate::observe::{self, Observed};
 use crate::state::{self, State, Store, StoreError};
@@ -63,12 +64,21 @@ pub enum ReconcileError {
     NotInForce(String),
 }
 
+impl ReconcileError {
+    /// The failure as an event reports it: the kernel's kind when the kernel failed.
+    pub fn failure(&self) -> lvs_proto::reply::Failure {
+        use lvs_proto::reply::{Failure, FailureKind};
+        match self {
+            ReconcileError::Observe(e) => e.failure(),
+            _ => Failure { kind: FailureKind::Other, message: self.to_string(), errno: 0 },
+        }
+    }
+}
+
 /// One action and what became of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionReport {
-    /// The action in words.
-    pub action: String,
-    /// The action itself, for code that decides on it (never on its words).
+    /// The action (its words are its `Display`; code decides on the value).
     pub change: Action,
     /// Its outcome.
     pub outcome: Outcome,
@@ -86,13 +96,38 @@ pub struct Report {
     /// Foreign objects left alone.
     pub foreign: Vec<String>,
     /// What still differs after applying (empty when converged).
-    pub drift_after: Vec<String>,
+    pub drift_after: Vec<Action>,
 }
 
 impl Report {
     /// Whether every action was applied and nothing differs any more.
     pub fn converged(&self) -> bool {
         self.actions.iter().all(|a| a.outcome == Outcome::Applied) && self.drift_after.is_empty()
+    }
+
+    /// How many actions were applied.
+    pub fn applied(&self) -> usize {
+        self.actions.iter().filter(|a| a.outcome == Outcome::Applied).count()
+    }
+
+    /// The report as the agent answers it (`lvs_proto::reply`, encoded by `wire`).
+    pub fn to_reply(&self) -> lvs_proto::reply::Report {
+        use lvs_proto::reply;
+        reply::Report {
+            node: self.node.clone(),
+            generation: self.generation,
+            actions: self
+                .actions
+                .iter()
+                .map(|a| reply::ActionResult {
+                    change: convert::change(&a.change),
+                    outcome: a.outcome.to_reply(),
+                })
+                .collect(),
+            foreign: self.foreign.clone(),
+            drift_after: self.drift_after.iter().map(convert::change).collect(),
+            converged: self.converged(),
+        }
     }
 }
 
@@ -219,7 +254,7 @@ impl<S: System> Reconciler<S> {
         }
         let observed = observe::observe(&*self.sys, &spec, true).await?;
         let after = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
-        let drift: Vec<String> = after.actions.iter().map(ToString::to_string).collect();
+        let drift = after.actions;
         if !drift.is_empty() {
             st.runtime = before;
             self.store.save(&st)?;
@@ -232,6 +267,7 @@ impl<S: System> Reconciler<S> {
                     _ => None,
                 })
                 .collect();
+            let drift: Vec<String> = drift.iter().map(ToString::to_string).collect();
             warn!(node = %self.node, ?drift, ?failed, "live IPVS change not in force; not recorded");
             return Err(ReconcileError::NotInForce(format!(
                 "the kernel does not show it ({}); failed: {}",
@@ -265,9 +301,8 @@ impl<S: System> Reconciler<S> {
         self.store.save(&st)?;
         // Observe again: what still differs is reported, not hidden.
         let (_, after) = self.diff(spec, &st).await?;
-        let drift = after.actions.iter().map(ToString::to_string).collect();
-        let r = report(spec, &plan, outcomes, drift);
-        let applied = r.actions.iter().filter(|a| a.outcome == Outcome::Applied).count();
+        let r = report(spec, &plan, outcomes, after.actions);
+        let applied = r.applied();
         if r.converged() {
             info!(node = %self.node, generation = spec.generation, actions = applied, "applied");
         } else {
@@ -294,7 +329,7 @@ impl<S: System> Reconciler<S> {
     }
 }
 
-fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec<String>) -> Report {
+fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec<Action>) -> Report {
     Report {
         node: spec.node.clone(),
         generation: spec.generation,
@@ -302,7 +337,7 @@ fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec
             .actions
             .iter()
             .zip(outcomes)
-            .map(|(a, outcome)| ActionReport { action: a.to_string(), change: a.clone(), outcome })
+            .map(|(a, outcome)| ActionReport { change: a.clone(), outcome })
             .collect(),
         foreign: plan.foreign.clone(),
         drift_after,
@@ -329,9 +364,7 @@ fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
             st.owned.sysctls.entry(key.clone()).or_insert_with(|| from.clone());
         }
         Action::Ipvs(lvs_ipvs::Op::AddService(s) | lvs_ipvs::Op::EditService(s)) => {
-            if let Some(v) =
-                spec.virtual_services.iter().find(|v| crate::convert::service_key(&v.key) == s.key)
-            {
+            if let Some(v) = spec.virtual_services.iter().find(|v| convert::service_key(&v.key) == s.key) {
                 st.owned.services.insert(v.key);
             }
         }
@@ -353,7 +386,7 @@ fn release(st: &mut State, a: &Action) {
             st.owned.routes.retain(|r| r.destination != route.destination || r == route);
         }
         Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
-            st.owned.services.retain(|s| crate::convert::service_key(s) != *k)
+            st.owned.services.retain(|s| convert::service_key(s) != *k)
         }
         _ => {}
     }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_ipvs::{Destination, Op, Service, ServiceKey};
+use lvs_proto::reply::{Failure, FailureKind};
 
 /// An address as the kernel holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -66,6 +67,9 @@ pub enum SysCause {
     /// A blocking read's task ended abnormally.
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
+    /// The kernel did not answer within the deadline (the socket has been replaced).
+    #[error("no answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// Something the agent itself found (no such interface, no answer in time, …).
     #[error("{0}")]
     Other(String),
@@ -93,9 +97,18 @@ impl SystemError {
     pub fn errno(&self) -> Option<i32> {
         match &self.cause {
             SysCause::Netlink(rtnetlink::Error::NetlinkError(m)) => m.code.map(|c| -c.get()),
+            SysCause::Ipvs(e) => e.errno(),
             SysCause::Io(e) => e.raw_os_error(),
+            SysCause::TimedOut(_) => Some(110), // ETIMEDOUT
             _ => None,
         }
+    }
+
+    /// The failure as the agent reports it: kind decided here, once, from the errno.
+    pub fn failure(&self) -> Failure {
+        let errno = self.errno();
+        let kind = errno.map_or(FailureKind::Other, FailureKind::of_errno);
+        Failure { kind, message: self.to_string(), errno: errno.unwrap_or(0) }
     }
 }
 
@@ -139,7 +152,7 @@ pub trait System: Send + Sync {
         live_within_s: u32,
     ) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::DestCount>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
-    fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<Result<(), String>>>> + Send;
+    fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<SysResult<()>>>> + Send;
 }
 
 /// The destination's identity within its service.

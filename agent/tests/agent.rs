@@ -26,7 +26,7 @@ fn agent() -> (Arc<Agent<FakeSystem>>, Arc<FakeSystem>, tempfile::TempDir) {
 const TTL: Duration = Duration::from_secs(60);
 
 fn is_conflict(e: &AgentError) -> bool {
-    matches!(e, AgentError::Refused(m) if m.starts_with("conflict: another controller"))
+    matches!(e, AgentError::Leased(m) if m.starts_with("conflict: another controller"))
 }
 
 #[tokio::test]
@@ -73,8 +73,11 @@ async fn an_apply_runs_to_completion_when_its_caller_goes_away() {
     let st = Store::new(dir.path()).load().unwrap();
     assert_eq!(st.generation, spec.generation);
     let ev = events.try_recv().expect("the outcome is in the event feed");
-    assert_eq!(ev.kind, "apply");
+    assert_eq!(ev.kind, lvs_proto::reply::EventKind::Apply);
     assert!(ev.message.contains("8/8 action(s) applied, converged true"), "{}", ev.message);
+    // Structured too: the generation and every applied change, for programs.
+    assert_eq!(ev.generation, spec.generation);
+    assert_eq!(ev.changes.len(), 8, "{:?}", ev.changes);
     a.plan(&spec, "lease-b", TTL).await.expect("and its lease was released");
 }
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use lvs_controller::fleet::Fleet;
 use lvs_controller::pki::Pki;
-use lvs_proto::pb;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const IDLE: usize = 5_000;
@@ -91,8 +90,7 @@ fn five_thousand_idle_connections_keep_rss_small_and_status_fast() {
     let cluster = lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster;
     let status = |fleet: &Fleet| {
         let t = Instant::now();
-        let r = rt
-            .block_on(fleet.call("rs1", |mut c| async move { c.status(pb::StatusRequest::default()).await }));
+        let r = rt.block_on(fleet.status("rs1", None));
         (r, t.elapsed())
     };
     let (r, _) = status(&Fleet::new(&cluster, &pki, Duration::from_secs(5)).unwrap());

@@ -57,8 +57,8 @@ fn fleet(b: &Bed, pki: &Pki) -> Fleet {
     Fleet::new(&cluster, pki, Duration::from_secs(5)).unwrap()
 }
 
-async fn facts(f: &Fleet, node: &str) -> Result<pb::Facts, NodeError> {
-    f.call(node, |mut c| async move { c.facts(pb::FactsRequest {}).await }).await
+async fn facts(f: &Fleet, node: &str) -> Result<lvs_proto::reply::Facts, NodeError> {
+    f.facts(node).await
 }
 
 /// A PKI directory holding our CA certificate (so the client trusts the agent) but the

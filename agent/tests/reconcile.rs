@@ -100,7 +100,7 @@ async fn failure_reports_what_was_and_was_not_applied_and_restart_converges() {
     let rep = r.apply(&spec_of(LAB, "rs1")).await.unwrap();
     let outcomes: Vec<&Outcome> = rep.actions.iter().map(|a| &a.outcome).collect();
     assert_eq!(outcomes[..6], [&Outcome::Applied; 6]);
-    assert!(matches!(outcomes[6], Outcome::Failed(m) if m.contains("injected")));
+    assert!(matches!(outcomes[6], Outcome::Failed(m) if m.to_string().contains("injected")));
     assert_eq!(outcomes[7], &Outcome::NotAttempted);
     assert!(!rep.converged());
     assert_eq!(rep.drift_after.len(), 2, "{:?}", rep.drift_after);
@@ -123,7 +123,7 @@ async fn director_ipvs_and_one_weight_change_is_one_action() {
         .replace("generation = 1", "generation = 2")
         .replace("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 3 }");
     let rep = r.apply(&spec_of(&bumped, "director")).await.unwrap();
-    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(actions, ["ipvs: edit destination 198.18.0.12:80 of TCP 198.18.0.100:80"]);
 }
 
@@ -153,7 +153,7 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
     spec.virtual_services.clear();
     spec.addresses.retain(|a| a.label.is_none());
     let rep = r.apply(&spec).await.unwrap();
-    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(
         actions,
         ["ipvs: delete service TCP 198.18.0.100:80", "remove address 198.18.0.100/32 from eth1 label eth1:0"]
@@ -300,7 +300,7 @@ async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
     assert!(lab2.contains("198.18.0.11/25"), "test setup: the edit applied");
     let rep = r.apply(&spec_of(&lab2, "rs1")).await.unwrap();
     assert!(rep.converged(), "{rep:#?}");
-    let actions: Vec<&str> = rep.actions.iter().map(|a| a.action.as_str()).collect();
+    let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(
         actions,
         [

@@ -6,8 +6,17 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
+
 use futures::future::join_all;
+use futures::{Stream, StreamExt};
 use lvs_proto::pb::agent_client::AgentClient;
+use lvs_proto::reply::{
+    DestinationConnections, Event, Facts, IpvsTable, NodeStatus, ProbeTally, Report, WeightReply,
+};
+use lvs_proto::spec::ServiceKey;
+use lvs_proto::wire::WireError;
+use lvs_proto::{NodeSpec, pb};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::model::Cluster;
@@ -70,6 +79,9 @@ pub enum NodeError {
     /// The node tried and failed (or the client could not be set up).
     #[error("{0}")]
     Failed(String),
+    /// The node answered with a reply this controller cannot read (another version?).
+    #[error("unreadable reply: {0}")]
+    BadReply(String),
 }
 
 // A command that only reports a failure keeps its sentence: `?` into `String`, and JSON
@@ -176,8 +188,10 @@ impl Fleet {
         Ok(AgentClient::new(ch).max_decoding_message_size(64 << 20))
     }
 
-    /// Call `f` on `node` within `deadline`; every failure (no such node, unreachable,
-    /// refused, too slow) comes back as one sentence.
+    /// Call `f` on `node` within the fleet's deadline; every failure (no such node,
+    /// unreachable, refused, too slow) comes back as a [`NodeError`]. The reply is the raw
+    /// wire message: commands use the typed methods below, which decode it; this is for
+    /// code that measures the wire itself (the benchmarks and the e2e drain-wait test).
     pub async fn call<T, Fut>(&self, node: &str, f: impl FnOnce(Client) -> Fut) -> Result<T, NodeError>
     where
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -204,14 +218,160 @@ impl Fleet {
         }
     }
 
-    /// [`Fleet::call`] on every node of `nodes` at once. Results keep the order of `nodes`.
+    /// `f` on every node of `nodes` at once. Results keep the order of `nodes`.
     pub async fn each<T, F, Fut>(&self, nodes: &[String], f: F) -> Vec<(String, Result<T, NodeError>)>
     where
-        F: Fn(String, Client) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, NodeError>>,
     {
-        join_all(nodes.iter().map(|n| async { (n.clone(), self.call(n, |c| f(n.clone(), c)).await) })).await
+        join_all(nodes.iter().map(|n| {
+            let call = f(n.clone());
+            async move { (n.clone(), call.await) }
+        }))
+        .await
     }
+
+    // ---------------------------------------------------------------- the agent API, typed
+    //
+    // Every reply is decoded here, once, into `lvs_proto::reply` types; nothing above this
+    // layer reads a `pb::*` reply.
+
+    /// Diff `spec` on `node` (changes nothing); with a `lease`, reserve its generation for
+    /// `ttl` (a zero `ttl` releases the lease).
+    pub async fn plan(
+        &self,
+        node: &str,
+        spec: &NodeSpec,
+        lease: &str,
+        ttl: Duration,
+    ) -> Result<Report, NodeError> {
+        let req = pb::SpecRequest {
+            spec: Some(spec.into()),
+            lease: lease.to_string(),
+            lease_ttl_ms: ttl.as_millis() as u64,
+        };
+        let r = self.call(node, |mut c| async move { c.plan(req).await }).await?;
+        decoded(Report::try_from(&r))
+    }
+
+    /// Make `node` match `spec`, under `lease` (the one its plan reserved, or none).
+    pub async fn apply(&self, node: &str, spec: &NodeSpec, lease: &str) -> Result<Report, NodeError> {
+        let req = pb::SpecRequest { spec: Some(spec.into()), lease: lease.to_string(), lease_ttl_ms: 0 };
+        let r = self.call(node, |mut c| async move { c.apply(req).await }).await?;
+        decoded(Report::try_from(&r))
+    }
+
+    /// Who and what `node` is.
+    pub async fn facts(&self, node: &str) -> Result<Facts, NodeError> {
+        let r = self.call(node, |mut c| async move { c.facts(pb::FactsRequest {}).await }).await?;
+        Ok(Facts::from(&r))
+    }
+
+    /// `node`'s status; with `ntp`, its clock measured against that server now.
+    pub async fn status(&self, node: &str, ntp: Option<IpAddr>) -> Result<NodeStatus, NodeError> {
+        let req = pb::StatusRequest { ntp_server: ntp.map(|n| n.to_string()).unwrap_or_default() };
+        let r = self.call(node, |mut c| async move { c.status(req).await }).await?;
+        decoded(NodeStatus::try_from(&r))
+    }
+
+    /// A director's IPVS table (with its connections when asked), in ipvsadm's order.
+    pub async fn ipvs_table(&self, node: &str, connections: bool) -> Result<IpvsTable, NodeError> {
+        let req = pb::IpvsTableRequest { connections };
+        let r = self.call(node, |mut c| async move { c.ipvs_table(req).await }).await?;
+        decoded(IpvsTable::try_from(&r)).map(IpvsTable::sorted)
+    }
+
+    /// Live connections to each of `destinations`, counted by the director's agent.
+    pub async fn live_connections(
+        &self,
+        node: &str,
+        destinations: &[SocketAddr],
+        live_within_s: u32,
+    ) -> Result<Vec<DestinationConnections>, NodeError> {
+        let req = pb::LiveConnectionsRequest {
+            destinations: destinations.iter().map(ToString::to_string).collect(),
+            live_within_s,
+        };
+        let r = self.call(node, |mut c| async move { c.live_connections(req).await }).await?;
+        decoded(Vec::<DestinationConnections>::try_from(&r))
+    }
+
+    /// Withdraw the IPVS services `node` manages until the next apply.
+    pub async fn clear_ipvs(&self, node: &str) -> Result<Report, NodeError> {
+        let r = self.call(node, |mut c| async move { c.clear_ipvs(pb::ClearIpvsRequest {}).await }).await?;
+        decoded(Report::try_from(&r))
+    }
+
+    /// Set (or with `None` clear) the live weight of one destination on a director.
+    pub async fn set_weight(
+        &self,
+        node: &str,
+        service: &ServiceKey,
+        destination: SocketAddr,
+        weight: Option<u32>,
+    ) -> Result<WeightReply, NodeError> {
+        let req = pb::SetWeightRequest {
+            service: Some(service.into()),
+            destination: destination.to_string(),
+            weight,
+        };
+        let r = self.call(node, |mut c| async move { c.set_weight(req).await }).await?;
+        Ok(WeightReply::from(&r))
+    }
+
+    /// `count` HTTP requests from `node` to `target`, tallied; the deadline allows for them.
+    pub async fn probe(
+        &self,
+        node: &str,
+        probe: &Probe,
+        deadline: Duration,
+    ) -> Result<ProbeTally, NodeError> {
+        let req = pb::ProbeRequest {
+            target: probe.target.to_string(),
+            path: probe.path.clone(),
+            host: probe.host.clone(),
+            count: probe.count,
+            concurrency: probe.concurrency,
+            timeout_ms: probe.timeout.as_millis() as u64,
+        };
+        let r = self.call_within(node, deadline, |mut c| async move { c.probe(req).await }).await?;
+        Ok(ProbeTally::from(&r))
+    }
+
+    /// `node`'s event feed from now on; it ends when the agent goes away.
+    pub async fn events(
+        &self,
+        node: &str,
+    ) -> Result<impl Stream<Item = Result<Event, NodeError>> + use<>, NodeError> {
+        let mut client = self.client(node).map_err(|e| NodeError::Failed(e.to_string()))?;
+        let stream =
+            client.events(pb::EventsRequest {}).await.map_err(|s| NodeError::from_status(&s))?.into_inner();
+        Ok(stream.map(|r| match r {
+            Ok(e) => decoded(Event::try_from(&e)),
+            Err(s) => Err(NodeError::from_status(&s)),
+        }))
+    }
+}
+
+/// One probe: `count` requests to `target`, `concurrency` at a time.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// VIP:port.
+    pub target: SocketAddr,
+    /// Path.
+    pub path: String,
+    /// Host header.
+    pub host: Option<String>,
+    /// Requests.
+    pub count: u32,
+    /// At once.
+    pub concurrency: u32,
+    /// Per request.
+    pub timeout: Duration,
+}
+
+fn decoded<T>(r: Result<T, WireError>) -> Result<T, NodeError> {
+    r.map_err(|e| NodeError::BadReply(e.to_string()))
 }
 
 /// A gRPC status in words, with the transport's reason when there is one.

@@ -8,10 +8,9 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use lvs_proto::pb;
+use lvs_proto::reply::{Forward, IpvsTable};
+use lvs_proto::spec::ServiceKey;
 use serde::Serialize;
-
-use crate::render::key_text;
 
 /// IPVS service flag bits (`include/uapi/linux/ip_vs.h`), as the table reports them.
 pub(crate) const F_PERSISTENT: u32 = 0x1;
@@ -208,20 +207,15 @@ pub fn render(services: &[SavedService]) -> String {
 }
 
 /// A director's table (already in ipvsadm's order) as dump entries.
-pub fn from_table(t: &pb::IpvsTable) -> Vec<SavedService> {
+pub fn from_table(t: &IpvsTable) -> Vec<SavedService> {
     t.services
         .iter()
         .map(|svc| {
-            let k = svc.key.as_ref().map(key_text).unwrap_or_default();
-            let (protocol, address, ipv6) = match k.split_once(' ') {
-                Some(("TCP", a)) => ("tcp", a.to_string(), false),
-                Some(("UDP", a)) => ("udp", a.to_string(), false),
-                Some(("SCTP", a)) => ("sctp", a.to_string(), false),
-                Some(("FWM", m)) => {
-                    let mark = m.split(' ').next().unwrap_or(m);
-                    ("fwmark", mark.to_string(), m.contains("IPv6"))
+            let (protocol, address, ipv6) = match svc.key {
+                ServiceKey::Addr { protocol, address } => {
+                    (protocol.as_str().to_ascii_lowercase(), address.to_string(), address.is_ipv6())
                 }
-                _ => ("tcp", k.clone(), false),
+                ServiceKey::Fwmark { mark, ipv6 } => ("fwmark".to_string(), mark.to_string(), ipv6),
             };
             // ipvsadm names the scheduler flags after the scheduler that reads them.
             let names: [&str; 3] = match svc.scheduler.as_str() {
@@ -240,7 +234,7 @@ pub fn from_table(t: &pb::IpvsTable) -> Vec<SavedService> {
                 .filter(|_| svc.netmask != 0 && svc.netmask != u32::MAX && !ipv6)
                 .map(|_| Ipv4Addr::from(svc.netmask).to_string());
             SavedService {
-                protocol: protocol.into(),
+                protocol,
                 address,
                 ipv6,
                 scheduler: svc.scheduler.clone(),
@@ -253,18 +247,18 @@ pub fn from_table(t: &pb::IpvsTable) -> Vec<SavedService> {
                     .destinations
                     .iter()
                     .map(|d| SavedReal {
-                        address: d.address.clone(),
-                        forwarding: match d.forwarding.as_str() {
-                            "Masq" => "-m",
-                            "Tunnel" => "-i",
-                            _ => "-g",
+                        address: d.address.to_string(),
+                        forwarding: match d.forward {
+                            Forward::Masq => "-m",
+                            Forward::Tunnel => "-i",
+                            Forward::Route | Forward::Local => "-g",
                         }
                         .into(),
                         weight: d.weight,
                         upper: d.upper_threshold,
                         lower: d.lower_threshold,
                         // The kernel's default tunnel, as ipvsadm writes it.
-                        tunnel: if d.forwarding == "Tunnel" {
+                        tunnel: if d.forward == Forward::Tunnel {
                             vec!["--tun-type".into(), "ipip".into()]
                         } else {
                             Vec::new()

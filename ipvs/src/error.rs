@@ -80,6 +80,25 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The kernel's errno behind this error, when there is one (ETIMEDOUT for a kernel that
+    /// did not answer, EOPNOTSUPP for a kernel without the IPVS family), so a caller can
+    /// classify a failure without reading its words.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::NoIpvs => Some(95), // EOPNOTSUPP
+            Error::Exists { .. } => Some(libc_errno::EEXIST),
+            Error::NoService { .. } => Some(libc_errno::ESRCH),
+            Error::NoDestination { .. } | Error::NoScheduler { .. } => Some(libc_errno::ENOENT),
+            Error::Permission { .. } => Some(libc_errno::EPERM),
+            Error::Kernel { source, .. } => source.raw_os_error(),
+            Error::Timeout { .. } => Some(110), // ETIMEDOUT
+            Error::Io(e) => e.raw_os_error(),
+            Error::Decode(_) => None,
+        }
+    }
+}
+
 /// The errno values this crate interprets (Linux, all architectures).
 pub(crate) mod libc_errno {
     pub const EPERM: i32 = 1;

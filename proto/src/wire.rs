@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+mod reply;
+pub use reply::{change, ipvs_table};
+
 use crate::pb;
 use crate::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec,

@@ -5,14 +5,24 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lvs_proto::pb;
+use futures::StreamExt;
+use lvs_proto::reply::Event;
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{CmdError, Ctx};
 
 enum Item {
-    Event(pb::Event),
+    Event(Event),
     Lost(String, String),
+}
+
+/// One event as `-o json` prints it (one object per line).
+#[derive(Debug, Serialize)]
+struct EventLine<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a Event,
 }
 
 fn when(unix_ms: u64) -> String {
@@ -32,50 +42,55 @@ pub async fn events(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for n in nodes {
-        let client = ctx.fleet.client(&n)?;
+        if !ctx.fleet.names().contains(&n) {
+            return Err(CmdError::Usage(format!("no node `{n}` in {}", ctx.file.display())));
+        }
         let tx = tx.clone();
-        tasks.push(tokio::spawn(async move {
+        let fleet = &ctx.fleet;
+        tasks.push(async move {
             loop {
-                let mut c = client.clone();
-                let lost = match c.events(pb::EventsRequest {}).await {
-                    Ok(r) => {
-                        let mut s = r.into_inner();
+                let lost = match fleet.events(&n).await {
+                    Ok(stream) => {
+                        let mut stream = std::pin::pin!(stream);
                         loop {
-                            match s.message().await {
-                                Ok(Some(e)) => {
+                            match stream.next().await {
+                                Some(Ok(e)) => {
                                     if tx.send(Item::Event(e)).is_err() {
                                         return;
                                     }
                                 }
-                                Ok(None) => break "stream ended".to_string(),
-                                Err(e) => break crate::fleet::describe(&e),
+                                None => break "stream ended".to_string(),
+                                Some(Err(e)) => break e.to_string(),
                             }
                         }
                     }
-                    Err(e) => crate::fleet::describe(&e),
+                    Err(e) => e.to_string(),
                 };
                 if tx.send(Item::Lost(n.clone(), lost)).is_err() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-        }));
+        });
     }
     drop(tx);
+    // The feeders run beside the printer, on this task: they borrow the fleet.
+    let mut feeders = std::pin::pin!(futures::future::join_all(tasks));
     let mut seen = 0;
     let done = loop {
         let item = tokio::select! {
             i = rx.recv() => i,
+            _ = &mut feeders => None,
             _ = tokio::signal::ctrl_c() => break Ok(()),
         };
         let Some(item) = item else { break Ok(()) };
         let is_event = matches!(item, Item::Event(_));
         let r = match item {
-            Item::Event(e) if ctx.json => writeln!(
-                out,
-                "{}",
-                serde_json::json!({"time": when(e.unix_ms), "node": e.node, "kind": e.kind, "message": e.message})
-            ),
+            Item::Event(e) if ctx.json => {
+                let line = serde_json::to_string(&EventLine { time: when(e.unix_ms), event: &e })
+                    .map_err(std::io::Error::other)?;
+                writeln!(out, "{line}")
+            }
             Item::Event(e) => writeln!(out, "{} {} {}: {}", when(e.unix_ms), e.node, e.kind, e.message),
             Item::Lost(n, why) => writeln!(out, "# {n}: {why}; retrying in 2 s"),
         };
@@ -87,9 +102,6 @@ pub async fn events(
             break Ok(());
         }
     };
-    for t in tasks {
-        t.abort();
-    }
     done?;
     Ok(ExitCode::SUCCESS)
 }

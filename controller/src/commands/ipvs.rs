@@ -2,14 +2,15 @@
 //! way in for users migrating from hand-written `ipvsadm -S` dumps.
 use std::fmt::Write as _;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use lvs_proto::pb;
-use lvs_proto::spec::Role;
+use lvs_proto::reply::{IpvsTable, Stats, TableService};
+use lvs_proto::spec::{Role, ServiceKey};
+use serde::Serialize;
 
 use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
-use crate::render::key_text;
+use crate::fleet::NodeError;
+use crate::ops::tables;
 
 /// What `list` shows besides the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,52 +28,21 @@ pub enum View {
     Connections,
 }
 
-/// Fetch every director's table.
-pub async fn tables(
-    ctx: &Ctx,
-    connections: bool,
-) -> Vec<(String, Result<pb::IpvsTable, crate::fleet::NodeError>)> {
-    ctx.fleet
-        .each(&ctx.nodes_with(Role::Director), |_, mut c| async move {
-            c.ipvs_table(pb::IpvsTableRequest { connections }).await
-        })
-        .await
-}
-
 /// `TCP  198.18.0.100:80` as `ipvsadm -L -n` starts a service line.
-fn service_head(s: &pb::IpvsService) -> String {
-    let k = s.key.as_ref().map(key_text).unwrap_or_default();
-    match k.split_once(' ') {
-        Some((p, a)) => format!("{p:<4} {a}"),
-        None => k,
+fn service_head(s: &TableService) -> String {
+    match s.key {
+        ServiceKey::Addr { protocol, address } => format!("{:<4} {address}", protocol.as_str()),
+        k => k.to_string(),
     }
-}
-
-/// The table in `ipvsadm`'s order: services and destinations sorted by address (the
-/// kernel dumps newest first).
-pub fn sorted(t: &pb::IpvsTable) -> pb::IpvsTable {
-    let addr = |a: &str| a.parse::<SocketAddr>().ok();
-    let mut t = t.clone();
-    t.services.sort_by_key(|s| {
-        s.key.as_ref().map(key_text).map(|k| {
-            let (p, a) = k.split_once(' ').unwrap_or(("", ""));
-            (p.to_string(), addr(a))
-        })
-    });
-    for s in &mut t.services {
-        s.destinations.sort_by_key(|d| addr(&d.address));
-    }
-    t
 }
 
 /// One director's table in `ipvsadm -L -n` form.
-pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
-    let t = &sorted(t);
+pub fn render_list(t: &IpvsTable, view: View) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "IP Virtual Server version {} (size={})", t.version, t.conn_tab_size);
     match view {
         View::Timeout => {
-            let to = t.timeouts.unwrap_or_default();
+            let to = t.timeouts;
             let _ = writeln!(s, "Timeout (tcp tcpfin udp): {} {} {}", to.tcp, to.tcp_fin, to.udp);
             return s;
         }
@@ -112,8 +82,7 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
             let _ = writeln!(s, "  -> RemoteAddress:Port");
         }
     }
-    let nums = |st: &Option<pb::Stats>, rate: bool| {
-        let st = st.unwrap_or_default();
+    let nums = |st: &Stats, rate: bool| {
         if rate {
             format!("{:>8} {:>8} {:>8} {:>8} {:>8}", st.cps, st.inpps, st.outpps, st.inbps, st.outbps)
         } else {
@@ -144,11 +113,20 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
                     let _ = writeln!(
                         s,
                         "  -> {:<28} {:<7} {:<6} {:<10} {}",
-                        d.address, d.forwarding, d.weight, d.active_conns, d.inactive_conns
+                        d.address.to_string(),
+                        d.forward.as_str(),
+                        d.weight,
+                        d.active_conns,
+                        d.inactive_conns
                     );
                 }
                 _ => {
-                    let _ = writeln!(s, "  -> {:<29}{}", d.address, nums(&d.stats, view == View::Rate));
+                    let _ = writeln!(
+                        s,
+                        "  -> {:<29}{}",
+                        d.address.to_string(),
+                        nums(&d.stats, view == View::Rate)
+                    );
                 }
             }
         }
@@ -157,52 +135,33 @@ pub fn render_list(t: &pb::IpvsTable, view: View) -> String {
 }
 
 /// One director's table in `ipvsadm -S -n` form.
-pub fn render_save(t: &pb::IpvsTable) -> String {
-    crate::ipvsadm::render(&crate::ipvsadm::from_table(&sorted(t)))
+pub fn render_save(t: &IpvsTable) -> String {
+    crate::ipvsadm::render(&crate::ipvsadm::from_table(t))
 }
 
-/// A table as JSON.
-pub fn table_json(t: &pb::IpvsTable) -> serde_json::Value {
-    let stats = |s: &Option<pb::Stats>| {
-        let s = s.unwrap_or_default();
-        serde_json::json!({"conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts, "inbytes": s.inbytes,
-            "outbytes": s.outbytes, "cps": s.cps, "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps})
-    };
-    let to = t.timeouts.unwrap_or_default();
-    serde_json::json!({
-        "version": t.version,
-        "conn_tab_size": t.conn_tab_size,
-        "timeouts": {"tcp": to.tcp, "tcp_fin": to.tcp_fin, "udp": to.udp},
-        "services": t.services.iter().map(|s| serde_json::json!({
-            "service": s.key.as_ref().map(key_text), "scheduler": s.scheduler, "flags": s.flags,
-            "timeout_s": s.timeout_s, "netmask": s.netmask, "managed": s.managed, "stats": stats(&s.stats),
-            "destinations": s.destinations.iter().map(|d| serde_json::json!({
-                "address": d.address, "forwarding": d.forwarding, "weight": d.weight,
-                "upper_threshold": d.upper_threshold, "lower_threshold": d.lower_threshold,
-                "active_conns": d.active_conns, "inactive_conns": d.inactive_conns,
-                "persist_conns": d.persist_conns, "stats": stats(&d.stats),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "connections": t.connections.iter().map(|c| serde_json::json!({
-            "protocol": c.protocol, "client": c.client, "virtual": c.virtual_address,
-            "destination": c.destination, "state": c.state, "expires_s": c.expires_s,
-        })).collect::<Vec<_>>(),
-    })
+/// One director's table, or why there is none, as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct NodeTable<'a> {
+    /// Director.
+    pub node: &'a str,
+    /// Its table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<&'a IpvsTable>,
+    /// Why it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a NodeError>,
 }
 
 /// `lvsctl ipvs list` and `lvsctl ipvs save`.
 pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let res = tables(ctx, view == View::Connections).await;
+    let res = tables::tables(ctx, view == View::Connections).await;
     let ok = res.iter().all(|(_, r)| r.is_ok());
     if ctx.json {
-        let v: Vec<serde_json::Value> = res
+        let v: Vec<NodeTable> = res
             .iter()
-            .map(|(n, r)| match r {
-                Ok(t) => serde_json::json!({"node": n, "table": table_json(t)}),
-                Err(e) => serde_json::json!({"node": n, "error": e}),
-            })
+            .map(|(node, r)| NodeTable { node, table: r.as_ref().ok(), error: r.as_ref().err() })
             .collect();
-        json(out, &serde_json::Value::Array(v))?;
+        json(out, &v)?;
         return Ok(exit(ok, EXIT_NODE_FAILED));
     }
     let many = res.len() > 1;
@@ -233,16 +192,10 @@ pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode
         writeln!(out, "ipvs clear: cancelled, nothing was changed")?;
         return Ok(ExitCode::from(1));
     }
-    let res = ctx
-        .fleet
-        .each(&directors, |_, mut c| async move { c.clear_ipvs(pb::ClearIpvsRequest {}).await })
-        .await;
+    let res = tables::clear_all(ctx).await;
     let ok = res.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
     if ctx.json {
-        json(
-            out,
-            &serde_json::Value::Array(res.iter().map(|(n, r)| super::apply::report_json(n, r)).collect()),
-        )?;
+        json(out, &super::apply::reports_view(&res))?;
     } else {
         for (n, r) in &res {
             super::apply::print_report(out, n, r, "cleared", true)?;

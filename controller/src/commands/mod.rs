@@ -1,14 +1,9 @@
 //! The fleet commands of `lvsctl`. Each takes a [`Ctx`] (the loaded definition, its plan,
 //! the fleet client) and writes to the given writer; the CLI only parses and dispatches.
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lvs_proto::NodeSpec;
-use lvs_proto::spec::Role;
-
-use crate::fleet::Fleet;
-use crate::model::Cluster;
+pub use crate::ops::Ctx;
 
 pub mod apply;
 pub mod events;
@@ -23,32 +18,6 @@ pub const EXIT_NODE_FAILED: u8 = 3;
 /// Exit code: the fleet is reachable but something is unhealthy.
 pub const EXIT_UNHEALTHY: u8 = 4;
 
-/// What every fleet command works with.
-pub struct Ctx {
-    /// The definition file.
-    pub file: PathBuf,
-    /// The validated cluster.
-    pub cluster: Cluster,
-    /// The desired state of every node, in definition order.
-    pub specs: Vec<NodeSpec>,
-    /// The agents.
-    pub fleet: Fleet,
-    /// JSON output instead of text.
-    pub json: bool,
-}
-
-impl Ctx {
-    /// Names of the nodes with `role`.
-    pub fn nodes_with(&self, role: Role) -> Vec<String> {
-        self.cluster.nodes.iter().filter(|n| n.role == role).map(|n| n.name.clone()).collect()
-    }
-
-    /// The spec of `node`.
-    pub fn spec(&self, node: &str) -> Option<&NodeSpec> {
-        self.specs.iter().find(|s| s.node == node)
-    }
-}
-
 /// A command's failure as a whole (node-level failures are reported in its output).
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
@@ -61,10 +30,13 @@ pub enum CmdError {
     /// Preparing the fleet.
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetError),
+    /// A real server named that is not one.
+    #[error(transparent)]
+    Placement(#[from] crate::ops::weights::PlacementError),
 }
 
-/// Print JSON.
-pub fn json(out: &mut dyn Write, v: &serde_json::Value) -> Result<(), CmdError> {
+/// Print a view as JSON.
+pub fn json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<(), CmdError> {
     serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
     writeln!(out)?;
     Ok(())

@@ -14,17 +14,18 @@
 //! whose drain failed goes back in service as it was; one whose apply or health check
 //! failed stays drained. The rollout's lease is renewed every 20 s while it runs.
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lvs_proto::pb;
-use lvs_proto::spec::Role;
+use lvs_proto::reply::{NodeStatus, Outcome, Report};
+use lvs_proto::spec::{Role, ServiceKey};
 use serde::{Deserialize, Serialize};
 
-use super::rs::{Placement, placements, set_weight, wait_drained};
 use super::{CmdError, Ctx, EXIT_NODE_FAILED};
-use crate::render::key_text;
+use crate::ops::weights::{Placement, placements, set_weight, wait_drained};
+use crate::ops::{NodeResult, specs, tables};
 
 /// Options of `rollout`.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +98,7 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
             tokio::time::sleep(LEASE_RENEW).await;
             let id = lease.lock().expect("lease").clone();
             if !id.is_empty() {
-                let renewed = super::apply::plan_all(ctx, &id).await;
+                let renewed = specs::plan_all(ctx, &id).await;
                 for (n, r) in renewed.iter().filter(|(_, r)| r.is_err()) {
                     tracing::warn!(node = %n, error = ?r.as_ref().err(), "rollout lease not renewed");
                 }
@@ -111,33 +112,24 @@ pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Re
 }
 
 /// What the directors say of every placement now: admin overrides and quarantine.
-async fn live_states(ctx: &Ctx) -> Result<Vec<(String, pb::Status)>, CmdError> {
+async fn live_states(ctx: &Ctx) -> Result<Vec<(String, NodeStatus)>, CmdError> {
     let directors = ctx.nodes_with(Role::Director);
     let mut out = Vec::new();
-    for (d, r) in ctx
-        .fleet
-        .each(&directors, |_, mut c| async move { c.status(pb::StatusRequest::default()).await })
-        .await
-    {
+    for (d, r) in ctx.fleet.each(&directors, |n| async move { ctx.fleet.status(&n, None).await }).await {
         let s = r.map_err(|e| CmdError::Usage(format!("rollout: cannot read {d}'s status: {e}")))?;
         out.push((d, s));
     }
     Ok(out)
 }
 
-fn live_state(statuses: &[(String, pb::Status)], places: &[Placement]) -> LiveState {
+fn live_state(statuses: &[(String, NodeStatus)], places: &[Placement]) -> LiveState {
     let mut st = LiveState::default();
     for (i, p) in places.iter().enumerate() {
-        let k = p.service.to_string();
-        let dest = p.dest.to_string();
         let Some((_, s)) = statuses.iter().find(|(d, _)| *d == p.director) else { continue };
-        let same = |svc: &Option<pb::ServiceKey>, d: &str| {
-            d == dest && svc.as_ref().map(key_text) == Some(k.clone())
-        };
-        if let Some(o) = s.overrides.iter().find(|o| same(&o.service, &o.destination)) {
-            st.overrides.push((i, o.weight));
+        if let Some(w) = s.override_of(&p.service, p.dest) {
+            st.overrides.push((i, w));
         }
-        if s.health.iter().any(|h| h.quarantined && same(&h.service, &h.destination))
+        if s.health_of(&p.service, p.dest).is_some_and(|h| h.quarantined)
             && !st.quarantined_on.contains(&p.director)
         {
             st.quarantined_on.push(p.director.clone());
@@ -146,14 +138,9 @@ fn live_state(statuses: &[(String, pb::Status)], places: &[Placement]) -> LiveSt
     st
 }
 
-async fn run(
-    ctx: &Ctx,
-    opts: RolloutOptions,
-    out: &mut dyn Write,
-    lease_cell: &std::sync::Mutex<String>,
-) -> Result<ExitCode, CmdError> {
-    let path = progress_path(ctx);
-    let stored = std::fs::read(&path)
+/// The progress file's rollout when it is this cluster's; whether it is this generation's.
+fn load_progress(ctx: &Ctx, path: &std::path::Path) -> (Progress, bool) {
+    let stored = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
         .filter(|p| p.cluster == ctx.cluster.name);
@@ -166,40 +153,187 @@ async fn run(
             cluster: ctx.cluster.name.clone(),
             generation: ctx.cluster.generation,
             done: vec![],
-            lease: super::apply::new_lease(),
+            lease: specs::new_lease(),
             drained: other
                 .map(|p| p.drained.into_iter().filter(|(rs, _)| !p.done.contains(rs)).collect())
                 .unwrap_or_default(),
         },
     };
     if progress.lease.is_empty() {
-        progress.lease = super::apply::new_lease();
+        progress.lease = specs::new_lease();
     }
+    (progress, resuming)
+}
+
+/// Every director's live weights now: (service, destination, weight).
+async fn live_weights(ctx: &Ctx) -> Result<Vec<(ServiceKey, SocketAddr, u32)>, CmdError> {
+    let mut live = Vec::new();
+    for (d, t) in tables::tables(ctx, false).await {
+        let t = t.map_err(|e| CmdError::Usage(format!("rollout: cannot read {d}'s IPVS table: {e}")))?;
+        for s in &t.services {
+            live.extend(s.destinations.iter().map(|x| (s.key, x.address, x.weight)));
+        }
+    }
+    Ok(live)
+}
+
+/// What the rollout does with one real server.
+enum Turn {
+    /// Nothing to roll.
+    Unchanged,
+    /// Rolled by an earlier run of this rollout.
+    AlreadyDone,
+    /// Quarantined on these directors: skipped.
+    Quarantined(Vec<String>),
+    /// Drain these placements (the ones the directors have now), change, check, restore.
+    Roll(Vec<Placement>),
+}
+
+/// One real server's situation before its turn.
+struct Server {
+    places: Vec<Placement>,
+    state: LiveState,
+    /// Placements whose live weight the rollout clears at the end (no admin weight).
+    ours: Vec<Placement>,
+    turn: Turn,
+}
+
+fn server(
+    rs: &str,
+    places: Vec<Placement>,
+    mut state: LiveState,
+    progress: &Progress,
+    spec_changes: bool,
+    live: &[(ServiceKey, SocketAddr, u32)],
+    all: bool,
+) -> Server {
+    if let Some(before) = progress.drained.get(rs) {
+        // That weight 0 is this rollout's own (cut off or failed mid-step), not an
+        // admin's drain: what the admin had is what was recorded before draining.
+        state.overrides.clone_from(before);
+    }
+    let admin = |i: usize| state.overrides.iter().find(|(j, _)| *j == i).map(|(_, w)| *w);
+    // The rollout clears (at the end) only live weights it set itself: an admin's drain or
+    // weight stays in force.
+    let ours: Vec<Placement> =
+        places.iter().enumerate().filter(|(i, _)| admin(*i).is_none()).map(|(_, p)| p.clone()).collect();
+    let live_of =
+        |p: &Placement| live.iter().find(|(k, a, _)| *k == p.service && *a == p.dest).map(|(_, _, w)| *w);
+    // A live weight that differs because an admin set it is not a change to roll.
+    let weight_changes = places
+        .iter()
+        .enumerate()
+        .any(|(i, p)| admin(i).is_none() && live_of(p).is_some_and(|w| w != p.weight));
+    let turn = if progress.done.iter().any(|d| d == rs) {
+        Turn::AlreadyDone
+    } else if !(all || spec_changes || weight_changes) {
+        Turn::Unchanged
+    } else if !state.quarantined_on.is_empty() {
+        Turn::Quarantined(state.quarantined_on.clone())
+    } else {
+        // Only what the directors have now can be drained; a new destination arrives with
+        // the directors' apply at the end.
+        Turn::Roll(places.iter().filter(|p| live_of(p).is_some()).cloned().collect())
+    };
+    Server { places, state, ours, turn }
+}
+
+/// The run's shared pieces.
+struct Run<'a> {
+    ctx: &'a Ctx,
+    opts: RolloutOptions,
+    path: PathBuf,
+    progress: Progress,
+}
+
+impl Run<'_> {
+    fn save(&self) -> Result<(), CmdError> {
+        Ok(save(&self.path, &self.progress)?)
+    }
+
+    fn done_list(&self) -> String {
+        if self.progress.done.is_empty() { "none".to_string() } else { self.progress.done.join(", ") }
+    }
+
+    /// Roll one server; `Ok(false)`: it failed and the rollout stops (already said).
+    async fn roll(
+        &mut self,
+        rs: &str,
+        s: &Server,
+        present: &[Placement],
+        out: &mut dyn Write,
+    ) -> Result<bool, CmdError> {
+        // Recorded before the drain: a rollout killed from here on knows the drain is its own.
+        self.progress.drained.insert(rs.to_string(), s.state.overrides.clone());
+        self.save()?;
+        writeln!(out, "{rs}: draining")?;
+        let lease = self.progress.lease.clone();
+        let Err(e) = step(self.ctx, rs, present, &lease, self.opts, out).await else {
+            restore_with_spec(self.ctx, &s.places, &s.state.overrides).await;
+            self.progress.done.push(rs.to_string());
+            self.save()?;
+            let kept = if s.state.overrides.is_empty() {
+                String::new()
+            } else {
+                " (the admin's live weight kept)".into()
+            };
+            writeln!(out, "{rs}: done, weight restored{kept}")?;
+            return Ok(true);
+        };
+        writeln!(out, "{rs}: FAILED {}", e.msg)?;
+        let done = self.done_list();
+        if e.before_apply {
+            // Nothing changed on the server: back in service as it was.
+            let back = restore(self.ctx, &s.places, &s.state.overrides).await;
+            if back {
+                self.progress.drained.remove(rs);
+                self.save()?;
+            }
+            let how = if back {
+                "is back in service at its old weight"
+            } else {
+                "could NOT be put back in service"
+            };
+            writeln!(
+                out,
+                "rollout: stopped at {rs}; {rs} {how}; {done} done; run `lvsctl rollout` again to resume"
+            )?;
+        } else {
+            // Its apply or health check failed: never send traffic to it (it stays in
+            // `drained`, so a resumed rollout rolls it again).
+            writeln!(
+                out,
+                "rollout: stopped at {rs}; {rs} STAYS DRAINED (weight 0) until it is fixed; {done} done; \
+                 run `lvsctl rollout` again to resume"
+            )?;
+        }
+        Ok(false)
+    }
+}
+
+async fn run(
+    ctx: &Ctx,
+    opts: RolloutOptions,
+    out: &mut dyn Write,
+    lease_cell: &std::sync::Mutex<String>,
+) -> Result<ExitCode, CmdError> {
+    let path = progress_path(ctx);
+    let (progress, resuming) = load_progress(ctx, &path);
+    let mut run = Run { ctx, opts, path, progress };
     if resuming {
-        let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
-        writeln!(out, "rollout: resuming generation {}: done {done}", progress.generation)?;
+        writeln!(out, "rollout: resuming generation {}: done {}", run.progress.generation, run.done_list())?;
     }
-    save(&path, &progress)?;
-    let lease = progress.lease.clone();
+    run.save()?;
+    let lease = run.progress.lease.clone();
     *lease_cell.lock().expect("lease") = lease.clone();
-    let plans = super::apply::plan_all(ctx, &lease).await;
+    let plans = specs::plan_all(ctx, &lease).await;
     if let Some((n, Err(e))) = plans.iter().find(|(_, r)| r.is_err()) {
-        super::apply::release(ctx, &lease).await;
-        let _ = std::fs::remove_file(&path);
+        specs::release(ctx, &lease).await;
+        let _ = std::fs::remove_file(&run.path);
         writeln!(out, "rollout: nothing was changed: {n}: {e}")?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }
-    // Live weights now, to find servers whose weight the definition changes.
-    let mut live: Vec<(String, String, u32)> = Vec::new();
-    for (d, t) in super::ipvs::tables(ctx, false).await {
-        let t = t.map_err(|e| CmdError::Usage(format!("rollout: cannot read {d}'s IPVS table: {e}")))?;
-        for s in &t.services {
-            let k = s.key.as_ref().map(key_text).unwrap_or_default();
-            for x in &s.destinations {
-                live.push((k.clone(), x.address.clone(), x.weight));
-            }
-        }
-    }
+    let live = live_weights(ctx).await?;
     let statuses = live_states(ctx).await?;
     let mut servers = ctx.nodes_with(Role::RealServer);
     servers.sort();
@@ -208,99 +342,51 @@ async fn run(
     let mut skipped = Vec::new();
     for rs in &servers {
         let places = placements(ctx, rs).unwrap_or_default();
-        let mut state = live_state(&statuses, &places);
-        if let Some(before) = progress.drained.get(rs) {
-            // That weight 0 is this rollout's own (cut off or failed mid-step), not an
-            // admin's drain: what the admin had is what was recorded before draining.
-            state.overrides.clone_from(before);
-        }
-        let admin = |i: usize| state.overrides.iter().find(|(j, _)| *j == i).map(|(_, w)| *w);
-        // The rollout clears (at the end) only live weights it set itself: an admin's
-        // drain or weight stays in force.
-        let ours: Vec<Placement> =
-            places.iter().enumerate().filter(|(i, _)| admin(*i).is_none()).map(|(_, p)| p.clone()).collect();
-        let live_of = |p: &Placement| {
-            let k = p.service.to_string();
-            live.iter().find(|(lk, a, _)| *lk == k && *a == p.dest.to_string()).map(|(_, _, w)| *w)
-        };
+        let state = live_state(&statuses, &places);
         let spec_changes =
             plans.iter().any(|(n, r)| n == rs && r.as_ref().is_ok_and(|r| !r.actions.is_empty()));
-        // A live weight that differs because an admin set it is not a change to roll.
-        let weight_changes = places
-            .iter()
-            .enumerate()
-            .any(|(i, p)| admin(i).is_none() && live_of(p).is_some_and(|w| w != p.weight));
-        if progress.done.contains(rs) {
-            rolled.push((rs.clone(), ours));
-            continue;
-        }
-        if !(opts.all || spec_changes || weight_changes) {
-            continue;
-        }
-        if !state.quarantined_on.is_empty() {
-            writeln!(
-                out,
-                "{rs}: SKIPPED: quarantined by the health check on {}; it carries no traffic and gets its spec with the rest",
-                state.quarantined_on.join(", ")
-            )?;
-            skipped.push(rs.clone());
-            continue;
-        }
-        // Only what the directors have now can be drained; a new destination arrives with
-        // the directors' apply at the end.
-        let present: Vec<Placement> = places.iter().filter(|p| live_of(p).is_some()).cloned().collect();
-        // Recorded before the drain: a rollout killed from here on knows the drain is its own.
-        progress.drained.insert(rs.clone(), state.overrides.clone());
-        save(&path, &progress)?;
-        writeln!(out, "{rs}: draining")?;
-        if let Err(e) = step(ctx, rs, &present, &lease, opts, out).await {
-            writeln!(out, "{rs}: FAILED {}", e.msg)?;
-            let done = if progress.done.is_empty() { "none".to_string() } else { progress.done.join(", ") };
-            if e.before_apply {
-                // Nothing changed on the server: back in service as it was.
-                let back = restore(ctx, &places, &state.overrides).await;
-                if back {
-                    progress.drained.remove(rs);
-                    save(&path, &progress)?;
-                }
+        let s = server(rs, places, state, &run.progress, spec_changes, &live, opts.all);
+        match &s.turn {
+            Turn::Unchanged => continue,
+            Turn::AlreadyDone => {}
+            Turn::Quarantined(on) => {
                 writeln!(
                     out,
-                    "rollout: stopped at {rs}; {rs} {}; {done} done; run `lvsctl rollout` again to resume",
-                    if back {
-                        "is back in service at its old weight"
-                    } else {
-                        "could NOT be put back in service"
-                    },
+                    "{rs}: SKIPPED: quarantined by the health check on {}; it carries no traffic and gets its spec with the rest",
+                    on.join(", ")
                 )?;
-            } else {
-                // Its apply or health check failed: never send traffic to it (it stays in
-                // `drained`, so a resumed rollout rolls it again).
-                writeln!(
-                    out,
-                    "rollout: stopped at {rs}; {rs} STAYS DRAINED (weight 0) until it is fixed; {done} done; \
-                     run `lvsctl rollout` again to resume"
-                )?;
+                skipped.push(rs.clone());
+                continue;
             }
-            return Ok(ExitCode::from(EXIT_NODE_FAILED));
+            Turn::Roll(present) => {
+                if !run.roll(rs, &s, present, out).await? {
+                    return Ok(ExitCode::from(EXIT_NODE_FAILED));
+                }
+            }
         }
-        restore_with_spec(ctx, &places, &state.overrides).await;
-        progress.done.push(rs.clone());
-        save(&path, &progress)?;
-        let kept =
-            if state.overrides.is_empty() { String::new() } else { " (the admin's live weight kept)".into() };
-        writeln!(out, "{rs}: done, weight restored{kept}")?;
-        rolled.push((rs.clone(), ours));
+        rolled.push((rs.clone(), s.ours));
     }
-    // Everyone else (directors, router, unchanged servers) gets the generation; the live
-    // weights go away, the spec now carries them.
+    finish(&run, &lease, &rolled, &skipped, out).await
+}
+
+/// Everyone else (directors, router, unchanged servers) gets the generation; the live
+/// weights the rollout set go away (the spec now carries them).
+async fn finish(
+    run: &Run<'_>,
+    lease: &str,
+    rolled: &[(String, Vec<Placement>)],
+    skipped: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
+    let ctx = run.ctx;
     writeln!(out, "rollout: applying generation {} to the rest", ctx.cluster.generation)?;
-    let res = super::apply::apply_all(ctx, &lease, out).await?;
+    let res: Vec<NodeResult<Report>> = super::apply::apply_printing(ctx, lease, out).await?;
     if let Some((n, r)) = res.iter().find(|(_, r)| !r.as_ref().is_ok_and(|r| r.converged)) {
         let why = r.as_ref().err().map_or_else(|| "not converged".to_string(), ToString::to_string);
         writeln!(out, "rollout: {n}: {why}; run `lvsctl rollout` again to resume")?;
         return Ok(ExitCode::from(EXIT_NODE_FAILED));
     }
-    for (rs, places) in &rolled {
+    for (rs, places) in rolled {
         for (p, r) in set_weight(ctx, places, None).await {
             if let Err(e) = r {
                 writeln!(out, "{rs}: clearing live weight on {}: {e}", p.director)?;
@@ -308,7 +394,7 @@ async fn run(
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&run.path);
     writeln!(
         out,
         "rollout: generation {} done; {} real server(s) rolled one at a time",
@@ -360,21 +446,18 @@ async fn step(
     }
     let took = wait_drained(ctx, present, opts.drain_timeout).await.map_err(before)?;
     let _ = writeln!(out, "{rs}: drained in {:.1} s; applying", took.as_secs_f64());
-    let req =
-        pb::SpecRequest { spec: ctx.spec(rs).map(pb::NodeSpec::from), lease: lease.into(), lease_ttl_ms: 0 };
-    let rep = ctx
-        .fleet
-        .call(rs, |mut c| async move { c.apply(req).await })
-        .await
-        .map_err(|e| after(format!("apply: {e}")))?;
+    let spec = ctx.spec(rs).ok_or_else(|| after(format!("{rs} has no spec")))?;
+    let rep = ctx.fleet.apply(rs, spec, lease).await.map_err(|e| after(format!("apply: {e}")))?;
     if !rep.converged {
         let failed: Vec<String> = rep
             .actions
             .iter()
-            .filter(|a| !a.error.is_empty())
-            .map(|a| format!("{}: {}", a.action, a.error))
+            .filter_map(|a| match &a.outcome {
+                Outcome::Failed(f) => Some(format!("{}: {f}", a.change)),
+                _ => None,
+            })
             .collect();
-        let still: Vec<&str> = rep.drift_after.iter().map(String::as_str).collect();
+        let still: Vec<String> = rep.drift_after.iter().map(ToString::to_string).collect();
         return Err(after(format!(
             "apply did not converge: {}{}",
             failed.join("; "),
@@ -394,26 +477,13 @@ async fn wait_healthy(ctx: &Ctx, rs: &str, present: &[Placement], timeout: Durat
     loop {
         let mut all = true;
         for (i, p) in present.iter().enumerate() {
-            let s = ctx
-                .fleet
-                .call(&p.director, |mut c| async move { c.status(pb::StatusRequest::default()).await })
-                .await?;
-            let k = p.service.to_string();
-            let h = s.health.iter().find(|h| {
-                h.destination == p.dest.to_string() && h.service.as_ref().map(key_text) == Some(k.clone())
-            });
-            let ok = match h {
+            let s = ctx.fleet.status(&p.director, None).await?;
+            let ok = match s.health_of(&p.service, p.dest) {
                 Some(h) => {
                     let base = *first_probes[i].get_or_insert(h.probes);
                     h.probes > base && h.up && !h.quarantined
                 }
-                None => {
-                    let s = ctx
-                        .fleet
-                        .call(rs, |mut c| async move { c.status(pb::StatusRequest::default()).await })
-                        .await?;
-                    s.checks.iter().all(|c| c.ok)
-                }
+                None => ctx.fleet.status(rs, None).await?.checks.iter().all(|c| c.ok),
             };
             all &= ok;
         }

@@ -4,13 +4,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use lvs_proto::pb;
+use lvs_proto::reply::NodeStatus;
+use serde::Serialize;
 
 use super::{CmdError, Ctx, EXIT_NODE_FAILED, EXIT_UNHEALTHY, json};
-use crate::render::key_text;
+use crate::fleet::NodeError;
+use crate::ops::NodeResult;
 
 /// What is wrong with one node's status, in words (empty: healthy).
-pub fn problems(ctx: &Ctx, s: &pb::Status) -> Vec<String> {
+pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
     let mut p = Vec::new();
     if !s.has_spec {
         p.push("no spec applied".into());
@@ -28,104 +30,72 @@ pub fn problems(ctx: &Ctx, s: &pb::Status) -> Vec<String> {
     p
 }
 
-fn clock(s: &pb::Status) -> String {
-    match s.clock_offset_ms {
-        Some(o) => format!("{o:+}ms"),
-        None if s.clock_error.is_empty() => "-".into(),
-        None => "error".into(),
+fn clock(s: &NodeStatus) -> String {
+    match (s.clock.offset_ms, &s.clock.error) {
+        (Some(o), _) => format!("{o:+}ms"),
+        (None, None) => "-".into(),
+        (None, Some(_)) => "error".into(),
     }
+}
+
+/// One node as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct NodeView<'a> {
+    /// Node.
+    pub node: &'a str,
+    /// It answered.
+    pub reachable: bool,
+    /// Why it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a NodeError>,
+    /// What it said.
+    #[serde(flatten)]
+    pub status: Option<&'a NodeStatus>,
+    /// What is wrong, in words.
+    pub problems: Vec<String>,
+}
+
+/// The fleet as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct FleetView<'a> {
+    /// Cluster.
+    pub cluster: &'a str,
+    /// The definition's generation.
+    pub generation: u64,
+    /// Nothing unreachable, nothing wrong.
+    pub healthy: bool,
+    /// Every node.
+    pub nodes: Vec<NodeView<'a>>,
+}
+
+/// Every node's status, in definition order.
+pub async fn statuses(ctx: &Ctx) -> Vec<NodeResult<NodeStatus>> {
+    ctx.fleet.each(&ctx.fleet.names(), |n| async move { ctx.fleet.status(&n, None).await }).await
 }
 
 /// Run it.
 pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let names = ctx.fleet.names();
-    let res =
-        ctx.fleet.each(&names, |_, mut c| async move { c.status(pb::StatusRequest::default()).await }).await;
+    let res = statuses(ctx).await;
     let unreachable = res.iter().any(|(_, r)| r.is_err());
     let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
+    let healthy = !unreachable && !unhealthy;
     if ctx.json {
-        let nodes: Vec<serde_json::Value> = res.iter().map(|(n, r)| node_json(ctx, n, r)).collect();
+        let nodes = res
+            .iter()
+            .map(|(node, r)| NodeView {
+                node,
+                reachable: r.is_ok(),
+                error: r.as_ref().err(),
+                status: r.as_ref().ok(),
+                problems: r.as_ref().map(|s| problems(ctx, s)).unwrap_or_default(),
+            })
+            .collect();
         json(
             out,
-            &serde_json::json!({ "cluster": ctx.cluster.name, "generation": ctx.cluster.generation,
-            "healthy": !unreachable && !unhealthy, "nodes": nodes }),
+            &FleetView { cluster: &ctx.cluster.name, generation: ctx.cluster.generation, healthy, nodes },
         )?;
     } else {
-        writeln!(
-            out,
-            "{:<12} {:<12} {:<11} {:>4} {:<18} {:<7} {:>8} {:>6} {:>7}",
-            "NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS"
-        )?;
-        for (n, r) in &res {
-            let role =
-                ctx.cluster.nodes.iter().find(|x| &x.name == n).map(|x| x.role.as_str()).unwrap_or("?");
-            match r {
-                Err(e) => writeln!(out, "{n:<12} {role:<12} {:<11} {e}", "UNREACHABLE")?,
-                Ok(s) => {
-                    let f = s.facts.clone().unwrap_or_default();
-                    let ok = s.checks.iter().filter(|c| c.ok).count();
-                    writeln!(
-                        out,
-                        "{n:<12} {role:<12} {:<11} {:>4} {:<18} {:<7} {:>8} {:>6} {:>7}",
-                        format!("ok {}", f.agent_version),
-                        s.generation,
-                        truncate(&f.kernel, 18),
-                        if f.ipvs { f.ipvs_version.as_str() } else { "-" },
-                        clock(s),
-                        s.drift.len(),
-                        format!("{ok}/{}", s.checks.len()),
-                    )?;
-                }
-            }
-        }
-        for (n, r) in &res {
-            let Ok(s) = r else { continue };
-            if let Some(t) = s.ipvs.as_ref().map(super::ipvs::sorted) {
-                writeln!(out)?;
-                writeln!(out, "{n}: IPVS {} ({} services)", t.version, t.services.len())?;
-                for svc in &t.services {
-                    let key = svc.key.as_ref().map(key_text).unwrap_or_default();
-                    writeln!(
-                        out,
-                        "  {key} {}{}",
-                        svc.scheduler,
-                        if svc.managed { "" } else { "  (foreign)" }
-                    )?;
-                    for d in &svc.destinations {
-                        let h = s.health.iter().find(|h| {
-                            h.destination == d.address
-                                && h.service.as_ref().map(key_text) == Some(key.clone())
-                        });
-                        let health = match h {
-                            Some(h) if h.quarantined => "QUARANTINED",
-                            Some(h) if !h.checked => "checking",
-                            Some(h) if h.up => "up",
-                            Some(_) => "failing",
-                            None => "-",
-                        };
-                        writeln!(
-                            out,
-                            "    -> {:<22} {:<6} weight {:<5} active {:<5} inactive {:<5} health {health}",
-                            d.address, d.forwarding, d.weight, d.active_conns, d.inactive_conns
-                        )?;
-                    }
-                }
-            }
-        }
-        let mut first = true;
-        for (n, r) in &res {
-            let Ok(s) = r else { continue };
-            for p in problems(ctx, s) {
-                if first {
-                    writeln!(out)?;
-                    first = false;
-                }
-                writeln!(out, "{n}: {p}")?;
-            }
-        }
-        if !unreachable && !unhealthy {
-            writeln!(out, "\nfleet healthy: {} node(s) at generation {}", res.len(), ctx.cluster.generation)?;
-        }
+        write!(out, "{}", render(ctx, &res))?;
     }
     Ok(if unreachable {
         ExitCode::from(EXIT_NODE_FAILED)
@@ -136,36 +106,86 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
     })
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
-}
-
-fn node_json(ctx: &Ctx, n: &str, r: &Result<pb::Status, crate::fleet::NodeError>) -> serde_json::Value {
-    match r {
-        Err(e) => serde_json::json!({ "node": n, "reachable": false, "error": e }),
-        Ok(s) => {
-            let f = s.facts.clone().unwrap_or_default();
-            serde_json::json!({
-                "node": n,
-                "reachable": true,
-                "agent_version": f.agent_version,
-                "kernel": f.kernel,
-                "hostname": f.hostname,
-                "ipvs": f.ipvs, "ipvs_version": f.ipvs_version, "schedulers": f.schedulers,
-                "cpus": f.cpus, "memory_total_bytes": f.memory_total_bytes, "memory_used_bytes": f.memory_used_bytes,
-                "agent_rss_bytes": f.agent_rss_bytes,
-                "generation": s.generation, "has_spec": s.has_spec,
-                "clock_offset_ms": s.clock_offset_ms, "clock_rtt_ms": s.clock_rtt_ms, "clock_error": s.clock_error,
-                "drift": s.drift, "foreign": s.foreign,
-                "checks": s.checks.iter().map(|c| serde_json::json!({"check": c.check, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
-                "health": s.health.iter().map(|h| serde_json::json!({
-                    "service": h.service.as_ref().map(key_text), "destination": h.destination, "up": h.up,
-                    "quarantined": h.quarantined, "successes": h.successes, "failures": h.failures,
-                    "transitions": h.transitions, "probes": h.probes, "last_error": h.last_error,
-                })).collect::<Vec<_>>(),
-                "ipvs_table": s.ipvs.as_ref().map(super::ipvs::table_json),
-                "problems": problems(ctx, s),
-            })
+/// The text view: the node table, each director's services, then every problem.
+pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
+    let mut out = crate::table::render(
+        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS"],
+        &res.iter().map(|(n, r)| node_row(ctx, n, r)).collect::<Vec<_>>(),
+        &[3, 6, 7, 8],
+    );
+    for (n, r) in res {
+        let Ok(s) = r else { continue };
+        if let Some(t) = &s.ipvs {
+            out.push_str(&format!("\n{n}: IPVS {} ({} services)\n", t.version, t.services.len()));
+            for svc in &t.services {
+                let foreign = if svc.managed { "" } else { "  (foreign)" };
+                out.push_str(&format!("  {} {}{foreign}\n", svc.key, svc.scheduler));
+                for d in &svc.destinations {
+                    let health = match s.health_of(&svc.key, d.address) {
+                        Some(h) if h.quarantined => "QUARANTINED",
+                        Some(h) if !h.checked() => "checking",
+                        Some(h) if h.up => "up",
+                        Some(_) => "failing",
+                        None => "-",
+                    };
+                    out.push_str(&format!(
+                        "    -> {:<22} {:<6} weight {:<5} active {:<5} inactive {:<5} health {health}\n",
+                        d.address.to_string(),
+                        d.forward.as_str(),
+                        d.weight,
+                        d.active_conns,
+                        d.inactive_conns
+                    ));
+                }
+            }
         }
     }
+    let problems: Vec<String> = res
+        .iter()
+        .flat_map(|(n, r)| match r {
+            Err(e) => vec![format!("{n}: UNREACHABLE: {e}\n")],
+            Ok(s) => problems(ctx, s).into_iter().map(|p| format!("{n}: {p}\n")).collect(),
+        })
+        .collect();
+    let healthy = problems.is_empty();
+    if !healthy {
+        out.push('\n');
+        out.extend(problems);
+    } else {
+        out.push_str(&format!(
+            "\nfleet healthy: {} node(s) at generation {}\n",
+            res.len(),
+            ctx.cluster.generation
+        ));
+    }
+    out
+}
+
+fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String> {
+    let role = ctx.cluster.nodes.iter().find(|x| x.name == n).map(|x| x.role.as_str()).unwrap_or("?");
+    match r {
+        // The reason is long: it is listed under the table.
+        Err(_) => {
+            [n, role, "UNREACHABLE"].into_iter().map(String::from).chain(vec![String::new(); 6]).collect()
+        }
+        Ok(s) => {
+            let f = &s.facts;
+            let ok = s.checks.iter().filter(|c| c.ok).count();
+            vec![
+                n.into(),
+                role.into(),
+                format!("ok {}", f.agent_version),
+                s.generation.to_string(),
+                truncate(&f.kernel, 18),
+                if f.ipvs { f.ipvs_version.clone() } else { "-".into() },
+                clock(s),
+                s.drift.len().to_string(),
+                format!("{ok}/{}", s.checks.len()),
+            ]
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
 }

@@ -7,11 +7,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lvs_proto::pb;
-use lvs_proto::spec::{Role, ServiceKey};
+use lvs_proto::reply::as_text;
+use lvs_proto::spec::{ProbeKind, Protocol, Role, ServiceKey, VirtualServiceSpec};
+use serde::Serialize;
 
 use super::{CmdError, Ctx, EXIT_UNHEALTHY, exit, json};
-use crate::render::key_text;
+use crate::fleet::Probe;
+use crate::ops::tables;
 
 /// Deadline of one request of the router's probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,17 +26,16 @@ struct Counters {
     conns: BTreeMap<String, (u64, u32)>, // dest -> (conns, weight)
 }
 
-async fn counters(ctx: &Ctx, key: &str) -> Result<Counters, String> {
+async fn counters(ctx: &Ctx, key: &ServiceKey) -> Result<Counters, CmdError> {
     let mut c = Counters::default();
-    for (d, t) in super::ipvs::tables(ctx, false).await {
-        let t = t.map_err(|e| format!("{d}: {e}"))?;
-        for s in t.services.iter().filter(|s| s.key.as_ref().map(key_text).as_deref() == Some(key)) {
-            let st = s.stats.unwrap_or_default();
-            c.inpkts += st.inpkts;
-            c.outpkts += st.outpkts;
+    for (d, t) in tables::tables(ctx, false).await {
+        let t = t.map_err(|e| CmdError::Usage(format!("{d}: {e}")))?;
+        for s in t.services.iter().filter(|s| s.key == *key) {
+            c.inpkts += s.stats.inpkts;
+            c.outpkts += s.stats.outpkts;
             for x in &s.destinations {
-                let e = c.conns.entry(x.address.clone()).or_default();
-                e.0 += x.stats.map(|s| s.conns).unwrap_or(0);
+                let e = c.conns.entry(x.address.to_string()).or_default();
+                e.0 += x.stats.conns;
                 e.1 = x.weight;
             }
         }
@@ -61,123 +62,186 @@ pub fn expected(scheduler: &str, n: u64, weights: &BTreeMap<String, u32>) -> Opt
     Some(weights.iter().map(|(a, w)| (a.clone(), if *w == 0 { 0.0 } else { share(*w) })).collect())
 }
 
+/// What verify found for one virtual service.
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    /// The service.
+    #[serde(serialize_with = "as_text")]
+    pub service: ServiceKey,
+    /// Its scheduler.
+    pub scheduler: String,
+    /// The router that sent the requests.
+    #[serde(skip)]
+    pub router: String,
+    /// The router's tally.
+    #[serde(flatten)]
+    pub probe: lvs_proto::reply::ProbeTally,
+    /// New connections per destination during the probe.
+    pub per_destination: BTreeMap<String, u64>,
+    /// Destination weights.
+    #[serde(skip)]
+    pub weights: BTreeMap<String, u32>,
+    /// What the scheduler promises, when it promises a distribution.
+    pub expected: Option<BTreeMap<String, f64>>,
+    /// The distribution is within one request of the promise.
+    pub distribution_ok: bool,
+    /// Packets the directors saw from clients.
+    pub director_inpkts: u64,
+    /// Packets the directors carried back (0 in DR).
+    pub director_outpkts: u64,
+    /// Requests passed the director, replies bypassed it.
+    pub direct_routing_ok: bool,
+}
+
+impl Verdict {
+    /// Every request answered, distribution and DR as promised.
+    pub fn ok(&self) -> bool {
+        self.distribution_ok
+            && self.direct_routing_ok
+            && self.probe.answered == self.probe.sent
+            && self.probe.sent > 0
+    }
+}
+
+/// Probe `v` from `router` and compare the directors' counters before and after.
+async fn check_service(
+    ctx: &Ctx,
+    router: &str,
+    v: &VirtualServiceSpec,
+    requests: u32,
+) -> Result<Verdict, CmdError> {
+    let ServiceKey::Addr { address, .. } = v.key else {
+        return Err(CmdError::Usage(format!("verify: {} is not an address service", v.key)));
+    };
+    let path = match v.health_check.as_ref().map(|h| &h.probe) {
+        Some(ProbeKind::Http { path, .. }) => path.clone(),
+        _ => "/".into(),
+    };
+    let before = counters(ctx, &v.key).await?;
+    let req =
+        Probe { target: address, path, host: None, count: requests, concurrency: 1, timeout: PROBE_TIMEOUT };
+    // Sequential requests, each within PROBE_TIMEOUT: the call's own deadline.
+    let deadline = ctx.fleet.deadline + PROBE_TIMEOUT * requests;
+    let probe = ctx
+        .fleet
+        .probe(router, &req, deadline)
+        .await
+        .map_err(|e| CmdError::Usage(format!("verify: {router}: {e}")))?;
+    // IPVS folds per-CPU counters into what it reports on a ~2 s timer: wait for them.
+    let start = Instant::now();
+    let mut after = counters(ctx, &v.key).await?;
+    let delta = |a: &Counters| -> u64 {
+        a.conns.iter().map(|(k, (c, _))| c - before.conns.get(k).map_or(0, |x| x.0).min(*c)).sum()
+    };
+    while delta(&after) < u64::from(probe.answered) && start.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        after = counters(ctx, &v.key).await?;
+    }
+    let per: BTreeMap<String, u64> = after
+        .conns
+        .iter()
+        .map(|(k, (c, _))| (k.clone(), c.saturating_sub(before.conns.get(k).map_or(0, |x| x.0))))
+        .collect();
+    let weights: BTreeMap<String, u32> = after.conns.iter().map(|(k, (_, w))| (k.clone(), *w)).collect();
+    let exp = expected(&v.scheduler, per.values().sum(), &weights);
+    let distribution_ok = exp
+        .as_ref()
+        .is_none_or(|e| e.iter().all(|(k, x)| (per.get(k).copied().unwrap_or(0) as f64 - x).abs() <= 1.0));
+    let inpkts = after.inpkts.saturating_sub(before.inpkts);
+    let outpkts = after.outpkts.saturating_sub(before.outpkts);
+    Ok(Verdict {
+        service: v.key,
+        scheduler: v.scheduler.clone(),
+        router: router.to_string(),
+        probe,
+        per_destination: per,
+        weights,
+        expected: exp,
+        distribution_ok,
+        director_inpkts: inpkts,
+        director_outpkts: outpkts,
+        direct_routing_ok: inpkts > 0 && outpkts == 0,
+    })
+}
+
+fn print_verdict(out: &mut dyn Write, v: &Verdict) -> std::io::Result<()> {
+    let p = &v.probe;
+    writeln!(
+        out,
+        "{} {} — {} request(s) from {}: {} answered, {} failed",
+        v.service, v.scheduler, p.sent, v.router, p.answered, p.failed
+    )?;
+    for e in &p.errors {
+        writeln!(out, "  error: {e}")?;
+    }
+    if !p.sequence.is_empty() {
+        writeln!(out, "  answers in order: {}", p.sequence.join(" "))?;
+    }
+    for (k, n) in &v.per_destination {
+        let e = v
+            .expected
+            .as_ref()
+            .and_then(|e| e.get(k))
+            .map(|x| format!(" (expected {x:.1})"))
+            .unwrap_or_default();
+        writeln!(out, "  -> {k:<22} weight {:<5} got {n}{e}", v.weights.get(k).copied().unwrap_or(0))?;
+    }
+    let dist = if v.expected.is_none() {
+        "not checked for this scheduler"
+    } else if v.distribution_ok {
+        "as the scheduler promises"
+    } else {
+        "NOT as the scheduler promises"
+    };
+    writeln!(out, "  distribution: {dist}")?;
+    let dr = if v.direct_routing_ok {
+        "requests passed the director, replies bypassed it"
+    } else {
+        "FAILED (replies seen by the director, or no traffic)"
+    };
+    writeln!(
+        out,
+        "  direct routing: director in-packets +{}, out-packets +{}: {dr}",
+        v.director_inpkts, v.director_outpkts
+    )
+}
+
+/// What verify found, as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct VerifyView {
+    /// Every service passed.
+    pub ok: bool,
+    /// Per service.
+    pub services: Vec<Verdict>,
+}
+
 /// Run it.
 pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
     let router =
         ctx.nodes_with(Role::Router).into_iter().next().ok_or_else(|| {
             CmdError::Usage("verify needs a router node: its agent sends the requests".into())
         })?;
-    let mut ok = true;
-    let mut report = Vec::new();
-    let directors = ctx.nodes_with(Role::Director);
-    let services: Vec<_> = directors
+    let services: Vec<&VirtualServiceSpec> = ctx
+        .nodes_with(Role::Director)
         .iter()
         .filter_map(|d| ctx.spec(d))
         .flat_map(|s| s.virtual_services.iter())
-        .filter(|v| matches!(v.key, ServiceKey::Addr { protocol: lvs_proto::spec::Protocol::Tcp, .. }))
+        .filter(|v| matches!(v.key, ServiceKey::Addr { protocol: Protocol::Tcp, .. }))
         .collect();
     if services.is_empty() {
         return Err(CmdError::Usage("verify: no TCP virtual service to probe".into()));
     }
+    let mut verdicts = Vec::new();
     for v in services {
-        let ServiceKey::Addr { address, .. } = v.key else { continue };
-        let key = v.key.to_string();
-        let path = match v.health_check.as_ref().map(|h| &h.probe) {
-            Some(lvs_proto::spec::ProbeKind::Http { path, .. }) => path.clone(),
-            _ => "/".into(),
-        };
-        let before = counters(ctx, &key).await.map_err(CmdError::Usage)?;
-        let req = pb::ProbeRequest {
-            target: address.to_string(),
-            path,
-            host: None,
-            count: requests,
-            concurrency: 1,
-            timeout_ms: PROBE_TIMEOUT.as_millis() as u64,
-        };
-        // Sequential requests, each within PROBE_TIMEOUT: the call's own deadline.
-        let deadline = ctx.fleet.deadline + PROBE_TIMEOUT * requests;
-        let probe = ctx
-            .fleet
-            .call_within(&router, deadline, |mut c| async move { c.probe(req).await })
-            .await
-            .map_err(|e| CmdError::Usage(format!("verify: {router}: {e}")))?;
-        // IPVS folds per-CPU counters into what it reports on a ~2 s timer: wait for them.
-        let start = Instant::now();
-        let mut after = counters(ctx, &key).await.map_err(CmdError::Usage)?;
-        let delta = |a: &Counters| -> u64 {
-            a.conns.iter().map(|(k, (c, _))| c - before.conns.get(k).map_or(0, |x| x.0).min(*c)).sum()
-        };
-        while delta(&after) < u64::from(probe.answered) && start.elapsed() < Duration::from_secs(6) {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            after = counters(ctx, &key).await.map_err(CmdError::Usage)?;
-        }
-        let per: BTreeMap<String, u64> = after
-            .conns
-            .iter()
-            .map(|(k, (c, _))| (k.clone(), c.saturating_sub(before.conns.get(k).map_or(0, |x| x.0))))
-            .collect();
-        let weights: BTreeMap<String, u32> = after.conns.iter().map(|(k, (_, w))| (k.clone(), *w)).collect();
-        let total: u64 = per.values().sum();
-        let exp = expected(&v.scheduler, total, &weights);
-        let dist_ok = exp.as_ref().is_none_or(|e| {
-            e.iter().all(|(k, x)| (per.get(k).copied().unwrap_or(0) as f64 - x).abs() <= 1.0)
-        });
-        let inpkts = after.inpkts.saturating_sub(before.inpkts);
-        let outpkts = after.outpkts.saturating_sub(before.outpkts);
-        let dr_ok = inpkts > 0 && outpkts == 0;
-        let all_answered = probe.answered == probe.sent && probe.sent > 0;
-        ok &= dist_ok && dr_ok && all_answered;
+        let verdict = check_service(ctx, &router, v, requests).await?;
         if !ctx.json {
-            writeln!(
-                out,
-                "{key} {} — {} request(s) from {router}: {} answered, {} failed",
-                v.scheduler, probe.sent, probe.answered, probe.failed
-            )?;
-            for e in &probe.errors {
-                writeln!(out, "  error: {e}")?;
-            }
-            if !probe.sequence.is_empty() {
-                writeln!(out, "  answers in order: {}", probe.sequence.join(" "))?;
-            }
-            for (k, n) in &per {
-                let e = exp
-                    .as_ref()
-                    .and_then(|e| e.get(k))
-                    .map(|x| format!(" (expected {x:.1})"))
-                    .unwrap_or_default();
-                writeln!(out, "  -> {k:<22} weight {:<5} got {n}{e}", weights.get(k).copied().unwrap_or(0))?;
-            }
-            writeln!(
-                out,
-                "  distribution: {}",
-                if exp.is_none() {
-                    "not checked for this scheduler"
-                } else if dist_ok {
-                    "as the scheduler promises"
-                } else {
-                    "NOT as the scheduler promises"
-                }
-            )?;
-            writeln!(
-                out,
-                "  direct routing: director in-packets +{inpkts}, out-packets +{outpkts}: {}",
-                if dr_ok {
-                    "requests passed the director, replies bypassed it"
-                } else {
-                    "FAILED (replies seen by the director, or no traffic)"
-                }
-            )?;
+            print_verdict(out, &verdict)?;
         }
-        report.push(serde_json::json!({
-            "service": key, "scheduler": v.scheduler, "sent": probe.sent, "answered": probe.answered,
-            "failed": probe.failed, "errors": probe.errors, "sequence": probe.sequence, "bodies": probe.bodies,
-            "per_destination": per, "expected": exp, "distribution_ok": dist_ok,
-            "director_inpkts": inpkts, "director_outpkts": outpkts, "direct_routing_ok": dr_ok,
-        }));
+        verdicts.push(verdict);
     }
+    let ok = verdicts.iter().all(Verdict::ok);
     if ctx.json {
-        json(out, &serde_json::json!({"ok": ok, "services": report}))?;
+        json(out, &VerifyView { ok, services: verdicts })?;
     } else {
         writeln!(out, "verify: {}", if ok { "PASS" } else { "FAIL" })?;
     }

@@ -1,0 +1,689 @@
+//! Replies ([`crate::reply`]) to and from the wire. The agent encodes with `From`; the
+//! controller decodes with `TryFrom` once, at its fleet boundary, and a reply with a field
+//! it cannot read is named (`actions[3].change.ipvs.destination: ...`), never guessed.
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use super::{WireError, err, parse, required, service_key};
+use crate::pb;
+use crate::reply::{
+    ActionResult, AddressRef, Change, CheckResult, Clock, Connection, DestinationConnections,
+    DestinationHealth, Event, EventKind, Facts, Failure, FailureKind, Forward, IpvsChange, IpvsTable,
+    NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, TableDestination, TableService, Timeouts,
+    WeightOverride, WeightReply,
+};
+
+fn each<'a, W: 'a, D>(
+    field: &str,
+    items: impl IntoIterator<Item = &'a W>,
+    f: impl Fn(&str, &'a W) -> Result<D, WireError>,
+) -> Result<Vec<D>, WireError> {
+    items.into_iter().enumerate().map(|(i, w)| f(&format!("{field}[{i}]"), w)).collect()
+}
+
+// ------------------------------------------------------------------ changes
+
+impl From<&AddressRef> for pb::AddressRef {
+    fn from(a: &AddressRef) -> Self {
+        pb::AddressRef {
+            interface: a.interface.clone(),
+            address: a.address.to_string(),
+            label: a.label.clone(),
+        }
+    }
+}
+
+fn address_ref(f: &str, a: &pb::AddressRef) -> Result<AddressRef, WireError> {
+    Ok(AddressRef {
+        interface: a.interface.clone(),
+        address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
+        label: a.label.clone(),
+    })
+}
+
+impl From<&RouteRef> for pb::RouteRef {
+    fn from(r: &RouteRef) -> Self {
+        pb::RouteRef {
+            destination: r.destination.to_string(),
+            gateway: r.gateway.map(|g| g.to_string()),
+            device: r.device.clone(),
+        }
+    }
+}
+
+fn route_ref(f: &str, r: &pb::RouteRef) -> Result<RouteRef, WireError> {
+    Ok(RouteRef {
+        destination: parse(&format!("{f}.destination"), &r.destination)?,
+        gateway: r.gateway.as_deref().map(|g| parse(&format!("{f}.gateway"), g)).transpose()?,
+        device: r.device.clone(),
+    })
+}
+
+impl From<&IpvsChange> for pb::IpvsChange {
+    fn from(c: &IpvsChange) -> Self {
+        use pb::ipvs_change::Op;
+        let mut w = pb::IpvsChange { service: c.service().map(Into::into), ..Default::default() };
+        let op = match c {
+            IpvsChange::AddService { scheduler, .. } => {
+                w.scheduler = scheduler.clone();
+                Op::AddService
+            }
+            IpvsChange::EditService { scheduler, .. } => {
+                w.scheduler = scheduler.clone();
+                Op::EditService
+            }
+            IpvsChange::DelService { .. } => Op::DelService,
+            IpvsChange::AddDestination { destination, weight, .. } => {
+                w.destination = destination.to_string();
+                w.weight = Some(*weight);
+                Op::AddDestination
+            }
+            IpvsChange::EditDestination { destination, weight, .. } => {
+                w.destination = destination.to_string();
+                w.weight = Some(*weight);
+                Op::EditDestination
+            }
+            IpvsChange::DelDestination { destination, .. } => {
+                w.destination = destination.to_string();
+                Op::DelDestination
+            }
+            IpvsChange::SetTimeouts => Op::SetTimeouts,
+            IpvsChange::Zero { .. } => Op::Zero,
+            IpvsChange::Flush => Op::Flush,
+            IpvsChange::StartDaemon { interface } => {
+                w.detail = interface.clone();
+                Op::StartDaemon
+            }
+            IpvsChange::StopDaemon { state } => {
+                w.detail = state.clone();
+                Op::StopDaemon
+            }
+        };
+        w.op = op as i32;
+        w
+    }
+}
+
+fn ipvs_change(f: &str, c: &pb::IpvsChange) -> Result<IpvsChange, WireError> {
+    use pb::ipvs_change::Op;
+    let service = || service_key(&format!("{f}.service"), required(&format!("{f}.service"), &c.service)?);
+    let destination = || parse::<SocketAddr>(&format!("{f}.destination"), &c.destination);
+    let weight =
+        || c.weight.ok_or_else(|| WireError { field: format!("{f}.weight"), reason: "missing".into() });
+    Ok(match Op::try_from(c.op) {
+        Ok(Op::AddService) => IpvsChange::AddService { service: service()?, scheduler: c.scheduler.clone() },
+        Ok(Op::EditService) => {
+            IpvsChange::EditService { service: service()?, scheduler: c.scheduler.clone() }
+        }
+        Ok(Op::DelService) => IpvsChange::DelService { service: service()? },
+        Ok(Op::AddDestination) => {
+            IpvsChange::AddDestination { service: service()?, destination: destination()?, weight: weight()? }
+        }
+        Ok(Op::EditDestination) => IpvsChange::EditDestination {
+            service: service()?,
+            destination: destination()?,
+            weight: weight()?,
+        },
+        Ok(Op::DelDestination) => {
+            IpvsChange::DelDestination { service: service()?, destination: destination()? }
+        }
+        Ok(Op::SetTimeouts) => IpvsChange::SetTimeouts,
+        Ok(Op::Zero) => IpvsChange::Zero { service: c.service.as_ref().map(|_| service()).transpose()? },
+        Ok(Op::Flush) => IpvsChange::Flush,
+        Ok(Op::StartDaemon) => IpvsChange::StartDaemon { interface: c.detail.clone() },
+        Ok(Op::StopDaemon) => IpvsChange::StopDaemon { state: c.detail.clone() },
+        Ok(Op::Unspecified) | Err(_) => {
+            return err(format!("{f}.op"), format!("unknown IPVS operation {}", c.op));
+        }
+    })
+}
+
+impl From<&Change> for pb::Change {
+    fn from(c: &Change) -> Self {
+        use pb::change::Kind;
+        let kind = match c {
+            Change::AddAddress(a) => Kind::AddAddress(a.into()),
+            Change::DelAddress(a) => Kind::DelAddress(a.into()),
+            Change::AddRoute { route, replace } => {
+                Kind::AddRoute(pb::RouteChange { route: Some(route.into()), replace: *replace })
+            }
+            Change::DelRoute(r) => Kind::DelRoute(r.into()),
+            Change::SetSysctl { key, from, to } => {
+                Kind::SetSysctl(pb::SysctlChange { key: key.clone(), from: from.clone(), to: to.clone() })
+            }
+            Change::Ipvs(op) => Kind::Ipvs(op.into()),
+        };
+        pb::Change { kind: Some(kind) }
+    }
+}
+
+/// A wire change as a domain change.
+pub fn change(f: &str, c: &pb::Change) -> Result<Change, WireError> {
+    use pb::change::Kind;
+    Ok(match required(f, &c.kind)? {
+        Kind::AddAddress(a) => Change::AddAddress(address_ref(&format!("{f}.add_address"), a)?),
+        Kind::DelAddress(a) => Change::DelAddress(address_ref(&format!("{f}.del_address"), a)?),
+        Kind::AddRoute(r) => {
+            let g = format!("{f}.add_route.route");
+            Change::AddRoute { route: route_ref(&g, required(&g, &r.route)?)?, replace: r.replace }
+        }
+        Kind::DelRoute(r) => Change::DelRoute(route_ref(&format!("{f}.del_route"), r)?),
+        Kind::SetSysctl(s) => {
+            Change::SetSysctl { key: s.key.clone(), from: s.from.clone(), to: s.to.clone() }
+        }
+        Kind::Ipvs(op) => Change::Ipvs(ipvs_change(&format!("{f}.ipvs"), op)?),
+    })
+}
+
+fn changes(f: &str, cs: &[pb::Change]) -> Result<Vec<Change>, WireError> {
+    each(f, cs, change)
+}
+
+// ------------------------------------------------------------------ outcomes and reports
+
+impl From<FailureKind> for pb::FailureKind {
+    fn from(k: FailureKind) -> Self {
+        match k {
+            FailureKind::Exists => pb::FailureKind::Exists,
+            FailureKind::NotFound => pb::FailureKind::NotFound,
+            FailureKind::Permission => pb::FailureKind::Permission,
+            FailureKind::Busy => pb::FailureKind::Busy,
+            FailureKind::TimedOut => pb::FailureKind::TimedOut,
+            FailureKind::Invalid => pb::FailureKind::Invalid,
+            FailureKind::Unsupported => pb::FailureKind::Unsupported,
+            FailureKind::Other => pb::FailureKind::Other,
+        }
+    }
+}
+
+impl From<&Failure> for pb::Failure {
+    fn from(x: &Failure) -> Self {
+        pb::Failure { kind: pb::FailureKind::from(x.kind) as i32, message: x.message.clone(), errno: x.errno }
+    }
+}
+
+// A newer agent's kind this controller does not know is still a failure: `Other`.
+fn failure(x: &pb::Failure) -> Failure {
+    let kind = match pb::FailureKind::try_from(x.kind) {
+        Ok(pb::FailureKind::Exists) => FailureKind::Exists,
+        Ok(pb::FailureKind::NotFound) => FailureKind::NotFound,
+        Ok(pb::FailureKind::Permission) => FailureKind::Permission,
+        Ok(pb::FailureKind::Busy) => FailureKind::Busy,
+        Ok(pb::FailureKind::TimedOut) => FailureKind::TimedOut,
+        Ok(pb::FailureKind::Invalid) => FailureKind::Invalid,
+        Ok(pb::FailureKind::Unsupported) => FailureKind::Unsupported,
+        _ => FailureKind::Other,
+    };
+    Failure { kind, message: x.message.clone(), errno: x.errno }
+}
+
+impl From<&ActionResult> for pb::ActionResult {
+    fn from(a: &ActionResult) -> Self {
+        let (outcome, failure) = match &a.outcome {
+            Outcome::Applied => (pb::Outcome::Applied, None),
+            Outcome::Failed(x) => (pb::Outcome::Failed, Some(x.into())),
+            Outcome::NotAttempted => (pb::Outcome::NotAttempted, None),
+        };
+        pb::ActionResult { change: Some((&a.change).into()), outcome: outcome as i32, failure }
+    }
+}
+
+fn action_result(f: &str, a: &pb::ActionResult) -> Result<ActionResult, WireError> {
+    let change = change(&format!("{f}.change"), required(&format!("{f}.change"), &a.change)?)?;
+    let outcome = match pb::Outcome::try_from(a.outcome) {
+        Ok(pb::Outcome::Applied) => Outcome::Applied,
+        Ok(pb::Outcome::NotAttempted) => Outcome::NotAttempted,
+        Ok(pb::Outcome::Failed) => Outcome::Failed(failure(required(&format!("{f}.failure"), &a.failure)?)),
+        _ => return err(format!("{f}.outcome"), format!("unknown outcome {}", a.outcome)),
+    };
+    Ok(ActionResult { change, outcome })
+}
+
+impl From<&Report> for pb::Report {
+    fn from(r: &Report) -> Self {
+        pb::Report {
+            node: r.node.clone(),
+            generation: r.generation,
+            actions: r.actions.iter().map(Into::into).collect(),
+            foreign: r.foreign.clone(),
+            drift_after: r.drift_after.iter().map(Into::into).collect(),
+            converged: r.converged,
+        }
+    }
+}
+
+impl TryFrom<&pb::Report> for Report {
+    type Error = WireError;
+
+    fn try_from(r: &pb::Report) -> Result<Self, WireError> {
+        Ok(Report {
+            node: r.node.clone(),
+            generation: r.generation,
+            actions: each("actions", &r.actions, action_result)?,
+            foreign: r.foreign.clone(),
+            drift_after: changes("drift_after", &r.drift_after)?,
+            converged: r.converged,
+        })
+    }
+}
+
+// ------------------------------------------------------------------ events
+
+impl From<EventKind> for pb::EventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Start => pb::EventKind::Start,
+            EventKind::Apply => pb::EventKind::Apply,
+            EventKind::Weight => pb::EventKind::Weight,
+            EventKind::Health => pb::EventKind::Health,
+            EventKind::Drift => pb::EventKind::Drift,
+            EventKind::Heal => pb::EventKind::Heal,
+            EventKind::Clear => pb::EventKind::Clear,
+        }
+    }
+}
+
+impl From<&Event> for pb::Event {
+    fn from(e: &Event) -> Self {
+        pb::Event {
+            unix_ms: e.unix_ms,
+            node: e.node.clone(),
+            kind: pb::EventKind::from(e.kind) as i32,
+            message: e.message.clone(),
+            generation: e.generation,
+            changes: e.changes.iter().map(Into::into).collect(),
+            failure: e.failure.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<&pb::Event> for Event {
+    type Error = WireError;
+
+    fn try_from(e: &pb::Event) -> Result<Self, WireError> {
+        let kind = match pb::EventKind::try_from(e.kind) {
+            Ok(pb::EventKind::Start) => EventKind::Start,
+            Ok(pb::EventKind::Apply) => EventKind::Apply,
+            Ok(pb::EventKind::Weight) => EventKind::Weight,
+            Ok(pb::EventKind::Health) => EventKind::Health,
+            Ok(pb::EventKind::Drift) => EventKind::Drift,
+            Ok(pb::EventKind::Heal) => EventKind::Heal,
+            Ok(pb::EventKind::Clear) => EventKind::Clear,
+            _ => return err("kind", format!("unknown event kind {}", e.kind)),
+        };
+        Ok(Event {
+            unix_ms: e.unix_ms,
+            node: e.node.clone(),
+            kind,
+            message: e.message.clone(),
+            generation: e.generation,
+            changes: changes("changes", &e.changes)?,
+            failure: e.failure.as_ref().map(failure),
+        })
+    }
+}
+
+// ------------------------------------------------------------------ status
+
+impl From<&Facts> for pb::Facts {
+    fn from(f: &Facts) -> Self {
+        pb::Facts {
+            node: f.node.clone(),
+            hostname: f.hostname.clone(),
+            kernel: f.kernel.clone(),
+            ipvs: f.ipvs,
+            ipvs_version: f.ipvs_version.clone(),
+            schedulers: f.schedulers.clone(),
+            cpus: f.cpus,
+            memory_total_bytes: f.memory_total_bytes,
+            memory_used_bytes: f.memory_used_bytes,
+            agent_version: f.agent_version.clone(),
+            agent_rss_bytes: f.agent_rss_bytes,
+            uptime_s: f.uptime_s,
+        }
+    }
+}
+
+impl From<&pb::Facts> for Facts {
+    fn from(f: &pb::Facts) -> Self {
+        Facts {
+            node: f.node.clone(),
+            hostname: f.hostname.clone(),
+            kernel: f.kernel.clone(),
+            ipvs: f.ipvs,
+            ipvs_version: f.ipvs_version.clone(),
+            schedulers: f.schedulers.clone(),
+            cpus: f.cpus,
+            memory_total_bytes: f.memory_total_bytes,
+            memory_used_bytes: f.memory_used_bytes,
+            agent_version: f.agent_version.clone(),
+            agent_rss_bytes: f.agent_rss_bytes,
+            uptime_s: f.uptime_s,
+        }
+    }
+}
+
+impl From<&NodeStatus> for pb::Status {
+    fn from(s: &NodeStatus) -> Self {
+        pb::Status {
+            facts: Some((&s.facts).into()),
+            generation: s.generation,
+            has_spec: s.has_spec,
+            drift: s.drift.iter().map(Into::into).collect(),
+            foreign: s.foreign.clone(),
+            checks: s
+                .checks
+                .iter()
+                .map(|c| pb::CheckResult { check: c.check.clone(), ok: c.ok, detail: c.detail.clone() })
+                .collect(),
+            ipvs: s.ipvs.as_ref().map(Into::into),
+            clock_offset_ms: s.clock.offset_ms,
+            clock_rtt_ms: s.clock.rtt_ms,
+            clock_error: s.clock.error.clone().unwrap_or_default(),
+            health: s
+                .health
+                .iter()
+                .map(|h| pb::DestinationHealth {
+                    service: Some((&h.service).into()),
+                    destination: h.destination.to_string(),
+                    up: h.up,
+                    quarantined: h.quarantined,
+                    successes: h.successes,
+                    failures: h.failures,
+                    transitions: h.transitions,
+                    probes: h.probes,
+                    last_error: h.last_error.clone(),
+                    checked: h.checked(),
+                })
+                .collect(),
+            overrides: s
+                .overrides
+                .iter()
+                .map(|o| pb::WeightOverride {
+                    service: Some((&o.service).into()),
+                    destination: o.destination.to_string(),
+                    weight: o.weight,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<&pb::Status> for NodeStatus {
+    type Error = WireError;
+
+    fn try_from(s: &pb::Status) -> Result<Self, WireError> {
+        let key = |f: &str, k: &Option<pb::ServiceKey>| service_key(f, required(f, k)?);
+        Ok(NodeStatus {
+            facts: s.facts.as_ref().map(Facts::from).unwrap_or_default(),
+            generation: s.generation,
+            has_spec: s.has_spec,
+            drift: changes("drift", &s.drift)?,
+            foreign: s.foreign.clone(),
+            checks: s
+                .checks
+                .iter()
+                .map(|c| CheckResult { check: c.check.clone(), ok: c.ok, detail: c.detail.clone() })
+                .collect(),
+            ipvs: s.ipvs.as_ref().map(|t| ipvs_table("ipvs", t)).transpose()?,
+            clock: Clock {
+                offset_ms: s.clock_offset_ms,
+                rtt_ms: s.clock_rtt_ms,
+                error: Some(s.clock_error.clone()).filter(|e| !e.is_empty()),
+            },
+            health: each("health", &s.health, |f, h| {
+                Ok(DestinationHealth {
+                    service: key(&format!("{f}.service"), &h.service)?,
+                    destination: parse(&format!("{f}.destination"), &h.destination)?,
+                    up: h.up,
+                    quarantined: h.quarantined,
+                    successes: h.successes,
+                    failures: h.failures,
+                    transitions: h.transitions,
+                    probes: h.probes,
+                    last_error: h.last_error.clone(),
+                })
+            })?,
+            overrides: each("overrides", &s.overrides, |f, o| {
+                Ok(WeightOverride {
+                    service: key(&format!("{f}.service"), &o.service)?,
+                    destination: parse(&format!("{f}.destination"), &o.destination)?,
+                    weight: o.weight,
+                })
+            })?,
+        })
+    }
+}
+
+// ------------------------------------------------------------------ the IPVS table
+
+impl From<&Stats> for pb::Stats {
+    fn from(s: &Stats) -> Self {
+        pb::Stats {
+            conns: s.conns,
+            inpkts: s.inpkts,
+            outpkts: s.outpkts,
+            inbytes: s.inbytes,
+            outbytes: s.outbytes,
+            cps: s.cps,
+            inpps: s.inpps,
+            outpps: s.outpps,
+            inbps: s.inbps,
+            outbps: s.outbps,
+        }
+    }
+}
+
+impl From<&pb::Stats> for Stats {
+    fn from(s: &pb::Stats) -> Self {
+        Stats {
+            conns: s.conns,
+            inpkts: s.inpkts,
+            outpkts: s.outpkts,
+            inbytes: s.inbytes,
+            outbytes: s.outbytes,
+            cps: s.cps,
+            inpps: s.inpps,
+            outpps: s.outpps,
+            inbps: s.inbps,
+            outbps: s.outbps,
+        }
+    }
+}
+
+impl From<Forward> for pb::Forwarding {
+    fn from(f: Forward) -> Self {
+        match f {
+            Forward::Route => pb::Forwarding::Route,
+            Forward::Tunnel => pb::Forwarding::Tunnel,
+            Forward::Masq => pb::Forwarding::Masq,
+            Forward::Local => pb::Forwarding::Local,
+        }
+    }
+}
+
+impl From<&IpvsTable> for pb::IpvsTable {
+    fn from(t: &IpvsTable) -> Self {
+        pb::IpvsTable {
+            version: t.version.clone(),
+            conn_tab_size: t.conn_tab_size,
+            services: t
+                .services
+                .iter()
+                .map(|s| pb::IpvsService {
+                    key: Some((&s.key).into()),
+                    scheduler: s.scheduler.clone(),
+                    flags: s.flags,
+                    timeout_s: s.timeout_s,
+                    netmask: s.netmask,
+                    stats: Some((&s.stats).into()),
+                    destinations: s
+                        .destinations
+                        .iter()
+                        .map(|d| pb::IpvsDestination {
+                            address: d.address.to_string(),
+                            forward: pb::Forwarding::from(d.forward) as i32,
+                            weight: d.weight,
+                            upper_threshold: d.upper_threshold,
+                            lower_threshold: d.lower_threshold,
+                            active_conns: d.active_conns,
+                            inactive_conns: d.inactive_conns,
+                            persist_conns: d.persist_conns,
+                            stats: Some((&d.stats).into()),
+                        })
+                        .collect(),
+                    managed: s.managed,
+                })
+                .collect(),
+            timeouts: Some(pb::Timeouts {
+                tcp: t.timeouts.tcp,
+                tcp_fin: t.timeouts.tcp_fin,
+                udp: t.timeouts.udp,
+            }),
+            connections: t.connections.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&Connection> for pb::Connection {
+    fn from(c: &Connection) -> Self {
+        pb::Connection {
+            protocol: c.protocol.clone(),
+            client: c.client.to_string(),
+            virtual_address: c.virtual_address.to_string(),
+            destination: c.destination.to_string(),
+            state: c.state.clone(),
+            expires_s: c.expires_s,
+        }
+    }
+}
+
+fn table_destination(f: &str, d: &pb::IpvsDestination) -> Result<TableDestination, WireError> {
+    Ok(TableDestination {
+        address: parse(&format!("{f}.address"), &d.address)?,
+        forward: match pb::Forwarding::try_from(d.forward) {
+            Ok(pb::Forwarding::Route) => Forward::Route,
+            Ok(pb::Forwarding::Tunnel) => Forward::Tunnel,
+            Ok(pb::Forwarding::Masq) => Forward::Masq,
+            Ok(pb::Forwarding::Local) => Forward::Local,
+            _ => return err(format!("{f}.forward"), format!("unknown forwarding method {}", d.forward)),
+        },
+        weight: d.weight,
+        upper_threshold: d.upper_threshold,
+        lower_threshold: d.lower_threshold,
+        active_conns: d.active_conns,
+        inactive_conns: d.inactive_conns,
+        persist_conns: d.persist_conns,
+        stats: d.stats.as_ref().map(Stats::from).unwrap_or_default(),
+    })
+}
+
+/// A wire IPVS table as a domain table.
+pub fn ipvs_table(f: &str, t: &pb::IpvsTable) -> Result<IpvsTable, WireError> {
+    Ok(IpvsTable {
+        version: t.version.clone(),
+        conn_tab_size: t.conn_tab_size,
+        services: each(&format!("{f}.services"), &t.services, |g, s| {
+            Ok(TableService {
+                key: service_key(&format!("{g}.key"), required(&format!("{g}.key"), &s.key)?)?,
+                scheduler: s.scheduler.clone(),
+                flags: s.flags,
+                timeout_s: s.timeout_s,
+                netmask: s.netmask,
+                stats: s.stats.as_ref().map(Stats::from).unwrap_or_default(),
+                destinations: each(&format!("{g}.destinations"), &s.destinations, table_destination)?,
+                managed: s.managed,
+            })
+        })?,
+        timeouts: t
+            .timeouts
+            .as_ref()
+            .map(|x| Timeouts { tcp: x.tcp, tcp_fin: x.tcp_fin, udp: x.udp })
+            .unwrap_or_default(),
+        connections: each(&format!("{f}.connections"), &t.connections, |g, c| {
+            Ok(Connection {
+                protocol: c.protocol.clone(),
+                client: parse(&format!("{g}.client"), &c.client)?,
+                virtual_address: parse(&format!("{g}.virtual_address"), &c.virtual_address)?,
+                destination: parse(&format!("{g}.destination"), &c.destination)?,
+                state: c.state.clone(),
+                expires_s: c.expires_s,
+            })
+        })?,
+    })
+}
+
+impl TryFrom<&pb::IpvsTable> for IpvsTable {
+    type Error = WireError;
+
+    fn try_from(t: &pb::IpvsTable) -> Result<Self, WireError> {
+        ipvs_table("table", t)
+    }
+}
+
+// ------------------------------------------------------------------ small replies
+
+impl TryFrom<&pb::LiveConnectionsReply> for Vec<DestinationConnections> {
+    type Error = WireError;
+
+    fn try_from(r: &pb::LiveConnectionsReply) -> Result<Self, WireError> {
+        each("counts", &r.counts, |f, c| {
+            Ok(DestinationConnections {
+                destination: parse(&format!("{f}.destination"), &c.destination)?,
+                live: c.live,
+                total: c.total,
+            })
+        })
+    }
+}
+
+impl From<&DestinationConnections> for pb::DestinationConnections {
+    fn from(c: &DestinationConnections) -> Self {
+        pb::DestinationConnections { destination: c.destination.to_string(), live: c.live, total: c.total }
+    }
+}
+
+impl From<&pb::SetWeightReply> for WeightReply {
+    fn from(r: &pb::SetWeightReply) -> Self {
+        WeightReply { weight: r.weight, active_conns: r.active_conns, inactive_conns: r.inactive_conns }
+    }
+}
+
+impl From<&WeightReply> for pb::SetWeightReply {
+    fn from(r: &WeightReply) -> Self {
+        pb::SetWeightReply {
+            weight: r.weight,
+            active_conns: r.active_conns,
+            inactive_conns: r.inactive_conns,
+        }
+    }
+}
+
+impl From<&pb::ProbeReply> for ProbeTally {
+    fn from(r: &pb::ProbeReply) -> Self {
+        ProbeTally {
+            sent: r.sent,
+            answered: r.answered,
+            failed: r.failed,
+            bodies: r.bodies.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            errors: r.errors.clone(),
+            elapsed_ms: r.elapsed_ms,
+            sequence: r.sequence.clone(),
+        }
+    }
+}
+
+impl From<&ProbeTally> for pb::ProbeReply {
+    fn from(r: &ProbeTally) -> Self {
+        pb::ProbeReply {
+            sent: r.sent,
+            answered: r.answered,
+            failed: r.failed,
+            bodies: r.bodies.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            errors: r.errors.clone(),
+            elapsed_ms: r.elapsed_ms,
+            sequence: r.sequence.clone(),
+        }
+    }
+}
