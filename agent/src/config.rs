@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The agent's configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The agent's configuration (serialisable too: installers and the lab write it with the
+/// same type the agent reads).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Node name; must match the spec's node and the agent certificate's name.
@@ -19,7 +20,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// How often the agent looks for drift from its accepted spec and, when it finds some,
     /// reports it and re-applies (`"0s"`: never).
-    #[serde(default = "default_heal_interval", deserialize_with = "duration")]
+    #[serde(
+        default = "default_heal_interval",
+        deserialize_with = "duration",
+        serialize_with = "duration_text"
+    )]
     pub heal_interval: std::time::Duration,
     /// Certificates.
     pub tls: TlsPaths,
@@ -29,13 +34,17 @@ fn default_heal_interval() -> std::time::Duration {
     std::time::Duration::from_secs(30)
 }
 
+fn duration_text<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
 }
 
 /// PEM files of the agent's identity and the cluster CA.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsPaths {
     /// The cluster CA certificate (trust anchor for the controller's certificate).

@@ -1,15 +1,16 @@
-//! `lvsctl`'s library: definition → validated cluster → per-node desired state.
+//! The controller: definition → validated cluster → per-node desired state, and the
+//! fleet it is pushed to.
 //!
 //! ```text
 //! cluster.toml ──source──► Definition ──validate──► Cluster ──planner──► NodeSpec per node
+//! fleet (typed calls, replies decoded once) ◄── ops (fleet operations) ◄── commands (views)
 //! ```
-pub mod cli;
+//! The command line is the `lvsctl` crate; the namespace lab is `lvs-lab`.
 pub mod commands;
 pub mod definition;
 pub mod diagnostics;
 pub mod fleet;
 pub mod ipvsadm;
-pub mod lab;
 pub mod load;
 pub mod model;
 pub mod ops;

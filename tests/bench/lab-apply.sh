@@ -6,7 +6,7 @@
 # Usage (root): tests/bench/lab-apply.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -q -p lvs-controller -p lvs-agent --bins
+cargo build --release -q -p lvsctl -p lvs-agent --bins
 B=$PWD/${CARGO_TARGET_DIR:-target}/release
 P=lvsbench
 D=$(mktemp -d)

@@ -1,0 +1,261 @@
+//! `lvsctl lab`: the seed article's cluster, for real, in network namespaces.
+//!
+//! The topology comes from the definition: one namespace per node, one bridge per LAN
+//! (inside a namespace of its own, so the host's root namespace is never touched), a
+//! `client` on the router's client-side LAN and an `admin` box on the cluster LAN where
+//! `lvsctl` runs. The lab plays the installer: it gives each node the one address its
+//! agent listens on, starts chrony on the router, a real httpd with a distinct page on
+//! each real server and an agent per node with certificates from the project's PKI.
+//! Everything else — gateways, ARP sysctls, hidden VIPs, the VIP alias, IPVS — is the
+//! agents' work after `lvsctl apply`. Every process and namespace it creates is recorded
+//! in the lab directory; `lab down` ends exactly those.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use lvs_controller::model::{Cluster, Node};
+use lvs_controller::pki::Pki;
+use lvs_proto::spec::Role;
+
+pub mod error;
+pub mod netns;
+pub mod programs;
+pub mod topology;
+
+pub use error::LabError;
+use error::Result;
+use netns::{Lab, ip};
+pub use netns::{down, ns};
+
+/// `lvsctl lab` arguments.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// What to do (default: run — up, apply, status, verify, down).
+    #[command(subcommand)]
+    pub action: Option<LabAction>,
+    /// Prefix of the namespaces.
+    #[arg(long, default_value = "lvslab", global = true)]
+    pub prefix: String,
+    /// Working directory (certificates, configs, logs, pids).
+    #[arg(long, default_value = "/tmp/lvslab", global = true)]
+    pub dir: PathBuf,
+}
+
+/// Lab actions.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Build the topology and start httpd, chrony and the agents (no apply).
+    Up,
+    /// Stop what the lab started and delete its namespaces.
+    Down,
+    /// Up, then apply, status and verify as an admin would; down at the end unless --keep.
+    Run {
+        /// Leave the lab running.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run a command inside one of the lab's namespaces (e.g. `lab exec admin -- lvsctl status`).
+    Exec {
+        /// Namespace short name: a node, `client` or `admin`.
+        ns: String,
+        /// The command.
+        #[arg(trailing_var_arg = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+/// Whether this kernel can run IPVS (loaded, built in, or loadable).
+pub fn kernel_has_ipvs() -> bool {
+    Path::new("/proc/net/ip_vs").exists()
+        || Command::new("modprobe").arg("ip_vs").stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+            && Path::new("/proc/net/ip_vs").exists()
+}
+
+/// Bring the lab up: bridges, one namespace per node with its agent (and chrony on the
+/// router, httpd on real servers), then the client and the admin box.
+pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    if dir.join("netns").exists() {
+        return Err(LabError::Setup(format!(
+            "{} holds a lab already; run `lvsctl lab down --dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(error::file(dir))?;
+    let lab = Lab { prefix, dir };
+    let lan_ns = lab.add_ns("lan")?;
+    for l in &c.lans {
+        let br = format!("br-{}", l.name);
+        ip(&["-n", &lan_ns, "link", "add", &br, "type", "bridge"])?;
+        ip(&["-n", &lan_ns, "link", "set", &br, "up"])?;
+    }
+    // PKI for the lab's own cluster.
+    let pki = Pki::new(dir.join("pki"));
+    pki.init(&c.name, true)?;
+    for (i, n) in c.nodes.iter().enumerate() {
+        node_up(&lab, c, &pki, i, n)?;
+    }
+    if let Some((lan, router_addr)) = topology::client_lan(c) {
+        let cns = lab.add_ns("client")?;
+        lab.plug(&cns, "eth0", &lan.name, "cl")?;
+        let a =
+            topology::host(&lan.cidr, 10).ok_or_else(|| LabError::Setup("no IPv4 client address".into()))?;
+        ip(&["-n", &cns, "addr", "add", &a.to_string(), "dev", "eth0"])?;
+        ip(&["-n", &cns, "route", "add", "default", "via", &router_addr.to_string()])?;
+        writeln!(out, "lab: client {} (namespace {cns})", a.addr())?;
+    }
+    if let Some((lan, a)) = topology::admin_lan(c) {
+        let ans = lab.add_ns("admin")?;
+        lab.plug(&ans, "eth0", &lan.name, "adm")?;
+        ip(&["-n", &ans, "addr", "add", &a.to_string(), "dev", "eth0"])?;
+        writeln!(
+            out,
+            "lab: admin box {} (namespace {ans}), lvsctl -f {} --pki {}",
+            a.addr(),
+            file.display(),
+            pki.dir().display()
+        )?;
+    }
+    wait_listening(prefix, c, Duration::from_secs(15))?;
+    writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents listening", c.nodes.len())?;
+    Ok(())
+}
+
+/// One node: its namespace and interfaces, the address its agent listens on (the
+/// installer's part), its certificate, its programs.
+fn node_up(lab: &Lab, c: &Cluster, pki: &Pki, i: usize, n: &Node) -> Result<()> {
+    let node_ns = lab.add_ns(&n.name)?;
+    for iface in &n.interfaces {
+        lab.plug(&node_ns, &iface.name, &iface.lan, &format!("n{i}{}", iface.name))?;
+    }
+    let listen: std::net::SocketAddr = n
+        .agent
+        .parse()
+        .map_err(|e| LabError::Setup(format!("{}: agent `{}` is not ip:port: {e}", n.name, n.agent)))?;
+    let mgmt = n.interfaces.iter().find(|x| x.address.addr() == listen.ip()).ok_or_else(|| {
+        LabError::Setup(format!("{}: no interface holds the agent address {}", n.name, listen.ip()))
+    })?;
+    ip(&["-n", &node_ns, "addr", "add", &mgmt.address.to_string(), "dev", &mgmt.name])?;
+    let pair = pki.issue_agent(&n.name, true)?;
+    let nd = lab.dir.join(&n.name);
+    std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
+    let config = programs::agent_config(&n.name, listen, &pki.ca().cert, &pair);
+    let config_path = programs::write_agent_config(&nd, &config)?;
+    match n.role {
+        Role::Router => programs::chrony(lab, &node_ns, &nd)?,
+        Role::RealServer => {
+            let port = c.services.iter().find_map(|s| s.port()).unwrap_or(80);
+            programs::httpd(lab, &node_ns, &nd, &n.name, port)?;
+        }
+        Role::Director => {}
+    }
+    programs::agent(lab, &node_ns, &n.name, &config_path)
+}
+
+/// Wait until every agent listens (read from the node namespace's /proc/net/tcp).
+fn wait_listening(prefix: &str, c: &Cluster, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    for n in &c.nodes {
+        let port = n.agent.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0);
+        let needle = format!(":{port:04X} 00000000:0000 0A");
+        loop {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &ns(prefix, &n.name), "cat", "/proc/net/tcp"])
+                .output()?;
+            if String::from_utf8_lossy(&o.stdout).contains(&needle) {
+                break;
+            }
+            if start.elapsed() > timeout {
+                return Err(LabError::Setup(format!(
+                    "agent of {} is not listening on port {port} after {} s (see its log)",
+                    n.name,
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// Run `lvsctl ARGS` in the admin namespace, echoing the command and its output.
+fn admin(prefix: &str, file: &Path, pki: &Path, args: &[&str], out: &mut dyn Write) -> Result<i32> {
+    let me = std::env::current_exe()?;
+    writeln!(out, "\n$ lvsctl {}", args.join(" "))?;
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns(prefix, "admin")])
+        .arg(&me)
+        .arg("-f")
+        .arg(file)
+        .arg("--pki")
+        .arg(pki)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    out.write_all(&o.stdout)?;
+    out.write_all(&o.stderr)?;
+    Ok(o.status.code().unwrap_or(-1))
+}
+
+/// `lvsctl lab ...` on the definition `definition` (the CLI's `-f`). Takes what it needs,
+/// not the CLI: the lab does not depend on the command line it is called from.
+pub fn run(definition: &Path, args: &LabArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    let dir = &args.dir;
+    let action = args.action.as_ref().unwrap_or(&LabAction::Run { keep: false });
+    if let LabAction::Down = action {
+        down(dir, out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let LabAction::Exec { ns: short, cmd } = action {
+        let st = Command::new("ip").args(["netns", "exec", &ns(&args.prefix, short)]).args(cmd).status()?;
+        return Ok(ExitCode::from(st.code().unwrap_or(1) as u8));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::Setup("the lab creates network namespaces: run it as root".into()));
+    }
+    if matches!(action, LabAction::Run { .. }) && !kernel_has_ipvs() {
+        return Err(LabError::Setup(
+            "this kernel has no IPVS (CONFIG_IP_VS): run the lab inside the project's VM test bed instead: \
+             `tests/vm/run lab` from the source tree (boots a stock Debian kernel under qemu)"
+                .into(),
+        ));
+    }
+    let file = std::fs::canonicalize(definition).map_err(error::file(definition))?;
+    let c = lvs_controller::load::load_file(&file)?.cluster;
+    let t0 = Instant::now();
+    if let Err(e) = up(&file, &c, &args.prefix, dir, out) {
+        let _ = down(dir, out);
+        return Err(LabError::Setup(format!("lab up failed; everything it had started was removed: {e}")));
+    }
+    let LabAction::Run { keep } = action else { return Ok(ExitCode::SUCCESS) };
+    let pki = dir.join("pki");
+    let mut ok = true;
+    for step in [
+        &["plan"][..],
+        &["apply", "--yes"],
+        &["status"],
+        &["verify", "-n", "12"],
+        &["ipvs", "list", "--stats"],
+    ] {
+        let code = admin(&args.prefix, &file, &pki, step, out)?;
+        ok &= code == 0;
+        if code != 0 && step[0] == "apply" {
+            break;
+        }
+    }
+    writeln!(out, "\nlab: {} in {:.1} s", if ok { "PASS" } else { "FAIL" }, t0.elapsed().as_secs_f64())?;
+    if *keep {
+        writeln!(
+            out,
+            "lab: left running; `lvsctl lab exec admin -- lvsctl -f {} --pki {} status`, then `lvsctl lab down`",
+            file.display(),
+            pki.display()
+        )?;
+    } else {
+        down(dir, out)?;
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,128 @@
+//! Namespaces, veths and processes: everything the lab creates is recorded in its
+//! directory (`netns`, `pids`), so `down` ends exactly that and nothing else.
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result, file};
+
+/// The namespace of `short` in a lab with `prefix`.
+pub fn ns(prefix: &str, short: &str) -> String {
+    format!("{prefix}-{short}")
+}
+
+fn sh(args: &[&str]) -> Result<()> {
+    let failed = |reason: String| LabError::Command { command: args.join(" "), reason };
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !o.status.success() {
+        return Err(failed(String::from_utf8_lossy(&o.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
+/// `ip ARGS`, failing with its stderr.
+pub fn ip(args: &[&str]) -> Result<()> {
+    let mut v = vec!["ip"];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+/// A lab being built: its namespace prefix and directory.
+pub struct Lab<'a> {
+    /// Namespace prefix.
+    pub prefix: &'a str,
+    /// Lab directory.
+    pub dir: &'a Path,
+}
+
+impl Lab<'_> {
+    fn record(&self, name: &str, line: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(file(&path))?;
+        writeln!(f, "{line}").map_err(file(&path))
+    }
+
+    /// A new namespace `<prefix>-<short>` with `lo` up, recorded.
+    pub fn add_ns(&self, short: &str) -> Result<String> {
+        let name = ns(self.prefix, short);
+        ip(&["netns", "add", &name])?;
+        self.record("netns", &name)?;
+        ip(&["-n", &name, "link", "set", "lo", "up"])?;
+        Ok(name)
+    }
+
+    /// A veth from `node_ns` (named `ifname`) to the bridge of `lan` in the LAN namespace.
+    pub fn plug(&self, node_ns: &str, ifname: &str, lan: &str, tag: &str) -> Result<()> {
+        let lan_ns = ns(self.prefix, "lan");
+        let peer = format!("{tag}-{lan}");
+        let peer = &peer[..peer.len().min(15)];
+        ip(&["-n", &lan_ns, "link", "add", peer, "type", "veth", "peer", "name", ifname, "netns", node_ns])?;
+        ip(&["-n", &lan_ns, "link", "set", peer, "master", &format!("br-{lan}"), "up"])?;
+        ip(&["-n", node_ns, "link", "set", ifname, "up"])
+    }
+
+    /// Start `args` in namespace `ns`, its output in `<name>.log`, recorded by PID.
+    pub fn spawn(&self, name: &str, ns: &str, args: &[&str]) -> Result<u32> {
+        let path = self.dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&path).map_err(file(&path))?;
+        let log2 = log.try_clone().map_err(file(&path))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(args).stdin(Stdio::null()).stdout(log2).stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().map_err(|e| LabError::Command {
+            command: format!("{name}: {}", args.join(" ")),
+            reason: e.to_string(),
+        })?;
+        self.record("pids", &format!("{} {name}", child.id()))?;
+        Ok(child.id())
+    }
+}
+
+/// Stop what the lab in `dir` started and delete its namespaces.
+pub fn down(dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+    let mut stopped = 0;
+    for line in pids.lines() {
+        let Some(pid) = line.split_whitespace().next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: kill(2) on a PID we started and recorded.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+            stopped += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for line in pids.lines() {
+        let Some(pid) = line.split_whitespace().next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            reap(pid);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            reap(pid);
+        }
+    }
+    let netns = std::fs::read_to_string(dir.join("netns")).unwrap_or_default();
+    for n in netns.lines().rev() {
+        let _ = ip(&["netns", "del", n]);
+    }
+    let _ = std::fs::remove_file(dir.join("pids"));
+    let _ = std::fs::remove_file(dir.join("netns"));
+    writeln!(
+        out,
+        "lab: down ({stopped} process(es) stopped, {} namespace(s) deleted)",
+        netns.lines().count()
+    )?;
+    Ok(())
+}
+
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: non-blocking wait for our own child; harmless if it is not ours.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+}

@@ -1,0 +1,279 @@
+//! Command-line interface of `lvsctl`: what it accepts, and the one place failures become
+//! exit codes. `main` only calls [`run`]; commands write to the given writers so tests can
+//! read them.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lvs_controller::commands::CmdError;
+use lvs_controller::load::LoadError;
+
+/// Set up and run Linux Virtual Server direct-routing (LVS-DR) web clusters.
+#[derive(Debug, Parser)]
+#[command(name = "lvsctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Cluster definition file.
+    #[arg(short = 'f', long = "file", global = true, env = "LVSCTL_FILE", default_value = "cluster.toml")]
+    pub file: PathBuf,
+    /// PKI directory (default: `pki/` beside the definition file).
+    #[arg(long, global = true, env = "LVSCTL_PKI")]
+    pub pki: Option<PathBuf>,
+    /// Deadline of each call to each agent.
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Readable text.
+    Human,
+    /// JSON for programs.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the definition against the rules of DR; report every problem at once.
+    Validate,
+    /// Show what would change on every node (asks the agents; changes nothing).
+    Plan(PlanArgs),
+    /// Make every node match the definition.
+    Apply(ApplyArgs),
+    /// The whole fleet in one table; exits non-zero when anything is unhealthy.
+    Status,
+    /// The directors' IPVS tables, in ipvsadm's vocabulary.
+    #[command(subcommand)]
+    Ipvs(IpvsCommand),
+    /// Live changes to one real server.
+    #[command(subcommand)]
+    Rs(RsCommand),
+    /// Apply real-server changes one real server at a time: drain, change, check, restore.
+    Rollout(RolloutArgs),
+    /// Send requests to every VIP from the router; check the distribution and that replies bypass the director.
+    Verify(VerifyArgs),
+    /// Follow every agent's events: applies, weight changes, health transitions, drift and healing.
+    Events(EventsArgs),
+    /// The cluster's certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// The seed article's lab in network namespaces (root): up, apply, status, verify, down.
+    Lab(lvs_lab::LabArgs),
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// `lvsctl plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Compute the desired state from the definition alone, without asking the agents.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `lvsctl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even when a director's or real server's clock is off the NTP source.
+    #[arg(long)]
+    pub ignore_clock: bool,
+    /// Only these nodes (repeatable); the others are left as they are.
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+}
+
+/// `lvsctl rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// Longest wait for a drained server's active connections to end.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Longest wait for a changed server's health check to pass.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub health_timeout: Duration,
+    /// Roll every real server, changed or not.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `lvsctl verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Requests per virtual service.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub requests: u32,
+}
+
+/// `lvsctl events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only these nodes (repeatable).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+    /// Stop after this many events.
+    #[arg(short = 'n', long)]
+    pub count: Option<usize>,
+}
+
+/// `lvsctl ipvs ...`
+#[derive(Debug, Subcommand)]
+pub enum IpvsCommand {
+    /// `ipvsadm -L -n`.
+    List(ListArgs),
+    /// `ipvsadm -S -n`.
+    Save,
+    /// Withdraw the IPVS services lvs-dr manages on every director (foreign ones stay) until the next apply.
+    Clear {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Convert `ipvsadm -S` text (a file, or `-` for stdin) into definition services.
+    Restore {
+        /// The saved rules.
+        #[arg(default_value = "-")]
+        input: PathBuf,
+    },
+}
+
+/// What `ipvs list` shows.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ListArgs {
+    /// Counters.
+    #[arg(long)]
+    pub stats: bool,
+    /// Rates.
+    #[arg(long)]
+    pub rate: bool,
+    /// Connection timeouts.
+    #[arg(long)]
+    pub timeout: bool,
+    /// The connection table.
+    #[arg(short = 'c', long)]
+    pub connections: bool,
+}
+
+/// `lvsctl rs ...`
+#[derive(Debug, Subcommand)]
+pub enum RsCommand {
+    /// Weight 0 on every director: no new connections; optionally wait for active ones to end.
+    Drain {
+        /// Real server node.
+        rs: String,
+        /// Wait for active connections to reach 0 (default 60s).
+        #[arg(long, num_args = 0..=1, default_missing_value = "60s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
+    /// Back to the definition's weight.
+    Enable {
+        /// Real server node.
+        rs: String,
+    },
+    /// A live weight (until `enable`).
+    Weight {
+        /// Real server node.
+        rs: String,
+        /// Weight, 0..=65535.
+        weight: u32,
+    },
+}
+
+/// `lvsctl pki ...`
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create the cluster CA and the controller's certificate.
+    Init {
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue agent certificates (the named nodes, or every node of the definition).
+    Issue {
+        /// Nodes.
+        nodes: Vec<String>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Whether `e` (or any error under it) is a write to a reader that went away, as in
+/// `lvsctl completions bash | head`.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let pipe = Some(std::io::ErrorKind::BrokenPipe);
+        if e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == pipe
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Run a parsed command line.
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match crate::exec::execute(cli, out, err) {
+        Ok(code) => code,
+        // The reader closed the pipe: it has what it wanted. Exit quietly, as `cat` does.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(CommandError::Load(LoadError::Invalid(report))) => {
+            let _ = writeln!(err, "{report}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "lvsctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Failures of a command as a whole (a node's failure is in the command's output).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The definition.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Writing the output.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// Writing JSON.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The command.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    /// The certificates.
+    #[error(transparent)]
+    Pki(#[from] lvs_controller::pki::PkiError),
+    /// The lab.
+    #[error(transparent)]
+    Lab(#[from] lvs_lab::LabError),
+}
+
+/// The PKI directory of a command line.
+pub fn pki_dir(cli: &Cli) -> PathBuf {
+    cli.pki.clone().unwrap_or_else(|| {
+        cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("pki")
+    })
+}

@@ -1,0 +1,242 @@
+//! Each command's `exec`: load what it needs once, run, return its exit code. The fleet
+//! commands share one set-up ([`fleet`]): definition, plan, fleet client and a runtime.
+use std::future::Future;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use lvs_controller::commands::{self, CmdError, Ctx};
+use lvs_controller::load::{self, Loaded};
+use lvs_controller::pki::Pki;
+use lvs_controller::{planner, render};
+
+use crate::cli::{
+    ApplyArgs, Cli, Command, CommandError, EventsArgs, IpvsCommand, ListArgs, Output, PkiCommand, PlanArgs,
+    RolloutArgs, RsCommand, VerifyArgs, pki_dir,
+};
+
+/// Run the command of `cli`.
+pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+    match &cli.command {
+        Command::Validate => validate(cli, out, err),
+        Command::Plan(a) => a.exec(cli, out, err),
+        Command::Apply(a) => a.exec(cli, out, err),
+        Command::Status => fleet(cli, err, |c| async move { commands::status::status(&c, out).await }),
+        Command::Ipvs(a) => a.exec(cli, out, err),
+        Command::Rs(a) => a.exec(cli, out, err),
+        Command::Rollout(a) => a.exec(cli, out, err),
+        Command::Verify(a) => a.exec(cli, out, err),
+        Command::Events(a) => a.exec(cli, out, err),
+        Command::Pki(a) => a.exec(cli, out),
+        Command::Lab(a) => Ok(lvs_lab::run(&cli.file, a, out)?),
+        Command::Completions { shell } => {
+            // (generate panics on a write error; a buffer cannot fail, the pipe can)
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "lvsctl", &mut buf);
+            out.write_all(&buf)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The definition, its warnings printed to `err`.
+fn loaded(cli: &Cli, err: &mut dyn Write) -> Result<Loaded, CommandError> {
+    let loaded = load::load_file(&cli.file)?;
+    if !loaded.report.diagnostics.is_empty() {
+        writeln!(err, "{}", loaded.report)?;
+    }
+    Ok(loaded)
+}
+
+/// Set up a fleet command (definition, plan, fleet client) and run `f` on a runtime.
+fn fleet<'o, F, Fut>(cli: &Cli, err: &mut dyn Write, f: F) -> Result<ExitCode, CommandError>
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = Result<ExitCode, CmdError>> + 'o,
+{
+    let loaded = loaded(cli, err)?;
+    let specs = planner::plan(&loaded.cluster);
+    let fleet = lvs_controller::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.deadline)
+        .map_err(CmdError::from)?;
+    let ctx = Ctx {
+        file: cli.file.clone(),
+        cluster: loaded.cluster,
+        specs,
+        fleet,
+        json: cli.output == Output::Json,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    Ok(rt.block_on(f(ctx))?)
+}
+
+fn validate(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+    let loaded = loaded(cli, err)?;
+    let c = &loaded.cluster;
+    writeln!(
+        out,
+        "{}: valid: cluster {} generation {}, {} nodes, {} services, {} warning(s)",
+        cli.file.display(),
+        c.name,
+        c.generation,
+        c.nodes.len(),
+        c.services.len(),
+        loaded.report.diagnostics.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl PlanArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        if !self.offline {
+            return fleet(cli, err, |c| async move { commands::apply::plan(&c, out).await });
+        }
+        let loaded = loaded(cli, err)?;
+        let specs = planner::plan(&loaded.cluster);
+        match cli.output {
+            Output::Json => {
+                serde_json::to_writer_pretty(&mut *out, &specs)?;
+                writeln!(out)?;
+            }
+            Output::Human => {
+                let agents = |name: &str| {
+                    loaded
+                        .cluster
+                        .nodes
+                        .iter()
+                        .find(|n| n.name == name)
+                        .map(|n| n.agent.clone())
+                        .unwrap_or_default()
+                };
+                write!(out, "{}", render::plan(&specs, &agents))?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl ApplyArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        let opts = commands::apply::ApplyOptions { yes: self.yes, ignore_clock: self.ignore_clock };
+        fleet(cli, err, |mut c| async move {
+            if !self.nodes.is_empty() {
+                if let Some(n) = self.nodes.iter().find(|n| c.spec(n).is_none()) {
+                    return Err(CmdError::Usage(format!("no node `{n}` in {}", c.file.display())));
+                }
+                c.specs.retain(|s| self.nodes.contains(&s.node));
+            }
+            commands::apply::apply(&c, opts, out).await
+        })
+    }
+}
+
+impl ListArgs {
+    fn view(&self) -> commands::ipvs::View {
+        use commands::ipvs::View;
+        if self.stats {
+            View::Stats
+        } else if self.rate {
+            View::Rate
+        } else if self.timeout {
+            View::Timeout
+        } else if self.connections {
+            View::Connections
+        } else {
+            View::Table
+        }
+    }
+}
+
+impl IpvsCommand {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        use commands::ipvs::{self, View};
+        match self {
+            IpvsCommand::List(a) => {
+                fleet(cli, err, |c| async move { ipvs::list(&c, a.view(), false, out).await })
+            }
+            IpvsCommand::Save => {
+                fleet(cli, err, |c| async move { ipvs::list(&c, View::Table, true, out).await })
+            }
+            IpvsCommand::Clear { yes } => {
+                fleet(cli, err, |c| async move { ipvs::clear(&c, *yes, out).await })
+            }
+            IpvsCommand::Restore { input } => {
+                let text = if input.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(input)
+                        .map_err(|e| CmdError::Usage(format!("cannot read {}: {e}", input.display())))?
+                };
+                // Name real servers after the definition's nodes when there is a definition.
+                let c = if cli.file.exists() { Some(load::load_file(&cli.file)?.cluster) } else { None };
+                let toml = ipvs::restore(c.as_ref(), &text).map_err(CmdError::Usage)?;
+                write!(out, "{toml}")?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+impl RsCommand {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        use commands::rs::Change;
+        let (name, change) = match self {
+            RsCommand::Drain { rs, wait } => (rs, Change::Drain(*wait)),
+            RsCommand::Enable { rs } => (rs, Change::Enable),
+            RsCommand::Weight { rs, weight } => (rs, Change::Weight(*weight)),
+        };
+        fleet(cli, err, |c| async move { commands::rs::run(&c, name, change, out).await })
+    }
+}
+
+impl RolloutArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        let opts = commands::rollout::RolloutOptions {
+            drain_timeout: self.drain_timeout,
+            health_timeout: self.health_timeout,
+            all: self.all,
+        };
+        fleet(cli, err, |c| async move { commands::rollout::rollout(&c, opts, out).await })
+    }
+}
+
+impl VerifyArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        fleet(cli, err, |c| async move { commands::verify::verify(&c, self.requests, out).await })
+    }
+}
+
+impl EventsArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        fleet(cli, err, |c| async move { commands::events::events(&c, &self.nodes, self.count, out).await })
+    }
+}
+
+impl PkiCommand {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        let loaded = load::load_file(&cli.file)?;
+        let pki = Pki::new(pki_dir(cli));
+        match self {
+            PkiCommand::Init { force } => {
+                for f in pki.init(&loaded.cluster.name, *force)? {
+                    writeln!(out, "wrote {}", f.display())?;
+                }
+            }
+            PkiCommand::Issue { nodes, force } => {
+                let all: Vec<String> = loaded.cluster.nodes.iter().map(|n| n.name.clone()).collect();
+                let nodes = if nodes.is_empty() { all.clone() } else { nodes.clone() };
+                if let Some(n) = nodes.iter().find(|n| !all.contains(n)) {
+                    return Err(CmdError::Usage(format!("no node `{n}` in {}", cli.file.display())).into());
+                }
+                for n in &nodes {
+                    let pair = pki.issue_agent(n, *force)?;
+                    writeln!(out, "wrote {} {}", pair.cert.display(), pair.key.display())?;
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
