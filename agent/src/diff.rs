@@ -106,65 +106,13 @@ pub fn all_quarantined(v: &lvs_proto::spec::VirtualServiceSpec, runtime: &Runtim
 /// Diff `spec` (with the runtime layer on top) against `observed`.
 pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runtime) -> Plan {
     let mut plan = Plan::default();
-    let have_addrs: BTreeSet<&Address> = observed.addresses.iter().collect();
-    let have_routes: BTreeSet<&Route> = observed.routes.iter().collect();
-    let mut want_addrs = BTreeSet::new();
-    let mut want_routes = BTreeSet::new();
-    let mut want_services = BTreeSet::new();
+    let mut wanted = Wanted::default();
     let table: BTreeMap<ServiceKey, &crate::system::IpvsService> =
         observed.ipvs.iter().flatten().map(|s| (s.service.key, s)).collect();
-
     for step in spec.steps() {
         match step {
-            Step::Address(a) => {
-                let want = convert::address(a);
-                want_addrs.insert(want.clone());
-                if have_addrs.contains(&want) {
-                    continue;
-                }
-                // Same address on the same interface with another prefix or label: swap it
-                // when it is ours (an older spec), refuse when someone else put it there.
-                if let Some(old) = observed
-                    .addresses
-                    .iter()
-                    .find(|o| o.interface == want.interface && o.address.addr() == want.address.addr())
-                {
-                    if !owned.addresses.contains(old) {
-                        plan.conflicts.push(format!(
-                            "address {} on {}{} was not created by this agent and differs from the wanted {}{}; \
-                             remove or correct it by hand",
-                            old.address,
-                            old.interface,
-                            label(old),
-                            want.address,
-                            label(&want)
-                        ));
-                        continue;
-                    }
-                    plan.actions.push(Action::DelAddress(old.clone()));
-                }
-                plan.actions.push(Action::AddAddress(want));
-            }
-            Step::Route(r) => {
-                let want = convert::route(r);
-                want_routes.insert(want.clone());
-                if have_routes.contains(&want) {
-                    continue;
-                }
-                let existing: Vec<&Route> =
-                    observed.routes.iter().filter(|o| o.destination == want.destination).collect();
-                if let Some(other) = existing.iter().find(|o| !owned.routes.contains(**o)) {
-                    plan.conflicts.push(format!(
-                        "route {} was not created by this agent and differs from the wanted {}; \
-                         remove it by hand (or let the agent own it by deleting it once)",
-                        route_text(other),
-                        route_text(&want)
-                    ));
-                    continue;
-                }
-                let replace = !existing.is_empty();
-                plan.actions.push(Action::AddRoute { route: want, replace });
-            }
+            Step::Address(a) => address(&mut plan, convert::address(a), observed, owned, &mut wanted),
+            Step::Route(r) => route(&mut plan, convert::route(r), observed, owned, &mut wanted),
             Step::Sysctl(s) => {
                 let found = observed.sysctls.get(&s.key).cloned().flatten().unwrap_or_default();
                 if found.trim() != s.value {
@@ -179,7 +127,7 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             Step::VirtualService(_) if runtime.ipvs_cleared => {}
             Step::VirtualService(v) => {
                 let svc = convert::service(v);
-                want_services.insert(svc.key);
+                wanted.services.insert(svc.key);
                 let mut dests: Vec<Destination> =
                     v.destinations.iter().filter_map(|d| effective_destination(v, d, runtime)).collect();
                 if let Some(s) = &v.sorry
@@ -192,10 +140,78 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             Step::Check(_) => {}
         }
     }
+    removals(&mut plan, &table, observed, owned, &wanted);
+    plan
+}
 
-    // Removals: only what the agent created and the spec no longer wants.
-    for (key, s) in &table {
-        if want_services.contains(key) {
+/// What the spec wants, gathered while diffing, for the removals at the end.
+#[derive(Default)]
+struct Wanted {
+    addrs: BTreeSet<Address>,
+    routes: BTreeSet<Route>,
+    services: BTreeSet<ServiceKey>,
+}
+
+fn address(plan: &mut Plan, want: Address, observed: &Observed, owned: &Owned, wanted: &mut Wanted) {
+    wanted.addrs.insert(want.clone());
+    if observed.addresses.contains(&want) {
+        return;
+    }
+    // Same address on the same interface with another prefix or label: swap it when it is
+    // ours (an older spec), refuse when someone else put it there.
+    if let Some(old) = observed
+        .addresses
+        .iter()
+        .find(|o| o.interface == want.interface && o.address.addr() == want.address.addr())
+    {
+        if !owned.addresses.contains(old) {
+            plan.conflicts.push(format!(
+                "address {} on {}{} was not created by this agent and differs from the wanted {}{}; \
+                 remove or correct it by hand",
+                old.address,
+                old.interface,
+                label(old),
+                want.address,
+                label(&want)
+            ));
+            return;
+        }
+        plan.actions.push(Action::DelAddress(old.clone()));
+    }
+    plan.actions.push(Action::AddAddress(want));
+}
+
+fn route(plan: &mut Plan, want: Route, observed: &Observed, owned: &Owned, wanted: &mut Wanted) {
+    wanted.routes.insert(want.clone());
+    if observed.routes.contains(&want) {
+        return;
+    }
+    let existing: Vec<&Route> =
+        observed.routes.iter().filter(|o| o.destination == want.destination).collect();
+    if let Some(other) = existing.iter().find(|o| !owned.routes.contains(**o)) {
+        plan.conflicts.push(format!(
+            "route {} was not created by this agent and differs from the wanted {}; \
+             remove it by hand (or let the agent own it by deleting it once)",
+            route_text(other),
+            route_text(&want)
+        ));
+        return;
+    }
+    let replace = !existing.is_empty();
+    plan.actions.push(Action::AddRoute { route: want, replace });
+}
+
+/// Removals, last: only what the agent created and the spec no longer wants; IPVS first
+/// (stop sending traffic before taking addresses away).
+fn removals(
+    plan: &mut Plan,
+    table: &BTreeMap<ServiceKey, &crate::system::IpvsService>,
+    observed: &Observed,
+    owned: &Owned,
+    wanted: &Wanted,
+) {
+    for (key, s) in table {
+        if wanted.services.contains(key) {
             continue;
         }
         if owned.services.iter().any(|k| convert::service_key(k) == *key) {
@@ -222,18 +238,17 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
         })
         .collect();
     for r in owned.routes.iter().filter(|r| {
-        !want_routes.contains(*r) && have_routes.contains(r) && !replaced.contains(&r.destination)
+        !wanted.routes.contains(*r) && observed.routes.contains(r) && !replaced.contains(&r.destination)
     }) {
         plan.actions.push(Action::DelRoute(r.clone()));
     }
     for a in owned
         .addresses
         .iter()
-        .filter(|a| !want_addrs.contains(*a) && have_addrs.contains(a) && !swapped.contains(*a))
+        .filter(|a| !wanted.addrs.contains(*a) && observed.addresses.contains(a) && !swapped.contains(*a))
     {
         plan.actions.push(Action::DelAddress(a.clone()));
     }
-    plan
 }
 
 fn ipvs_service(

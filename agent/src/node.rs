@@ -437,6 +437,8 @@ impl<S: System + 'static> Agent<S> {
 
     /// Observed against desired, checks, clock, health and (directors) the IPVS table.
     /// With `ntp`, the clock is measured against that server now.
+    // Long on purpose: each section below degrades on its own (a failed read becomes a
+    // failed check), and that is read best as one sequence.
     pub async fn status(&self, ntp: Option<std::net::IpAddr>) -> Result<StatusView, AgentError> {
         if let Some(server) = ntp {
             self.measure_clock_against(server).await;

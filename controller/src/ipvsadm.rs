@@ -64,6 +64,8 @@ pub struct SavedReal {
 
 /// Read `ipvsadm -S -n` text. Every option is read; an unknown one is an error naming
 /// its line.
+// Long on purpose: one flat arm per ipvsadm option, in ipvsadm's own order, so the
+// reader checks it against `ipvsadm(8)` in one place.
 pub fn parse(text: &str) -> Result<Vec<SavedService>, String> {
     let mut out: Vec<SavedService> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -315,6 +317,8 @@ struct RealOut {
 /// the node of `cluster` holding their address; what a definition cannot say (another
 /// forwarding method than DR, a persistence engine, a real server no node has, a fwmark
 /// service's VIP) is listed in comments above the TOML, never dropped silently.
+// Long on purpose: each `-S` field meets its definition key here, with the note that
+// says why one cannot be carried over, in the order a reader compares them.
 pub fn to_definition(cluster: Option<&crate::model::Cluster>, text: &str) -> Result<String, String> {
     let services = parse(text)?;
     let mut notes = Vec::new();

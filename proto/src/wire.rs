@@ -221,6 +221,8 @@ pub fn service_key(field: &str, k: &pb::ServiceKey) -> Result<ServiceKey, WireEr
 impl TryFrom<&pb::NodeSpec> for NodeSpec {
     type Error = WireError;
 
+    // Long on purpose: one checked conversion per field of the message, in its order, so a
+    // new field is seen missing here at a glance.
     fn try_from(s: &pb::NodeSpec) -> Result<Self, WireError> {
         let role = match pb::Role::try_from(s.role) {
             Ok(pb::Role::Router) => Role::Router,

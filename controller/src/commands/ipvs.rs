@@ -47,24 +47,7 @@ pub fn render_list(t: &IpvsTable, view: View) -> String {
             return s;
         }
         View::Connections => {
-            let _ = writeln!(s, "IPVS connection entries");
-            let _ = writeln!(
-                s,
-                "pro expire state       source                 virtual                destination"
-            );
-            for c in &t.connections {
-                let _ = writeln!(
-                    s,
-                    "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {}",
-                    c.protocol,
-                    c.expires_s / 60,
-                    c.expires_s % 60,
-                    c.state,
-                    c.client,
-                    c.virtual_address,
-                    c.destination
-                );
-            }
+            connections(&mut s, t);
             return s;
         }
         View::Table => {
@@ -132,6 +115,25 @@ pub fn render_list(t: &IpvsTable, view: View) -> String {
         }
     }
     s
+}
+
+/// `ipvsadm -L -n -c`: the connection entries.
+fn connections(s: &mut String, t: &IpvsTable) {
+    let _ = writeln!(*s, "IPVS connection entries");
+    let _ = writeln!(*s, "pro expire state       source                 virtual                destination");
+    for c in &t.connections {
+        let _ = writeln!(
+            s,
+            "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {}",
+            c.protocol,
+            c.expires_s / 60,
+            c.expires_s % 60,
+            c.state,
+            c.client,
+            c.virtual_address,
+            c.destination
+        );
+    }
 }
 
 /// One director's table in `ipvsadm -S -n` form.

@@ -9,7 +9,48 @@ use crate::diagnostics::KeyPath;
 
 impl Validator {
     pub(super) fn check(&mut self, c: &CheckDef, path: &KeyPath) -> Option<HealthCheckSpec> {
-        let probe = match c.kind.as_str() {
+        let probe = self.check_probe(c, path)?;
+        let (interval, timeout) = self.check_timing(c, path)?;
+        let mut count = |v: Option<i64>, default: i64, key: &str| match v.unwrap_or(default) {
+            n @ 1..=1000 => n as u32,
+            n => {
+                self.err(
+                    "check-rise-fall",
+                    path.key(key),
+                    format!("{key} = {n}: must be 1..=1000 (checks in a row)"),
+                    format!("use e.g. {key} = {default}"),
+                );
+                1
+            }
+        };
+        let rise = count(c.rise, 2, "rise");
+        let fall = count(c.fall, 3, "fall");
+        let on_failure = match c.on_failure.as_deref().unwrap_or("weight0") {
+            "weight0" => OnFailure::Weight0,
+            "remove" => OnFailure::Remove,
+            other => {
+                self.err(
+                    "bad-check",
+                    path.key("on_failure"),
+                    format!("unknown on_failure `{other}`"),
+                    "use weight0 (connections finish) or remove",
+                );
+                OnFailure::Weight0
+            }
+        };
+        Some(HealthCheckSpec {
+            probe,
+            interval_ms: interval.as_millis() as u64,
+            timeout_ms: timeout.as_millis() as u64,
+            rise,
+            fall,
+            on_failure,
+        })
+    }
+
+    /// What a probe sends and expects.
+    fn check_probe(&mut self, c: &CheckDef, path: &KeyPath) -> Option<ProbeKind> {
+        Some(match c.kind.as_str() {
             "http" => {
                 let p = c.path.clone().unwrap_or_else(|| "/".into());
                 if !p.starts_with('/') {
@@ -46,7 +87,11 @@ impl Validator {
                 );
                 return None;
             }
-        };
+        })
+    }
+
+    /// How often a probe runs and how long it may take.
+    fn check_timing(&mut self, c: &CheckDef, path: &KeyPath) -> Option<(Duration, Duration)> {
         let interval = match &c.interval {
             Some(s) => self.duration(s, path.key("interval"))?,
             None => Duration::from_secs(2),
@@ -74,40 +119,6 @@ impl Validator {
                 "a probe must finish before the next one starts: lower timeout or raise interval",
             );
         }
-        let mut count = |v: Option<i64>, default: i64, key: &str| match v.unwrap_or(default) {
-            n @ 1..=1000 => n as u32,
-            n => {
-                self.err(
-                    "check-rise-fall",
-                    path.key(key),
-                    format!("{key} = {n}: must be 1..=1000 (checks in a row)"),
-                    format!("use e.g. {key} = {default}"),
-                );
-                1
-            }
-        };
-        let rise = count(c.rise, 2, "rise");
-        let fall = count(c.fall, 3, "fall");
-        let on_failure = match c.on_failure.as_deref().unwrap_or("weight0") {
-            "weight0" => OnFailure::Weight0,
-            "remove" => OnFailure::Remove,
-            other => {
-                self.err(
-                    "bad-check",
-                    path.key("on_failure"),
-                    format!("unknown on_failure `{other}`"),
-                    "use weight0 (connections finish) or remove",
-                );
-                OnFailure::Weight0
-            }
-        };
-        Some(HealthCheckSpec {
-            probe,
-            interval_ms: interval.as_millis() as u64,
-            timeout_ms: timeout.as_millis() as u64,
-            rise,
-            fall,
-            on_failure,
-        })
+        Some((interval, timeout))
     }
 }

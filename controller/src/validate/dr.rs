@@ -8,7 +8,7 @@ use lvs_proto::spec::Role;
 use super::Validator;
 use crate::definition::{RealServerDef, ServiceDef};
 use crate::diagnostics::KeyPath;
-use crate::model::{Node, RealServer};
+use crate::model::{Interface, Node, RealServer};
 
 impl Validator {
     pub(super) fn real_servers(
@@ -66,11 +66,6 @@ impl Validator {
         directors: &[String],
         nodes: &[Node],
     ) -> Option<RealServer> {
-        let dir_lans: HashSet<&str> = nodes
-            .iter()
-            .filter(|n| directors.contains(&n.name))
-            .flat_map(|n| n.interfaces.iter().map(|i| i.lan.as_str()))
-            .collect();
         let Some(node) = nodes.iter().find(|n| n.name == r.node) else {
             self.err(
                 "unknown-node",
@@ -89,7 +84,28 @@ impl Validator {
             );
             return None;
         }
-        let rport = match r.port {
+        let rport = self.real_server_port(r, p, port, node);
+        let itf = self.real_server_interface(s, r, p, directors, nodes, node)?;
+        let (weight, upper, lower) = self.real_server_weights(r, p);
+        let rport = rport.or(port).unwrap_or(0);
+        Some(RealServer {
+            node: node.name.clone(),
+            address: SocketAddr::new(itf.address.addr(), rport),
+            weight,
+            upper_threshold: upper,
+            lower_threshold: lower,
+        })
+    }
+
+    /// The real server's port: DR forwards frames unchanged, so it is the virtual port.
+    fn real_server_port(
+        &mut self,
+        r: &RealServerDef,
+        p: &KeyPath,
+        port: Option<u16>,
+        node: &Node,
+    ) -> Option<u16> {
+        match r.port {
             Some(rp) => {
                 let rp = self.port(rp, p.key("port"));
                 if let (Some(rp), Some(vp)) = (rp, port)
@@ -105,7 +121,24 @@ impl Validator {
                 rp
             }
             None => port,
-        };
+        }
+    }
+
+    /// The interface the directors reach the real server on: one on a director's LAN.
+    fn real_server_interface<'n>(
+        &mut self,
+        s: &ServiceDef,
+        r: &RealServerDef,
+        p: &KeyPath,
+        directors: &[String],
+        nodes: &[Node],
+        node: &'n Node,
+    ) -> Option<&'n Interface> {
+        let dir_lans: HashSet<&str> = nodes
+            .iter()
+            .filter(|n| directors.contains(&n.name))
+            .flat_map(|n| n.interfaces.iter().map(|i| i.lan.as_str()))
+            .collect();
         let itf = match &r.address {
             Some(a) => {
                 let ip = self.ip(a, p.key("address"))?;
@@ -124,8 +157,8 @@ impl Validator {
             }
             None => node.interfaces.iter().find(|i| dir_lans.contains(i.lan.as_str())),
         };
-        let itf = match itf {
-            Some(itf) if dir_lans.contains(itf.lan.as_str()) => itf,
+        match itf {
+            Some(itf) if dir_lans.contains(itf.lan.as_str()) => Some(itf),
             _ if directors.is_empty() => return None,
             _ => {
                 self.err(
@@ -136,7 +169,11 @@ impl Validator {
                 );
                 return None;
             }
-        };
+        }
+    }
+
+    /// Weight and connection thresholds, each in the kernel's range.
+    fn real_server_weights(&mut self, r: &RealServerDef, p: &KeyPath) -> (u32, u32, u32) {
         let weight = match r.weight.unwrap_or(1) {
             w @ 0..=65535 => w as u32,
             w => {
@@ -171,13 +208,6 @@ impl Validator {
                 "the server is re-enabled below the lower threshold: keep it under the upper one",
             );
         }
-        let rport = rport.or(port).unwrap_or(0);
-        Some(RealServer {
-            node: node.name.clone(),
-            address: SocketAddr::new(itf.address.addr(), rport),
-            weight,
-            upper_threshold: upper,
-            lower_threshold: lower,
-        })
+        (weight, upper, lower)
     }
 }

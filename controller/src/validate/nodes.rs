@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use lvs_proto::spec::Role;
 
 use super::Validator;
-use crate::definition::{Definition, NodeDef};
+use crate::definition::{Definition, InterfaceDef, NodeDef};
 use crate::diagnostics::KeyPath;
 use crate::model::{Interface, Lan, Node, TimeSource, Vip};
 
@@ -63,7 +63,23 @@ impl Validator {
     }
 
     pub(super) fn node(&mut self, n: &NodeDef, path: KeyPath, lans: &[Lan]) -> Option<Node> {
-        let role = match n.role.as_str() {
+        let role = self.role(n, &path);
+        let interfaces = self.interfaces(n, &path, lans);
+        let gateway = self.gateway(n, &path, role, &interfaces);
+        let vips = self.vips(n, &path, role, &interfaces);
+        if n.agent.trim().is_empty() {
+            self.err(
+                "bad-endpoint",
+                path.key("agent"),
+                "agent endpoint is empty",
+                "use host:port, e.g. 192.168.40.11:7443",
+            );
+        }
+        Some(Node { name: n.name.clone(), role: role?, agent: n.agent.clone(), interfaces, gateway, vips })
+    }
+
+    fn role(&mut self, n: &NodeDef, path: &KeyPath) -> Option<Role> {
+        match n.role.as_str() {
             "router" => Some(Role::Router),
             "director" => Some(Role::Director),
             "real_server" => Some(Role::RealServer),
@@ -76,53 +92,67 @@ impl Validator {
                 );
                 None
             }
-        };
+        }
+    }
+
+    fn interfaces(&mut self, n: &NodeDef, path: &KeyPath, lans: &[Lan]) -> Vec<Interface> {
         let ipath = path.key("interfaces");
         self.unique_names(n.interfaces.iter().map(|i| i.name.as_str()), &ipath, "interface");
         let mut interfaces = Vec::new();
         for (i, itf) in n.interfaces.iter().enumerate() {
-            let p = ipath.index(i);
-            let address = self.cidr(&itf.address, p.key("address"));
-            let lan = lans.iter().find(|l| l.name == itf.lan);
-            if lan.is_none() {
-                self.err(
-                    "unknown-lan",
-                    p.key("lan"),
-                    format!(
-                        "interface {} names LAN `{}`, which no [[lans]] entry defines",
-                        itf.name, itf.lan
-                    ),
-                    "add a [[lans]] entry with that name and its cidr, or correct the name",
-                );
-            }
-            if let (Some(a), Some(l)) = (address, lan)
-                && !l.cidr.contains(&a.addr())
-            {
-                self.err(
-                    "address-outside-lan",
-                    p.key("address"),
-                    format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
-                    "use an address of the LAN's subnet or plug the interface into the right LAN",
-                );
-            }
-            if let (Some(a), Some(l)) = (address, lan)
-                && let IpNet::V4(net) = l.cidr
-                && net.prefix_len() < 31
-                && let IpAddr::V4(ip) = a.addr()
-                && (ip == net.network() || ip == net.broadcast())
-            {
-                let which = if ip == net.network() { "network" } else { "broadcast" };
-                self.err(
-                    "address-is-network-or-broadcast",
-                    p.key("address"),
-                    format!("{ip} is the {which} address of LAN {} ({}); no host can use it", l.name, l.cidr),
-                    "use a host address of the LAN, between its network and broadcast addresses",
-                );
-            }
-            if let Some(address) = address {
+            if let Some(address) = self.interface(itf, &ipath.index(i), lans) {
                 interfaces.push(Interface { name: itf.name.clone(), lan: itf.lan.clone(), address });
             }
         }
+        interfaces
+    }
+
+    /// One interface's address, checked against its LAN.
+    fn interface(&mut self, itf: &InterfaceDef, p: &KeyPath, lans: &[Lan]) -> Option<IpNet> {
+        let address = self.cidr(&itf.address, p.key("address"));
+        let lan = lans.iter().find(|l| l.name == itf.lan);
+        if lan.is_none() {
+            self.err(
+                "unknown-lan",
+                p.key("lan"),
+                format!("interface {} names LAN `{}`, which no [[lans]] entry defines", itf.name, itf.lan),
+                "add a [[lans]] entry with that name and its cidr, or correct the name",
+            );
+        }
+        if let (Some(a), Some(l)) = (address, lan)
+            && !l.cidr.contains(&a.addr())
+        {
+            self.err(
+                "address-outside-lan",
+                p.key("address"),
+                format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
+                "use an address of the LAN's subnet or plug the interface into the right LAN",
+            );
+        }
+        if let (Some(a), Some(l)) = (address, lan)
+            && let IpNet::V4(net) = l.cidr
+            && net.prefix_len() < 31
+            && let IpAddr::V4(ip) = a.addr()
+            && (ip == net.network() || ip == net.broadcast())
+        {
+            let which = if ip == net.network() { "network" } else { "broadcast" };
+            self.err(
+                "address-is-network-or-broadcast",
+                p.key("address"),
+                format!("{ip} is the {which} address of LAN {} ({}); no host can use it", l.name, l.cidr),
+                "use a host address of the LAN, between its network and broadcast addresses",
+            );
+        }
+        address
+    }
+
+    fn gateway(
+        &mut self,
+        n: &NodeDef,
+        path: &KeyPath,
+        role: Option<Role>,
+        interfaces: &[Interface],
+    ) -> Option<IpAddr> {
         let gateway = n.gateway.as_ref().and_then(|g| self.ip(g, path.key("gateway")));
         if let Some(gw) = gateway
             && !interfaces.iter().any(|i| i.address.contains(&gw))
@@ -145,6 +175,16 @@ impl Validator {
                 "set gateway to the router's address on the cluster LAN (never the DIP)",
             );
         }
+        gateway
+    }
+
+    fn vips(
+        &mut self,
+        n: &NodeDef,
+        path: &KeyPath,
+        role: Option<Role>,
+        interfaces: &[Interface],
+    ) -> Vec<Vip> {
         let mut vips = Vec::new();
         let vpath = path.key("vips");
         if !n.vips.is_empty() && role.is_some_and(|r| r != Role::Director) {
@@ -193,15 +233,7 @@ impl Validator {
             }
             vips.push(Vip { address, interface: vd.interface.clone(), label });
         }
-        if n.agent.trim().is_empty() {
-            self.err(
-                "bad-endpoint",
-                path.key("agent"),
-                "agent endpoint is empty",
-                "use host:port, e.g. 192.168.40.11:7443",
-            );
-        }
-        Some(Node { name: n.name.clone(), role: role?, agent: n.agent.clone(), interfaces, gateway, vips })
+        vips
     }
 
     /// Rules that compare addresses of different nodes.

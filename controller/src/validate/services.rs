@@ -35,6 +35,57 @@ impl Validator {
     }
 
     pub(super) fn service(&mut self, s: &ServiceDef, path: &KeyPath, nodes: &[Node]) -> Option<Service> {
+        let vip = self.service_vip(s, path, nodes);
+        let port = self.service_port(s, path);
+        let key = self.service_key(s, path, vip, port);
+        if !SCHEDULERS.contains(&s.scheduler.as_str()) {
+            self.err(
+                "unknown-scheduler",
+                path.key("scheduler"),
+                format!("unknown scheduler `{}`", s.scheduler),
+                format!("use one of: {}", SCHEDULERS.join(" ")),
+            );
+        }
+        if s.forwarding != "dr" {
+            self.err(
+                "unsupported-forwarding",
+                path.key("forwarding"),
+                format!("forwarding `{}`: this tool plans direct-routing clusters only", s.forwarding),
+                "use forwarding = \"dr\"",
+            );
+        }
+        let flags = self.flags(s, path);
+        let persistence =
+            s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
+        let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
+        if s.protocol == "udp"
+            && let Some(c) = &s.check
+        {
+            self.err(
+                "check-protocol",
+                path.key("check").key("kind"),
+                format!("a {} check cannot probe UDP service {}: it would test a TCP port nothing listens on", c.kind, s.name),
+                "remove check (UDP destinations are then not health-checked) or check a TCP service of the same servers",
+            );
+        }
+        let directors = self.holding_directors(s, path, vip, nodes);
+        let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
+        Some(Service {
+            name: s.name.clone(),
+            key: key?,
+            vip: vip?,
+            scheduler: s.scheduler.clone(),
+            persistence,
+            flags,
+            directors,
+            check,
+            real_servers,
+            sorry,
+        })
+    }
+
+    /// The VIP: present, an address, and no node's own address.
+    fn service_vip(&mut self, s: &ServiceDef, path: &KeyPath, nodes: &[Node]) -> Option<IpAddr> {
         let vip = match &s.vip {
             Some(v) => self.ip(v, path.key("vip")),
             None => {
@@ -61,7 +112,12 @@ impl Validator {
                 "the VIP must be an address of its own, distinct from every DIP and RIP",
             );
         }
-        let port = match (s.protocol.as_str(), s.port) {
+        vip
+    }
+
+    /// The port: present exactly when the protocol has ports.
+    fn service_port(&mut self, s: &ServiceDef, path: &KeyPath) -> Option<u16> {
+        match (s.protocol.as_str(), s.port) {
             ("fwmark", Some(_)) => {
                 self.err(
                     "fwmark-port",
@@ -82,8 +138,18 @@ impl Validator {
                 None
             }
             (_, Some(p)) => self.port(p, path.key("port")),
-        };
-        let key = match s.protocol.as_str() {
+        }
+    }
+
+    /// The kernel identity: protocol, VIP and port, or a firewall mark.
+    fn service_key(
+        &mut self,
+        s: &ServiceDef,
+        path: &KeyPath,
+        vip: Option<IpAddr>,
+        port: Option<u16>,
+    ) -> Option<ServiceKey> {
+        match s.protocol.as_str() {
             "tcp" | "udp" | "sctp" => {
                 let protocol = match s.protocol.as_str() {
                     "tcp" => Protocol::Tcp,
@@ -144,51 +210,7 @@ impl Validator {
                 );
                 None
             }
-        };
-        if !SCHEDULERS.contains(&s.scheduler.as_str()) {
-            self.err(
-                "unknown-scheduler",
-                path.key("scheduler"),
-                format!("unknown scheduler `{}`", s.scheduler),
-                format!("use one of: {}", SCHEDULERS.join(" ")),
-            );
         }
-        if s.forwarding != "dr" {
-            self.err(
-                "unsupported-forwarding",
-                path.key("forwarding"),
-                format!("forwarding `{}`: this tool plans direct-routing clusters only", s.forwarding),
-                "use forwarding = \"dr\"",
-            );
-        }
-        let flags = self.flags(s, path);
-        let persistence =
-            s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
-        let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
-        if s.protocol == "udp"
-            && let Some(c) = &s.check
-        {
-            self.err(
-                "check-protocol",
-                path.key("check").key("kind"),
-                format!("a {} check cannot probe UDP service {}: it would test a TCP port nothing listens on", c.kind, s.name),
-                "remove check (UDP destinations are then not health-checked) or check a TCP service of the same servers",
-            );
-        }
-        let directors = self.holding_directors(s, path, vip, nodes);
-        let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
-        Some(Service {
-            name: s.name.clone(),
-            key: key?,
-            vip: vip?,
-            scheduler: s.scheduler.clone(),
-            persistence,
-            flags,
-            directors,
-            check,
-            real_servers,
-            sorry,
-        })
     }
 
     pub(super) fn flags(&mut self, s: &ServiceDef, path: &KeyPath) -> Vec<ServiceFlag> {
