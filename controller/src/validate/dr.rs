@@ -159,7 +159,7 @@ impl Validator {
         };
         match itf {
             Some(itf) if dir_lans.contains(itf.lan.as_str()) => Some(itf),
-            _ if directors.is_empty() => return None,
+            _ if directors.is_empty() => None,
             _ => {
                 self.err(
                     "dr-same-lan",
@@ -167,7 +167,7 @@ impl Validator {
                     format!("real server {} shares no LAN with the director(s) {} of service {}; DR needs one segment with no router between", node.name, directors.join(", "), s.name),
                     "give the real server an interface on the director's LAN",
                 );
-                return None;
+                None
             }
         }
     }
