@@ -1,10 +1,9 @@
 //! From the planner's vocabulary (`lvs_proto::spec`) to the kernel's (`lvs_ipvs`, addresses),
 //! and from the kernel's back to the vocabulary of replies (`lvs_proto::reply`).
 use lvs_ipvs::{DaemonState, Destination, Forward, Op, Protocol, Service, ServiceFlags, ServiceKey};
-use lvs_proto::reply::{self, AddressRef, Change, IpvsChange, RouteRef};
+use lvs_proto::reply::{self, AddressRef, IpvsChange, RouteRef};
 use lvs_proto::spec::{self, AddressSpec, RouteSpec, VirtualServiceSpec};
 
-use crate::diff::Action;
 use crate::system::{Address, Route};
 
 /// The kernel identity of a spec service.
@@ -124,22 +123,6 @@ pub fn ipvs_change(op: &Op) -> IpvsChange {
             }
             .into(),
         },
-    }
-}
-
-/// An action as a reply names it.
-pub fn change(a: &Action) -> Change {
-    match a {
-        Action::AddAddress(x) => Change::AddAddress(address_ref(x)),
-        Action::DelAddress(x) => Change::DelAddress(address_ref(x)),
-        Action::AddRoute { route, replace } => {
-            Change::AddRoute { route: route_ref(route), replace: *replace }
-        }
-        Action::DelRoute(r) => Change::DelRoute(route_ref(r)),
-        Action::SetSysctl { key, from, to } => {
-            Change::SetSysctl { key: key.clone(), from: from.clone(), to: to.clone() }
-        }
-        Action::Ipvs(op) => Change::Ipvs(ipvs_change(op)),
     }
 }
 

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use lvs_ipvs::{Destination, Op, Service, ServiceKey};
 use lvs_proto::NodeSpec;
+use lvs_proto::reply::Change;
 use lvs_proto::spec::Step;
 
 use crate::convert;
@@ -47,10 +48,28 @@ pub enum Action {
     Ipvs(Op),
 }
 
+impl Action {
+    /// The action as a reply names it.
+    pub fn to_change(&self) -> Change {
+        match self {
+            Action::AddAddress(x) => Change::AddAddress(convert::address_ref(x)),
+            Action::DelAddress(x) => Change::DelAddress(convert::address_ref(x)),
+            Action::AddRoute { route, replace } => {
+                Change::AddRoute { route: convert::route_ref(route), replace: *replace }
+            }
+            Action::DelRoute(r) => Change::DelRoute(convert::route_ref(r)),
+            Action::SetSysctl { key, from, to } => {
+                Change::SetSysctl { key: key.clone(), from: from.clone(), to: to.clone() }
+            }
+            Action::Ipvs(op) => Change::Ipvs(convert::ipvs_change(op)),
+        }
+    }
+}
+
 impl fmt::Display for Action {
     /// In the words every report uses (one vocabulary: [`lvs_proto::reply::Change`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        convert::change(self).fmt(f)
+        self.to_change().fmt(f)
     }
 }
 

@@ -292,7 +292,7 @@ impl<S: System + 'static> Agent<S> {
             ),
             Detail {
                 generation: drift.generation,
-                changes: drift.actions.iter().map(|a| convert::change(&a.change)).collect(),
+                changes: drift.actions.iter().map(|a| a.change.to_change()).collect(),
                 failure: None,
             },
         );
@@ -764,7 +764,7 @@ fn done(r: &Report) -> Detail {
             .actions
             .iter()
             .filter(|a| a.outcome == crate::apply::Outcome::Applied)
-            .map(|a| convert::change(&a.change))
+            .map(|a| a.change.to_change())
             .collect(),
         failure: None,
     }

@@ -119,13 +119,10 @@ impl Report {
             actions: self
                 .actions
                 .iter()
-                .map(|a| reply::ActionResult {
-                    change: convert::change(&a.change),
-                    outcome: a.outcome.to_reply(),
-                })
+                .map(|a| reply::ActionResult { change: a.change.to_change(), outcome: a.outcome.to_reply() })
                 .collect(),
             foreign: self.foreign.clone(),
-            drift_after: self.drift_after.iter().map(convert::change).collect(),
+            drift_after: self.drift_after.iter().map(Action::to_change).collect(),
             converged: self.converged(),
         }
     }

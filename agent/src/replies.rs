@@ -82,7 +82,7 @@ pub fn status(node: &str, v: &StatusView) -> NodeStatus {
         facts: facts(node, &v.facts),
         generation: v.state.generation,
         has_spec: spec.is_some(),
-        drift: v.drift.iter().map(convert::change).collect(),
+        drift: v.drift.iter().map(crate::diff::Action::to_change).collect(),
         foreign: v.foreign.clone(),
         checks: v
             .checks

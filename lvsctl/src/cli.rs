@@ -1,14 +1,8 @@
-//! Command-line interface of `lvsctl`: what it accepts, and the one place failures become
-//! exit codes. `main` only calls [`run`]; commands write to the given writers so tests can
-//! read them.
-use std::io::Write;
+//! Command-line interface of `lvsctl`: what it accepts. [`crate::exec`] runs it.
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lvs_controller::commands::CmdError;
-use lvs_controller::load::LoadError;
 
 /// Set up and run Linux Virtual Server direct-routing (LVS-DR) web clusters.
 #[derive(Debug, Parser)]
@@ -213,62 +207,6 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
-}
-
-/// Whether `e` (or any error under it) is a write to a reader that went away, as in
-/// `lvsctl completions bash | head`.
-fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(e) = cur {
-        let pipe = Some(std::io::ErrorKind::BrokenPipe);
-        if e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
-            || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == pipe
-        {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
-}
-
-/// Run a parsed command line.
-pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
-    match crate::exec::execute(cli, out, err) {
-        Ok(code) => code,
-        // The reader closed the pipe: it has what it wanted. Exit quietly, as `cat` does.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(CommandError::Load(LoadError::Invalid(report))) => {
-            let _ = writeln!(err, "{report}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            let _ = writeln!(err, "lvsctl: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Failures of a command as a whole (a node's failure is in the command's output).
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The definition.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// Writing the output.
-    #[error("writing output: {0}")]
-    Io(#[from] std::io::Error),
-    /// Writing JSON.
-    #[error("writing JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The command.
-    #[error(transparent)]
-    Cmd(#[from] CmdError),
-    /// The certificates.
-    #[error(transparent)]
-    Pki(#[from] lvs_controller::pki::PkiError),
-    /// The lab.
-    #[error(transparent)]
-    Lab(#[from] lvs_lab::LabError),
 }
 
 /// The PKI directory of a command line.

@@ -1,5 +1,7 @@
 //! Each command's `exec`: load what it needs once, run, return its exit code. The fleet
 //! commands share one set-up ([`fleet`]): definition, plan, fleet client and a runtime.
+//! [`run`] is the one place failures become exit codes; `main` only calls it, and commands
+//! write to the given writers so tests can read them.
 use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,10 +12,68 @@ use lvs_controller::load::{self, Loaded};
 use lvs_controller::pki::Pki;
 use lvs_controller::{planner, render};
 
+use lvs_controller::load::LoadError;
+
 use crate::cli::{
-    ApplyArgs, Cli, Command, CommandError, EventsArgs, IpvsCommand, ListArgs, Output, PkiCommand, PlanArgs,
-    RolloutArgs, RsCommand, VerifyArgs, pki_dir,
+    ApplyArgs, Cli, Command, EventsArgs, IpvsCommand, ListArgs, Output, PkiCommand, PlanArgs, RolloutArgs,
+    RsCommand, VerifyArgs, pki_dir,
 };
+
+/// Whether `e` (or any error under it) is a write to a reader that went away, as in
+/// `lvsctl completions bash | head`.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let pipe = Some(std::io::ErrorKind::BrokenPipe);
+        if e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            || e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == pipe
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Run a parsed command line.
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match execute(cli, out, err) {
+        Ok(code) => code,
+        // The reader closed the pipe: it has what it wanted. Exit quietly, as `cat` does.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(CommandError::Load(LoadError::Invalid(report))) => {
+            let _ = writeln!(err, "{report}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "lvsctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Failures of a command as a whole (a node's failure is in the command's output).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The definition.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Writing the output.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// Writing JSON.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The command.
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    /// The certificates.
+    #[error(transparent)]
+    Pki(#[from] lvs_controller::pki::PkiError),
+    /// The lab.
+    #[error(transparent)]
+    Lab(#[from] lvs_lab::LabError),
+}
 
 /// Run the command of `cli`.
 pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {

@@ -3,5 +3,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = lvsctl::cli::Cli::parse();
-    lvsctl::cli::run(&cli, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+    lvsctl::exec::run(&cli, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
 }
