@@ -209,14 +209,6 @@ pub enum Change {
     Ipvs(IpvsChange),
 }
 
-impl Change {
-    /// Whether this change makes a real server stop answering ARP for the VIP (an
-    /// `arp_ignore`/`arp_announce` sysctl): the step DR needs before the hidden VIP exists.
-    pub fn is_arp_sysctl(&self) -> bool {
-        matches!(self, Change::SetSysctl { key, .. } if key.rsplit('.').next().is_some_and(|k| k.starts_with("arp_")))
-    }
-}
-
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let label = |a: &AddressRef| a.label.as_deref().map(|l| format!(" label {l}")).unwrap_or_default();
@@ -320,7 +312,8 @@ pub struct ActionResult {
 /// all "not attempted"), what it keeps but does not own, and what still differs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Report {
-    /// Node.
+    /// Node (not in JSON: every view that prints a report names its node already).
+    #[serde(skip_serializing)]
     pub node: String,
     /// Generation of the spec.
     pub generation: u64,

@@ -68,6 +68,22 @@ pub struct FleetView<'a> {
     pub nodes: Vec<NodeView<'a>>,
 }
 
+/// The fleet as `-o json` prints it.
+pub fn view<'a>(ctx: &'a Ctx, res: &'a [NodeResult<NodeStatus>]) -> FleetView<'a> {
+    let nodes: Vec<NodeView> = res
+        .iter()
+        .map(|(node, r)| NodeView {
+            node,
+            reachable: r.is_ok(),
+            error: r.as_ref().err(),
+            status: r.as_ref().ok(),
+            problems: r.as_ref().map(|s| problems(ctx, s)).unwrap_or_default(),
+        })
+        .collect();
+    let healthy = nodes.iter().all(|n| n.reachable && n.problems.is_empty());
+    FleetView { cluster: &ctx.cluster.name, generation: ctx.cluster.generation, healthy, nodes }
+}
+
 /// Every node's status, in definition order.
 pub async fn statuses(ctx: &Ctx) -> Vec<NodeResult<NodeStatus>> {
     ctx.fleet.each(&ctx.fleet.names(), |n| async move { ctx.fleet.status(&n, None).await }).await
@@ -78,22 +94,8 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
     let res = statuses(ctx).await;
     let unreachable = res.iter().any(|(_, r)| r.is_err());
     let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
-    let healthy = !unreachable && !unhealthy;
     if ctx.json {
-        let nodes = res
-            .iter()
-            .map(|(node, r)| NodeView {
-                node,
-                reachable: r.is_ok(),
-                error: r.as_ref().err(),
-                status: r.as_ref().ok(),
-                problems: r.as_ref().map(|s| problems(ctx, s)).unwrap_or_default(),
-            })
-            .collect();
-        json(
-            out,
-            &FleetView { cluster: &ctx.cluster.name, generation: ctx.cluster.generation, healthy, nodes },
-        )?;
+        json(out, &view(ctx, &res))?;
     } else {
         write!(out, "{}", render(ctx, &res))?;
     }
@@ -143,7 +145,7 @@ pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
     let problems: Vec<String> = res
         .iter()
         .flat_map(|(n, r)| match r {
-            Err(e) => vec![format!("{n}: UNREACHABLE: {e}\n")],
+            Err(e) => vec![format!("{n}: {e}\n")],
             Ok(s) => problems(ctx, s).into_iter().map(|p| format!("{n}: {p}\n")).collect(),
         })
         .collect();
