@@ -32,6 +32,10 @@ NEEDS=(
     "systemd|has_cmd systemd-analyze|verifies the agent's unit"
     "xz-utils|has_cmd xz|unpacks the test kernel"
     "zstd|has_cmd zstd|unpacks the test kernel's modules"
+    "rpm|has_cmd rpm|reads the .rpm packages back (package test)"
+    "lintian|has_cmd lintian|checks the .deb packages (package test)"
+    "mmdebstrap|has_cmd mmdebstrap|builds the systemd VM's Debian userspace"
+    "e2fsprogs|has_cmd mke2fs|makes the systemd VM's disk image"
 )
 
 missing=()

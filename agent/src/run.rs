@@ -21,6 +21,15 @@ pub struct Args {
     /// Check the configuration and the certificates, then exit.
     #[arg(long)]
     pub check: bool,
+    /// Print the man page (roff) and exit (the packages build `lvs-agent.8` with it).
+    #[arg(long, hide = true)]
+    pub man: bool,
+}
+
+/// The man page, `lvs-agent(8)`.
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Args::command()).section("8").render(out)
 }
 
 /// Logs go to journald when systemd started us with the journal, else to stderr.

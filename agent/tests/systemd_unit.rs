@@ -23,7 +23,7 @@ fn the_unit_verifies_and_is_hardened() {
     }
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("lvs-agent.service");
-    std::fs::write(&unit, UNIT.replace("/usr/local/bin/lvs-agent", env!("CARGO_BIN_EXE_lvs-agent"))).unwrap();
+    std::fs::write(&unit, UNIT.replace("/usr/sbin/lvs-agent", env!("CARGO_BIN_EXE_lvs-agent"))).unwrap();
     let o = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&unit)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Build the packages from this tree: lvs-agent and lvsctl as .deb (cargo-deb) and .rpm
+# (cargo-generate-rpm). Generates what the packages carry but the tree does not keep: the
+# man pages (lvsctl.1, lvs-agent.8), shell completions (bash, zsh, fish) and the units
+# (lvs-agent.service as in deploy/, lvs-agent@.service derived from it).
+# Usage: packaging/build.sh      Output: target/debian/*.deb, target/generate-rpm/*.rpm
+# Installs cargo-deb and cargo-generate-rpm (pinned) into ~/.cargo/bin when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tool() { # binary crate version
+    if ! "$1" --version 2>/dev/null | grep -q " $3\$"; then
+        echo "packaging: installing $2 $3" >&2
+        cargo install --locked --quiet --force "$2@$3"
+    fi
+}
+tool cargo-deb cargo-deb 3.8.0
+tool cargo-generate-rpm cargo-generate-rpm 0.21.1
+# The packages' asset paths name target/ (cargo-deb and cargo-generate-rpm resolve
+# target/release themselves; our generated files live in target/package).
+export CARGO_TARGET_DIR=target
+cargo build --release --locked -q -p lvsctl -p lvs-agent
+BIN=target/release
+P=target/package
+rm -rf "$P"; mkdir -p "$P/units" "$P/completions"
+"$BIN/lvsctl" man | gzip -9n > "$P/lvsctl.1.gz"
+"$BIN/lvs-agent" --man | gzip -9n > "$P/lvs-agent.8.gz"
+"$BIN/lvsctl" completions bash > "$P/completions/lvsctl.bash"
+"$BIN/lvsctl" completions zsh > "$P/completions/_lvsctl"
+"$BIN/lvsctl" completions fish > "$P/completions/lvsctl.fish"
+cp deploy/systemd/lvs-agent.service "$P/units/lvs-agent.service"
+packaging/instance-unit.sh < deploy/systemd/lvs-agent.service > "$P/units/lvs-agent@.service"
+rm -f target/debian/*.deb target/generate-rpm/*.rpm
+for pkg in lvs-agent lvsctl; do
+    cargo deb -q -p "$pkg" --no-build >&2
+done
+# gzip, not the default zstd: EL8's rpm (4.14) cannot read zstd payloads.
+cargo generate-rpm --payload-compress gzip -p agent >&2
+cargo generate-rpm --payload-compress gzip -p lvsctl >&2
+ls target/debian/*.deb target/generate-rpm/*.rpm

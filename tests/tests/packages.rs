@@ -1,0 +1,203 @@
+//! The packages an admin installs (issue 12): `packaging/build.sh` builds the .deb and .rpm
+//! of lvs-agent and lvsctl; this reads them back with dpkg-deb, rpm and lintian and checks
+//! what is in them. (That the installed package runs as a real service is the systemd VM
+//! floor's job: `tests/vm/run systemd`.)
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (tests/prereqs.sh installs it)"));
+    assert!(o.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Build the packages once; their paths (agent deb, lvsctl deb, agent rpm, lvsctl rpm).
+fn packages() -> &'static [String; 4] {
+    static BUILT: OnceLock<[String; 4]> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = run("packaging/build.sh", &[]);
+        let find = |needle: &str| {
+            out.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} not built:\n{out}"))
+                .to_string()
+        };
+        [
+            find("debian/lvs-agent_"),
+            find("debian/lvsctl_"),
+            find("generate-rpm/lvs-agent-"),
+            find("generate-rpm/lvsctl-"),
+        ]
+    })
+}
+
+fn deb_files(deb: &str) -> Vec<String> {
+    run("dpkg-deb", &["-c", deb])
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(|p| p.trim_start_matches('.').to_string()))
+        .collect()
+}
+
+fn the_agent_deb_carries_binary_units_config_and_man_page() {
+    let [deb, ..] = packages();
+    let files = deb_files(deb);
+    for f in [
+        "/usr/sbin/lvs-agent",
+        "/etc/lvs-agent/agent.toml",
+        "/usr/lib/systemd/system/lvs-agent.service",
+        "/usr/lib/systemd/system/lvs-agent@.service",
+        "/usr/share/man/man8/lvs-agent.8.gz",
+        "/usr/share/doc/lvs-agent/copyright",
+    ] {
+        assert!(files.iter().any(|x| x == f), "{f} not in {deb}: {files:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-e", deb, dir.path().to_str().unwrap()]);
+    let conffiles = std::fs::read_to_string(dir.path().join("conffiles")).unwrap();
+    assert_eq!(conffiles.trim(), "/etc/lvs-agent/agent.toml", "the config survives upgrades");
+    let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
+    assert!(
+        postinst.contains("deb-systemd-helper") && postinst.contains("enable"),
+        "enabled on install:\n{postinst}"
+    );
+    assert!(postinst.contains("try-restart"), "an upgrade restarts a running agent:\n{postinst}");
+    assert!(!postinst.contains("deb-systemd-invoke start"), "a first install starts nothing:\n{postinst}");
+    // The unit shipped is the unit in the tree, and it waits for the certificates.
+    let x = tempfile::tempdir().unwrap();
+    run("dpkg-deb", &["-x", deb, x.path().to_str().unwrap()]);
+    let unit = std::fs::read_to_string(x.path().join("usr/lib/systemd/system/lvs-agent.service")).unwrap();
+    assert_eq!(unit, std::fs::read_to_string(root().join("deploy/systemd/lvs-agent.service")).unwrap());
+    assert!(unit.contains("ConditionPathExists=/etc/lvs-agent/agent.pem"));
+    assert!(unit.contains("ExecStart=/usr/sbin/lvs-agent "));
+    // The man page is roff, generated from the binary's own options.
+    let man =
+        run("sh", &["-c", &format!("gzip -dc {}/usr/share/man/man8/lvs-agent.8.gz", x.path().display())]);
+    assert!(man.starts_with(".ie") || man.starts_with(".TH"), "{man}");
+    assert!(man.contains("lvs\\-agent") && man.contains("\\-\\-config"), "{man}");
+}
+
+fn the_lvsctl_deb_carries_binary_completions_and_man_page() {
+    let [_, deb, ..] = packages();
+    let files = deb_files(deb);
+    for f in [
+        "/usr/bin/lvsctl",
+        "/usr/share/man/man1/lvsctl.1.gz",
+        "/usr/share/bash-completion/completions/lvsctl",
+        "/usr/share/zsh/vendor-completions/_lvsctl",
+        "/usr/share/fish/vendor_completions.d/lvsctl.fish",
+        "/usr/share/doc/lvsctl/examples/seed.toml",
+    ] {
+        assert!(files.iter().any(|x| x == f), "{f} not in {deb}: {files:?}");
+    }
+}
+
+fn lintian_finds_no_error_in_either_deb() {
+    let [agent, lvsctl, ..] = packages();
+    let o = Command::new("lintian").args([agent, lvsctl]).current_dir(root()).output().expect("lintian");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E:")).collect();
+    assert!(errors.is_empty(), "lintian errors:\n{text}");
+}
+
+fn the_rpms_carry_the_same_files_with_the_config_kept_on_upgrade() {
+    let [_, _, agent, lvsctl] = packages();
+    let flags = run("rpm", &["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", agent]);
+    for f in [
+        "/usr/sbin/lvs-agent",
+        "/usr/lib/systemd/system/lvs-agent.service",
+        "/usr/lib/systemd/system/lvs-agent@.service",
+        "/usr/share/man/man8/lvs-agent.8.gz",
+    ] {
+        assert!(flags.lines().any(|l| l.starts_with(&format!("{f} "))), "{f} not in {agent}:\n{flags}");
+    }
+    let conf =
+        flags.lines().find(|l| l.starts_with("/etc/lvs-agent/agent.toml ")).expect("config in the rpm");
+    assert!(conf.contains('c') && conf.contains('n'), "%config(noreplace): {conf}");
+    let scripts = run("rpm", &["-qp", "--scripts", agent]);
+    assert!(scripts.contains("try-restart") && scripts.contains("preset"), "{scripts}");
+    // EL8's rpm reads gzip payloads, not zstd.
+    assert_eq!(run("rpm", &["-qp", "--qf", "%{PAYLOADCOMPRESSOR}", agent]), "gzip");
+    let files = run("rpm", &["-qlp", lvsctl]);
+    for f in [
+        "/usr/bin/lvsctl",
+        "/usr/share/zsh/site-functions/_lvsctl",
+        "/usr/share/bash-completion/completions/lvsctl",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} not in {lvsctl}:\n{files}");
+    }
+}
+
+fn the_binaries_run_on_glibc_2_34() {
+    // Debian 12 (2.36), Ubuntu 22.04 (2.35) and EL9 (2.34): nothing newer may be needed.
+    let [_, _, agent, lvsctl] = packages();
+    for rpm in [agent, lvsctl] {
+        let reqs = run("rpm", &["-qpR", rpm]);
+        let newest = reqs
+            .lines()
+            .filter_map(|l| l.split("(GLIBC_").nth(1))
+            .filter_map(|v| v.split(')').next())
+            .map(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>())
+            .max()
+            .unwrap();
+        assert!(newest <= vec![2, 34], "{rpm} needs GLIBC {newest:?}");
+    }
+}
+
+/// One build, then every check on it (a test process each would build five times at once).
+#[test]
+fn the_packages_hold_what_an_admin_needs() {
+    the_agent_deb_carries_binary_units_config_and_man_page();
+    the_lvsctl_deb_carries_binary_completions_and_man_page();
+    lintian_finds_no_error_in_either_deb();
+    the_rpms_carry_the_same_files_with_the_config_kept_on_upgrade();
+    the_binaries_run_on_glibc_2_34();
+}
+
+#[test]
+fn the_instance_unit_differs_from_the_unit_only_where_it_names_the_instance() {
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/lvs-agent.service")).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("packaging/instance-unit.sh < deploy/systemd/lvs-agent.service")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let inst = String::from_utf8(o.stdout).unwrap();
+    let code = |t: &str| t.lines().filter(|l| !l.starts_with('#')).map(String::from).collect::<Vec<_>>();
+    let (a, b) = (code(&unit), code(&inst));
+    assert_eq!(a.len(), b.len());
+    let changed: Vec<(&String, &String)> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+    for (x, y) in &changed {
+        assert!(y.contains("%i"), "{x} became {y}");
+    }
+    let keys: Vec<&str> = changed.iter().map(|(x, _)| x.split('=').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "Description",
+            "ConditionPathExists",
+            "ConditionPathExists",
+            "ConditionPathExists",
+            "ConditionPathExists",
+            "ExecStart",
+            "StateDirectory"
+        ],
+        "only the instance's own lines change"
+    );
+    // Every hardening line is there, unchanged.
+    for l in a
+        .iter()
+        .filter(|l| l.starts_with("Protect") || l.starts_with("Restrict") || l.starts_with("SystemCall"))
+    {
+        assert!(b.contains(l), "{l} missing from the instance unit");
+    }
+}
