@@ -22,6 +22,7 @@ use lvs_proto::spec::Role;
 pub mod error;
 pub mod netns;
 pub mod programs;
+pub mod systemd;
 pub mod topology;
 
 pub use error::LabError;
@@ -41,6 +42,19 @@ pub struct LabArgs {
     /// Working directory (certificates, configs, logs, pids).
     #[arg(long, default_value = "/tmp/lvslab", global = true)]
     pub dir: PathBuf,
+    /// How the agents run: as processes the lab starts, or as instances of the installed
+    /// package's `lvs-agent@.service` (one per node, in its namespace).
+    #[arg(long, value_enum, default_value_t = Agents::Spawn, global = true)]
+    pub agents: Agents,
+}
+
+/// How the lab runs the agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Agents {
+    /// Processes started by the lab, logs in its directory.
+    Spawn,
+    /// Real services: `lvs-agent@NODE.service` from the installed package.
+    Systemd,
 }
 
 /// Lab actions.
@@ -50,6 +64,10 @@ pub enum LabAction {
     Up,
     /// Stop what the lab started and delete its namespaces.
     Down,
+    /// Build the lab's network only (namespaces, bridges, the agents' addresses, chrony and
+    /// httpd); nothing when it is up. Run at boot by the unit `--agents systemd` installs.
+    #[command(hide = true)]
+    Net,
     /// Up, then apply, status and verify as an admin would; down at the end unless --keep.
     Run {
         /// Leave the lab running.
@@ -73,15 +91,79 @@ pub fn kernel_has_ipvs() -> bool {
             && Path::new("/proc/net/ip_vs").exists()
 }
 
-/// Bring the lab up: bridges, one namespace per node with its agent (and chrony on the
-/// router, httpd on real servers), then the client and the admin box.
-pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
-    if dir.join("netns").exists() {
+/// Bring the lab up: its network ([`net`]), its PKI, and an agent per node (started by
+/// the lab, or installed and started as a systemd service).
+pub fn up(
+    file: &Path,
+    c: &Cluster,
+    prefix: &str,
+    dir: &Path,
+    agents: Agents,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if dir.join("netns").exists() || dir.join("units").exists() {
         return Err(LabError::Setup(format!(
             "{} holds a lab already; run `lvsctl lab down --dir {}` first",
             dir.display(),
             dir.display()
         )));
+    }
+    std::fs::create_dir_all(dir).map_err(error::file(dir))?;
+    let pki = Pki::new(dir.join("pki"));
+    pki.init(&c.name, true)?;
+    match agents {
+        Agents::Spawn => {
+            net(file, c, prefix, dir, out)?;
+            let lab = Lab { prefix, dir };
+            for n in &c.nodes {
+                let pair = pki.issue_agent(&n.name, true)?;
+                let nd = dir.join(&n.name);
+                std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
+                let config = programs::agent_config(&n.name, listen_of(n)?, &pki.ca().cert, &pair);
+                let path = programs::write_agent_config(&nd, &config)?;
+                programs::agent(&lab, &ns(prefix, &n.name), &n.name, &path)?;
+            }
+        }
+        Agents::Systemd => {
+            for n in &c.nodes {
+                let pair = pki.issue_agent(&n.name, true)?;
+                systemd::install_agent(dir, prefix, &n.name, listen_of(n)?, &pki.ca().cert, &pair)?;
+            }
+            systemd::install_net_unit(dir, prefix, file)?;
+            systemd::systemctl(&["daemon-reload"])?;
+            systemd::systemctl(&["enable", "--now", &systemd::net_unit(prefix)])?;
+            let units: Vec<String> = c.nodes.iter().map(|n| systemd::agent_unit(&n.name)).collect();
+            let mut args = vec!["enable", "--now"];
+            args.extend(units.iter().map(String::as_str));
+            systemd::systemctl(&args)?;
+            writeln!(out, "lab: agents are services {}", units.join(" "))?;
+        }
+    }
+    wait_listening(prefix, c, Duration::from_secs(30))?;
+    writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents listening", c.nodes.len())?;
+    Ok(())
+}
+
+/// The address `n`'s agent listens on.
+fn listen_of(n: &Node) -> Result<std::net::SocketAddr> {
+    n.agent
+        .parse()
+        .map_err(|e| LabError::Setup(format!("{}: agent `{}` is not ip:port: {e}", n.name, n.agent)))
+}
+
+/// The lab's network: bridges, one namespace per node with its interfaces and the address
+/// its agent listens on (the installer's part), chrony on the router, httpd on the real
+/// servers, then the client and the admin box. Nothing when it is up already; records left
+/// by a boot that is over (namespaces live in /run) are dropped and the network rebuilt.
+pub fn net(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let recorded = std::fs::read_to_string(dir.join("netns")).unwrap_or_default();
+    if let Some(first) = recorded.lines().next() {
+        if Path::new("/run/netns").join(first).exists() {
+            writeln!(out, "lab: network {prefix}-* is up")?;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(dir.join("netns"));
+        let _ = std::fs::remove_file(dir.join("pids"));
     }
     std::fs::create_dir_all(dir).map_err(error::file(dir))?;
     let lab = Lab { prefix, dir };
@@ -91,11 +173,8 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
         ip(&["-n", &lan_ns, "link", "add", &br, "type", "bridge"])?;
         ip(&["-n", &lan_ns, "link", "set", &br, "up"])?;
     }
-    // PKI for the lab's own cluster.
-    let pki = Pki::new(dir.join("pki"));
-    pki.init(&c.name, true)?;
     for (i, n) in c.nodes.iter().enumerate() {
-        node_up(&lab, c, &pki, i, n)?;
+        node_net(&lab, c, i, n)?;
     }
     if let Some((lan, router_addr)) = topology::client_lan(c) {
         let cns = lab.add_ns("client")?;
@@ -115,43 +194,34 @@ pub fn up(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Writ
             "lab: admin box {} (namespace {ans}), lvsctl -f {} --pki {}",
             a.addr(),
             file.display(),
-            pki.dir().display()
+            dir.join("pki").display()
         )?;
     }
-    wait_listening(prefix, c, Duration::from_secs(15))?;
-    writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents listening", c.nodes.len())?;
     Ok(())
 }
 
-/// One node: its namespace and interfaces, the address its agent listens on (the
-/// installer's part), its certificate, its programs.
-fn node_up(lab: &Lab, c: &Cluster, pki: &Pki, i: usize, n: &Node) -> Result<()> {
+/// One node's namespace and interfaces, the address its agent listens on (the installer's
+/// part), and its programs.
+fn node_net(lab: &Lab, c: &Cluster, i: usize, n: &Node) -> Result<()> {
     let node_ns = lab.add_ns(&n.name)?;
     for iface in &n.interfaces {
         lab.plug(&node_ns, &iface.name, &iface.lan, &format!("n{i}{}", iface.name))?;
     }
-    let listen: std::net::SocketAddr = n
-        .agent
-        .parse()
-        .map_err(|e| LabError::Setup(format!("{}: agent `{}` is not ip:port: {e}", n.name, n.agent)))?;
+    let listen = listen_of(n)?;
     let mgmt = n.interfaces.iter().find(|x| x.address.addr() == listen.ip()).ok_or_else(|| {
         LabError::Setup(format!("{}: no interface holds the agent address {}", n.name, listen.ip()))
     })?;
     ip(&["-n", &node_ns, "addr", "add", &mgmt.address.to_string(), "dev", &mgmt.name])?;
-    let pair = pki.issue_agent(&n.name, true)?;
     let nd = lab.dir.join(&n.name);
     std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
-    let config = programs::agent_config(&n.name, listen, &pki.ca().cert, &pair);
-    let config_path = programs::write_agent_config(&nd, &config)?;
     match n.role {
-        Role::Router => programs::chrony(lab, &node_ns, &nd)?,
+        Role::Router => programs::chrony(lab, &node_ns, &nd),
         Role::RealServer => {
             let port = c.services.iter().find_map(|s| s.port()).unwrap_or(80);
-            programs::httpd(lab, &node_ns, &nd, &n.name, port)?;
+            programs::httpd(lab, &node_ns, &nd, &n.name, port)
         }
-        Role::Director => {}
+        Role::Director => Ok(()),
     }
-    programs::agent(lab, &node_ns, &n.name, &config_path)
 }
 
 /// Wait until every agent listens (read from the node namespace's /proc/net/tcp).
@@ -205,6 +275,10 @@ pub fn run(definition: &Path, args: &LabArgs, out: &mut dyn Write) -> Result<Exi
     let dir = &args.dir;
     let action = args.action.as_ref().unwrap_or(&LabAction::Run { keep: false });
     if let LabAction::Down = action {
+        let units = systemd::uninstall(dir);
+        if units > 0 {
+            writeln!(out, "lab: {units} unit(s) stopped and disabled")?;
+        }
         down(dir, out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -225,8 +299,13 @@ pub fn run(definition: &Path, args: &LabArgs, out: &mut dyn Write) -> Result<Exi
     }
     let file = std::fs::canonicalize(definition).map_err(error::file(definition))?;
     let c = lvs_controller::load::load_file(&file)?.cluster;
+    if let LabAction::Net = action {
+        net(&file, &c, &args.prefix, dir, out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let t0 = Instant::now();
-    if let Err(e) = up(&file, &c, &args.prefix, dir, out) {
+    if let Err(e) = up(&file, &c, &args.prefix, dir, args.agents, out) {
+        systemd::uninstall(dir);
         let _ = down(dir, out);
         return Err(LabError::Setup(format!("lab up failed; everything it had started was removed: {e}")));
     }
