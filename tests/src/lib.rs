@@ -50,6 +50,10 @@ pub struct Lab {
     /// The definition in use (a copy the test may edit).
     pub def: PathBuf,
     extra: Vec<Child>,
+    /// Extra `lvsctl lab` arguments (e.g. `--agents systemd`), for `up` and `down` alike.
+    lab_args: Vec<String>,
+    /// Leave the lab up when this value is dropped (a test that reboots the machine).
+    keep: bool,
 }
 
 impl Lab {
@@ -70,14 +74,36 @@ impl Lab {
     /// Copy `definition` into a fresh directory and bring the lab up.
     pub fn up(prefix: &str, definition: &str) -> Lab {
         let dir = std::env::temp_dir().join(format!("lvs-{prefix}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        Lab::up_at(prefix, &dir, definition, &[])
+    }
+
+    /// [`Lab::up`] in `dir` (emptied first), with extra `lvsctl lab` arguments.
+    pub fn up_at(prefix: &str, dir: &Path, definition: &str, lab_args: &[&str]) -> Lab {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
         let def = dir.join("cluster.toml");
         std::fs::write(&def, definition).unwrap();
-        let lab = Lab { prefix: prefix.into(), dir: dir.join("lab"), def, extra: Vec::new() };
+        let lab = Lab::attach(prefix, dir, lab_args);
         let o = lab.lvsctl_host(&["lab", "up"]);
         assert!(o.status.success(), "lab up: {}", text(&o));
         lab
+    }
+
+    /// The lab already up in `dir` (brought up by [`Lab::up_at`] before a reboot, say).
+    pub fn attach(prefix: &str, dir: &Path, lab_args: &[&str]) -> Lab {
+        Lab {
+            prefix: prefix.into(),
+            dir: dir.join("lab"),
+            def: dir.join("cluster.toml"),
+            extra: Vec::new(),
+            lab_args: lab_args.iter().map(|a| a.to_string()).collect(),
+            keep: false,
+        }
+    }
+
+    /// Leave the lab up when this value is dropped.
+    pub fn keep(mut self) {
+        self.keep = true;
     }
 
     fn lvsctl_host(&self, args: &[&str]) -> Output {
@@ -87,6 +113,7 @@ impl Lab {
             .args(args)
             .args(["--prefix", &self.prefix, "--dir"])
             .arg(&self.dir)
+            .args(&self.lab_args)
             .env("LVS_AGENT_BIN", bin("lvs-agent"))
             .stdin(Stdio::null())
             .output()
@@ -195,6 +222,9 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if self.keep {
+            return;
+        }
         let o = self.lvsctl_host(&["lab", "down"]);
         if !o.status.success() {
             eprintln!("lab down: {}", text(&o));
@@ -224,4 +254,38 @@ pub fn edit(base: &str, edits: &[(&str, &str)]) -> String {
         s = s.replacen(from, to, 1);
     }
     s
+}
+
+/// A test's step heading in its output.
+pub fn step(name: &str) {
+    println!("\n=== {name}");
+}
+
+/// The output of a command that must succeed (printed, and returned as text).
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    let t = text(o);
+    println!("{t}");
+    t
+}
+
+/// Continuous load from the lab's client to `vip`; returns (pid, stop file, log name).
+pub fn start_load(lab: &mut Lab, vip: &str, name: &str) -> (u32, PathBuf, String) {
+    let stop = lab.dir.join(format!("{name}.stop"));
+    let log = format!("{name}.json");
+    let load = bin("lvs-load");
+    let pid = lab.spawn(
+        "client",
+        &[load.to_str().unwrap(), vip, "-c", "4", "-d", "600s", "--stop-file", stop.to_str().unwrap()],
+        &log,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    (pid, stop, log)
+}
+
+/// Stop the load of [`start_load`]; its report.
+pub fn stop_load(lab: &mut Lab, load: (u32, PathBuf, String)) -> serde_json::Value {
+    std::fs::write(&load.1, "").unwrap();
+    let out = lab.wait(load.0, &load.2);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("load report: {e}: {out}"))
 }

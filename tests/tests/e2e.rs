@@ -3,14 +3,10 @@
 //! the project's load generator are used. Ignored on the host: it needs IPVS.
 use std::time::{Duration, Instant};
 
-use lvs_tests::{Lab, bin, edit, poll, text};
+use lvs_tests::{Lab, bin, edit, ok, poll, start_load, step, stop_load, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";
-
-fn step(name: &str) {
-    println!("\n=== {name}");
-}
 
 /// `count` sequential requests from the client; the body first lines in order.
 fn client_sequence(lab: &Lab, count: u32) -> Vec<String> {
@@ -24,26 +20,6 @@ fn client_sequence(lab: &Lab, count: u32) -> Vec<String> {
     v["sequence"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
-/// Start continuous load from the client; returns (pid, stop file, log name).
-fn start_load(lab: &mut Lab, name: &str) -> (u32, std::path::PathBuf, String) {
-    let stop = lab.dir.join(format!("{name}.stop"));
-    let log = format!("{name}.json");
-    let load = bin("lvs-load");
-    let pid = lab.spawn(
-        "client",
-        &[load.to_str().unwrap(), VIP, "-c", "4", "-d", "600s", "--stop-file", stop.to_str().unwrap()],
-        &log,
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    (pid, stop, log)
-}
-
-fn stop_load(lab: &mut Lab, load: (u32, std::path::PathBuf, String)) -> serde_json::Value {
-    std::fs::write(&load.1, "").unwrap();
-    let out = lab.wait(load.0, &load.2);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("load report: {e}: {out}"))
-}
-
 /// Weight of a destination in the director's kernel table, per `ipvsadm -Ln`.
 fn kernel_weight(lab: &Lab, rip: &str) -> Option<u32> {
     let o = lab.exec("director", &["ipvsadm", "-Ln"]);
@@ -51,13 +27,6 @@ fn kernel_weight(lab: &Lab, rip: &str) -> Option<u32> {
         .lines()
         .find(|l| l.contains(&format!("-> {rip}")))
         .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "{}", text(o));
-    let t = text(o);
-    println!("{t}");
-    t
 }
 
 #[test]
@@ -103,7 +72,7 @@ fn the_articles_lab_end_to_end() {
     assert!(t.contains("replies bypassed it") && t.contains("verify: PASS"), "{t}");
 
     step("4. drain rs1 under load, enable it, roll a weight change out: zero failed requests");
-    let load = start_load(&mut lab, "load4");
+    let load = start_load(&mut lab, VIP, "load4");
     ok(&lab.lvsctl(&["rs", "drain", "rs1", "--wait=30s"]));
     assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(0));
     std::thread::sleep(Duration::from_secs(1));
@@ -130,7 +99,7 @@ fn the_articles_lab_end_to_end() {
 
     step("5. stop rs2's httpd: quarantined within the bound; start it: restored");
     let httpd = lab.pid_of("httpd-rs2").expect("httpd pid");
-    let load = start_load(&mut lab, "load5");
+    let load = start_load(&mut lab, VIP, "load5");
     let t0 = Instant::now();
     lab.kill(httpd, "TERM");
     let took = poll(Duration::from_secs(5), Duration::from_millis(20), || {
@@ -200,7 +169,7 @@ fn the_articles_lab_end_to_end() {
         ],
     );
     lab.redefine(&next);
-    let load = start_load(&mut lab, "load7");
+    let load = start_load(&mut lab, VIP, "load7");
     let pid = lab.spawn_lvsctl(&["rollout"], "rollout7.log");
     // Cut it right after the first server drained (its "rs1: drained in … s; applying"
     // line), not at the final "applying generation … to the rest".

@@ -3,6 +3,8 @@
 # modules the tests need (dependencies and soft dependencies resolved, deps first), our
 # binaries with their shared libraries, and guest-init.sh as /init.
 # Usage: build-initramfs.sh KDIR KVER OUT.cpio BIN... (each BIN is copied to /bin/<name>)
+# Env: LVS_VM_MODULES (the modules to load instead of the test set: no schedulers then),
+#      LVS_VM_INIT (the /init script instead of guest-init.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 KDIR=$1 KVER=$2 OUT=$3; shift 3
@@ -33,12 +35,13 @@ done
 for b in "$@"; do copy_with_libs "$b" "bin/$(basename "$b")" strip; done
 
 # Kernel modules: IPVS with every scheduler (the agent reports which exist), veth, bridge, dummy.
-WANT="ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy"
+WANT=${LVS_VM_MODULES:-ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy}
 # Schedulers differ between kernel versions (twos came in 6.2): every one this kernel ships,
 # found in its module tree (not from a list of ours), and that list is written to
 # /etc/ipvs-schedulers for the test that holds the validator's list against the kernel.
 OPTIONAL=$(find "$MODDIR/kernel/net/netfilter/ipvs" -name 'ip_vs_*.ko*' -printf '%f\n' \
     | sed -E 's/\.ko(\.(xz|zst|gz))?$//' | grep -vxE 'ip_vs|ip_vs_ftp|ip_vs_pe_sip' | sort)
+[ -n "${LVS_VM_MODULES:-}" ] && OPTIONAL=""
 printf '%s\n' $OPTIONAL | sed 's/^ip_vs_//' > "$STAGE/etc/ipvs-schedulers"
 declare -A SEEN=()
 ORDER=()
@@ -79,7 +82,7 @@ done
 # chronyd looks up its user; the guest runs everything as root.
 echo 'root:x:0:0:root:/root:/bin/sh' > "$STAGE/etc/passwd"
 echo 'root:x:0:' > "$STAGE/etc/group"
-install -m 0755 "$HERE/guest-init.sh" "$STAGE/init"
+install -m 0755 "${LVS_VM_INIT:-$HERE/guest-init.sh}" "$STAGE/init"
 [ -e "$STAGE/dev/console" ] || mknod -m 600 "$STAGE/dev/console" c 5 1
 [ -e "$STAGE/dev/null" ] || mknod -m 666 "$STAGE/dev/null" c 1 3
 # Uncompressed: the kernel unpacks it without a decompressor, which is what costs under TCG.
