@@ -54,8 +54,8 @@ fn ipvs_holds_vip(lab: &Lab) -> bool {
     text(&lab.exec("director", &["ipvsadm", "-Ln"])).contains("198.18.0.100:80")
 }
 
-fn step_install() {
-    step("1. dpkg -i the built packages: the agent is enabled but waits for its certificates");
+/// `dpkg -i` the built packages.
+fn dpkg_install() {
     let debs: Vec<String> = std::fs::read_dir("/opt/lvs-test/pkgs")
         .unwrap()
         .map(|e| e.unwrap().path().to_string_lossy().into_owned())
@@ -63,6 +63,11 @@ fn step_install() {
     let mut args = vec!["-i"];
     args.extend(debs.iter().map(String::as_str));
     ok(&Command::new("dpkg").args(&args).output().unwrap());
+}
+
+fn step_install() {
+    step("1. dpkg -i the built packages: the agent is enabled but waits for its certificates");
+    dpkg_install();
     assert_eq!(show("lvs-agent.service", "UnitFileState"), "enabled");
     // Started by hand before any certificate exists: its condition keeps it from running.
     ok(&systemctl(&["start", "lvs-agent.service"]));
@@ -222,6 +227,20 @@ fn step_stop() {
     assert!(running("rs2"));
 }
 
+fn step_upgrade(lab: &Lab) {
+    step("10. an upgrade (the package installed again) restarts every running agent");
+    let before: Vec<String> = NODES.iter().map(|n| show(&unit(n), "MainPID")).collect();
+    dpkg_install();
+    for (n, pid) in NODES.iter().zip(&before) {
+        assert!(running(n), "{}", status_of(n));
+        assert_ne!(&show(&unit(n), "MainPID"), pid, "{n}'s agent was not restarted by the upgrade");
+    }
+    // Each re-applied its persisted spec: nothing to do, nothing lost.
+    assert!(ipvs_holds_vip(lab));
+    let (healthy, st) = lab.json(&["status"]);
+    assert!(healthy, "{st:#}");
+}
+
 #[test]
 #[ignore = "needs the systemd floor: run by tests/vm/run systemd"]
 fn agents_as_real_services() {
@@ -234,6 +253,7 @@ fn agents_as_real_services() {
     step_watchdog();
     step_drain_and_rollout(&mut lab);
     step_stop();
+    step_upgrade(&lab);
     // Up and enabled, with its specs on disk: the machine reboots next.
     lab.keep();
 }
@@ -241,7 +261,7 @@ fn agents_as_real_services() {
 #[test]
 #[ignore = "needs the systemd floor: run by tests/vm/run systemd (after the first test's reboot)"]
 fn after_reboot_the_cluster_comes_back_from_the_agents_alone() {
-    step("10. after a reboot: the lab network (the host's boot) and the agents, no controller");
+    step("11. after a reboot: the lab network (the host's boot) and the agents, no controller");
     let lab = Lab::attach(PREFIX, std::path::Path::new(DIR), &AGENTS);
     let uptime = || -> f64 {
         std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap()
