@@ -154,7 +154,17 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
                 {
                     dests.push(Destination { weight: 1, ..convert::destination(s) });
                 }
-                ipvs_service(&mut plan, &svc, &dests, table.get(&svc.key).copied());
+                let mine = owned.services.iter().any(|k| convert::service_key(k) == svc.key);
+                match table.get(&svc.key) {
+                    // Another tool's service with this key (keepalived's, during a migration):
+                    // never edited, its destinations never deleted, unless the admin adopts it.
+                    Some(_) if !mine => plan.conflicts.push(format!(
+                        "IPVS service {} exists and was not created by this agent (another tool's?); \
+                         it is left alone: take it over with `lvsctl apply --adopt`, or remove it",
+                        svc.key
+                    )),
+                    have => ipvs_service(&mut plan, &svc, &dests, have.copied()),
+                }
             }
             Step::Check(_) => {}
         }

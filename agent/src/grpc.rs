@@ -70,14 +70,14 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         } else {
             Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000))
         };
-        let rep = self.0.plan(&spec, &r.lease, ttl).await.map_err(status)?;
+        let rep = self.0.plan(&spec, &r.lease, ttl, r.adopt).await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
     async fn apply(&self, req: Request<pb::SpecRequest>) -> Result<Response<pb::Report>, Status> {
         let r = req.into_inner();
         let spec = spec_of(&r)?;
-        let rep = self.0.apply(&spec, &r.lease).await.map_err(status)?;
+        let rep = self.0.apply(&spec, &r.lease, r.adopt).await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 

@@ -367,7 +367,7 @@ mod tests {
         let sys = Arc::new(FakeSystem::new(&["eth1"], true));
         let rec = Arc::new(Reconciler::new("director", Arc::clone(&sys), Store::new(dir.path())));
         let spec = director_spec();
-        rec.apply(&spec).await.unwrap();
+        rec.apply(&spec, false).await.unwrap();
         sys.ipvs_batches.lock().unwrap().clear();
         let v = &spec.virtual_services[0];
         let table: Table = Arc::default();

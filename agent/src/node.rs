@@ -375,10 +375,17 @@ impl<S: System + 'static> Agent<S> {
     /// Diff `spec` against the node; with a lease id, reserve the generation for `ttl`
     /// (a zero `ttl` releases the caller's reservation).
     /// Without a lease id it is a read (`lvsctl plan`) and never refused for someone
-    /// else's reservation: only a plan that reserves can conflict with one.
-    pub async fn plan(&self, spec: &NodeSpec, lease: &str, ttl: Duration) -> Result<Report, AgentError> {
+    /// else's reservation: only a plan that reserves can conflict with one. `adopt`: see
+    /// [`Agent::apply`].
+    pub async fn plan(
+        &self,
+        spec: &NodeSpec,
+        lease: &str,
+        ttl: Duration,
+        adopt: bool,
+    ) -> Result<Report, AgentError> {
         check_lease_id(lease)?;
-        let r = self.rec.plan(spec).await?;
+        let r = self.rec.plan(spec, adopt).await?;
         if !lease.is_empty() {
             self.lease(spec, lease, ttl, true)?;
         }
@@ -390,11 +397,18 @@ impl<S: System + 'static> Agent<S> {
     /// passed), because an apply cut off between two kernel changes is worse than a late
     /// one; its outcome is in the event feed and the next `status`. Whatever happens, the
     /// caller's lease is released at the end, so a failed apply never blocks the next one.
-    pub async fn apply(self: &Arc<Self>, spec: &NodeSpec, lease: &str) -> Result<Report, AgentError> {
+    /// With `adopt`, IPVS services the spec names that another tool created become this
+    /// agent's; without it they refuse the apply (nothing is changed).
+    pub async fn apply(
+        self: &Arc<Self>,
+        spec: &NodeSpec,
+        lease: &str,
+        adopt: bool,
+    ) -> Result<Report, AgentError> {
         self.lease(spec, lease, Duration::ZERO, false)?;
         let (me, spec, lease) = (Arc::clone(self), spec.clone(), lease.to_string());
         tokio::spawn(async move {
-            let r = me.apply_to_completion(&spec).await;
+            let r = me.apply_to_completion(&spec, adopt).await;
             me.release_lease(&lease);
             r
         })
@@ -402,8 +416,12 @@ impl<S: System + 'static> Agent<S> {
         .map_err(AgentError::Task)?
     }
 
-    async fn apply_to_completion(self: &Arc<Self>, spec: &NodeSpec) -> Result<Report, AgentError> {
-        let r = match self.rec.apply(spec).await {
+    async fn apply_to_completion(
+        self: &Arc<Self>,
+        spec: &NodeSpec,
+        adopt: bool,
+    ) -> Result<Report, AgentError> {
+        let r = match self.rec.apply(spec, adopt).await {
             Ok(r) => r,
             Err(e) => {
                 self.events.emit_with(

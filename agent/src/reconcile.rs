@@ -193,23 +193,56 @@ impl<S: System> Reconciler<S> {
         Ok((observed, plan))
     }
 
-    /// What applying `spec` would change; changes nothing.
-    pub async fn plan(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
-        let st = self.store.load()?;
+    /// The spec's IPVS services that exist in the kernel but were not created by this agent
+    /// (another tool's, e.g. keepalived's during a migration): adopted only when asked.
+    async fn foreign_spec_services(
+        &self,
+        spec: &NodeSpec,
+        st: &State,
+    ) -> Result<Vec<lvs_proto::spec::ServiceKey>, ReconcileError> {
+        let observed = observe::observe(&*self.sys, spec, true).await?;
+        let table = observed.ipvs.unwrap_or_default();
+        Ok(spec
+            .virtual_services
+            .iter()
+            .map(|v| v.key)
+            .filter(|k| !st.owned.services.contains(k))
+            .filter(|k| table.iter().any(|s| s.service.key == convert::service_key(k)))
+            .collect())
+    }
+
+    /// What applying `spec` would change; changes nothing. With `adopt`, IPVS services the
+    /// spec names that another tool created count as this agent's (as the apply would make them).
+    pub async fn plan(&self, spec: &NodeSpec, adopt: bool) -> Result<Report, ReconcileError> {
+        let mut st = self.store.load()?;
         self.check(spec, &st)?;
+        if adopt {
+            st.owned.services.extend(self.foreign_spec_services(spec, &st).await?);
+        }
         let (_, plan) = self.diff(spec, &st).await?;
         Ok(report(spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new()))
     }
 
     /// Make the node match `spec`. An admin's apply re-asserts the definition, so it also
-    /// lifts an `ipvs clear`.
-    pub async fn apply(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
+    /// lifts an `ipvs clear`. With `adopt`, IPVS services the spec names that another tool
+    /// created become this agent's (recorded before any change) and are made to match;
+    /// without it they are a conflict and nothing is changed.
+    pub async fn apply(&self, spec: &NodeSpec, adopt: bool) -> Result<Report, ReconcileError> {
         let _guard = self.lock.lock().await;
         let mut st = self.store.load()?;
         if st.runtime.ipvs_cleared {
             self.check(spec, &st)?;
             st.runtime.ipvs_cleared = false;
             self.store.save(&st)?;
+        }
+        if adopt {
+            self.check(spec, &st)?;
+            let adopted = self.foreign_spec_services(spec, &st).await?;
+            if !adopted.is_empty() {
+                info!(node = %self.node, services = ?adopted, "adopting IPVS services another tool created");
+                st.owned.services.extend(adopted);
+                self.store.save(&st)?;
+            }
         }
         self.apply_locked(spec).await
     }

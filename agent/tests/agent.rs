@@ -33,28 +33,28 @@ fn is_conflict(e: &AgentError) -> bool {
 async fn an_apply_that_fails_observing_releases_its_lease() {
     let (a, sys, _d) = agent();
     let spec = spec_of("rs1");
-    a.plan(&spec, "lease-a", TTL).await.unwrap();
+    a.plan(&spec, "lease-a", TTL, false).await.unwrap();
     // The reservation holds against another controller...
-    assert!(is_conflict(&a.plan(&spec, "lease-b", TTL).await.unwrap_err()));
+    assert!(is_conflict(&a.plan(&spec, "lease-b", TTL, false).await.unwrap_err()));
     // ...until A's apply fails (here: reading the node fails, as EBUSY did).
     *sys.fail_on.lock().unwrap() = Some("list addresses".into());
-    let e = a.apply(&spec, "lease-a").await.unwrap_err();
+    let e = a.apply(&spec, "lease-a", false).await.unwrap_err();
     assert!(e.to_string().contains("list addresses: injected failure"), "{e}");
     *sys.fail_on.lock().unwrap() = None;
-    a.plan(&spec, "lease-b", TTL).await.expect("the failed apply must not keep its lease");
+    a.plan(&spec, "lease-b", TTL, false).await.expect("the failed apply must not keep its lease");
 }
 
 #[tokio::test]
 async fn an_apply_refused_by_preflight_releases_its_lease() {
     let (a, sys, _d) = agent();
     let spec = spec_of("rs1");
-    a.plan(&spec, "lease-a", TTL).await.unwrap();
+    a.plan(&spec, "lease-a", TTL, false).await.unwrap();
     sys.links.lock().unwrap().retain(|l| l != "eth0"); // the NIC vanished between plan and apply
-    let e = a.apply(&spec, "lease-a").await.unwrap_err();
+    let e = a.apply(&spec, "lease-a", false).await.unwrap_err();
     assert!(e.to_string().contains("preflight failed"), "{e}");
     assert!(sys.calls.lock().unwrap().is_empty(), "preflight changes nothing");
     sys.links.lock().unwrap().push("eth0".into());
-    a.plan(&spec, "lease-b", TTL).await.expect("the refused apply must not keep its lease");
+    a.plan(&spec, "lease-b", TTL, false).await.expect("the refused apply must not keep its lease");
 }
 
 #[tokio::test(start_paused = true)]
@@ -63,9 +63,9 @@ async fn an_apply_runs_to_completion_when_its_caller_goes_away() {
     let spec = spec_of("rs1");
     let mut events = a.events().subscribe();
     *sys.delay.lock().unwrap() = Duration::from_secs(1); // 8 changes: 8 s
-    a.plan(&spec, "lease-a", TTL).await.unwrap();
+    a.plan(&spec, "lease-a", TTL, false).await.unwrap();
     // The controller's deadline passes (or it is killed) after 2.5 s: its future is dropped.
-    let cut = tokio::time::timeout(Duration::from_millis(2500), a.apply(&spec, "lease-a")).await;
+    let cut = tokio::time::timeout(Duration::from_millis(2500), a.apply(&spec, "lease-a", false)).await;
     assert!(cut.is_err(), "the apply should still have been running");
     assert!(sys.calls.lock().unwrap().len() < 8, "not finished yet when the caller left");
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -78,7 +78,7 @@ async fn an_apply_runs_to_completion_when_its_caller_goes_away() {
     // Structured too: the generation and every applied change, for programs.
     assert_eq!(ev.generation, spec.generation);
     assert_eq!(ev.changes.len(), 8, "{:?}", ev.changes);
-    a.plan(&spec, "lease-b", TTL).await.expect("and its lease was released");
+    a.plan(&spec, "lease-b", TTL, false).await.expect("and its lease was released");
 }
 
 #[tokio::test]
@@ -86,15 +86,15 @@ async fn a_malformed_lease_id_is_refused_and_poisons_nothing() {
     let (a, _sys, _d) = agent();
     let spec = spec_of("rs1");
     for bad in ["é-non-ascii-lease-id", "a b", &"x".repeat(65)] {
-        let e = a.plan(&spec, bad, TTL).await.unwrap_err();
+        let e = a.plan(&spec, bad, TTL, false).await.unwrap_err();
         assert!(matches!(e, AgentError::Invalid(_)), "{bad}: {e}");
-        let e = a.apply(&spec, bad).await.unwrap_err();
+        let e = a.apply(&spec, bad, false).await.unwrap_err();
         assert!(matches!(e, AgentError::Invalid(_)), "{bad}: {e}");
     }
     // A valid reservation and the conflict message that quotes it: no panic, no poisoning.
-    a.plan(&spec, "0123456789abcdef", TTL).await.unwrap();
-    assert!(is_conflict(&a.plan(&spec, "other", TTL).await.unwrap_err()));
-    a.apply(&spec, "0123456789abcdef").await.expect("the lease mutex still works");
+    a.plan(&spec, "0123456789abcdef", TTL, false).await.unwrap();
+    assert!(is_conflict(&a.plan(&spec, "other", TTL, false).await.unwrap_err()));
+    a.apply(&spec, "0123456789abcdef", false).await.expect("the lease mutex still works");
 }
 
 // --- item 3: live IPVS changes reach the kernel on their own, and only what it shows is recorded ---
@@ -103,7 +103,7 @@ async fn converged_director() -> (Arc<Agent<FakeSystem>>, Arc<FakeSystem>, tempf
     let dir = tempfile::tempdir().unwrap();
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));
     let a = Agent::new("director", Arc::clone(&sys), Store::new(dir.path()));
-    assert!(a.apply(&spec_of("director"), "").await.unwrap().converged());
+    assert!(a.apply(&spec_of("director"), "", false).await.unwrap().converged());
     (a, sys, dir)
 }
 
@@ -178,9 +178,12 @@ async fn a_plan_without_a_lease_is_a_read_and_never_conflicts() {
     // Found by the VM's concurrent-use test: `lvsctl plan` beside a running apply.
     let (a, _sys, _d) = agent();
     let spec = spec_of("rs1");
-    a.plan(&spec, "lease-a", TTL).await.unwrap();
-    a.plan(&spec, "", TTL).await.expect("a read is not refused by another's reservation");
-    assert!(is_conflict(&a.plan(&spec, "lease-b", TTL).await.unwrap_err()), "the reservation still holds");
+    a.plan(&spec, "lease-a", TTL, false).await.unwrap();
+    a.plan(&spec, "", TTL, false).await.expect("a read is not refused by another's reservation");
+    assert!(
+        is_conflict(&a.plan(&spec, "lease-b", TTL, false).await.unwrap_err()),
+        "the reservation still holds"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -194,7 +197,7 @@ async fn a_reconciler_stuck_in_a_change_is_reported_unresponsive_to_the_watchdog
     let spec = spec_of("rs1");
     let busy = {
         let a = Arc::clone(&a);
-        tokio::spawn(async move { a.apply(&spec, "").await })
+        tokio::spawn(async move { a.apply(&spec, "", false).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!a.responsive(Duration::from_secs(5)).await, "stuck for longer than asked: unresponsive");
@@ -205,7 +208,7 @@ async fn a_reconciler_stuck_in_a_change_is_reported_unresponsive_to_the_watchdog
 #[tokio::test]
 async fn vip_readiness_is_decided_on_the_pending_changes_themselves() {
     let (a, sys, _d) = agent();
-    a.apply(&spec_of("rs1"), "").await.unwrap();
+    a.apply(&spec_of("rs1"), "", false).await.unwrap();
     let ready = |v: &lvs_agent::node::StatusView| {
         v.checks.iter().find(|c| c.check.starts_with("kernel accepts VIP traffic")).cloned().unwrap()
     };

@@ -29,7 +29,7 @@ fn calls(r: &Reconciler<FakeSystem>) -> Vec<String> {
 async fn real_server_in_the_articles_order_then_idempotent() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
     let spec = spec_of(LAB, "rs1");
-    let rep = r.apply(&spec).await.unwrap();
+    let rep = r.apply(&spec, false).await.unwrap();
     assert!(rep.converged(), "{rep:#?}");
     assert_eq!(
         calls(&r),
@@ -44,7 +44,7 @@ async fn real_server_in_the_articles_order_then_idempotent() {
             "add route 198.18.0.100/32 dev lo",
         ]
     );
-    let again = r.apply(&spec).await.unwrap();
+    let again = r.apply(&spec, false).await.unwrap();
     assert!(again.actions.is_empty(), "second apply does nothing: {again:#?}");
     assert_eq!(calls(&r).len(), 8);
 }
@@ -53,10 +53,10 @@ async fn real_server_in_the_articles_order_then_idempotent() {
 async fn generations_stale_and_conflicting_are_refused() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
     let v2 = spec_of(&LAB.replace("generation = 1", "generation = 2"), "rs1");
-    r.apply(&v2).await.unwrap();
+    r.apply(&v2, false).await.unwrap();
     let (calls_before, state_before) = (calls(&r), r.state().unwrap());
     let v1 = spec_of(LAB, "rs1");
-    let e = r.apply(&v1).await.unwrap_err();
+    let e = r.apply(&v1, false).await.unwrap_err();
     assert!(matches!(e, ReconcileError::Stale { stored: 2, got: 1 }), "{e}");
     assert_eq!(calls(&r), calls_before, "a stale spec changes nothing in the kernel");
     assert_eq!(r.state().unwrap(), state_before, "nor in the stored state");
@@ -65,18 +65,18 @@ async fn generations_stale_and_conflicting_are_refused() {
             .replace("max_offset = \"1s\"", "max_offset = \"2s\""),
         "rs1",
     );
-    let e = r.apply(&other).await.unwrap_err();
+    let e = r.apply(&other, false).await.unwrap_err();
     assert!(matches!(e, ReconcileError::Conflict { generation: 2, .. }), "{e}");
     assert!(e.to_string().contains("bump the generation"));
     assert_eq!(calls(&r), calls_before, "a conflicting spec changes nothing in the kernel");
     assert_eq!(r.state().unwrap(), state_before, "nor in the stored state");
-    assert!(r.apply(&v2).await.unwrap().actions.is_empty(), "same generation, same content: fine");
+    assert!(r.apply(&v2, false).await.unwrap().actions.is_empty(), "same generation, same content: fine");
 }
 
 #[tokio::test]
 async fn spec_for_another_node_is_refused() {
     let (r, _d) = reconciler(&["eth0"], false, "rs2");
-    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    let e = r.apply(&spec_of(LAB, "rs1"), false).await.unwrap_err();
     assert_eq!(e.to_string(), "spec is for node rs1, this agent is rs2");
     assert!(calls(&r).is_empty());
 }
@@ -84,7 +84,7 @@ async fn spec_for_another_node_is_refused() {
 #[tokio::test]
 async fn preflight_failure_changes_nothing() {
     let (r, dir) = reconciler(&["eth9"], false, "rs1");
-    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    let e = r.apply(&spec_of(LAB, "rs1"), false).await.unwrap_err();
     assert!(e.to_string().contains("interface eth0 (for address 198.18.0.11/24) does not exist"), "{e}");
     assert!(e.to_string().contains("sysctl net.ipv4.conf.eth0.arp_ignore does not exist"), "{e}");
     assert!(calls(&r).is_empty());
@@ -97,7 +97,7 @@ async fn failure_reports_what_was_and_was_not_applied_and_restart_converges() {
     let sys = Arc::new(FakeSystem::new(&["eth0"], false));
     *sys.fail_on.lock().unwrap() = Some("add address lo".into());
     let r = Reconciler::new("rs1", sys.clone(), Store::new(dir.path()));
-    let rep = r.apply(&spec_of(LAB, "rs1")).await.unwrap();
+    let rep = r.apply(&spec_of(LAB, "rs1"), false).await.unwrap();
     let outcomes: Vec<&Outcome> = rep.actions.iter().map(|a| &a.outcome).collect();
     assert_eq!(outcomes[..6], [&Outcome::Applied; 6]);
     assert!(matches!(outcomes[6], Outcome::Failed(m) if m.to_string().contains("injected")));
@@ -115,14 +115,14 @@ async fn failure_reports_what_was_and_was_not_applied_and_restart_converges() {
 #[tokio::test]
 async fn director_ipvs_and_one_weight_change_is_one_action() {
     let (r, _d) = reconciler(&["eth1"], true, "director");
-    r.apply(&spec_of(LAB, "director")).await.unwrap();
+    r.apply(&spec_of(LAB, "director"), false).await.unwrap();
     let c = calls(&r);
     assert!(c.contains(&"ipvs add service TCP 198.18.0.100:80".to_string()), "{c:?}");
     assert!(c.contains(&"add address eth1 198.18.0.100/32".to_string()), "{c:?}");
     let bumped = LAB
         .replace("generation = 1", "generation = 2")
         .replace("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 3 }");
-    let rep = r.apply(&spec_of(&bumped, "director")).await.unwrap();
+    let rep = r.apply(&spec_of(&bumped, "director"), false).await.unwrap();
     let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(actions, ["ipvs: edit destination 198.18.0.12:80 of TCP 198.18.0.100:80"]);
 }
@@ -145,14 +145,14 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
         address: "198.18.0.2/24".parse().unwrap(),
         label: None,
     });
-    let rep = r.apply(&spec_of(LAB, "director")).await.unwrap();
+    let rep = r.apply(&spec_of(LAB, "director"), false).await.unwrap();
     assert_eq!(rep.foreign, ["IPVS service UDP 198.18.0.200:53 (not created by this agent; left alone)"]);
     assert!(!calls(&r).iter().any(|c| c.contains("198.18.0.2/24")), "pre-existing DIP is not re-added");
     // The definition drops the service and the VIP: the agent removes what it created, only.
     let mut spec = spec_of(&LAB.replace("generation = 1", "generation = 2"), "director");
     spec.virtual_services.clear();
     spec.addresses.retain(|a| a.label.is_none());
-    let rep = r.apply(&spec).await.unwrap();
+    let rep = r.apply(&spec, false).await.unwrap();
     let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(
         actions,
@@ -160,7 +160,7 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
     );
     spec.addresses.clear();
     let spec3 = NodeSpec { generation: 3, ..spec };
-    let rep = r.apply(&spec3).await.unwrap();
+    let rep = r.apply(&spec3, false).await.unwrap();
     assert!(rep.actions.is_empty(), "the DIP was not created by the agent: {rep:#?}");
     assert_eq!(r.system().ipvs.lock().unwrap().as_ref().unwrap().len(), 1, "foreign service still there");
 }
@@ -180,7 +180,7 @@ async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lif
     });
     let agent = lvs_agent::node::Agent::new("director", sys.clone(), Store::new(dir.path()));
     let spec = spec_of(LAB, "director");
-    agent.apply(&spec, "").await.unwrap();
+    agent.apply(&spec, "", false).await.unwrap();
     let services = |s: &FakeSystem| {
         s.ipvs.lock().unwrap().as_ref().unwrap().iter().map(|x| x.service.key.to_string()).collect::<Vec<_>>()
     };
@@ -195,7 +195,7 @@ async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lif
     again.start().await.unwrap();
     assert_eq!(services(&sys).len(), 1);
     // The admin's next apply restores the service.
-    again.apply(&spec, "").await.unwrap();
+    again.apply(&spec, "", false).await.unwrap();
     assert_eq!(services(&sys).len(), 2);
 }
 
@@ -207,7 +207,7 @@ async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined
     sorry.node = "sorry".into();
     sorry.address = "198.18.0.50:80".parse().unwrap();
     spec.virtual_services[0].sorry = Some(sorry);
-    r.apply(&spec).await.unwrap();
+    r.apply(&spec, false).await.unwrap();
     let dests = |r: &Reconciler<FakeSystem>| {
         let t = r.system().ipvs.lock().unwrap();
         let mut v: Vec<(String, u32)> = t.as_ref().unwrap()[0]
@@ -263,7 +263,7 @@ async fn a_foreign_address_with_another_prefix_is_a_conflict_never_deleted() {
         label: None,
     };
     r.system().addresses.lock().unwrap().push(theirs.clone());
-    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    let e = r.apply(&spec_of(LAB, "rs1"), false).await.unwrap_err();
     assert!(matches!(e, ReconcileError::Preflight(_)), "{e}");
     assert!(e.to_string().contains("address 198.18.0.11/16 on eth0 was not created by this agent"), "{e}");
     assert!(calls(&r).is_empty(), "nothing deleted, nothing added: {:?}", calls(&r));
@@ -280,7 +280,7 @@ async fn a_foreign_default_route_is_a_conflict_never_replaced() {
         device: None,
     };
     r.system().routes.lock().unwrap().push(theirs.clone());
-    let e = r.apply(&spec_of(LAB, "rs1")).await.unwrap_err();
+    let e = r.apply(&spec_of(LAB, "rs1"), false).await.unwrap_err();
     assert!(e.to_string().contains("route 0.0.0.0/0 via 198.18.0.254 was not created by this agent"), "{e}");
     assert!(calls(&r).is_empty(), "{:?}", calls(&r));
     assert_eq!(*r.system().routes.lock().unwrap(), [theirs]);
@@ -289,7 +289,7 @@ async fn a_foreign_default_route_is_a_conflict_never_replaced() {
 #[tokio::test]
 async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
-    r.apply(&spec_of(LAB, "rs1")).await.unwrap();
+    r.apply(&spec_of(LAB, "rs1"), false).await.unwrap();
     // Generation 2 moves rs1 to a /25 and another gateway: both were the agent's, so both
     // are swapped in place rather than reported as conflicts.
     let lab2 = LAB.replace("generation = 1", "generation = 2").replacen(
@@ -298,7 +298,7 @@ async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
         1,
     );
     assert!(lab2.contains("198.18.0.11/25"), "test setup: the edit applied");
-    let rep = r.apply(&spec_of(&lab2, "rs1")).await.unwrap();
+    let rep = r.apply(&spec_of(&lab2, "rs1"), false).await.unwrap();
     assert!(rep.converged(), "{rep:#?}");
     let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(
@@ -325,4 +325,52 @@ fn the_director_spec_fixture_is_what_the_planner_makes() {
         spec_of(LAB, "director"),
         "re-make it: lvsctl -f deploy/examples/lab.toml plan --offline -o json"
     );
+}
+
+#[tokio::test]
+async fn another_tools_service_with_the_specs_key_is_adopted_only_when_asked() {
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    // keepalived's virtual server for the same VIP:port, with a real server of its own.
+    let key = lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Tcp, "198.18.0.100:80".parse().unwrap());
+    let theirs: std::net::SocketAddr = "198.18.0.99:80".parse().unwrap();
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+        service: lvs_ipvs::Service::new(key, "wlc"),
+        stats: Default::default(),
+        destinations: vec![lvs_ipvs::DestinationEntry {
+            dest: lvs_ipvs::Destination {
+                addr: theirs,
+                forward: lvs_ipvs::Forward::Route,
+                weight: 5,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            },
+            active_conns: 0,
+            inactive_conns: 0,
+            persist_conns: 0,
+            stats: Default::default(),
+        }],
+    });
+    let spec = spec_of(LAB, "director");
+    // Not asked: refused whole, nothing touched.
+    let e = r.plan(&spec, false).await.unwrap_err();
+    assert!(
+        e.to_string().contains("was not created by this agent") && e.to_string().contains("--adopt"),
+        "{e}"
+    );
+    let e = r.apply(&spec, false).await.unwrap_err();
+    assert!(matches!(e, ReconcileError::Preflight(_)), "{e}");
+    assert!(calls(&r).is_empty(), "nothing changed: {:?}", calls(&r));
+    // Asked: the plan shows the takeover, the apply makes it the definition's.
+    let p = r.plan(&spec, true).await.unwrap();
+    let words: Vec<String> = p.actions.iter().map(|a| a.change.to_string()).collect();
+    assert!(words.iter().any(|w| w.contains("delete destination 198.18.0.99:80")), "{words:?}");
+    let rep = r.apply(&spec, true).await.unwrap();
+    assert!(rep.converged(), "{rep:?}");
+    let table = r.system().ipvs.lock().unwrap().clone().unwrap();
+    let svc = table.iter().find(|s| s.service.key == key).unwrap();
+    assert_eq!(svc.service.scheduler, "rr");
+    assert!(!svc.destinations.iter().any(|d| d.dest.addr == theirs));
+    // Now it is the agent's: later applies need no --adopt.
+    assert!(r.apply(&spec, false).await.unwrap().actions.is_empty());
+    assert!(r.state().unwrap().owned.services.iter().any(|k| k.to_string() == "TCP 198.18.0.100:80"));
 }

@@ -25,7 +25,7 @@ fn failed_checks(v: &lvs_agent::node::StatusView) -> Vec<(String, String)> {
 async fn rebooted_director() -> (Arc<Agent<FakeSystem>>, Arc<FakeSystem>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let before = Agent::new("director", Arc::new(FakeSystem::new(&["eth1"], true)), Store::new(dir.path()));
-    before.apply(&spec_of("director"), "").await.unwrap();
+    before.apply(&spec_of("director"), "", false).await.unwrap();
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));
     *sys.fail_on.lock().unwrap() = Some("list addresses".into());
     let a = Agent::new("director", Arc::clone(&sys), Store::new(dir.path()));
@@ -62,7 +62,7 @@ fn owned_addresses(dir: &std::path::Path) -> usize {
 async fn a_corrupt_state_file_is_recovered_from_the_previous_copy_with_its_ownership() {
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), Store::new(dir.path()));
-    a.apply(&spec_of("rs1"), "").await.unwrap();
+    a.apply(&spec_of("rs1"), "", false).await.unwrap();
     let owned = owned_addresses(dir.path());
     assert_eq!(owned, 2, "LAN address and hidden VIP");
     let state = dir.path().join("state.json");
@@ -79,7 +79,7 @@ async fn a_corrupt_state_file_is_recovered_from_the_previous_copy_with_its_owner
     assert!(dir.path().join("state.json.corrupt").exists(), "the damaged file is kept for inspection");
     assert!(serde_json::from_slice::<serde_json::Value>(&std::fs::read(&state).unwrap()).is_ok());
     // An admin's apply acknowledges it.
-    b.apply(&spec_of("rs1"), "").await.unwrap();
+    b.apply(&spec_of("rs1"), "", false).await.unwrap();
     let failed = failed_checks(&b.status(None).await.unwrap());
     assert!(!failed.iter().any(|(c, _)| c.starts_with("state file")), "{failed:#?}");
 }
@@ -99,7 +99,7 @@ async fn a_state_file_damaged_beyond_recovery_is_reported_and_refuses_changes() 
         failed.iter().any(|(c, d)| c == "state file readable" && d.contains("no good previous copy")),
         "{failed:#?}"
     );
-    let e = a.apply(&spec_of("rs1"), "").await.unwrap_err();
+    let e = a.apply(&spec_of("rs1"), "", false).await.unwrap_err();
     assert!(e.to_string().contains("move it aside"), "{e}");
     assert!(sys.calls.lock().unwrap().is_empty(), "nothing changed");
     assert_eq!(std::fs::read(dir.path().join("state.json")).unwrap(), b"garbage", "nothing overwritten");

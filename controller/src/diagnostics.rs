@@ -52,7 +52,8 @@ impl fmt::Display for KeyPath {
 }
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Works, but probably not what was meant.
     Warning,
@@ -61,7 +62,7 @@ pub enum Severity {
 }
 
 /// A line and column, both 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Location {
     /// Line, from 1.
     pub line: usize,
@@ -69,14 +70,15 @@ pub struct Location {
     pub column: usize,
 }
 
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One finding (in JSON: `path` as the dotted text, e.g. `services[0].vip`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// Short stable rule name, e.g. `dr-port-mapping`.
     pub rule: &'static str,
     /// Key path of the offending value.
+    #[serde(serialize_with = "lvs_proto::reply::as_text")]
     pub path: KeyPath,
     /// What is wrong.
     pub message: String,
@@ -117,7 +119,7 @@ impl Diagnostic {
 }
 
 /// All findings about one file, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     /// The file as the user named it.
     pub file: String,

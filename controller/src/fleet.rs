@@ -237,26 +237,36 @@ impl Fleet {
     // layer reads a `pb::*` reply.
 
     /// Diff `spec` on `node` (changes nothing); with a `lease`, reserve its generation for
-    /// `ttl` (a zero `ttl` releases the lease).
+    /// `ttl` (a zero `ttl` releases the lease). `adopt`: see [`Fleet::apply`].
     pub async fn plan(
         &self,
         node: &str,
         spec: &NodeSpec,
         lease: &str,
         ttl: Duration,
+        adopt: bool,
     ) -> Result<Report, NodeError> {
         let req = pb::SpecRequest {
             spec: Some(spec.into()),
             lease: lease.to_string(),
             lease_ttl_ms: ttl.as_millis() as u64,
+            adopt,
         };
         let r = self.call(node, |mut c| async move { c.plan(req).await }).await?;
         decoded(Report::try_from(&r))
     }
 
-    /// Make `node` match `spec`, under `lease` (the one its plan reserved, or none).
-    pub async fn apply(&self, node: &str, spec: &NodeSpec, lease: &str) -> Result<Report, NodeError> {
-        let req = pb::SpecRequest { spec: Some(spec.into()), lease: lease.to_string(), lease_ttl_ms: 0 };
+    /// Make `node` match `spec`, under `lease` (the one its plan reserved, or none). With
+    /// `adopt`, IPVS services the spec names that another tool created become the agent's.
+    pub async fn apply(
+        &self,
+        node: &str,
+        spec: &NodeSpec,
+        lease: &str,
+        adopt: bool,
+    ) -> Result<Report, NodeError> {
+        let req =
+            pb::SpecRequest { spec: Some(spec.into()), lease: lease.to_string(), lease_ttl_ms: 0, adopt };
         let r = self.call(node, |mut c| async move { c.apply(req).await }).await?;
         decoded(Report::try_from(&r))
     }

@@ -45,6 +45,8 @@ pub const RULES: &[Rule] = &[
     // Nodes and VIPs.
     r("unknown-role", "a role other than router, director, real_server"),
     r("no-director", "no director at all"),
+    r("no-router", "no router node: its forwarding and NTP are unmanaged, verify cannot run (warning)"),
+    r("vip-on-two-directors", "one VIP held by two directors without failover: ARP flaps (warning)"),
     r("vip-on-non-director", "VIPs declared on a node that is not a director"),
     r("vip-interface-unknown", "a VIP on an interface the director does not have"),
     r("bad-label", "a VIP label that does not start with its interface or is over 15 bytes"),
@@ -67,6 +69,7 @@ pub const RULES: &[Rule] = &[
     r("bad-netmask", "a persistence netmask that is not contiguous"),
     r("duplicate-service", "two services with the same protocol, VIP and port (or mark)"),
     r("weight-range", "a weight outside 0..=65535"),
+    r("all-weights-zero", "a service whose every real server has weight 0 (warning)"),
     r("threshold-range", "connection thresholds out of range or upside down"),
     r("duplicate-real-server", "a real server twice in one service"),
     r("sorry-is-real-server", "a sorry server that is also a real server of the service"),

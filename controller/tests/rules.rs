@@ -116,6 +116,9 @@ fn dr_cannot_map_ports() {
 fn gateway_is_the_dip() {
     let t = lab_with("gateway = \"198.18.0.1\"", "gateway = \"198.18.0.2\"");
     expect(&t, "gateway-is-dip", Some(line_of(&t, "gateway = \"198.18.0.2\"")));
+    // The fix names this definition's router, not the article's address.
+    let d = errors(&t).into_iter().find(|d| d.rule == "gateway-is-dip").unwrap();
+    assert!(d.fix.contains("198.18.0.1") && !d.fix.contains("192.168"), "{}", d.fix);
 }
 
 #[test]
@@ -428,6 +431,24 @@ fn examples() -> Vec<(&'static str, String)> {
         ("real-server-no-gateway", lab_with(rs1_tail, "address = \"198.18.0.11/24\" }]\n")),
         ("unknown-role", lab_with("role = \"router\"", "role = \"switch\"")),
         ("no-director", lab_with("role = \"director\"", "role = \"real_server\"")),
+        ("no-router", lab_with("role = \"router\"", "role = \"real_server\"")),
+        (
+            "vip-on-two-directors",
+            lab_with(
+                "[[nodes]]\nname = \"rs1\"",
+                "[[nodes]]\nname = \"director2\"\nrole = \"director\"\nagent = \"198.18.0.3:7443\"\n\
+                 interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }]\n\
+                 vips = [{ address = \"198.18.0.100/32\", interface = \"eth1\", label = \"eth1:0\" }]\n\n\
+                 [[nodes]]\nname = \"rs1\"",
+            ),
+        ),
+        (
+            "all-weights-zero",
+            lab_with(
+                "{ node = \"rs1\", weight = 1 },\n  { node = \"rs2\", weight = 1 }",
+                "{ node = \"rs1\", weight = 0 },\n  { node = \"rs2\", weight = 0 }",
+            ),
+        ),
         (
             "vip-on-non-director",
             lab_with(

@@ -4,9 +4,23 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Exit statuses, as `--help` lists them (held equal to `Exit::ALL` by a test).
+pub const EXIT_HELP: &str = "\
+Exit status:
+  0  success; for status and verify: everything healthy
+  1  the definition is invalid; nothing was changed
+  2  bad usage: unknown option, node or value
+  3  a node failed, was unreachable or refused
+  4  every node answered, but something is unhealthy
+  5  apply refused by the time gate (a clock is off); nothing was changed
+  6  not confirmed (declined, or no terminal and no --yes); nothing was changed
+  7  plan --detailed-exitcode: changes are pending
+  8  a local failure: a file, the certificates, the lab
+";
+
 /// Set up and run Linux Virtual Server direct-routing (LVS-DR) web clusters.
 #[derive(Debug, Parser)]
-#[command(name = "lvsctl", version, about, long_about = None)]
+#[command(name = "lvsctl", version, about, long_about = None, after_help = EXIT_HELP)]
 pub struct Cli {
     /// Cluster definition file.
     #[arg(short = 'f', long = "file", global = true, env = "LVSCTL_FILE", default_value = "cluster.toml")]
@@ -14,8 +28,8 @@ pub struct Cli {
     /// PKI directory (default: `pki/` beside the definition file).
     #[arg(long, global = true, env = "LVSCTL_PKI")]
     pub pki: Option<PathBuf>,
-    /// Deadline of each call to each agent.
-    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long each call to each agent may take (one of the `--*-timeout` family).
+    #[arg(long = "call-timeout", visible_alias = "deadline", global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Human)]
@@ -44,7 +58,7 @@ pub enum Command {
     /// Make every node match the definition.
     Apply(ApplyArgs),
     /// The whole fleet in one table; exits non-zero when anything is unhealthy.
-    Status,
+    Status(StatusArgs),
     /// The directors' IPVS tables, in ipvsadm's vocabulary.
     #[command(subcommand)]
     Ipvs(IpvsCommand),
@@ -73,14 +87,37 @@ pub enum Command {
 
 /// `lvsctl plan`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lvsctl plan                          what apply would change, node by node\n  lvsctl plan --detailed-exitcode      exit 7 when anything would change (CI drift check)\n  lvsctl plan --offline -o json        every node's desired state, without asking the agents"
+)]
 pub struct PlanArgs {
     /// Compute the desired state from the definition alone, without asking the agents.
     #[arg(long)]
     pub offline: bool,
+    /// Exit 7 when any node has changes pending, 0 when none (as `terraform plan -detailed-exitcode`).
+    #[arg(long, conflicts_with = "offline")]
+    pub detailed_exitcode: bool,
+    /// The plan `apply --adopt` would carry out.
+    #[arg(long, conflicts_with = "offline")]
+    pub adopt: bool,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+}
+
+/// `lvsctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only these nodes (repeatable).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
 }
 
 /// `lvsctl apply`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lvsctl apply                  show the plan, check the clocks, ask, apply\n  lvsctl apply --yes            the same without asking (scripts; required without a terminal)\n  lvsctl apply --node rs1       only rs1; the others are left as they are"
+)]
 pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
@@ -91,12 +128,16 @@ pub struct ApplyArgs {
     /// Only these nodes (repeatable); the others are left as they are.
     #[arg(long = "node")]
     pub nodes: Vec<String>,
+    /// Take over IPVS services the definition names that another tool created (keepalived's,
+    /// during a migration); without it such a service refuses the apply, untouched.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// `lvsctl rollout`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// Longest wait for a drained server's active connections to end.
+    /// Longest wait for a drained server's live connections to end.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
     /// Longest wait for a changed server's health check to pass.
@@ -147,10 +188,33 @@ pub enum IpvsCommand {
     },
 }
 
-/// What `ipvs list` shows.
+/// What `ipvs list` shows, and of which services.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The view.
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Numeric output (always: accepted for ipvsadm's `-L -n` habit).
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// Only this TCP service (VIP:PORT), as `ipvsadm -L -t`.
+    #[arg(short = 't', long = "tcp-service", value_name = "VIP:PORT")]
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Only this UDP service (VIP:PORT), as `ipvsadm -L -u`.
+    #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
+    pub udp: Option<std::net::SocketAddr>,
+    /// Only this firewall-mark service, as `ipvsadm -L -f` (here `-f` is the definition file).
+    #[arg(long = "fwmark-service", value_name = "MARK")]
+    pub fwmark: Option<u32>,
+    /// Only these directors (repeatable).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+}
+
+/// One of ipvsadm's views.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
-pub struct ListArgs {
+pub struct ViewArgs {
     /// Counters.
     #[arg(long)]
     pub stats: bool,
@@ -168,12 +232,16 @@ pub struct ListArgs {
 /// `lvsctl rs ...`
 #[derive(Debug, Subcommand)]
 pub enum RsCommand {
-    /// Weight 0 on every director: no new connections; optionally wait for active ones to end.
+    /// Weight 0 on every director: no new connections; optionally wait for live ones to end.
+    #[command(
+        after_help = "Examples:\n  lvsctl rs drain rs1                        weight 0 now\n  lvsctl rs drain rs1 --drain-timeout        and wait up to 60 s for its connections to end\n  lvsctl rs drain rs1 --drain-timeout=5m     wait up to 5 minutes (`--wait` is the same option)"
+    )]
     Drain {
         /// Real server node.
         rs: String,
-        /// Wait for active connections to reach 0 (default 60s).
-        #[arg(long, num_args = 0..=1, default_missing_value = "60s", value_parser = humantime::parse_duration)]
+        /// Wait for live connections to reach 0, at most this long (60s when no value is
+        /// given; a value needs `=`, so `--drain-timeout rs1` never reads rs1 as a duration).
+        #[arg(long = "drain-timeout", visible_alias = "wait", num_args = 0..=1, require_equals = true, default_missing_value = "60s", value_parser = humantime::parse_duration)]
         wait: Option<Duration>,
     },
     /// Back to the definition's weight.

@@ -7,10 +7,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
-use lvs_controller::commands::{self, CmdError, Ctx};
+use lvs_controller::commands::{self, CmdError, Ctx, Exit};
 use lvs_controller::load::{self, Loaded};
 use lvs_controller::pki::Pki;
 use lvs_controller::{planner, render};
+use lvs_proto::spec::{Protocol, ServiceKey};
 
 use lvs_controller::load::LoadError;
 
@@ -42,14 +43,91 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         // The reader closed the pipe: it has what it wanted. Exit quietly, as `cat` does.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(CommandError::Load(LoadError::Invalid(report))) => {
-            let _ = writeln!(err, "{report}");
-            ExitCode::from(1)
+            if cli.output == Output::Json {
+                let _ = serde_json::to_writer_pretty(&mut *out, &ValidateView::of(&cli.file, None, &report));
+                let _ = writeln!(out);
+            } else {
+                let _ = writeln!(err, "{report}");
+            }
+            Exit::Invalid.into()
         }
         Err(e) => {
             let _ = writeln!(err, "lvsctl: {e}");
-            ExitCode::from(2)
+            e.exit().into()
         }
     }
+}
+
+impl CommandError {
+    /// The exit status of this failure.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CommandError::Load(LoadError::Invalid(_)) => Exit::Invalid,
+            CommandError::Cmd(CmdError::Usage(_) | CmdError::Placement(_)) => Exit::Usage,
+            CommandError::Load(_)
+            | CommandError::Io(_)
+            | CommandError::Json(_)
+            | CommandError::Cmd(_)
+            | CommandError::Pki(_)
+            | CommandError::Lab(_) => Exit::Local,
+        }
+    }
+}
+
+/// `validate -o json`: the verdict and every finding.
+#[derive(Debug, serde::Serialize)]
+pub struct ValidateView<'a> {
+    /// The definition.
+    pub file: String,
+    /// No errors.
+    pub valid: bool,
+    /// Cluster name, generation and sizes, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSummary>,
+    /// Errors and warnings.
+    pub diagnostics: &'a [lvs_controller::diagnostics::Diagnostic],
+}
+
+/// What `validate` says of a valid cluster.
+#[derive(Debug, serde::Serialize)]
+pub struct ClusterSummary {
+    /// Name.
+    pub name: String,
+    /// Generation.
+    pub generation: u64,
+    /// Nodes.
+    pub nodes: usize,
+    /// Services.
+    pub services: usize,
+}
+
+impl<'a> ValidateView<'a> {
+    fn of(
+        file: &std::path::Path,
+        cluster: Option<&lvs_controller::model::Cluster>,
+        report: &'a lvs_controller::diagnostics::Report,
+    ) -> Self {
+        ValidateView {
+            file: file.display().to_string(),
+            valid: report.error_count() == 0,
+            cluster: cluster.map(|c| ClusterSummary {
+                name: c.name.clone(),
+                generation: c.generation,
+                nodes: c.nodes.len(),
+                services: c.services.len(),
+            }),
+            diagnostics: &report.diagnostics,
+        }
+    }
+}
+
+/// Commands whose output is not data (a shell script, roff, TOML, a live transcript)
+/// refuse `-o json` instead of ignoring it.
+fn no_json(cli: &Cli, what: &str) -> Result<(), CommandError> {
+    if cli.output == Output::Json {
+        return Err(CmdError::Usage(format!("{what} does not take -o json")).into());
+    }
+    Ok(())
 }
 
 /// Failures of a command as a whole (a node's failure is in the command's output).
@@ -81,15 +159,21 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Validate => validate(cli, out, err),
         Command::Plan(a) => a.exec(cli, out, err),
         Command::Apply(a) => a.exec(cli, out, err),
-        Command::Status => fleet(cli, err, |c| async move { commands::status::status(&c, out).await }),
+        Command::Status(a) => {
+            fleet(cli, err, |c| async move { commands::status::status(&c, &a.nodes, out).await })
+        }
         Command::Ipvs(a) => a.exec(cli, out, err),
         Command::Rs(a) => a.exec(cli, out, err),
         Command::Rollout(a) => a.exec(cli, out, err),
         Command::Verify(a) => a.exec(cli, out, err),
         Command::Events(a) => a.exec(cli, out, err),
         Command::Pki(a) => a.exec(cli, out),
-        Command::Lab(a) => Ok(lvs_lab::run(&cli.file, a, out)?),
+        Command::Lab(a) => {
+            no_json(cli, "lab")?;
+            Ok(lvs_lab::run(&cli.file, a, out)?)
+        }
         Command::Completions { shell } => {
+            no_json(cli, "completions (a shell script)")?;
             // (generate panics on a write error; a buffer cannot fail, the pipe can)
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "lvsctl", &mut buf);
@@ -97,6 +181,7 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
+            no_json(cli, "man (roff)")?;
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -134,6 +219,15 @@ where
 }
 
 fn validate(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+    if cli.output == Output::Json {
+        let loaded = load::load_file(&cli.file)?;
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &ValidateView::of(&cli.file, Some(&loaded.cluster), &loaded.report),
+        )?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let loaded = loaded(cli, err)?;
     let c = &loaded.cluster;
     writeln!(
@@ -152,7 +246,12 @@ fn validate(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitC
 impl PlanArgs {
     fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
         if !self.offline {
-            return fleet(cli, err, |c| async move { commands::apply::plan(&c, out).await });
+            let opts =
+                commands::apply::PlanOptions { detailed_exitcode: self.detailed_exitcode, adopt: self.adopt };
+            return fleet(cli, err, |mut c| async move {
+                only(&mut c, &self.nodes)?;
+                commands::apply::plan(&c, opts, out).await
+            });
         }
         let loaded = loaded(cli, err)?;
         let specs = planner::plan(&loaded.cluster);
@@ -178,16 +277,26 @@ impl PlanArgs {
     }
 }
 
+/// Keep only `nodes`' specs (all when empty); an unknown name is a usage error.
+fn only(c: &mut Ctx, nodes: &[String]) -> Result<(), CmdError> {
+    if let Some(n) = nodes.iter().find(|n| c.spec(n).is_none()) {
+        return Err(CmdError::Usage(format!("no node `{n}` in {}", c.file.display())));
+    }
+    if !nodes.is_empty() {
+        c.specs.retain(|s| nodes.contains(&s.node));
+    }
+    Ok(())
+}
+
 impl ApplyArgs {
     fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
-        let opts = commands::apply::ApplyOptions { yes: self.yes, ignore_clock: self.ignore_clock };
+        let opts = commands::apply::ApplyOptions {
+            yes: self.yes,
+            ignore_clock: self.ignore_clock,
+            adopt: self.adopt,
+        };
         fleet(cli, err, |mut c| async move {
-            if !self.nodes.is_empty() {
-                if let Some(n) = self.nodes.iter().find(|n| c.spec(n).is_none()) {
-                    return Err(CmdError::Usage(format!("no node `{n}` in {}", c.file.display())));
-                }
-                c.specs.retain(|s| self.nodes.contains(&s.node));
-            }
+            only(&mut c, &self.nodes)?;
             commands::apply::apply(&c, opts, out).await
         })
     }
@@ -196,17 +305,29 @@ impl ApplyArgs {
 impl ListArgs {
     fn view(&self) -> commands::ipvs::View {
         use commands::ipvs::View;
-        if self.stats {
+        let v = &self.view;
+        if v.stats {
             View::Stats
-        } else if self.rate {
+        } else if v.rate {
             View::Rate
-        } else if self.timeout {
+        } else if v.timeout {
             View::Timeout
-        } else if self.connections {
+        } else if v.connections {
             View::Connections
         } else {
             View::Table
         }
+    }
+
+    /// Which services and directors, as `ipvsadm -L -t|-u|-f` and `--node` say.
+    fn filter(&self) -> commands::ipvs::Filter {
+        let service = match (self.tcp, self.udp, self.fwmark) {
+            (Some(a), _, _) => Some(ServiceKey::Addr { protocol: Protocol::Tcp, address: a }),
+            (_, Some(a), _) => Some(ServiceKey::Addr { protocol: Protocol::Udp, address: a }),
+            (_, _, Some(mark)) => Some(ServiceKey::Fwmark { mark, ipv6: false }),
+            _ => None,
+        };
+        commands::ipvs::Filter { service, directors: self.nodes.clone() }
     }
 }
 
@@ -215,15 +336,17 @@ impl IpvsCommand {
         use commands::ipvs::{self, View};
         match self {
             IpvsCommand::List(a) => {
-                fleet(cli, err, |c| async move { ipvs::list(&c, a.view(), false, out).await })
+                let filter = a.filter();
+                fleet(cli, err, |c| async move { ipvs::list(&c, a.view(), false, &filter, out).await })
             }
-            IpvsCommand::Save => {
-                fleet(cli, err, |c| async move { ipvs::list(&c, View::Table, true, out).await })
-            }
+            IpvsCommand::Save => fleet(cli, err, |c| async move {
+                ipvs::list(&c, View::Table, true, &ipvs::Filter::default(), out).await
+            }),
             IpvsCommand::Clear { yes } => {
                 fleet(cli, err, |c| async move { ipvs::clear(&c, *yes, out).await })
             }
             IpvsCommand::Restore { input } => {
+                no_json(cli, "ipvs restore (it writes TOML for a definition)")?;
                 let text = if input.as_os_str() == "-" {
                     std::io::read_to_string(std::io::stdin())?
                 } else {
@@ -279,12 +402,9 @@ impl PkiCommand {
     fn exec(&self, cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, CommandError> {
         let loaded = load::load_file(&cli.file)?;
         let pki = Pki::new(pki_dir(cli));
+        let mut written = Vec::new();
         match self {
-            PkiCommand::Init { force } => {
-                for f in pki.init(&loaded.cluster.name, *force)? {
-                    writeln!(out, "wrote {}", f.display())?;
-                }
-            }
+            PkiCommand::Init { force } => written.extend(pki.init(&loaded.cluster.name, *force)?),
             PkiCommand::Issue { nodes, force } => {
                 let all: Vec<String> = loaded.cluster.nodes.iter().map(|n| n.name.clone()).collect();
                 let nodes = if nodes.is_empty() { all.clone() } else { nodes.clone() };
@@ -293,8 +413,17 @@ impl PkiCommand {
                 }
                 for n in &nodes {
                     let pair = pki.issue_agent(n, *force)?;
-                    writeln!(out, "wrote {} {}", pair.cert.display(), pair.key.display())?;
+                    written.extend([pair.cert, pair.key]);
                 }
+            }
+        }
+        if cli.output == Output::Json {
+            let files: Vec<String> = written.iter().map(|f| f.display().to_string()).collect();
+            serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "written": files }))?;
+            writeln!(out)?;
+        } else {
+            for f in &written {
+                writeln!(out, "wrote {}", f.display())?;
             }
         }
         Ok(ExitCode::SUCCESS)

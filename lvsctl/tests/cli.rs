@@ -28,7 +28,7 @@ fn help_snapshots() {
 fn fleet_commands_without_a_pki_say_how_to_make_one() {
     let dir = tempfile::tempdir().unwrap();
     let o = lvsctl(&["-f", "../deploy/examples/lab.toml", "--pki", dir.path().to_str().unwrap(), "status"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(8), "a local failure");
     assert!(text(&o.stderr).contains("lvsctl pki init"), "{}", text(&o.stderr));
 }
 
@@ -121,7 +121,7 @@ fn file_comes_from_env_and_missing_file_is_clear() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 4);
     let o = lvsctl(&["validate", "-f", "/nonexistent/cluster.toml"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(8), "a local failure");
     assert!(text(&o.stderr).contains("cannot read definition /nonexistent/cluster.toml"));
 }
 
@@ -188,4 +188,88 @@ fn a_closed_pipe_ends_lvsctl_quietly() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         assert!(o.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
+}
+
+#[test]
+fn every_command_honours_json_or_refuses_it() {
+    // validate: the verdict as JSON, for a valid and an invalid definition.
+    let o = lvsctl(&["-f", "../deploy/examples/lab.toml", "validate", "-o", "json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["cluster"]["nodes"], 4);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let lab = include_str!("../../deploy/examples/lab.toml");
+    std::fs::write(&bad, lab.replace("scheduler = \"rr\"", "scheduler = \"nope\"")).unwrap();
+    let o = lvsctl(&["-f", bad.to_str().unwrap(), "validate", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let d = &v["diagnostics"][0];
+    assert_eq!(
+        (d["rule"].as_str(), d["severity"].as_str()),
+        (Some("unknown-scheduler"), Some("error")),
+        "{v:#}"
+    );
+    assert_eq!(d["path"], "services[0].scheduler");
+    // pki: the files written.
+    let def = dir.path().join("cluster.toml");
+    std::fs::write(&def, lab).unwrap();
+    let o = lvsctl(&["-f", def.to_str().unwrap(), "pki", "init", "-o", "json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["written"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().ends_with("ca.pem")), "{v}");
+    // Output that is not data refuses -o json instead of ignoring it.
+    for args in [&["completions", "bash"][..], &["man"], &["ipvs", "restore", "-"], &["lab", "down"]] {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let o = lvsctl(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}");
+        assert!(text(&o.stderr).contains("does not take -o json"), "{a:?}: {}", text(&o.stderr));
+        assert!(o.stdout.is_empty(), "{a:?}");
+    }
+}
+
+#[test]
+fn help_lists_every_exit_status() {
+    let help = text(&lvsctl(&["--help"]).stdout);
+    let table = lvs_controller::commands::exit::table();
+    assert!(help.contains(&format!("Exit status:\n{table}")), "{help}");
+    assert_eq!(lvsctl::cli::EXIT_HELP, format!("Exit status:\n{table}"));
+}
+
+#[test]
+fn habits_from_ipvsadm_and_kubectl_parse() {
+    use clap::Parser;
+    use lvsctl::cli::{Cli, Command, IpvsCommand, RsCommand};
+    // `--wait rs1`: rs1 is the server, the wait its default (a value needs `=`).
+    let c = Cli::try_parse_from(["lvsctl", "rs", "drain", "--wait", "rs1"]).unwrap();
+    let Command::Rs(RsCommand::Drain { rs, wait }) = c.command else { panic!() };
+    assert_eq!((rs.as_str(), wait), ("rs1", Some(std::time::Duration::from_secs(60))));
+    let c = Cli::try_parse_from(["lvsctl", "rs", "drain", "rs1", "--drain-timeout=5m"]).unwrap();
+    let Command::Rs(RsCommand::Drain { wait, .. }) = c.command else { panic!() };
+    assert_eq!(wait, Some(std::time::Duration::from_secs(300)));
+    // ipvsadm's `-L -n -t VIP:PORT`, and a director filter.
+    let c = Cli::try_parse_from([
+        "lvsctl",
+        "ipvs",
+        "list",
+        "-n",
+        "-t",
+        "198.18.0.100:80",
+        "--node",
+        "director",
+        "--stats",
+    ])
+    .unwrap();
+    let Command::Ipvs(IpvsCommand::List(a)) = c.command else { panic!() };
+    assert!(a.numeric && a.view.stats && a.nodes == ["director"]);
+    assert_eq!(a.tcp, Some("198.18.0.100:80".parse().unwrap()));
+    // One family of waits: --call-timeout (alias --deadline), --drain-timeout, --health-timeout.
+    let c = Cli::try_parse_from(["lvsctl", "--deadline", "5s", "status", "--node", "rs1"]).unwrap();
+    assert_eq!(c.deadline, std::time::Duration::from_secs(5));
+    assert!(
+        Cli::try_parse_from(["lvsctl", "--call-timeout", "5s", "rollout", "--drain-timeout", "1m"]).is_ok()
+    );
 }

@@ -154,7 +154,7 @@ fn main() {
     for n in [1usize, 4, 50, 500] {
         let row = rt.block_on(async {
             let bed = fleetbed(n).await;
-            let opts = apply::ApplyOptions { yes: true, ignore_clock: false };
+            let opts = apply::ApplyOptions { yes: true, ignore_clock: false, adopt: false };
             let done = [ExitCode::SUCCESS];
             // The fake nodes have no httpd and the host no IPVS modules: status reports them
             // unhealthy (4), which still means every agent answered.
@@ -168,7 +168,8 @@ fn main() {
                     timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts, o).await.unwrap()).await,
                 );
                 stat.push(
-                    timed("status", &answered, async |o| status::status(&bed.ctx(), o).await.unwrap()).await,
+                    timed("status", &answered, async |o| status::status(&bed.ctx(), &[], o).await.unwrap())
+                        .await,
                 );
             }
             (n, first, median(again), median(stat))
@@ -187,7 +188,7 @@ fn main() {
 }
 
 fn status_unhealthy() -> u8 {
-    lvs_controller::commands::EXIT_UNHEALTHY
+    lvs_controller::commands::Exit::Unhealthy.code()
 }
 
 fn ms(d: Duration) -> f64 {

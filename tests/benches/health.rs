@@ -114,7 +114,7 @@ fn main() {
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));
     let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
     let (probes, used, window) = rt.block_on(async {
-        let r = agent.apply(&spec(200, 1000, 500, 2, 3), "").await.unwrap();
+        let r = agent.apply(&spec(200, 1000, 500, 2, 3), "", false).await.unwrap();
         assert!(r.converged());
         tokio::time::sleep(Duration::from_secs(2)).await; // every task has started
         let before = (
@@ -144,7 +144,7 @@ fn main() {
         let sys = Arc::new(FakeSystem::new(&["eth1"], true));
         let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
         let (first, all) = rt.block_on(async {
-            agent.apply(&spec(dests, 200, 100, 2, 3), "").await.unwrap();
+            agent.apply(&spec(dests, 200, 100, 2, 3), "", false).await.unwrap();
             tokio::time::sleep(Duration::from_millis(800)).await;
             assert!(weights(&sys).iter().all(|w| *w == 1));
             let t0 = Instant::now();

@@ -33,6 +33,18 @@ fn actions(v: &serde_json::Value) -> usize {
 fn agents_apply_the_articles_settings_over_mtls() {
     let Some(lab) = Lab::up_as_root("nsa", LAB) else { return };
     let nodes = ["--node", "router", "--node", "rs1", "--node", "rs2"];
+    // A script without a terminal and without --yes is told so; nothing changes (exit 6).
+    let mut a = vec!["apply"];
+    a.extend(nodes);
+    let o = lab.lvsctl(&a);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(text(&o).contains("stdin is not a terminal: pass --yes"), "{}", text(&o));
+    assert!(!has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, None), "nothing changed");
+    // CI's drift check: changes pending → 7.
+    let mut p = vec!["plan", "--detailed-exitcode"];
+    p.extend(nodes);
+    let o = lab.lvsctl(&p);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
     // The director cannot have its IPVS services on this kernel: refused whole, nothing changed.
     let o = lab.lvsctl(&["apply", "--yes", "--node", "director"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -41,9 +53,17 @@ fn agents_apply_the_articles_settings_over_mtls() {
 
     let mut a = vec!["apply", "--yes"];
     a.extend(nodes);
+    // `-o json`: stdout is one JSON document and nothing else (json() parses all of it).
     let (ok, v) = lab.json(&a);
     assert!(ok, "{v:#}");
     assert!(v.as_array().unwrap().iter().all(|n| n["converged"] == true), "{v:#}");
+    // Converged (the director aside, which this kernel cannot serve): no drift on these.
+    assert_eq!(lab.lvsctl(&p).status.code(), Some(0), "nothing pending after the apply");
+    let (_, st) = lab.json(&["status", "--node", "rs1", "--node", "rs2"]);
+    let shown: Vec<&str> =
+        st["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap()).collect();
+    assert_eq!(shown, ["rs1", "rs2"], "status --node shows those nodes only");
+    assert_eq!(lab.lvsctl(&["status", "--node", "nosuch"]).status.code(), Some(2));
 
     // Router: both legs, forwarding on.
     let r = addrs(&lab, "router");
@@ -188,7 +208,7 @@ fn the_time_gate_refuses_a_skewed_clock_unless_overridden() {
     std::thread::sleep(Duration::from_millis(200));
     let a = ["apply", "--yes", "--node", "rs1", "--node", "rs2"];
     let o = lab.lvsctl(&a);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(5), "a time-gate refusal has its own status: {}", text(&o));
     let t = text(&o);
     assert!(
         t.contains("refused by the time gate")

@@ -9,9 +9,18 @@ use std::process::ExitCode;
 use lvs_proto::reply::{Outcome, Report};
 use serde::Serialize;
 
-use super::{CmdError, Ctx, EXIT_NODE_FAILED, confirm, exit, json};
+use super::{CmdError, Confirmed, Ctx, Exit, confirm, exit, json, say};
 use crate::fleet::NodeError;
 use crate::ops::{NodeResult, specs};
+
+/// Options of `plan`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Exit with [`Exit::ChangesPending`] when any node has changes (for CI drift checks).
+    pub detailed_exitcode: bool,
+    /// Show the plan as `apply --adopt` would make it.
+    pub adopt: bool,
+}
 
 /// Options of `apply`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,6 +29,8 @@ pub struct ApplyOptions {
     pub yes: bool,
     /// Apply even when clocks are off.
     pub ignore_clock: bool,
+    /// Take over IPVS services the definition names that another tool created.
+    pub adopt: bool,
 }
 
 /// One node's report as `-o json` prints it.
@@ -69,13 +80,14 @@ fn print_plan(out: &mut dyn Write, plans: &[NodeResult<Report>]) -> std::io::Res
 }
 
 /// `lvsctl plan`: every node's diff; changes nothing.
-pub async fn plan(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let plans = specs::plan_all(ctx, "").await;
+pub async fn plan(ctx: &Ctx, opts: PlanOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    let plans = specs::plan_all(ctx, "", opts.adopt).await;
     let ok = plans.iter().all(|(_, r)| r.is_ok());
+    let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
     if ctx.json {
         json(out, &reports_view(&plans))?;
     } else {
-        let changes = print_plan(out, &plans)?;
+        print_plan(out, &plans)?;
         writeln!(
             out,
             "plan: {changes} change(s) on {} node(s) for generation {}",
@@ -83,13 +95,19 @@ pub async fn plan(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> 
             ctx.cluster.generation
         )?;
     }
-    Ok(exit(ok, EXIT_NODE_FAILED))
+    Ok(if !ok {
+        Exit::NodeFailed.into()
+    } else if opts.detailed_exitcode && changes > 0 {
+        Exit::ChangesPending.into()
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `lvsctl apply`.
 pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
     let lease = specs::new_lease();
-    let plans = specs::plan_all(ctx, &lease).await;
+    let plans = specs::plan_all(ctx, &lease, opts.adopt).await;
     if !ctx.json {
         print_plan(out, &plans)?;
     }
@@ -99,32 +117,45 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             json(out, &reports_view(&plans))?;
         }
         specs::release(ctx, &lease).await;
-        writeln!(out, "apply: nothing was changed: {} could not plan", failed.join(", "))?;
-        return Ok(ExitCode::from(EXIT_NODE_FAILED));
+        say(ctx, out, &format!("apply: nothing was changed: {} could not plan", failed.join(", ")))?;
+        return Ok(Exit::NodeFailed.into());
     }
     let bad = specs::clock_problems(ctx).await;
     if !bad.is_empty() {
         if !opts.ignore_clock {
-            writeln!(out, "apply: refused by the time gate, nothing was changed:")?;
+            say(ctx, out, "apply: refused by the time gate, nothing was changed:")?;
             for b in &bad {
-                writeln!(out, "  {b}")?;
+                say(ctx, out, &format!("  {b}"))?;
             }
-            writeln!(out, "fix the clocks (sync to {}) or pass --ignore-clock", ctx.cluster.time.ntp_server)?;
+            say(
+                ctx,
+                out,
+                &format!("fix the clocks (sync to {}) or pass --ignore-clock", ctx.cluster.time.ntp_server),
+            )?;
             specs::release(ctx, &lease).await;
-            return Ok(ExitCode::from(EXIT_NODE_FAILED));
+            return Ok(Exit::TimeGate.into());
         }
         for b in &bad {
-            writeln!(out, "warning: {b} (--ignore-clock)")?;
+            say(ctx, out, &format!("warning: {b} (--ignore-clock)"))?;
         }
     }
     let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
-    if changes > 0 && !opts.yes && !confirm(&format!("apply {changes} change(s) to {} node(s)?", plans.len()))
-    {
-        specs::release(ctx, &lease).await;
-        writeln!(out, "apply: cancelled, nothing was changed")?;
-        return Ok(ExitCode::from(1));
+    if changes > 0 && !opts.yes {
+        let why = match confirm(&format!("apply {changes} change(s) to {} node(s)?", plans.len())) {
+            Confirmed::Yes => None,
+            Confirmed::Declined => Some("apply: declined, nothing was changed".to_string()),
+            Confirmed::NoTerminal => Some(format!(
+                "apply: {changes} change(s) need confirmation and stdin is not a terminal: \
+                 pass --yes (see them with `lvsctl plan`); nothing was changed"
+            )),
+        };
+        if let Some(why) = why {
+            specs::release(ctx, &lease).await;
+            say(ctx, out, &why)?;
+            return Ok(Exit::NotConfirmed.into());
+        }
     }
-    let results = apply_printing(ctx, &lease, out).await?;
+    let results = apply_printing(ctx, &lease, opts.adopt, out).await?;
     let ok = results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
     if ctx.json {
         json(out, &reports_view(&results))?;
@@ -145,17 +176,18 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             writeln!(out, "apply: NOT converged on {}", bad.join(", "))?;
         }
     }
-    Ok(exit(ok, EXIT_NODE_FAILED))
+    Ok(exit(ok, Exit::NodeFailed))
 }
 
 /// [`specs::apply_all`], printing each node's outcome as it arrives (text output).
 pub async fn apply_printing(
     ctx: &Ctx,
     lease: &str,
+    adopt: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<NodeResult<Report>>, CmdError> {
     let mut written = Ok(());
-    let results = specs::apply_all(ctx, lease, |(n, r)| {
+    let results = specs::apply_all(ctx, lease, adopt, |(n, r)| {
         if !ctx.json && written.is_ok() {
             written = print_report(out, n, r, "converged", false);
         }

@@ -92,6 +92,8 @@ pub async fn events(
                 writeln!(out, "{line}")
             }
             Item::Event(e) => writeln!(out, "{} {} {}: {}", when(e.unix_ms), e.node, e.kind, e.message),
+            // With -o json stdout holds only events (one JSON object a line).
+            Item::Lost(n, why) if ctx.json => writeln!(std::io::stderr(), "# {n}: {why}; retrying in 2 s"),
             Item::Lost(n, why) => writeln!(out, "# {n}: {why}; retrying in 2 s"),
         };
         if let Err(e) = r.and_then(|_| out.flush()) {

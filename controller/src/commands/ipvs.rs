@@ -8,7 +8,7 @@ use lvs_proto::reply::{IpvsTable, Stats, TableService};
 use lvs_proto::spec::{Role, ServiceKey};
 use serde::Serialize;
 
-use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
+use super::{CmdError, Ctx, Exit, exit, json};
 use crate::fleet::NodeError;
 use crate::ops::tables;
 
@@ -154,9 +154,36 @@ pub struct NodeTable<'a> {
     pub error: Option<&'a NodeError>,
 }
 
+/// Which services and directors `ipvs list` shows (all by default).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this service (`-t`, `-u`, `-f`).
+    pub service: Option<ServiceKey>,
+    /// Only these directors (`--node`).
+    pub directors: Vec<String>,
+}
+
 /// `lvsctl ipvs list` and `lvsctl ipvs save`.
-pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let res = tables::tables(ctx, view == View::Connections).await;
+pub async fn list(
+    ctx: &Ctx,
+    view: View,
+    save: bool,
+    filter: &Filter,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
+    let directors = ctx.nodes_with(Role::Director);
+    if let Some(n) = filter.directors.iter().find(|n| !directors.contains(n)) {
+        return Err(CmdError::Usage(format!("`{n}` is not a director of {}", ctx.file.display())));
+    }
+    let mut res = tables::tables(ctx, view == View::Connections).await;
+    res.retain(|(n, _)| filter.directors.is_empty() || filter.directors.contains(n));
+    if let Some(k) = filter.service {
+        for t in res.iter_mut().filter_map(|(_, r)| r.as_mut().ok()) {
+            t.services.retain(|s| s.key == k);
+            t.connections
+                .retain(|c| matches!(k, ServiceKey::Addr { address, .. } if c.virtual_address == address));
+        }
+    }
     let ok = res.iter().all(|(_, r)| r.is_ok());
     if ctx.json {
         let v: Vec<NodeTable> = res
@@ -164,7 +191,7 @@ pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Res
             .map(|(node, r)| NodeTable { node, table: r.as_ref().ok(), error: r.as_ref().err() })
             .collect();
         json(out, &v)?;
-        return Ok(exit(ok, EXIT_NODE_FAILED));
+        return Ok(exit(ok, Exit::NodeFailed));
     }
     let many = res.len() > 1;
     for (n, r) in &res {
@@ -178,21 +205,33 @@ pub async fn list(ctx: &Ctx, view: View, save: bool, out: &mut dyn Write) -> Res
             Err(e) => writeln!(out, "# {n}: FAILED {e}")?,
         }
     }
-    Ok(exit(ok, EXIT_NODE_FAILED))
+    Ok(exit(ok, Exit::NodeFailed))
 }
 
 /// `lvsctl ipvs clear`: every director withdraws the IPVS services it manages (services
 /// it did not create stay) until the next `lvsctl apply`.
 pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
     let directors = ctx.nodes_with(Role::Director);
-    if !yes
-        && !super::confirm(&format!(
+    if !yes {
+        let q = format!(
             "withdraw the managed IPVS services on {}? traffic to their VIPs stops until `lvsctl apply`",
             directors.join(", ")
-        ))
-    {
-        writeln!(out, "ipvs clear: cancelled, nothing was changed")?;
-        return Ok(ExitCode::from(1));
+        );
+        match super::confirm(&q) {
+            super::Confirmed::Yes => {}
+            super::Confirmed::Declined => {
+                super::say(ctx, out, "ipvs clear: declined, nothing was changed")?;
+                return Ok(Exit::NotConfirmed.into());
+            }
+            super::Confirmed::NoTerminal => {
+                super::say(
+                    ctx,
+                    out,
+                    "ipvs clear: needs confirmation and stdin is not a terminal: pass --yes",
+                )?;
+                return Ok(Exit::NotConfirmed.into());
+            }
+        }
     }
     let res = tables::clear_all(ctx).await;
     let ok = res.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
@@ -203,7 +242,7 @@ pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode
             super::apply::print_report(out, n, r, "cleared", true)?;
         }
     }
-    Ok(exit(ok, EXIT_NODE_FAILED))
+    Ok(exit(ok, Exit::NodeFailed))
 }
 
 /// `ipvsadm -S` text as `[[services]]` of a definition (see [`crate::ipvsadm::to_definition`]).

@@ -7,16 +7,14 @@ pub use crate::ops::Ctx;
 
 pub mod apply;
 pub mod events;
+pub mod exit;
 pub mod ipvs;
 pub mod rollout;
 pub mod rs;
 pub mod status;
 pub mod verify;
 
-/// Exit code: a node failed, was unreachable or refused.
-pub const EXIT_NODE_FAILED: u8 = 3;
-/// Exit code: the fleet is reachable but something is unhealthy.
-pub const EXIT_UNHEALTHY: u8 = 4;
+pub use exit::Exit;
 
 /// A command's failure as a whole (node-level failures are reported in its output).
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +40,41 @@ pub fn json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<(), CmdErr
     Ok(())
 }
 
-/// `0` when `ok`, else `code`.
-pub fn exit(ok: bool, code: u8) -> ExitCode {
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(code) }
+/// `0` when `ok`, else `e`.
+pub fn exit(ok: bool, e: Exit) -> ExitCode {
+    exit::unless(ok, e)
 }
 
-/// Ask a yes/no question on the terminal; anything but `y`/`yes` is no.
-pub fn confirm(question: &str) -> bool {
+/// The answer to a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Yes.
+    Yes,
+    /// Declined at the prompt.
+    Declined,
+    /// No terminal to ask on (and no `--yes`).
+    NoTerminal,
+}
+
+/// Ask a yes/no question on the terminal; anything but `y`/`yes` is no. Without a terminal
+/// on stdin nothing is asked: a script must say `--yes`.
+pub fn confirm(question: &str) -> Confirmed {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Confirmed::NoTerminal;
+    }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+    if std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes") {
+        Confirmed::Yes
+    } else {
+        Confirmed::Declined
+    }
+}
+
+/// A sentence for the admin: on `out` with text output, on stderr with `-o json` (stdout then
+/// holds one JSON document and nothing else).
+pub fn say(ctx: &Ctx, out: &mut dyn Write, line: &str) -> std::io::Result<()> {
+    if ctx.json { writeln!(std::io::stderr(), "{line}") } else { writeln!(out, "{line}") }
 }

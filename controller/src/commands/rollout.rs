@@ -23,7 +23,7 @@ use lvs_proto::reply::{NodeStatus, Outcome, Report};
 use lvs_proto::spec::{Role, ServiceKey};
 use serde::{Deserialize, Serialize};
 
-use super::{CmdError, Ctx, EXIT_NODE_FAILED};
+use super::{CmdError, Ctx, Exit};
 use crate::ops::weights::{Placement, placements, set_weight, wait_drained};
 use crate::ops::{NodeResult, specs, tables};
 
@@ -92,13 +92,19 @@ fn save(path: &std::path::Path, p: &Progress) -> std::io::Result<()> {
 
 /// Run it, renewing the rollout's lease on every node for as long as it runs.
 pub async fn rollout(ctx: &Ctx, opts: RolloutOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    if ctx.json {
+        return Err(CmdError::Usage(format!(
+            "rollout reports step by step and has no -o json; its progress is JSON in {}",
+            progress_path(ctx).display()
+        )));
+    }
     let lease = std::sync::Mutex::new(String::new());
     let renew = async {
         loop {
             tokio::time::sleep(LEASE_RENEW).await;
             let id = lease.lock().expect("lease").clone();
             if !id.is_empty() {
-                let renewed = specs::plan_all(ctx, &id).await;
+                let renewed = specs::plan_all(ctx, &id, false).await;
                 for (n, r) in renewed.iter().filter(|(_, r)| r.is_err()) {
                     tracing::warn!(node = %n, error = ?r.as_ref().err(), "rollout lease not renewed");
                 }
@@ -326,12 +332,12 @@ async fn run(
     run.save()?;
     let lease = run.progress.lease.clone();
     *lease_cell.lock().expect("lease") = lease.clone();
-    let plans = specs::plan_all(ctx, &lease).await;
+    let plans = specs::plan_all(ctx, &lease, false).await;
     if let Some((n, Err(e))) = plans.iter().find(|(_, r)| r.is_err()) {
         specs::release(ctx, &lease).await;
         let _ = std::fs::remove_file(&run.path);
         writeln!(out, "rollout: nothing was changed: {n}: {e}")?;
-        return Ok(ExitCode::from(EXIT_NODE_FAILED));
+        return Ok(Exit::NodeFailed.into());
     }
     let live = live_weights(ctx).await?;
     let statuses = live_states(ctx).await?;
@@ -360,7 +366,7 @@ async fn run(
             }
             Turn::Roll(present) => {
                 if !run.roll(rs, &s, present, out).await? {
-                    return Ok(ExitCode::from(EXIT_NODE_FAILED));
+                    return Ok(Exit::NodeFailed.into());
                 }
             }
         }
@@ -380,17 +386,17 @@ async fn finish(
 ) -> Result<ExitCode, CmdError> {
     let ctx = run.ctx;
     writeln!(out, "rollout: applying generation {} to the rest", ctx.cluster.generation)?;
-    let res: Vec<NodeResult<Report>> = super::apply::apply_printing(ctx, lease, out).await?;
+    let res: Vec<NodeResult<Report>> = super::apply::apply_printing(ctx, lease, false, out).await?;
     if let Some((n, r)) = res.iter().find(|(_, r)| !r.as_ref().is_ok_and(|r| r.converged)) {
         let why = r.as_ref().err().map_or_else(|| "not converged".to_string(), ToString::to_string);
         writeln!(out, "rollout: {n}: {why}; run `lvsctl rollout` again to resume")?;
-        return Ok(ExitCode::from(EXIT_NODE_FAILED));
+        return Ok(Exit::NodeFailed.into());
     }
     for (rs, places) in rolled {
         for (p, r) in set_weight(ctx, places, None).await {
             if let Err(e) = r {
                 writeln!(out, "{rs}: clearing live weight on {}: {e}", p.director)?;
-                return Ok(ExitCode::from(EXIT_NODE_FAILED));
+                return Ok(Exit::NodeFailed.into());
             }
         }
     }
@@ -447,7 +453,7 @@ async fn step(
     let took = wait_drained(ctx, present, opts.drain_timeout).await.map_err(before)?;
     let _ = writeln!(out, "{rs}: drained in {:.1} s; applying", took.as_secs_f64());
     let spec = ctx.spec(rs).ok_or_else(|| after(format!("{rs} has no spec")))?;
-    let rep = ctx.fleet.apply(rs, spec, lease).await.map_err(|e| after(format!("apply: {e}")))?;
+    let rep = ctx.fleet.apply(rs, spec, lease, false).await.map_err(|e| after(format!("apply: {e}")))?;
     if !rep.converged {
         let failed: Vec<String> = rep
             .actions

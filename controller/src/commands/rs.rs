@@ -10,7 +10,7 @@ use lvs_proto::reply::{WeightReply, as_text};
 use lvs_proto::spec::ServiceKey;
 use serde::Serialize;
 
-use super::{CmdError, Ctx, EXIT_NODE_FAILED, exit, json};
+use super::{CmdError, Ctx, Exit, exit, json};
 use crate::fleet::NodeError;
 use crate::ops::weights::{placements, set_weight, wait_drained};
 
@@ -119,5 +119,5 @@ pub async fn run(ctx: &Ctx, rs: &str, change: Change, out: &mut dyn Write) -> Re
     if ctx.json {
         json(out, &RsView { real_server: rs.to_string(), changes: rows, drained })?;
     }
-    Ok(exit(ok, EXIT_NODE_FAILED))
+    Ok(exit(ok, Exit::NodeFailed))
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use lvs_proto::reply::NodeStatus;
 use serde::Serialize;
 
-use super::{CmdError, Ctx, EXIT_NODE_FAILED, EXIT_UNHEALTHY, json};
+use super::{CmdError, Ctx, Exit, json};
 use crate::fleet::NodeError;
 use crate::ops::NodeResult;
 
@@ -84,14 +84,19 @@ pub fn view<'a>(ctx: &'a Ctx, res: &'a [NodeResult<NodeStatus>]) -> FleetView<'a
     FleetView { cluster: &ctx.cluster.name, generation: ctx.cluster.generation, healthy, nodes }
 }
 
-/// Every node's status, in definition order.
-pub async fn statuses(ctx: &Ctx) -> Vec<NodeResult<NodeStatus>> {
-    ctx.fleet.each(&ctx.fleet.names(), |n| async move { ctx.fleet.status(&n, None).await }).await
+/// The status of `nodes` (every node when empty), in definition order.
+pub async fn statuses(ctx: &Ctx, nodes: &[String]) -> Vec<NodeResult<NodeStatus>> {
+    let mut names = ctx.fleet.names();
+    names.retain(|n| nodes.is_empty() || nodes.contains(n));
+    ctx.fleet.each(&names, |n| async move { ctx.fleet.status(&n, None).await }).await
 }
 
-/// Run it.
-pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let res = statuses(ctx).await;
+/// Run it on `nodes` (every node when empty).
+pub async fn status(ctx: &Ctx, nodes: &[String], out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    if let Some(n) = nodes.iter().find(|n| !ctx.fleet.names().contains(n)) {
+        return Err(CmdError::Usage(format!("no node `{n}` in {}", ctx.file.display())));
+    }
+    let res = statuses(ctx, nodes).await;
     let unreachable = res.iter().any(|(_, r)| r.is_err());
     let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
     if ctx.json {
@@ -100,9 +105,9 @@ pub async fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<ExitCode, CmdError
         write!(out, "{}", render(ctx, &res))?;
     }
     Ok(if unreachable {
-        ExitCode::from(EXIT_NODE_FAILED)
+        Exit::NodeFailed.into()
     } else if unhealthy {
-        ExitCode::from(EXIT_UNHEALTHY)
+        Exit::Unhealthy.into()
     } else {
         ExitCode::SUCCESS
     })

@@ -11,7 +11,7 @@ use lvs_proto::reply::as_text;
 use lvs_proto::spec::{ProbeKind, Protocol, Role, ServiceKey, VirtualServiceSpec};
 use serde::Serialize;
 
-use super::{CmdError, Ctx, EXIT_UNHEALTHY, exit, json};
+use super::{CmdError, Ctx, Exit, exit, json};
 use crate::fleet::Probe;
 use crate::ops::tables;
 
@@ -245,5 +245,5 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
     } else {
         writeln!(out, "verify: {}", if ok { "PASS" } else { "FAIL" })?;
     }
-    Ok(exit(ok, EXIT_UNHEALTHY))
+    Ok(exit(ok, Exit::Unhealthy))
 }

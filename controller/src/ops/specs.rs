@@ -20,13 +20,14 @@ pub fn new_lease() -> String {
 }
 
 /// Ask every node with a spec for its diff, reserving the generation under `lease` (an
-/// empty lease reserves nothing: a read). Results in definition order.
-pub async fn plan_all(ctx: &Ctx, lease: &str) -> Vec<NodeResult<Report>> {
+/// empty lease reserves nothing: a read); `adopt` as the apply will. Results in definition
+/// order.
+pub async fn plan_all(ctx: &Ctx, lease: &str, adopt: bool) -> Vec<NodeResult<Report>> {
     let mut names = ctx.spec_nodes();
     names.sort();
     let call = |node: String| async move {
         let spec = ctx.spec(&node).expect("a node with a spec");
-        ctx.fleet.plan(&node, spec, lease, LEASE_TTL).await
+        ctx.fleet.plan(&node, spec, lease, LEASE_TTL, adopt).await
     };
     let first = 1.min(names.len());
     let mut out = ctx.fleet.each(&names[..first], call).await;
@@ -43,7 +44,7 @@ pub async fn release(ctx: &Ctx, lease: &str) {
         .fleet
         .each(&ctx.spec_nodes(), |node| async move {
             let spec = ctx.spec(&node).expect("a node with a spec");
-            ctx.fleet.plan(&node, spec, lease, Duration::ZERO).await
+            ctx.fleet.plan(&node, spec, lease, Duration::ZERO, false).await
         })
         .await;
 }
@@ -53,6 +54,7 @@ pub async fn release(ctx: &Ctx, lease: &str) {
 pub async fn apply_all(
     ctx: &Ctx,
     lease: &str,
+    adopt: bool,
     mut each: impl FnMut(&NodeResult<Report>),
 ) -> Vec<NodeResult<Report>> {
     let names = ctx.spec_nodes();
@@ -60,7 +62,7 @@ pub async fn apply_all(
         .iter()
         .map(|n| async move {
             let spec = ctx.spec(n).expect("a node with a spec");
-            (n.clone(), ctx.fleet.apply(n, spec, lease).await)
+            (n.clone(), ctx.fleet.apply(n, spec, lease, adopt).await)
         })
         .collect();
     let mut results = Vec::new();

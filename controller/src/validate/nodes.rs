@@ -50,6 +50,15 @@ impl Validator {
         self.unique_names(def.nodes.iter().map(|n| n.name.as_str()), &base, "node");
         let nodes: Vec<Node> =
             def.nodes.iter().enumerate().filter_map(|(i, n)| self.node(n, base.index(i), lans)).collect();
+        if !def.nodes.is_empty() && !def.nodes.iter().any(|n| n.role == "router") {
+            self.warn(
+                "no-router",
+                base.clone(),
+                "no node has role = \"router\": its forwarding and NTP are not managed, and \
+                 `lvsctl verify` has no router agent to send requests from",
+                "add the router as a node with role = \"router\" (it usually serves NTP too)",
+            );
+        }
         if !def.nodes.iter().any(|n| n.role == "director") {
             self.err(
                 "no-director",
@@ -257,12 +266,27 @@ impl Validator {
             if n.role == Role::RealServer
                 && let Some(gw) = n.gateway.filter(|g| director_addrs.contains(g))
             {
+                // Name this definition's router address on the real server's LAN, if it has one.
+                let router = nodes.iter().filter(|r| r.role == Role::Router).find_map(|r| {
+                    r.interfaces
+                        .iter()
+                        .find(|ri| n.interfaces.iter().any(|i| i.lan == ri.lan))
+                        .map(|ri| ri.address.addr())
+                });
+                let fix = match router {
+                    Some(r) => format!(
+                        "set the gateway to the router's address on this LAN, {r}; never a director's"
+                    ),
+                    None => {
+                        "set the gateway to the router's address on this LAN; never a director's".to_string()
+                    }
+                };
                 self.err(
-                        "gateway-is-dip",
-                        path.key("gateway"),
-                        format!("real server {}'s gateway {gw} is a director address; in DR replies must bypass the director", n.name),
-                        "set the gateway to the router (the article: 192.168.40.254), never the DIP",
-                    );
+                    "gateway-is-dip",
+                    path.key("gateway"),
+                    format!("real server {}'s gateway {gw} is a director address; in DR replies must bypass the director", n.name),
+                    fix,
+                );
             }
             for (vi, vip) in n.vips.iter().enumerate() {
                 if let Some(owner) = node_addrs.get(&vip.address.addr()) {

@@ -70,6 +70,14 @@ impl Validator {
         }
         let directors = self.holding_directors(s, path, vip, nodes);
         let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
+        if !real_servers.is_empty() && real_servers.iter().all(|r| r.weight == 0) {
+            self.warn(
+                "all-weights-zero",
+                path.key("real_servers"),
+                format!("every real server of service {} has weight 0: it accepts no new connection", s.name),
+                "give at least one real server a weight above 0 (0 is for draining one server)",
+            );
+        }
         Some(Service {
             name: s.name.clone(),
             key: key?,
@@ -333,6 +341,20 @@ impl Validator {
             None => out.extend(
                 nodes.iter().filter(|n| n.role == Role::Director && holds(n)).map(|n| n.name.clone()),
             ),
+        }
+        if out.len() > 1 {
+            self.warn(
+                "vip-on-two-directors",
+                path.key("vip"),
+                format!(
+                    "directors {} all hold VIP {} of service {}: without a failover protocol each answers ARP \
+                     for it and the LAN's traffic flaps between them",
+                    out.join(", "),
+                    vip.unwrap_or(IpAddr::from([0; 4])),
+                    s.name
+                ),
+                "keep the VIP on one director (set `directors` to one name); director HA is not yet managed",
+            );
         }
         if out.is_empty() && vip.is_some() && s.directors.is_none() {
             self.err(
