@@ -21,8 +21,9 @@ export CARGO_TARGET_DIR=target
 cargo build --release --locked -q -p lvsctl -p lvs-agent
 BIN=target/release
 P=target/package
-rm -rf "$P"; mkdir -p "$P/units" "$P/completions"
-"$BIN/lvsctl" man | gzip -9n > "$P/lvsctl.1.gz"
+rm -rf "$P"; mkdir -p "$P/units" "$P/completions" "$P/man1"
+"$BIN/lvsctl" man --dir "$P/man1" >/dev/null     # lvsctl.1 and lvsctl-SUBCOMMAND.1
+gzip -9n "$P"/man1/*.1
 "$BIN/lvs-agent" --man | gzip -9n > "$P/lvs-agent.8.gz"
 "$BIN/lvsctl" completions bash > "$P/completions/lvsctl.bash"
 "$BIN/lvsctl" completions zsh > "$P/completions/_lvsctl"

@@ -81,8 +81,12 @@ pub enum Command {
         /// Shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff); --dir writes every page.
+    Man {
+        /// Write lvsctl.1 and lvsctl-SUBCOMMAND.1 here instead of printing lvsctl.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `lvsctl plan`.

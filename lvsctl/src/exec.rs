@@ -180,9 +180,16 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
             out.write_all(&buf)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
+        Command::Man { dir } => {
             no_json(cli, "man (roff)")?;
-            clap_mangen::Man::new(Cli::command()).render(out)?;
+            match dir {
+                None => crate::man::main_page(out)?,
+                Some(d) => {
+                    for f in crate::man::write_all(d)? {
+                        writeln!(out, "wrote {}", f.display())?;
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -4,3 +4,4 @@
 //! operations and render views.
 pub mod cli;
 pub mod exec;
+pub mod man;

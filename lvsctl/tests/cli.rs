@@ -273,3 +273,32 @@ fn habits_from_ipvsadm_and_kubectl_parse() {
         Cli::try_parse_from(["lvsctl", "--call-timeout", "5s", "rollout", "--drain-timeout", "1m"]).is_ok()
     );
 }
+
+#[test]
+fn the_man_pages_have_what_an_admin_looks_for_and_every_page_they_name() {
+    let page = text(&lvsctl(&["man"]).stdout);
+    assert!(page.contains("lvsctl \\- Set up and run"), "NAME names the tool once: {}", &page[..200]);
+    for s in ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"] {
+        assert!(page.contains(&format!(".SH \"{s}\"")), "no {s} section");
+    }
+    for e in lvs_controller::commands::Exit::ALL {
+        assert!(page.contains(&format!(".TP\n{}\n", e.code())), "exit {} missing", e.code());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = lvsctl(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Every page the pages name (lvsctl\-plan(1), …) was written.
+    let mut named = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for w in t.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(name) = w.strip_suffix("(1)").filter(|n| n.starts_with("lvsctl")) {
+                named.insert(name.replace("\\-", "-").replace("\\fB", "").replace("\\fR", ""));
+            }
+        }
+    }
+    assert!(named.len() > 10, "{named:?}");
+    for n in named {
+        assert!(dir.path().join(format!("{n}.1")).exists(), "{n}(1) is named but not written");
+    }
+}

@@ -91,6 +91,8 @@ fn the_lvsctl_deb_carries_binary_completions_and_man_page() {
     for f in [
         "/usr/bin/lvsctl",
         "/usr/share/man/man1/lvsctl.1.gz",
+        "/usr/share/man/man1/lvsctl-plan.1.gz",
+        "/usr/share/man/man1/lvsctl-rs-drain.1.gz",
         "/usr/share/bash-completion/completions/lvsctl",
         "/usr/share/zsh/vendor-completions/_lvsctl",
         "/usr/share/fish/vendor_completions.d/lvsctl.fish",
