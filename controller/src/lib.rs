@@ -14,6 +14,7 @@ pub mod ipvsadm;
 pub mod load;
 pub mod model;
 pub mod ops;
+pub mod paths;
 pub mod pki;
 pub mod planner;
 pub mod render;

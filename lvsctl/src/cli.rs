@@ -1,5 +1,5 @@
 //! Command-line interface of `lvsctl`: what it accepts. [`crate::exec`] runs it.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -25,7 +25,7 @@ pub struct Cli {
     /// Cluster definition file.
     #[arg(short = 'f', long = "file", global = true, env = "LVSCTL_FILE", default_value = "cluster.toml")]
     pub file: PathBuf,
-    /// PKI directory (default: `pki/` beside the definition file).
+    /// PKI directory (default: ~/.config/lvsctl/CLUSTER/pki).
     #[arg(long, global = true, env = "LVSCTL_PKI")]
     pub pki: Option<PathBuf>,
     /// How long each call to each agent may take (one of the `--*-timeout` family).
@@ -267,9 +267,16 @@ pub enum RsCommand {
 pub enum PkiCommand {
     /// Create the cluster CA and the controller's certificate.
     Init {
-        /// Replace existing files.
+        /// Replace existing files (a new CA: every node's certificate must be issued again).
         #[arg(long)]
         force: bool,
+        /// Do not ask before replacing the CA (required without a terminal).
+        #[arg(short, long)]
+        yes: bool,
+        /// Write the CA key inside a git work tree anyway (refused by default: a key that is
+        /// committed once is compromised for good).
+        #[arg(long)]
+        allow_git_tree: bool,
     },
     /// Issue agent certificates (the named nodes, or every node of the definition).
     Issue {
@@ -281,9 +288,8 @@ pub enum PkiCommand {
     },
 }
 
-/// The PKI directory of a command line.
-pub fn pki_dir(cli: &Cli) -> PathBuf {
-    cli.pki.clone().unwrap_or_else(|| {
-        cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("pki")
-    })
+/// The PKI directory of a command line for `cluster`: `--pki`/`LVSCTL_PKI`, else the user's
+/// (`~/.config/lvsctl/CLUSTER/pki`).
+pub fn pki_dir(cli: &Cli, cluster: &str) -> PathBuf {
+    cli.pki.clone().unwrap_or_else(|| lvs_controller::paths::default_pki(cluster))
 }

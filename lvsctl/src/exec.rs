@@ -64,6 +64,7 @@ impl CommandError {
         match self {
             CommandError::Load(LoadError::Invalid(_)) => Exit::Invalid,
             CommandError::Cmd(CmdError::Usage(_) | CmdError::Placement(_)) => Exit::Usage,
+            CommandError::Cmd(CmdError::NotConfirmed(_)) => Exit::NotConfirmed,
             CommandError::Load(_)
             | CommandError::Io(_)
             | CommandError::Json(_)
@@ -212,8 +213,12 @@ where
 {
     let loaded = loaded(cli, err)?;
     let specs = planner::plan(&loaded.cluster);
-    let fleet = lvs_controller::fleet::Fleet::new(&loaded.cluster, &Pki::new(pki_dir(cli)), cli.deadline)
-        .map_err(CmdError::from)?;
+    let fleet = lvs_controller::fleet::Fleet::new(
+        &loaded.cluster,
+        &Pki::new(pki_dir(cli, &loaded.cluster.name)),
+        cli.deadline,
+    )
+    .map_err(CmdError::from)?;
     let ctx = Ctx {
         file: cli.file.clone(),
         cluster: loaded.cluster,
@@ -405,13 +410,67 @@ impl EventsArgs {
     }
 }
 
+/// Before `pki init` writes a CA key: never into a git work tree unless told, and never
+/// over an existing CA without saying what that cuts off and hearing yes.
+fn init_checks(
+    dir: &std::path::Path,
+    pki: &Pki,
+    force: bool,
+    yes: bool,
+    allow_git: bool,
+) -> Result<(), CommandError> {
+    if let Some(tree) = lvs_controller::paths::git_work_tree(dir).filter(|_| !allow_git) {
+        return Err(CmdError::Usage(format!(
+            "refusing to write the cluster CA key into {}, inside the git work tree {}: a key committed once \
+             is compromised for good; use the default (--pki unset: ~/.config/lvsctl/CLUSTER/pki) or another \
+             --pki, or pass --allow-git-tree",
+            dir.display(),
+            tree.display()
+        ))
+        .into());
+    }
+    if force && pki.ca().cert.exists() && !yes {
+        let issued = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("agent-"))
+                    .count()
+                    / 2
+            })
+            .unwrap_or(0);
+        let q = format!(
+            "replace the CA in {}? every agent trusts the old one: its {issued} node certificate(s) must be \
+             issued again and copied to the nodes, or lvsctl can no longer reach them",
+            dir.display()
+        );
+        match commands::confirm(&q) {
+            commands::Confirmed::Yes => {}
+            commands::Confirmed::Declined => {
+                return Err(
+                    CmdError::NotConfirmed("pki init --force: declined, nothing was changed".into()).into()
+                );
+            }
+            commands::Confirmed::NoTerminal => {
+                return Err(
+                    CmdError::NotConfirmed(format!("{q}; stdin is not a terminal: pass --yes")).into()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 impl PkiCommand {
     fn exec(&self, cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, CommandError> {
         let loaded = load::load_file(&cli.file)?;
-        let pki = Pki::new(pki_dir(cli));
+        let dir = pki_dir(cli, &loaded.cluster.name);
+        let pki = Pki::new(&dir);
         let mut written = Vec::new();
         match self {
-            PkiCommand::Init { force } => written.extend(pki.init(&loaded.cluster.name, *force)?),
+            PkiCommand::Init { force, yes, allow_git_tree } => {
+                init_checks(&dir, &pki, *force, *yes, *allow_git_tree)?;
+                written.extend(pki.init(&loaded.cluster.name, *force)?);
+            }
             PkiCommand::Issue { nodes, force } => {
                 let all: Vec<String> = loaded.cluster.nodes.iter().map(|n| n.name.clone()).collect();
                 let nodes = if nodes.is_empty() { all.clone() } else { nodes.clone() };

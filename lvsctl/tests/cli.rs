@@ -1,10 +1,27 @@
 //! The `lvsctl` binary as a user runs it: exit codes, messages, `--help` snapshots.
 use std::process::{Command, Output};
 
+/// `lvsctl ARGS`. The user's directories (the default PKI, a rollout's progress) are kept
+/// beside a definition in a test's own directory (`-f /abs/path`), else in a throwaway one:
+/// a test never writes to the real ~/.config.
 fn lvsctl(args: &[&str]) -> Output {
+    let home = args
+        .windows(2)
+        .find(|w| w[0] == "-f" && w[1].starts_with('/'))
+        .and_then(|w| std::path::Path::new(w[1]).parent().map(std::path::Path::to_path_buf));
+    lvsctl_home(args, home.as_deref())
+}
+
+/// [`lvsctl`] with the user's directories under `home` (a throwaway one when `None`).
+fn lvsctl_home(args: &[&str], home: Option<&std::path::Path>) -> Output {
+    let scratch = tempfile::tempdir().unwrap();
+    let home = home.unwrap_or(scratch.path());
     Command::new(env!("CARGO_BIN_EXE_lvsctl"))
         .args(args)
         .env_remove("LVSCTL_FILE")
+        .env_remove("LVSCTL_PKI")
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_STATE_HOME", home.join(".state"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run lvsctl")
@@ -159,11 +176,12 @@ fn pki_issue_refuses_unknown_nodes_and_writes_nothing() {
     let o = lvsctl(&["-f", &d, "pki", "issue", "rs1", "nosuch"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
-    assert!(!dir.path().join("pki/agent-rs1.pem").exists(), "nothing issued when one name is bad");
+    let pki = dir.path().join(".config/lvsctl/lab/pki");
+    assert!(!pki.join("agent-rs1.pem").exists(), "nothing issued when one name is bad");
     let o = lvsctl(&["-f", &d, "pki", "issue"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     for n in ["router", "director", "rs1", "rs2"] {
-        assert!(dir.path().join(format!("pki/agent-{n}.pem")).exists());
+        assert!(pki.join(format!("agent-{n}.pem")).exists());
     }
 }
 
@@ -301,4 +319,36 @@ fn the_man_pages_have_what_an_admin_looks_for_and_every_page_they_name() {
     for n in named {
         assert!(dir.path().join(format!("{n}.1")).exists(), "{n}(1) is named but not written");
     }
+}
+
+#[test]
+fn the_ca_key_stays_out_of_git_trees_and_is_not_replaced_unasked() {
+    let (repo, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    let def = repo.path().join("cluster.toml");
+    std::fs::write(&def, include_str!("../../deploy/examples/lab.toml")).unwrap();
+    let d = def.to_str().unwrap();
+    let lvsctl = |args: &[&str]| lvsctl_home(args, Some(home.path()));
+    // The default is the user's config directory, outside the work tree.
+    let o = lvsctl(&["-f", d, "pki", "init"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ca = home.path().join(".config/lvsctl/lab/pki/ca.pem");
+    assert!(ca.exists());
+    // An explicit PKI inside the work tree is refused, unless asked for.
+    let inside = repo.path().join("pki");
+    let o = lvsctl(&["-f", d, "--pki", inside.to_str().unwrap(), "pki", "init"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("inside the git work tree"), "{}", text(&o.stderr));
+    assert!(!inside.join("ca.key").exists());
+    let o = lvsctl(&["-f", d, "--pki", inside.to_str().unwrap(), "pki", "init", "--allow-git-tree"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Replacing a CA cuts every node off: asked, and without a terminal it needs --yes.
+    let before = std::fs::read(&ca).unwrap();
+    let o = lvsctl(&["-f", d, "pki", "init", "--force"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("must be issued again"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(&ca).unwrap(), before, "the CA is unchanged");
+    let o = lvsctl(&["-f", d, "pki", "init", "--force", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_ne!(std::fs::read(&ca).unwrap(), before);
 }

@@ -22,6 +22,9 @@ pub enum CmdError {
     /// Bad usage or an impossible request, with the fix.
     #[error("{0}")]
     Usage(String),
+    /// A change that needs confirmation did not get it.
+    #[error("{0}")]
+    NotConfirmed(String),
     /// Writing the output.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),

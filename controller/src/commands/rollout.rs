@@ -80,13 +80,17 @@ struct StepError {
 /// 60 s; a rollout can take far longer: each server drains and is health-checked).
 const LEASE_RENEW: Duration = Duration::from_secs(20);
 
-/// Where the progress of `ctx`'s rollout is kept.
+/// Where the progress of `ctx`'s rollout is kept: the user's state directory, not beside
+/// the definition (which usually lives in a git work tree).
 pub fn progress_path(ctx: &Ctx) -> PathBuf {
-    let dir = ctx.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    dir.join(format!(".lvsctl-rollout-{}.json", ctx.cluster.name))
+    let beside = ctx.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    crate::paths::state_dir(beside).join(format!("rollout-{}.json", ctx.cluster.name))
 }
 
 fn save(path: &std::path::Path, p: &Progress) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
     lvs_proto::files::atomic_write(path, &serde_json::to_vec_pretty(p).map_err(std::io::Error::other)?, 0o600)
 }
 
