@@ -169,8 +169,24 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             Step::Check(_) => {}
         }
     }
+    if !runtime.ipvs_cleared {
+        timeouts(&mut plan, spec, observed);
+    }
     removals(&mut plan, &table, observed, owned, &wanted);
     plan
+}
+
+/// The spec's IPVS timeouts, when the kernel holds others (`0` in the change: leave it).
+fn timeouts(plan: &mut Plan, spec: &NodeSpec, observed: &Observed) {
+    let (Some(want), Some(have)) = (spec.ipvs_timeouts, observed.ipvs_timeouts) else { return };
+    let off = |w: Option<u32>, h: u32| w.is_some_and(|w| w != h);
+    if off(want.tcp_s, have.tcp) || off(want.tcp_fin_s, have.tcp_fin) || off(want.udp_s, have.udp) {
+        plan.actions.push(Action::Ipvs(Op::SetTimeouts(lvs_ipvs::Timeouts {
+            tcp: want.tcp_s.unwrap_or(0),
+            tcp_fin: want.tcp_fin_s.unwrap_or(0),
+            udp: want.udp_s.unwrap_or(0),
+        })));
+    }
 }
 
 /// What the spec wants, gathered while diffing, for the removals at the end.

@@ -29,6 +29,8 @@ pub struct FakeSystem {
     pub delay: Mutex<std::time::Duration>,
     /// Size of every IPVS batch applied, in order (how many kernel round trips a change took).
     pub ipvs_batches: Mutex<Vec<usize>>,
+    /// IPVS connection timeouts (the kernel's defaults until set).
+    pub ipvs_timeouts: Mutex<Option<lvs_ipvs::Timeouts>>,
 }
 
 impl FakeSystem {
@@ -133,7 +135,11 @@ impl System for FakeSystem {
         Ok(present.then_some({
             (
                 lvs_ipvs::Info { version: 0x010201, conn_tab_size: 4096 },
-                lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 },
+                self.ipvs_timeouts.lock().unwrap().unwrap_or(lvs_ipvs::Timeouts {
+                    tcp: 900,
+                    tcp_fin: 120,
+                    udp: 300,
+                }),
             )
         }))
     }
@@ -197,6 +203,18 @@ impl System for FakeSystem {
                         Ok(())
                     }
                 },
+                Op::SetTimeouts(t) => {
+                    // As the kernel: 0 leaves that one as it is.
+                    let mut cur = self.ipvs_timeouts.lock().unwrap();
+                    let old = cur.unwrap_or(lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 });
+                    let pick = |new: u32, old: u32| if new > 0 { new } else { old };
+                    *cur = Some(lvs_ipvs::Timeouts {
+                        tcp: pick(t.tcp, old.tcp),
+                        tcp_fin: pick(t.tcp_fin, old.tcp_fin),
+                        udp: pick(t.udp, old.udp),
+                    });
+                    Ok(())
+                }
                 _ => Ok(()),
             };
             out.push(r.map_err(|e| SystemError::new(op.describe(), e)));

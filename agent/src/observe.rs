@@ -18,6 +18,8 @@ pub struct Observed {
     pub sysctls: BTreeMap<String, Option<String>>,
     /// The IPVS table (`None`: no IPVS in this kernel).
     pub ipvs: Option<Vec<IpvsService>>,
+    /// IPVS connection timeouts, read only when the spec sets some.
+    pub ipvs_timeouts: Option<lvs_ipvs::Timeouts>,
 }
 
 /// Read the node. IPVS is read only when the spec has services or the agent owns some,
@@ -28,11 +30,16 @@ pub async fn observe<S: System>(sys: &S, spec: &NodeSpec, owns_services: bool) -
         sysctls.insert(s.key.clone(), sys.sysctl(&s.key).await?);
     }
     let ipvs = if spec.virtual_services.is_empty() && !owns_services { None } else { sys.ipvs().await? };
+    let ipvs_timeouts = match spec.ipvs_timeouts {
+        Some(_) => sys.ipvs_info().await?.map(|(_, t)| t),
+        None => None,
+    };
     Ok(Observed {
         links: sys.links().await?,
         addresses: sys.addresses().await?,
         routes: sys.routes().await?,
         sysctls,
         ipvs,
+        ipvs_timeouts,
     })
 }

@@ -374,3 +374,26 @@ async fn another_tools_service_with_the_specs_key_is_adopted_only_when_asked() {
     assert!(r.apply(&spec, false).await.unwrap().actions.is_empty());
     assert!(r.state().unwrap().owned.services.iter().any(|k| k.to_string() == "TCP 198.18.0.100:80"));
 }
+
+#[tokio::test]
+async fn ipvs_timeouts_from_the_definition_are_set_once_and_leave_the_unnamed_ones() {
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    let text = format!("{LAB}\n[ipvs]\ntimeouts = {{ tcp = \"15m\", udp = \"1m\" }}\n");
+    let spec = spec_of(&text, "director");
+    assert_eq!(
+        spec.ipvs_timeouts,
+        Some(lvs_proto::spec::IpvsTimeouts { tcp_s: Some(900), tcp_fin_s: None, udp_s: Some(60) })
+    );
+    let rep = r.apply(&spec, false).await.unwrap();
+    assert!(rep.converged(), "{rep:?}");
+    assert!(rep.actions.iter().any(|a| a.change.to_string() == "ipvs: set timeouts"), "{rep:?}");
+    let t = r.system().ipvs_timeouts.lock().unwrap().unwrap();
+    // tcp was already 900 (the kernel's default) but udp was 300: one change; tcp_fin kept.
+    assert_eq!((t.tcp, t.tcp_fin, t.udp), (900, 120, 60));
+    assert!(r.apply(&spec, false).await.unwrap().actions.is_empty(), "idempotent");
+    // Drift (someone ran ipvsadm --set) is put back.
+    *r.system().ipvs_timeouts.lock().unwrap() = Some(lvs_ipvs::Timeouts { tcp: 900, tcp_fin: 120, udp: 10 });
+    let again = r.apply(&spec, false).await.unwrap();
+    assert_eq!(again.actions.len(), 1);
+    assert_eq!(r.system().ipvs_timeouts.lock().unwrap().unwrap().udp, 60);
+}

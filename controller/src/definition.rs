@@ -21,6 +21,26 @@ pub struct Definition {
     /// `[[services]]`: IPVS virtual services.
     #[serde(default)]
     pub services: Vec<ServiceDef>,
+    /// `[ipvs]`: settings of the directors' IPVS as a whole.
+    pub ipvs: Option<IpvsDef>,
+}
+
+/// `[ipvs]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IpvsDef {
+    /// `timeouts = { tcp = "15m", tcp_fin = "2m", udp = "5m" }` (`ipvsadm --set`); each optional.
+    pub timeouts: Option<IpvsTimeoutsDef>,
+}
+
+/// `[ipvs] timeouts`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IpvsTimeoutsDef {
+    /// Established TCP connections.
+    pub tcp: Option<String>,
+    /// TCP after a FIN.
+    pub tcp_fin: Option<String>,
+    /// UDP.
+    pub udp: Option<String>,
 }
 
 /// `[cluster]`.

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Virtual services.
     pub services: Vec<Service>,
+    /// IPVS connection timeouts for every director (`[ipvs] timeouts`), when set.
+    pub ipvs_timeouts: Option<lvs_proto::spec::IpvsTimeouts>,
 }
 
 /// Where clocks sync from and how far they may drift.

@@ -71,6 +71,7 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
         sysctls: Vec::new(),
         virtual_services: Vec::new(),
         checks: Vec::new(),
+        ipvs_timeouts: None,
     };
     match node.role {
         Role::Router => plan_router(cluster, node, &mut spec),
@@ -94,6 +95,7 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         label: Some(v.label.clone()),
         purpose: AddressPurpose::Vip,
     }));
+    spec.ipvs_timeouts = cluster.ipvs_timeouts;
     let mine: Vec<&Service> = cluster.services.iter().filter(|s| s.directors.contains(&node.name)).collect();
     spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
     let schedulers: BTreeSet<String> = mine.iter().map(|s| s.scheduler.clone()).collect();

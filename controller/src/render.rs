@@ -49,6 +49,16 @@ fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
         };
         let _ = writeln!(out, "  {n:>2}. {line}");
     }
+    if let Some(t) = spec.ipvs_timeouts {
+        let v = |x: Option<u32>| x.map_or("kernel's".to_string(), |s| format!("{s}s"));
+        let _ = writeln!(
+            out,
+            "      ipvs     timeouts tcp {} tcp_fin {} udp {}  (ipvsadm --set)",
+            v(t.tcp_s),
+            v(t.tcp_fin_s),
+            v(t.udp_s)
+        );
+    }
 }
 
 fn service(v: &VirtualServiceSpec) -> String {

@@ -70,6 +70,7 @@ pub const RULES: &[Rule] = &[
     r("duplicate-service", "two services with the same protocol, VIP and port (or mark)"),
     r("weight-range", "a weight outside 0..=65535"),
     r("all-weights-zero", "a service whose every real server has weight 0 (warning)"),
+    r("ipvs-timeout-range", "an IPVS timeout that is not whole seconds the kernel can hold"),
     r("threshold-range", "connection thresholds out of range or upside down"),
     r("duplicate-real-server", "a real server twice in one service"),
     r("sorry-is-real-server", "a sorry server that is also a real server of the service"),

@@ -507,6 +507,7 @@ fn examples() -> Vec<(&'static str, String)> {
         ),
         ("check-rise-fall", lab_with("rise = 2", "rise = 0")),
         ("check-protocol", lab_with("protocol = \"tcp\"", "protocol = \"udp\"")),
+        ("ipvs-timeout-range", format!("{LAB}\n[ipvs]\ntimeouts = {{ tcp = \"1500ms\" }}\n")),
     ]
 }
 

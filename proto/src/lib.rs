@@ -96,6 +96,7 @@ mod tests {
                 CheckSpec::GatewayIsNot { forbidden: vec!["198.18.0.2".parse().unwrap()] },
                 CheckSpec::FirewallAllows { service: ServiceKey::Fwmark { mark: 3, ipv6: false } },
             ],
+            ipvs_timeouts: Some(IpvsTimeouts { tcp_s: Some(900), tcp_fin_s: None, udp_s: Some(60) }),
         };
         let w = pb::NodeSpec::from(&s);
         assert_eq!(NodeSpec::try_from(&w).unwrap(), s);

@@ -60,6 +60,21 @@ pub struct NodeSpec {
     pub virtual_services: Vec<VirtualServiceSpec>,
     /// Observations the agent makes and reports; they change nothing.
     pub checks: Vec<CheckSpec>,
+    /// IPVS connection timeouts (`ipvsadm --set`), directors only; `None`: the kernel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
+}
+
+/// IPVS connection timeouts in seconds (`ipvsadm --set TCP TCPFIN UDP`); `None` leaves
+/// that one as the kernel has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IpvsTimeouts {
+    /// Established TCP connections.
+    pub tcp_s: Option<u32>,
+    /// TCP connections after a FIN.
+    pub tcp_fin_s: Option<u32>,
+    /// UDP.
+    pub udp_s: Option<u32>,
 }
 
 /// Why an address exists; decides where it goes in the apply order.

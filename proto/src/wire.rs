@@ -13,7 +13,7 @@ pub use reply::{change, ipvs_table};
 
 use crate::pb;
 use crate::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, IpvsTimeouts,
     MIN_CHECK_INTERVAL_MS, NodeSpec, OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose,
     RouteSpec, ServiceFlag, ServiceKey, SysctlSpec, VirtualServiceSpec,
 };
@@ -117,6 +117,11 @@ impl From<&NodeSpec> for pb::NodeSpec {
                 .collect(),
             virtual_services: s.virtual_services.iter().map(virtual_service).collect(),
             checks: s.checks.iter().map(check).collect(),
+            ipvs_timeouts: s.ipvs_timeouts.map(|t| pb::IpvsTimeouts {
+                tcp_s: t.tcp_s.unwrap_or(0),
+                tcp_fin_s: t.tcp_fin_s.unwrap_or(0),
+                udp_s: t.udp_s.unwrap_or(0),
+            }),
         }
     }
 }
@@ -313,6 +318,11 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             sysctls,
             virtual_services,
             checks,
+            // 0 on the wire is "leave it": the kernel's own meaning of 0 in IPVS_CMD_SET_CONFIG.
+            ipvs_timeouts: s.ipvs_timeouts.map(|t| {
+                let some = |v: u32| (v > 0).then_some(v);
+                IpvsTimeouts { tcp_s: some(t.tcp_s), tcp_fin_s: some(t.tcp_fin_s), udp_s: some(t.udp_s) }
+            }),
         })
     }
 }

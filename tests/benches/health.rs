@@ -47,6 +47,7 @@ fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -
         routes: vec![],
         sysctls: vec![],
         checks: vec![],
+        ipvs_timeouts: None,
         virtual_services: vec![VirtualServiceSpec {
             name: "web".into(),
             key: ServiceKey::Addr { protocol: Protocol::Tcp, address: "198.18.255.100:80".parse().unwrap() },

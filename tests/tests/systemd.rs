@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 use lvs_tests::{Lab, bin, edit, ok, poll, start_load, step, stop_load, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+/// The lab with the directors' IPVS timeouts set (`ipvsadm --set 600 90 45`).
+const TIMEOUTS: &str = "\n[ipvs]\ntimeouts = { tcp = \"10m\", tcp_fin = \"90s\", udp = \"45s\" }\n";
+
+fn definition() -> String {
+    format!("{LAB}{TIMEOUTS}")
+}
 const VIP: &str = "198.18.0.100:80";
 const NODES: [&str; 4] = ["router", "director", "rs1", "rs2"];
 const PREFIX: &str = "sd";
@@ -80,7 +86,7 @@ fn step_install() {
 fn step_services_up() -> Lab {
     step("2. lab up --agents systemd: one lvs-agent@NODE per node, ready by sd_notify");
     let t = Instant::now();
-    let lab = Lab::up_at(PREFIX, std::path::Path::new(DIR), LAB, &AGENTS);
+    let lab = Lab::up_at(PREFIX, std::path::Path::new(DIR), &definition(), &AGENTS);
     println!("lab up with four agent services: {:.1} s", t.elapsed().as_secs_f64());
     for n in NODES {
         // Type=notify: `active (running)` only after READY=1.
@@ -119,6 +125,9 @@ fn step_apply_and_status(lab: &Lab) {
     let rs1 = st["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "rs1").unwrap();
     assert!(rs1["clock_offset_ms"].as_i64().is_some(), "{rs1:#}");
     ok(&lab.lvsctl(&["verify", "-n", "12"]));
+    // The definition's IPVS timeouts are the kernel's now.
+    let t = text(&lab.exec("director", &["ipvsadm", "-L", "--timeout"]));
+    assert!(t.contains("Timeout (tcp tcpfin udp): 600 90 45"), "{t}");
 }
 
 fn step_journal() {
@@ -201,7 +210,7 @@ fn step_drain_and_rollout(lab: &mut Lab) {
     ok(&lab.lvsctl(&["rs", "drain", "rs1", "--wait", "30s"]));
     ok(&lab.lvsctl(&["rs", "enable", "rs1"]));
     lab.redefine(&edit(
-        LAB,
+        &definition(),
         &[
             ("generation = 1", "generation = 2"),
             ("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 2 }"),

@@ -11,6 +11,7 @@ use crate::model::Cluster;
 
 mod checks;
 mod dr;
+mod ipvs;
 mod names;
 pub use names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;
@@ -77,6 +78,15 @@ impl Validator {
         let nodes = self.nodes(def, &lans);
         self.endpoints(def);
         let services = self.services(def, &nodes);
-        Some(Cluster { name: def.cluster.name.clone(), generation, time: time?, lans, nodes, services })
+        let ipvs_timeouts = self.ipvs_timeouts(def);
+        Some(Cluster {
+            name: def.cluster.name.clone(),
+            generation,
+            time: time?,
+            lans,
+            nodes,
+            services,
+            ipvs_timeouts,
+        })
     }
 }
