@@ -88,6 +88,12 @@ fn step_services_up() -> Lab {
     let t = Instant::now();
     let lab = Lab::up_at(PREFIX, std::path::Path::new(DIR), &definition(), &AGENTS);
     println!("lab up with four agent services: {:.1} s", t.elapsed().as_secs_f64());
+    // The guide's `lvs-agent --check`: config, certificates and state file, changing nothing.
+    let o = Command::new("/usr/sbin/lvs-agent")
+        .args(["--check", "--config", "/etc/lvs-agent/rs1/agent.toml"])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("certificates readable"), "{}", text(&o));
     for n in NODES {
         // Type=notify: `active (running)` only after READY=1.
         assert!(running(n), "{}", status_of(n));
