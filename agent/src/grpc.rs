@@ -166,6 +166,14 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new((&replies::probe(v)).into()))
     }
 
+    async fn decommission(
+        &self,
+        req: Request<pb::DecommissionRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        let rep = self.0.decommission(&req.get_ref().node).await.map_err(status)?;
+        Ok(Response::new((&rep.to_reply()).into()))
+    }
+
     type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
     async fn events(&self, _: Request<pb::EventsRequest>) -> Result<Response<Self::EventsStream>, Status> {

@@ -104,6 +104,18 @@ pub struct Health {
     flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
 }
 
+impl Health {
+    /// Stop every probe and forget every destination (the node was decommissioned).
+    pub fn stop(&self) {
+        let mut tasks = self.tasks.lock().expect("health tasks");
+        for (_, (_, t)) in tasks.iter() {
+            t.abort();
+        }
+        tasks.clear();
+        self.table.lock().expect("health table").clear();
+    }
+}
+
 impl Drop for Health {
     fn drop(&mut self) {
         for (_, (_, t)) in self.tasks.lock().expect("health tasks").iter() {

@@ -584,6 +584,22 @@ impl<S: System + 'static> Agent<S> {
         sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(AgentError::System)
     }
 
+    /// Take this node out of the cluster ([`Reconciler::decommission`]): its health checks
+    /// stop and nothing is healed until a newer spec is applied. `node` must be this one.
+    pub async fn decommission(self: &Arc<Self>, node: &str) -> Result<Report, AgentError> {
+        if node != self.node {
+            return Err(AgentError::Invalid(format!("this agent is {}, not {node}", self.node)));
+        }
+        let r = self.rec.decommission().await?;
+        self.health.stop();
+        self.events.emit_with(
+            EventKind::Decommission,
+            format!("decommissioned: {}/{} change(s) undone", r.applied(), r.actions.len()),
+            done(&r),
+        );
+        Ok(r)
+    }
+
     /// Withdraw every IPVS service this agent created until the next apply (foreign ones
     /// stay). The report lists what was removed.
     pub async fn clear_ipvs(self: &Arc<Self>) -> Result<Report, AgentError> {

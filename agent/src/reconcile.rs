@@ -341,6 +341,54 @@ impl<S: System> Reconciler<S> {
         Ok(r)
     }
 
+    /// Take this node out of the cluster: remove exactly what the agent owns (its IPVS
+    /// services, addresses and routes), put the sysctls it changed back to the values it
+    /// found, and forget the spec, so nothing is healed or re-applied any more. The
+    /// generation is kept: only a newer one (the node added back) is accepted later.
+    /// What could not be undone stays owned and is reported.
+    pub async fn decommission(&self) -> Result<Report, ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        let Some(spec) = st.spec.clone() else { return Err(ReconcileError::NoSpec) };
+        let nothing = NodeSpec {
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            sysctls: Vec::new(),
+            virtual_services: Vec::new(),
+            checks: Vec::new(),
+            ipvs_timeouts: None,
+            ..spec.clone()
+        };
+        let observed = observe::observe(&*self.sys, &nothing, !st.owned.services.is_empty()).await?;
+        let mut plan = diff::diff(&nothing, &observed, &st.owned, &state::Runtime::default());
+        for (key, before) in &st.owned.sysctls {
+            let now = self.sys.sysctl(key).await?.unwrap_or_default();
+            if now.trim() != before.trim() {
+                plan.actions.push(Action::SetSysctl {
+                    key: key.clone(),
+                    from: now.trim().into(),
+                    to: before.clone(),
+                });
+            }
+        }
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+                if let Action::SetSysctl { key, .. } = a {
+                    st.owned.sysctls.remove(key);
+                }
+            }
+        }
+        st.spec = None;
+        st.fingerprint.clear();
+        st.runtime = state::Runtime::default();
+        self.store.save(&st)?;
+        let r = report(&spec, &plan, outcomes, Vec::new());
+        info!(node = %self.node, removed = r.applied(), left = r.actions.len() - r.applied(), "decommissioned");
+        Ok(r)
+    }
+
     /// Re-apply the stored spec (at start: addresses and IPVS rules do not survive a reboot).
     pub async fn reapply_stored(&self) -> Result<Option<Report>, ReconcileError> {
         let st = self.store.load()?;

@@ -306,6 +306,13 @@ impl Fleet {
         decoded(Vec::<DestinationConnections>::try_from(&r))
     }
 
+    /// Take `node` out of the cluster: its agent undoes what it owns and forgets its spec.
+    pub async fn decommission(&self, node: &str) -> Result<Report, NodeError> {
+        let req = pb::DecommissionRequest { node: node.to_string() };
+        let r = self.call(node, |mut c| async move { c.decommission(req).await }).await?;
+        decoded(Report::try_from(&r))
+    }
+
     /// Withdraw the IPVS services `node` manages until the next apply.
     pub async fn clear_ipvs(&self, node: &str) -> Result<Report, NodeError> {
         let r = self.call(node, |mut c| async move { c.clear_ipvs(pb::ClearIpvsRequest {}).await }).await?;

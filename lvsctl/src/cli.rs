@@ -74,6 +74,9 @@ pub enum Command {
     /// The cluster's certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Nodes leaving the cluster.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// The seed article's lab in network namespaces (root): up, apply, status, verify, down.
     Lab(lvs_lab::LabArgs),
     /// Print shell completions.
@@ -259,6 +262,20 @@ pub enum RsCommand {
         rs: String,
         /// Weight, 0..=65535.
         weight: u32,
+    },
+}
+
+/// `lvsctl node ...`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Take a node out of the cluster (run it before dropping the node from the definition):
+    /// its agent removes what it created, restores the sysctls it changed, and stops healing.
+    Remove {
+        /// The node.
+        node: String,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
     },
 }
 

@@ -16,8 +16,8 @@ use lvs_proto::spec::{Protocol, ServiceKey};
 use lvs_controller::load::LoadError;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, EventsArgs, IpvsCommand, ListArgs, Output, PkiCommand, PlanArgs, RolloutArgs,
-    RsCommand, VerifyArgs, pki_dir,
+    ApplyArgs, Cli, Command, EventsArgs, IpvsCommand, ListArgs, NodeCommand, Output, PkiCommand, PlanArgs,
+    RolloutArgs, RsCommand, VerifyArgs, pki_dir,
 };
 
 /// Whether `e` (or any error under it) is a write to a reader that went away, as in
@@ -169,6 +169,9 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Verify(a) => a.exec(cli, out, err),
         Command::Events(a) => a.exec(cli, out, err),
         Command::Pki(a) => a.exec(cli, out),
+        Command::Node(NodeCommand::Remove { node, yes }) => {
+            fleet(cli, err, |c| async move { commands::node::remove(&c, node, *yes, out).await })
+        }
         Command::Lab(a) => {
             no_json(cli, "lab")?;
             Ok(lvs_lab::run(&cli.file, a, out)?)

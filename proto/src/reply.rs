@@ -354,6 +354,8 @@ pub enum EventKind {
     Heal,
     /// An admin's `ipvs clear`.
     Clear,
+    /// The node was taken out of the cluster (`lvsctl node remove`).
+    Decommission,
 }
 
 impl EventKind {
@@ -367,6 +369,7 @@ impl EventKind {
             EventKind::Drift => "drift",
             EventKind::Heal => "heal",
             EventKind::Clear => "ipvs",
+            EventKind::Decommission => "decommission",
         }
     }
 }

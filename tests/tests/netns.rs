@@ -4,7 +4,7 @@
 //! and the router and real servers get the article's settings for real.
 use std::time::Duration;
 
-use lvs_tests::{Lab, edit, poll, text};
+use lvs_tests::{Lab, edit, ok, poll, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 
@@ -268,4 +268,34 @@ fn events_say_when_an_agent_vanishes_and_comes_back() {
     println!("rs1 reported lost after {:?}: {log}", t0.elapsed());
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     lab.kill(pid as i32, "TERM");
+}
+
+#[test]
+fn a_removed_node_is_left_as_it_was_found_and_not_healed_back() {
+    let Some(lab) = Lab::up_as_root("nsd", LAB) else { return };
+    let before = sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_ignore");
+    ok(&lab.lvsctl(&["apply", "--yes", "--node", "router", "--node", "rs1"]));
+    assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_ignore"), "1");
+    // Without a terminal and without --yes: asked, nothing done.
+    assert_eq!(lab.lvsctl(&["node", "remove", "rs1"]).status.code(), Some(6));
+    let t = ok(&lab.lvsctl(&["node", "remove", "rs1", "--yes"]));
+    assert!(t.contains("decommissioned") && t.contains("out of the cluster"), "{t}");
+    // Everything the agent created is gone and the sysctls are back to what it found.
+    let a = addrs(&lab, "rs1");
+    assert!(!has_addr(&a, "lo", "198.18.0.100", 32, None), "hidden VIP left: {a:#}");
+    assert_eq!(sysctl(&lab, "rs1", "net/ipv4/conf/all/arp_ignore"), before);
+    let routes = text(&lab.exec("rs1", &["ip", "route"]));
+    assert!(!routes.contains("default via 198.18.0.1") && !routes.contains("198.18.0.100"), "{routes}");
+    // The LAN address the installer gave it stays: the agent never owned it.
+    assert!(has_addr(&a, "eth0", "198.18.0.11", 24, None));
+    // Nothing is healed back (the lab's agents heal every 5 s), and the node has no spec.
+    std::thread::sleep(Duration::from_secs(7));
+    assert!(!has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, None), "healed back");
+    let (_, st) = lab.json(&["status", "--node", "rs1"]);
+    assert_eq!(st["nodes"][0]["has_spec"], false, "{st:#}");
+    // It can join again later with a newer generation.
+    lab.redefine(&edit(LAB, &[("generation = 1", "generation = 2")]));
+    ok(&lab.lvsctl(&["apply", "--yes", "--node", "rs1", "--ignore-clock"]));
+    assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
 }

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod events;
 pub mod exit;
 pub mod ipvs;
+pub mod node;
 pub mod rollout;
 pub mod rs;
 pub mod status;

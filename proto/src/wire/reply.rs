@@ -280,6 +280,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Drift => pb::EventKind::Drift,
             EventKind::Heal => pb::EventKind::Heal,
             EventKind::Clear => pb::EventKind::Clear,
+            EventKind::Decommission => pb::EventKind::Decommission,
         }
     }
 }
@@ -310,6 +311,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Drift) => EventKind::Drift,
             Ok(pb::EventKind::Heal) => EventKind::Heal,
             Ok(pb::EventKind::Clear) => EventKind::Clear,
+            Ok(pb::EventKind::Decommission) => EventKind::Decommission,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {
