@@ -255,6 +255,12 @@ fn help_lists_every_exit_status() {
     let table = lvs_controller::commands::exit::table();
     assert!(help.contains(&format!("Exit status:\n{table}")), "{help}");
     assert_eq!(lvsctl::cli::EXIT_HELP, format!("Exit status:\n{table}"));
+    // And the README's table says the same.
+    let readme = include_str!("../../README.md");
+    for e in lvs_controller::commands::Exit::ALL {
+        let row = format!("| {} | {} |", e.code(), e.meaning());
+        assert!(readme.contains(&row), "README lacks `{row}`");
+    }
 }
 
 #[test]

@@ -203,3 +203,17 @@ fn the_instance_unit_differs_from_the_unit_only_where_it_names_the_instance() {
         assert!(b.contains(l), "{l} missing from the instance unit");
     }
 }
+
+#[test]
+fn the_example_config_names_the_certificates_the_unit_waits_for() {
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/lvs-agent.service")).unwrap();
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("deploy/agent.example.toml")).unwrap()).unwrap();
+    for key in ["ca", "cert", "key"] {
+        let path = config["tls"][key].as_str().unwrap();
+        assert!(unit.contains(&format!("ConditionPathExists={path}\n")), "the unit does not wait for {path}");
+    }
+    // And the README copies the certificates to those names.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains("/etc/lvs-agent/agent.pem") && readme.contains("/etc/lvs-agent/agent.key"));
+}
