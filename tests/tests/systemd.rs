@@ -213,7 +213,7 @@ fn step_watchdog() {
 
 fn step_drain_and_rollout(lab: &mut Lab) {
     step("8. drain and a rollout under load, agents as services");
-    ok(&lab.lvsctl(&["rs", "drain", "rs1", "--wait", "30s"]));
+    ok(&lab.lvsctl(&["rs", "drain", "rs1", "--drain-timeout=30s"]));
     ok(&lab.lvsctl(&["rs", "enable", "rs1"]));
     lab.redefine(&edit(
         &definition(),
