@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tool() { # binary crate version
-    if ! "$1" --version 2>/dev/null | grep -q " $3\$"; then
+    # (captured first: `grep -q` closing a pipe early is a failure under pipefail)
+    local v; v=$("$1" --version 2>/dev/null || true)
+    if [[ "$v" != *" $3" ]]; then
         echo "packaging: installing $2 $3" >&2
         cargo install --locked --quiet --force "$2@$3"
     fi
