@@ -1,41 +1,20 @@
 //! What this node is: the article's step 2 (`uname -r`, IPVS and its schedulers) plus the
 //! basics an operator wants in the fleet table.
-use crate::system::System;
+use lvs_proto::reply::Facts;
 
-/// Facts about the node and the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Facts {
-    /// Host name.
-    pub hostname: String,
-    /// Kernel release.
-    pub kernel: String,
-    /// Whether the kernel has IPVS (loaded or built in).
-    pub ipvs: bool,
-    /// IPVS version, when present.
-    pub ipvs_version: String,
-    /// Schedulers loaded or available as modules.
-    pub schedulers: Vec<String>,
-    /// CPUs.
-    pub cpus: u32,
-    /// Total memory.
-    pub memory_total_bytes: u64,
-    /// Used memory.
-    pub memory_used_bytes: u64,
-    /// Resident set size of this agent.
-    pub agent_rss_bytes: u64,
-    /// Uptime of the host.
-    pub uptime_s: u64,
-}
+use crate::system::System;
 
 pub use lvs_proto::spec::SCHEDULERS;
 
-/// Gather the facts.
-pub async fn gather<S: System>(sys: &S) -> Facts {
+/// Gather the facts of `node`, as the agent reports them.
+pub async fn gather<S: System>(sys: &S, node: &str) -> Facts {
     let mut s = sysinfo::System::new();
     s.refresh_memory();
     let kernel = sysinfo::System::kernel_version().unwrap_or_default();
     let info = sys.ipvs_info().await.ok().flatten();
     Facts {
+        node: node.to_string(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
         hostname: sysinfo::System::host_name().unwrap_or_default(),
         schedulers: schedulers(&kernel),
         kernel,

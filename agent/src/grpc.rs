@@ -58,7 +58,7 @@ fn socket(field: &str, s: &str) -> Result<SocketAddr, Status> {
 #[tonic::async_trait]
 impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn facts(&self, _: Request<pb::FactsRequest>) -> Result<Response<pb::Facts>, Status> {
-        Ok(Response::new((&replies::facts(self.0.node(), &self.0.facts().await)).into()))
+        Ok(Response::new((&self.0.facts().await).into()))
     }
 
     async fn plan(&self, req: Request<pb::SpecRequest>) -> Result<Response<pb::Report>, Status> {
@@ -89,7 +89,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             Some(ntp.parse().map_err(|e| Status::invalid_argument(format!("ntp_server: `{ntp}`: {e}")))?)
         };
         let v = self.0.status(ntp).await.map_err(status)?;
-        Ok(Response::new((&replies::status(self.0.node(), &v)).into()))
+        Ok(Response::new((&replies::status(&v)).into()))
     }
 
     async fn ipvs_table(

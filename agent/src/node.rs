@@ -13,12 +13,13 @@ use crate::checks::{self, CheckResult};
 use crate::clock::{self, Reading};
 use crate::convert;
 use crate::events::{Detail, Events};
-use crate::facts::{self, Facts};
+use crate::facts;
 use crate::health::{DestHealth, Health};
 use crate::reconcile::{ReconcileError, Reconciler, Report};
 use crate::state::{State, Store, override_key};
 use crate::system::{IpvsService, System, SystemError};
 use lvs_proto::reply::EventKind;
+use lvs_proto::reply::Facts;
 
 /// Why a request was not carried out, with its source kept typed. The gRPC layer maps
 /// each to one status code, in one place (`grpc::status`).
@@ -337,7 +338,7 @@ impl<S: System + 'static> Agent<S> {
 
     /// Facts about the node.
     pub async fn facts(&self) -> Facts {
-        facts::gather(self.rec.system()).await
+        facts::gather(self.rec.system(), &self.node).await
     }
 
     fn lease(&self, spec: &NodeSpec, id: &str, ttl: Duration, reserve: bool) -> Result<(), AgentError> {

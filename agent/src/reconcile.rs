@@ -200,8 +200,7 @@ impl<S: System> Reconciler<S> {
         spec: &NodeSpec,
         st: &State,
     ) -> Result<Vec<lvs_proto::spec::ServiceKey>, ReconcileError> {
-        let observed = observe::observe(&*self.sys, spec, true).await?;
-        let table = observed.ipvs.unwrap_or_default();
+        let table = self.sys.ipvs().await?.unwrap_or_default();
         Ok(spec
             .virtual_services
             .iter()

@@ -3,27 +3,8 @@
 use lvs_proto::reply::{self, NodeStatus};
 
 use crate::convert;
-use crate::facts::Facts;
 use crate::node::{IpvsView, ProbeView, StatusView, WeightView};
 use crate::state::override_key;
-
-/// Who and what this node is.
-pub fn facts(node: &str, f: &Facts) -> reply::Facts {
-    reply::Facts {
-        node: node.to_string(),
-        hostname: f.hostname.clone(),
-        kernel: f.kernel.clone(),
-        ipvs: f.ipvs,
-        ipvs_version: f.ipvs_version.clone(),
-        schedulers: f.schedulers.clone(),
-        cpus: f.cpus,
-        memory_total_bytes: f.memory_total_bytes,
-        memory_used_bytes: f.memory_used_bytes,
-        agent_version: env!("CARGO_PKG_VERSION").into(),
-        agent_rss_bytes: f.agent_rss_bytes,
-        uptime_s: f.uptime_s,
-    }
-}
 
 /// The IPVS table with what surrounds it.
 pub fn ipvs_table(v: &IpvsView) -> reply::IpvsTable {
@@ -76,10 +57,10 @@ pub fn connection(c: &lvs_ipvs::conn::Connection) -> reply::Connection {
 }
 
 /// Everything `status` reports.
-pub fn status(node: &str, v: &StatusView) -> NodeStatus {
+pub fn status(v: &StatusView) -> NodeStatus {
     let spec = v.state.spec.as_ref();
     NodeStatus {
-        facts: facts(node, &v.facts),
+        facts: v.facts.clone(),
         generation: v.state.generation,
         has_spec: spec.is_some(),
         drift: v.drift.iter().map(crate::diff::Action::to_change).collect(),

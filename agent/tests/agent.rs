@@ -225,3 +225,19 @@ async fn vip_readiness_is_decided_on_the_pending_changes_themselves() {
     let c = ready(&a.status(None).await.unwrap());
     assert!(!c.ok && c.detail.starts_with("cannot tell"), "{c:?}");
 }
+
+#[tokio::test]
+async fn a_decommission_for_another_node_or_before_any_spec_changes_nothing() {
+    let (a, sys, _d) = agent();
+    let e = a.decommission("rs1").await.unwrap_err();
+    assert!(e.to_string().contains("no accepted spec"), "{e}");
+    a.apply(&spec_of("rs1"), "", false).await.unwrap();
+    let made = sys.calls.lock().unwrap().len();
+    let e = a.decommission("rs2").await.unwrap_err();
+    assert!(matches!(&e, AgentError::Invalid(m) if m.contains("not rs2")), "{e}");
+    assert_eq!(sys.calls.lock().unwrap().len(), made, "a refused decommission changes nothing");
+    // The right name undoes all of it, once; a second one has nothing to undo.
+    let r = a.decommission("rs1").await.unwrap();
+    assert!(r.converged() && r.applied() == r.actions.len(), "{r:?}");
+    assert!(a.decommission("rs1").await.is_err(), "no spec any more");
+}

@@ -397,3 +397,32 @@ async fn ipvs_timeouts_from_the_definition_are_set_once_and_leave_the_unnamed_on
     assert_eq!(again.actions.len(), 1);
     assert_eq!(r.system().ipvs_timeouts.lock().unwrap().unwrap().udp, 60);
 }
+
+#[tokio::test]
+async fn decommissioning_another_topologys_director_removes_only_what_it_owns() {
+    let wide = include_str!("../../tests/topologies/wide.toml");
+    let (r, _d) = reconciler(&["eth1"], true, "lb1");
+    // Another tool's service, which must survive the decommission.
+    let theirs = lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.10.200:53".parse().unwrap());
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+        service: lvs_ipvs::Service::new(theirs, "rr"),
+        stats: Default::default(),
+        destinations: vec![],
+    });
+    let spec = spec_of(wide, "lb1");
+    assert!(spec.virtual_services.len() > 1, "the wide topology has several services");
+    assert!(r.apply(&spec, false).await.unwrap().converged());
+    let r2 = r.decommission().await.unwrap();
+    assert!(r2.converged(), "{r2:?}");
+    let table = r.system().ipvs.lock().unwrap().clone().unwrap();
+    assert_eq!(table.iter().map(|s| s.service.key).collect::<Vec<_>>(), [theirs], "only theirs is left");
+    let addrs = r.system().addresses.lock().unwrap().clone();
+    assert!(
+        !addrs.iter().any(|a| a.label.as_deref().is_some_and(|l| l.contains(':'))),
+        "VIP aliases gone: {addrs:?}"
+    );
+    // (Sysctls put back as found: a director plans none; the netns suite checks a real server's.)
+    let st = r.state().unwrap();
+    assert!(st.spec.is_none() && st.owned.services.is_empty() && st.owned.addresses.is_empty(), "{st:?}");
+    assert!(r.drift().await.unwrap().is_none(), "nothing left to heal");
+}

@@ -281,7 +281,9 @@ impl Fleet {
     pub async fn status(&self, node: &str, ntp: Option<IpAddr>) -> Result<NodeStatus, NodeError> {
         let req = pb::StatusRequest { ntp_server: ntp.map(|n| n.to_string()).unwrap_or_default() };
         let r = self.call(node, |mut c| async move { c.status(req).await }).await?;
-        decoded(NodeStatus::try_from(&r))
+        let mut s = decoded(NodeStatus::try_from(&r))?;
+        s.ipvs = s.ipvs.map(IpvsTable::sorted);
+        Ok(s)
     }
 
     /// A director's IPVS table (with its connections when asked), in ipvsadm's order.

@@ -168,6 +168,21 @@ fn live_changes_refuse_bad_targets_before_asking_any_agent() {
     let o = lvsctl(&["-f", &d, "apply", "--yes", "--node", "nosuch"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
+    // The same for every command that names nodes, before any agent is asked.
+    for args in [
+        &["plan", "--node", "nosuch"][..],
+        &["status", "--node", "nosuch"],
+        &["node", "remove", "nosuch", "--yes"],
+    ] {
+        let mut a = vec!["-f", d.as_str()];
+        a.extend(args);
+        let o = lvsctl(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o.stderr).contains("no node `nosuch`"), "{args:?}: {}", text(&o.stderr));
+    }
+    let o = lvsctl(&["-f", &d, "ipvs", "list", "--node", "rs1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("`rs1` is not a director"), "{}", text(&o.stderr));
 }
 
 #[test]
