@@ -344,11 +344,32 @@ impl<S: System> Reconciler<S> {
     /// services, addresses and routes), put the sysctls it changed back to the values it
     /// found, and forget the spec, so nothing is healed or re-applied any more. The
     /// generation is kept: only a newer one (the node added back) is accepted later.
-    /// What could not be undone stays owned and is reported.
+    /// What could not be undone stays owned and is reported; a second decommission retries it.
     pub async fn decommission(&self) -> Result<Report, ReconcileError> {
         let _guard = self.lock.lock().await;
         let mut st = self.store.load()?;
-        let Some(spec) = st.spec.clone() else { return Err(ReconcileError::NoSpec) };
+        // A decommission cut short (a change failed) forgot the spec but still owns what it
+        // could not undo: running it again finishes the job.
+        let owns = !(st.owned.addresses.is_empty()
+            && st.owned.routes.is_empty()
+            && st.owned.services.is_empty()
+            && st.owned.sysctls.is_empty());
+        let spec = match st.spec.clone() {
+            Some(spec) => spec,
+            None if owns => NodeSpec {
+                cluster: String::new(),
+                node: self.node.clone(),
+                role: lvs_proto::spec::Role::RealServer, // (unused: an empty spec diffs the same for every role)
+                generation: st.generation,
+                addresses: Vec::new(),
+                routes: Vec::new(),
+                sysctls: Vec::new(),
+                virtual_services: Vec::new(),
+                checks: Vec::new(),
+                ipvs_timeouts: None,
+            },
+            None => return Err(ReconcileError::NoSpec),
+        };
         let nothing = NodeSpec {
             addresses: Vec::new(),
             routes: Vec::new(),

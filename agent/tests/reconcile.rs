@@ -426,3 +426,39 @@ async fn decommissioning_another_topologys_director_removes_only_what_it_owns() 
     assert!(st.spec.is_none() && st.owned.services.is_empty() && st.owned.addresses.is_empty(), "{st:?}");
     assert!(r.drift().await.unwrap().is_none(), "nothing left to heal");
 }
+
+#[tokio::test]
+async fn a_decommission_cut_short_reports_what_is_left_and_a_second_one_finishes() {
+    let (r, _d) = reconciler(&["eth0"], false, "rs1");
+    let spec = spec_of(LAB, "rs1");
+    assert!(r.apply(&spec, false).await.unwrap().converged());
+    // Removing the hidden VIP fails once.
+    *r.system().fail_on.lock().unwrap() = Some("del address lo".into());
+    let rep = r.decommission().await.unwrap();
+    assert!(!rep.converged());
+    let failed: Vec<String> = rep
+        .actions
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Failed(_)))
+        .map(|a| a.change.to_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{rep:?}");
+    assert!(failed[0].contains("198.18.0.100/32 from lo"), "{failed:?}");
+    let st = r.state().unwrap();
+    assert!(st.spec.is_none(), "nothing is healed back");
+    assert_eq!(st.owned.addresses.len(), 1, "what was not undone stays owned: {:?}", st.owned);
+    assert!(r.drift().await.unwrap().is_none());
+    // The fault clears; the second decommission undoes the rest.
+    *r.system().fail_on.lock().unwrap() = None;
+    let again = r.decommission().await.unwrap();
+    assert!(again.converged(), "{again:?}");
+    assert!(
+        !r.system()
+            .addresses
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.interface == "lo" && a.address.addr().to_string() == "198.18.0.100")
+    );
+    assert!(matches!(r.decommission().await.unwrap_err(), ReconcileError::NoSpec), "nothing left");
+}
