@@ -158,18 +158,21 @@ async fn accept_loop(
     }
 }
 
-/// Serve the agent's gRPC API (every call through [`controller_only`]) on `listener`,
-/// behind the door's caps, until `shutdown` resolves. The daemon and the tests use this
-/// one function, so the tests exercise the production path of "who may come in".
+/// Serve the agent's gRPC API (every call through [`crate::authz::Authorize`]) on
+/// `listener`, behind the door's caps, until `shutdown` resolves. The daemon and the
+/// tests use this one function, so the tests exercise the production path of "who may
+/// come in".
 pub async fn serve<S: crate::system::System + 'static>(
     agent: Arc<crate::node::Agent<S>>,
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: crate::tls::ServerTls,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    use crate::grpc::{Service, controller_only};
-    let service = lvs_proto::pb::agent_server::AgentServer::with_interceptor(Service(agent), controller_only);
+    let revoked = Arc::clone(agent.revoked());
+    let service = crate::grpc::Service { agent, credentials: tls.credentials };
+    let service =
+        crate::authz::Authorize::new(lvs_proto::pb::agent_server::AgentServer::new(service), revoked);
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(120))
         // A controller that vanished is noticed and its connection's slot freed.
@@ -178,6 +181,6 @@ pub async fn serve<S: crate::system::System + 'static>(
         .max_concurrent_streams(Some(64))
         .concurrency_limit_per_connection(32)
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming(listener, tls, limits), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener, tls.config, limits), shutdown)
         .await
 }

@@ -37,7 +37,13 @@ impl Events {
     /// Publish an event with its generation, changes and failure (and log it).
     pub fn emit_with(&self, kind: EventKind, message: impl Into<String>, mut detail: Detail) {
         let message = message.into();
-        tracing::info!(event = kind.as_str(), generation = detail.generation, "{message}");
+        let by = crate::caller::current();
+        tracing::info!(
+            event = kind.as_str(),
+            generation = detail.generation,
+            by = by.as_ref().map(tracing::field::display),
+            "{message}"
+        );
         let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         detail.changes.truncate(EVENT_MAX_CHANGES);
         // The node is the subscriber's to fill in: the feed does not know its own name.
@@ -49,6 +55,7 @@ impl Events {
             generation: detail.generation,
             changes: detail.changes,
             failure: detail.failure,
+            by: by.map(|c| c.to_string()).unwrap_or_default(),
         };
         // No subscriber is not an error.
         let _ = self.tx.send(e);

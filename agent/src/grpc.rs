@@ -1,5 +1,6 @@
 //! The `lvs.agent.v1.Agent` service: thin handlers that decode, hand the work to
-//! [`Agent`], and encode. The interceptor [`controller_only`] runs before every handler.
+//! [`Agent`] (or, for rotation, to [`Credentials`]), and encode. [`crate::authz`] runs
+//! before every handler.
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,19 +11,25 @@ use lvs_proto::spec::NodeSpec;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status};
 
+use crate::credentials::{CredentialError, Credentials};
 use crate::node::{Agent, AgentError, ProbeRequest};
 use crate::replies;
 use crate::system::System;
 
-/// The gRPC face of an [`Agent`].
-pub struct Service<S: System + 'static>(pub Arc<Agent<S>>);
+/// The gRPC face of an [`Agent`] and of the certificate it presents.
+pub struct Service<S: System + 'static> {
+    /// The node's agent.
+    pub agent: Arc<Agent<S>>,
+    /// Its certificate, for rotation and `status`.
+    pub credentials: Arc<Credentials>,
+}
 
-/// Refuse every call whose client certificate is not the controller's.
-pub fn controller_only(req: Request<()>) -> Result<Request<()>, Status> {
-    let certs = req.peer_certs();
-    let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-    crate::tls::authorize(leaf).map_err(Status::permission_denied)?;
-    Ok(req)
+fn credential_status(e: CredentialError) -> Status {
+    match e {
+        CredentialError::Refused(_) => Status::invalid_argument(e.to_string()),
+        CredentialError::NoRenewal => Status::failed_precondition(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
 }
 
 /// The one place an agent error becomes a gRPC status: its kind decides the code.
@@ -58,7 +65,7 @@ fn socket(field: &str, s: &str) -> Result<SocketAddr, Status> {
 #[tonic::async_trait]
 impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn facts(&self, _: Request<pb::FactsRequest>) -> Result<Response<pb::Facts>, Status> {
-        Ok(Response::new((&self.0.facts().await).into()))
+        Ok(Response::new((&self.agent.facts().await).into()))
     }
 
     async fn plan(&self, req: Request<pb::SpecRequest>) -> Result<Response<pb::Report>, Status> {
@@ -70,14 +77,14 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         } else {
             Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000))
         };
-        let rep = self.0.plan(&spec, &r.lease, ttl, r.adopt).await.map_err(status)?;
+        let rep = self.agent.plan(&spec, &r.lease, ttl, r.adopt).await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
     async fn apply(&self, req: Request<pb::SpecRequest>) -> Result<Response<pb::Report>, Status> {
         let r = req.into_inner();
         let spec = spec_of(&r)?;
-        let rep = self.0.apply(&spec, &r.lease, r.adopt).await.map_err(status)?;
+        let rep = self.agent.apply(&spec, &r.lease, r.adopt).await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
@@ -88,15 +95,17 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         } else {
             Some(ntp.parse().map_err(|e| Status::invalid_argument(format!("ntp_server: `{ntp}`: {e}")))?)
         };
-        let v = self.0.status(ntp).await.map_err(status)?;
-        Ok(Response::new((&replies::status(&v)).into()))
+        let v = self.agent.status(ntp).await.map_err(status)?;
+        let mut reply = replies::status(&v);
+        reply.certificate = Some(self.credentials.info());
+        Ok(Response::new((&reply).into()))
     }
 
     async fn ipvs_table(
         &self,
         req: Request<pb::IpvsTableRequest>,
     ) -> Result<Response<pb::IpvsTable>, Status> {
-        let v = self.0.ipvs_table(req.get_ref().connections).await.map_err(status)?;
+        let v = self.agent.ipvs_table(req.get_ref().connections).await.map_err(status)?;
         Ok(Response::new((&replies::ipvs_table(&v)).into()))
     }
 
@@ -111,7 +120,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             .enumerate()
             .map(|(i, d)| socket(&format!("destinations[{i}]"), d))
             .collect::<Result<_, _>>()?;
-        let counts = self.0.live_connections(&dests, r.live_within_s).await.map_err(status)?;
+        let counts = self.agent.live_connections(&dests, r.live_within_s).await.map_err(status)?;
         Ok(Response::new(pb::LiveConnectionsReply {
             counts: dests
                 .iter()
@@ -129,7 +138,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     }
 
     async fn clear_ipvs(&self, _: Request<pb::ClearIpvsRequest>) -> Result<Response<pb::Report>, Status> {
-        let rep = self.0.clear_ipvs().await.map_err(status)?;
+        let rep = self.agent.clear_ipvs().await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
@@ -142,7 +151,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         let key = lvs_proto::wire::service_key("service", key)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let dest = socket("destination", &r.destination)?;
-        let v = self.0.set_weight(key, dest, r.weight).await.map_err(status)?;
+        let v = self.agent.set_weight(key, dest, r.weight).await.map_err(status)?;
         Ok(Response::new((&replies::weight(&v)).into()))
     }
 
@@ -153,7 +162,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         }
         let path = if r.path.is_empty() { "/".to_string() } else { r.path };
         let v = self
-            .0
+            .agent
             .probe(ProbeRequest {
                 target: socket("target", &r.target)?,
                 path,
@@ -170,15 +179,15 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         &self,
         req: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::Report>, Status> {
-        let rep = self.0.decommission(&req.get_ref().node).await.map_err(status)?;
+        let rep = self.agent.decommission(&req.get_ref().node).await.map_err(status)?;
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
     async fn events(&self, _: Request<pb::EventsRequest>) -> Result<Response<Self::EventsStream>, Status> {
-        let node = self.0.node().to_string();
-        let rx = tokio_stream::wrappers::BroadcastStream::new(self.0.events().subscribe());
+        let node = self.agent.node().to_string();
+        let rx = tokio_stream::wrappers::BroadcastStream::new(self.agent.events().subscribe());
         // A subscriber that lagged behind loses the events it missed, never the stream.
         let s = rx.filter_map(move |e| {
             e.ok().map(|mut e| {
@@ -187,5 +196,38 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             })
         });
         Ok(Response::new(Box::pin(s)))
+    }
+
+    async fn renew(&self, _: Request<pb::RenewRequest>) -> Result<Response<pb::CsrReply>, Status> {
+        let csr_pem = self.credentials.renew().map_err(credential_status)?;
+        Ok(Response::new(pb::CsrReply { node: self.agent.node().to_string(), csr_pem }))
+    }
+
+    async fn install_certificate(
+        &self,
+        req: Request<pb::InstallCertificateRequest>,
+    ) -> Result<Response<pb::InstallReply>, Status> {
+        let pem = req.get_ref().certificate_pem.as_bytes();
+        let info = self.credentials.install(pem).map_err(credential_status)?;
+        self.agent.events().emit(
+            lvs_proto::reply::EventKind::Certificate,
+            format!("certificate rotated: serial {}, valid until {}", info.serial, info.not_after_unix),
+        );
+        Ok(Response::new(pb::InstallReply { serial: info.serial, not_after_unix: info.not_after_unix }))
+    }
+
+    async fn set_revoked(
+        &self,
+        req: Request<pb::SetRevokedRequest>,
+    ) -> Result<Response<pb::SetRevokedReply>, Status> {
+        let n = self.agent.revoked().replace(&req.get_ref().serials).map_err(|e| match e {
+            crate::revoked::RevokedError::Io { .. } => Status::internal(e.to_string()),
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
+        self.agent.events().emit(
+            lvs_proto::reply::EventKind::Certificate,
+            format!("revocation list replaced: {n} serial(s)"),
+        );
+        Ok(Response::new(pb::SetRevokedReply { count: n as u32 }))
     }
 }

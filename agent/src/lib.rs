@@ -5,12 +5,16 @@
 //! ```
 //! Only [`netlink::NetSystem`] touches the kernel, behind the [`system::System`] trait.
 pub mod apply;
+pub mod authz;
+pub mod caller;
 pub mod checks;
 pub mod clock;
 pub mod config;
 pub mod convert;
+pub mod credentials;
 pub mod diff;
 pub mod door;
+pub mod enrol;
 pub mod events;
 pub mod facts;
 pub mod fake;
@@ -22,6 +26,7 @@ pub mod node;
 pub mod observe;
 pub mod reconcile;
 pub mod replies;
+pub mod revoked;
 pub mod run;
 pub mod state;
 pub mod system;

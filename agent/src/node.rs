@@ -3,6 +3,7 @@
 //! event feed and the apply lease.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,6 +151,8 @@ pub struct Agent<S: System + 'static> {
     lease: Mutex<Option<Lease>>,
     /// Why the start-up re-apply failed, while it is being retried.
     startup: Mutex<Option<String>>,
+    /// Certificate serials refused at the door (kept beside the state file).
+    revoked: Arc<crate::revoked::Revoked>,
 }
 
 /// How often the clock is measured.
@@ -161,7 +164,10 @@ const START_RETRY_MAX: Duration = Duration::from_secs(60);
 impl<S: System + 'static> Agent<S> {
     /// An agent for `node` over `sys`, persisting in `store`.
     pub fn new(node: &str, sys: Arc<S>, store: Store) -> Arc<Self> {
+        let revoked =
+            Arc::new(crate::revoked::Revoked::load(store.path().parent().unwrap_or(Path::new("."))));
         Arc::new(Self {
+            revoked,
             node: node.to_string(),
             rec: Arc::new(Reconciler::new(node, sys, store)),
             events: Events::default(),
@@ -175,6 +181,11 @@ impl<S: System + 'static> Agent<S> {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The certificate serials this agent refuses.
+    pub fn revoked(&self) -> &Arc<crate::revoked::Revoked> {
+        &self.revoked
     }
 
     /// The event feed.
@@ -408,11 +419,12 @@ impl<S: System + 'static> Agent<S> {
     ) -> Result<Report, AgentError> {
         self.lease(spec, lease, Duration::ZERO, false)?;
         let (me, spec, lease) = (Arc::clone(self), spec.clone(), lease.to_string());
-        tokio::spawn(async move {
+        let by = crate::caller::current();
+        tokio::spawn(crate::caller::carry(by, async move {
             let r = me.apply_to_completion(&spec, adopt).await;
             me.release_lease(&lease);
             r
-        })
+        }))
         .await
         .map_err(AgentError::Task)?
     }

@@ -24,6 +24,24 @@ pub struct Args {
     /// Print the man page (roff) and exit (the packages build `lvs-agent.8` with it).
     #[arg(long, hide = true)]
     pub man: bool,
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands beside the daemon.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Show this node's pairing code for `lvsctl node enroll` (the running agent logs it
+    /// too). The node's key is made here if there is none yet; it never leaves the node.
+    PairingCode {
+        /// Make a new code (the old one stops working at once, even in a running agent).
+        #[arg(long)]
+        new: bool,
+        /// How long a new code is valid.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
 }
 
 /// The man page, `lvs-agent(8)`.
@@ -58,6 +76,12 @@ pub enum RunError {
     /// The certificates.
     #[error("loading certificates: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// Enrolment.
+    #[error("enrolment: {0}")]
+    Enrol(#[from] crate::enrol::EnrolTransportError),
+    /// Asked for a pairing code once enrolled.
+    #[error("{0} is enrolled already (certificate {1}); nothing to pair")]
+    Enrolled(String, String),
     /// The state file (`--check`).
     #[error("checking the state file: {0}")]
     State(#[from] crate::state::StoreError),
@@ -77,22 +101,71 @@ pub enum RunError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Run the agent until SIGTERM or SIGINT.
+/// `lvs-agent pairing-code`: print the code in force (or a new one).
+pub fn pairing_code(config: &Config, new: bool, ttl: std::time::Duration) -> Result<(), RunError> {
+    if crate::enrol::is_enrolled(&config.tls) {
+        return Err(RunError::Enrolled(config.node.clone(), config.tls.cert.display().to_string()));
+    }
+    let shown = crate::enrol::code_for(&config.tls.key, &config.state_dir, new, ttl)?;
+    let left = shown.expires_unix.saturating_sub(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    );
+    println!("{}", shown.code);
+    eprintln!(
+        "valid {} more; on the admin box: lvsctl node enroll {} --code {}",
+        humantime::format_duration(std::time::Duration::from_secs(left)),
+        config.node,
+        shown.code
+    );
+    Ok(())
+}
+
+/// Run the agent until SIGTERM or SIGINT (or a subcommand, or `--check`).
 pub async fn run(args: Args) -> Result<(), RunError> {
     let config = Config::load(&args.config)?;
-    let tls = crate::tls::server_config(&config.tls)?;
+    if let Some(Command::PairingCode { new, ttl }) = args.command {
+        return pairing_code(&config, new, ttl);
+    }
     if args.check {
+        let tls = crate::tls::server_config(&config.node, &config.tls)?;
         let state = Store::new(&config.state_dir).inspect()?;
+        let cert = tls.credentials.info();
         println!(
-            "{}: node {}, listen {}, certificates readable; state: {state}",
+            "{}: node {}, listen {}, certificate serial {} valid until {} (key matches, names this node, CA signed it); state: {state}",
             args.config.display(),
             config.node,
-            config.listen
+            config.listen,
+            cert.serial,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(cert.not_after_unix)
+            ),
         );
         return Ok(());
     }
-    let sys = Arc::new(NetSystem::new().map_err(RunError::Netlink)?);
-    let agent = Agent::new(&config.node, sys, Store::new(&config.state_dir));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen { addr: config.listen, source })?;
+    let sys = || NetSystem::new().map(Arc::new).map_err(RunError::Netlink);
+    serve(&config, listener, sys, shutdown()).await
+}
+
+/// The daemon on a bound `listener`: enrol first if this node has no certificate yet,
+/// then serve mutual TLS over the system `sys` makes, until `shutdown`. `run` calls it
+/// with the kernel; the tests with a fake, so both go through the same steps.
+pub async fn serve<S: crate::system::System + 'static>(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    sys: impl FnOnce() -> Result<Arc<S>, RunError>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    use futures::FutureExt;
+    let shutdown = shutdown.boxed().shared();
+    if !crate::enrol::is_enrolled(&config.tls) && !enrol(config, &listener, shutdown.clone()).await? {
+        info!("stopped before enrolment");
+        return Ok(());
+    }
+    let tls = crate::tls::server_config(&config.node, &config.tls)?;
+    let agent = Agent::new(&config.node, sys()?, Store::new(&config.state_dir));
     match agent.start().await {
         Ok(Some(r)) => info!(
             generation = r.generation,
@@ -105,9 +178,6 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
     }
     agent.spawn_healer(config.heal_interval);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RunError::Listen { addr: config.listen, source })?;
     if config.listen.ip().is_unspecified() {
         warn!(
             listen = %config.listen,
@@ -117,10 +187,53 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     spawn_watchdog(Arc::clone(&agent));
-    crate::door::serve(agent, listener, tls, crate::door::Limits::default(), shutdown()).await?;
+    crate::door::serve(agent, listener, tls, crate::door::Limits::default(), shutdown).await?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopped");
     Ok(())
+}
+
+/// Serve enrolment until this node has its certificate (true) or a signal stops the
+/// agent (false). Enrolment serves on a duplicate of the socket, so the port is never let
+/// go between enrolment and mutual TLS.
+async fn enrol(
+    config: &Config,
+    listener: &tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<bool, RunError> {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // Nothing can wedge while enrolling (no reconciler yet): feed the watchdog plainly.
+    let feeder = sd_notify::watchdog_enabled().map(|t| {
+        tokio::spawn(async move {
+            loop {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                tokio::time::sleep(t / 2).await;
+            }
+        })
+    });
+    let enrol_on =
+        socket2_dup(listener).map_err(|source| RunError::Listen { addr: config.listen, source })?;
+    let enrolled = crate::enrol::serve_until_enrolled(
+        &config.node,
+        &config.tls,
+        &config.state_dir,
+        enrol_on,
+        shutdown,
+    )
+    .await;
+    if let Some(f) = feeder {
+        f.abort();
+    }
+    Ok(enrolled?)
+}
+
+/// A second listener on the same socket (`dup(2)`): closing one leaves the other open.
+fn socket2_dup(l: &tokio::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
+    use std::os::fd::AsFd;
+    let fd = l.as_fd().try_clone_to_owned()?;
+    let std = std::net::TcpListener::from(fd);
+    std.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(std)
 }
 
 /// Feed systemd's watchdog only while the reconciler answers: every kernel call has a

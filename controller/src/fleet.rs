@@ -12,7 +12,8 @@ use futures::future::join_all;
 use futures::{Stream, StreamExt};
 use lvs_proto::pb::agent_client::AgentClient;
 use lvs_proto::reply::{
-    DestinationConnections, Event, Facts, IpvsTable, NodeStatus, ProbeTally, Report, WeightReply,
+    CertificateInfo, DestinationConnections, Event, Facts, IpvsTable, NodeStatus, ProbeTally, Report,
+    WeightReply,
 };
 use lvs_proto::spec::ServiceKey;
 use lvs_proto::wire::WireError;
@@ -313,6 +314,27 @@ impl Fleet {
         let req = pb::DecommissionRequest { node: node.to_string() };
         let r = self.call(node, |mut c| async move { c.decommission(req).await }).await?;
         decoded(Report::try_from(&r))
+    }
+
+    /// Rotation, step 1: `node`'s agent makes a fresh key and returns its CSR (PEM) and
+    /// the node name it believes it is.
+    pub async fn renew(&self, node: &str) -> Result<(String, String), NodeError> {
+        let r = self.call(node, |mut c| async move { c.renew(pb::RenewRequest {}).await }).await?;
+        Ok((r.node, r.csr_pem))
+    }
+
+    /// Rotation, step 2: install the certificate signed for that key.
+    pub async fn install_certificate(&self, node: &str, pem: &str) -> Result<CertificateInfo, NodeError> {
+        let req = pb::InstallCertificateRequest { certificate_pem: pem.to_string() };
+        let r = self.call(node, |mut c| async move { c.install_certificate(req).await }).await?;
+        Ok(CertificateInfo { serial: r.serial, not_after_unix: r.not_after_unix })
+    }
+
+    /// Replace `node`'s list of refused certificate serials; returns how many it keeps.
+    pub async fn set_revoked(&self, node: &str, serials: &[String]) -> Result<u32, NodeError> {
+        let req = pb::SetRevokedRequest { serials: serials.to_vec() };
+        let r = self.call(node, |mut c| async move { c.set_revoked(req).await }).await?;
+        Ok(r.count)
     }
 
     /// Withdraw the IPVS services `node` manages until the next apply.

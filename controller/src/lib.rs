@@ -9,6 +9,7 @@
 pub mod commands;
 pub mod definition;
 pub mod diagnostics;
+pub mod enrol;
 pub mod fleet;
 pub mod ipvsadm;
 pub mod load;

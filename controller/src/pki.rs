@@ -1,9 +1,14 @@
-//! The cluster's certificates (`lvsctl pki`): one CA per cluster, a certificate per agent
-//! naming its node, and the controller's own certificate carrying the controller identity
-//! (see [`lvs_proto::identity`]). Private keys are written 0600 and nothing is overwritten
-//! without `force`.
+//! The cluster's certificates (`lvsctl pki`): one CA per cluster (10 years), a
+//! certificate per agent naming its node and one per admin or viewer (90 days, so that
+//! rotation is routine), see [`lvs_proto::identity`]. Agent certificates are signed from
+//! the CSR an agent makes at enrolment or rotation, with the names of the definition, so
+//! their keys never come here; `pki issue` (the offline fallback) still makes both.
+//! Every certificate issued is recorded in `issued.json` (serial, subject, expiry,
+//! revoked), which `pki list` shows and `pki revoke` marks. Private keys are written 0600
+//! and nothing is overwritten without `force`.
 use std::path::{Path, PathBuf};
 
+use lvs_proto::identity::{Caller, Role};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -32,6 +37,57 @@ pub enum PkiError {
     /// A name that cannot go into a certificate.
     #[error("node name `{0}` cannot be a DNS name in a certificate")]
     BadName(String),
+    /// A CSR that cannot be signed.
+    #[error("certificate signing request from {node}: {reason}")]
+    BadCsr {
+        /// The node it came from.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The ledger of issued certificates.
+    #[error("{path}: {reason}")]
+    Ledger {
+        /// `issued.json`.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `pki revoke` named nothing issued.
+    #[error(
+        "no certificate issued to `{0}` (or with that serial) in the ledger; `lvsctl pki list` shows them"
+    )]
+    NothingToRevoke(String),
+}
+
+/// One certificate issued, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Issued {
+    /// Serial ([`lvs_proto::identity::serial_hex`]).
+    pub serial: String,
+    /// `agent:rs1`, `admin:alice`, `viewer:grafana`.
+    pub subject: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub not_after_unix: u64,
+    /// Refused by every agent once the list reaches it.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl Issued {
+    /// The name part of the subject (`alice` of `admin:alice`).
+    pub fn name(&self) -> &str {
+        self.subject.split_once(':').map_or(self.subject.as_str(), |(_, n)| n)
+    }
+}
+
+/// A certificate signed for a CSR.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// PEM.
+    pub pem: String,
+    /// What the ledger now says of it.
+    pub issued: Issued,
 }
 
 /// Paths of one identity in the PKI directory.
@@ -49,8 +105,13 @@ pub struct Pki {
     dir: PathBuf,
 }
 
-/// Certificates are valid this long; rotate with `pki issue --force`.
-const VALIDITY_DAYS: i64 = 825;
+/// Leaf certificates (agents, admins, viewers) are valid this long: `status` warns
+/// [`EXPIRY_WARNING_DAYS`] ahead and `lvsctl pki rotate` renews them.
+pub const VALIDITY_DAYS: i64 = 90;
+/// `status` warns this many days before a certificate expires.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+/// The CA is valid this long.
+const CA_DAYS: i64 = 3650;
 
 impl Pki {
     /// The PKI in `dir`.
@@ -98,7 +159,7 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, format!("lvs-dr cluster CA {cluster}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        validity(&mut params, 3650);
+        validity(&mut params, CA_DAYS);
         let cert = params.self_signed(&key)?;
         write(&ca.cert, cert.pem().as_bytes(), 0o644)?;
         write(&ca.key, key.serialize_pem().as_bytes(), 0o600)?;
@@ -116,9 +177,123 @@ impl Pki {
         Ok(Issuer::from_ca_cert_pem(&pem, key)?)
     }
 
-    /// Issue (or with `force` re-issue) the controller's certificate.
+    /// Issue (or with `force` re-issue) the controller's certificate: the admin
+    /// `controller`, the identity of whoever holds this PKI directory with its CA key.
     pub fn issue_controller(&self, force: bool) -> Result<Pair, PkiError> {
-        self.issue(self.controller(), controller_params()?, force, VALIDITY_DAYS)
+        let admin = Caller { name: "controller".into(), role: Role::Admin };
+        self.issue(self.controller(), caller_params(&admin)?, force, VALIDITY_DAYS, &admin.to_string())
+    }
+
+    /// A certificate for a person or program calling agents, written as a PKI directory
+    /// of its own in `out` (`ca.pem`, `controller.pem`, `controller.key`: what
+    /// `lvsctl --pki OUT` reads), without the CA key.
+    pub fn issue_caller(&self, caller: &Caller, out: &Path, force: bool) -> Result<Pair, PkiError> {
+        if crate::validate::dns_label_problem(&caller.name).is_some() {
+            return Err(PkiError::BadName(caller.name.clone()));
+        }
+        let theirs = Pki::new(out);
+        let pair = theirs.controller();
+        let ca = theirs.ca().cert;
+        if ca.exists() && !force {
+            return Err(PkiError::Exists(ca));
+        }
+        let pair = self.issue(pair, caller_params(caller)?, force, VALIDITY_DAYS, &caller.to_string())?;
+        write(&ca, read(&self.ca().cert)?.as_bytes(), 0o644)?;
+        Ok(pair)
+    }
+
+    /// Sign an agent's CSR for `node`: the CSR's signature is checked and its key used,
+    /// but the names are the definition's (`node`), never what the CSR asks for.
+    pub fn sign_agent_csr(&self, node: &str, csr_pem: &str) -> Result<Signed, PkiError> {
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| PkiError::BadCsr { node: node.into(), reason: e.to_string() })?;
+        self.sign_agent_key(node, &csr.public_key)
+    }
+
+    /// The public key a CSR is for (DER SubjectPublicKeyInfo), its signature checked.
+    pub fn csr_key(node: &str, csr_pem: &str) -> Result<Vec<u8>, PkiError> {
+        use rcgen::PublicKeyData;
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| PkiError::BadCsr { node: node.into(), reason: e.to_string() })?;
+        Ok(csr.public_key.subject_public_key_info())
+    }
+
+    fn sign_agent_key(&self, node: &str, key: &impl rcgen::PublicKeyData) -> Result<Signed, PkiError> {
+        let mut params = agent_params(node)?;
+        let issuer = self.issuer()?;
+        validity(&mut params, VALIDITY_DAYS);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.serial_number = Some(random_serial());
+        let cert = params.signed_by(key, &issuer)?;
+        let issued = self.record(cert.der(), &format!("agent:{node}"))?;
+        Ok(Signed { pem: cert.pem(), issued })
+    }
+
+    /// The ledger: every certificate issued from this PKI directory.
+    pub fn issued(&self) -> Result<Vec<Issued>, PkiError> {
+        let path = self.ledger();
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| PkiError::Ledger { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(PkiError::Io { path, source }),
+        }
+    }
+
+    /// Whether this directory keeps a ledger (the CA holder's does; an admin's own does not).
+    pub fn has_ledger(&self) -> bool {
+        self.ledger().exists()
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.dir.join("issued.json")
+    }
+
+    fn save_ledger(&self, all: &[Issued]) -> Result<(), PkiError> {
+        let json = serde_json::to_vec_pretty(all).expect("the ledger serialises");
+        write(&self.ledger(), &json, 0o600)
+    }
+
+    fn record(&self, der: &[u8], subject: &str) -> Result<Issued, PkiError> {
+        let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Ledger {
+            path: self.ledger(),
+            reason: format!("new certificate unparsable: {e}"),
+        })?;
+        let issued = Issued {
+            serial: lvs_proto::identity::serial_hex(c.raw_serial()),
+            subject: subject.to_string(),
+            not_after_unix: c.validity().not_after.timestamp().max(0) as u64,
+            revoked: false,
+        };
+        let mut all = self.issued()?;
+        all.push(issued.clone());
+        self.save_ledger(&all)?;
+        Ok(issued)
+    }
+
+    /// Mark revoked every certificate issued to `what` (a name such as `alice` or
+    /// `admin:alice`, or a serial). Returns those newly marked; the caller pushes
+    /// [`Pki::revoked_serials`] to the agents.
+    pub fn revoke(&self, what: &str) -> Result<Vec<Issued>, PkiError> {
+        let want = what.to_ascii_lowercase().replace(':', "");
+        let mut all = self.issued()?;
+        let mut hit = Vec::new();
+        for i in &mut all {
+            let matches = i.subject == what || i.name() == what || i.serial == want;
+            if matches && !i.revoked {
+                i.revoked = true;
+                hit.push(i.clone());
+            }
+        }
+        if hit.is_empty() && !all.iter().any(|i| i.subject == what || i.name() == what || i.serial == want) {
+            return Err(PkiError::NothingToRevoke(what.into()));
+        }
+        self.save_ledger(&all)?;
+        Ok(hit)
+    }
+
+    /// Serials of every revoked certificate (what agents must refuse).
+    pub fn revoked_serials(&self) -> Result<Vec<String>, PkiError> {
+        Ok(self.issued()?.into_iter().filter(|i| i.revoked).map(|i| i.serial).collect())
     }
 
     /// Issue (or with `force` re-issue) the agent certificate of `node`.
@@ -135,25 +310,13 @@ impl Pki {
             return Err(PkiError::BadName(node.into()));
         }
         let pair = self.agent(node);
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, node);
-        let dns = node.to_string().try_into().map_err(|_| PkiError::BadName(node.into()))?;
-        params.subject_alt_names = vec![
-            SanType::DnsName(dns),
-            SanType::URI(
-                lvs_proto::identity::agent_uri(node)
-                    .try_into()
-                    .map_err(|_| PkiError::BadName(node.into()))?,
-            ),
-        ];
-        params.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(pair, params, force, days)
+        self.issue(pair, agent_params(node)?, force, days, &format!("agent:{node}"))
     }
 
     /// A controller certificate with a chosen validity, at `pair` (tests of expiry).
     pub fn issue_controller_at(&self, pair: Pair, days: i64) -> Result<Pair, PkiError> {
-        self.issue(pair, controller_params()?, true, days)
+        let admin = Caller { name: "controller".into(), role: Role::Admin };
+        self.issue(pair, caller_params(&admin)?, true, days, &admin.to_string())
     }
 
     fn issue(
@@ -162,6 +325,7 @@ impl Pki {
         mut params: CertificateParams,
         force: bool,
         days: i64,
+        subject: &str,
     ) -> Result<Pair, PkiError> {
         for p in [&pair.cert, &pair.key] {
             if p.exists() && !force {
@@ -171,19 +335,46 @@ impl Pki {
         let issuer = self.issuer()?;
         validity(&mut params, days);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.serial_number = Some(random_serial());
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         write(&pair.cert, cert.pem().as_bytes(), 0o644)?;
         write(&pair.key, key.serialize_pem().as_bytes(), 0o600)?;
+        self.record(cert.der(), subject)?;
         Ok(pair)
     }
 }
 
-/// The controller's certificate: the controller URI, client authentication only.
-fn controller_params() -> Result<CertificateParams, PkiError> {
+/// 16 random bytes, the top bit clear (a positive DER integer of at most 16 bytes).
+/// (rcgen's default is a hash of the key, which a rotation reusing it would repeat.)
+fn random_serial() -> rcgen::SerialNumber {
+    let mut b: [u8; 16] = rand::random();
+    b[0] &= 0x7f;
+    b[0] |= 0x01;
+    rcgen::SerialNumber::from_slice(&b)
+}
+
+/// An agent's certificate: its node as DNS name and agent URI, server use only.
+fn agent_params(node: &str) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "lvsctl");
-    params.subject_alt_names = vec![SanType::URI(lvs_proto::identity::CONTROLLER_URI.try_into()?)];
+    params.distinguished_name.push(DnType::CommonName, node);
+    let dns = node.to_string().try_into().map_err(|_| PkiError::BadName(node.into()))?;
+    params.subject_alt_names = vec![
+        SanType::DnsName(dns),
+        SanType::URI(
+            lvs_proto::identity::agent_uri(node).try_into().map_err(|_| PkiError::BadName(node.into()))?,
+        ),
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
+}
+
+/// An admin's or viewer's certificate: their URI, client authentication only.
+fn caller_params(caller: &Caller) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, caller.to_string());
+    params.subject_alt_names =
+        vec![SanType::URI(caller.uri().try_into().map_err(|_| PkiError::BadName(caller.name.clone()))?)];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     Ok(params)
 }

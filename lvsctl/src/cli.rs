@@ -268,6 +268,18 @@ pub enum RsCommand {
 /// `lvsctl node ...`
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
+    /// Give a node's agent its certificate: the agent made its key and shows a pairing code
+    /// (journal, `lvs-agent pairing-code`); the key never leaves the node.
+    #[command(
+        after_help = "Examples:\n  lvsctl node enroll rs1 --code ABCD-EFGH-…   the code rs1's agent shows\n  ssh rs1 lvs-agent pairing-code               show it (again) on the node"
+    )]
+    Enroll {
+        /// The node, as the definition names it (its agent address comes from there).
+        node: String,
+        /// The pairing code the node's agent shows (read once; single use, expires).
+        #[arg(long, env = "LVSCTL_PAIRING_CODE", hide_env_values = true)]
+        code: String,
+    },
     /// Take a node out of the cluster (run it before dropping the node from the definition):
     /// its agent removes what it created, restores the sysctls it changed, and stops healing.
     Remove {
@@ -295,7 +307,8 @@ pub enum PkiCommand {
         #[arg(long)]
         allow_git_tree: bool,
     },
-    /// Issue agent certificates (the named nodes, or every node of the definition).
+    /// Offline fallback to `node enroll`: make agent keys and certificates here, to copy
+    /// to the nodes (the named nodes, or every node of the definition).
     Issue {
         /// Nodes.
         nodes: Vec<String>,
@@ -303,6 +316,38 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Renew agents' certificates over mutual TLS: each agent makes a new key and a CSR,
+    /// the CA signs it, the agent switches without a restart (the named nodes, or all).
+    Rotate {
+        /// Nodes.
+        nodes: Vec<String>,
+    },
+    /// A certificate for a person or a program calling agents, written as a PKI directory
+    /// of its own (use it with `lvsctl --pki DIR`); viewers may only read.
+    #[command(
+        after_help = "Examples:\n  lvsctl pki issue-admin alice --role admin --out ./alice-pki\n  lvsctl pki issue-admin grafana --role viewer --out /etc/lvsctl/viewer"
+    )]
+    IssueAdmin {
+        /// Their name (recorded in the agents' events as role:name).
+        name: String,
+        /// admin: every command; viewer: status, ipvs, events, facts only.
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Directory to write ca.pem, controller.pem and controller.key to (default: PKI/callers/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke every certificate issued to NAME (or the one with SERIAL) and push the
+    /// list to every agent, which refuses it from then on.
+    Revoke {
+        /// A name (`alice`, `admin:alice`, a node) or a serial from `pki list`.
+        what: String,
+    },
+    /// Every certificate issued from this PKI directory: serial, subject, expiry, revoked.
+    List,
 }
 
 /// The PKI directory of a command line for `cluster`: `--pki`/`LVSCTL_PKI`, else the user's

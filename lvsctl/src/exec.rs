@@ -168,7 +168,20 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Rollout(a) => a.exec(cli, out, err),
         Command::Verify(a) => a.exec(cli, out, err),
         Command::Events(a) => a.exec(cli, out, err),
+        Command::Pki(PkiCommand::Rotate { nodes }) => fleet(cli, err, |mut c| async move {
+            only(&mut c, nodes)?;
+            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+            commands::trust::rotate(&c, &pki, out).await
+        }),
+        Command::Pki(PkiCommand::Revoke { what }) => fleet(cli, err, |c| async move {
+            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+            commands::trust::revoke(&c, &pki, what, out).await
+        }),
         Command::Pki(a) => a.exec(cli, out),
+        Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c| async move {
+            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+            commands::trust::enroll(&c, &pki, node, code, out).await
+        }),
         Command::Node(NodeCommand::Remove { node, yes }) => {
             fleet(cli, err, |c| async move { commands::node::remove(&c, node, *yes, out).await })
         }
@@ -309,9 +322,19 @@ impl ApplyArgs {
             yes: self.yes,
             ignore_clock: self.ignore_clock,
             adopt: self.adopt,
+            revoked: None,
         };
         fleet(cli, err, |mut c| async move {
             only(&mut c, &self.nodes)?;
+            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+            let opts = commands::apply::ApplyOptions {
+                revoked: pki
+                    .has_ledger()
+                    .then(|| pki.revoked_serials())
+                    .transpose()
+                    .map_err(|e| CmdError::Usage(e.to_string()))?,
+                ..opts
+            };
             commands::apply::apply(&c, opts, out).await
         })
     }
@@ -463,6 +486,35 @@ fn init_checks(
     Ok(())
 }
 
+/// `lvsctl pki list`.
+fn list(pki: &Pki, as_json: bool, out: &mut dyn Write) -> Result<ExitCode, CommandError> {
+    let issued = pki.issued()?;
+    if as_json {
+        serde_json::to_writer_pretty(&mut *out, &issued)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut rows = Vec::new();
+    for i in &issued {
+        let left = (i.not_after_unix as i64 - now as i64).div_euclid(86_400);
+        let state = if i.revoked {
+            "revoked".to_string()
+        } else if left < 0 {
+            "expired".to_string()
+        } else {
+            format!("valid, {left} days left")
+        };
+        let expires = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.not_after_unix),
+        );
+        rows.push(vec![i.serial.clone(), i.subject.clone(), expires.to_string(), state]);
+    }
+    write!(out, "{}", lvs_controller::table::render(&["SERIAL", "SUBJECT", "EXPIRES", "STATE"], &rows, &[]))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 impl PkiCommand {
     fn exec(&self, cli: &Cli, out: &mut dyn Write) -> Result<ExitCode, CommandError> {
         let loaded = load::load_file(&cli.file)?;
@@ -473,6 +525,19 @@ impl PkiCommand {
             PkiCommand::Init { force, yes, allow_git_tree } => {
                 init_checks(&dir, &pki, *force, *yes, *allow_git_tree)?;
                 written.extend(pki.init(&loaded.cluster.name, *force)?);
+            }
+            PkiCommand::IssueAdmin { name, role, out: dest, force } => {
+                let caller = lvs_proto::identity::Caller {
+                    name: name.clone(),
+                    role: role.parse().map_err(CmdError::Usage)?,
+                };
+                let dest = dest.clone().unwrap_or_else(|| dir.join("callers").join(name));
+                let pair = pki.issue_caller(&caller, &dest, *force)?;
+                written.extend([dest.join("ca.pem"), pair.cert, pair.key]);
+            }
+            PkiCommand::List => return list(&pki, cli.output == Output::Json, out),
+            PkiCommand::Rotate { .. } | PkiCommand::Revoke { .. } => {
+                unreachable!("fleet commands, dispatched in execute")
             }
             PkiCommand::Issue { nodes, force } => {
                 let all: Vec<String> = loaded.cluster.nodes.iter().map(|n| n.name.clone()).collect();

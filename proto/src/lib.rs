@@ -7,6 +7,7 @@
 //! field on the way in).
 pub mod files;
 pub mod identity;
+pub mod pairing;
 pub mod reply;
 pub mod spec;
 pub mod wire;

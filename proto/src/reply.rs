@@ -356,6 +356,8 @@ pub enum EventKind {
     Clear,
     /// The node was taken out of the cluster (`lvsctl node remove`).
     Decommission,
+    /// The agent's certificate or revocation list changed (enrolment, rotation, revoke).
+    Certificate,
 }
 
 impl EventKind {
@@ -370,6 +372,7 @@ impl EventKind {
             EventKind::Heal => "heal",
             EventKind::Clear => "ipvs",
             EventKind::Decommission => "decommission",
+            EventKind::Certificate => "certificate",
         }
     }
 }
@@ -401,6 +404,10 @@ pub struct Event {
     pub changes: Vec<Change>,
     /// The apply or heal failed as a whole.
     pub failure: Option<Failure>,
+    /// Who asked (`admin:alice`); empty when the agent acted on its own (start, drift,
+    /// heal, health).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
 
 // ------------------------------------------------------------------ status
@@ -527,6 +534,24 @@ pub struct NodeStatus {
     pub health: Vec<DestinationHealth>,
     /// Live weights set by an admin.
     pub overrides: Vec<WeightOverride>,
+    /// The certificate the agent presents now (agents before rotation: none).
+    pub certificate: Option<CertificateInfo>,
+}
+
+/// A certificate, as far as rotation and revocation care.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    /// Serial number, lower-case hex without separators.
+    pub serial: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub not_after_unix: u64,
+}
+
+impl CertificateInfo {
+    /// Whole days from `now_unix` until expiry (negative: expired).
+    pub fn days_left(&self, now_unix: u64) -> i64 {
+        (self.not_after_unix as i64 - now_unix as i64).div_euclid(86_400)
+    }
 }
 
 impl NodeStatus {

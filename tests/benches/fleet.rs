@@ -99,9 +99,11 @@ async fn fleetbed(n: usize) -> Fleetbed {
     let mut servers = Vec::new();
     for node in &cluster.nodes {
         let pair = pki.issue_agent(&node.name, false).unwrap();
-        let tls =
-            lvs_agent::tls::server_config(&TlsPaths { ca: pki.ca().cert, cert: pair.cert, key: pair.key })
-                .unwrap();
+        let tls = lvs_agent::tls::server_config(
+            &node.name,
+            &TlsPaths { ca: pki.ca().cert, cert: pair.cert, key: pair.key },
+        )
+        .unwrap();
         let sys = Arc::new(FakeSystem::new(&["eth0", "eth1"], true));
         let agent = Agent::new(&node.name, sys, Store::new(&dir.path().join(&node.name)));
         let listen: SocketAddr = node.agent.parse().unwrap();
@@ -154,18 +156,20 @@ fn main() {
     for n in [1usize, 4, 50, 500] {
         let row = rt.block_on(async {
             let bed = fleetbed(n).await;
-            let opts = apply::ApplyOptions { yes: true, ignore_clock: false, adopt: false };
+            let opts = apply::ApplyOptions { yes: true, ignore_clock: false, adopt: false, revoked: None };
             let done = [ExitCode::SUCCESS];
             // The fake nodes have no httpd and the host no IPVS modules: status reports them
             // unhealthy (4), which still means every agent answered.
             let answered = [ExitCode::SUCCESS, ExitCode::from(status_unhealthy())];
             let first =
-                timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts, o).await.unwrap()).await;
+                timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts.clone(), o).await.unwrap())
+                    .await;
             let mut again = Vec::new();
             let mut stat = Vec::new();
             for _ in 0..3 {
                 again.push(
-                    timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts, o).await.unwrap()).await,
+                    timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts.clone(), o).await.unwrap())
+                        .await,
                 );
                 stat.push(
                     timed("status", &answered, async |o| status::status(&bed.ctx(), &[], o).await.unwrap())

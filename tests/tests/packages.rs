@@ -71,12 +71,14 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     );
     assert!(postinst.contains("try-restart"), "an upgrade restarts a running agent:\n{postinst}");
     assert!(!postinst.contains("deb-systemd-invoke start"), "a first install starts nothing:\n{postinst}");
-    // The unit shipped is the unit in the tree, and it waits for the certificates.
+    // The unit shipped is the unit in the tree; it waits for the config only (without
+    // certificates the agent enrols).
     let x = tempfile::tempdir().unwrap();
     run("dpkg-deb", &["-x", deb, x.path().to_str().unwrap()]);
     let unit = std::fs::read_to_string(x.path().join("usr/lib/systemd/system/lvs-agent.service")).unwrap();
     assert_eq!(unit, std::fs::read_to_string(root().join("deploy/systemd/lvs-agent.service")).unwrap());
-    assert!(unit.contains("ConditionPathExists=/etc/lvs-agent/agent.pem"));
+    assert!(unit.contains("ConditionPathExists=/etc/lvs-agent/agent.toml\n"));
+    assert!(!unit.contains("ConditionPathExists=/etc/lvs-agent/agent.pem"));
     assert!(unit.contains("ExecStart=/usr/sbin/lvs-agent "));
     // The man page is roff, generated from the binary's own options.
     let man =
@@ -184,15 +186,7 @@ fn the_instance_unit_differs_from_the_unit_only_where_it_names_the_instance() {
     let keys: Vec<&str> = changed.iter().map(|(x, _)| x.split('=').next().unwrap()).collect();
     assert_eq!(
         keys,
-        [
-            "Description",
-            "ConditionPathExists",
-            "ConditionPathExists",
-            "ConditionPathExists",
-            "ConditionPathExists",
-            "ExecStart",
-            "StateDirectory"
-        ],
+        ["Description", "ConditionPathExists", "ExecStart", "StateDirectory"],
         "only the instance's own lines change"
     );
     // Every hardening line is there, unchanged.
@@ -205,15 +199,26 @@ fn the_instance_unit_differs_from_the_unit_only_where_it_names_the_instance() {
 }
 
 #[test]
-fn the_example_config_names_the_certificates_the_unit_waits_for() {
+fn the_unit_lets_the_agent_write_the_certificates_the_example_config_names() {
     let unit = std::fs::read_to_string(root().join("deploy/systemd/lvs-agent.service")).unwrap();
     let config: toml::Value =
         toml::from_str(&std::fs::read_to_string(root().join("deploy/agent.example.toml")).unwrap()).unwrap();
+    let writable: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+        .flat_map(str::split_whitespace)
+        .collect();
     for key in ["ca", "cert", "key"] {
-        let path = config["tls"][key].as_str().unwrap();
-        assert!(unit.contains(&format!("ConditionPathExists={path}\n")), "the unit does not wait for {path}");
+        let path = std::path::Path::new(config["tls"][key].as_str().unwrap());
+        // Enrolment writes the key there first, rotation replaces key and certificate.
+        assert!(
+            writable.iter().any(|w| path.starts_with(w)),
+            "ProtectSystem=strict and {} is not under ReadWritePaths {writable:?}",
+            path.display()
+        );
     }
-    // And the README copies the certificates to those names.
+    // The README enrols, and keeps the copy-the-key path only as the offline fallback.
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    assert!(readme.contains("/etc/lvs-agent/agent.pem") && readme.contains("/etc/lvs-agent/agent.key"));
+    assert!(readme.contains("lvsctl node enroll"), "README does not enrol");
+    assert!(readme.contains("/etc/lvs-agent/agent.pem") && readme.contains("offline fallback"));
 }

@@ -23,7 +23,7 @@ pub struct PlanOptions {
 }
 
 /// Options of `apply`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     /// Do not ask.
     pub yes: bool,
@@ -31,6 +31,9 @@ pub struct ApplyOptions {
     pub ignore_clock: bool,
     /// Take over IPVS services the definition names that another tool created.
     pub adopt: bool,
+    /// The revoked certificate serials to push with the apply (`None`: this PKI
+    /// directory keeps no ledger, e.g. an admin's own, so it has no list to push).
+    pub revoked: Option<Vec<String>>,
 }
 
 /// One node's report as `-o json` prints it.
@@ -155,6 +158,9 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             return Ok(Exit::NotConfirmed.into());
         }
     }
+    if let Some(serials) = &opts.revoked {
+        push_revoked(ctx, &plans, serials, out).await?;
+    }
     let results = apply_printing(ctx, &lease, opts.adopt, out).await?;
     let ok = results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
     if ctx.json {
@@ -177,6 +183,23 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
         }
     }
     Ok(exit(ok, Exit::NodeFailed))
+}
+
+/// Every apply carries the revocation list, so a node that missed `pki revoke` (down at
+/// the time) catches up with the next apply. A node that does not take it is named.
+async fn push_revoked(
+    ctx: &Ctx,
+    plans: &[NodeResult<Report>],
+    serials: &[String],
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let nodes: Vec<String> = plans.iter().map(|(n, _)| n.clone()).collect();
+    for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, serials).await }).await {
+        if let Err(e) = r {
+            say(ctx, out, &format!("warning: {n}: revocation list not updated: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// [`specs::apply_all`], printing each node's outcome as it arrives (text output).

@@ -91,7 +91,12 @@ pub async fn events(
                     .map_err(std::io::Error::other)?;
                 writeln!(out, "{line}")
             }
-            Item::Event(e) => writeln!(out, "{} {} {}: {}", when(e.unix_ms), e.node, e.kind, e.message),
+            Item::Event(e) if e.by.is_empty() => {
+                writeln!(out, "{} {} {}: {}", when(e.unix_ms), e.node, e.kind, e.message)
+            }
+            Item::Event(e) => {
+                writeln!(out, "{} {} {} by {}: {}", when(e.unix_ms), e.node, e.kind, e.by, e.message)
+            }
             // With -o json stdout holds only events (one JSON object a line).
             Item::Lost(n, why) if ctx.json => writeln!(std::io::stderr(), "# {n}: {why}; retrying in 2 s"),
             Item::Lost(n, why) => writeln!(out, "# {n}: {why}; retrying in 2 s"),

@@ -13,6 +13,7 @@ pub mod node;
 pub mod rollout;
 pub mod rs;
 pub mod status;
+pub mod trust;
 pub mod verify;
 
 pub use exit::Exit;

@@ -30,6 +30,30 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
     p
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// What needs doing soon but is not wrong yet (the exit status stays 0): a certificate
+/// expiring within [`crate::pki::EXPIRY_WARNING_DAYS`].
+pub fn warnings(node: &str, s: &NodeStatus) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(c) = &s.certificate {
+        let left = c.days_left(now_unix());
+        if left < crate::pki::EXPIRY_WARNING_DAYS {
+            w.push(format!(
+                "certificate {} expires in {left} day(s): run `lvsctl pki rotate {node}`",
+                c.serial
+            ));
+        }
+    }
+    w
+}
+
+fn cert(s: &NodeStatus) -> String {
+    s.certificate.as_ref().map_or("-".into(), |c| format!("{}d", c.days_left(now_unix())))
+}
+
 fn clock(s: &NodeStatus) -> String {
     match (s.clock.offset_ms, &s.clock.error) {
         (Some(o), _) => format!("{o:+}ms"),
@@ -53,6 +77,8 @@ pub struct NodeView<'a> {
     pub status: Option<&'a NodeStatus>,
     /// What is wrong, in words.
     pub problems: Vec<String>,
+    /// What needs doing soon (an expiring certificate).
+    pub warnings: Vec<String>,
 }
 
 /// The fleet as `-o json` prints it.
@@ -78,6 +104,7 @@ pub fn view<'a>(ctx: &'a Ctx, res: &'a [NodeResult<NodeStatus>]) -> FleetView<'a
             error: r.as_ref().err(),
             status: r.as_ref().ok(),
             problems: r.as_ref().map(|s| problems(ctx, s)).unwrap_or_default(),
+            warnings: r.as_ref().map(|s| warnings(node, s)).unwrap_or_default(),
         })
         .collect();
     let healthy = nodes.iter().all(|n| n.reachable && n.problems.is_empty());
@@ -116,9 +143,9 @@ pub async fn status(ctx: &Ctx, nodes: &[String], out: &mut dyn Write) -> Result<
 /// The text view: the node table, each director's services, then every problem.
 pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
     let mut out = crate::table::render(
-        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS"],
+        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS", "CERT"],
         &res.iter().map(|(n, r)| node_row(ctx, n, r)).collect::<Vec<_>>(),
-        &[3, 6, 7, 8],
+        &[3, 6, 7, 8, 9],
     );
     for (n, r) in res {
         let Ok(s) = r else { continue };
@@ -155,6 +182,15 @@ pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
         })
         .collect();
     let healthy = problems.is_empty();
+    let warned: Vec<String> = res
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().ok().map(|s| (n, s)))
+        .flat_map(|(n, s)| warnings(n, s).into_iter().map(move |w| format!("warning: {n}: {w}\n")))
+        .collect();
+    if !warned.is_empty() {
+        out.push('\n');
+        out.extend(warned);
+    }
     if !healthy {
         out.push('\n');
         out.extend(problems);
@@ -173,7 +209,7 @@ fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String
     match r {
         // The reason is long: it is listed under the table.
         Err(_) => {
-            [n, role, "UNREACHABLE"].into_iter().map(String::from).chain(vec![String::new(); 6]).collect()
+            [n, role, "UNREACHABLE"].into_iter().map(String::from).chain(vec![String::new(); 7]).collect()
         }
         Ok(s) => {
             let f = &s.facts;
@@ -188,6 +224,7 @@ fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String
                 clock(s),
                 s.drift.len().to_string(),
                 format!("{ok}/{}", s.checks.len()),
+                cert(s),
             ]
         }
     }

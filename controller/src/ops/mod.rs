@@ -7,6 +7,7 @@
 //! | [`specs`] | reserve (plan), release, apply a generation; the time gate's clocks |
 //! | [`weights`] | where a real server is placed, live weights, the drain wait |
 //! | [`tables`] | every director's IPVS table; withdraw the managed services |
+//! | [`trust`] | rotate agents' certificates; push the revocation list |
 use std::path::PathBuf;
 
 use lvs_proto::NodeSpec;
@@ -17,6 +18,7 @@ use crate::model::Cluster;
 
 pub mod specs;
 pub mod tables;
+pub mod trust;
 pub mod weights;
 
 /// One node's answer.

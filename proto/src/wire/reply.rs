@@ -8,10 +8,10 @@ use ipnet::IpNet;
 use super::{WireError, err, parse, required, service_key};
 use crate::pb;
 use crate::reply::{
-    ActionResult, AddressRef, Change, CheckResult, Clock, Connection, DestinationConnections,
-    DestinationHealth, Event, EventKind, Facts, Failure, FailureKind, Forward, IpvsChange, IpvsTable,
-    NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, TableDestination, TableService, Timeouts,
-    WeightOverride, WeightReply,
+    ActionResult, AddressRef, CertificateInfo, Change, CheckResult, Clock, Connection,
+    DestinationConnections, DestinationHealth, Event, EventKind, Facts, Failure, FailureKind, Forward,
+    IpvsChange, IpvsTable, NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, TableDestination,
+    TableService, Timeouts, WeightOverride, WeightReply,
 };
 
 fn each<'a, W: 'a, D>(
@@ -281,6 +281,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Heal => pb::EventKind::Heal,
             EventKind::Clear => pb::EventKind::Clear,
             EventKind::Decommission => pb::EventKind::Decommission,
+            EventKind::Certificate => pb::EventKind::Certificate,
         }
     }
 }
@@ -295,6 +296,7 @@ impl From<&Event> for pb::Event {
             generation: e.generation,
             changes: e.changes.iter().map(Into::into).collect(),
             failure: e.failure.as_ref().map(Into::into),
+            by: e.by.clone(),
         }
     }
 }
@@ -312,6 +314,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Heal) => EventKind::Heal,
             Ok(pb::EventKind::Clear) => EventKind::Clear,
             Ok(pb::EventKind::Decommission) => EventKind::Decommission,
+            Ok(pb::EventKind::Certificate) => EventKind::Certificate,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {
@@ -322,6 +325,7 @@ impl TryFrom<&pb::Event> for Event {
             generation: e.generation,
             changes: changes("changes", &e.changes)?,
             failure: e.failure.as_ref().map(failure),
+            by: e.by.clone(),
         })
     }
 }
@@ -408,6 +412,10 @@ impl From<&NodeStatus> for pb::Status {
                     weight: o.weight,
                 })
                 .collect(),
+            certificate: s
+                .certificate
+                .as_ref()
+                .map(|c| pb::Certificate { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
         }
     }
 }
@@ -454,6 +462,10 @@ impl TryFrom<&pb::Status> for NodeStatus {
                     weight: o.weight,
                 })
             })?,
+            certificate: s
+                .certificate
+                .as_ref()
+                .map(|c| CertificateInfo { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
         })
     }
 }
@@ -770,6 +782,7 @@ mod tests {
             generation: 4,
             changes,
             failure: Some(failure),
+            by: "admin:alice".into(),
         };
         assert_eq!(Event::try_from(&pb::Event::from(&e)).unwrap(), e);
     }
@@ -830,6 +843,7 @@ mod tests {
                 last_error: String::new(),
             }],
             overrides: vec![WeightOverride { service: key(), destination: d, weight: 0 }],
+            certificate: Some(CertificateInfo { serial: "0a1b".into(), not_after_unix: 1_900_000_000 }),
         };
         assert_eq!(NodeStatus::try_from(&pb::Status::from(&s)).unwrap(), s);
     }

@@ -1,0 +1,346 @@
+//! Enrolment: how an agent gets its certificate without its key ever leaving the node.
+//!
+//! An agent whose certificate files are missing makes its key (`tls.key`, 0600), keeps a
+//! one-time secret in `<state_dir>/pairing.json` (0600, valid [`DEFAULT_TTL`]) and serves
+//! only the `Enrolment` service, over TLS with a temporary self-signed certificate for
+//! that key. Its pairing code (journal, `lvs-agent pairing-code`) is the key's pin and
+//! the secret ([`lvs_proto::pairing`]). `lvsctl node enroll NODE --code …` accepts only a
+//! server holding the pinned key, proves the secret, takes the CSR, signs it with the
+//! names from the definition and installs the certificate and CA; the agent checks them
+//! ([`crate::credentials::check_signed`]), consumes the code and switches to mutual TLS.
+//!
+//! Refused: a wrong secret (after [`MAX_FAILURES`] the code is burned), an expired code,
+//! a used code (the agent no longer serves enrolment), and a server without the pinned
+//! key (refused by the controller before it sends the secret).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lvs_proto::pairing::{PairingCode, SECRET_LEN, pin_of};
+use lvs_proto::pb;
+use rcgen::{KeyPair, PublicKeyData};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, watch};
+use tonic::{Request, Response, Status};
+
+use crate::config::TlsPaths;
+use crate::credentials::{CredentialError, check_signed, csr_pem};
+use crate::revoked::Revoked;
+
+/// How long a new pairing code is valid.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Wrong secrets before a code is burned.
+pub const MAX_FAILURES: u32 = 5;
+
+/// Enrolment failures.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    /// No code to check against.
+    #[error(
+        "no pairing code on this node (used, burned after {MAX_FAILURES} wrong attempts, or never made): run `lvs-agent pairing-code --new` on the node"
+    )]
+    NoCode,
+    /// Past its expiry.
+    #[error("the pairing code expired {0} s ago: run `lvs-agent pairing-code --new` on the node")]
+    Expired(u64),
+    /// The secret does not match.
+    #[error("wrong pairing code ({0} of {MAX_FAILURES} attempts used)")]
+    Wrong(u32),
+    /// The pairing file.
+    #[error("{path}: {reason}")]
+    File {
+        /// `pairing.json`.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The key or the certificate.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+impl From<EnrolError> for Status {
+    fn from(e: EnrolError) -> Self {
+        match &e {
+            EnrolError::NoCode | EnrolError::Expired(_) | EnrolError::Wrong(_) => {
+                Status::permission_denied(e.to_string())
+            }
+            EnrolError::Credential(CredentialError::Refused(_)) => Status::invalid_argument(e.to_string()),
+            _ => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// Whether the agent has everything mutual TLS needs (else it enrols).
+pub fn is_enrolled(paths: &TlsPaths) -> bool {
+    paths.ca.exists() && paths.cert.exists() && paths.key.exists()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    secret: String,
+    expires_unix: u64,
+    failures: u32,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The pairing secret of this node, in `<state_dir>/pairing.json`. Read on every attempt,
+/// so `lvs-agent pairing-code --new` takes effect on a running agent.
+#[derive(Debug, Clone)]
+pub struct Pairing {
+    path: PathBuf,
+}
+
+/// A code as shown to the admin.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// `ABCD-EFGH-…`.
+    pub code: String,
+    /// Expiry, seconds since the epoch.
+    pub expires_unix: u64,
+}
+
+impl Pairing {
+    /// The pairing file of the agent whose state lives in `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self { path: state_dir.join("pairing.json") }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> EnrolError {
+        EnrolError::File { path: self.path.clone(), reason: e.to_string() }
+    }
+
+    fn load(&self) -> Result<Option<Stored>, EnrolError> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| self.err(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn save(&self, s: &Stored) -> Result<(), EnrolError> {
+        let json = serde_json::to_vec(s).expect("pairing state serialises");
+        lvs_proto::files::atomic_write(&self.path, &json, 0o600).map_err(|e| self.err(e))
+    }
+
+    /// A new secret valid for `ttl`, replacing any other.
+    pub fn issue(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
+        let secret: [u8; SECRET_LEN] = rand::random();
+        let s = Stored { secret: hex(&secret), expires_unix: now_unix() + ttl.as_secs(), failures: 0 };
+        self.save(&s)?;
+        Ok(Shown { code: code(key, &secret), expires_unix: s.expires_unix })
+    }
+
+    /// The code in force, if there is one and it has not expired.
+    pub fn shown(&self, key: &KeyPair) -> Result<Option<Shown>, EnrolError> {
+        let Some(s) = self.load()? else { return Ok(None) };
+        if s.expires_unix <= now_unix() {
+            return Ok(None);
+        }
+        let secret = unhex(&s.secret).ok_or_else(|| self.err("secret is not hex"))?;
+        Ok(Some(Shown { code: code(key, &secret), expires_unix: s.expires_unix }))
+    }
+
+    /// Check a secret a caller sent; a wrong one counts, and the last allowed one burns
+    /// the code. (The caller serialises checks, so two guesses cannot share a count.)
+    pub fn check(&self, given: &[u8]) -> Result<(), EnrolError> {
+        let mut s = self.load()?.ok_or(EnrolError::NoCode)?;
+        let now = now_unix();
+        if s.expires_unix <= now {
+            return Err(EnrolError::Expired(now - s.expires_unix));
+        }
+        let secret = unhex(&s.secret).ok_or_else(|| self.err("secret is not hex"))?;
+        let code = PairingCode { pin: [0; lvs_proto::pairing::PIN_LEN], secret };
+        if code.secret_matches(given) {
+            return Ok(());
+        }
+        s.failures += 1;
+        if s.failures >= MAX_FAILURES {
+            tracing::warn!(failures = s.failures, "pairing code burned after too many wrong attempts");
+            self.consume()?;
+        } else {
+            self.save(&s)?;
+        }
+        Err(EnrolError::Wrong(s.failures))
+    }
+
+    /// Forget the code (it was used, or burned).
+    pub fn consume(&self) -> Result<(), EnrolError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}
+
+fn code(key: &KeyPair, secret: &[u8; SECRET_LEN]) -> String {
+    PairingCode { pin: pin_of(&key.subject_public_key_info()), secret: *secret }.text()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; SECRET_LEN]> {
+    let mut out = [0; SECRET_LEN];
+    if s.len() != SECRET_LEN * 2 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The `Enrolment` service of an unenrolled agent.
+pub struct Service {
+    node: String,
+    key: Arc<KeyPair>,
+    paths: TlsPaths,
+    pairing: Pairing,
+    revoked: Arc<Revoked>,
+    /// One attempt at a time: the failure count is read, then written.
+    attempt: Mutex<()>,
+    done: watch::Sender<bool>,
+}
+
+impl Service {
+    /// The service for `node`, whose key is `key` and whose files go to `paths`; `done`
+    /// turns true once a certificate is installed.
+    pub fn new(
+        node: &str,
+        key: Arc<KeyPair>,
+        paths: TlsPaths,
+        pairing: Pairing,
+        revoked: Arc<Revoked>,
+        done: watch::Sender<bool>,
+    ) -> Self {
+        Self { node: node.into(), key, paths, pairing, revoked, attempt: Mutex::new(()), done }
+    }
+
+    /// Install what the signer sent: checked first, then the CA and the certificate
+    /// written (the key is there already), the revocation list taken, the code consumed.
+    fn install(&self, r: &pb::EnrolInstallRequest) -> Result<lvs_proto::reply::CertificateInfo, EnrolError> {
+        let (_, info) =
+            check_signed(&self.node, r.ca_pem.as_bytes(), r.certificate_pem.as_bytes(), &self.key)?;
+        let write = |p: &Path, b: &[u8]| {
+            lvs_proto::files::atomic_write(p, b, 0o644)
+                .map_err(|source| CredentialError::Io { path: p.to_path_buf(), source })
+        };
+        self.revoked.replace(&r.revoked_serials).map_err(|e| CredentialError::Refused(e.to_string()))?;
+        write(&self.paths.ca, r.ca_pem.as_bytes())?;
+        write(&self.paths.cert, r.certificate_pem.as_bytes())?;
+        self.pairing.consume()?;
+        Ok(info)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::enrolment_server::Enrolment for Service {
+    async fn csr(&self, req: Request<pb::EnrolCsrRequest>) -> Result<Response<pb::CsrReply>, Status> {
+        let _one = self.attempt.lock().await;
+        self.pairing.check(&req.get_ref().secret)?;
+        let csr_pem = csr_pem(&self.node, &self.key).map_err(EnrolError::from)?;
+        Ok(Response::new(pb::CsrReply { node: self.node.clone(), csr_pem }))
+    }
+
+    async fn install(
+        &self,
+        req: Request<pb::EnrolInstallRequest>,
+    ) -> Result<Response<pb::InstallReply>, Status> {
+        let _one = self.attempt.lock().await;
+        self.pairing.check(&req.get_ref().secret)?;
+        let info = self.install(req.get_ref())?;
+        tracing::info!(serial = %info.serial, not_after = info.not_after_unix, "enrolled; switching to mutual TLS");
+        let _ = self.done.send(true);
+        Ok(Response::new(pb::InstallReply { serial: info.serial, not_after_unix: info.not_after_unix }))
+    }
+}
+
+/// Serve enrolment on `listener` until a certificate is installed (true) or `shutdown`
+/// resolves first (false). The code is logged; a still valid one survives a restart, so
+/// a code the admin already copied keeps working.
+pub async fn serve_until_enrolled(
+    node: &str,
+    paths: &TlsPaths,
+    state_dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<bool, EnrolTransportError> {
+    let (key, made) = crate::credentials::load_or_make_key(&paths.key)?;
+    if made {
+        tracing::info!(path = %paths.key.display(), "made this node's key (it never leaves the node)");
+    }
+    let pairing = Pairing::new(state_dir);
+    let shown = match pairing.shown(&key)? {
+        Some(s) => s,
+        None => pairing.issue(&key, DEFAULT_TTL)?,
+    };
+    tracing::warn!(
+        node,
+        code = %shown.code,
+        expires_unix = shown.expires_unix,
+        "not enrolled: on the admin box run `lvsctl node enroll {node} --code {}` (or `lvs-agent pairing-code` here shows it again)",
+        shown.code
+    );
+    let mut tls =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| EnrolTransportError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(crate::credentials::FixedCert(crate::credentials::enrolment_cert(
+                node, &key,
+            )?)));
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let (done, mut enrolled) = watch::channel(false);
+    let revoked = Arc::new(Revoked::load(state_dir));
+    let service = Service::new(node, Arc::new(key), paths.clone(), pairing, revoked, done);
+    let stop = async {
+        tokio::select! {
+            _ = enrolled.wait_for(|d| *d) => {}
+            () = shutdown => {}
+        }
+    };
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(pb::enrolment_server::EnrolmentServer::new(service))
+        .serve_with_incoming_shutdown(
+            crate::door::incoming(listener, Arc::new(tls), crate::door::Limits::default()),
+            stop,
+        )
+        .await?;
+    Ok(is_enrolled(paths))
+}
+
+/// The pairing code of the node whose key is at `key` and state in `state_dir` (the key
+/// made if there is none): the one in force, or with `new` (or none in force) a new one
+/// valid for `ttl`. What `lvs-agent pairing-code` prints.
+pub fn code_for(key: &Path, state_dir: &Path, new: bool, ttl: Duration) -> Result<Shown, EnrolTransportError> {
+    let (key, _) = crate::credentials::load_or_make_key(key)?;
+    let pairing = Pairing::new(state_dir);
+    Ok(match pairing.shown(&key)? {
+        Some(s) if !new => s,
+        _ => pairing.issue(&key, ttl)?,
+    })
+}
+
+/// Why enrolment could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolTransportError {
+    /// The key or the pairing file.
+    #[error(transparent)]
+    Enrol(#[from] EnrolError),
+    /// Making the key or the temporary certificate.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// TLS set-up.
+    #[error("enrolment TLS: {0}")]
+    Tls(String),
+    /// The gRPC server.
+    #[error("serving enrolment: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
