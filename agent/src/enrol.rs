@@ -319,7 +319,12 @@ pub async fn serve_until_enrolled(
 /// The pairing code of the node whose key is at `key` and state in `state_dir` (the key
 /// made if there is none): the one in force, or with `new` (or none in force) a new one
 /// valid for `ttl`. What `lvs-agent pairing-code` prints.
-pub fn code_for(key: &Path, state_dir: &Path, new: bool, ttl: Duration) -> Result<Shown, EnrolTransportError> {
+pub fn code_for(
+    key: &Path,
+    state_dir: &Path,
+    new: bool,
+    ttl: Duration,
+) -> Result<Shown, EnrolTransportError> {
     let (key, _) = crate::credentials::load_or_make_key(key)?;
     let pairing = Pairing::new(state_dir);
     Ok(match pairing.shown(&key)? {

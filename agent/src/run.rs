@@ -213,14 +213,9 @@ async fn enrol(
     });
     let enrol_on =
         socket2_dup(listener).map_err(|source| RunError::Listen { addr: config.listen, source })?;
-    let enrolled = crate::enrol::serve_until_enrolled(
-        &config.node,
-        &config.tls,
-        &config.state_dir,
-        enrol_on,
-        shutdown,
-    )
-    .await;
+    let enrolled =
+        crate::enrol::serve_until_enrolled(&config.node, &config.tls, &config.state_dir, enrol_on, shutdown)
+            .await;
     if let Some(f) = feeder {
         f.abort();
     }

@@ -1,0 +1,361 @@
+//! Enrolment, roles, revocation and rotation, end to end on loopback: the agent daemon's
+//! own steps ([`lvs_agent::run::serve`]: enrol while it has no certificate, then mutual
+//! TLS) over a fake kernel, and the controller's own code (`lvsctl node enroll`'s
+//! [`lvs_controller::enrol::enroll`], the [`Fleet`] every command uses, `pki rotate`'s
+//! [`lvs_controller::ops::trust`]). Every refusal is asserted by its reason.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lvs_agent::config::{Config, TlsPaths};
+use lvs_agent::fake::FakeSystem;
+use lvs_controller::enrol::{EnrolError, enroll};
+use lvs_controller::fleet::{Fleet, NodeError};
+use lvs_controller::pki::Pki;
+use lvs_proto::identity::{Caller, Role};
+use lvs_proto::pairing::PairingCode;
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+/// One node `rs1` whose agent runs the daemon's steps on loopback, not enrolled yet.
+struct Node {
+    addr: SocketAddr,
+    config: Config,
+    dir: tempfile::TempDir,
+    pki: Pki,
+}
+
+fn config(dir: &Path, addr: SocketAddr) -> Config {
+    Config {
+        node: "rs1".into(),
+        listen: addr,
+        state_dir: dir.join("state"),
+        heal_interval: Duration::ZERO,
+        tls: TlsPaths {
+            ca: dir.join("etc/ca.pem"),
+            cert: dir.join("etc/agent.pem"),
+            key: dir.join("etc/agent.key"),
+        },
+    }
+}
+
+async fn start_agent(config: Config) {
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    tokio::spawn(async move {
+        let sys = || Ok(Arc::new(FakeSystem::new(&["eth0"], false)));
+        lvs_agent::run::serve(&config, listener, sys, std::future::pending()).await.unwrap();
+    });
+}
+
+async fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path().join("pki"));
+    pki.init("test", false).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = config(dir.path(), addr);
+    start_agent(config.clone()).await;
+    Node { addr, config, dir, pki }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Node {
+    /// What `lvs-agent pairing-code` prints on the node (once the agent has made it).
+    async fn code(&self) -> String {
+        for _ in 0..100 {
+            if self.config.state_dir.join("pairing.json").exists() {
+                let c = &self.config;
+                return lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60))
+                    .unwrap()
+                    .code;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the unenrolled agent made no pairing code");
+    }
+
+    async fn enroll(&self, code: &str) -> Result<lvs_controller::pki::Issued, EnrolError> {
+        enroll(&self.pki, "rs1", &self.addr.to_string(), code, Duration::from_secs(5)).await
+    }
+
+    /// The controller's fleet, as the caller whose PKI directory is `pki`.
+    fn fleet(&self, pki: &Pki) -> Fleet {
+        let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"{}\"", self.addr));
+        let cluster = lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster;
+        Fleet::new(&cluster, pki, Duration::from_secs(5)).unwrap()
+    }
+
+    async fn enrolled(&self) -> Fleet {
+        let code = self.code().await;
+        self.enroll(&code).await.unwrap();
+        let f = self.fleet(&self.pki);
+        for _ in 0..100 {
+            if f.facts("rs1").await.is_ok() {
+                return f;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the enrolled agent does not answer over mutual TLS");
+    }
+
+    fn caller(&self, name: &str, role: Role) -> Pki {
+        let out = self.dir.path().join(format!("caller-{name}"));
+        self.pki.issue_caller(&Caller { name: name.into(), role }, &out, false).unwrap();
+        Pki::new(out)
+    }
+}
+
+/// Every file under `dir` that holds a private key.
+fn private_keys(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(private_keys(&p));
+        } else if std::fs::read_to_string(&p).is_ok_and(|t| t.contains("PRIVATE KEY")) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn enrolment_certifies_the_key_made_on_the_node_which_never_leaves_it() {
+    let n = node().await;
+    let code = n.code().await;
+    let key_before = std::fs::read(&n.config.tls.key).unwrap();
+    let issued = n.enroll(&code).await.expect("enrolled");
+    assert_eq!(issued.subject, "agent:rs1");
+    // The node's key is the one it made; the admin's PKI holds no key of rs1.
+    assert_eq!(std::fs::read(&n.config.tls.key).unwrap(), key_before);
+    let keys = private_keys(n.pki.dir());
+    assert!(keys.iter().all(|k| !k.to_string_lossy().contains("rs1")), "{keys:?}");
+    assert_eq!(keys.len(), 2, "the CA's and the controller's only: {keys:?}");
+    // The agent switched to mutual TLS with that certificate, and the code is spent.
+    let f = n.fleet(&n.pki);
+    let mut status = Err(NodeError::Failed("not asked".into()));
+    for _ in 0..100 {
+        status = f.status("rs1", None).await;
+        if status.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cert = status.unwrap().certificate.expect("the agent reports its certificate");
+    assert_eq!(cert.serial, issued.serial);
+    let days =
+        cert.days_left(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    assert!((88..=90).contains(&days), "90-day leaves: {days}");
+    assert!(!n.config.state_dir.join("pairing.json").exists(), "the code is consumed");
+}
+
+#[tokio::test]
+async fn a_used_code_is_refused() {
+    let n = node().await;
+    let code = n.code().await;
+    n.enrolled_with(&code).await;
+    let e = n.enroll(&code).await.unwrap_err();
+    assert!(matches!(&e, EnrolError::Connect { reason, .. } if reason.contains("enrolled already")), "{e}");
+}
+
+impl Node {
+    async fn enrolled_with(&self, code: &str) {
+        self.enroll(code).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_refused_and_five_wrong_ones_burn_it() {
+    let n = node().await;
+    let right = PairingCode::parse(&n.code().await).unwrap();
+    let mut wrong = right.clone();
+    wrong.secret[0] ^= 1;
+    for i in 1..=4 {
+        let e = n.enroll(&wrong.text()).await.unwrap_err();
+        assert!(
+            matches!(&e, EnrolError::Refused { reason, .. } if reason.contains(&format!("wrong pairing code ({i} of 5"))),
+            "{e}"
+        );
+    }
+    let e = n.enroll(&wrong.text()).await.unwrap_err();
+    assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("5 of 5")), "{e}");
+    // Burned: even the right code no longer works, until the node makes a new one.
+    let e = n.enroll(&right.text()).await.unwrap_err();
+    assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("no pairing code")), "{e}");
+    assert!(!n.config.tls.cert.exists(), "nothing was installed");
+    let c = &n.config;
+    let new = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, true, Duration::from_secs(60)).unwrap();
+    n.enroll(&new.code).await.expect("a new code (lvs-agent pairing-code --new) works on the running agent");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let n = node().await;
+    n.code().await;
+    let c = &n.config;
+    let expired = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, true, Duration::ZERO).unwrap();
+    let e = n.enroll(&expired.code).await.unwrap_err();
+    assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("expired")), "{e}");
+    assert!(!n.config.tls.cert.exists(), "nothing was installed");
+}
+
+#[tokio::test]
+async fn a_man_in_the_middle_without_the_nodes_key_is_refused_before_the_secret_is_sent() {
+    let n = node().await;
+    let code = n.code().await;
+    // The impostor answers where the controller dials rs1; it is an unenrolled agent of
+    // its own (its own key), so it would gladly take a CA and a secret.
+    let mitm_dir = tempfile::tempdir().unwrap();
+    let mitm = config(mitm_dir.path(), format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    start_agent(mitm.clone()).await;
+    while !mitm.state_dir.join("pairing.json").exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = enroll(&n.pki, "rs1", &mitm.listen.to_string(), &code, Duration::from_secs(5)).await.unwrap_err();
+    assert!(
+        matches!(&e, EnrolError::Connect { reason, .. } if reason.contains("not the one the pairing code names")),
+        "{e}"
+    );
+    let pairing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mitm.state_dir.join("pairing.json")).unwrap()).unwrap();
+    assert_eq!(pairing["failures"], 0, "no secret ever reached the impostor");
+    assert!(!mitm.tls.cert.exists() && !n.config.tls.cert.exists());
+    // The real node still enrols with its code.
+    n.enroll(&code).await.expect("the real node enrols");
+}
+
+#[tokio::test]
+async fn a_viewer_reads_but_may_not_change_anything() {
+    let n = node().await;
+    n.enrolled().await;
+    let viewer = n.fleet(&n.caller("grafana", Role::Viewer));
+    viewer.status("rs1", None).await.expect("a viewer reads status");
+    viewer
+        .ipvs_table("rs1", false)
+        .await
+        .map(|_| ())
+        .or_else(|e| match e {
+            NodeError::NotFound(_) => Ok(()), // a real server has no IPVS: read, not refused
+            e => Err(e),
+        })
+        .expect("a viewer reads tables");
+    let spec =
+        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
+    let e = viewer.apply("rs1", &spec, "", false).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("viewer:grafana may not call Apply")), "{e}");
+    let svc = spec_service(&n);
+    let e = viewer.set_weight("rs1", &svc, "198.18.0.11:80".parse().unwrap(), Some(0)).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("may not call SetWeight")), "{e}");
+    let e = viewer.set_revoked("rs1", &[]).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(_)), "{e}");
+}
+
+impl Node {
+    fn fleet_cluster(&self) -> lvs_controller::model::Cluster {
+        let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"{}\"", self.addr));
+        lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster
+    }
+}
+
+fn spec_service(n: &Node) -> lvs_proto::spec::ServiceKey {
+    let specs = lvs_controller::planner::plan(&n.fleet_cluster());
+    specs.iter().flat_map(|s| &s.virtual_services).next().unwrap().key
+}
+
+#[tokio::test]
+async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
+    let n = node().await;
+    let ctl = n.enrolled().await;
+    let alice = n.fleet(&n.caller("alice", Role::Admin));
+    alice.facts("rs1").await.expect("alice is an admin");
+    let revoked = n.pki.revoke("alice").unwrap();
+    assert_eq!(revoked.len(), 1);
+    let pushed = lvs_controller::ops::trust::push_revoked(&ctl, &n.pki, &["rs1".into()]).await.unwrap();
+    assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
+    // A fresh connection (alice's open one is refused per call, too).
+    let e = alice.facts("rs1").await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("revoked")), "{e}");
+    let e = n.fleet(&Pki::new(n.dir.path().join("caller-alice"))).facts("rs1").await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(_)), "{e}");
+    ctl.facts("rs1").await.expect("the other admin still gets in");
+    // The list is kept: the agent restarted on the same state refuses alice still.
+    let again = lvs_agent::revoked::Revoked::load(&n.config.state_dir);
+    assert!(again.contains(&revoked[0].serial));
+}
+
+#[tokio::test]
+async fn events_say_which_admin_asked() {
+    let n = node().await;
+    let ctl = n.enrolled().await;
+    let alice = n.fleet(&n.caller("alice", Role::Admin));
+    let spec =
+        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
+    let mut events = Box::pin(ctl.events("rs1").await.unwrap());
+    alice.apply("rs1", &spec, "", false).await.unwrap();
+    use futures::StreamExt;
+    let e = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let e = events.next().await.unwrap().unwrap();
+            if e.kind == lvs_proto::reply::EventKind::Apply {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(e.by, "admin:alice", "{e:?}");
+}
+
+#[tokio::test]
+async fn rotation_swaps_the_certificate_without_a_restart_or_a_dropped_connection() {
+    let n = node().await;
+    let open = n.enrolled().await;
+    let before = open.status("rs1", None).await.unwrap().certificate.unwrap();
+    let key_before = std::fs::read(&n.config.tls.key).unwrap();
+    let after = lvs_controller::ops::trust::rotate(&open, &n.pki, "rs1").await.expect("rotated");
+    assert_ne!(after.serial, before.serial);
+    assert_ne!(std::fs::read(&n.config.tls.key).unwrap(), key_before, "a fresh key, made on the node");
+    // The connection opened before still works; a new one sees the new certificate.
+    open.facts("rs1").await.expect("the open connection survives");
+    let fresh = n.fleet(&n.pki).status("rs1", None).await.unwrap().certificate.unwrap();
+    assert_eq!(fresh.serial, after.serial);
+    let ledger: Vec<String> =
+        n.pki.issued().unwrap().into_iter().filter(|i| i.subject == "agent:rs1").map(|i| i.serial).collect();
+    assert_eq!(ledger, [before.serial, after.serial]);
+    // An install without a renewal first is refused.
+    let e = open.install_certificate("rs1", "garbage").await.unwrap_err();
+    assert!(matches!(&e, NodeError::Refused(m) if m.contains("no renewal in progress")), "{e}");
+}
+
+#[test]
+fn the_agent_installs_only_a_certificate_for_its_key_its_name_and_its_ca() {
+    use lvs_agent::credentials::{CredentialError, check_signed, csr_pem};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path().join("pki"));
+    pki.init("test", false).unwrap();
+    let ca = std::fs::read(pki.ca().cert).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mine = pki.sign_agent_csr("rs1", &csr_pem("rs1", &key).unwrap()).unwrap();
+    let (_, info) = check_signed("rs1", &ca, mine.pem.as_bytes(), &key).expect("its own certificate");
+    assert_eq!(info.serial, mine.issued.serial);
+    let refused = |r: Result<_, CredentialError>| match r {
+        Err(CredentialError::Refused(m)) => m,
+        other => panic!("not refused: {other:?}"),
+    };
+    let m = refused(check_signed("rs1", &ca, mine.pem.as_bytes(), &other_key));
+    assert!(m.contains("another key"), "{m}");
+    // A CSR asking for rs1, signed for the name the definition gives (rs2): not rs1's.
+    let theirs = pki.sign_agent_csr("rs2", &csr_pem("rs1", &key).unwrap()).unwrap();
+    let m = refused(check_signed("rs1", &ca, theirs.pem.as_bytes(), &key));
+    assert!(m.contains("urn:lvs-dr:agent:rs1"), "{m}");
+    let rogue = Pki::new(dir.path().join("rogue"));
+    rogue.init("rogue", false).unwrap();
+    let m = refused(check_signed("rs1", &std::fs::read(rogue.ca().cert).unwrap(), mine.pem.as_bytes(), &key));
+    assert!(m.contains("UnknownIssuer"), "{m}");
+    let m = refused(check_signed("rs1", &ca, b"not a certificate", &key));
+    assert!(m.contains("no certificate"), "{m}");
+}
