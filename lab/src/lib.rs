@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use lvs_controller::model::{Cluster, Node};
-use lvs_controller::pki::Pki;
+use lvs_controller::pki::{Pair, Pki};
 use lvs_proto::spec::Role;
 
 pub mod error;
@@ -92,7 +92,8 @@ pub fn kernel_has_ipvs() -> bool {
 }
 
 /// Bring the lab up: its network ([`net`]), its PKI, and an agent per node (started by
-/// the lab, or installed and started as a systemd service).
+/// the lab, or installed and started as a systemd service), each enrolled as an admin
+/// enrols a real host ([`enrol_all`]): no node's key is made outside its node.
 pub fn up(
     file: &Path,
     c: &Cluster,
@@ -109,25 +110,23 @@ pub fn up(
         )));
     }
     std::fs::create_dir_all(dir).map_err(error::file(dir))?;
-    let pki = Pki::new(dir.join("pki"));
-    pki.init(&c.name, true)?;
+    Pki::new(dir.join("pki")).init(&c.name, true)?;
     match agents {
         Agents::Spawn => {
             net(file, c, prefix, dir, out)?;
             let lab = Lab { prefix, dir };
             for n in &c.nodes {
-                let pair = pki.issue_agent(&n.name, true)?;
                 let nd = dir.join(&n.name);
                 std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
-                let config = programs::agent_config(&n.name, listen_of(n)?, &pki.ca().cert, &pair);
+                let pair = Pair { cert: nd.join("agent.pem"), key: nd.join("agent.key") };
+                let config = programs::agent_config(&n.name, listen_of(n)?, &nd.join("ca.pem"), &pair);
                 let path = programs::write_agent_config(&nd, &config)?;
                 programs::agent(&lab, &ns(prefix, &n.name), &n.name, &path)?;
             }
         }
         Agents::Systemd => {
             for n in &c.nodes {
-                let pair = pki.issue_agent(&n.name, true)?;
-                systemd::install_agent(dir, prefix, &n.name, listen_of(n)?, &pki.ca().cert, &pair)?;
+                systemd::install_agent(dir, prefix, &n.name, listen_of(n)?)?;
             }
             systemd::install_net_unit(dir, prefix, file)?;
             systemd::systemctl(&["daemon-reload"])?;
@@ -140,7 +139,52 @@ pub fn up(
         }
     }
     wait_listening(prefix, c, Duration::from_secs(30))?;
-    writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents listening", c.nodes.len())?;
+    enrol_all(file, c, prefix, dir, agents, out)?;
+    writeln!(out, "lab: {} node(s) up in namespaces {prefix}-*; agents enrolled", c.nodes.len())?;
+    Ok(())
+}
+
+/// Enrol every node's agent as on real hosts: the node's own `lvs-agent pairing-code`
+/// reads the code of the key it made, and `lvsctl node enroll` on the admin box signs it.
+fn enrol_all(
+    file: &Path,
+    c: &Cluster,
+    prefix: &str,
+    dir: &Path,
+    agents: Agents,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let pki = dir.join("pki");
+    for n in &c.nodes {
+        let (bin, config) = match agents {
+            Agents::Spawn => (programs::agent_bin(), dir.join(&n.name).join("agent.toml")),
+            Agents::Systemd => (systemd::agent_bin(), systemd::agent_config_path(&n.name)),
+        };
+        let o = Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("pairing-code")
+            .stdin(Stdio::null())
+            .output()?;
+        let code = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if !o.status.success() || code.is_empty() {
+            return Err(LabError::Setup(format!(
+                "{}: `lvs-agent pairing-code` failed: {}",
+                n.name,
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        let mut log = Vec::new();
+        let st = admin(prefix, file, &pki, &["node", "enroll", &n.name, "--code", &code], &mut log)?;
+        if st != 0 {
+            return Err(LabError::Setup(format!(
+                "{}: enrolment failed: {}",
+                n.name,
+                String::from_utf8_lossy(&log).trim()
+            )));
+        }
+        writeln!(out, "lab: {} enrolled (its key stayed on the node)", n.name)?;
+    }
     Ok(())
 }
 

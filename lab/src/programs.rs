@@ -14,7 +14,8 @@ use crate::netns::Lab;
 const LAB_HEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The agent binary: `$LVS_AGENT_BIN`, else beside the running `lvsctl`.
-fn agent_bin() -> PathBuf {
+/// The agent binary beside this one (or `LVS_AGENT_BIN`).
+pub fn agent_bin() -> PathBuf {
     std::env::var_os("LVS_AGENT_BIN").map(PathBuf::from).unwrap_or_else(|| {
         std::env::current_exe()
             .ok()

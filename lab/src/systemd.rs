@@ -62,16 +62,21 @@ pub fn systemctl(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The agent the packages install (else the one beside this binary).
+pub fn agent_bin() -> PathBuf {
+    let packaged = PathBuf::from("/usr/sbin/lvs-agent");
+    if packaged.is_file() { packaged } else { programs::agent_bin() }
+}
+
+/// Where `node`'s instance reads its configuration.
+pub fn agent_config_path(node: &str) -> PathBuf {
+    config_root().join(node).join("agent.toml")
+}
+
 /// Install `node`'s agent instance: config (state in `/var/lib/lvs-agent/NODE`, as the
-/// unit's `StateDirectory=lvs-agent/%i` makes it), certificates, and the namespace drop-in.
-pub fn install_agent(
-    dir: &Path,
-    prefix: &str,
-    node: &str,
-    listen: SocketAddr,
-    ca: &Path,
-    pair: &Pair,
-) -> Result<()> {
+/// unit's `StateDirectory=lvs-agent/%i` makes it) and the namespace drop-in. No
+/// certificates: the instance enrols ([`crate::enrol_all`]).
+pub fn install_agent(dir: &Path, prefix: &str, node: &str, listen: SocketAddr) -> Result<()> {
     let conf_dir = config_root().join(node);
     let mut config = programs::agent_config(
         node,
@@ -82,11 +87,9 @@ pub fn install_agent(
     config.state_dir = PathBuf::from("/var/lib/lvs-agent").join(node);
     std::fs::create_dir_all(&conf_dir).map_err(file(&conf_dir))?;
     programs::write_agent_config(&conf_dir, &config)?;
-    for (from, to, mode) in
-        [(ca, "ca.pem", 0o644), (&pair.cert, "agent.pem", 0o644), (&pair.key, "agent.key", 0o600)]
-    {
-        let text = std::fs::read_to_string(from).map_err(file(from))?;
-        write(&conf_dir.join(to), &text, mode)?;
+    // A config of an earlier lab: its certificates would skip enrolment.
+    for f in ["ca.pem", "agent.pem", "agent.key"] {
+        let _ = std::fs::remove_file(conf_dir.join(f));
     }
     record(dir, &format!("config {}", conf_dir.display()))?;
     let dropin = unit_dir().join(format!("{}.d", agent_unit(node))).join("lab.conf");

@@ -127,13 +127,18 @@ impl Lab {
 
     /// `lvsctl ARGS` run from the admin box.
     pub fn lvsctl(&self, args: &[&str]) -> Output {
+        self.lvsctl_as(&self.dir.join("pki"), args)
+    }
+
+    /// [`Lab::lvsctl`] as the caller whose PKI directory is `pki` (a viewer, another admin).
+    pub fn lvsctl_as(&self, pki: &Path, args: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.ns("admin")])
             .arg(bin("lvsctl"))
             .arg("-f")
             .arg(&self.def)
             .arg("--pki")
-            .arg(self.dir.join("pki"))
+            .arg(pki)
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -574,3 +574,95 @@ fn drain_wait_poll_cost_against_the_vms_own_connection_table() {
         });
     });
 }
+
+/// The files under `dir` (recursively) that hold a private key, by name.
+fn private_keys(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(
+                private_keys(&p).into_iter().map(|k| format!("{}/{k}", e.file_name().to_string_lossy())),
+            );
+        } else if std::fs::read_to_string(&p).is_ok_and(|t| t.contains("PRIVATE KEY")) {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
+fn enrolment_rotation_under_load_a_viewer_and_a_revoked_admin() {
+    let mut lab = Lab::up("trust", LAB);
+    let nodes = ["router", "director", "rs1", "rs2"];
+
+    step("1. the lab enrolled every node: each key stayed on its node, the admin box holds none");
+    assert_eq!(private_keys(&lab.dir.join("pki")), ["ca.key", "controller.key"]);
+    for n in nodes {
+        assert_eq!(private_keys(&lab.dir.join(n)), ["agent.key"], "{n} made its own key");
+    }
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let (_, ledger) = lab.json(&["pki", "list"]);
+    let (good, status) = lab.json(&["status"]);
+    assert!(good, "{status:#}");
+    for n in nodes {
+        let presented = status["nodes"].as_array().unwrap().iter().find(|x| x["node"] == n).unwrap()["certificate"]
+            ["serial"]
+            .clone();
+        let issued =
+            ledger.as_array().unwrap().iter().find(|i| i["subject"] == format!("agent:{n}")).unwrap();
+        assert_eq!(presented, issued["serial"], "{n} presents the certificate enrolment signed");
+    }
+    let serial = |lab: &Lab, n: &str| {
+        let (_, s) = lab.json(&["status", n]);
+        s["nodes"][0]["certificate"]["serial"].as_str().unwrap().to_string()
+    };
+
+    step("2. rotate the director's certificate under load: no failed request, no restart");
+    let before = serial(&lab, "director");
+    let load = start_load(&mut lab, VIP, "rotate");
+    std::thread::sleep(Duration::from_millis(800));
+    let t = ok(&lab.lvsctl(&["pki", "rotate", "director"]));
+    assert!(t.contains("director: rotated"), "{t}");
+    std::thread::sleep(Duration::from_millis(800));
+    let report = stop_load(&mut lab, load);
+    println!("load during the rotation: {report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["sent"].as_u64().unwrap() > 10, "{report}");
+    let after = serial(&lab, "director");
+    assert_ne!(after, before, "the director presents its new certificate");
+
+    step("3. a viewer reads status; apply and drain are refused and change nothing");
+    let viewer = lab.dir.join("viewer");
+    ok(&lab.lvsctl(&[
+        "pki",
+        "issue-admin",
+        "grafana",
+        "--role",
+        "viewer",
+        "--out",
+        viewer.to_str().unwrap(),
+    ]));
+    ok(&lab.lvsctl_as(&viewer, &["status"]));
+    let o = lab.lvsctl_as(&viewer, &["apply", "--yes"]);
+    assert!(!o.status.success() && text(&o).contains("viewer:grafana may not call Plan"), "{}", text(&o));
+    let o = lab.lvsctl_as(&viewer, &["rs", "drain", "rs1"]);
+    assert!(!o.status.success() && text(&o).contains("may not call SetWeight"), "{}", text(&o));
+    assert_eq!(kernel_weight(&lab, "198.18.0.11:80"), Some(1), "the drain was refused");
+
+    step("4. a revoked admin is refused; the other admin is not");
+    let alice = lab.dir.join("alice");
+    ok(&lab.lvsctl(&["pki", "issue-admin", "alice", "--role", "admin", "--out", alice.to_str().unwrap()]));
+    ok(&lab.lvsctl_as(&alice, &["status"]));
+    let t = ok(&lab.lvsctl(&["pki", "revoke", "alice"]));
+    assert!(t.contains("revoked admin:alice") && t.contains("rs2: refuses 1 revoked serial(s)"), "{t}");
+    let o = lab.lvsctl_as(&alice, &["rs", "drain", "rs1"]);
+    assert!(
+        !o.status.success() && text(&o).contains("admin:alice") && text(&o).contains("revoked"),
+        "{}",
+        text(&o)
+    );
+    ok(&lab.lvsctl(&["status"]));
+}

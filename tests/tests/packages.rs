@@ -209,7 +209,7 @@ fn the_unit_lets_the_agent_write_the_certificates_the_example_config_names() {
         .flat_map(str::split_whitespace)
         .collect();
     for key in ["ca", "cert", "key"] {
-        let path = std::path::Path::new(config["tls"][key].as_str().unwrap());
+        let path = Path::new(config["tls"][key].as_str().unwrap());
         // Enrolment writes the key there first, rotation replaces key and certificate.
         assert!(
             writable.iter().any(|w| path.starts_with(w)),
