@@ -36,7 +36,9 @@ fn certificates_carry_the_identities_the_agent_checks() {
         let san = cert.subject_alternative_name().unwrap().unwrap().value.clone();
         san.general_names.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
     };
-    assert!(san(&pki.controller().cert).contains(lvs_proto::identity::CONTROLLER_URI));
+    let admin =
+        lvs_proto::identity::Caller { name: "controller".into(), role: lvs_proto::identity::Role::Admin };
+    assert!(san(&pki.controller().cert).contains(&admin.uri()));
     let a = san(&rs1.cert);
     assert!(
         a.contains("rs1") && a.contains(&lvs_proto::identity::agent_uri("rs1")) && !a.contains("controller"),

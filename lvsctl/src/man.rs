@@ -48,6 +48,7 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
                 "LVSCTL_PKI",
                 "the PKI directory, when --pki is not given (default: pki/ beside the definition)",
             ),
+            s("LVSCTL_PAIRING_CODE", "node enroll: the pairing code, when --code is not given"),
             s("LVS_AGENT_BIN", "lvsctl lab: the lvs-agent binary to start (default: beside lvsctl)"),
         ],
     )?;
@@ -60,11 +61,20 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
                 "pki/ca.pem, pki/ca.key",
                 "the cluster CA; ca.key signs every certificate: keep it off shared trees",
             ),
+            s("pki/controller.pem, pki/controller.key", "your own certificate as a caller of the agents"),
+            s(
+                "pki/issued.json",
+                "every certificate issued (serial, subject, expiry, revoked): pki list, pki revoke",
+            ),
+            s(
+                "pki/callers/NAME/",
+                "what pki issue-admin NAME writes: a PKI directory of NAME's own, no CA key",
+            ),
             s(
                 "pki/agent-NODE.pem, pki/agent-NODE.key",
-                "NODE's certificate, copied to NODE as /etc/lvs-agent/agent.pem and agent.key",
+                "offline fallback only (pki issue): NODE's certificate, to copy to /etc/lvs-agent on NODE",
             ),
-            s(".lvsctl-rollout-CLUSTER.json", "a rollout's progress, beside the definition, while it runs"),
+            s("~/.local/state/lvsctl/", "a rollout's progress while it runs ($XDG_STATE_HOME/lvsctl)"),
         ],
     )?;
     section(
@@ -72,7 +82,12 @@ pub fn main_page(out: &mut dyn Write) -> std::io::Result<()> {
         "EXAMPLES",
         &[
             s("lvsctl validate", "check the definition against the rules of DR"),
-            s("lvsctl pki init && lvsctl pki issue", "the CA, lvsctl's certificate and every node's"),
+            s("lvsctl pki init", "the cluster CA and your own certificate"),
+            s(
+                "lvsctl node enroll rs1 --code ABCD-EFGH-…",
+                "give rs1's agent its certificate (the code: lvs-agent pairing-code on rs1)",
+            ),
+            s("lvsctl pki issue-admin grafana --role viewer --out DIR", "a read-only caller"),
             s("lvsctl plan --detailed-exitcode", "what apply would change; exit 7 when anything would"),
             s("lvsctl apply --yes", "make every node match the definition"),
             s("lvsctl status -o json", "the fleet as JSON; exit 4 when anything is unhealthy"),

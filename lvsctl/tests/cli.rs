@@ -373,3 +373,67 @@ fn the_ca_key_stays_out_of_git_trees_and_is_not_replaced_unasked() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_ne!(std::fs::read(&ca).unwrap(), before);
 }
+
+#[test]
+fn callers_get_pki_directories_of_their_own_and_the_ledger_lists_and_revokes() {
+    let (dir, d) = with_pki();
+    let out = dir.path().join("grafana-pki");
+    let o = lvsctl(&[
+        "-f",
+        &d,
+        "pki",
+        "issue-admin",
+        "grafana",
+        "--role",
+        "viewer",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for f in ["ca.pem", "controller.pem", "controller.key"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    assert!(!out.join("ca.key").exists(), "a caller's directory holds no CA key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(out.join("controller.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = lvsctl(&[
+        "-f",
+        &d,
+        "pki",
+        "issue-admin",
+        "grafana",
+        "--role",
+        "viewer",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success() && text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    let o = lvsctl(&["-f", &d, "pki", "issue-admin", "../x", "--role", "admin"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("cannot be a DNS name"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", &d, "pki", "issue-admin", "x", "--role", "root"]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses the role: {}", text(&o.stderr));
+    // The ledger: every certificate issued, then revoked.
+    let list = |d: &str| {
+        let o = lvsctl(&["-f", d, "pki", "list", "-o", "json"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = list(&d);
+    let subjects: Vec<&str> = v.as_array().unwrap().iter().map(|i| i["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["admin:controller", "viewer:grafana"], "{v:#}");
+    let o = lvsctl(&["-f", &d, "pki", "revoke", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no certificate issued to `nosuch`"), "{}", text(&o.stderr));
+    // Revoked in the ledger; the agents (none listening here) are named as not updated.
+    let o = lvsctl(&["-f", &d, "--call-timeout", "2s", "pki", "revoke", "grafana"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stdout));
+    let t = text(&o.stdout);
+    assert!(t.contains("revoked viewer:grafana") && t.contains("rs1: NOT updated"), "{t}");
+    assert_eq!(list(&d)[1]["revoked"], true);
+    // Enrolment refuses a bad node or code before anything is sent.
+    let o = lvsctl(&["-f", &d, "node", "enroll", "nosuch", "--code", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = lvsctl(&["-f", &d, "node", "enroll", "rs1", "--code", "ABCD-EFGH"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stdout).contains("rs1: NOT enrolled: pairing code: 8 characters"), "{}", text(&o.stdout));
+}

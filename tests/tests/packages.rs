@@ -52,7 +52,7 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     let files = deb_files(deb);
     for f in [
         "/usr/sbin/lvs-agent",
-        "/etc/lvs-agent/agent.toml",
+        "/usr/share/doc/lvs-agent/agent.example.toml",
         "/usr/lib/systemd/system/lvs-agent.service",
         "/usr/lib/systemd/system/lvs-agent@.service",
         "/usr/share/man/man8/lvs-agent.8.gz",
@@ -62,8 +62,9 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     }
     let dir = tempfile::tempdir().unwrap();
     run("dpkg-deb", &["-e", deb, dir.path().to_str().unwrap()]);
-    let conffiles = std::fs::read_to_string(dir.path().join("conffiles")).unwrap();
-    assert_eq!(conffiles.trim(), "/etc/lvs-agent/agent.toml", "the config survives upgrades");
+    // No config in /etc: an example config there would start the enabled unit with the
+    // example's node and address at the next boot. The admin writes it (never replaced).
+    assert!(!files.iter().any(|f| f.starts_with("/etc/")), "{files:?}");
     let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
     assert!(
         postinst.contains("deb-systemd-helper") && postinst.contains("enable"),
@@ -112,7 +113,7 @@ fn lintian_finds_no_error_in_either_deb() {
     assert!(errors.is_empty(), "lintian errors:\n{text}");
 }
 
-fn the_rpms_carry_the_same_files_with_the_config_kept_on_upgrade() {
+fn the_rpms_carry_the_same_files_and_no_config_in_etc() {
     let [_, _, agent, lvsctl] = packages();
     let flags = run("rpm", &["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", agent]);
     for f in [
@@ -123,9 +124,12 @@ fn the_rpms_carry_the_same_files_with_the_config_kept_on_upgrade() {
     ] {
         assert!(flags.lines().any(|l| l.starts_with(&format!("{f} "))), "{f} not in {agent}:\n{flags}");
     }
-    let conf =
-        flags.lines().find(|l| l.starts_with("/etc/lvs-agent/agent.toml ")).expect("config in the rpm");
-    assert!(conf.contains('c') && conf.contains('n'), "%config(noreplace): {conf}");
+    assert!(!flags.lines().any(|l| l.starts_with("/etc/")), "nothing in /etc:\n{flags}");
+    let example = flags
+        .lines()
+        .find(|l| l.starts_with("/usr/share/doc/lvs-agent/agent.example.toml "))
+        .expect("the example config in the rpm");
+    assert!(example.contains('d'), "%doc: {example}");
     let scripts = run("rpm", &["-qp", "--scripts", agent]);
     assert!(scripts.contains("try-restart") && scripts.contains("preset"), "{scripts}");
     // EL8's rpm reads gzip payloads, not zstd.
@@ -162,7 +166,7 @@ fn the_packages_hold_what_an_admin_needs() {
     the_agent_deb_carries_binary_units_config_and_man_page();
     the_lvsctl_deb_carries_binary_completions_and_man_page();
     lintian_finds_no_error_in_either_deb();
-    the_rpms_carry_the_same_files_with_the_config_kept_on_upgrade();
+    the_rpms_carry_the_same_files_and_no_config_in_etc();
     the_binaries_run_on_glibc_2_34();
 }
 

@@ -72,10 +72,10 @@ fn dpkg_install() {
 }
 
 fn step_install() {
-    step("1. dpkg -i the built packages: the agent is enabled but waits for its certificates");
+    step("1. dpkg -i the built packages: the agent is enabled but waits for its configuration");
     dpkg_install();
     assert_eq!(show("lvs-agent.service", "UnitFileState"), "enabled");
-    // Started by hand before any certificate exists: its condition keeps it from running.
+    // Started by hand before /etc/lvs-agent/agent.toml exists: its condition keeps it from running.
     ok(&systemctl(&["start", "lvs-agent.service"]));
     assert_eq!(show("lvs-agent.service", "ActiveState"), "inactive");
     assert_eq!(show("lvs-agent.service", "ConditionResult"), "no", "{}", status_of("x"));
@@ -93,7 +93,10 @@ fn step_services_up() -> Lab {
         .args(["--check", "--config", "/etc/lvs-agent/rs1/agent.toml"])
         .output()
         .unwrap();
-    assert!(text(&o).contains("certificates readable"), "{}", text(&o));
+    assert!(text(&o).contains("key matches, names this node, CA signed it"), "{}", text(&o));
+    // Enrolled as services: each key made in its node's config directory, none by lvsctl.
+    assert!(std::path::Path::new("/etc/lvs-agent/rs1/agent.key").exists());
+    assert!(!std::path::Path::new(DIR).join("pki/agent-rs1.key").exists());
     for n in NODES {
         // Type=notify: `active (running)` only after READY=1.
         assert!(running(n), "{}", status_of(n));
