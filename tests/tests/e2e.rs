@@ -616,7 +616,7 @@ fn enrolment_rotation_under_load_a_viewer_and_a_revoked_admin() {
         assert_eq!(presented, issued["serial"], "{n} presents the certificate enrolment signed");
     }
     let serial = |lab: &Lab, n: &str| {
-        let (_, s) = lab.json(&["status", n]);
+        let (_, s) = lab.json(&["status", "--node", n]);
         s["nodes"][0]["certificate"]["serial"].as_str().unwrap().to_string()
     };
 
