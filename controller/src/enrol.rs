@@ -227,27 +227,22 @@ pub async fn enroll(
 }
 
 /// The TLS reason under a transport error (a pin mismatch, an agent asking for a client
-/// certificate because it is enrolled already), else the error itself.
-fn connect_reason(e: &tonic::transport::Error) -> String {
-    use std::error::Error;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = s.to_string();
-        src = s.source();
-    }
-    explain(msg)
-}
-
-fn status_reason(s: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut msg = s.message().to_string();
-    let mut src = s.source();
+/// certificate because it is enrolled already): the innermost source, else `top`.
+fn innermost(top: String, mut src: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut msg = top;
     while let Some(e) = src {
         msg = e.to_string();
         src = e.source();
     }
     explain(msg)
+}
+
+fn connect_reason(e: &tonic::transport::Error) -> String {
+    innermost(e.to_string(), std::error::Error::source(e))
+}
+
+fn status_reason(s: &tonic::Status) -> String {
+    innermost(s.message().to_string(), std::error::Error::source(s))
 }
 
 fn explain(msg: String) -> String {

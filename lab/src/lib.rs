@@ -156,6 +156,7 @@ fn enrol_all(
 ) -> Result<()> {
     let pki = dir.join("pki");
     for n in &c.nodes {
+        let t0 = Instant::now();
         let (bin, config) = match agents {
             Agents::Spawn => (programs::agent_bin(), dir.join(&n.name).join("agent.toml")),
             Agents::Systemd => (systemd::agent_bin(), systemd::agent_config_path(&n.name)),
@@ -183,7 +184,12 @@ fn enrol_all(
                 String::from_utf8_lossy(&log).trim()
             )));
         }
-        writeln!(out, "lab: {} enrolled (its key stayed on the node)", n.name)?;
+        writeln!(
+            out,
+            "lab: {} enrolled in {} ms (its key stayed on the node)",
+            n.name,
+            t0.elapsed().as_millis()
+        )?;
     }
     Ok(())
 }
