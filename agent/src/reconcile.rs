@@ -367,6 +367,7 @@ impl<S: System> Reconciler<S> {
                 virtual_services: Vec::new(),
                 checks: Vec::new(),
                 ipvs_timeouts: None,
+                vrrp: None,
             },
             None => return Err(ReconcileError::NoSpec),
         };
@@ -377,6 +378,7 @@ impl<S: System> Reconciler<S> {
             virtual_services: Vec::new(),
             checks: Vec::new(),
             ipvs_timeouts: None,
+            vrrp: None,
             ..spec.clone()
         };
         let observed = observe::observe(&*self.sys, &nothing, !st.owned.services.is_empty()).await?;

@@ -23,6 +23,39 @@ pub struct Definition {
     pub services: Vec<ServiceDef>,
     /// `[ipvs]`: settings of the directors' IPVS as a whole.
     pub ipvs: Option<IpvsDef>,
+    /// `[[vrrp]]`: directors sharing their VIPs, one master at a time (director HA).
+    #[serde(default)]
+    pub vrrp: Vec<VrrpDef>,
+}
+
+/// `[[vrrp]]`: one VRRP instance. Its directors each list the same VIPs in their `vips`;
+/// the live one with the highest priority holds them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VrrpDef {
+    /// Instance name (default `vi-VRID`).
+    pub name: Option<String>,
+    /// Virtual router id, 1..=255, unique on the LAN.
+    pub vrid: i64,
+    /// Advert interval (default `"1s"`; `"100ms"` fails over in about 0.4 s).
+    pub advert: Option<String>,
+    /// Whether a higher-priority director coming back takes the VIPs back (default false:
+    /// one flap, not two).
+    #[serde(default)]
+    pub preempt: bool,
+    /// IPVS connection sync between the directors (default true).
+    pub sync_daemon: Option<bool>,
+    /// The directors and their priorities.
+    #[serde(default)]
+    pub directors: Vec<VrrpMemberDef>,
+}
+
+/// `[[vrrp]] directors = [{ node = "director", priority = 150 }]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VrrpMemberDef {
+    /// A director node.
+    pub node: String,
+    /// 1..=254; distinct within the instance.
+    pub priority: i64,
 }
 
 /// `[ipvs]`.

@@ -23,6 +23,34 @@ pub struct Cluster {
     pub services: Vec<Service>,
     /// IPVS connection timeouts for every director (`[ipvs] timeouts`), when set.
     pub ipvs_timeouts: Option<lvs_proto::spec::IpvsTimeouts>,
+    /// VRRP instances: directors sharing their VIPs (director HA).
+    pub vrrp: Vec<VrrpGroup>,
+}
+
+/// One VRRP instance: directors on one LAN holding the same VIPs, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpGroup {
+    /// Instance name.
+    pub name: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Advert interval.
+    pub advert: Duration,
+    /// A higher priority coming back takes over.
+    pub preempt: bool,
+    /// IPVS connection sync on.
+    pub sync_daemon: bool,
+    /// Directors and priorities, in definition order.
+    pub members: Vec<(String, u8)>,
+    /// The LAN the VIPs and adverts are on.
+    pub lan: String,
+}
+
+impl Cluster {
+    /// The VRRP instance `node` is in, if any.
+    pub fn vrrp_of(&self, node: &str) -> Option<&VrrpGroup> {
+        self.vrrp.iter().find(|g| g.members.iter().any(|(n, _)| n == node))
+    }
 }
 
 /// Where clocks sync from and how far they may drift.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use lvs_proto::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, NodeSpec, ProbeKind, Protocol, Role,
-    RoutePurpose, RouteSpec, ServiceKey, SysctlSpec, VirtualServiceSpec,
+    RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec, VirtualServiceSpec, VrrpSpec,
 };
 
 use crate::model::{Cluster, Node, RealServer, Service};
@@ -72,6 +72,7 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
         virtual_services: Vec::new(),
         checks: Vec::new(),
         ipvs_timeouts: None,
+        vrrp: None,
     };
     match node.role {
         Role::Router => plan_router(cluster, node, &mut spec),
@@ -89,12 +90,21 @@ fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
 }
 
 fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
-    spec.addresses.extend(node.vips.iter().map(|v| AddressSpec {
-        interface: v.interface.clone(),
-        address: v.address,
-        label: Some(v.label.clone()),
-        purpose: AddressPurpose::Vip,
-    }));
+    let vips: Vec<AddressSpec> = node
+        .vips
+        .iter()
+        .map(|v| AddressSpec {
+            interface: v.interface.clone(),
+            address: v.address,
+            label: Some(v.label.clone()),
+            purpose: AddressPurpose::Vip,
+        })
+        .collect();
+    match vrrp(cluster, node, &vips) {
+        // Shared VIPs are the VRRP engine's to add and remove, on the master only.
+        Some(v) => spec.vrrp = Some(v),
+        None => spec.addresses.extend(vips),
+    }
     spec.ipvs_timeouts = cluster.ipvs_timeouts;
     let mine: Vec<&Service> = cluster.services.iter().filter(|s| s.directors.contains(&node.name)).collect();
     spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
@@ -102,6 +112,34 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.checks.push(CheckSpec::KernelIpvs { schedulers: schedulers.into_iter().collect() });
     spec.checks.push(clock(cluster));
     spec.checks.extend(mine.iter().map(|s| CheckSpec::FirewallAllows { service: s.key }));
+}
+
+/// `node`'s part in its VRRP instance, if it has one: unicast adverts from its address
+/// on the instance's LAN to the other directors' addresses there.
+fn vrrp(cluster: &Cluster, node: &Node, vips: &[AddressSpec]) -> Option<VrrpSpec> {
+    let g = cluster.vrrp_of(&node.name)?;
+    let on_lan = |n: &Node| n.on_lan(&g.lan).map(|i| (i.name.clone(), i.address.addr()));
+    let (interface, source) = on_lan(node)?;
+    let priority = g.members.iter().find(|(n, _)| *n == node.name)?.1;
+    let peers = g
+        .members
+        .iter()
+        .filter(|(n, _)| *n != node.name)
+        .filter_map(|(n, _)| cluster.nodes.iter().find(|x| &x.name == n).and_then(on_lan))
+        .map(|(_, a)| a)
+        .collect();
+    Some(VrrpSpec {
+        instance: g.name.clone(),
+        interface: interface.clone(),
+        vrid: g.vrid,
+        priority,
+        advert_ms: g.advert.as_millis() as u32,
+        preempt: g.preempt,
+        unicast_source: source,
+        unicast_peers: peers,
+        vips: vips.to_vec(),
+        sync_daemon: g.sync_daemon.then(|| SyncDaemonSpec { interface, sync_id: g.vrid.into() }),
+    })
 }
 
 fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {

@@ -137,3 +137,29 @@ fn plan_is_deterministic_and_carries_the_generation() {
     let bumped = plan("lab.toml", &LAB.replace("generation = 1", "generation = 7"));
     assert!(bumped.iter().all(|s| s.generation == 7));
 }
+
+#[test]
+fn ha_directors_leave_the_shared_vip_to_vrrp_and_advertise_to_each_other() {
+    let specs = plan("lab-ha.toml", include_str!("../../deploy/examples/lab-ha.toml"));
+    let d = |n: &str| specs.iter().find(|s| s.node == n).unwrap();
+    for (me, peer, priority) in [("director", "198.18.0.3", 150), ("director2", "198.18.0.2", 100)] {
+        let s = d(me);
+        // The VIP is not the agent's to add: the VRRP engine adds it on the master only.
+        assert!(!s.addresses.iter().any(|a| a.purpose == AddressPurpose::Vip), "{me}: {:?}", s.addresses);
+        let v = s.vrrp.as_ref().expect("in the VRRP instance");
+        assert_eq!(
+            (v.instance.as_str(), v.vrid, v.priority, v.advert_ms, v.preempt),
+            ("web", 51, priority, 100, false)
+        );
+        assert_eq!(v.interface, "eth1");
+        assert_eq!(v.unicast_peers, vec![peer.parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(v.vips.iter().map(|a| a.address.to_string()).collect::<Vec<_>>(), ["198.18.0.100/32"]);
+        assert_eq!(v.sync_daemon.as_ref().map(|d| (d.interface.as_str(), d.sync_id)), Some(("eth1", 51)));
+        // Both directors have the IPVS table: the backup must, for synced connections.
+        assert_eq!(s.virtual_services.len(), 1);
+    }
+    // The single-director lab is unchanged: the VIP is an address the agent holds.
+    let lab = plan("lab.toml", LAB);
+    let director = lab.iter().find(|s| s.node == "director").unwrap();
+    assert!(director.vrrp.is_none() && director.addresses.iter().any(|a| a.purpose == AddressPurpose::Vip));
+}

@@ -4,6 +4,13 @@ use lvs_controller::diagnostics::{Diagnostic, Severity};
 use lvs_controller::load::{LoadError, load_str};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
+
+/// The HA lab with `from` replaced by `to` (which must occur).
+fn ha_with(from: &str, to: &str) -> String {
+    assert!(HA.contains(from), "test setup: `{from}` not in lab-ha.toml");
+    HA.replacen(from, to, 1)
+}
 
 /// The lab with `from` replaced by `to` (which must occur).
 fn lab_with(from: &str, to: &str) -> String {
@@ -40,6 +47,10 @@ fn line_of(text: &str, needle: &str) -> usize {
 fn examples_are_valid() {
     assert!(errors(LAB).is_empty());
     assert!(errors(include_str!("../../deploy/examples/seed.toml")).is_empty());
+    assert!(errors(HA).is_empty(), "{:#?}", errors(HA));
+    // Two directors sharing a VIP through VRRP is not the flapping case.
+    let warnings = findings(HA);
+    assert!(!warnings.iter().any(|d| d.rule == "vip-on-two-directors"), "{warnings:#?}");
 }
 
 #[test]
@@ -508,6 +519,50 @@ fn examples() -> Vec<(&'static str, String)> {
         ("check-rise-fall", lab_with("rise = 2", "rise = 0")),
         ("check-protocol", lab_with("protocol = \"tcp\"", "protocol = \"udp\"")),
         ("ipvs-timeout-range", format!("{LAB}\n[ipvs]\ntimeouts = {{ tcp = \"1500ms\" }}\n")),
+        ("vrrp-vrid-range", ha_with("vrid = 51", "vrid = 256")),
+        (
+            "vrrp-vrid-duplicate",
+            format!(
+                "{}\n[[vrrp]]\nvrid = 51\ndirectors = [{{ node = \"d3\", priority = 1 }}, {{ node = \"d4\", priority = 2 }}]\n",
+                ha_with(
+                    "[[nodes]]\nname = \"rs1\"",
+                    "[[nodes]]\nname = \"d3\"\nrole = \"director\"\nagent = \"198.18.0.4:7443\"\n\
+                     interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.4/24\" }]\n\
+                     vips = [{ address = \"198.18.0.101/32\", interface = \"eth1\", label = \"eth1:0\" }]\n\n\
+                     [[nodes]]\nname = \"d4\"\nrole = \"director\"\nagent = \"198.18.0.5:7443\"\n\
+                     interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.5/24\" }]\n\
+                     vips = [{ address = \"198.18.0.101/32\", interface = \"eth1\", label = \"eth1:0\" }]\n\n\
+                     [[nodes]]\nname = \"rs1\"",
+                )
+            ),
+        ),
+        ("vrrp-advert-range", ha_with("advert = \"100ms\"", "advert = \"105ms\"")),
+        (
+            "vrrp-too-few-directors",
+            ha_with("  { node = \"director2\", priority = 100 },\n", ""),
+        ),
+        ("vrrp-priority-range", ha_with("priority = 150", "priority = 255")),
+        ("vrrp-priority-duplicate", ha_with("priority = 150", "priority = 100")),
+        ("vrrp-director-twice", ha_with("{ node = \"director2\", priority = 100 }", "{ node = \"director\", priority = 100 }")),
+        (
+            "vrrp-vips-differ",
+            ha_with(
+                "agent = \"198.18.0.3:7443\"\ninterfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }]\nvips = [{ address = \"198.18.0.100/32\"",
+                "agent = \"198.18.0.3:7443\"\ninterfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }]\nvips = [{ address = \"198.18.0.101/32\"",
+            ),
+        ),
+        (
+            "vrrp-not-one-lan",
+            ha_with(
+                "interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }]",
+                "interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }, { name = \"eth2\", lan = \"client\", address = \"198.19.0.3/24\" }]",
+            )
+            .replacen(
+                "vips = [{ address = \"198.18.0.100/32\", interface = \"eth1\", label = \"eth1:0\" }]\n\n[[nodes]]\nname = \"rs1\"",
+                "vips = [{ address = \"198.18.0.100/32\", interface = \"eth2\", label = \"eth2:0\" }]\n\n[[nodes]]\nname = \"rs1\"",
+                1,
+            ),
+        ),
     ]
 }
 

@@ -98,6 +98,23 @@ mod tests {
                 CheckSpec::FirewallAllows { service: ServiceKey::Fwmark { mark: 3, ipv6: false } },
             ],
             ipvs_timeouts: Some(IpvsTimeouts { tcp_s: Some(900), tcp_fin_s: None, udp_s: Some(60) }),
+            vrrp: Some(VrrpSpec {
+                instance: "web".into(),
+                interface: "eth1".into(),
+                vrid: 51,
+                priority: 150,
+                advert_ms: 100,
+                preempt: false,
+                unicast_source: "198.18.0.2".parse().unwrap(),
+                unicast_peers: vec!["198.18.0.3".parse().unwrap()],
+                vips: vec![AddressSpec {
+                    interface: "eth1".into(),
+                    address: "198.18.0.100/32".parse().unwrap(),
+                    label: Some("eth1:0".into()),
+                    purpose: AddressPurpose::Vip,
+                }],
+                sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
+            }),
         };
         let w = pb::NodeSpec::from(&s);
         assert_eq!(NodeSpec::try_from(&w).unwrap(), s);

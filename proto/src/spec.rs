@@ -63,6 +63,45 @@ pub struct NodeSpec {
     /// IPVS connection timeouts (`ipvsadm --set`), directors only; `None`: the kernel's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipvs_timeouts: Option<IpvsTimeouts>,
+    /// Directors sharing their VIPs with others (VRRP); `None`: the VIPs are in
+    /// `addresses`, held always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpSpec>,
+}
+
+/// A director's part in one VRRP instance. Its VIPs are held only while it is master:
+/// the VRRP engine adds and removes them, so they are not in [`NodeSpec::addresses`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpSpec {
+    /// Instance name (the definition's `[[vrrp]] name`).
+    pub instance: String,
+    /// Interface the VIPs and the adverts are on.
+    pub interface: String,
+    /// Virtual router id, unique on its LAN.
+    pub vrid: u8,
+    /// This director's priority (the highest live one is master).
+    pub priority: u8,
+    /// Advert interval in milliseconds (VRRPv3: a multiple of 10).
+    pub advert_ms: u32,
+    /// Whether a higher priority coming back takes the VIPs back (a second flap).
+    pub preempt: bool,
+    /// This director's address on the LAN (unicast adverts leave from it).
+    pub unicast_source: IpAddr,
+    /// The other directors' addresses (unicast: multicast is blocked in many networks).
+    pub unicast_peers: Vec<IpAddr>,
+    /// The VIPs the master holds.
+    pub vips: Vec<AddressSpec>,
+    /// IPVS connection sync, when on.
+    pub sync_daemon: Option<SyncDaemonSpec>,
+}
+
+/// The kernel's IPVS connection-sync daemon of a VRRP director.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemonSpec {
+    /// Interface the sync messages go out and come in on.
+    pub interface: String,
+    /// Sync id shared by the directors of one instance.
+    pub sync_id: u32,
 }
 
 /// IPVS connection timeouts in seconds (`ipvsadm --set TCP TCPFIN UDP`); `None` leaves

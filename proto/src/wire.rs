@@ -15,7 +15,7 @@ use crate::pb;
 use crate::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, IpvsTimeouts,
     MIN_CHECK_INTERVAL_MS, NodeSpec, OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose,
-    RouteSpec, ServiceFlag, ServiceKey, SysctlSpec, VirtualServiceSpec,
+    RouteSpec, ServiceFlag, ServiceKey, SyncDaemonSpec, SysctlSpec, VirtualServiceSpec, VrrpSpec,
 };
 
 /// A field of a wire message that does not make a valid spec.
@@ -79,20 +79,7 @@ impl From<&NodeSpec> for pb::NodeSpec {
             node: s.node.clone(),
             role: pb::Role::from(s.role) as i32,
             generation: s.generation,
-            addresses: s
-                .addresses
-                .iter()
-                .map(|a| pb::AddressSpec {
-                    interface: a.interface.clone(),
-                    address: a.address.to_string(),
-                    label: a.label.clone(),
-                    purpose: match a.purpose {
-                        AddressPurpose::Lan => pb::AddressPurpose::Lan,
-                        AddressPurpose::Vip => pb::AddressPurpose::Vip,
-                        AddressPurpose::HiddenVip => pb::AddressPurpose::HiddenVip,
-                    } as i32,
-                })
-                .collect(),
+            addresses: s.addresses.iter().map(address_to_pb).collect(),
             routes: s
                 .routes
                 .iter()
@@ -122,8 +109,90 @@ impl From<&NodeSpec> for pb::NodeSpec {
                 tcp_fin_s: t.tcp_fin_s.unwrap_or(0),
                 udp_s: t.udp_s.unwrap_or(0),
             }),
+            vrrp: s.vrrp.as_ref().map(|v| pb::VrrpSpec {
+                instance: v.instance.clone(),
+                interface: v.interface.clone(),
+                vrid: v.vrid.into(),
+                priority: v.priority.into(),
+                advert_ms: v.advert_ms,
+                preempt: v.preempt,
+                unicast_source: v.unicast_source.to_string(),
+                unicast_peers: v.unicast_peers.iter().map(ToString::to_string).collect(),
+                vips: v.vips.iter().map(address_to_pb).collect(),
+                sync_daemon: v
+                    .sync_daemon
+                    .as_ref()
+                    .map(|d| pb::SyncDaemonSpec { interface: d.interface.clone(), sync_id: d.sync_id }),
+            }),
         }
     }
+}
+
+fn address_to_pb(a: &AddressSpec) -> pb::AddressSpec {
+    pb::AddressSpec {
+        interface: a.interface.clone(),
+        address: a.address.to_string(),
+        label: a.label.clone(),
+        purpose: match a.purpose {
+            AddressPurpose::Lan => pb::AddressPurpose::Lan,
+            AddressPurpose::Vip => pb::AddressPurpose::Vip,
+            AddressPurpose::HiddenVip => pb::AddressPurpose::HiddenVip,
+        } as i32,
+    }
+}
+
+fn address_from_pb(f: &str, a: &pb::AddressSpec) -> Result<AddressSpec, WireError> {
+    Ok(AddressSpec {
+        interface: nonempty(&format!("{f}.interface"), &a.interface)?,
+        address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
+        label: a.label.clone(),
+        purpose: match pb::AddressPurpose::try_from(a.purpose) {
+            Ok(pb::AddressPurpose::Lan) => AddressPurpose::Lan,
+            Ok(pb::AddressPurpose::Vip) => AddressPurpose::Vip,
+            Ok(pb::AddressPurpose::HiddenVip) => AddressPurpose::HiddenVip,
+            _ => return err(format!("{f}.purpose"), "unknown purpose"),
+        },
+    })
+}
+
+fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
+    let byte = |f: &str, x: u32, lo: u32, hi: u32| {
+        if (lo..=hi).contains(&x) { Ok(x as u8) } else { err(f, format!("{x} outside {lo}..={hi}")) }
+    };
+    if !(10..=40_950).contains(&v.advert_ms) || v.advert_ms % 10 != 0 {
+        return err("vrrp.advert_ms", format!("{} is not a multiple of 10 in 10..=40950", v.advert_ms));
+    }
+    Ok(VrrpSpec {
+        instance: nonempty("vrrp.instance", &v.instance)?,
+        interface: nonempty("vrrp.interface", &v.interface)?,
+        vrid: byte("vrrp.vrid", v.vrid, 1, 255)?,
+        priority: byte("vrrp.priority", v.priority, 1, 254)?,
+        advert_ms: v.advert_ms,
+        preempt: v.preempt,
+        unicast_source: parse("vrrp.unicast_source", &v.unicast_source)?,
+        unicast_peers: v
+            .unicast_peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| parse(&format!("vrrp.unicast_peers[{i}]"), p))
+            .collect::<Result<_, _>>()?,
+        vips: v
+            .vips
+            .iter()
+            .enumerate()
+            .map(|(i, a)| address_from_pb(&format!("vrrp.vips[{i}]"), a))
+            .collect::<Result<_, _>>()?,
+        sync_daemon: v
+            .sync_daemon
+            .as_ref()
+            .map(|d| {
+                Ok(SyncDaemonSpec {
+                    interface: nonempty("vrrp.sync_daemon.interface", &d.interface)?,
+                    sync_id: d.sync_id,
+                })
+            })
+            .transpose()?,
+    })
 }
 
 fn virtual_service(v: &VirtualServiceSpec) -> pb::VirtualService {
@@ -242,20 +311,7 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             .addresses
             .iter()
             .enumerate()
-            .map(|(i, a)| {
-                let f = format!("addresses[{i}]");
-                Ok(AddressSpec {
-                    interface: nonempty(&format!("{f}.interface"), &a.interface)?,
-                    address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
-                    label: a.label.clone(),
-                    purpose: match pb::AddressPurpose::try_from(a.purpose) {
-                        Ok(pb::AddressPurpose::Lan) => AddressPurpose::Lan,
-                        Ok(pb::AddressPurpose::Vip) => AddressPurpose::Vip,
-                        Ok(pb::AddressPurpose::HiddenVip) => AddressPurpose::HiddenVip,
-                        _ => return err(format!("{f}.purpose"), "unknown purpose"),
-                    },
-                })
-            })
+            .map(|(i, a)| address_from_pb(&format!("addresses[{i}]"), a))
             .collect::<Result<_, _>>()?;
         let routes = s
             .routes
@@ -323,6 +379,7 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                 let some = |v: u32| (v > 0).then_some(v);
                 IpvsTimeouts { tcp_s: some(t.tcp_s), tcp_fin_s: some(t.tcp_fin_s), udp_s: some(t.udp_s) }
             }),
+            vrrp: s.vrrp.as_ref().map(vrrp_from).transpose()?,
         })
     }
 }

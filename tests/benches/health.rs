@@ -48,6 +48,7 @@ fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -
         sysctls: vec![],
         checks: vec![],
         ipvs_timeouts: None,
+        vrrp: None,
         virtual_services: vec![VirtualServiceSpec {
             name: "web".into(),
             key: ServiceKey::Addr { protocol: Protocol::Tcp, address: "198.18.255.100:80".parse().unwrap() },

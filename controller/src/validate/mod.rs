@@ -17,6 +17,7 @@ pub use names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;
 mod scalars;
 mod services;
+mod vrrp;
 
 pub use lvs_proto::spec::SCHEDULERS;
 
@@ -40,6 +41,9 @@ pub fn validate(def: &Definition) -> Result<(Cluster, Vec<Diagnostic>), Vec<Diag
 #[derive(Default)]
 struct Validator {
     diags: Vec<Diagnostic>,
+    /// The node names of each `[[vrrp]]` instance, as written (services need them before
+    /// the instances are checked: a VIP shared within one is not a conflict).
+    vrrp_members: Vec<std::collections::BTreeSet<String>>,
 }
 
 impl Validator {
@@ -77,8 +81,11 @@ impl Validator {
         let lans = self.lans(def);
         let nodes = self.nodes(def, &lans);
         self.endpoints(def);
+        self.vrrp_members =
+            def.vrrp.iter().map(|g| g.directors.iter().map(|d| d.node.clone()).collect()).collect();
         let services = self.services(def, &nodes);
         let ipvs_timeouts = self.ipvs_timeouts(def);
+        let vrrp = self.vrrp(def, &nodes, &lans);
         Some(Cluster {
             name: def.cluster.name.clone(),
             generation,
@@ -87,6 +94,7 @@ impl Validator {
             nodes,
             services,
             ipvs_timeouts,
+            vrrp,
         })
     }
 }

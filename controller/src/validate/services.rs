@@ -342,7 +342,8 @@ impl Validator {
                 nodes.iter().filter(|n| n.role == Role::Director && holds(n)).map(|n| n.name.clone()),
             ),
         }
-        if out.len() > 1 {
+        let shared_by_vrrp = self.vrrp_members.iter().any(|g| out.iter().all(|n| g.contains(n)));
+        if out.len() > 1 && !shared_by_vrrp {
             self.warn(
                 "vip-on-two-directors",
                 path.key("vip"),
@@ -353,7 +354,7 @@ impl Validator {
                     vip.unwrap_or(IpAddr::from([0; 4])),
                     s.name
                 ),
-                "keep the VIP on one director (set `directors` to one name); director HA is not yet managed",
+                "share it through VRRP ([[vrrp]] with these directors), or keep it on one director",
             );
         }
         if out.is_empty() && vip.is_some() && s.directors.is_none() {
