@@ -159,7 +159,7 @@ fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
     let byte = |f: &str, x: u32, lo: u32, hi: u32| {
         if (lo..=hi).contains(&x) { Ok(x as u8) } else { err(f, format!("{x} outside {lo}..={hi}")) }
     };
-    if !(10..=40_950).contains(&v.advert_ms) || v.advert_ms % 10 != 0 {
+    if !(10..=40_950).contains(&v.advert_ms) || !v.advert_ms.is_multiple_of(10) {
         return err("vrrp.advert_ms", format!("{} is not a multiple of 10 in 10..=40950", v.advert_ms));
     }
     Ok(VrrpSpec {
