@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 
-use lvs_ipvs::{Destination, Op, Service, ServiceKey};
+use lvs_ipvs::{Daemon, DaemonState, Destination, Op, Service, ServiceKey};
 use lvs_proto::NodeSpec;
 use lvs_proto::reply::Change;
 use lvs_proto::spec::Step;
@@ -172,6 +172,7 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
     if !runtime.ipvs_cleared {
         timeouts(&mut plan, spec, observed);
     }
+    sync_daemons(&mut plan, spec, observed, owned);
     removals(&mut plan, &table, observed, owned, &wanted);
     plan
 }
@@ -186,6 +187,59 @@ fn timeouts(plan: &mut Plan, spec: &NodeSpec, observed: &Observed) {
             tcp_fin: want.tcp_fin_s.unwrap_or(0),
             udp: want.udp_s.unwrap_or(0),
         })));
+    }
+}
+
+/// The word a daemon state is owned under.
+pub fn daemon_word(s: DaemonState) -> &'static str {
+    match s {
+        DaemonState::Master => "master",
+        DaemonState::Backup => "backup",
+    }
+}
+
+/// The connection-sync daemons of a VRRP director: a master *and* a backup daemon on the
+/// sync interface, on every director of the instance. The kernel runs both at once, so
+/// whichever director is VRRP master sends its connections and every other one already
+/// receives them: a failover (or a failback) never waits for a daemon to be started.
+/// One started by another tool (keepalived's `lvs_sync_daemon`) is left alone.
+fn sync_daemons(plan: &mut Plan, spec: &NodeSpec, observed: &Observed, owned: &Owned) {
+    let Some(have) = &observed.sync_daemons else { return };
+    let want: Vec<Daemon> = match spec.vrrp.as_ref().and_then(|v| v.sync_daemon.as_ref()) {
+        Some(d) => [DaemonState::Master, DaemonState::Backup]
+            .into_iter()
+            .map(|s| Daemon::new(s, &d.interface, d.sync_id))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mine = |s: DaemonState| owned.sync_daemons.contains(daemon_word(s));
+    for w in &want {
+        match have.iter().find(|h| h.state == w.state) {
+            Some(h) if h.mcast_ifn == w.mcast_ifn && h.sync_id == w.sync_id => {}
+            Some(h) if mine(h.state) => {
+                plan.actions.push(Action::Ipvs(Op::StopDaemon(h.state)));
+                plan.actions.push(Action::Ipvs(Op::StartDaemon(w.clone())));
+            }
+            Some(h) => plan.conflicts.push(format!(
+                "a {} IPVS sync daemon (on {}, id {}) runs and was not started by this agent \
+                 (keepalived's lvs_sync_daemon?): stop it, the agent runs the sync daemons",
+                daemon_word(h.state),
+                h.mcast_ifn,
+                h.sync_id
+            )),
+            None => plan.actions.push(Action::Ipvs(Op::StartDaemon(w.clone()))),
+        }
+    }
+    for h in have.iter().filter(|h| !want.iter().any(|w| w.state == h.state)) {
+        if mine(h.state) {
+            plan.actions.push(Action::Ipvs(Op::StopDaemon(h.state)));
+        } else {
+            plan.foreign.push(format!(
+                "IPVS {} sync daemon on {} (not started by this agent; left alone)",
+                daemon_word(h.state),
+                h.mcast_ifn
+            ));
+        }
     }
 }
 

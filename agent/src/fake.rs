@@ -31,6 +31,8 @@ pub struct FakeSystem {
     pub ipvs_batches: Mutex<Vec<usize>>,
     /// IPVS connection timeouts (the kernel's defaults until set).
     pub ipvs_timeouts: Mutex<Option<lvs_ipvs::Timeouts>>,
+    /// Running sync daemons.
+    pub daemons: Mutex<Vec<lvs_ipvs::Daemon>>,
 }
 
 impl FakeSystem {
@@ -143,6 +145,10 @@ impl System for FakeSystem {
             )
         }))
     }
+    async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
+        self.read("list IPVS sync daemons")?;
+        Ok(self.daemons.lock().unwrap().clone())
+    }
     async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
         Ok(Vec::new())
     }
@@ -214,6 +220,21 @@ impl System for FakeSystem {
                         udp: pick(t.udp, old.udp),
                     });
                     Ok(())
+                }
+                Op::StartDaemon(d) => {
+                    let mut ds = self.daemons.lock().unwrap();
+                    if ds.iter().any(|x| x.state == d.state) {
+                        Err("a daemon of that state runs already")
+                    } else {
+                        ds.push(d.clone());
+                        Ok(())
+                    }
+                }
+                Op::StopDaemon(s) => {
+                    let mut ds = self.daemons.lock().unwrap();
+                    let before = ds.len();
+                    ds.retain(|x| x.state != *s);
+                    if ds.len() == before { Err("no such daemon") } else { Ok(()) }
                 }
                 _ => Ok(()),
             };

@@ -441,6 +441,13 @@ impl System for NetSystem {
             .map_err(|e| SystemError::new("read IPVS info", e))
     }
 
+    async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
+        self.with_ipvs(async |ipvs: &mut Ipvs| ipvs.daemons().await)
+            .await
+            .map(Option::unwrap_or_default)
+            .map_err(|e| SystemError::new("read IPVS sync daemons", e))
+    }
+
     async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
         match lvs_ipvs::conn::read() {
             Ok(c) => Ok(c),

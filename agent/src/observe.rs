@@ -20,6 +20,8 @@ pub struct Observed {
     pub ipvs: Option<Vec<IpvsService>>,
     /// IPVS connection timeouts, read only when the spec sets some.
     pub ipvs_timeouts: Option<lvs_ipvs::Timeouts>,
+    /// The running IPVS sync daemons, read whenever the IPVS table is.
+    pub sync_daemons: Option<Vec<lvs_ipvs::Daemon>>,
 }
 
 /// Read the node. IPVS is read only when the spec has services or the agent owns some,
@@ -30,6 +32,10 @@ pub async fn observe<S: System>(sys: &S, spec: &NodeSpec, owns_services: bool) -
         sysctls.insert(s.key.clone(), sys.sysctl(&s.key).await?);
     }
     let ipvs = if spec.virtual_services.is_empty() && !owns_services { None } else { sys.ipvs().await? };
+    let sync_daemons = match &ipvs {
+        Some(_) => Some(sys.ipvs_daemons().await?),
+        None => None,
+    };
     let ipvs_timeouts = match spec.ipvs_timeouts {
         Some(_) => sys.ipvs_info().await?.map(|(_, t)| t),
         None => None,
@@ -41,5 +47,6 @@ pub async fn observe<S: System>(sys: &S, spec: &NodeSpec, owns_services: bool) -
         sysctls,
         ipvs,
         ipvs_timeouts,
+        sync_daemons,
     })
 }

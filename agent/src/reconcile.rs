@@ -353,7 +353,8 @@ impl<S: System> Reconciler<S> {
         let owns = !(st.owned.addresses.is_empty()
             && st.owned.routes.is_empty()
             && st.owned.services.is_empty()
-            && st.owned.sysctls.is_empty());
+            && st.owned.sysctls.is_empty()
+            && st.owned.sync_daemons.is_empty());
         let spec = match st.spec.clone() {
             Some(spec) => spec,
             None if owns => NodeSpec {
@@ -381,7 +382,12 @@ impl<S: System> Reconciler<S> {
             vrrp: None,
             ..spec.clone()
         };
-        let observed = observe::observe(&*self.sys, &nothing, !st.owned.services.is_empty()).await?;
+        let observed = observe::observe(
+            &*self.sys,
+            &nothing,
+            !st.owned.services.is_empty() || !st.owned.sync_daemons.is_empty(),
+        )
+        .await?;
         let mut plan = diff::diff(&nothing, &observed, &st.owned, &state::Runtime::default());
         for (key, before) in &st.owned.sysctls {
             let now = self.sys.sysctl(key).await?.unwrap_or_default();
@@ -468,6 +474,9 @@ fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
                 st.owned.services.insert(v.key);
             }
         }
+        Action::Ipvs(lvs_ipvs::Op::StartDaemon(d)) => {
+            st.owned.sync_daemons.insert(diff::daemon_word(d.state).into());
+        }
         _ => {}
     }
 }
@@ -487,6 +496,9 @@ fn release(st: &mut State, a: &Action) {
         }
         Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
             st.owned.services.retain(|s| convert::service_key(s) != *k)
+        }
+        Action::Ipvs(lvs_ipvs::Op::StopDaemon(s)) => {
+            st.owned.sync_daemons.remove(diff::daemon_word(*s));
         }
         _ => {}
     }

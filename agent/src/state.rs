@@ -21,6 +21,9 @@ pub struct Owned {
     pub services: BTreeSet<lvs_proto::spec::ServiceKey>,
     /// Sysctls it changed, with the value found before.
     pub sysctls: BTreeMap<String, String>,
+    /// IPVS sync daemons it started (`master`, `backup`).
+    #[serde(default)]
+    pub sync_daemons: BTreeSet<String>,
 }
 
 /// The persisted state.

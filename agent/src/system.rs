@@ -151,6 +151,8 @@ pub trait System: Send + Sync {
         tcp_timeout_s: u32,
         live_within_s: u32,
     ) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::DestCount>>> + Send;
+    /// The running IPVS connection-sync daemons (empty without IPVS).
+    fn ipvs_daemons(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::Daemon>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
     fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<SysResult<()>>>> + Send;
 }

@@ -462,3 +462,46 @@ async fn a_decommission_cut_short_reports_what_is_left_and_a_second_one_finishes
     );
     assert!(matches!(r.decommission().await.unwrap_err(), ReconcileError::NoSpec), "nothing left");
 }
+
+#[tokio::test]
+async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_them_when_it_leaves() {
+    let ha = include_str!("../../deploy/examples/lab-ha.toml");
+    let (r, _d) = reconciler(&["eth1"], true, "director2");
+    let mut spec = spec_of(ha, "director2");
+    let rep = r.apply(&spec, false).await.unwrap();
+    assert!(rep.converged(), "{rep:?}");
+    let daemons = r.system().daemons.lock().unwrap().clone();
+    let mut states: Vec<_> = daemons
+        .iter()
+        .map(|d| (lvs_agent::diff::daemon_word(d.state), d.mcast_ifn.as_str(), d.sync_id))
+        .collect();
+    states.sort();
+    assert_eq!(states, [("backup", "eth1", 51), ("master", "eth1", 51)]);
+    // The shared VIP is the VRRP engine's: the agent neither added it nor calls it drift.
+    assert!(
+        !calls(&r).iter().any(|c| c.contains("address") && c.contains("198.18.0.100")),
+        "{:?}",
+        calls(&r)
+    );
+    let again = r.apply(&spec, false).await.unwrap();
+    assert!(again.actions.is_empty(), "idempotent: {:?}", again.actions);
+    // Another sync id: the owned daemons are restarted with it.
+    spec.generation += 1;
+    spec.vrrp.as_mut().unwrap().sync_daemon.as_mut().unwrap().sync_id = 52;
+    r.apply(&spec, false).await.unwrap();
+    assert!(r.system().daemons.lock().unwrap().iter().all(|d| d.sync_id == 52));
+    // Leaving the cluster stops what it started.
+    r.decommission().await.unwrap();
+    assert!(r.system().daemons.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_sync_daemon_another_tool_started_is_a_conflict_not_a_casualty() {
+    let ha = include_str!("../../deploy/examples/lab-ha.toml");
+    let (r, _d) = reconciler(&["eth1"], true, "director");
+    r.system().daemons.lock().unwrap().push(lvs_ipvs::Daemon::new(lvs_ipvs::DaemonState::Master, "eth9", 7));
+    let e = r.apply(&spec_of(ha, "director"), false).await.unwrap_err();
+    assert!(matches!(&e, ReconcileError::Preflight(_)), "{e}");
+    assert!(e.to_string().contains("keepalived's lvs_sync_daemon"), "{e}");
+    assert_eq!(r.system().daemons.lock().unwrap().len(), 1, "nothing changed");
+}
