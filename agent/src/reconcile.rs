@@ -279,6 +279,7 @@ impl<S: System> Reconciler<S> {
         for (a, o) in plan.actions.iter().zip(&outcomes) {
             if *o == Outcome::Applied {
                 release(&mut st, a);
+                reclaim(&mut st, &spec, a);
             }
         }
         let observed = observe::observe(&*self.sys, &spec, true).await?;
@@ -325,6 +326,7 @@ impl<S: System> Reconciler<S> {
         for (a, o) in plan.actions.iter().zip(&outcomes) {
             if *o == Outcome::Applied {
                 release(&mut st, a);
+                reclaim(&mut st, spec, a);
             }
         }
         self.store.save(&st)?;
@@ -478,6 +480,14 @@ fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
             st.owned.sync_daemons.insert(diff::daemon_word(d.state).into());
         }
         _ => {}
+    }
+}
+
+/// A daemon restarted (stopped, then started, in one plan) is still ours: the stop's
+/// release must not outlive the start that follows it.
+fn reclaim(st: &mut State, spec: &NodeSpec, a: &Action) {
+    if matches!(a, Action::Ipvs(lvs_ipvs::Op::StartDaemon(_))) {
+        claim(st, spec, a);
     }
 }
 
