@@ -26,6 +26,7 @@ NEEDS=(
     "chrony|test -x /usr/sbin/chronyd|the real NTP server of the lab and the netns suites"
     "busybox-static|has_busybox_httpd|the real servers' httpd (netns suites, VM initramfs)"
     "ipvsadm|test -x /usr/sbin/ipvsadm|the referee of the IPVS suites (used inside the VM only)"
+    "keepalived|test -x /usr/sbin/keepalived|the VRRP engine of director HA (netns and VM suites)"
     "qemu-system-x86|has_cmd qemu-system-x86_64|boots the test kernel (VM suites)"
     "kmod|has_cmd depmod|module index of the test kernel"
     "cpio|has_cmd cpio|packs the VM's initramfs"

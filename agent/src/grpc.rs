@@ -46,9 +46,14 @@ fn status(e: AgentError) -> Status {
             R::Observe(_) | R::Store(_) | R::NotInForce(_) => Code::Internal,
         },
         AgentError::NoIpvs => Code::NotFound,
-        AgentError::Store(_) | AgentError::System(_) | AgentError::NotApplied(_) | AgentError::Task(_) => {
-            Code::Internal
+        AgentError::Vrrp(crate::vrrp::VrrpError::NotMaster(_) | crate::vrrp::VrrpError::NotTaken(_)) => {
+            Code::FailedPrecondition
         }
+        AgentError::Store(_)
+        | AgentError::System(_)
+        | AgentError::NotApplied(_)
+        | AgentError::Task(_)
+        | AgentError::Vrrp(_) => Code::Internal,
     };
     Status::new(code, e.to_string())
 }
@@ -98,6 +103,8 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         let v = self.agent.status(ntp).await.map_err(status)?;
         let mut reply = replies::status(&v);
         reply.certificate = Some(self.credentials.info());
+        reply.vrrp = self.agent.vrrp_status();
+        reply.sync_daemons = self.agent.sync_daemons().await;
         Ok(Response::new((&reply).into()))
     }
 
@@ -214,6 +221,12 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             format!("certificate rotated: serial {}, valid until {}", info.serial, info.not_after_unix),
         );
         Ok(Response::new(pb::InstallReply { serial: info.serial, not_after_unix: info.not_after_unix }))
+    }
+
+    async fn hand_over(&self, _: Request<pb::HandOverRequest>) -> Result<Response<pb::VrrpStatus>, Status> {
+        let s = self.agent.hand_over().await.map_err(status)?;
+        let s = s.ok_or_else(|| Status::failed_precondition("this node is in no VRRP instance"))?;
+        Ok(Response::new((&s).into()))
     }
 
     async fn set_revoked(

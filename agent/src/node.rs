@@ -50,6 +50,9 @@ pub enum AgentError {
     /// The apply task panicked or was cancelled.
     #[error("the apply task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The VRRP engine (director HA).
+    #[error("VRRP engine: {0}")]
+    Vrrp(#[from] crate::vrrp::VrrpError),
 }
 
 /// A controller's reservation of a generation (see `SpecRequest.lease` in the proto).
@@ -153,6 +156,8 @@ pub struct Agent<S: System + 'static> {
     startup: Mutex<Option<String>>,
     /// Certificate serials refused at the door (kept beside the state file).
     revoked: Arc<crate::revoked::Revoked>,
+    /// The VRRP engine (directors sharing VIPs); [`crate::vrrp::NoVrrp`] elsewhere.
+    vrrp: Arc<dyn crate::vrrp::VrrpEngine>,
 }
 
 /// How often the clock is measured.
@@ -164,13 +169,27 @@ const START_RETRY_MAX: Duration = Duration::from_secs(60);
 impl<S: System + 'static> Agent<S> {
     /// An agent for `node` over `sys`, persisting in `store`.
     pub fn new(node: &str, sys: Arc<S>, store: Store) -> Arc<Self> {
+        Self::with_vrrp(node, sys, store, |_| Arc::new(crate::vrrp::NoVrrp))
+    }
+
+    /// [`Agent::new`] with the VRRP engine `engine` makes (given the agent's event feed,
+    /// which the engine publishes its transitions on).
+    pub fn with_vrrp(
+        node: &str,
+        sys: Arc<S>,
+        store: Store,
+        engine: impl FnOnce(&Events) -> Arc<dyn crate::vrrp::VrrpEngine>,
+    ) -> Arc<Self> {
         let revoked =
             Arc::new(crate::revoked::Revoked::load(store.path().parent().unwrap_or(Path::new("."))));
+        let events = Events::default();
+        let vrrp = engine(&events);
         Arc::new(Self {
             revoked,
+            vrrp,
             node: node.to_string(),
             rec: Arc::new(Reconciler::new(node, sys, store)),
-            events: Events::default(),
+            events,
             health: Health::default(),
             clock: Mutex::new(None),
             lease: Mutex::new(None),
@@ -262,7 +281,7 @@ impl<S: System + 'static> Agent<S> {
                 done(r),
             );
         }
-        self.after_change()?;
+        self.after_change().await?;
         Ok(r)
     }
 
@@ -324,12 +343,42 @@ impl<S: System + 'static> Agent<S> {
         }
     }
 
-    fn after_change(self: &Arc<Self>) -> Result<(), AgentError> {
+    async fn after_change(self: &Arc<Self>) -> Result<(), AgentError> {
         let st = self.rec.state()?;
         if let Some(spec) = &st.spec {
             self.health.sync(spec, &st.runtime, &self.rec, &self.events);
         }
+        // The VRRP engine follows the accepted spec (the IPVS table and the sync daemons
+        // it needs are in place by now).
+        self.vrrp.ensure(st.spec.as_ref().and_then(|s| s.vrrp.as_ref())).await?;
         Ok(())
+    }
+
+    /// This director's VRRP state (none outside a VRRP instance).
+    pub fn vrrp_status(&self) -> Option<lvs_proto::reply::VrrpStatus> {
+        self.vrrp.status()
+    }
+
+    /// Planned failover: hand the VIPs to the next director now, rejoin as a backup.
+    pub async fn hand_over(&self) -> Result<Option<lvs_proto::reply::VrrpStatus>, AgentError> {
+        self.vrrp.hand_over().await?;
+        Ok(self.vrrp.status())
+    }
+
+    /// The kernel's IPVS sync daemons (none without IPVS).
+    pub async fn sync_daemons(&self) -> Vec<lvs_proto::reply::SyncDaemon> {
+        self.rec
+            .system()
+            .ipvs_daemons()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| lvs_proto::reply::SyncDaemon {
+                state: crate::diff::daemon_word(d.state).into(),
+                interface: d.mcast_ifn,
+                sync_id: d.sync_id,
+            })
+            .collect()
     }
 
     async fn measure_clock(&self) {
@@ -459,7 +508,7 @@ impl<S: System + 'static> Agent<S> {
             ),
             done(&r),
         );
-        self.after_change()?;
+        self.after_change().await?;
         if spec.checks.iter().any(|c| matches!(c, CheckSpec::ClockOffset { .. })) {
             self.measure_clock().await;
         }
@@ -605,6 +654,8 @@ impl<S: System + 'static> Agent<S> {
         }
         let r = self.rec.decommission().await?;
         self.health.stop();
+        // Out of the cluster: no VRRP engine, so no VIP held any more.
+        self.vrrp.ensure(None).await?;
         self.events.emit_with(
             EventKind::Decommission,
             format!("decommissioned: {}/{} change(s) undone", r.applied(), r.actions.len()),

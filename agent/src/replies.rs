@@ -102,6 +102,9 @@ pub fn status(v: &StatusView) -> NodeStatus {
             .collect(),
         // The door's to fill in: the node's state does not hold its certificate.
         certificate: None,
+        // The handler's, from the engine and the kernel.
+        vrrp: None,
+        sync_daemons: Vec::new(),
     }
 }
 

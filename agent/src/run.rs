@@ -165,7 +165,14 @@ pub async fn serve<S: crate::system::System + 'static>(
         return Ok(());
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
-    let agent = Agent::new(&config.node, sys()?, Store::new(&config.state_dir));
+    let engine_dir = config.state_dir.join("keepalived");
+    let agent = Agent::with_vrrp(&config.node, sys()?, Store::new(&config.state_dir), |events| {
+        Arc::new(crate::keepalived::Keepalived::new(
+            &engine_dir,
+            &crate::keepalived::Keepalived::default_program(),
+            events.clone(),
+        ))
+    });
     match agent.start().await {
         Ok(Some(r)) => info!(
             generation = r.generation,

@@ -358,6 +358,8 @@ pub enum EventKind {
     Decommission,
     /// The agent's certificate or revocation list changed (enrolment, rotation, revoke).
     Certificate,
+    /// This director's VRRP state changed.
+    Vrrp,
 }
 
 impl EventKind {
@@ -373,6 +375,7 @@ impl EventKind {
             EventKind::Clear => "ipvs",
             EventKind::Decommission => "decommission",
             EventKind::Certificate => "certificate",
+            EventKind::Vrrp => "vrrp",
         }
     }
 }
@@ -536,6 +539,68 @@ pub struct NodeStatus {
     pub overrides: Vec<WeightOverride>,
     /// The certificate the agent presents now (agents before rotation: none).
     pub certificate: Option<CertificateInfo>,
+    /// Directors in a VRRP instance: its state here.
+    pub vrrp: Option<VrrpStatus>,
+    /// The kernel's IPVS connection-sync daemons.
+    pub sync_daemons: Vec<SyncDaemon>,
+}
+
+/// A director's VRRP state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VrrpState {
+    /// Starting.
+    Init,
+    /// Not holding the VIPs; ready to take over.
+    Backup,
+    /// Holding the VIPs.
+    Master,
+    /// Its interface or engine failed.
+    Fault,
+    /// The engine stopped.
+    Stopped,
+}
+
+impl VrrpState {
+    /// As `status` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VrrpState::Init => "INIT",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Master => "MASTER",
+            VrrpState::Fault => "FAULT",
+            VrrpState::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// One director's view of its VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VrrpStatus {
+    /// Instance name.
+    pub instance: String,
+    /// State now.
+    pub state: VrrpState,
+    /// Its priority.
+    pub priority: u8,
+    /// Since when (ms since the epoch).
+    pub since_unix_ms: u64,
+    /// State changes since the agent started.
+    pub transitions: u64,
+    /// Why the engine is not running, while it is restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A running IPVS connection-sync daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncDaemon {
+    /// `master` or `backup`.
+    pub state: String,
+    /// Its interface.
+    pub interface: String,
+    /// Its sync id.
+    pub sync_id: u32,
 }
 
 /// A certificate, as far as rotation and revocation care.

@@ -10,8 +10,8 @@ use crate::pb;
 use crate::reply::{
     ActionResult, AddressRef, CertificateInfo, Change, CheckResult, Clock, Connection,
     DestinationConnections, DestinationHealth, Event, EventKind, Facts, Failure, FailureKind, Forward,
-    IpvsChange, IpvsTable, NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, TableDestination,
-    TableService, Timeouts, WeightOverride, WeightReply,
+    IpvsChange, IpvsTable, NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, SyncDaemon,
+    TableDestination, TableService, Timeouts, VrrpState, VrrpStatus, WeightOverride, WeightReply,
 };
 
 fn each<'a, W: 'a, D>(
@@ -282,6 +282,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Clear => pb::EventKind::Clear,
             EventKind::Decommission => pb::EventKind::Decommission,
             EventKind::Certificate => pb::EventKind::Certificate,
+            EventKind::Vrrp => pb::EventKind::Vrrp,
         }
     }
 }
@@ -315,6 +316,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Clear) => EventKind::Clear,
             Ok(pb::EventKind::Decommission) => EventKind::Decommission,
             Ok(pb::EventKind::Certificate) => EventKind::Certificate,
+            Ok(pb::EventKind::Vrrp) => EventKind::Vrrp,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {
@@ -416,6 +418,16 @@ impl From<&NodeStatus> for pb::Status {
                 .certificate
                 .as_ref()
                 .map(|c| pb::Certificate { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
+            vrrp: s.vrrp.as_ref().map(Into::into),
+            sync_daemons: s
+                .sync_daemons
+                .iter()
+                .map(|d| pb::SyncDaemon {
+                    state: d.state.clone(),
+                    interface: d.interface.clone(),
+                    sync_id: d.sync_id,
+                })
+                .collect(),
         }
     }
 }
@@ -466,6 +478,58 @@ impl TryFrom<&pb::Status> for NodeStatus {
                 .certificate
                 .as_ref()
                 .map(|c| CertificateInfo { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
+            vrrp: s.vrrp.as_ref().map(VrrpStatus::try_from).transpose()?,
+            sync_daemons: s
+                .sync_daemons
+                .iter()
+                .map(|d| SyncDaemon {
+                    state: d.state.clone(),
+                    interface: d.interface.clone(),
+                    sync_id: d.sync_id,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl From<&VrrpStatus> for pb::VrrpStatus {
+    fn from(v: &VrrpStatus) -> Self {
+        pb::VrrpStatus {
+            instance: v.instance.clone(),
+            state: match v.state {
+                VrrpState::Init => pb::VrrpState::Init,
+                VrrpState::Backup => pb::VrrpState::Backup,
+                VrrpState::Master => pb::VrrpState::Master,
+                VrrpState::Fault => pb::VrrpState::Fault,
+                VrrpState::Stopped => pb::VrrpState::Stopped,
+            } as i32,
+            priority: v.priority.into(),
+            since_unix_ms: v.since_unix_ms,
+            transitions: v.transitions,
+            error: v.error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<&pb::VrrpStatus> for VrrpStatus {
+    type Error = WireError;
+
+    fn try_from(v: &pb::VrrpStatus) -> Result<Self, WireError> {
+        let state = match pb::VrrpState::try_from(v.state) {
+            Ok(pb::VrrpState::Init) => VrrpState::Init,
+            Ok(pb::VrrpState::Backup) => VrrpState::Backup,
+            Ok(pb::VrrpState::Master) => VrrpState::Master,
+            Ok(pb::VrrpState::Fault) => VrrpState::Fault,
+            Ok(pb::VrrpState::Stopped) => VrrpState::Stopped,
+            _ => return err("vrrp.state", format!("unknown VRRP state {}", v.state)),
+        };
+        Ok(VrrpStatus {
+            instance: v.instance.clone(),
+            state,
+            priority: u8::try_from(v.priority).or_else(|_| err("vrrp.priority", "over 255"))?,
+            since_unix_ms: v.since_unix_ms,
+            transitions: v.transitions,
+            error: Some(v.error.clone()).filter(|e| !e.is_empty()),
         })
     }
 }
@@ -844,6 +908,15 @@ mod tests {
             }],
             overrides: vec![WeightOverride { service: key(), destination: d, weight: 0 }],
             certificate: Some(CertificateInfo { serial: "0a1b".into(), not_after_unix: 1_900_000_000 }),
+            vrrp: Some(VrrpStatus {
+                instance: "web".into(),
+                state: VrrpState::Master,
+                priority: 150,
+                since_unix_ms: 5,
+                transitions: 2,
+                error: None,
+            }),
+            sync_daemons: vec![SyncDaemon { state: "master".into(), interface: "eth1".into(), sync_id: 51 }],
         };
         assert_eq!(NodeStatus::try_from(&pb::Status::from(&s)).unwrap(), s);
     }
