@@ -34,6 +34,22 @@ pub fn can_netns() -> bool {
     root && Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
 }
 
+/// Run `f` on a thread inside the network namespace `ns` (`/run/netns/NS`); threads and
+/// processes that thread starts (a runtime's workers, a child) are in it too.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = std::fs::File::open(format!("/run/netns/{ns}")).expect("namespace file");
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: a valid namespace fd; setns affects only this thread.
+            assert_eq!(unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 /// Whether a root suite must fail rather than skip when it cannot run: under `CI`, and
 /// under `tests/run` (which sets `LVS_REQUIRE_ROOT_SUITES=1`).
 pub fn must_run_root_suites() -> bool {

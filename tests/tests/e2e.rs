@@ -3,7 +3,7 @@
 //! the project's load generator are used. Ignored on the host: it needs IPVS.
 use std::time::{Duration, Instant};
 
-use lvs_tests::{Lab, bin, edit, ok, poll, start_load, step, stop_load, text};
+use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, step, stop_load, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";
@@ -490,21 +490,6 @@ fn ipvsadm_dumps_every_flag_exactly_as_lvsctl_writes_it() {
     assert_eq!(referee.lines().filter(|l| l.starts_with("-a")).count(), 7, "every real server loaded");
     let ours = lvs_controller::ipvsadm::render(&lvs_controller::ipvsadm::parse(&referee).unwrap());
     assert_eq!(ours, referee, "lvsctl's ipvsadm writer differs from ipvsadm's own");
-}
-
-/// Run `f` on a thread inside the lab namespace `ns` (the agents are reachable only there).
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let fd = std::fs::File::open(format!("/run/netns/{ns}")).expect("namespace file");
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: a valid namespace fd; setns affects only this thread.
-            assert_eq!(unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
-            f()
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 #[test]

@@ -1,0 +1,204 @@
+//! The VRRP engine for real, on this host's kernel (VRRP needs no IPVS): two directors in
+//! two network namespaces joined by a veth pair, each running the agent's
+//! [`Keepalived`] engine (a real keepalived, supervised) from the specs the planner makes
+//! of `deploy/examples/lab-ha.toml`. Measured: election, failover after the master's
+//! keepalived is killed, no second flap when it comes back, a planned hand-over, and the
+//! VIP released when the engine stops. Addresses stay in 198.18.0.0/15.
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lvs_agent::events::Events;
+use lvs_agent::keepalived::Keepalived;
+use lvs_agent::vrrp::VrrpEngine;
+use lvs_proto::reply::VrrpState;
+use lvs_proto::spec::VrrpSpec;
+use lvs_tests::{can_netns, in_netns, must_run_root_suites, poll};
+
+const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
+const VIP: &str = "198.18.0.100";
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Two namespaces, `eth1` in each, the directors' addresses of the HA lab.
+struct Pair {
+    ns: [String; 2],
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let p = format!("vr{}", std::process::id());
+        let ns = [format!("{p}-d1"), format!("{p}-d2")];
+        for n in &ns {
+            ip(&["netns", "add", n]);
+        }
+        ip(&[
+            "link",
+            "add",
+            &format!("{p}a"),
+            "netns",
+            &ns[0],
+            "type",
+            "veth",
+            "peer",
+            &format!("{p}b"),
+            "netns",
+            &ns[1],
+        ]);
+        for (n, dev, addr) in
+            [(&ns[0], format!("{p}a"), "198.18.0.2/24"), (&ns[1], format!("{p}b"), "198.18.0.3/24")]
+        {
+            ip(&["-n", n, "link", "set", &dev, "name", "eth1"]);
+            ip(&["-n", n, "addr", "add", addr, "dev", "eth1"]);
+            ip(&["-n", n, "link", "set", "eth1", "up"]);
+            ip(&["-n", n, "link", "set", "lo", "up"]);
+        }
+        Pair { ns }
+    }
+
+    fn holds_vip(&self, i: usize) -> bool {
+        let o = Command::new("ip")
+            .args(["-n", &self.ns[i], "-4", "addr", "show", "dev", "eth1"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32"))
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for n in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// One director's engine, its runtime's threads (and so keepalived) in namespace `ns`.
+struct Director {
+    rt: tokio::runtime::Runtime,
+    engine: Arc<Keepalived>,
+    spec: VrrpSpec,
+    _dir: tempfile::TempDir,
+}
+
+impl Director {
+    fn start(ns: &str, spec: VrrpSpec) -> Director {
+        let rt = in_netns(ns, || {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Keepalived::new(dir.path(), &Keepalived::default_program(), Events::default()));
+        let d = Director { rt, engine, spec, _dir: dir };
+        d.ensure(true);
+        d
+    }
+
+    /// Run the engine's `ensure` on a worker (in the namespace), `on`: for the spec, or none.
+    fn ensure(&self, on: bool) {
+        let (e, s) = (Arc::clone(&self.engine), self.spec.clone());
+        self.rt
+            .block_on(self.rt.spawn(async move { e.ensure(on.then_some(&s)).await }))
+            .unwrap()
+            .expect("ensure");
+    }
+
+    fn hand_over(&self) -> Result<(), lvs_agent::vrrp::VrrpError> {
+        let e = Arc::clone(&self.engine);
+        self.rt.block_on(self.rt.spawn(async move { e.hand_over().await })).unwrap()
+    }
+
+    fn state(&self) -> Option<VrrpState> {
+        self.engine.status().map(|s| s.state)
+    }
+
+    /// Kill keepalived hard (as a crash would), by the pid file it writes.
+    fn kill_engine(&self) {
+        let pid = std::fs::read_to_string(self._dir.path().join("keepalived.pid")).unwrap();
+        let pid: i32 = pid.trim().parse().unwrap();
+        // SAFETY: a pid this test's engine started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        // (keepalived's VRRP child is its own process: a crash takes both.)
+        if let Ok(child) = std::fs::read_to_string(self._dir.path().join("vrrp.pid")) {
+            // SAFETY: as above.
+            unsafe { libc::kill(child.trim().parse().unwrap_or(0), libc::SIGKILL) };
+        }
+    }
+}
+
+fn specs() -> (VrrpSpec, VrrpSpec) {
+    let c = lvs_controller::load::load_str("lab-ha.toml", HA).unwrap().cluster;
+    let plan = lvs_controller::planner::plan(&c);
+    let v = |n: &str| plan.iter().find(|s| s.node == n).unwrap().vrrp.clone().unwrap();
+    (v("director"), v("director2"))
+}
+
+fn wait_state(d: &Director, want: VrrpState, within: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    poll(within, Duration::from_millis(5), || (d.state() == Some(want)).then(|| t0.elapsed()))
+}
+
+#[test]
+fn keepalived_elects_fails_over_in_under_a_second_does_not_flap_back_and_hands_over() {
+    if !can_netns() || !Keepalived::default_program().exists() {
+        assert!(
+            !must_run_root_suites(),
+            "needs root, iproute2 and keepalived (tests/prereqs.sh installs it)"
+        );
+        return eprintln!("SKIPPED: needs root, iproute2 and keepalived");
+    }
+    let pair = Pair::new();
+    let (s1, s2) = specs();
+    let d1 = Director::start(&pair.ns[0], s1);
+    let d2 = Director::start(&pair.ns[1], s2);
+
+    // Election: the higher priority becomes master and holds the VIP; the other waits.
+    let elected =
+        wait_state(&d1, VrrpState::Master, Duration::from_secs(5)).expect("director becomes master");
+    assert_eq!(wait_state(&d2, VrrpState::Backup, Duration::from_secs(2)).map(|_| ()), Some(()));
+    assert!(pair.holds_vip(0) && !pair.holds_vip(1));
+    println!("elected in {} ms", elected.as_millis());
+
+    // The master's engine crashes: the backup takes over after the master-down timer.
+    let t0 = Instant::now();
+    d1.kill_engine();
+    let took = wait_state(&d2, VrrpState::Master, Duration::from_secs(3)).expect("backup takes over");
+    let vip_moved =
+        poll(Duration::from_secs(2), Duration::from_millis(5), || pair.holds_vip(1).then(|| t0.elapsed()))
+            .expect("the VIP moves");
+    println!(
+        "failover after a killed master: MASTER in {} ms, VIP on director2 in {} ms",
+        took.as_millis(),
+        vip_moved.as_millis()
+    );
+    assert!(took < Duration::from_secs(1), "100 ms adverts: master down after ~0.35 s, not {took:?}");
+
+    // The supervisor restarts the crashed engine: it rejoins as backup (no preemption),
+    // drops the VIP it still had, and director2 stays master: one flap, not two.
+    let back = wait_state(&d1, VrrpState::Backup, Duration::from_secs(5)).expect("restarted as backup");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d2.state(), Some(VrrpState::Master), "no second flap");
+    assert!(!pair.holds_vip(0) && pair.holds_vip(1), "one holder of the VIP");
+    println!("crashed engine back as backup {} ms after its restart began", back.as_millis());
+
+    // Planned hand-over: director2 gives the VIP back now (priority-0 advert), not after
+    // the master-down timer.
+    let e = Arc::clone(&d2.engine);
+    let call = d2.rt.spawn(async move { e.hand_over().await });
+    let planned = wait_state(&d1, VrrpState::Master, Duration::from_secs(3)).expect("director takes over");
+    d2.rt.block_on(call).unwrap().expect("hand over");
+    println!("planned hand-over: director MASTER {} ms after the call", planned.as_millis());
+    assert!(planned < Duration::from_secs(1), "{planned:?}");
+    assert_eq!(d2.state(), Some(VrrpState::Backup));
+    assert!(pair.holds_vip(0) && !pair.holds_vip(1));
+    // A backup has nothing to hand over.
+    assert!(d2.hand_over().unwrap_err().to_string().contains("not master"));
+
+    // Stopping the engines releases the VIP.
+    d1.ensure(false);
+    d2.ensure(false);
+    assert!(!pair.holds_vip(0) && !pair.holds_vip(1));
+    assert_eq!(d1.state(), None);
+}
