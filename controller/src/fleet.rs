@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use lvs_proto::pb::agent_client::AgentClient;
 use lvs_proto::reply::{
     CertificateInfo, DestinationConnections, Event, Facts, IpvsTable, NodeStatus, ProbeTally, Report,
-    WeightReply,
+    VrrpStatus, WeightReply,
 };
 use lvs_proto::spec::ServiceKey;
 use lvs_proto::wire::WireError;
@@ -328,6 +328,17 @@ impl Fleet {
         let req = pb::InstallCertificateRequest { certificate_pem: pem.to_string() };
         let r = self.call(node, |mut c| async move { c.install_certificate(req).await }).await?;
         Ok(CertificateInfo { serial: r.serial, not_after_unix: r.not_after_unix })
+    }
+
+    /// Planned failover: `node` (a VRRP master) hands its VIPs over and rejoins as backup.
+    pub async fn hand_over(&self, node: &str) -> Result<VrrpStatus, NodeError> {
+        // Stopping and restarting the engine takes a few seconds on its own.
+        let r = self
+            .call_within(node, self.deadline.max(Duration::from_secs(20)), |mut c| async move {
+                c.hand_over(pb::HandOverRequest {}).await
+            })
+            .await?;
+        decoded(VrrpStatus::try_from(&r))
     }
 
     /// Replace `node`'s list of refused certificate serials; returns how many it keeps.

@@ -74,9 +74,12 @@ pub enum Command {
     /// The cluster's certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
-    /// Nodes leaving the cluster.
+    /// Nodes: enrol one, take one out of the cluster.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Directors sharing VIPs (VRRP): a planned failover.
+    #[command(subcommand)]
+    Director(DirectorCommand),
     /// The seed article's lab in network namespaces (root): up, apply, status, verify, down.
     Lab(lvs_lab::LabArgs),
     /// Print shell completions.
@@ -262,6 +265,24 @@ pub enum RsCommand {
         rs: String,
         /// Weight, 0..=65535.
         weight: u32,
+    },
+}
+
+/// `lvsctl director ...`
+#[derive(Debug, Subcommand)]
+pub enum DirectorCommand {
+    /// Planned switchover: the VRRP master hands its VIPs to the next director now (no
+    /// master-down timer, no failed request) and rejoins as a backup.
+    #[command(
+        after_help = "Examples:\n  lvsctl director failover                 the only VRRP instance: master → next backup\n  lvsctl director failover --to director2  and check that director2 is the one taking over"
+    )]
+    Failover {
+        /// The director expected to take over (the live backup with the highest priority).
+        #[arg(long)]
+        to: Option<String>,
+        /// The VRRP instance (needed when the definition has several).
+        #[arg(long)]
+        instance: Option<String>,
     },
 }
 

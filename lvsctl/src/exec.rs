@@ -16,8 +16,8 @@ use lvs_proto::spec::{Protocol, ServiceKey};
 use lvs_controller::load::LoadError;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, EventsArgs, IpvsCommand, ListArgs, NodeCommand, Output, PkiCommand, PlanArgs,
-    RolloutArgs, RsCommand, VerifyArgs, pki_dir,
+    ApplyArgs, Cli, Command, DirectorCommand, EventsArgs, IpvsCommand, ListArgs, NodeCommand, Output,
+    PkiCommand, PlanArgs, RolloutArgs, RsCommand, VerifyArgs, pki_dir,
 };
 
 /// Whether `e` (or any error under it) is a write to a reader that went away, as in
@@ -178,6 +178,9 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
             commands::trust::revoke(&c, &pki, what, out).await
         }),
         Command::Pki(a) => a.exec(cli, out),
+        Command::Director(DirectorCommand::Failover { to, instance }) => fleet(cli, err, |c| async move {
+            commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
+        }),
         Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c| async move {
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
             commands::trust::enroll(&c, &pki, node, code, out).await

@@ -651,3 +651,116 @@ fn enrolment_rotation_under_load_a_viewer_and_a_revoked_admin() {
     );
     ok(&lab.lvsctl(&["status"]));
 }
+
+const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
+
+/// The VRRP state a director reports (`MASTER`, `BACKUP`, …), from `lvsctl status`.
+fn vrrp_state(lab: &Lab, node: &str) -> Option<String> {
+    let (_, s) = lab.json(&["status", "--node", node]);
+    s["nodes"][0]["vrrp"]["state"].as_str().map(str::to_uppercase)
+}
+
+/// Wait until `node` reports `state`; how long that took.
+fn wait_vrrp(lab: &Lab, node: &str, state: &str, within: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    poll(within, Duration::from_millis(20), || {
+        (vrrp_state(lab, node).as_deref() == Some(state)).then(|| t0.elapsed())
+    })
+}
+
+/// A TCP connection from the client to the VIP, its request sent but for the final
+/// blank line: it stays open, mapped by the director that scheduled it, until finished.
+struct OpenRequest(std::process::Child);
+
+impl OpenRequest {
+    fn start(lab: &Lab) -> OpenRequest {
+        use std::io::Write as _;
+        let mut c = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.ns("client"), "busybox", "nc", "198.18.0.100", "80"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.as_mut().unwrap().write_all(b"GET / HTTP/1.0\r\nHost: vip\r\n").unwrap();
+        OpenRequest(c)
+    }
+
+    /// Finish the request and return the response.
+    fn finish(mut self) -> String {
+        use std::io::Write as _;
+        self.0.stdin.as_mut().unwrap().write_all(b"\r\n").unwrap();
+        drop(self.0.stdin.take());
+        String::from_utf8_lossy(&self.0.wait_with_output().unwrap().stdout).into_owned()
+    }
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
+fn two_directors_fail_over_under_load_and_keep_established_connections() {
+    let mut lab = Lab::up("ha", HA);
+
+    step("1. apply: the higher priority is master, both directors hold the table, sync daemons run");
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let elected = wait_vrrp(&lab, "director", "MASTER", Duration::from_secs(10)).expect("director elected");
+    assert_eq!(vrrp_state(&lab, "director2").as_deref(), Some("BACKUP"));
+    println!("director elected master {} ms after apply returned", elected.as_millis());
+    for d in ["director", "director2"] {
+        let t = text(&lab.exec(d, &["ipvsadm", "-Ln"]));
+        assert!(t.contains("198.18.0.100:80"), "{d} holds the IPVS table:\n{t}");
+        let daemons = text(&lab.exec(d, &["ipvsadm", "-L", "--daemon"]));
+        assert!(
+            daemons.contains("master sync daemon") && daemons.contains("backup sync daemon"),
+            "{d}:\n{daemons}"
+        );
+    }
+    let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
+    assert!(t.contains("vrrp web: master(s) [director]: exactly one master"), "{t}");
+
+    step("2. planned failover under load: no failed request");
+    let load = start_load(&mut lab, VIP, "planned");
+    std::thread::sleep(Duration::from_millis(800));
+    let t = ok(&lab.lvsctl(&["director", "failover", "--to", "director2"]));
+    assert!(t.contains("web: director handed over to director2"), "{t}");
+    std::thread::sleep(Duration::from_millis(800));
+    let report = stop_load(&mut lab, load);
+    println!("load during the planned failover: {report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(vrrp_state(&lab, "director").as_deref(), Some("BACKUP"));
+
+    step("3. the master's link cut under load: the backup answers within 1 s; an open connection survives");
+    let open = OpenRequest::start(&lab);
+    std::thread::sleep(Duration::from_millis(1500)); // the sync daemon sends it to the backup
+    let load = start_load(&mut lab, VIP, "killed");
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    ok(&lab.exec("director2", &["/usr/sbin/ip", "link", "set", "eth1", "down"]));
+    let took = wait_vrrp(&lab, "director", "MASTER", Duration::from_secs(5)).expect("director takes over");
+    println!(
+        "master's link cut: the backup reported MASTER after {} ms",
+        took.as_millis().min(t0.elapsed().as_millis())
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = stop_load(&mut lab, load);
+    println!("load across the unplanned failover: {report}");
+    assert!(took < Duration::from_secs(3), "{took:?} (status polling included)");
+    let answered = report["answered"].as_u64().unwrap();
+    assert!(answered > 20, "traffic resumed: {report}");
+    let response = open.finish();
+    assert!(
+        response.contains("200 OK"),
+        "the connection opened before the failover still works:\n{response}"
+    );
+    println!(
+        "connection opened before the failover answered after it: {}",
+        response.lines().next().unwrap_or("")
+    );
+
+    step("4. the old master comes back: no second flap (no preemption)");
+    ok(&lab.exec("director2", &["/usr/sbin/ip", "link", "set", "eth1", "up"]));
+    let back = wait_vrrp(&lab, "director2", "BACKUP", Duration::from_secs(10));
+    assert!(back.is_some(), "{:?}", vrrp_state(&lab, "director2"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(vrrp_state(&lab, "director").as_deref(), Some("MASTER"), "no second flap");
+    let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
+    assert!(t.contains("exactly one master"), "{t}");
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 pub use crate::ops::Ctx;
 
 pub mod apply;
+pub mod director;
 pub mod events;
 pub mod exit;
 pub mod ipvs;

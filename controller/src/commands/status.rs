@@ -27,6 +27,9 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
             .filter(|h| h.quarantined)
             .map(|h| format!("quarantined: {} ({})", h.destination, h.last_error)),
     );
+    if let Some(e) = s.vrrp.as_ref().and_then(|v| v.error.as_ref()) {
+        p.push(format!("VRRP engine: {e}"));
+    }
     p
 }
 
@@ -143,7 +146,7 @@ pub async fn status(ctx: &Ctx, nodes: &[String], out: &mut dyn Write) -> Result<
 /// The text view: the node table, each director's services, then every problem.
 pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
     let mut out = crate::table::render(
-        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS", "CERT"],
+        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS", "CERT", "VRRP"],
         &res.iter().map(|(n, r)| node_row(ctx, n, r)).collect::<Vec<_>>(),
         &[3, 6, 7, 8, 9],
     );
@@ -151,6 +154,14 @@ pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
         let Ok(s) = r else { continue };
         if let Some(t) = &s.ipvs {
             out.push_str(&format!("\n{n}: IPVS {} ({} services)\n", t.version, t.services.len()));
+            if !s.sync_daemons.is_empty() {
+                let d: Vec<String> = s
+                    .sync_daemons
+                    .iter()
+                    .map(|d| format!("{} on {} id {}", d.state, d.interface, d.sync_id))
+                    .collect();
+                out.push_str(&format!("  sync daemons: {}\n", d.join(", ")));
+            }
             for svc in &t.services {
                 let foreign = if svc.managed { "" } else { "  (foreign)" };
                 out.push_str(&format!("  {} {}{foreign}\n", svc.key, svc.scheduler));
@@ -209,7 +220,7 @@ fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String
     match r {
         // The reason is long: it is listed under the table.
         Err(_) => {
-            [n, role, "UNREACHABLE"].into_iter().map(String::from).chain(vec![String::new(); 7]).collect()
+            [n, role, "UNREACHABLE"].into_iter().map(String::from).chain(vec![String::new(); 8]).collect()
         }
         Ok(s) => {
             let f = &s.facts;
@@ -225,6 +236,7 @@ fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String
                 s.drift.len().to_string(),
                 format!("{ok}/{}", s.checks.len()),
                 cert(s),
+                s.vrrp.as_ref().map_or("-".into(), |v| format!("{} {}", v.state.as_str(), v.priority)),
             ]
         }
     }

@@ -209,10 +209,38 @@ fn print_verdict(out: &mut dyn Write, v: &Verdict) -> std::io::Result<()> {
 /// What verify found, as `-o json` prints it.
 #[derive(Debug, Serialize)]
 pub struct VerifyView {
-    /// Every service passed.
+    /// Every service passed, and every VRRP instance has exactly one master.
     pub ok: bool,
     /// Per service.
     pub services: Vec<Verdict>,
+    /// Per VRRP instance: its master(s) (exactly one is right).
+    pub vrrp: Vec<VrrpVerdict>,
+}
+
+/// One VRRP instance's check: exactly one director holds its VIPs.
+#[derive(Debug, serde::Serialize)]
+pub struct VrrpVerdict {
+    /// Instance.
+    pub instance: String,
+    /// Directors that say they are master.
+    pub masters: Vec<String>,
+    /// Directors that did not answer.
+    pub unreachable: Vec<String>,
+    /// Exactly one master.
+    pub ok: bool,
+}
+
+async fn vrrp_verdicts(ctx: &Ctx) -> Vec<VrrpVerdict> {
+    crate::ops::vrrp::instances(ctx)
+        .await
+        .into_iter()
+        .map(|i| {
+            let masters: Vec<String> = i.masters().into_iter().map(String::from).collect();
+            let unreachable =
+                i.directors.iter().filter(|(_, s)| s.is_err()).map(|(n, _)| n.clone()).collect();
+            VrrpVerdict { ok: masters.len() == 1, instance: i.instance, masters, unreachable }
+        })
+        .collect()
 }
 
 /// Run it.
@@ -221,13 +249,17 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
         ctx.nodes_with(Role::Router).into_iter().next().ok_or_else(|| {
             CmdError::Usage("verify needs a router node: its agent sends the requests".into())
         })?;
-    let services: Vec<&VirtualServiceSpec> = ctx
+    let mut services: Vec<&VirtualServiceSpec> = ctx
         .nodes_with(Role::Director)
         .iter()
         .filter_map(|d| ctx.spec(d))
         .flat_map(|s| s.virtual_services.iter())
         .filter(|v| matches!(v.key, ServiceKey::Addr { protocol: Protocol::Tcp, .. }))
         .collect();
+    // Directors sharing a VIP (VRRP) carry the same service: probe it once (the counters
+    // are summed over every director).
+    let mut seen = std::collections::BTreeSet::new();
+    services.retain(|v| seen.insert(v.key));
     if services.is_empty() {
         return Err(CmdError::Usage("verify: no TCP virtual service to probe".into()));
     }
@@ -239,9 +271,19 @@ pub async fn verify(ctx: &Ctx, requests: u32, out: &mut dyn Write) -> Result<Exi
         }
         verdicts.push(verdict);
     }
-    let ok = verdicts.iter().all(Verdict::ok);
+    let vrrp = vrrp_verdicts(ctx).await;
+    if !ctx.json {
+        for v in &vrrp {
+            let verdict = if v.ok { "exactly one master" } else { "NOT exactly one master" };
+            writeln!(out, "vrrp {}: master(s) [{}]: {verdict}", v.instance, v.masters.join(", "))?;
+            for u in &v.unreachable {
+                writeln!(out, "  {u}: unreachable")?;
+            }
+        }
+    }
+    let ok = verdicts.iter().all(Verdict::ok) && vrrp.iter().all(|v| v.ok);
     if ctx.json {
-        json(out, &VerifyView { ok, services: verdicts })?;
+        json(out, &VerifyView { ok, services: verdicts, vrrp })?;
     } else {
         writeln!(out, "verify: {}", if ok { "PASS" } else { "FAIL" })?;
     }

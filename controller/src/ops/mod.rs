@@ -8,6 +8,7 @@
 //! | [`weights`] | where a real server is placed, live weights, the drain wait |
 //! | [`tables`] | every director's IPVS table; withdraw the managed services |
 //! | [`trust`] | rotate agents' certificates; push the revocation list |
+//! | [`vrrp`] | who is master of each VRRP instance; a planned failover |
 use std::path::PathBuf;
 
 use lvs_proto::NodeSpec;
@@ -19,6 +20,7 @@ use crate::model::Cluster;
 pub mod specs;
 pub mod tables;
 pub mod trust;
+pub mod vrrp;
 pub mod weights;
 
 /// One node's answer.
