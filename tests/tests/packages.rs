@@ -65,6 +65,9 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     // No config in /etc: an example config there would start the enabled unit with the
     // example's node and address at the next boot. The admin writes it (never replaced).
     assert!(!files.iter().any(|f| f.starts_with("/etc/")), "{files:?}");
+    let control = std::fs::read_to_string(dir.path().join("control")).unwrap();
+    let recommends = control.lines().find(|l| l.starts_with("Recommends:")).unwrap_or_default();
+    assert!(recommends.contains("keepalived") && recommends.contains("chrony"), "{control}");
     let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
     assert!(
         postinst.contains("deb-systemd-helper") && postinst.contains("enable"),
@@ -130,6 +133,7 @@ fn the_rpms_carry_the_same_files_and_no_config_in_etc() {
         .find(|l| l.starts_with("/usr/share/doc/lvs-agent/agent.example.toml "))
         .expect("the example config in the rpm");
     assert!(example.contains('d'), "%doc: {example}");
+    assert!(run("rpm", &["-qp", "--recommends", agent]).contains("keepalived"), "the VRRP engine is recommended");
     let scripts = run("rpm", &["-qp", "--scripts", agent]);
     assert!(scripts.contains("try-restart") && scripts.contains("preset"), "{scripts}");
     // EL8's rpm reads gzip payloads, not zstd.
