@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use lvs_proto::reply::{EventKind, VrrpState, VrrpStatus};
-use lvs_proto::spec::VrrpSpec;
+use lvs_proto::spec::{AddressSpec, VrrpSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
@@ -65,6 +66,10 @@ pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
     c
 }
 
+/// How the engine takes VIPs off the interface once it stops for good: keepalived runs
+/// with `--dont-release-vrrp` (see [`Keepalived::hand_over`]), so it leaves them.
+pub type Release = Arc<dyn Fn(Vec<AddressSpec>) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// The engine: keepalived, supervised.
 pub struct Keepalived {
     dir: PathBuf,
@@ -73,6 +78,7 @@ pub struct Keepalived {
     tracker: Tracker,
     pid: Arc<AtomicU32>,
     run: Mutex<Option<Running>>,
+    release: Release,
 }
 
 struct Running {
@@ -85,7 +91,8 @@ struct Running {
 impl Keepalived {
     /// An engine keeping its files in `dir`, running `program` (keepalived), publishing
     /// its transitions on `events`.
-    pub fn new(dir: &Path, program: &Path, events: Events) -> Self {
+    /// `release` removes the VIPs when the engine stops for good.
+    pub fn new(dir: &Path, program: &Path, events: Events, release: Release) -> Self {
         Self {
             dir: dir.to_path_buf(),
             program: program.to_path_buf(),
@@ -93,6 +100,7 @@ impl Keepalived {
             tracker: Tracker::default(),
             pid: Arc::default(),
             run: Mutex::new(None),
+            release,
         }
     }
 
@@ -290,6 +298,11 @@ impl Supervisor {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.arg("--vrrp")
             .arg("--dont-fork")
+            // A stopping master keeps its VIPs until the engine restarts as a backup (which
+            // drops them): during a hand-over it goes on forwarding what still reaches it
+            // until the router has the new master's gratuitous ARP. A final stop releases
+            // them itself.
+            .arg("--dont-release-vrrp")
             .arg("--log-console")
             .arg("--no-syslog")
             .arg("--use-file")
@@ -328,7 +341,9 @@ impl VrrpEngine for Keepalived {
         let mut run = self.run.lock().await;
         let Some(spec) = spec else {
             if let Some(r) = run.take() {
+                let vips = r.spec.vips.clone();
                 self.stop_running(r).await;
+                (self.release)(vips).await;
                 let _ = std::fs::remove_file(self.config_path());
             }
             return Ok(());
@@ -354,7 +369,9 @@ impl VrrpEngine for Keepalived {
             }
             _ => {
                 if let Some(r) = run.take() {
+                    let vips = r.spec.vips.clone();
                     self.stop_running(r).await;
+                    (self.release)(vips).await;
                 }
                 *run = Some(self.start_running(spec, config)?);
             }
@@ -398,7 +415,7 @@ impl VrrpEngine for Keepalived {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_proto::spec::{AddressPurpose, AddressSpec, SyncDaemonSpec};
+    use lvs_proto::spec::{AddressPurpose, SyncDaemonSpec};
 
     fn spec() -> VrrpSpec {
         VrrpSpec {
@@ -470,7 +487,7 @@ mod tests {
         here.vips[0].interface.clone_from(&iface);
         here.vips[0].label = None;
         std::fs::write(&path, render(&here, &dir.path().join("fifo"))).unwrap();
-        let k = Keepalived::new(dir.path(), &program, Events::default());
+        let k = Keepalived::new(dir.path(), &program, Events::default(), Arc::new(|_| Box::pin(async {})));
         k.config_test(&path).await.expect("keepalived --config-test passes");
         std::fs::write(&path, "vrrp_instance x {\n    virtual_router_id 999\n}\n").unwrap();
         let e = k.config_test(&path).await.unwrap_err().to_string();

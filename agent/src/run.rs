@@ -166,11 +166,25 @@ pub async fn serve<S: crate::system::System + 'static>(
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
     let engine_dir = config.state_dir.join("keepalived");
-    let agent = Agent::with_vrrp(&config.node, sys()?, Store::new(&config.state_dir), |events| {
+    let sys = sys()?;
+    let kernel = Arc::clone(&sys);
+    // The VIPs an engine stopping for good leaves on the interface are removed here.
+    let release: crate::keepalived::Release = Arc::new(move |vips| {
+        let kernel = Arc::clone(&kernel);
+        Box::pin(async move {
+            for v in &vips {
+                if let Err(e) = kernel.del_address(&crate::convert::address(v)).await {
+                    warn!(address = %v.address, error = %e, "could not release a VIP");
+                }
+            }
+        })
+    });
+    let agent = Agent::with_vrrp(&config.node, sys, Store::new(&config.state_dir), |events| {
         Arc::new(crate::keepalived::Keepalived::new(
             &engine_dir,
             &crate::keepalived::Keepalived::default_program(),
             events.clone(),
+            release,
         ))
     });
     match agent.start().await {

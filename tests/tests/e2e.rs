@@ -705,7 +705,10 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
         let status = text(&lab.lvsctl(&["status"]));
         let log = std::fs::read_to_string(lab.dir.join("agent-director.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        panic!("director not elected:\n{status}\nagent-director.log (last lines, newest first):\n{}", tail.join("\n"))
+        panic!(
+            "director not elected:\n{status}\nagent-director.log (last lines, newest first):\n{}",
+            tail.join("\n")
+        )
     });
     assert_eq!(vrrp_state(&lab, "director2").as_deref(), Some("BACKUP"));
     println!("director elected master {} ms after apply returned", elected.as_millis());

@@ -133,7 +133,10 @@ fn the_rpms_carry_the_same_files_and_no_config_in_etc() {
         .find(|l| l.starts_with("/usr/share/doc/lvs-agent/agent.example.toml "))
         .expect("the example config in the rpm");
     assert!(example.contains('d'), "%doc: {example}");
-    assert!(run("rpm", &["-qp", "--recommends", agent]).contains("keepalived"), "the VRRP engine is recommended");
+    assert!(
+        run("rpm", &["-qp", "--recommends", agent]).contains("keepalived"),
+        "the VRRP engine is recommended"
+    );
     let scripts = run("rpm", &["-qp", "--scripts", agent]);
     assert!(scripts.contains("try-restart") && scripts.contains("preset"), "{scripts}");
     // EL8's rpm reads gzip payloads, not zstd.

@@ -90,7 +90,20 @@ impl Director {
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
         });
         let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Keepalived::new(dir.path(), &Keepalived::default_program(), Events::default()));
+        // What the agent's NetSystem does when the engine stops for good, with `ip`.
+        let ns_name = ns.to_string();
+        let release: lvs_agent::keepalived::Release = Arc::new(move |vips| {
+            let ns_name = ns_name.clone();
+            Box::pin(async move {
+                for v in vips {
+                    let _ = Command::new("ip")
+                        .args(["-n", &ns_name, "addr", "del", &v.address.to_string(), "dev", &v.interface])
+                        .status();
+                }
+            })
+        });
+        let engine =
+            Arc::new(Keepalived::new(dir.path(), &Keepalived::default_program(), Events::default(), release));
         let d = Director { rt, engine, spec, _dir: dir };
         d.ensure(true);
         d
