@@ -183,6 +183,13 @@ fn live_changes_refuse_bad_targets_before_asking_any_agent() {
     let o = lvsctl(&["-f", &d, "ipvs", "list", "--node", "rs1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("`rs1` is not a director"), "{}", text(&o.stderr));
+    // A planned failover needs a VRRP instance, and a director of it.
+    let o = lvsctl(&["-f", &d, "director", "failover"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("has no [[vrrp]] instance"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", &d, "director", "failover", "--to", "rs1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("rs1 is in no VRRP instance"), "{}", text(&o.stderr));
 }
 
 #[test]

@@ -699,19 +699,25 @@ impl OpenRequest {
 fn two_directors_fail_over_under_load_and_keep_established_connections() {
     let mut lab = Lab::up("ha", HA);
 
-    step("1. apply: the higher priority is master, both directors hold the table, sync daemons run");
+    step("1. apply: one director is master, both hold the table, sync daemons run on both");
     ok(&lab.lvsctl(&["apply", "--yes"]));
-    let elected = wait_vrrp(&lab, "director", "MASTER", Duration::from_secs(10)).unwrap_or_else(|| {
+    // Which one wins the first election depends on whose engine started first (without
+    // preemption a later, higher priority does not take over): either is right, one only.
+    let t0 = Instant::now();
+    let (m, b) = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+        match (vrrp_state(&lab, "director").as_deref(), vrrp_state(&lab, "director2").as_deref()) {
+            (Some("MASTER"), Some("BACKUP")) => Some(("director", "director2")),
+            (Some("BACKUP"), Some("MASTER")) => Some(("director2", "director")),
+            _ => None,
+        }
+    })
+    .unwrap_or_else(|| {
         let status = text(&lab.lvsctl(&["status"]));
         let log = std::fs::read_to_string(lab.dir.join("agent-director.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        panic!(
-            "director not elected:\n{status}\nagent-director.log (last lines, newest first):\n{}",
-            tail.join("\n")
-        )
+        panic!("no single master:\n{status}\nagent-director.log (newest first):\n{}", tail.join("\n"))
     });
-    assert_eq!(vrrp_state(&lab, "director2").as_deref(), Some("BACKUP"));
-    println!("director elected master {} ms after apply returned", elected.as_millis());
+    println!("{m} elected master {} ms after apply returned; {b} is backup", t0.elapsed().as_millis());
     for d in ["director", "director2"] {
         let t = text(&lab.exec(d, &["ipvsadm", "-Ln"]));
         assert!(t.contains("198.18.0.100:80"), "{d} holds the IPVS table:\n{t}");
@@ -722,18 +728,18 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
         );
     }
     let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
-    assert!(t.contains("vrrp web: master(s) [director]: exactly one master"), "{t}");
+    assert!(t.contains(&format!("vrrp web: master(s) [{m}]: exactly one master")), "{t}");
 
     step("2. planned failover under load: no failed request");
     let load = start_load(&mut lab, VIP, "planned");
     std::thread::sleep(Duration::from_millis(800));
-    let t = ok(&lab.lvsctl(&["director", "failover", "--to", "director2"]));
-    assert!(t.contains("web: director handed over to director2"), "{t}");
+    let t = ok(&lab.lvsctl(&["director", "failover", "--to", b]));
+    assert!(t.contains(&format!("web: {m} handed over to {b}")), "{t}");
     std::thread::sleep(Duration::from_millis(800));
     let report = stop_load(&mut lab, load);
     println!("load during the planned failover: {report}");
     assert_eq!(report["failed"], 0, "{report}");
-    assert_eq!(vrrp_state(&lab, "director").as_deref(), Some("BACKUP"));
+    assert_eq!(vrrp_state(&lab, m).as_deref(), Some("BACKUP"));
 
     step("3. the master's link cut under load: the backup answers within 1 s; an open connection survives");
     let open = OpenRequest::start(&lab);
@@ -741,8 +747,8 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     let load = start_load(&mut lab, VIP, "killed");
     std::thread::sleep(Duration::from_millis(800));
     let t0 = Instant::now();
-    ok(&lab.exec("director2", &["/usr/sbin/ip", "link", "set", "eth1", "down"]));
-    let took = wait_vrrp(&lab, "director", "MASTER", Duration::from_secs(5)).expect("director takes over");
+    ok(&lab.exec(b, &["/usr/sbin/ip", "link", "set", "eth1", "down"]));
+    let took = wait_vrrp(&lab, m, "MASTER", Duration::from_secs(5)).expect("the other director takes over");
     println!(
         "master's link cut: the backup reported MASTER after {} ms",
         took.as_millis().min(t0.elapsed().as_millis())
@@ -764,11 +770,11 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     );
 
     step("4. the old master comes back: no second flap (no preemption)");
-    ok(&lab.exec("director2", &["/usr/sbin/ip", "link", "set", "eth1", "up"]));
-    let back = wait_vrrp(&lab, "director2", "BACKUP", Duration::from_secs(10));
-    assert!(back.is_some(), "{:?}", vrrp_state(&lab, "director2"));
+    ok(&lab.exec(b, &["/usr/sbin/ip", "link", "set", "eth1", "up"]));
+    let back = wait_vrrp(&lab, b, "BACKUP", Duration::from_secs(10));
+    assert!(back.is_some(), "{:?}", vrrp_state(&lab, b));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(vrrp_state(&lab, "director").as_deref(), Some("MASTER"), "no second flap");
+    assert_eq!(vrrp_state(&lab, m).as_deref(), Some("MASTER"), "no second flap");
     let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
     assert!(t.contains("exactly one master"), "{t}");
 }
