@@ -53,6 +53,26 @@ impl FakeSystem {
         s
     }
 
+    /// A sync daemon started or stopped, refused as the kernel refuses it.
+    fn daemon_op(&self, op: &Op) -> Result<(), &'static str> {
+        let mut ds = self.daemons.lock().unwrap();
+        match op {
+            Op::StartDaemon(d) if ds.iter().any(|x| x.state == d.state) => {
+                Err("a daemon of that state runs already")
+            }
+            Op::StartDaemon(d) => {
+                ds.push(d.clone());
+                Ok(())
+            }
+            Op::StopDaemon(s) => {
+                let before = ds.len();
+                ds.retain(|x| x.state != *s);
+                if ds.len() == before { Err("no such daemon") } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn read(&self, what: &str) -> SysResult<()> {
         match self.fail_on.lock().unwrap().as_deref() {
             Some(f) if what.contains(f) => Err(SystemError::new(what, "injected failure")),
@@ -221,21 +241,7 @@ impl System for FakeSystem {
                     });
                     Ok(())
                 }
-                Op::StartDaemon(d) => {
-                    let mut ds = self.daemons.lock().unwrap();
-                    if ds.iter().any(|x| x.state == d.state) {
-                        Err("a daemon of that state runs already")
-                    } else {
-                        ds.push(d.clone());
-                        Ok(())
-                    }
-                }
-                Op::StopDaemon(s) => {
-                    let mut ds = self.daemons.lock().unwrap();
-                    let before = ds.len();
-                    ds.retain(|x| x.state != *s);
-                    if ds.len() == before { Err("no such daemon") } else { Ok(()) }
-                }
+                Op::StartDaemon(_) | Op::StopDaemon(_) => self.daemon_op(op),
                 _ => Ok(()),
             };
             out.push(r.map_err(|e| SystemError::new(op.describe(), e)));

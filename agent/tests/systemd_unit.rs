@@ -13,7 +13,8 @@ fn the_unit_verifies_and_is_hardened() {
     for must in [
         "Type=notify",
         "WatchdogSec=",
-        "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+        // Exactly these: addresses, routes, sysctls, IPVS; and the VRRP engine's sockets.
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n",
         "ProtectSystem=strict",
         "StateDirectory=lvs-agent",
         "NoNewPrivileges=yes",
