@@ -466,6 +466,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_director_without_keepalived_is_told_to_install_it_and_nothing_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Keepalived::new(
+            dir.path(),
+            Path::new("/nonexistent/keepalived"),
+            Events::default(),
+            Arc::new(|_| Box::pin(async {})),
+        );
+        let e = k.ensure(Some(&spec())).await.unwrap_err().to_string();
+        assert!(e.contains("install keepalived"), "{e}");
+        assert!(k.status().is_none(), "no engine state reported");
+        assert!(!dir.path().join("keepalived.conf").exists(), "the checked config was never put in place");
+    }
+
+    #[tokio::test]
     async fn keepalived_accepts_the_configuration() {
         let program = Keepalived::default_program();
         if !program.exists() {

@@ -359,3 +359,17 @@ fn the_agent_installs_only_a_certificate_for_its_key_its_name_and_its_ca() {
     let m = refused(check_signed("rs1", &ca, b"not a certificate", &key));
     assert!(m.contains("no certificate"), "{m}");
 }
+
+#[tokio::test]
+async fn an_agent_that_is_another_node_is_not_signed_for() {
+    let n = node().await;
+    let code = n.code().await;
+    // The definition's rs2 points at this agent, which is configured as rs1.
+    let e = enroll(&n.pki, "rs2", &n.addr.to_string(), &code, Duration::from_secs(5)).await.unwrap_err();
+    assert!(
+        matches!(&e, EnrolError::Mismatch { reason, .. } if reason.contains("configured as `rs1`, not `rs2`")),
+        "{e}"
+    );
+    assert!(!n.config.tls.cert.exists(), "nothing was installed");
+    assert!(n.pki.issued().unwrap().iter().all(|i| i.subject != "agent:rs2"), "nothing was signed");
+}
