@@ -368,10 +368,7 @@ impl<S: System + 'static> Agent<S> {
     /// The kernel's IPVS sync daemons (none without IPVS). Asked of directors only: on a
     /// router or real server the question alone would make the kernel load ip_vs.
     pub async fn sync_daemons(&self) -> Vec<lvs_proto::reply::SyncDaemon> {
-        let director = self
-            .rec
-            .state()
-            .is_ok_and(|st| st.spec.is_some_and(|s| s.role == lvs_proto::spec::Role::Director));
+        let director = self.rec.state().is_ok_and(|st| st.spec.is_some_and(|s| s.role == Role::Director));
         if !director {
             return Vec::new();
         }
