@@ -59,8 +59,15 @@ pub fn load_or_make_key(path: &Path) -> Result<(KeyPair, bool), CredentialError>
             .map_err(|e| CredentialError::Key { path: path.to_path_buf(), reason: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = KeyPair::generate()?;
-            lvs_proto::files::atomic_write(path, key.serialize_pem().as_bytes(), 0o600).map_err(io(path))?;
-            Ok((key, true))
+            // Exclusive: the service starting and `lvs-agent pairing-code` run by hand can
+            // race here, and must end with one key, not each with its own.
+            if lvs_proto::files::create_exclusive(path, key.serialize_pem().as_bytes(), 0o600)
+                .map_err(io(path))?
+            {
+                Ok((key, true))
+            } else {
+                load_or_make_key(path)
+            }
         }
         Err(e) => Err(CredentialError::Io { path: path.to_path_buf(), source: e }),
     }

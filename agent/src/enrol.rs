@@ -12,6 +12,7 @@
 //! Refused: a wrong secret (after [`MAX_FAILURES`] the code is burned), an expired code,
 //! a used code (the agent no longer serves enrolment), and a server without the pinned
 //! key (refused by the controller before it sends the secret).
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -126,16 +127,35 @@ impl Pairing {
         lvs_proto::files::atomic_write(&self.path, &json, 0o600).map_err(|e| self.err(e))
     }
 
-    /// A new secret valid for `ttl`, replacing any other.
-    pub fn issue(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
+    /// Run `f` holding the pairing lock (`pairing.lock` beside the file, flock(2)). The
+    /// service and `lvs-agent pairing-code` are two processes that read, change and write
+    /// the same file; without the lock one's code could be overwritten by the other's the
+    /// moment after it was shown, or a wrong guess's count lost.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, EnrolError>) -> Result<T, EnrolError> {
+        let lock_path = self.path.with_file_name("pairing.lock");
+        if let Some(dir) = lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| self.err(e))?;
+        lock.lock().map_err(|e| self.err(e))?;
+        // The lock goes with `lock` when it is dropped, after `f`.
+        f()
+    }
+
+    fn issue_unlocked(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
         let secret: [u8; SECRET_LEN] = rand::random();
         let s = Stored { secret: hex(&secret), expires_unix: now_unix() + ttl.as_secs(), failures: 0 };
         self.save(&s)?;
         Ok(Shown { code: code(key, &secret), expires_unix: s.expires_unix })
     }
 
-    /// The code in force, if there is one and it has not expired.
-    pub fn shown(&self, key: &KeyPair) -> Result<Option<Shown>, EnrolError> {
+    fn shown_unlocked(&self, key: &KeyPair) -> Result<Option<Shown>, EnrolError> {
         let Some(s) = self.load()? else { return Ok(None) };
         if s.expires_unix <= now_unix() {
             return Ok(None);
@@ -144,31 +164,56 @@ impl Pairing {
         Ok(Some(Shown { code: code(key, &secret), expires_unix: s.expires_unix }))
     }
 
+    /// A new secret valid for `ttl`, replacing any other.
+    pub fn issue(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
+        self.locked(|| self.issue_unlocked(key, ttl))
+    }
+
+    /// The code in force, if there is one and it has not expired.
+    pub fn shown(&self, key: &KeyPair) -> Result<Option<Shown>, EnrolError> {
+        self.locked(|| self.shown_unlocked(key))
+    }
+
+    /// The code in force, or (none in force) a new one valid for `ttl`, as one step: two
+    /// processes asking at once get the same code.
+    pub fn shown_or_issue(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
+        self.locked(|| match self.shown_unlocked(key)? {
+            Some(s) => Ok(s),
+            None => self.issue_unlocked(key, ttl),
+        })
+    }
+
     /// Check a secret a caller sent; a wrong one counts, and the last allowed one burns
-    /// the code. (The caller serialises checks, so two guesses cannot share a count.)
+    /// the code.
     pub fn check(&self, given: &[u8]) -> Result<(), EnrolError> {
-        let mut s = self.load()?.ok_or(EnrolError::NoCode)?;
-        let now = now_unix();
-        if s.expires_unix <= now {
-            return Err(EnrolError::Expired(now - s.expires_unix));
-        }
-        let secret = unhex(&s.secret).ok_or_else(|| self.err("secret is not hex"))?;
-        let code = PairingCode { pin: [0; lvs_proto::pairing::PIN_LEN], secret };
-        if code.secret_matches(given) {
-            return Ok(());
-        }
-        s.failures += 1;
-        if s.failures >= MAX_FAILURES {
-            tracing::warn!(failures = s.failures, "pairing code burned after too many wrong attempts");
-            self.consume()?;
-        } else {
-            self.save(&s)?;
-        }
-        Err(EnrolError::Wrong(s.failures))
+        self.locked(|| {
+            let mut s = self.load()?.ok_or(EnrolError::NoCode)?;
+            let now = now_unix();
+            if s.expires_unix <= now {
+                return Err(EnrolError::Expired(now - s.expires_unix));
+            }
+            let secret = unhex(&s.secret).ok_or_else(|| self.err("secret is not hex"))?;
+            let code = PairingCode { pin: [0; lvs_proto::pairing::PIN_LEN], secret };
+            if code.secret_matches(given) {
+                return Ok(());
+            }
+            s.failures += 1;
+            if s.failures >= MAX_FAILURES {
+                tracing::warn!(failures = s.failures, "pairing code burned after too many wrong attempts");
+                self.consume_unlocked()?;
+            } else {
+                self.save(&s)?;
+            }
+            Err(EnrolError::Wrong(s.failures))
+        })
     }
 
     /// Forget the code (it was used, or burned).
     pub fn consume(&self) -> Result<(), EnrolError> {
+        self.locked(|| self.consume_unlocked())
+    }
+
+    fn consume_unlocked(&self) -> Result<(), EnrolError> {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -276,10 +321,7 @@ pub async fn serve_until_enrolled(
         tracing::info!(path = %paths.key.display(), "made this node's key (it never leaves the node)");
     }
     let pairing = Pairing::new(state_dir);
-    let shown = match pairing.shown(&key)? {
-        Some(s) => s,
-        None => pairing.issue(&key, DEFAULT_TTL)?,
-    };
+    let shown = pairing.shown_or_issue(&key, DEFAULT_TTL)?;
     tracing::warn!(
         node,
         code = %shown.code,
@@ -327,10 +369,7 @@ pub fn code_for(
 ) -> Result<Shown, EnrolTransportError> {
     let (key, _) = crate::credentials::load_or_make_key(key)?;
     let pairing = Pairing::new(state_dir);
-    Ok(match pairing.shown(&key)? {
-        Some(s) if !new => s,
-        _ => pairing.issue(&key, ttl)?,
-    })
+    Ok(if new { pairing.issue(&key, ttl)? } else { pairing.shown_or_issue(&key, ttl)? })
 }
 
 /// Why enrolment could not be served.

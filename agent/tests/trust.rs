@@ -373,3 +373,84 @@ async fn an_agent_that_is_another_node_is_not_signed_for() {
     assert!(!n.config.tls.cert.exists(), "nothing was installed");
     assert!(n.pki.issued().unwrap().iter().all(|i| i.subject != "agent:rs2"), "nothing was signed");
 }
+
+/// The agent service, a child process, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// On a real host the service starts (packages start it) while the admin runs
+/// `lvs-agent pairing-code` at once: both make the node's key and a code if there is none.
+/// They are two processes, so the race is real; they must agree on one key and one code,
+/// and that code must enrol the service. (The lab once lost this race: one process renamed
+/// away the other's half-written file.) Several rounds, each on a fresh node.
+#[test]
+fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path().join("pki"));
+        pki.init("race", false).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let c = config(dir.path(), addr);
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "node = \"rs1\"\nlisten = \"{addr}\"\nstate_dir = \"{}\"\nheal_interval = \"0s\"\n[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                c.state_dir.display(),
+                c.tls.ca.display(),
+                c.tls.cert.display(),
+                c.tls.key.display()
+            ),
+        )
+        .unwrap();
+        let bin = env!("CARGO_BIN_EXE_lvs-agent");
+        let run = |pairing: bool| {
+            let mut cmd = std::process::Command::new(bin);
+            cmd.arg("--config").arg(&file).env("LVS_LOG", "error").stdin(std::process::Stdio::null());
+            if pairing {
+                cmd.arg("pairing-code").stdout(std::process::Stdio::piped());
+            } else {
+                cmd.stdout(std::process::Stdio::null());
+            }
+            cmd.stderr(std::process::Stdio::null()).spawn().unwrap()
+        };
+        let shown: Vec<_> = (0..3).map(|_| run(true)).collect();
+        let service = Child(run(false));
+        let codes: Vec<String> = shown
+            .into_iter()
+            .map(|p| {
+                let o = p.wait_with_output().unwrap();
+                assert!(o.status.success(), "round {round}: pairing-code failed");
+                String::from_utf8(o.stdout).unwrap().trim().to_string()
+            })
+            .collect();
+        assert!(codes.iter().all(|x| x == &codes[0]), "round {round}: one code for all: {codes:?}");
+        let keys = private_keys(dir.path().join("etc").as_path());
+        assert_eq!(keys, vec![c.tls.key.clone()], "round {round}: one key file");
+        let leftovers: Vec<_> = std::fs::read_dir(&c.state_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: temporaries left: {leftovers:?}");
+        let enrolled = rt.block_on(async {
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(addr).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            enroll(&pki, "rs1", &addr.to_string(), &codes[0], Duration::from_secs(5)).await
+        });
+        assert!(enrolled.is_ok(), "round {round}: the shown code enrols the service: {enrolled:?}");
+        drop(service);
+    }
+}

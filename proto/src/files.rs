@@ -3,28 +3,66 @@
 //! `lvs-proto` because that is the crate the agent and the controller share.)
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Write `data` to `path` atomically and durably: a temporary file beside it created with
 /// `mode` (so a key is never readable by others, not even for a moment), fsync, rename over
 /// `path`, fsync of the directory so the rename itself survives a crash. A crash leaves
-/// the old file or the new one, never a torn one.
+/// the old file or the new one, never a torn one. Concurrent writers (two processes, or
+/// two threads) each use a temporary of their own, so the last rename wins whole rather
+/// than one writer renaming away the other's half-written temporary.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let (dir, tmp) = write_temporary(path, data, mode)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Like [`atomic_write`], but only if `path` does not exist yet: true if this call made
+/// it, false if it was already there (possibly made a moment ago by another process, whose
+/// content then stands). For what must be made once, such as a node's key: two makers
+/// racing must end with one key, not with each holding a key the other overwrote.
+pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> std::io::Result<bool> {
+    let (dir, tmp) = write_temporary(path, data, mode)?;
+    // link(2) never replaces its target, unlike rename(2): the whole file appears, or
+    // the call fails because another one already did.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A fsynced temporary beside `path` holding `data`, named for this process and call.
+fn write_temporary<'a>(path: &'a Path, data: &[u8], mode: u32) -> std::io::Result<(&'a Path, PathBuf)> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
     let tmp = dir.join(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok((dir, tmp))
 }
 
 #[cfg(test)]
@@ -38,6 +76,47 @@ mod tests {
         super::atomic_write(&p, b"one", 0o600).unwrap();
         super::atomic_write(&p, b"two", 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn concurrent_writers_each_land_whole_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        super::atomic_write(p, &[i; 4096], 0o600).expect("no writer fails");
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(got.len(), 4096);
+        assert!(got.iter().all(|b| *b == got[0]), "one writer's content, whole");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+    }
+
+    #[test]
+    fn exclusive_creation_has_one_winner_whose_content_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.key");
+        let won: Vec<bool> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let p = &p;
+                    s.spawn(move || super::create_exclusive(p, &[i; 64], 0o600).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "exactly one maker: {won:?}");
+        let winner = won.iter().position(|w| *w).unwrap() as u8;
+        assert_eq!(std::fs::read(&p).unwrap(), vec![winner; 64]);
+        assert!(!super::create_exclusive(&p, b"late", 0o600).unwrap());
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
