@@ -18,7 +18,11 @@ use crate::revoked::Revoked;
 
 /// Methods of `lvs.agent.v1.Agent` a viewer may call: they read, and change nothing.
 /// (`Plan` reserves a generation and `Probe` sends traffic, so neither is here.)
-pub const READ_ONLY: &[&str] = &["Facts", "Status", "IpvsTable", "LiveConnections", "Events"];
+pub const READ_ONLY: &[&str] = &["Facts", "Status", "IpvsTable", "LiveConnections", "Events", "Metrics"];
+
+/// The path [`check`] is asked about for a `/metrics` scrape (not a gRPC method, but the
+/// same rule: a viewer may read it).
+pub const METRICS_PATH: &str = "/lvs.agent.v1.Agent/Metrics";
 
 /// The role a method needs (unknown methods need the highest).
 pub fn required_role(path: &str) -> Role {

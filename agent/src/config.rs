@@ -28,6 +28,40 @@ pub struct Config {
     pub heal_interval: std::time::Duration,
     /// Certificates.
     pub tls: TlsPaths,
+    /// Prometheus metrics: served only when this section is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where and to whom the agent serves `/metrics` (Prometheus text format).
+///
+/// Off unless configured: the exposition names every VIP, real server and weight, which is
+/// the cluster's layout, and not every network should be shown it. It has an address of its
+/// own rather than the management port's because that port speaks gRPC over HTTP/2 with
+/// mutual TLS and Prometheus scrapes plain HTTP/1.1 requests.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port, e.g. the management address with port 9643. Not `0.0.0.0` on a
+    /// director, for the reason `listen` gives.
+    pub listen: SocketAddr,
+    /// Who may scrape.
+    #[serde(default)]
+    pub auth: MetricsAuth,
+}
+
+/// Who may scrape `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsAuth {
+    /// HTTPS with a client certificate of the cluster CA naming an admin or a viewer
+    /// (`lvsctl pki issue-admin prometheus --role viewer` makes Prometheus one), checked
+    /// against revocations like every call to the agent.
+    #[default]
+    MutualTls,
+    /// Plain HTTP to anyone who can reach the address (a scrape network of its own, or a
+    /// firewall, must then be the control).
+    Open,
 }
 
 fn default_heal_interval() -> std::time::Duration {

@@ -134,10 +134,12 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
             Step::Route(r) => route(&mut plan, convert::route(r), observed, owned, &mut wanted),
             Step::Sysctl(s) => {
                 let found = observed.sysctls.get(&s.key).cloned().flatten().unwrap_or_default();
-                if found.trim() != s.value {
+                // Multi-value sysctls read back tab-separated (`3\t0` for `3 0`).
+                let words = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
+                if words(&found) != words(&s.value) {
                     plan.actions.push(Action::SetSysctl {
                         key: s.key.clone(),
-                        from: found.trim().into(),
+                        from: words(&found),
                         to: s.value.clone(),
                     });
                 }

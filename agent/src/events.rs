@@ -5,15 +5,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lvs_proto::reply::{Change, EVENT_MAX_CHANGES, Event, EventKind, Failure};
 use tokio::sync::broadcast;
 
-/// The feed.
-#[derive(Debug, Clone)]
+use crate::metrics::Metrics;
+use std::sync::Arc;
+
+/// The feed. It also holds the agent's [`Metrics`]: every event is counted there, and the
+/// parts that publish events are the parts that have something to measure.
+#[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Self { tx: broadcast::channel(256).0 }
+        Self { tx: broadcast::channel(256).0, metrics: Arc::default() }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("subscribers", &self.tx.receiver_count()).finish_non_exhaustive()
     }
 }
 
@@ -37,6 +48,7 @@ impl Events {
     /// Publish an event with its generation, changes and failure (and log it).
     pub fn emit_with(&self, kind: EventKind, message: impl Into<String>, mut detail: Detail) {
         let message = message.into();
+        self.metrics.event(kind);
         let by = crate::caller::current();
         tracing::info!(
             event = kind.as_str(),
@@ -59,6 +71,11 @@ impl Events {
         };
         // No subscriber is not an error.
         let _ = self.tx.send(e);
+    }
+
+    /// The agent's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// A new subscription, starting now.

@@ -36,7 +36,8 @@ pub struct FakeSystem {
 }
 
 impl FakeSystem {
-    /// A node with these interfaces, `lo` included, the usual sysctls at 0 and IPVS if asked.
+    /// A node with these interfaces, `lo` included, the usual sysctls at 0 and IPVS (with
+    /// its sysctls) if asked.
     pub fn new(links: &[&str], with_ipvs: bool) -> Self {
         let s = Self::default();
         let mut l: Vec<String> = vec!["lo".into()];
@@ -46,6 +47,11 @@ impl FakeSystem {
         for i in l.iter().map(String::as_str).chain(["all", "default"]) {
             sys.insert(format!("net.ipv4.conf.{i}.arp_ignore"), "0".into());
             sys.insert(format!("net.ipv4.conf.{i}.arp_announce"), "0".into());
+        }
+        if with_ipvs {
+            // The kernel's defaults, as `/proc/sys` shows them (tab-separated).
+            sys.insert("net.ipv4.vs.sync_threshold".into(), "3\t50".into());
+            sys.insert("net.ipv4.vs.sync_refresh_period".into(), "0".into());
         }
         *s.links.lock().unwrap() = l;
         *s.sysctls.lock().unwrap() = sys;

@@ -187,7 +187,8 @@ impl Health {
                 },
             );
             let first = stagger(hc.interval_ms, i);
-            let task = tokio::spawn(run(key, hc.clone(), first, self.table.clone(), tx.clone()));
+            let latency = events.metrics().probe_histogram(&crate::convert::service_key(&service));
+            let task = tokio::spawn(run(key, hc.clone(), first, self.table.clone(), tx.clone(), latency));
             tasks.insert(key, (hc, task));
         }
     }
@@ -214,7 +215,14 @@ pub async fn probe(dest: SocketAddr, hc: &HealthCheckSpec) -> Result<(), String>
     }
 }
 
-async fn run(key: DestKey, hc: HealthCheckSpec, stagger: Duration, table: Table, tx: Sender) {
+async fn run(
+    key: DestKey,
+    hc: HealthCheckSpec,
+    stagger: Duration,
+    table: Table,
+    tx: Sender,
+    latency: prometheus_client::metrics::histogram::Histogram,
+) {
     tokio::time::sleep(stagger).await;
     let mut tick = tokio::time::interval(Duration::from_millis(hc.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -224,7 +232,9 @@ async fn run(key: DestKey, hc: HealthCheckSpec, stagger: Duration, table: Table,
             Some(h) => h.dest,
             None => return,
         };
+        let t0 = tokio::time::Instant::now();
         let result = probe(dest, &hc).await;
+        latency.observe(t0.elapsed().as_secs_f64());
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };

@@ -261,7 +261,10 @@ impl<S: System + 'static> Agent<S> {
     }
 
     async fn start_once(self: &Arc<Self>) -> Result<Option<Report>, AgentError> {
-        let r = match self.rec.reapply_stored().await {
+        let t0 = Instant::now();
+        let r = self.rec.reapply_stored().await;
+        self.events.metrics().reconciled("start", r.is_ok(), t0.elapsed());
+        let r = match r {
             Ok(r) => r,
             Err(e) => {
                 self.events.emit(EventKind::Start, format!("re-applying the stored spec FAILED: {e}"));
@@ -327,7 +330,10 @@ impl<S: System + 'static> Agent<S> {
                 failure: None,
             },
         );
-        match self.rec.reapply_stored().await {
+        let t0 = Instant::now();
+        let healed = self.rec.reapply_stored().await;
+        self.events.metrics().reconciled("heal", healed.is_ok(), t0.elapsed());
+        match healed {
             Ok(Some(r)) => self.events.emit_with(
                 EventKind::Heal,
                 format!(
@@ -384,6 +390,41 @@ impl<S: System + 'static> Agent<S> {
                 sync_id: d.sync_id,
             })
             .collect()
+    }
+
+    /// What a metrics scrape reads now: the IPVS table with its counters (directors),
+    /// health, generation, clock, VRRP and sync daemons. One table dump per scrape, no
+    /// diff: a scrape is cheap enough to run every few seconds.
+    pub async fn metrics_snapshot(
+        &self,
+        certificate_not_after_unix: Option<u64>,
+    ) -> crate::metrics::Snapshot {
+        let spec = self.rec.state().ok().and_then(|st| st.spec);
+        let director = spec.as_ref().is_some_and(|s| s.role == Role::Director);
+        let services = if director {
+            match self.rec.system().ipvs().await {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: IPVS table unreadable");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let clock_offset_ms = self.clock.lock().expect("clock").as_ref().and_then(|r| r.offset_ms);
+        let sync_daemons = self.sync_daemons().await;
+        crate::metrics::Snapshot {
+            node: self.node.clone(),
+            role: spec.as_ref().map(|s| s.role.as_str().to_string()).unwrap_or_default(),
+            generation: spec.as_ref().map_or(0, |s| s.generation),
+            services,
+            health: self.health.snapshot(),
+            certificate_not_after_unix,
+            clock_offset_ms,
+            vrrp: self.vrrp_status(),
+            sync_daemons,
+        }
     }
 
     async fn measure_clock(&self) {
@@ -488,7 +529,10 @@ impl<S: System + 'static> Agent<S> {
         spec: &NodeSpec,
         adopt: bool,
     ) -> Result<Report, AgentError> {
-        let r = match self.rec.apply(spec, adopt).await {
+        let t0 = Instant::now();
+        let r = self.rec.apply(spec, adopt).await;
+        self.events.metrics().reconciled("apply", r.is_ok(), t0.elapsed());
+        let r = match r {
             Ok(r) => r,
             Err(e) => {
                 self.events.emit_with(

@@ -205,6 +205,13 @@ pub async fn serve<S: crate::system::System + 'static>(
             "listening on every address, the VIPs included: set listen to this node's agent address"
         );
     }
+    if let Some(m) = &config.metrics {
+        let l = tokio::net::TcpListener::bind(m.listen)
+            .await
+            .map_err(|source| RunError::Listen { addr: m.listen, source })?;
+        let (agent, m, tls, stop) = (Arc::clone(&agent), m.clone(), tls.clone(), shutdown.clone());
+        tokio::spawn(async move { crate::scrape::serve(agent, l, &m, &tls, stop).await });
+    }
     info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     spawn_watchdog(Arc::clone(&agent));

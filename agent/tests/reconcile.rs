@@ -483,6 +483,12 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
         "{:?}",
         calls(&r)
     );
+    // Connections are synced on state changes (from the handshake's ACK), not at the
+    // 3rd packet; the kernel reads the pair back tab-separated, which is no drift.
+    let sysctl = |k: &str| r.system().sysctls.lock().unwrap().get(k).cloned();
+    assert_eq!(sysctl("net.ipv4.vs.sync_threshold").as_deref(), Some("3 0"));
+    assert_eq!(sysctl("net.ipv4.vs.sync_refresh_period").as_deref(), Some("10"));
+    r.system().sysctls.lock().unwrap().insert("net.ipv4.vs.sync_threshold".into(), "3\t0".into());
     let again = r.apply(&spec, false).await.unwrap();
     assert!(again.actions.is_empty(), "idempotent: {:?}", again.actions);
     // Another sync id: the owned daemons are restarted with it.

@@ -36,6 +36,27 @@ const ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
     "route between the client side and the cluster LAN (the article's step 4)",
 )];
 
+/// Directors that sync connections to each other (a `[[vrrp]]` instance with its sync
+/// daemon): when a connection is sent to the other director. The kernel's default
+/// (`sync_threshold` 3 50, no refresh) syncs a connection at its 3rd incoming packet, so
+/// one whose handshake (SYN, ACK) went through the old master and whose request reaches
+/// the new one is unknown there: its packets are dropped until the client gives up. A VM
+/// capture of a planned failover under load showed exactly that (issue 14). With packet
+/// counting off and a refresh period, the kernel syncs on every state change instead,
+/// from the ESTABLISHED ACK on (about two messages per short connection instead of one).
+const SYNC_SYSCTLS: &[(&str, &str, &str)] = &[
+    (
+        "net.ipv4.vs.sync_threshold",
+        "3 0",
+        "period 0: no packet-count syncs; with sync_refresh_period set, every state change is synced, the first at the handshake's ACK",
+    ),
+    (
+        "net.ipv4.vs.sync_refresh_period",
+        "10",
+        "a connection's state is synced when it changes and refreshed at most every 10 s while it does not",
+    ),
+];
+
 /// Plan every node, in definition order.
 pub fn plan(cluster: &Cluster) -> Vec<NodeSpec> {
     cluster.nodes.iter().map(|n| plan_node(cluster, n)).collect()
@@ -102,7 +123,12 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         .collect();
     match vrrp(cluster, node, &vips) {
         // Shared VIPs are the VRRP engine's to add and remove, on the master only.
-        Some(v) => spec.vrrp = Some(v),
+        Some(v) => {
+            if v.sync_daemon.is_some() {
+                spec.sysctls.extend(table(SYNC_SYSCTLS, &[]));
+            }
+            spec.vrrp = Some(v);
+        }
         None => spec.addresses.extend(vips),
     }
     spec.ipvs_timeouts = cluster.ipvs_timeouts;

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lvs_agent::config::{Config, TlsPaths};
+use lvs_agent::config::{Config, MetricsAuth, MetricsConfig, TlsPaths};
+use lvs_proto::METRICS_PORT;
 use lvs_controller::pki::Pair;
 
 use crate::error::{LabError, Result, file};
@@ -37,6 +38,12 @@ pub fn agent_config(node: &str, listen: SocketAddr, ca: &Path, pair: &Pair) -> C
         state_dir: PathBuf::from("state"),
         heal_interval: LAB_HEAL_INTERVAL,
         tls: TlsPaths { ca: ca.to_path_buf(), cert: pair.cert.clone(), key: pair.key.clone() },
+        // Metrics on the management address, behind the cluster's mutual TLS
+        // (`lvsctl metrics NODE` scrapes them as the admin).
+        metrics: Some(MetricsConfig {
+            listen: SocketAddr::new(listen.ip(), METRICS_PORT),
+            auth: MetricsAuth::MutualTls,
+        }),
     }
 }
 

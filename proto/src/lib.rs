@@ -12,6 +12,10 @@ pub mod reply;
 pub mod spec;
 pub mod wire;
 
+/// The port an agent serves `/metrics` on by convention (its `[metrics] listen`), in the
+/// range Prometheus exporters use. `lvsctl metrics` scrapes it unless told otherwise.
+pub const METRICS_PORT: u16 = 9643;
+
 pub use spec::NodeSpec;
 
 /// Generated gRPC types and services of `lvs.agent.v1`.

@@ -292,14 +292,18 @@ pub fn ok(o: &Output) -> String {
 
 /// Continuous load from the lab's client to `vip`; returns (pid, stop file, log name).
 pub fn start_load(lab: &mut Lab, vip: &str, name: &str) -> (u32, PathBuf, String) {
+    start_load_with(lab, vip, name, &[])
+}
+
+/// [`start_load`] with more `lvs-load` arguments (e.g. `--timeout 10s`).
+pub fn start_load_with(lab: &mut Lab, vip: &str, name: &str, extra: &[&str]) -> (u32, PathBuf, String) {
     let stop = lab.dir.join(format!("{name}.stop"));
     let log = format!("{name}.json");
     let load = bin("lvs-load");
-    let pid = lab.spawn(
-        "client",
-        &[load.to_str().unwrap(), vip, "-c", "4", "-d", "600s", "--stop-file", stop.to_str().unwrap()],
-        &log,
-    );
+    let mut args =
+        vec![load.to_str().unwrap(), vip, "-c", "4", "-d", "600s", "--stop-file", stop.to_str().unwrap()];
+    args.extend(extra);
+    let pid = lab.spawn("client", &args, &log);
     std::thread::sleep(Duration::from_millis(500));
     (pid, stop, log)
 }

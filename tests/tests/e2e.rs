@@ -3,7 +3,7 @@
 //! the project's load generator are used. Ignored on the host: it needs IPVS.
 use std::time::{Duration, Instant};
 
-use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, step, stop_load, text};
+use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, start_load_with, step, stop_load, text};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";
@@ -730,19 +730,44 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
     assert!(t.contains(&format!("vrrp web: master(s) [{m}]: exactly one master")), "{t}");
 
-    step("2. planned failover under load: no failed request (target; see the bound below)");
-    let load = start_load(&mut lab, VIP, "planned");
+    step(
+        "2. five planned failovers back and forth under load: no failed request (target; see the bound below)",
+    );
+    // A 10 s deadline: a request whose handshake straddles the switch waits for the
+    // kernel's sync flush (see below); the report says how long the slowest took.
+    let load = start_load_with(&mut lab, VIP, "planned", &["--timeout", "10s"]);
     std::thread::sleep(Duration::from_millis(800));
-    let t = ok(&lab.lvsctl(&["director", "failover", "--to", b]));
-    assert!(t.contains(&format!("web: {m} handed over to {b}")), "{t}");
-    std::thread::sleep(Duration::from_millis(800));
+    let mut handovers = Vec::new();
+    let (mut from, mut to) = (m, b);
+    for _ in 0..5 {
+        let at = unix_ms();
+        let t = ok(&lab.lvsctl(&["director", "failover", "--to", to]));
+        assert!(t.contains(&format!("web: {from} handed over to {to}")), "{t}");
+        handovers.push((at, unix_ms() - at));
+        (from, to) = (to, from);
+        std::thread::sleep(Duration::from_millis(800));
+    }
     let report = stop_load(&mut lab, load);
-    println!("load during the planned failover: {report}");
-    // Issue 14's target is 0. The VM runs since --dont-release-vrrp gave 0 (of 1,967) and
-    // 1 (of 1,899, a 3 s timeout): the lost request is not explained yet and the issue
-    // stays open. This bound keeps a regression visible (before the flag: 3 of 823).
-    assert!(report["failed"].as_u64().unwrap() <= 1, "{report}");
-    assert!(report["answered"].as_u64().unwrap() > 500, "{report}");
+    println!("hand-overs (start unix ms, took ms): {handovers:?}");
+    println!("load during the planned failovers: {report}");
+    for f in report["failures"].as_array().unwrap() {
+        let start = f["start_unix_ms"].as_u64().unwrap();
+        let nearest =
+            handovers.iter().map(|(h, _)| start as i64 - *h as i64).min_by_key(|d| d.abs()).unwrap();
+        println!("failed request: {f} ({nearest:+} ms from the nearest hand-over's start)");
+    }
+    // A request whose handshake (SYN, ACK) went through the old master and whose data
+    // reached the new one was lost before the sync sysctls: the kernel synced a connection
+    // at its 3rd packet, which the old master never saw (2 and 5 of ~8,000 in these five
+    // hand-overs, each a 3 s timeout; packet captures showed the new master dropping the
+    // data). Now it is synced at the ACK, but the old master's last, partly filled sync
+    // message leaves only by the kernel's flush timer (2 s, checked every second): such a
+    // request waits for it and the client's retransmission, and then completes.
+    assert_eq!(report["failed"], 0, "{report}");
+    let slowest = report["slowest_ms"].as_u64().unwrap();
+    println!("slowest request across the hand-overs: {slowest} ms");
+    assert!(slowest < 6000, "{report}");
+    assert!(report["answered"].as_u64().unwrap() > 2000, "{report}");
     assert_eq!(vrrp_state(&lab, m).as_deref(), Some("BACKUP"));
 
     step("3. the master's link cut under load: the backup answers within 1 s; an open connection survives");
@@ -781,4 +806,8 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     assert_eq!(vrrp_state(&lab, m).as_deref(), Some("MASTER"), "no second flap");
     let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
     assert!(t.contains("exactly one master"), "{t}");
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }

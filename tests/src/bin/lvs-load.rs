@@ -42,15 +42,48 @@ struct Tally {
     elapsed_ms: u64,
     /// Body first lines in order (first 200 answers), to see round-robin alternate.
     sequence: Vec<String>,
+    /// The slowest answered request, in milliseconds.
+    slowest_ms: u64,
+    /// The first 50 failures, each with when and where it failed, to lay beside the
+    /// moment of a failover or a drain.
+    failures: Vec<Failure>,
 }
 
-async fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+/// One failed request.
+#[derive(Debug, serde::Serialize)]
+struct Failure {
+    /// When it started, milliseconds since the Unix epoch.
+    start_unix_ms: u64,
+    /// How long it took to fail.
+    took_ms: u64,
+    /// What it was doing: `connect`, `send` or `read` (for a timeout, where it stood).
+    stage: &'static str,
+    /// The error.
+    error: String,
+    /// The client's port (0 if it had none yet), to find it in a capture.
+    local_port: u16,
+}
+
+/// Where a request stands, for a timeout to say.
+#[derive(Default)]
+struct Progress {
+    stage: std::sync::atomic::AtomicU8,
+    port: std::sync::atomic::AtomicU16,
+}
+
+const STAGES: [&str; 3] = ["connect", "send", "read"];
+
+async fn one(target: SocketAddr, timeout: Duration, at: &Progress) -> Result<String, String> {
+    use std::sync::atomic::Ordering::Relaxed;
     let fut = async {
         let mut s =
             tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect: {}", e.kind()))?;
+        at.port.store(s.local_addr().map(|a| a.port()).unwrap_or(0), Relaxed);
+        at.stage.store(1, Relaxed);
         s.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", target.ip()).as_bytes())
             .await
             .map_err(|e| format!("send: {}", e.kind()))?;
+        at.stage.store(2, Relaxed);
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.map_err(|e| format!("read: {}", e.kind()))?;
         let text = String::from_utf8_lossy(&buf);
@@ -62,6 +95,13 @@ async fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
         Ok(body.lines().next().unwrap_or("").trim().to_string())
     };
     tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| Err("timeout".into()))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -81,9 +121,11 @@ async fn main() {
                     break;
                 }
                 t.sent += 1;
-                match one(target, timeout).await {
+                let (started, t0, at) = (unix_ms(), Instant::now(), Progress::default());
+                match one(target, timeout, &at).await {
                     Ok(b) => {
                         t.answered += 1;
+                        t.slowest_ms = t.slowest_ms.max(t0.elapsed().as_millis() as u64);
                         let mut s = seq.lock().expect("sequence");
                         if s.len() < 200 {
                             s.push(b.clone());
@@ -92,7 +134,17 @@ async fn main() {
                     }
                     Err(e) => {
                         t.failed += 1;
-                        *t.errors.entry(e).or_default() += 1;
+                        *t.errors.entry(e.clone()).or_default() += 1;
+                        use std::sync::atomic::Ordering::Relaxed;
+                        if t.failures.len() < 50 {
+                            t.failures.push(Failure {
+                                start_unix_ms: started,
+                                took_ms: t0.elapsed().as_millis() as u64,
+                                stage: STAGES[usize::from(at.stage.load(Relaxed)).min(2)],
+                                error: e,
+                                local_port: at.port.load(Relaxed),
+                            });
+                        }
                     }
                 }
             }
@@ -104,12 +156,14 @@ async fn main() {
         total.sent += t.sent;
         total.answered += t.answered;
         total.failed += t.failed;
+        total.slowest_ms = total.slowest_ms.max(t.slowest_ms);
         for (k, v) in t.bodies {
             *total.bodies.entry(k).or_default() += v;
         }
         for (k, v) in t.errors {
             *total.errors.entry(k).or_default() += v;
         }
+        total.failures.extend(t.failures);
     }
     total.elapsed_ms = start.elapsed().as_millis() as u64;
     total.sequence = seq.lock().expect("sequence").clone();

@@ -1,0 +1,162 @@
+//! `/metrics` over HTTP/1.1 for Prometheus ([`serve`]): behind the cluster's mutual TLS
+//! (a caller's certificate, viewer or admin, not revoked; the same [`crate::authz`] rule
+//! as every gRPC call) or open, as [`MetricsConfig`] says. Each scrape renders
+//! [`crate::metrics::Metrics::render`] over a fresh [`crate::node::Agent::metrics_snapshot`].
+//!
+//! What a peer can make it do is bounded: a connection cap, a deadline per connection
+//! (a slow client cannot hold a slot), request headers only (no body is read), and one
+//! path.
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tracing::{debug, info, warn};
+
+use crate::config::{MetricsAuth, MetricsConfig};
+use crate::node::Agent;
+use crate::system::System;
+
+/// Scrapes served at once; more wait for a slot (Prometheus scrapes one at a time).
+const MAX_CONNECTIONS: usize = 16;
+/// The longest one connection may live: a scrape of thousands of destinations takes
+/// milliseconds, so only a stalled peer reaches this.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// The media type of the exposition (`# EOF`-terminated, as `prometheus-client` writes).
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Who is asking, as far as the answer depends on it.
+#[derive(Clone)]
+enum Peer {
+    /// Open mode: anyone.
+    Anyone,
+    /// Mutual TLS: the verified leaf certificate (DER), checked per request.
+    Certificate(Option<Vec<u8>>),
+}
+
+/// Serve `/metrics` of `agent` on `listener` as `config` says, until `shutdown`.
+/// `tls` is the agent's own server TLS (its live certificate and the cluster CA) for
+/// [`MetricsAuth::MutualTls`].
+pub async fn serve<S: System + 'static>(
+    agent: Arc<Agent<S>>,
+    listener: TcpListener,
+    config: &MetricsConfig,
+    tls: &crate::tls::ServerTls,
+    shutdown: impl Future<Output = ()>,
+) {
+    let credentials = Arc::clone(&tls.credentials);
+    info!(listen = %config.listen, auth = ?config.auth, "serving /metrics");
+    match config.auth {
+        MetricsAuth::Open => {
+            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            let accept = async {
+                loop {
+                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+                    match listener.accept().await {
+                        Ok((tcp, _)) => {
+                            let agent = Arc::clone(&agent);
+                            let credentials = Arc::clone(&credentials);
+                            tokio::spawn(async move {
+                                connection(tcp, Peer::Anyone, agent, credentials).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "metrics: accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = accept => {}
+                () = shutdown => {}
+            }
+        }
+        MetricsAuth::MutualTls => {
+            // The agent's own TLS settings (live certificate, cluster CA as the only
+            // anchor for clients), speaking HTTP/1.1 instead of HTTP/2.
+            let mut cfg = (*tls.config).clone();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let limits = crate::door::Limits { max_connections: MAX_CONNECTIONS, ..Default::default() };
+            let mut incoming = std::pin::pin!(crate::door::incoming(listener, Arc::new(cfg), limits));
+            let accept = async {
+                while let Some(conn) = incoming.next().await {
+                    let Ok(conn) = conn else { continue };
+                    use tonic::transport::server::Connected;
+                    let leaf =
+                        conn.connect_info().peer_certs().and_then(|c| c.first().map(|d| d.as_ref().to_vec()));
+                    let agent = Arc::clone(&agent);
+                    let credentials = Arc::clone(&credentials);
+                    tokio::spawn(connection(conn, Peer::Certificate(leaf), agent, credentials));
+                }
+            };
+            tokio::select! {
+                () = accept => {}
+                () = shutdown => {}
+            }
+        }
+    }
+}
+
+/// One connection: HTTP/1.1 requests until the peer closes or the deadline passes.
+async fn connection<S: System + 'static>(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: Peer,
+    agent: Arc<Agent<S>>,
+    credentials: Arc<crate::credentials::Credentials>,
+) {
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let (agent, credentials, peer) = (Arc::clone(&agent), Arc::clone(&credentials), peer.clone());
+        async move { Ok::<_, Infallible>(answer(&req, &peer, &agent, &credentials).await) }
+    });
+    let serving = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(CONNECTION_DEADLINE, serving).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(error = %e, "metrics connection ended"),
+        Err(_) => debug!("metrics connection closed at its deadline"),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("literal"));
+    r
+}
+
+async fn answer<S: System + 'static>(
+    req: &Request<hyper::body::Incoming>,
+    peer: &Peer,
+    agent: &Agent<S>,
+    credentials: &crate::credentials::Credentials,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" {
+        return text(StatusCode::NOT_FOUND, "only /metrics is served here\n");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n");
+    }
+    if let Peer::Certificate(leaf) = peer
+        && let Err(why) = crate::authz::check(crate::authz::METRICS_PATH, leaf.as_deref(), agent.revoked())
+    {
+        return text(StatusCode::FORBIDDEN, format!("{why}\n"));
+    }
+    let snap = agent.metrics_snapshot(Some(credentials.info().not_after_unix)).await;
+    let body = agent.events().metrics().render(&snap);
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, CONTENT_TYPE.parse().expect("literal"));
+    r
+}
