@@ -38,8 +38,25 @@ NEEDS=(
     "mmdebstrap|has_cmd mmdebstrap|builds the systemd VM's Debian userspace"
     "e2fsprogs|has_cmd mke2fs|makes the systemd VM's disk image"
 )
+# Not installed as a package: Debian's `prometheus` would also enable a Prometheus server.
+# Its promtool (one static binary) is unpacked from the .deb into $TOOLS and linked onto PATH.
+TOOLS=/opt/lvs-dr-test-tools
+has_promtool() { [ -x /usr/local/bin/promtool ] && /usr/local/bin/promtool --version >/dev/null 2>&1; }
+install_promtool() {
+    local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download -qq prometheus >&2)
+    rm -rf "$TOOLS/prometheus"; mkdir -p "$TOOLS/prometheus"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$TOOLS/prometheus"
+    rm -rf "$tmp"
+    ln -sf "$TOOLS/prometheus/usr/bin/promtool" /usr/local/bin/promtool
+}
 
 missing=()
+need_promtool=""
+if ! has_promtool; then
+    need_promtool=1
+    [ "$MODE" = check ] && echo "missing: promtool (from Debian's prometheus package: checks the metrics exposition and alert rules)"
+fi
 for row in "${NEEDS[@]}"; do
     IFS='|' read -r pkg probe why <<<"$row"
     if ! eval "$probe"; then
@@ -47,14 +64,14 @@ for row in "${NEEDS[@]}"; do
         [ "$MODE" = check ] && echo "missing: $pkg ($why)"
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && [ -z "$need_promtool" ] && exit 0
 [ "$MODE" = check ] && exit 1
 
 if [ "$(id -u)" != 0 ]; then
-    echo "tests/prereqs.sh: missing ${missing[*]}; run as root or: apt-get install ${missing[*]}" >&2
+    echo "tests/prereqs.sh: missing ${missing[*]} ${need_promtool:+promtool}; run as root" >&2
     exit 1
 fi
-echo "installing: ${missing[*]}" >&2
+echo "installing: ${missing[*]} ${need_promtool:+promtool}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Never let a package start its daemon here (chrony would steer the host's clock): the tests
 # start what they need, in namespaces. The guard is removed even when apt fails.
@@ -64,6 +81,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+[ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+[ -z "$need_promtool" ] || install_promtool
 # What was just installed must now pass its own check, or the list above is wrong.
 "$0" --check >&2

@@ -91,9 +91,16 @@ impl Metrics {
         self.probes.get_or_create_owned(&service_labels(service))
     }
 
-    /// The exposition: what was counted, then `snap`, in Prometheus text format
-    /// (OpenMetrics flavour, `# EOF` last).
-    pub fn render(&self, snap: &Snapshot) -> String {
+    /// The exposition in `format`: what was counted, then `snap`.
+    pub fn render(&self, snap: &Snapshot, format: Format) -> String {
+        let om = self.render_openmetrics(snap);
+        match format {
+            Format::OpenMetrics => om,
+            Format::Classic => classic(&om),
+        }
+    }
+
+    fn render_openmetrics(&self, snap: &Snapshot) -> String {
         let mut now = Registry::default();
         snap.register(&mut now);
         let mut out = String::with_capacity(
@@ -105,6 +112,61 @@ impl Metrics {
         let _ = encode_eof(&mut out);
         out
     }
+}
+
+/// Which text format a scraper gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 (`# EOF`-terminated; counter families named without `_total`), for
+    /// scrapers that ask for it (Prometheus does).
+    OpenMetrics,
+    /// Prometheus' classic text format 0.0.4, for everything else (`curl`, `promtool`).
+    Classic,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for.
+    pub fn from_accept(accept: &str) -> Self {
+        if accept.contains("application/openmetrics-text") { Format::OpenMetrics } else { Format::Classic }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// OpenMetrics text as the classic format: the two differ (for what this agent exposes)
+/// only in a counter family's name, which OpenMetrics gives without the `_total` its
+/// samples carry and the classic format with it, and in the `# EOF` line. (prometheus-client
+/// writes OpenMetrics only.)
+pub fn classic(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for l in openmetrics.lines() {
+        if let Some(name) = l.strip_prefix("# TYPE ").and_then(|r| r.strip_suffix(" counter")) {
+            counters.insert(name);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for l in openmetrics.lines() {
+        if l == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = l.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(l),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn outcome(ok: bool) -> &'static str {
@@ -175,6 +237,20 @@ fn gauges(reg: &mut Registry, name: &str, help: &str, rows: impl IntoIterator<It
     reg.register(name, help, f);
 }
 
+/// Register one unlabelled gauge.
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g = FloatGauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+/// Register one unlabelled counter.
+fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(v);
+    reg.register(name, help, c);
+}
+
 /// Register a counter family filled from `rows` (kernel counters, read now).
 fn counters(reg: &mut Registry, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, u64)>) {
     let f = Family::<Labels, Counter>::default();
@@ -200,26 +276,26 @@ impl Snapshot {
                 1.0,
             )],
         );
-        gauges(
+        gauge(
             reg,
             "lvs_agent_generation",
             "Generation of the accepted spec (0: none)",
-            [(vec![], self.generation as f64)],
+            self.generation as f64,
         );
         if let Some(t) = self.certificate_not_after_unix {
-            gauges(
+            gauge(
                 reg,
                 "lvs_agent_certificate_expiry_timestamp_seconds",
                 "When the agent's serving certificate expires (Unix time)",
-                [(vec![], t as f64)],
+                t as f64,
             );
         }
         if let Some(ms) = self.clock_offset_ms {
-            gauges(
+            gauge(
                 reg,
                 "lvs_agent_clock_offset_seconds",
                 "Local clock minus the NTP server's at the last reading (positive: ahead)",
-                [(vec![], ms as f64 / 1000.0)],
+                ms as f64 / 1000.0,
             );
         }
         if self.role == "director" {
@@ -283,12 +359,7 @@ impl Snapshot {
             ("outgoing_bytes", "Outgoing bytes (0 in DR)", |s| s.outbytes),
         ];
         for (suffix, help, f) in all {
-            counters(
-                reg,
-                &format!("lvs_ipvs_{suffix}"),
-                &format!("{help}, all services"),
-                [(vec![], total(f))],
-            );
+            counter(reg, &format!("lvs_ipvs_{suffix}"), &format!("{help}, all services"), total(f));
             counters(
                 reg,
                 &format!("lvs_ipvs_service_{suffix}"),
@@ -367,5 +438,26 @@ impl Snapshot {
                 .iter()
                 .map(|h| (backend_labels(&crate::convert::service_key(&h.service), h.dest), h.probes)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counter_families_with_total_and_has_no_eof() {
+        let om = "# HELP a_events Events.\n# TYPE a_events counter\na_events_total{kind=\"x\"} 1\n\
+                  # HELP b_up Up.\n# TYPE b_up gauge\nb_up 1\n# EOF\n";
+        assert_eq!(
+            classic(om),
+            "# HELP a_events_total Events.\n# TYPE a_events_total counter\na_events_total{kind=\"x\"} 1\n\
+             # HELP b_up Up.\n# TYPE b_up gauge\nb_up 1\n"
+        );
+        assert_eq!(
+            Format::from_accept("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept("*/*"), Format::Classic);
     }
 }

@@ -21,6 +21,7 @@ use tokio_stream::StreamExt;
 use tracing::{debug, info, warn};
 
 use crate::config::{MetricsAuth, MetricsConfig};
+use crate::metrics::Format;
 use crate::node::Agent;
 use crate::system::System;
 
@@ -29,8 +30,6 @@ const MAX_CONNECTIONS: usize = 16;
 /// The longest one connection may live: a scrape of thousands of destinations takes
 /// milliseconds, so only a stalled peer reaches this.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
-/// The media type of the exposition (`# EOF`-terminated, as `prometheus-client` writes).
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Who is asking, as far as the answer depends on it.
 #[derive(Clone)]
@@ -154,9 +153,12 @@ async fn answer<S: System + 'static>(
     {
         return text(StatusCode::FORBIDDEN, format!("{why}\n"));
     }
+    let format = Format::from_accept(
+        req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+    );
     let snap = agent.metrics_snapshot(Some(credentials.info().not_after_unix)).await;
-    let body = agent.events().metrics().render(&snap);
+    let body = agent.events().metrics().render(&snap, format);
     let mut r = Response::new(Full::new(Bytes::from(body)));
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, CONTENT_TYPE.parse().expect("literal"));
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, format.content_type().parse().expect("literal"));
     r
 }

@@ -20,6 +20,7 @@ pub mod pki;
 pub mod planner;
 pub mod render;
 pub mod rules;
+pub mod scrape;
 pub mod source;
 pub mod table;
 pub mod validate;

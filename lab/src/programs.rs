@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lvs_agent::config::{Config, MetricsAuth, MetricsConfig, TlsPaths};
-use lvs_proto::METRICS_PORT;
 use lvs_controller::pki::Pair;
+use lvs_proto::METRICS_PORT;
 
 use crate::error::{LabError, Result, file};
 use crate::netns::Lab;

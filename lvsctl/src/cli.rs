@@ -77,6 +77,8 @@ pub enum Command {
     /// Nodes: enrol one, take one out of the cluster.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// One scrape of a node's /metrics, as Prometheus makes it (HTTPS, your certificate).
+    Metrics(MetricsArgs),
     /// Directors sharing VIPs (VRRP): a planned failover.
     #[command(subcommand)]
     Director(DirectorCommand),
@@ -175,6 +177,16 @@ pub struct EventsArgs {
     /// Stop after this many events.
     #[arg(short = 'n', long)]
     pub count: Option<usize>,
+}
+
+/// `lvsctl metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The node.
+    pub node: String,
+    /// Where its agent serves /metrics (default: the agent's host, port 9643).
+    #[arg(long)]
+    pub address: Option<std::net::SocketAddr>,
 }
 
 /// `lvsctl ipvs ...`

@@ -10,6 +10,7 @@ use clap::CommandFactory;
 use lvs_controller::commands::{self, CmdError, Ctx, Exit};
 use lvs_controller::load::{self, Loaded};
 use lvs_controller::pki::Pki;
+use lvs_controller::scrape::ScrapeError;
 use lvs_controller::{planner, render};
 use lvs_proto::spec::{Protocol, ServiceKey};
 
@@ -65,6 +66,9 @@ impl CommandError {
             CommandError::Load(LoadError::Invalid(_)) => Exit::Invalid,
             CommandError::Cmd(CmdError::Usage(_) | CmdError::Placement(_)) => Exit::Usage,
             CommandError::Cmd(CmdError::NotConfirmed(_)) => Exit::NotConfirmed,
+            CommandError::Cmd(CmdError::Scrape(
+                ScrapeError::Connect { .. } | ScrapeError::Refused { .. },
+            )) => Exit::NodeFailed,
             CommandError::Load(_)
             | CommandError::Io(_)
             | CommandError::Json(_)
@@ -168,6 +172,13 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Rollout(a) => a.exec(cli, out, err),
         Command::Verify(a) => a.exec(cli, out, err),
         Command::Events(a) => a.exec(cli, out, err),
+        Command::Metrics(a) => {
+            no_json(cli, "metrics (Prometheus text)")?;
+            fleet(cli, err, |c| async move {
+                let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+                commands::metrics::metrics(&c, &pki, &a.node, a.address, out).await
+            })
+        }
         Command::Pki(PkiCommand::Rotate { nodes }) => fleet(cli, err, |mut c| async move {
             only(&mut c, nodes)?;
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));

@@ -10,6 +10,7 @@ pub mod director;
 pub mod events;
 pub mod exit;
 pub mod ipvs;
+pub mod metrics;
 pub mod node;
 pub mod rollout;
 pub mod rs;
@@ -37,6 +38,9 @@ pub enum CmdError {
     /// A real server named that is not one.
     #[error(transparent)]
     Placement(#[from] crate::ops::weights::PlacementError),
+    /// A metrics scrape failed.
+    #[error(transparent)]
+    Scrape(#[from] crate::scrape::ScrapeError),
 }
 
 /// Print a view as JSON.

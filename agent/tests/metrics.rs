@@ -1,0 +1,195 @@
+//! `/metrics` end to end on loopback: the agent's own server ([`lvs_agent::scrape::serve`])
+//! over a director that applied the article's spec (on the recording fake: the kernel is
+//! not what is tested here; the VM e2e suite compares the counters with `ipvsadm`), scraped
+//! by the controller's own client ([`lvs_controller::scrape::scrape`], as `lvsctl metrics`)
+//! with real certificates. Who may scrape is asserted by reason; the exposition is checked
+//! by Prometheus' own `promtool check metrics`.
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lvs_agent::config::{MetricsAuth, MetricsConfig, TlsPaths};
+use lvs_agent::fake::FakeSystem;
+use lvs_agent::node::Agent;
+use lvs_agent::state::Store;
+use lvs_controller::pki::Pki;
+use lvs_controller::scrape::{ScrapeError, scrape};
+use lvs_proto::identity::{Caller, Role};
+
+const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+
+struct Director {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    agent: Arc<Agent<FakeSystem>>,
+}
+
+async fn director() -> Director {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path().join("pki"));
+    pki.init("metrics", false).unwrap();
+    pki.issue_agent("director", false).unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let agent = Agent::new("director", sys, Store::new(&dir.path().join("state")));
+    let c = lvs_controller::load::load_str("lab.toml", LAB).unwrap().cluster;
+    let spec = lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == "director").unwrap();
+    let r = agent.apply(&spec, "", false).await.unwrap();
+    assert!(r.converged(), "{r:?}");
+    Director { dir, pki, agent }
+}
+
+impl Director {
+    async fn serve(&self, auth: MetricsAuth) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let me = self.pki.agent("director");
+        let paths = TlsPaths { ca: self.pki.ca().cert, cert: me.cert, key: me.key };
+        let tls = lvs_agent::tls::server_config("director", &paths).unwrap();
+        let config = MetricsConfig { listen: addr, auth };
+        let agent = Arc::clone(&self.agent);
+        tokio::spawn(async move {
+            lvs_agent::scrape::serve(agent, l, &config, &tls, std::future::pending()).await
+        });
+        addr
+    }
+
+    fn caller(&self, name: &str, role: Role) -> Pki {
+        let out = self.dir.path().join(format!("caller-{name}"));
+        self.pki.issue_caller(&Caller { name: name.into(), role }, &out, false).unwrap();
+        Pki::new(out)
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// The value of the sample whose line starts with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn promtool() -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(std::env::var_os("LVS_PROMTOOL").unwrap_or_else(|| "promtool".into()));
+    let found = std::process::Command::new(&p).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "promtool not found (tests/prereqs.sh installs it; LVS_PROMTOOL names another)");
+    p
+}
+
+#[tokio::test]
+async fn a_viewer_scrapes_what_the_director_holds_and_promtool_finds_it_valid() {
+    let d = director().await;
+    let addr = d.serve(MetricsAuth::MutualTls).await;
+    let viewer = d.caller("prometheus", Role::Viewer);
+    let text = scrape(&viewer, "director", addr, DEADLINE).await.unwrap();
+    // The article's service and its two real servers, with node_exporter's label names.
+    let backend = r#"lvs_ipvs_backend_weight{local_address="198.18.0.100",local_port="80",remote_address="198.18.0.12",remote_port="80",proto="TCP",local_mark=""}"#;
+    assert_eq!(sample(&text, backend), Some(1.0), "{text}");
+    assert!(text.contains(r#"lvs_ipvs_service_connections_total{local_address="198.18.0.100",local_port="80",proto="TCP",local_mark=""} 0"#), "{text}");
+    assert!(text.contains(r#"lvs_agent_info{node="director",role="director","#), "{text}");
+    assert_eq!(sample(&text, "lvs_agent_generation "), Some(1.0), "{text}");
+    // The apply was counted and timed.
+    assert_eq!(sample(&text, r#"lvs_agent_events_total{kind="apply"}"#), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"lvs_agent_reconcile_duration_seconds_count{operation="apply",outcome="ok"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    let expiry = sample(&text, "lvs_agent_certificate_expiry_timestamp_seconds ").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(expiry > now + 80.0 * 86400.0, "{expiry}");
+    assert!(!text.contains("# EOF"), "the classic format, unless OpenMetrics is asked for: {text}");
+    // Prometheus' own parser and linter.
+    let mut child = std::process::Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_caller_and_a_stranger_are_refused() {
+    let d = director().await;
+    let addr = d.serve(MetricsAuth::MutualTls).await;
+    let admin = d.caller("alice", Role::Admin);
+    scrape(&admin, "director", addr, DEADLINE).await.expect("an admin may scrape");
+    d.pki.revoke("alice").unwrap();
+    let serials = d.pki.revoked_serials().unwrap();
+    d.agent.revoked().replace(&serials).unwrap();
+    match scrape(&admin, "director", addr, DEADLINE).await {
+        Err(ScrapeError::Refused { status: 403, body, .. }) => assert!(body.contains("revoked"), "{body}"),
+        other => panic!("{other:?}"),
+    }
+    // Another cluster's CA: the handshake itself fails.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Pki::new(other.path().join("pki"));
+    stranger.init("other", false).unwrap();
+    match scrape(&stranger, "director", addr, DEADLINE).await {
+        Err(ScrapeError::Connect { reason, .. }) => assert!(reason.contains("TLS"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // Plain HTTP to a mutual-TLS endpoint gets no exposition.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("lvs_"), "{}", String::from_utf8_lossy(&got));
+}
+
+/// A plain HTTP/1.1 exchange; the status code and the body.
+fn get(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    let (head, body) = got.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+#[tokio::test]
+async fn open_mode_serves_plain_http_on_one_path_and_method() {
+    let d = director().await;
+    let addr = d.serve(MetricsAuth::Open).await;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("lvs_ipvs_backend_weight{"), "{body}");
+    assert!(body.contains("# TYPE lvs_agent_events_total counter"), "{body}");
+    // Prometheus asks for OpenMetrics and gets it.
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        get(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("# TYPE lvs_agent_events counter") && body.ends_with("# EOF\n"), "{body}");
+    let (status, _) = tokio::task::spawn_blocking(move || {
+        get(addr, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 405);
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        get(addr, "GET /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!((status, body.trim()), (404, "only /metrics is served here"));
+}
