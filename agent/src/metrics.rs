@@ -190,6 +190,8 @@ pub struct Snapshot {
     pub certificate_not_after_unix: Option<u64>,
     /// The last clock reading's offset, milliseconds (positive: ahead).
     pub clock_offset_ms: Option<i64>,
+    /// The largest offset the spec's time gate allows, milliseconds.
+    pub clock_limit_ms: Option<u64>,
     /// Directors in HA: the VRRP instance.
     pub vrrp: Option<VrrpStatus>,
     /// Directors in HA: the running IPVS sync daemons.
@@ -266,10 +268,10 @@ impl Snapshot {
         gauges(
             reg,
             "lvs_agent_info",
-            "The agent: its node, role and version (value 1)",
+            "The agent: its node (agent), role and version (value 1)",
             [(
                 vec![
-                    ("node", self.node.clone()),
+                    ("agent", self.node.clone()),
                     ("role", self.role.clone()),
                     ("version", env!("CARGO_PKG_VERSION").to_string()),
                 ],
@@ -298,12 +300,20 @@ impl Snapshot {
                 ms as f64 / 1000.0,
             );
         }
+        if let Some(ms) = self.clock_limit_ms {
+            gauge(
+                reg,
+                "lvs_agent_clock_offset_limit_seconds",
+                "The largest clock offset the definition's time gate allows (time.max_offset)",
+                ms as f64 / 1000.0,
+            );
+        }
         if self.role == "director" {
             self.register_ipvs(reg);
             self.register_health(reg);
         }
         if let Some(v) = &self.vrrp {
-            let l = || vec![("instance", v.instance.clone())];
+            let l = || vec![("vrrp_instance", v.instance.clone())];
             let state = match v.state {
                 VrrpState::Init => 0.0,
                 VrrpState::Backup => 1.0,

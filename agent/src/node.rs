@@ -413,6 +413,10 @@ impl<S: System + 'static> Agent<S> {
             Vec::new()
         };
         let clock_offset_ms = self.clock.lock().expect("clock").as_ref().and_then(|r| r.offset_ms);
+        let clock_limit_ms = spec.iter().flat_map(|s| &s.checks).find_map(|c| match c {
+            CheckSpec::ClockOffset { max_offset_ms, .. } => Some(*max_offset_ms),
+            _ => None,
+        });
         let sync_daemons = self.sync_daemons().await;
         crate::metrics::Snapshot {
             node: self.node.clone(),
@@ -422,6 +426,7 @@ impl<S: System + 'static> Agent<S> {
             health: self.health.snapshot(),
             certificate_not_after_unix,
             clock_offset_ms,
+            clock_limit_ms,
             vrrp: self.vrrp_status(),
             sync_daemons,
         }

@@ -85,7 +85,7 @@ async fn a_viewer_scrapes_what_the_director_holds_and_promtool_finds_it_valid() 
     let backend = r#"lvs_ipvs_backend_weight{local_address="198.18.0.100",local_port="80",remote_address="198.18.0.12",remote_port="80",proto="TCP",local_mark=""}"#;
     assert_eq!(sample(&text, backend), Some(1.0), "{text}");
     assert!(text.contains(r#"lvs_ipvs_service_connections_total{local_address="198.18.0.100",local_port="80",proto="TCP",local_mark=""} 0"#), "{text}");
-    assert!(text.contains(r#"lvs_agent_info{node="director",role="director","#), "{text}");
+    assert!(text.contains(r#"lvs_agent_info{agent="director",role="director","#), "{text}");
     assert_eq!(sample(&text, "lvs_agent_generation "), Some(1.0), "{text}");
     // The apply was counted and timed.
     assert_eq!(sample(&text, r#"lvs_agent_events_total{kind="apply"}"#), Some(1.0), "{text}");
@@ -98,7 +98,11 @@ async fn a_viewer_scrapes_what_the_director_holds_and_promtool_finds_it_valid() 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     assert!(expiry > now + 80.0 * 86400.0, "{expiry}");
     assert!(!text.contains("# EOF"), "the classic format, unless OpenMetrics is asked for: {text}");
-    // Prometheus' own parser and linter.
+    check_metrics(&text);
+}
+
+/// Prometheus' own parser and linter on an exposition.
+fn check_metrics(text: &str) {
     let mut child = std::process::Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -192,4 +196,133 @@ async fn open_mode_serves_plain_http_on_one_path_and_method() {
     .await
     .unwrap();
     assert_eq!((status, body.trim()), (404, "only /metrics is served here"));
+}
+
+/// A director in an HA pair with every metric family present: two services (one by
+/// firewall mark), checked real servers, a clock reading, VRRP and sync daemons.
+fn everything() -> String {
+    use lvs_agent::health::DestHealth;
+    use lvs_agent::system::IpvsService;
+    use lvs_ipvs::{Destination, DestinationEntry, Protocol, Service, ServiceKey, Stats};
+    let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
+    let rs = |a: &str| DestinationEntry {
+        dest: Destination::route(a.parse().unwrap(), 1),
+        active_conns: 3,
+        inactive_conns: 5,
+        persist_conns: 0,
+        stats: Stats { conns: 10, inpkts: 100, inbytes: 6400, ..Default::default() },
+    };
+    let services = [ServiceKey::Addr(Protocol::Tcp, vip), ServiceKey::Fwmark(7, false)]
+        .into_iter()
+        .map(|k| IpvsService {
+            service: Service::new(k, "rr"),
+            stats: Stats { conns: 20, inpkts: 200, inbytes: 12800, ..Default::default() },
+            destinations: vec![rs("198.18.0.11:80"), rs("198.18.0.12:80")],
+        })
+        .collect();
+    let health = vec![DestHealth {
+        service: lvs_proto::spec::ServiceKey::Addr { protocol: lvs_proto::spec::Protocol::Tcp, address: vip },
+        dest: "198.18.0.11:80".parse().unwrap(),
+        up: true,
+        quarantined: false,
+        successes: 3,
+        failures: 0,
+        transitions: 1,
+        probes: 42,
+        last_error: String::new(),
+    }];
+    let snap = lvs_agent::metrics::Snapshot {
+        node: "director".into(),
+        role: "director".into(),
+        generation: 3,
+        services,
+        health,
+        certificate_not_after_unix: Some(2_000_000_000),
+        clock_offset_ms: Some(-12),
+        clock_limit_ms: Some(1000),
+        vrrp: Some(lvs_proto::reply::VrrpStatus {
+            instance: "web".into(),
+            state: lvs_proto::reply::VrrpState::Master,
+            priority: 150,
+            since_unix_ms: 0,
+            transitions: 2,
+            error: None,
+        }),
+        sync_daemons: vec![lvs_proto::reply::SyncDaemon {
+            state: "master".into(),
+            interface: "eth1".into(),
+            sync_id: 51,
+        }],
+    };
+    let m = lvs_agent::metrics::Metrics::default();
+    m.event(lvs_proto::reply::EventKind::Drift);
+    m.reconciled("apply", true, Duration::from_millis(12));
+    m.probe_histogram(&ServiceKey::Addr(Protocol::Tcp, vip)).observe(0.002);
+    m.render(&snap, lvs_agent::metrics::Format::Classic)
+}
+
+/// Every `lvs_…` name in `expr`.
+fn names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("lvs_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        out.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_ask_only_for_metrics_the_agent_serves() {
+    let text = everything();
+    check_metrics(&text);
+    let served: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    // The dashboard: Grafana's JSON model, every query a known series.
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../../deploy/grafana/lvs-dr.json")).unwrap();
+    assert_eq!(dash["uid"], "lvs-dr");
+    assert!(dash["schemaVersion"].as_u64().unwrap() >= 36, "a current Grafana model");
+    let panels = dash["panels"].as_array().unwrap();
+    let mut exprs = Vec::new();
+    for p in panels {
+        let g = &p["gridPos"];
+        assert!(g["w"].as_u64().unwrap() <= 24 && g["h"].as_u64().is_some(), "{p}");
+        assert!(p["id"].as_u64().is_some() && p["type"].as_str().is_some(), "{p}");
+        for t in p["targets"].as_array().into_iter().flatten() {
+            assert!(t["refId"].as_str().is_some(), "{t}");
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() >= 15, "{}", exprs.len());
+    let rules = include_str!("../../deploy/prometheus/lvs-dr.rules.yml");
+    exprs.extend(rules.lines().filter_map(|l| l.trim().strip_prefix("expr: ")).map(String::from));
+    let mut asked = 0;
+    for e in &exprs {
+        for n in names(e) {
+            asked += 1;
+            assert!(served.contains(n.as_str()), "`{n}` (in `{e}`) is not served; served: {served:?}");
+        }
+    }
+    assert!(asked > 20, "{asked}");
+    // Prometheus' own checks: the rules parse, and each alert fires where it should.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus");
+    for args in [
+        &["check", "rules", "lvs-dr.rules.yml"][..],
+        &["test", "rules", "lvs-dr.rules.test.yml"],
+        &["check", "config", "--syntax-only", "prometheus.yml"],
+    ] {
+        let o = std::process::Command::new(promtool()).args(args).current_dir(dir).output().unwrap();
+        assert!(
+            o.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
