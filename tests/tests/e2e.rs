@@ -29,6 +29,78 @@ fn kernel_weight(lab: &Lab, rip: &str) -> Option<u32> {
         .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
 }
 
+/// `ipvsadm -L -n --stats --exact` as (line key → [conns, inpkts, outpkts, inbytes,
+/// outbytes]); keys `TCP 198.18.0.100:80` and `-> 198.18.0.11:80` (the service's).
+fn ipvsadm_stats(lab: &Lab) -> std::collections::BTreeMap<String, Vec<u64>> {
+    text(&lab.exec("director", &["ipvsadm", "-L", "-n", "--stats", "--exact"]))
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let (key, nums) = match w.first() {
+                Some(&"->") if w.len() == 7 => (format!("-> {}", w[1]), &w[2..]),
+                Some(&("TCP" | "UDP" | "SCTP")) if w.len() == 7 => (format!("{} {}", w[0], w[1]), &w[2..]),
+                _ => return None,
+            };
+            Some((key, nums.iter().map(|n| n.parse().unwrap()).collect()))
+        })
+        .collect()
+}
+
+/// One sample of a classic exposition: the line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> u64 {
+    let l = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"));
+    l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+}
+
+/// Issue 15's scrape: the director's `/metrics`, fetched as Prometheus fetches it, during
+/// load and with rs2's httpd stopped. Every IPVS counter lies between two `ipvsadm`
+/// readings taken around the scrape, and the health gauges say rs2 is down and out.
+fn metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(lab: &Lab) {
+    let before = ipvsadm_stats(lab);
+    let t0 = Instant::now();
+    let m = ok(&lab.lvsctl(&["metrics", "director"]));
+    let took = t0.elapsed();
+    let after = ipvsadm_stats(lab);
+    println!("scrape of the director under load: {} ms, {} bytes", took.as_millis(), m.len());
+    let svc = r#"local_address="198.18.0.100",local_port="80""#;
+    let rows = [
+        ("TCP 198.18.0.100:80".to_string(), format!("{{{svc},proto=\"TCP\",local_mark=\"\"}}"), "service"),
+        (
+            "-> 198.18.0.11:80".into(),
+            format!("{{{svc},remote_address=\"198.18.0.11\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"),
+            "backend",
+        ),
+        (
+            "-> 198.18.0.12:80".into(),
+            format!("{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"),
+            "backend",
+        ),
+    ];
+    for (key, labels, kind) in rows {
+        for (i, what) in ["connections", "incoming_packets", "outgoing_packets", "incoming_bytes", "outgoing_bytes"]
+            .into_iter()
+            .enumerate()
+        {
+            let got = sample(&m, &format!("lvs_ipvs_{kind}_{what}_total{labels}"));
+            let (lo, hi) = (before[&key][i], after[&key][i]);
+            assert!(lo <= got && got <= hi, "{key} {what}: ipvsadm {lo} then {hi}, metrics {got}");
+        }
+    }
+    assert!(
+        after["TCP 198.18.0.100:80"][0] > before["TCP 198.18.0.100:80"][0],
+        "the load was flowing: {before:?} {after:?}"
+    );
+    // rs2's httpd is stopped: its probe fails, it is out of service, its weight is 0.
+    let rs2 = format!("{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}");
+    let rs1 = rs2.replace("198.18.0.12", "198.18.0.11");
+    assert_eq!(sample(&m, &format!("lvs_health_up{rs2}")), 0, "{m}");
+    assert_eq!(sample(&m, &format!("lvs_health_in_service{rs2}")), 0, "{m}");
+    assert!(sample(&m, &format!("lvs_health_transitions_total{rs2}")) >= 1, "{m}");
+    assert_eq!(sample(&m, &format!("lvs_ipvs_backend_weight{rs2}")), 0, "{m}");
+    assert_eq!(sample(&m, &format!("lvs_health_in_service{rs1}")), 1, "{m}");
+    assert!(sample(&m, "lvs_agent_generation ") >= 3, "{m}");
+}
+
 #[test]
 #[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
 fn the_articles_lab_end_to_end() {
@@ -123,6 +195,7 @@ fn the_articles_lab_end_to_end() {
             .any(|h| h["destination"] == "198.18.0.12:80" && h["quarantined"] == true),
         "{director:#}"
     );
+    metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(&lab);
     let www = lab.dir.join("rs2/www");
     let httpd_rs2 = lab.spawn(
         "rs2",
