@@ -123,6 +123,12 @@ pub struct StatusArgs {
     /// Only these nodes (repeatable).
     #[arg(long = "node")]
     pub nodes: Vec<String>,
+    /// Refresh every INTERVAL until interrupted (default 2s), like watch(1).
+    #[arg(short, long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = humantime::parse_duration)]
+    pub watch: Option<Duration>,
+    /// With --watch: stop after this many refreshes.
+    #[arg(long, requires = "watch")]
+    pub count: Option<u32>,
 }
 
 /// `lvsctl apply`.

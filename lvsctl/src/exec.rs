@@ -164,9 +164,20 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Validate => validate(cli, out, err),
         Command::Plan(a) => a.exec(cli, out, err),
         Command::Apply(a) => a.exec(cli, out, err),
-        Command::Status(a) => {
-            fleet(cli, err, |c| async move { commands::status::status(&c, &a.nodes, out).await })
-        }
+        Command::Status(a) => fleet(cli, err, |c| async move {
+            match a.watch {
+                None => commands::status::status(&c, &a.nodes, out).await,
+                Some(every) => {
+                    use std::io::IsTerminal;
+                    let w = commands::status::Watch {
+                        every,
+                        count: a.count,
+                        clear: std::io::stdout().is_terminal(),
+                    };
+                    commands::status::watch(&c, &a.nodes, w, out).await
+                }
+            }
+        }),
         Command::Ipvs(a) => a.exec(cli, out, err),
         Command::Rs(a) => a.exec(cli, out, err),
         Command::Rollout(a) => a.exec(cli, out, err),

@@ -48,7 +48,8 @@ fn ipvsadm_stats(lab: &Lab) -> std::collections::BTreeMap<String, Vec<u64>> {
 
 /// One sample of a classic exposition: the line starting with `prefix`.
 fn sample(text: &str, prefix: &str) -> u64 {
-    let l = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"));
+    let l =
+        text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"));
     l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
 }
 
@@ -56,10 +57,14 @@ fn sample(text: &str, prefix: &str) -> u64 {
 /// load and with rs2's httpd stopped. Every IPVS counter lies between two `ipvsadm`
 /// readings taken around the scrape, and the health gauges say rs2 is down and out.
 fn metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(lab: &Lab) {
+    // The kernel folds its per-CPU counters into what it reports every 2 s (the rate
+    // estimator's tick): readings 1.5 s either side of the scrape see the load move.
     let before = ipvsadm_stats(lab);
+    std::thread::sleep(Duration::from_millis(1500));
     let t0 = Instant::now();
     let m = ok(&lab.lvsctl(&["metrics", "director"]));
     let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
     let after = ipvsadm_stats(lab);
     println!("scrape of the director under load: {} ms, {} bytes", took.as_millis(), m.len());
     let svc = r#"local_address="198.18.0.100",local_port="80""#;
@@ -67,19 +72,24 @@ fn metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(lab: &Lab) {
         ("TCP 198.18.0.100:80".to_string(), format!("{{{svc},proto=\"TCP\",local_mark=\"\"}}"), "service"),
         (
             "-> 198.18.0.11:80".into(),
-            format!("{{{svc},remote_address=\"198.18.0.11\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"),
+            format!(
+                "{{{svc},remote_address=\"198.18.0.11\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"
+            ),
             "backend",
         ),
         (
             "-> 198.18.0.12:80".into(),
-            format!("{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"),
+            format!(
+                "{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"
+            ),
             "backend",
         ),
     ];
     for (key, labels, kind) in rows {
-        for (i, what) in ["connections", "incoming_packets", "outgoing_packets", "incoming_bytes", "outgoing_bytes"]
-            .into_iter()
-            .enumerate()
+        for (i, what) in
+            ["connections", "incoming_packets", "outgoing_packets", "incoming_bytes", "outgoing_bytes"]
+                .into_iter()
+                .enumerate()
         {
             let got = sample(&m, &format!("lvs_ipvs_{kind}_{what}_total{labels}"));
             let (lo, hi) = (before[&key][i], after[&key][i]);
@@ -91,7 +101,8 @@ fn metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(lab: &Lab) {
         "the load was flowing: {before:?} {after:?}"
     );
     // rs2's httpd is stopped: its probe fails, it is out of service, its weight is 0.
-    let rs2 = format!("{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}");
+    let rs2 =
+        format!("{{{svc},remote_address=\"198.18.0.12\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}");
     let rs1 = rs2.replace("198.18.0.12", "198.18.0.11");
     assert_eq!(sample(&m, &format!("lvs_health_up{rs2}")), 0, "{m}");
     assert_eq!(sample(&m, &format!("lvs_health_in_service{rs2}")), 0, "{m}");

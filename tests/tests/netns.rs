@@ -64,6 +64,17 @@ fn agents_apply_the_articles_settings_over_mtls() {
         st["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap()).collect();
     assert_eq!(shown, ["rs1", "rs2"], "status --node shows those nodes only");
     assert_eq!(lab.lvsctl(&["status", "--node", "nosuch"]).status.code(), Some(2));
+    // status --watch: one document per refresh, as many refreshes as asked.
+    let o = lab.lvsctl(&["status", "--node", "rs1", "--watch", "200ms", "--count", "3", "-o", "json"]);
+    let docs: Vec<serde_json::Value> =
+        text(&o).lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(docs.len(), 3, "{}", text(&o));
+    assert!(docs.iter().all(|d| d["nodes"][0]["node"] == "rs1"), "{}", text(&o));
+    // The real agents' /metrics, scraped as Prometheus does, with the lab admin's certificate.
+    let m = lvs_tests::ok(&lab.lvsctl(&["metrics", "rs1"]));
+    assert!(m.contains("lvs_agent_info{agent=\"rs1\",role=\"real_server\""), "{m}");
+    assert!(m.contains("# TYPE lvs_agent_events_total counter"), "{m}");
+    assert!(!m.contains("lvs_ipvs_"), "a real server has no IPVS table: {m}");
 
     // Router: both legs, forwarding on.
     let r = addrs(&lab, "router");

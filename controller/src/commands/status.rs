@@ -123,24 +123,77 @@ pub async fn statuses(ctx: &Ctx, nodes: &[String]) -> Vec<NodeResult<NodeStatus>
 
 /// Run it on `nodes` (every node when empty).
 pub async fn status(ctx: &Ctx, nodes: &[String], out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    if let Some(n) = nodes.iter().find(|n| !ctx.fleet.names().contains(n)) {
-        return Err(CmdError::Usage(format!("no node `{n}` in {}", ctx.file.display())));
-    }
+    known(ctx, nodes)?;
     let res = statuses(ctx, nodes).await;
-    let unreachable = res.iter().any(|(_, r)| r.is_err());
-    let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
     if ctx.json {
         json(out, &view(ctx, &res))?;
     } else {
         write!(out, "{}", render(ctx, &res))?;
     }
-    Ok(if unreachable {
+    Ok(verdict(ctx, &res))
+}
+
+fn known(ctx: &Ctx, nodes: &[String]) -> Result<(), CmdError> {
+    match nodes.iter().find(|n| !ctx.fleet.names().contains(n)) {
+        Some(n) => Err(CmdError::Usage(format!("no node `{n}` in {}", ctx.file.display()))),
+        None => Ok(()),
+    }
+}
+
+/// Unreachable beats unhealthy beats healthy.
+fn verdict(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> ExitCode {
+    let unreachable = res.iter().any(|(_, r)| r.is_err());
+    let unhealthy = res.iter().any(|(_, r)| r.as_ref().is_ok_and(|s| !problems(ctx, s).is_empty()));
+    if unreachable {
         Exit::NodeFailed.into()
     } else if unhealthy {
         Exit::Unhealthy.into()
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+/// How `status --watch` refreshes.
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    /// Between the start of one refresh and the start of the next.
+    pub every: std::time::Duration,
+    /// Stop after this many refreshes (none: until interrupted).
+    pub count: Option<u32>,
+    /// Clear the terminal before each refresh (the output is a terminal).
+    pub clear: bool,
+}
+
+/// `status --watch`: the fleet view again every `w.every`, for an admin without
+/// Prometheus. With `-o json`, one compact JSON document per line and refresh. The exit
+/// status is the last refresh's.
+pub async fn watch(ctx: &Ctx, nodes: &[String], w: Watch, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+    known(ctx, nodes)?;
+    let mut tick = tokio::time::interval(w.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut done = 0u32;
+    loop {
+        tick.tick().await;
+        let res = statuses(ctx, nodes).await;
+        if ctx.json {
+            serde_json::to_writer(&mut *out, &view(ctx, &res)).map_err(std::io::Error::other)?;
+            writeln!(out)?;
+        } else {
+            if w.clear {
+                write!(out, "\x1b[H\x1b[2J")?;
+            }
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            writeln!(out, "every {}: lvsctl status    {now}\n", humantime::format_duration(w.every))?;
+            write!(out, "{}", render(ctx, &res))?;
+        }
+        out.flush()?;
+        done += 1;
+        if w.count.is_some_and(|c| done >= c) {
+            return Ok(verdict(ctx, &res));
+        }
+    }
 }
 
 /// The text view: the node table, each director's services, then every problem.

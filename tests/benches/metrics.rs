@@ -1,0 +1,192 @@
+//! `cargo bench -p lvs-tests --bench metrics` (root): what serving `/metrics` costs a
+//! director with 1,000 destinations (10 services × 100 real servers, each health-checked).
+//!
+//! 1. Render: a snapshot of the agent (its IPVS table, here the recording fake's, and its
+//!    health table) and the exposition, CPU per scrape (getrusage of this process).
+//! 2. Scrape: the agent's own HTTPS server and mutual TLS, fetched as `lvsctl metrics`
+//!    (and Prometheus) fetch it, one new connection per scrape: wall time per scrape, and
+//!    this process's CPU per scrape (client and server both, so an upper bound for the
+//!    agent's share).
+//!
+//! Runs in a private network namespace where 198.18.0.0/16 is local on `lo`, with a real
+//! httpd answering the health checks (every 60 s: the probes barely touch the numbers).
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lvs_agent::fake::FakeSystem;
+use lvs_agent::node::Agent;
+use lvs_agent::state::Store;
+use lvs_proto::spec::*;
+
+const SERVICES: usize = 10;
+const PER_SERVICE: usize = 100;
+
+fn enter_private_netns() {
+    // SAFETY: first thing in main, before any thread exists.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        panic!("unshare(CLONE_NEWNET): {} (the benchmark needs root)", std::io::Error::last_os_error());
+    }
+    for args in [&["link", "set", "lo", "up"][..], &["addr", "add", "198.18.0.0/16", "dev", "lo"]] {
+        assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    }
+}
+
+fn httpd(www: &std::path::Path) -> Child {
+    std::fs::write(www.join("index.html"), "ok\n").unwrap();
+    let c = Command::new("busybox")
+        .args(["httpd", "-f", "-p", "80", "-h"])
+        .arg(www)
+        .spawn()
+        .expect("busybox httpd");
+    std::thread::sleep(Duration::from_millis(200));
+    c
+}
+
+fn service(s: usize) -> VirtualServiceSpec {
+    VirtualServiceSpec {
+        name: format!("web{s}"),
+        key: ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            address: format!("198.18.255.{}:80", 1 + s).parse().unwrap(),
+        },
+        scheduler: "rr".into(),
+        persistence: None,
+        flags: vec![],
+        destinations: (0..PER_SERVICE)
+            .map(|i| DestinationSpec {
+                node: format!("rs{i}"),
+                address: format!("198.18.{}.{}:80", 1 + s, 1 + i).parse().unwrap(),
+                forwarding: Forwarding::Route,
+                weight: 1,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            })
+            .collect(),
+        health_check: Some(HealthCheckSpec {
+            probe: ProbeKind::Http { path: "/".into(), expect_status: 200, expect_body: None, host: None },
+            interval_ms: 60_000,
+            timeout_ms: 1000,
+            rise: 2,
+            fall: 3,
+            on_failure: OnFailure::Weight0,
+        }),
+        sorry: None,
+    }
+}
+
+fn spec() -> NodeSpec {
+    NodeSpec {
+        cluster: "bench".into(),
+        node: "director".into(),
+        role: Role::Director,
+        generation: 1,
+        addresses: vec![],
+        routes: vec![],
+        sysctls: vec![],
+        checks: vec![],
+        ipvs_timeouts: None,
+        vrrp: None,
+        virtual_services: (0..SERVICES).map(service).collect(),
+    }
+}
+
+fn cpu() -> Duration {
+    // SAFETY: rusage is plain integers; all-zero is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a zeroed rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    enter_private_netns();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let www = tempfile::tempdir().unwrap();
+    let mut server = httpd(www.path());
+    let dir = tempfile::tempdir().unwrap();
+    let pki = lvs_controller::pki::Pki::new(dir.path().join("pki"));
+    pki.init("bench", false).unwrap();
+    let me = pki.agent("director");
+    pki.issue_agent("director", false).unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let agent = Agent::new("director", sys, Store::new(&dir.path().join("state")));
+    rt.block_on(async {
+        let r = agent.apply(&spec(), "", false).await.unwrap();
+        assert!(r.converged());
+        // Every destination probed once (the first probes are spread over the interval:
+        // wait for the table to fill rather than for the interval).
+        let t0 = Instant::now();
+        while agent.status(None).await.unwrap().health.iter().filter(|h| h.probes > 0).count() < 200 {
+            assert!(t0.elapsed() < Duration::from_secs(60), "probes do not run");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    // 1. Render.
+    let n = 200u32;
+    let (c0, t0) = (cpu(), Instant::now());
+    let mut bytes = 0;
+    for _ in 0..n {
+        let snap = rt.block_on(agent.metrics_snapshot(Some(0)));
+        bytes = agent.events().metrics().render(&snap, lvs_agent::metrics::Format::Classic).len();
+    }
+    let (used, wall) = (cpu() - c0, t0.elapsed());
+    println!(
+        "metrics, {} destinations ({SERVICES} services × {PER_SERVICE}), each health-checked",
+        SERVICES * PER_SERVICE
+    );
+    println!(
+        "  render (snapshot + classic text): {:.2} ms CPU per scrape, {:.2} ms wall; exposition {} KiB",
+        used.as_secs_f64() * 1000.0 / f64::from(n),
+        wall.as_secs_f64() * 1000.0 / f64::from(n),
+        bytes / 1024
+    );
+
+    // 2. Scrape over HTTPS with mutual TLS, a new connection each time.
+    let addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let paths =
+            lvs_agent::config::TlsPaths { ca: pki.ca().cert, cert: me.cert.clone(), key: me.key.clone() };
+        let tls = lvs_agent::tls::server_config("director", &paths).unwrap();
+        let config = lvs_agent::config::MetricsConfig {
+            listen: addr,
+            auth: lvs_agent::config::MetricsAuth::MutualTls,
+        };
+        let a = Arc::clone(&agent);
+        tokio::spawn(
+            async move { lvs_agent::scrape::serve(a, l, &config, &tls, std::future::pending()).await },
+        );
+        addr
+    });
+    let n = 100u32;
+    let mut walls = Vec::new();
+    let c0 = cpu();
+    for _ in 0..n {
+        let t = Instant::now();
+        let text = rt
+            .block_on(lvs_controller::scrape::scrape(&pki, "director", addr, Duration::from_secs(10)))
+            .unwrap();
+        walls.push(t.elapsed());
+        assert!(text.len() > 100_000, "{}", text.len());
+    }
+    let used = cpu() - c0;
+    walls.sort();
+    println!(
+        "  HTTPS scrape (mutual TLS, new connection each): p50 {:.2} ms, max {:.2} ms wall; {:.2} ms CPU per scrape (client + server)",
+        walls[walls.len() / 2].as_secs_f64() * 1000.0,
+        walls[walls.len() - 1].as_secs_f64() * 1000.0,
+        used.as_secs_f64() * 1000.0 / f64::from(n)
+    );
+    println!(
+        "  at a 15 s scrape interval: {:.3}% of one core",
+        100.0 * used.as_secs_f64() / f64::from(n) / 15.0
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
