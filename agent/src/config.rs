@@ -145,6 +145,14 @@ mod tests {
         assert_eq!(c.node, "rs1");
         assert_eq!(c.heal_interval, std::time::Duration::from_secs(30));
         assert_eq!(c.tls.ca, PathBuf::from("/etc/lvs-agent/ca.pem"));
+        assert_eq!(c.metrics, None, "metrics are off unless asked for");
+        // The commented [metrics] section, uncommented, is what it says.
+        let on = include_str!("../../deploy/agent.example.toml")
+            .replace("\n#[metrics]", "\n[metrics]")
+            .replace("\n#listen = \"192.168.40.12:9643\"\n#auth", "\nlisten = \"192.168.40.12:9643\"\nauth");
+        std::fs::write(&p, on).unwrap();
+        let m = Config::load(&p).unwrap().metrics.expect("a [metrics] section");
+        assert_eq!((m.listen.port(), m.auth), (9643, MetricsAuth::MutualTls));
         std::fs::write(
             &p,
             "node = \"x\"\nlisten = \"0.0.0.0:7443\"\nport = 1\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n",
