@@ -16,6 +16,7 @@ pub mod diff;
 pub mod door;
 pub mod enrol;
 pub mod events;
+pub mod exposition;
 pub mod facts;
 pub mod fake;
 pub mod grpc;

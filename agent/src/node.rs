@@ -398,7 +398,7 @@ impl<S: System + 'static> Agent<S> {
     pub async fn metrics_snapshot(
         &self,
         certificate_not_after_unix: Option<u64>,
-    ) -> crate::metrics::Snapshot {
+    ) -> crate::exposition::Snapshot {
         let spec = self.rec.state().ok().and_then(|st| st.spec);
         let director = spec.as_ref().is_some_and(|s| s.role == Role::Director);
         let services = if director {
@@ -418,7 +418,7 @@ impl<S: System + 'static> Agent<S> {
             _ => None,
         });
         let sync_daemons = self.sync_daemons().await;
-        crate::metrics::Snapshot {
+        crate::exposition::Snapshot {
             node: self.node.clone(),
             role: spec.as_ref().map(|s| s.role.as_str().to_string()).unwrap_or_default(),
             generation: spec.as_ref().map_or(0, |s| s.generation),

@@ -157,7 +157,7 @@ async fn answer<S: System + 'static>(
         req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
     );
     let snap = agent.metrics_snapshot(Some(credentials.info().not_after_unix)).await;
-    let body = agent.events().metrics().render(&snap, format);
+    let body = crate::exposition::render(agent.events().metrics(), &snap, format);
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(hyper::header::CONTENT_TYPE, format.content_type().parse().expect("literal"));
     r

@@ -231,7 +231,7 @@ fn everything() -> String {
         probes: 42,
         last_error: String::new(),
     }];
-    let snap = lvs_agent::metrics::Snapshot {
+    let snap = lvs_agent::exposition::Snapshot {
         node: "director".into(),
         role: "director".into(),
         generation: 3,
@@ -258,7 +258,7 @@ fn everything() -> String {
     m.event(lvs_proto::reply::EventKind::Drift);
     m.reconciled("apply", true, Duration::from_millis(12));
     m.probe_histogram(&ServiceKey::Addr(Protocol::Tcp, vip)).observe(0.002);
-    m.render(&snap, lvs_agent::metrics::Format::Classic)
+    lvs_agent::exposition::render(&m, &snap, lvs_agent::metrics::Format::Classic)
 }
 
 /// Every `lvs_…` name in `expr`.

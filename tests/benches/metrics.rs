@@ -133,7 +133,12 @@ fn main() {
     let mut bytes = 0;
     for _ in 0..n {
         let snap = rt.block_on(agent.metrics_snapshot(Some(0)));
-        bytes = agent.events().metrics().render(&snap, lvs_agent::metrics::Format::Classic).len();
+        bytes = lvs_agent::exposition::render(
+            agent.events().metrics(),
+            &snap,
+            lvs_agent::metrics::Format::Classic,
+        )
+        .len();
     }
     let (used, wall) = (cpu() - c0, t0.elapsed());
     println!(
