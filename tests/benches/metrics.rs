@@ -10,7 +10,9 @@
 //!
 //! Runs in a private network namespace where 198.18.0.0/16 is local on `lo`, with a real
 //! httpd answering the health checks (every 60 s: the probes barely touch the numbers).
-use std::process::{Child, Command};
+mod common;
+
+use common::{cpu, enter_private_netns, httpd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,27 +23,6 @@ use lvs_proto::spec::*;
 
 const SERVICES: usize = 10;
 const PER_SERVICE: usize = 100;
-
-fn enter_private_netns() {
-    // SAFETY: first thing in main, before any thread exists.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        panic!("unshare(CLONE_NEWNET): {} (the benchmark needs root)", std::io::Error::last_os_error());
-    }
-    for args in [&["link", "set", "lo", "up"][..], &["addr", "add", "198.18.0.0/16", "dev", "lo"]] {
-        assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-    }
-}
-
-fn httpd(www: &std::path::Path) -> Child {
-    std::fs::write(www.join("index.html"), "ok\n").unwrap();
-    let c = Command::new("busybox")
-        .args(["httpd", "-f", "-p", "80", "-h"])
-        .arg(www)
-        .spawn()
-        .expect("busybox httpd");
-    std::thread::sleep(Duration::from_millis(200));
-    c
-}
 
 fn service(s: usize) -> VirtualServiceSpec {
     VirtualServiceSpec {
@@ -89,15 +70,6 @@ fn spec() -> NodeSpec {
         vrrp: None,
         virtual_services: (0..SERVICES).map(service).collect(),
     }
-}
-
-fn cpu() -> Duration {
-    // SAFETY: rusage is plain integers; all-zero is a valid value.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a zeroed rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn main() {

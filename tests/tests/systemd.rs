@@ -311,3 +311,73 @@ fn after_reboot_the_cluster_comes_back_from_the_agents_alone() {
         assert_eq!(show(&unit(n), "ActiveState"), "inactive");
     }
 }
+
+/// `node`'s VRRP state as `lvsctl status -o json` reports it.
+fn vrrp_state(lab: &Lab, node: &str) -> Option<String> {
+    let (_, st) = lab.json(&["status", "--node", node]);
+    st["nodes"][0]["vrrp"]["state"].as_str().map(String::from)
+}
+
+#[test]
+#[ignore = "needs the systemd floor: run by tests/vm/run systemd (after the reboot test)"]
+fn two_directors_as_real_services_elect_and_hand_over() {
+    step("12. director HA under systemd: keepalived as the agent's child, inside the unit's sandbox");
+    let ha = include_str!("../../deploy/examples/lab-ha.toml");
+    let mut lab = Lab::up_at("sdha", std::path::Path::new("/var/lib/lvslab-ha"), ha, &AGENTS);
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let (m, b) = poll(Duration::from_secs(15), Duration::from_millis(100), || {
+        match (vrrp_state(&lab, "director").as_deref(), vrrp_state(&lab, "director2").as_deref()) {
+            (Some("MASTER"), Some("BACKUP")) => Some(("director", "director2")),
+            (Some("BACKUP"), Some("MASTER")) => Some(("director2", "director")),
+            _ => None,
+        }
+    })
+    .unwrap_or_else(|| panic!("no single master:\n{}\n{}", status_of("director"), status_of("director2")));
+    println!("under systemd: {m} is master, {b} backup");
+    // keepalived runs in the agent's cgroup, under the agent's unit (its capabilities and
+    // address families are the unit's).
+    for d in ["director", "director2"] {
+        let cgroup = show(&unit(d), "ControlGroup");
+        let procs =
+            std::fs::read_to_string(format!("/sys/fs/cgroup{cgroup}/cgroup.procs")).unwrap_or_default();
+        let names: Vec<String> = procs
+            .split_whitespace()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+            .map(|c| c.trim().to_string())
+            .collect();
+        assert!(names.iter().any(|n| n == "keepalived"), "{d}: keepalived not in its unit: {names:?}");
+        let daemons = text(&lab.exec(d, &["ipvsadm", "-L", "--daemon"]));
+        assert!(
+            daemons.contains("master sync daemon") && daemons.contains("backup sync daemon"),
+            "{d}: {daemons}"
+        );
+    }
+    let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
+    assert!(t.contains("exactly one master"), "{t}");
+
+    step("13. planned failover under load, the engines supervised by systemd-run agents: no failed request");
+    let load = lvs_tests::start_load_with(&mut lab, VIP, "ha", &["--timeout", "10s"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let t = ok(&lab.lvsctl(&["director", "failover", "--to", b]));
+    assert!(t.contains(&format!("web: {m} handed over to {b}")), "{t}");
+    std::thread::sleep(Duration::from_millis(800));
+    let report = stop_load(&mut lab, load);
+    println!("load across the hand-over under systemd: {report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["answered"].as_u64().unwrap() > 100, "{report}");
+    assert_eq!(vrrp_state(&lab, b).as_deref(), Some("MASTER"));
+    assert_eq!(vrrp_state(&lab, m).as_deref(), Some("BACKUP"));
+    // The agent's restart (systemd's) takes keepalived down with it and brings it back.
+    let before = restarts(b);
+    ok(&systemctl(&["kill", "--signal=SIGKILL", "--kill-whom=main", &unit(b)]));
+    restarted(b, before, Duration::from_secs(30));
+    let back = poll(Duration::from_secs(15), Duration::from_millis(100), || {
+        let states = (vrrp_state(&lab, "director"), vrrp_state(&lab, "director2"));
+        let masters = [&states.0, &states.1].iter().filter(|s| s.as_deref() == Some("MASTER")).count();
+        let backups = [&states.0, &states.1].iter().filter(|s| s.as_deref() == Some("BACKUP")).count();
+        (masters == 1 && backups == 1).then_some(states)
+    });
+    assert!(back.is_some(), "one master again after {b}'s agent was killed:\n{}", status_of(b));
+    println!("after {b}'s agent was SIGKILLed and restarted by systemd: {:?}", back.unwrap());
+    drop(lab);
+}

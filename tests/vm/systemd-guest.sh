@@ -30,6 +30,7 @@ if [ "$phase" = 1 ]; then
     fi
 else
     run "systemd:after-reboot" 600 /opt/lvs-test/systemd --ignored --exact after_reboot_the_cluster_comes_back_from_the_agents_alone --nocapture --test-threads=1
+    [ $rc = 0 ] && run "systemd:ha" 600 /opt/lvs-test/systemd --ignored --exact two_directors_as_real_services_elect_and_hand_over --nocapture --test-threads=1
 fi
 say "LVSVM-EXIT $rc"
 sync

@@ -1,0 +1,40 @@
+//! What the root benchmarks share: a private network namespace with the test range local,
+//! a real httpd, and this process's CPU time.
+#![allow(dead_code)] // each benchmark uses part of it
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// Enter a network namespace of this process's own where 198.18.0.0/16 is local on `lo`.
+/// Call it first thing in `main`, before any thread exists.
+pub fn enter_private_netns() {
+    // SAFETY: called before any thread exists (see above).
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        panic!("unshare(CLONE_NEWNET): {} (the benchmark needs root)", std::io::Error::last_os_error());
+    }
+    for args in [&["link", "set", "lo", "up"][..], &["addr", "add", "198.18.0.0/16", "dev", "lo"]] {
+        assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    }
+}
+
+/// busybox httpd on port 80 of every local address, serving `ok` from `www` (a child
+/// process: its CPU is not this process's).
+pub fn httpd(www: &std::path::Path) -> Child {
+    std::fs::write(www.join("index.html"), "ok\n").unwrap();
+    let c = Command::new("busybox")
+        .args(["httpd", "-f", "-p", "80", "-h"])
+        .arg(www)
+        .spawn()
+        .expect("busybox httpd");
+    std::thread::sleep(Duration::from_millis(200));
+    c
+}
+
+/// This process's CPU time so far, user and system (getrusage).
+pub fn cpu() -> Duration {
+    // SAFETY: rusage is plain integers; all-zero is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a zeroed rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
