@@ -103,6 +103,9 @@ fn the_lvsctl_deb_carries_binary_completions_and_man_page() {
         "/usr/share/zsh/vendor-completions/_lvsctl",
         "/usr/share/fish/vendor_completions.d/lvsctl.fish",
         "/usr/share/doc/lvsctl/examples/seed.toml",
+        "/usr/share/doc/lvsctl/examples/lab-ha.toml",
+        "/usr/share/doc/lvsctl/prometheus/lvs-dr.rules.yml",
+        "/usr/share/doc/lvsctl/grafana/lvs-dr.json",
     ] {
         assert!(files.iter().any(|x| x == f), "{f} not in {deb}: {files:?}");
     }
