@@ -16,52 +16,19 @@ use std::time::{Duration, Instant};
 use lvs_agent::fake::FakeSystem;
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
-use lvs_proto::spec::*;
+use lvs_proto::spec::NodeSpec;
 
 fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> NodeSpec {
-    NodeSpec {
-        cluster: "bench".into(),
-        node: "director".into(),
-        role: Role::Director,
-        generation: 1,
-        addresses: vec![],
-        routes: vec![],
-        sysctls: vec![],
-        checks: vec![],
-        ipvs_timeouts: None,
-        vrrp: None,
-        virtual_services: vec![VirtualServiceSpec {
-            name: "web".into(),
-            key: ServiceKey::Addr { protocol: Protocol::Tcp, address: "198.18.255.100:80".parse().unwrap() },
-            scheduler: "rr".into(),
-            persistence: None,
-            flags: vec![],
-            destinations: (0..dests)
-                .map(|i| DestinationSpec {
-                    node: format!("rs{i}"),
-                    address: format!("198.18.{}.{}:80", 1 + i / 250, 1 + i % 250).parse().unwrap(),
-                    forwarding: Forwarding::Route,
-                    weight: 1,
-                    upper_threshold: 0,
-                    lower_threshold: 0,
-                })
-                .collect(),
-            health_check: Some(HealthCheckSpec {
-                probe: ProbeKind::Http {
-                    path: "/".into(),
-                    expect_status: 200,
-                    expect_body: None,
-                    host: None,
-                },
-                interval_ms,
-                timeout_ms,
-                rise,
-                fall,
-                on_failure: OnFailure::Weight0,
-            }),
-            sorry: None,
-        }],
-    }
+    let rips = (0..dests).map(|i| format!("198.18.{}.{}", 1 + i / 250, 1 + i % 250));
+    common::director(vec![common::http_service(
+        "web",
+        "198.18.255.100:80",
+        rips,
+        interval_ms,
+        timeout_ms,
+        rise,
+        fall,
+    )])
 }
 
 fn weights(sys: &FakeSystem) -> Vec<u32> {

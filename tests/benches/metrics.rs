@@ -19,57 +19,28 @@ use std::time::{Duration, Instant};
 use lvs_agent::fake::FakeSystem;
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
-use lvs_proto::spec::*;
+use lvs_proto::spec::NodeSpec;
 
 const SERVICES: usize = 10;
 const PER_SERVICE: usize = 100;
 
-fn service(s: usize) -> VirtualServiceSpec {
-    VirtualServiceSpec {
-        name: format!("web{s}"),
-        key: ServiceKey::Addr {
-            protocol: Protocol::Tcp,
-            address: format!("198.18.255.{}:80", 1 + s).parse().unwrap(),
-        },
-        scheduler: "rr".into(),
-        persistence: None,
-        flags: vec![],
-        destinations: (0..PER_SERVICE)
-            .map(|i| DestinationSpec {
-                node: format!("rs{i}"),
-                address: format!("198.18.{}.{}:80", 1 + s, 1 + i).parse().unwrap(),
-                forwarding: Forwarding::Route,
-                weight: 1,
-                upper_threshold: 0,
-                lower_threshold: 0,
+fn spec() -> NodeSpec {
+    common::director(
+        (0..SERVICES)
+            .map(|s| {
+                let rips = (0..PER_SERVICE).map(move |i| format!("198.18.{}.{}", 1 + s, 1 + i));
+                common::http_service(
+                    &format!("web{s}"),
+                    &format!("198.18.255.{}:80", 1 + s),
+                    rips,
+                    60_000,
+                    1000,
+                    2,
+                    3,
+                )
             })
             .collect(),
-        health_check: Some(HealthCheckSpec {
-            probe: ProbeKind::Http { path: "/".into(), expect_status: 200, expect_body: None, host: None },
-            interval_ms: 60_000,
-            timeout_ms: 1000,
-            rise: 2,
-            fall: 3,
-            on_failure: OnFailure::Weight0,
-        }),
-        sorry: None,
-    }
-}
-
-fn spec() -> NodeSpec {
-    NodeSpec {
-        cluster: "bench".into(),
-        node: "director".into(),
-        role: Role::Director,
-        generation: 1,
-        addresses: vec![],
-        routes: vec![],
-        sysctls: vec![],
-        checks: vec![],
-        ipvs_timeouts: None,
-        vrrp: None,
-        virtual_services: (0..SERVICES).map(service).collect(),
-    }
+    )
 }
 
 fn main() {

@@ -324,7 +324,8 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     step("12. director HA under systemd: keepalived as the agent's child, inside the unit's sandbox");
     // Past the first lab's generations: its director and real servers' state directories
     // (/var/lib/lvs-agent/NODE) outlive `lab down`, and an agent refuses an older generation.
-    let ha = edit(include_str!("../../deploy/examples/lab-ha.toml"), &[("generation = 1", "generation = 10")]);
+    let ha =
+        edit(include_str!("../../deploy/examples/lab-ha.toml"), &[("generation = 1", "generation = 10")]);
     let mut lab = Lab::up_at("sdha", std::path::Path::new("/var/lib/lvslab-ha"), &ha, &AGENTS);
     ok(&lab.lvsctl(&["apply", "--yes"]));
     let (m, b) = poll(Duration::from_secs(15), Duration::from_millis(100), || {

@@ -38,3 +38,62 @@ pub fn cpu() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(u.ru_utime) + tv(u.ru_stime)
 }
+
+use lvs_proto::spec::*;
+
+/// A director's spec holding `services` and nothing else.
+pub fn director(services: Vec<VirtualServiceSpec>) -> NodeSpec {
+    NodeSpec {
+        cluster: "bench".into(),
+        node: "director".into(),
+        role: Role::Director,
+        generation: 1,
+        addresses: vec![],
+        routes: vec![],
+        sysctls: vec![],
+        checks: vec![],
+        ipvs_timeouts: None,
+        vrrp: None,
+        virtual_services: services,
+    }
+}
+
+/// An rr service `name` on `vip` with DR destinations at `rips` (port 80, weight 1), each
+/// checked by `GET /` (status 200) every `interval_ms`, quarantined to weight 0.
+pub fn http_service(
+    name: &str,
+    vip: &str,
+    rips: impl Iterator<Item = String>,
+    interval_ms: u64,
+    timeout_ms: u64,
+    rise: u32,
+    fall: u32,
+) -> VirtualServiceSpec {
+    VirtualServiceSpec {
+        name: name.into(),
+        key: ServiceKey::Addr { protocol: Protocol::Tcp, address: vip.parse().unwrap() },
+        scheduler: "rr".into(),
+        persistence: None,
+        flags: vec![],
+        destinations: rips
+            .enumerate()
+            .map(|(i, rip)| DestinationSpec {
+                node: format!("rs{i}"),
+                address: format!("{rip}:80").parse().unwrap(),
+                forwarding: Forwarding::Route,
+                weight: 1,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            })
+            .collect(),
+        health_check: Some(HealthCheckSpec {
+            probe: ProbeKind::Http { path: "/".into(), expect_status: 200, expect_body: None, host: None },
+            interval_ms,
+            timeout_ms,
+            rise,
+            fall,
+            on_failure: OnFailure::Weight0,
+        }),
+        sorry: None,
+    }
+}
