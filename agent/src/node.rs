@@ -375,6 +375,11 @@ impl<S: System + 'static> Agent<S> {
     /// router or real server the question alone would make the kernel load ip_vs.
     pub async fn sync_daemons(&self) -> Vec<lvs_proto::reply::SyncDaemon> {
         let director = self.rec.state().is_ok_and(|st| st.spec.is_some_and(|s| s.role == Role::Director));
+        self.sync_daemons_of(director).await
+    }
+
+    /// [`Agent::sync_daemons`] when the caller already knows whether this is a director.
+    async fn sync_daemons_of(&self, director: bool) -> Vec<lvs_proto::reply::SyncDaemon> {
         if !director {
             return Vec::new();
         }
@@ -417,7 +422,7 @@ impl<S: System + 'static> Agent<S> {
             CheckSpec::ClockOffset { max_offset_ms, .. } => Some(*max_offset_ms),
             _ => None,
         });
-        let sync_daemons = self.sync_daemons().await;
+        let sync_daemons = self.sync_daemons_of(director).await;
         crate::exposition::Snapshot {
             node: self.node.clone(),
             role: spec.as_ref().map(|s| s.role.as_str().to_string()).unwrap_or_default(),

@@ -62,6 +62,13 @@ fn an_unreachable_agent_is_named_and_the_exit_code_says_so() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stdout));
     let t = text(&o.stdout);
     assert!(t.contains("router: FAILED unreachable") && t.contains("nothing was changed"), "{t}");
+    // A scrape of an agent that does not answer: named, exit 3; of no such node: exit 2.
+    let o = lvsctl(&["-f", d, "--deadline", "2s", "metrics", "router", "--address", "127.0.0.1:9"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("router at 127.0.0.1:9"), "{}", text(&o.stderr));
+    let o = lvsctl(&["-f", d, "metrics", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no node `nosuch`"), "{}", text(&o.stderr));
 }
 
 #[test]
@@ -261,7 +268,13 @@ fn every_command_honours_json_or_refuses_it() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["written"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().ends_with("ca.pem")), "{v}");
     // Output that is not data refuses -o json instead of ignoring it.
-    for args in [&["completions", "bash"][..], &["man"], &["ipvs", "restore", "-"], &["lab", "down"]] {
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["ipvs", "restore", "-"],
+        &["lab", "down"],
+        &["metrics", "rs1"],
+    ] {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
         let o = lvsctl(&a);
@@ -385,17 +398,9 @@ fn the_ca_key_stays_out_of_git_trees_and_is_not_replaced_unasked() {
 fn callers_get_pki_directories_of_their_own_and_the_ledger_lists_and_revokes() {
     let (dir, d) = with_pki();
     let out = dir.path().join("grafana-pki");
-    let o = lvsctl(&[
-        "-f",
-        &d,
-        "pki",
-        "issue-admin",
-        "grafana",
-        "--role",
-        "viewer",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let issue =
+        ["-f", &d, "pki", "issue-admin", "grafana", "--role", "viewer", "--out", out.to_str().unwrap()];
+    let o = lvsctl(&issue);
     assert!(o.status.success(), "{}", text(&o.stderr));
     for f in ["ca.pem", "controller.pem", "controller.key"] {
         assert!(out.join(f).exists(), "{f}");
@@ -403,17 +408,7 @@ fn callers_get_pki_directories_of_their_own_and_the_ledger_lists_and_revokes() {
     assert!(!out.join("ca.key").exists(), "a caller's directory holds no CA key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(out.join("controller.key")).unwrap().permissions().mode() & 0o777, 0o600);
-    let again = lvsctl(&[
-        "-f",
-        &d,
-        "pki",
-        "issue-admin",
-        "grafana",
-        "--role",
-        "viewer",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let again = lvsctl(&issue);
     assert!(!again.status.success() && text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
     let o = lvsctl(&["-f", &d, "pki", "issue-admin", "../x", "--role", "admin"]);
     assert!(!o.status.success() && text(&o.stderr).contains("cannot be a DNS name"), "{}", text(&o.stderr));
