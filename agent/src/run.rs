@@ -165,6 +165,16 @@ pub async fn serve<S: crate::system::System + 'static>(
         return Ok(());
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
+    // Bound before anything is applied: a taken metrics port stops the agent with nothing
+    // changed, rather than after it re-applied its spec (and again at every restart).
+    let metrics_listener = match &config.metrics {
+        Some(m) => Some(
+            tokio::net::TcpListener::bind(m.listen)
+                .await
+                .map_err(|source| RunError::Listen { addr: m.listen, source })?,
+        ),
+        None => None,
+    };
     let engine_dir = config.state_dir.join("keepalived");
     let sys = sys()?;
     let kernel = Arc::clone(&sys);
@@ -205,10 +215,7 @@ pub async fn serve<S: crate::system::System + 'static>(
             "listening on every address, the VIPs included: set listen to this node's agent address"
         );
     }
-    if let Some(m) = &config.metrics {
-        let l = tokio::net::TcpListener::bind(m.listen)
-            .await
-            .map_err(|source| RunError::Listen { addr: m.listen, source })?;
+    if let (Some(m), Some(l)) = (&config.metrics, metrics_listener) {
         let (agent, m, tls, stop) = (Arc::clone(&agent), m.clone(), tls.clone(), shutdown.clone());
         tokio::spawn(async move { crate::scrape::serve(agent, l, &m, &tls, stop).await });
     }

@@ -326,3 +326,35 @@ fn the_dashboard_and_the_alerts_ask_only_for_metrics_the_agent_serves() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_taken_metrics_port_stops_the_agent_before_it_changes_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path().join("pki"));
+    pki.init("metrics", false).unwrap();
+    let me = pki.issue_agent("director", false).unwrap();
+    // A stored spec the agent would re-apply at start.
+    let c = lvs_controller::load::load_str("lab.toml", LAB).unwrap().cluster;
+    let spec = lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == "director").unwrap();
+    let state = dir.path().join("state");
+    let a = Agent::new("director", Arc::new(FakeSystem::new(&["eth1"], true)), Store::new(&state));
+    a.apply(&spec, "", false).await.unwrap();
+    drop(a);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = lvs_agent::config::Config {
+        node: "director".into(),
+        listen: listener.local_addr().unwrap(),
+        state_dir: state,
+        heal_interval: Duration::ZERO,
+        tls: TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key },
+        metrics: Some(MetricsConfig { listen: taken.local_addr().unwrap(), auth: MetricsAuth::Open }),
+    };
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let kernel = Arc::clone(&sys);
+    let e = lvs_agent::run::serve(&config, listener, move || Ok(kernel), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains(&taken.local_addr().unwrap().to_string()), "{e}");
+    assert!(sys.calls.lock().unwrap().is_empty(), "nothing touched: {:?}", sys.calls.lock().unwrap());
+}
