@@ -33,7 +33,13 @@ async fn director() -> Director {
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));
     let agent = Agent::new("director", sys, Store::new(&dir.path().join("state")));
     let c = lvs_controller::load::load_str("lab.toml", LAB).unwrap().cluster;
-    let spec = lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == "director").unwrap();
+    let mut spec = lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == "director").unwrap();
+    // No health checks: nothing answers on the lab's real-server addresses here, so their
+    // probes would quarantine them (weight 0) at a moment that depends on the machine's
+    // load. The health families are checked on `everything()` below.
+    for v in &mut spec.virtual_services {
+        v.health_check = None;
+    }
     let r = agent.apply(&spec, "", false).await.unwrap();
     assert!(r.converged(), "{r:?}");
     Director { dir, pki, agent }
