@@ -105,7 +105,7 @@ pub fn effective_destination(
     let key = override_key(&v.key, d.address);
     let mut dest = convert::destination(d);
     if runtime.quarantined.contains(&key) {
-        let remove = v.health_check.as_ref().is_some_and(|h| h.on_failure == OnFailure::Remove);
+        let remove = v.check_of(d).is_some_and(|h| h.on_failure == OnFailure::Remove);
         if remove {
             return None;
         }
@@ -114,12 +114,6 @@ pub fn effective_destination(
         dest.weight = *w;
     }
     Some(dest)
-}
-
-/// Whether every destination of `v` is quarantined: the sorry server's cue.
-pub fn all_quarantined(v: &lvs_proto::spec::VirtualServiceSpec, runtime: &Runtime) -> bool {
-    !v.destinations.is_empty()
-        && v.destinations.iter().all(|d| runtime.quarantined.contains(&override_key(&v.key, d.address)))
 }
 
 /// Diff `spec` (with the runtime layer on top) against `observed`.
@@ -152,7 +146,7 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
                 let mut dests: Vec<Destination> =
                     v.destinations.iter().filter_map(|d| effective_destination(v, d, runtime)).collect();
                 if let Some(s) = &v.sorry
-                    && all_quarantined(v, runtime)
+                    && crate::quorum::degraded(v, runtime)
                 {
                     dests.push(Destination { weight: 1, ..convert::destination(s) });
                 }

@@ -1,7 +1,7 @@
 //! The exposition a scrape gets: what [`Metrics`] counted, then a [`Snapshot`] of the node
 //! read at that moment (its IPVS table with the kernel's counters, health, generation,
 //! certificate, clock, VRRP, sync daemons), in the format the scraper asked for.
-use lvs_proto::reply::{SyncDaemon, VrrpState, VrrpStatus};
+use lvs_proto::reply::{ServiceHealth, SyncDaemon, VrrpState, VrrpStatus};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub services: Vec<IpvsService>,
     /// Directors: each checked destination.
     pub health: Vec<DestHealth>,
+    /// Directors: each watched service against its quorum.
+    pub quorum: Vec<ServiceHealth>,
     /// The serving certificate's expiry, seconds since the epoch.
     pub certificate_not_after_unix: Option<u64>,
     /// The last clock reading's offset, milliseconds (positive: ahead).
@@ -269,6 +271,30 @@ impl Snapshot {
             self.health
                 .iter()
                 .map(|h| (backend_labels(&crate::convert::service_key(&h.service), h.dest), h.probes)),
+        );
+        let per_service = |f: fn(&ServiceHealth) -> f64| {
+            self.quorum
+                .iter()
+                .map(move |q| (service_labels(&crate::convert::service_key(&q.service)), f(q)))
+                .collect::<Vec<_>>()
+        };
+        gauges(
+            reg,
+            "lvs_health_service_in_service",
+            "Real servers of a service in service (not quarantined)",
+            per_service(|q| f64::from(q.in_service)),
+        );
+        gauges(
+            reg,
+            "lvs_health_service_quorum",
+            "The quorum of a service",
+            per_service(|q| f64::from(q.quorum)),
+        );
+        gauges(
+            reg,
+            "lvs_health_service_degraded",
+            "Whether a service is below its quorum (its sorry server, if any, takes traffic)",
+            per_service(|q| f64::from(u8::from(q.degraded))),
         );
     }
 }

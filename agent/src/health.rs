@@ -1,4 +1,5 @@
-//! Director-side health checks of every destination (HTTP GET or TCP connect).
+//! Director-side health checks of every destination (HTTP or HTTPS GET, TCP connect, or
+//! an executable: [`crate::probe`]), each with its service's check or its own.
 //!
 //! One task per destination, started with a stagger inside its interval so hundreds of
 //! probes spread out instead of firing together; a slow probe never delays another. A
@@ -6,17 +7,21 @@
 //! definition) through the reconciler's runtime layer, so the change is persisted and
 //! survives re-applies; `rise` successes in a row restore it. Transitions go to one flusher
 //! task that applies everything queued as a single change: a switch that takes down 200
-//! servers at once costs one reconcile, not 200 in a row.
+//! servers at once costs one reconcile, not 200 in a row. The same change settles each
+//! service against its quorum ([`crate::quorum`]), and every transition is published as an
+//! event and handed to the service's notify hook ([`crate::notify`]).
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lvs_proto::NodeSpec;
-use lvs_proto::spec::{HealthCheckSpec, ProbeKind, ServiceKey};
+use lvs_proto::spec::{HealthCheckSpec, ServiceKey, VirtualServiceSpec};
 use tokio::task::JoinHandle;
 
 use crate::events::Events;
+use crate::notify::{Note, Notifier};
+use crate::probe::Prober;
 use crate::reconcile::Reconciler;
 use crate::state::{DestKey, Runtime, override_key};
 use crate::system::System;
@@ -104,6 +109,14 @@ pub struct Health {
     flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
 }
 
+/// What a destination's task is started with.
+struct Wanted {
+    service: ServiceKey,
+    name: String,
+    dest: SocketAddr,
+    hc: HealthCheckSpec,
+}
+
 impl Health {
     /// Stop every probe and forget every destination (the node was decommissioned).
     pub fn stop(&self) {
@@ -144,30 +157,32 @@ impl Health {
     ) {
         let mut wanted = BTreeMap::new();
         for v in &spec.virtual_services {
-            let Some(hc) = &v.health_check else { continue };
             for d in &v.destinations {
-                wanted.insert(override_key(&v.key, d.address), (v.key, d.address, hc.clone()));
+                let Some(hc) = v.check_of(d) else { continue };
+                let w = Wanted { service: v.key, name: v.name.clone(), dest: d.address, hc: hc.clone() };
+                wanted.insert(override_key(&v.key, d.address), w);
             }
         }
         let tx = {
             let mut f = self.flusher.lock().expect("health flusher");
             let (tx, _) = f.get_or_insert_with(|| {
                 let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
-                (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone())))
+                let notifier = Notifier::spawn();
+                (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone(), notifier)))
             });
             tx.clone()
         };
         let mut tasks = self.tasks.lock().expect("health tasks");
         let mut table = self.table.lock().expect("health table");
         tasks.retain(|k, (hc, t)| {
-            let keep = wanted.get(k).is_some_and(|(_, _, w)| w == hc);
+            let keep = wanted.get(k).is_some_and(|w| w.hc == *hc);
             if !keep {
                 t.abort();
                 table.remove(k);
             }
             keep
         });
-        for (i, (key, (service, dest, hc))) in wanted.into_iter().enumerate() {
+        for (i, (key, w)) in wanted.into_iter().enumerate() {
             if tasks.contains_key(&key) {
                 continue;
             }
@@ -175,8 +190,8 @@ impl Health {
             table.insert(
                 key,
                 DestHealth {
-                    service,
-                    dest,
+                    service: w.service,
+                    dest: w.dest,
                     up: !quarantined,
                     quarantined,
                     successes: 0,
@@ -186,55 +201,51 @@ impl Health {
                     last_error: String::new(),
                 },
             );
-            let first = stagger(hc.interval_ms, i);
-            let latency = events.metrics().probe_histogram(&crate::convert::service_key(&service));
-            let task = tokio::spawn(run(key, hc.clone(), first, self.table.clone(), tx.clone(), latency));
-            tasks.insert(key, (hc, task));
+            let first = stagger(w.hc.interval_ms, i);
+            let latency = events.metrics().probe_histogram(&crate::convert::service_key(&w.service));
+            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc);
+            let task =
+                tokio::spawn(run(key, w.hc.clone(), prober, first, self.table.clone(), tx.clone(), latency));
+            tasks.insert(key, (w.hc, task));
         }
     }
 }
 
-/// Probe one destination once.
-pub async fn probe(dest: SocketAddr, hc: &HealthCheckSpec) -> Result<(), String> {
-    let timeout = Duration::from_millis(hc.timeout_ms);
-    match &hc.probe {
-        ProbeKind::Tcp => crate::http::connect(dest, timeout).await,
-        ProbeKind::Http { path, expect_status, expect_body, host } => {
-            let host = host.clone().unwrap_or_else(|| dest.ip().to_string());
-            let r = crate::http::get(dest, &host, path, timeout).await?;
-            if r.status != *expect_status {
-                return Err(format!("status {} (expected {expect_status})", r.status));
-            }
-            if let Some(b) = expect_body
-                && !String::from_utf8_lossy(&r.body).contains(b.as_str())
-            {
-                return Err(format!("body lacks `{b}`"));
-            }
-            Ok(())
-        }
-    }
+/// Probe one destination once (a one-off: the checker prepares its probes once).
+pub async fn probe(
+    name: &str,
+    service: &ServiceKey,
+    dest: SocketAddr,
+    hc: &HealthCheckSpec,
+) -> Result<(), String> {
+    Prober::new(name, service, dest, hc).probe().await
 }
 
+/// Probe every interval; after a failure, after the retry interval if the check has one.
 async fn run(
     key: DestKey,
     hc: HealthCheckSpec,
+    prober: Prober,
     stagger: Duration,
     table: Table,
     tx: Sender,
     latency: prometheus_client::metrics::histogram::Histogram,
 ) {
-    tokio::time::sleep(stagger).await;
-    let mut tick = tokio::time::interval(Duration::from_millis(hc.interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interval = Duration::from_millis(hc.interval_ms);
+    let retry = hc.retry_interval_ms.map(Duration::from_millis);
+    let mut next = tokio::time::Instant::now() + stagger;
     loop {
-        tick.tick().await;
-        let dest = match table.lock().expect("health table").get(&key) {
-            Some(h) => h.dest,
-            None => return,
-        };
+        tokio::time::sleep_until(next).await;
         let t0 = tokio::time::Instant::now();
-        let result = probe(dest, &hc).await;
+        let result = prober.probe().await;
         latency.observe(t0.elapsed().as_secs_f64());
+        // From the probe's start, as an interval timer would; never in the past (a probe
+        // never takes longer than its timeout, which is shorter than both).
+        next = t0
+            + match (&result, retry) {
+                (Err(_), Some(r)) => r,
+                _ => interval,
+            };
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };
@@ -248,12 +259,14 @@ async fn run(
     }
 }
 
-/// Apply queued transitions, everything queued at once as one runtime change.
+/// Apply queued transitions, everything queued at once as one runtime change, then
+/// publish them and run the services' hooks.
 async fn flush<S: System + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<Transition>,
     table: Table,
     rec: Arc<Reconciler<S>>,
     events: Events,
+    notifier: Notifier,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = BTreeMap::new();
@@ -273,25 +286,36 @@ async fn flush<S: System + 'static>(
         }
         let change = batch.clone();
         let r = rec
-            .update_runtime(move |_, rt| {
-                for x in change {
+            .update_runtime(move |spec, rt| {
+                for x in &change {
                     if x.quarantine {
                         rt.quarantined.insert(x.key);
                     } else {
                         rt.quarantined.remove(&x.key);
                     }
                 }
-                Ok(())
+                let mut notes: Vec<Announcement> =
+                    change.iter().filter_map(|x| destination_note(spec, x)).collect();
+                notes.extend(
+                    crate::quorum::settle(spec, rt).into_iter().map(|(v, lost)| quorum_note(v, rt, lost)),
+                );
+                Ok(notes)
             })
             .await;
         match r {
-            Ok(_) => {
+            Ok((notes, _)) => {
                 let mut t = table.lock().expect("health table");
-                for x in batch {
+                for x in &batch {
                     if let Some(h) = t.get_mut(&x.key) {
                         h.quarantined = x.quarantine;
                         h.transitions += 1;
-                        events.emit(EventKind::Health, format!("{} {}", h.dest, x.why));
+                    }
+                }
+                drop(t);
+                for n in notes {
+                    events.emit(EventKind::Health, n.message);
+                    if let Some(note) = n.hook {
+                        notifier.send(note);
                     }
                 }
             }
@@ -310,10 +334,70 @@ async fn flush<S: System + 'static>(
     }
 }
 
+/// A transition in force: the event's message and the hook run it calls for.
+struct Announcement {
+    message: String,
+    hook: Option<Note>,
+}
+
+/// The hook run of `v` for `event`, with the variables every run has.
+fn hook(
+    v: &VirtualServiceSpec,
+    event: &str,
+    reason: &str,
+    more: Vec<(&'static str, String)>,
+) -> Option<Note> {
+    if v.notify.is_empty() {
+        return None;
+    }
+    let mut env = vec![
+        ("LVS_EVENT", event.to_string()),
+        ("LVS_SERVICE", v.name.clone()),
+        ("LVS_VIRTUAL", v.key.to_string()),
+        ("LVS_REASON", reason.to_string()),
+    ];
+    env.extend(more);
+    Some(Note { command: v.notify.clone(), env })
+}
+
+/// A destination quarantined (`down`) or restored (`up`).
+fn destination_note(spec: &NodeSpec, x: &Transition) -> Option<Announcement> {
+    let v = spec.virtual_services.iter().find(|v| v.key == x.key.service)?;
+    let d = v.destinations.iter().find(|d| d.address == x.key.dest)?;
+    let event = if x.quarantine { "down" } else { "up" };
+    let more = vec![
+        ("LVS_RS_NODE", d.node.clone()),
+        ("LVS_RS_ADDRESS", d.address.ip().to_string()),
+        ("LVS_RS_PORT", d.address.port().to_string()),
+    ];
+    Some(Announcement { message: format!("{} {}", d.address, x.why), hook: hook(v, event, &x.why, more) })
+}
+
+/// A service that lost (`lost`) or regained its quorum.
+fn quorum_note(v: &VirtualServiceSpec, rt: &Runtime, lost: bool) -> Announcement {
+    let n = crate::quorum::in_service(v, rt);
+    let counts = format!("{n} of {} real server(s) in service, quorum {}", v.destinations.len(), v.quorum);
+    let sorry = v.sorry.as_ref().map(|s| {
+        if lost {
+            format!("; sorry server {} takes traffic", s.address)
+        } else {
+            format!("; sorry server {} withdrawn", s.address)
+        }
+    });
+    let what = if lost { "quorum lost" } else { "quorum regained" };
+    let reason = format!("{counts}{}", sorry.unwrap_or_default());
+    let event = if lost { "quorum-lost" } else { "quorum-regained" };
+    let more = vec![("LVS_IN_SERVICE", n.to_string()), ("LVS_QUORUM", v.quorum.to_string())];
+    Announcement {
+        message: format!("service {} ({}): {what}: {reason}", v.name, v.key),
+        hook: hook(v, event, &reason, more),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_proto::spec::OnFailure;
+    use lvs_proto::spec::{OnFailure, ProbeKind};
 
     fn hc(rise: u32, fall: u32) -> HealthCheckSpec {
         HealthCheckSpec {
@@ -323,6 +407,9 @@ mod tests {
             rise,
             fall,
             on_failure: OnFailure::Weight0,
+            connect_ip: None,
+            connect_port: None,
+            retry_interval_ms: None,
         }
     }
 
@@ -406,7 +493,7 @@ mod tests {
             tx.try_send(Transition { key: *k, quarantine: true, why: "down".into() }).unwrap();
         }
         drop(tx);
-        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default()).await;
+        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn()).await;
         assert_eq!(*sys.ipvs_batches.lock().unwrap(), [2], "one kernel batch with both weight edits");
         let st = rec.state().unwrap();
         assert_eq!(st.runtime.quarantined.len(), 2);

@@ -49,15 +49,57 @@ impl Response {
 
 /// GET `path` from `addr` with `Host: host`; the whole exchange must finish within `timeout`.
 pub async fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Response, String> {
-    match tokio::time::timeout(timeout, exchange(addr, host, path)).await {
+    get_capped(addr, host, path, timeout, MAX_BODY).await
+}
+
+/// GET over TLS: handshake with `tls` presenting `name` (SNI, verified by the connector's
+/// rules), then as [`get`]; at most `cap` bytes of the body are read.
+pub async fn get_tls(
+    addr: SocketAddr,
+    tls: &tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<Response, String> {
+    within(timeout, async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let stream =
+            tls.connect(name, stream).await.map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+        exchange(stream, host, path, cap).await
+    })
+    .await
+}
+
+/// Plain GET reading at most `cap` bytes of the body (a digest check needs all of it).
+pub async fn get_capped(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<Response, String> {
+    within(timeout, async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        exchange(stream, host, path, cap).await
+    })
+    .await
+}
+
+async fn within<T>(timeout: Duration, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    match tokio::time::timeout(timeout, f).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
 }
 
-async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Result<Response, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
+async fn exchange<S>(stream: S, host: &str, path: &str, cap: usize) -> Result<Response, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("http handshake: {e}"))?;
@@ -70,7 +112,7 @@ async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Result<Response, 
     let exchange = async {
         let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
-        let body = read_capped(resp.into_body(), MAX_BODY).await?;
+        let body = read_capped(resp.into_body(), cap).await?;
         Ok(Response { status, body })
     };
     // The connection task must be polled while the response is read; it may finish first

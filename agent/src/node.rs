@@ -404,7 +404,12 @@ impl<S: System + 'static> Agent<S> {
         &self,
         certificate_not_after_unix: Option<u64>,
     ) -> crate::exposition::Snapshot {
-        let spec = self.rec.state().ok().and_then(|st| st.spec);
+        let state = self.rec.state().ok();
+        let quorum = state
+            .as_ref()
+            .and_then(|st| st.spec.as_ref().map(|s| crate::quorum::view(s, &st.runtime)))
+            .unwrap_or_default();
+        let spec = state.and_then(|st| st.spec);
         let director = spec.as_ref().is_some_and(|s| s.role == Role::Director);
         let services = if director {
             match self.rec.system().ipvs().await {
@@ -429,6 +434,7 @@ impl<S: System + 'static> Agent<S> {
             generation: spec.as_ref().map_or(0, |s| s.generation),
             services,
             health: self.health.snapshot(),
+            quorum,
             certificate_not_after_unix,
             clock_offset_ms,
             clock_limit_ms,

@@ -536,5 +536,6 @@ fn preflight(spec: &NodeSpec, observed: &Observed) -> Result<(), ReconcileError>
     if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
         missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
     }
+    missing.extend(crate::probe::missing_files(spec));
     if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
 }

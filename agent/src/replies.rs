@@ -105,6 +105,7 @@ pub fn status(v: &StatusView) -> NodeStatus {
         // The handler's, from the engine and the kernel.
         vrrp: None,
         sync_daemons: Vec::new(),
+        services: spec.map(|s| crate::quorum::view(s, &v.state.runtime)).unwrap_or_default(),
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Runtime {
     /// `lvsctl ipvs clear`: the agent's IPVS services are withdrawn until the next apply.
     #[serde(default)]
     pub ipvs_cleared: bool,
+    /// Services below their quorum as last decided (the hysteresis band's memory).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub degraded: BTreeSet<lvs_proto::spec::ServiceKey>,
 }
 
 /// Stable fingerprint of a spec: SHA-256 of its JSON.

@@ -243,6 +243,17 @@ fn everything() -> String {
         generation: 3,
         services,
         health,
+        quorum: vec![lvs_proto::reply::ServiceHealth {
+            service: lvs_proto::spec::ServiceKey::Addr {
+                protocol: lvs_proto::spec::Protocol::Tcp,
+                address: vip,
+            },
+            name: "web".into(),
+            in_service: 1,
+            total: 2,
+            quorum: 2,
+            degraded: true,
+        }],
         certificate_not_after_unix: Some(2_000_000_000),
         clock_offset_ms: Some(-12),
         clock_limit_ms: Some(1000),

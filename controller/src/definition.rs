@@ -181,8 +181,14 @@ pub struct ServiceDef {
     /// Real servers.
     #[serde(default)]
     pub real_servers: Vec<RealServerDef>,
-    /// A real_server node that takes the traffic when every real server is quarantined.
+    /// A real_server node that takes traffic while the service is below its quorum.
     pub sorry_server: Option<RealServerDef>,
+    /// Real servers in service below which the service is degraded (default 1).
+    pub quorum: Option<i64>,
+    /// Dead band around the quorum (default 0).
+    pub hysteresis: Option<i64>,
+    /// An executable on the director and its arguments, run on every health transition.
+    pub notify: Option<Vec<String>>,
 }
 
 fn tcp() -> String {
@@ -204,23 +210,40 @@ pub struct PersistenceDef {
     pub netmask: Option<String>,
 }
 
-/// `check = { kind = "http", ... }`.
-#[derive(Debug, Clone, Deserialize)]
+/// `check = { kind = "http", ... }`: a service's check, or a real server's overrides of it
+/// (then every key is optional and the service's fill the gaps).
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CheckDef {
-    /// `http` or `tcp`.
-    pub kind: String,
+    /// `http`, `https`, `tcp`, `exec` or `none`.
+    pub kind: Option<String>,
     /// HTTP path (default `/`).
     pub path: Option<String>,
     /// Expected HTTP status (default 200).
     pub expect_status: Option<i64>,
     /// Text the body must contain.
     pub expect_body: Option<String>,
+    /// MD5 of the body, hex (keepalived `digest`).
+    pub expect_digest: Option<String>,
     /// Host header.
     pub host: Option<String>,
+    /// HTTPS: the server name sent and verified (SNI; default: the Host header, if any).
+    pub sni: Option<String>,
+    /// HTTPS: verify the certificate (default true).
+    pub verify: Option<bool>,
+    /// HTTPS: a PEM file of CA certificates on the director (default: its trust store).
+    pub ca_file: Option<String>,
+    /// `exec`: absolute path of an executable on the director, then its arguments.
+    pub command: Option<Vec<String>>,
+    /// Probe this address instead of the real server's (keepalived `connect_ip`).
+    pub connect_ip: Option<String>,
+    /// Probe this port instead of the service's (keepalived `connect_port`).
+    pub port: Option<i64>,
     /// Interval, default `"2s"`.
     pub interval: Option<String>,
     /// Timeout, default `"1s"`.
     pub timeout: Option<String>,
+    /// After a failure, probe again this soon (keepalived `delay_before_retry`).
+    pub retry_interval: Option<String>,
     /// Successes to restore, default 2.
     pub rise: Option<i64>,
     /// Failures to quarantine, default 3.
@@ -244,4 +267,6 @@ pub struct RealServerDef {
     pub upper_threshold: Option<i64>,
     /// Lower connection threshold.
     pub lower_threshold: Option<i64>,
+    /// Overrides of the service's check for this real server (`kind = "none"`: unchecked).
+    pub check: Option<CheckDef>,
 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use lvs_proto::spec::{HealthCheckSpec, Persistence, Role, ServiceFlag, ServiceKey};
+use lvs_proto::spec::{DestinationCheck, HealthCheckSpec, Persistence, Role, ServiceFlag, ServiceKey};
 
 /// A checked cluster definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,8 +138,14 @@ pub struct Service {
     pub check: Option<HealthCheckSpec>,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
-    /// Stands in when every real server is quarantined.
+    /// Takes traffic while the service is below its quorum.
     pub sorry: Option<RealServer>,
+    /// Real servers in service below which the service is degraded.
+    pub quorum: u32,
+    /// Dead band around the quorum.
+    pub hysteresis: u32,
+    /// Run on every health transition (argv, no shell).
+    pub notify: Vec<String>,
 }
 
 impl Service {
@@ -172,4 +178,6 @@ pub struct RealServer {
     pub upper_threshold: u32,
     /// Lower threshold.
     pub lower_threshold: u32,
+    /// Its health check, when not the service's.
+    pub check: DestinationCheck,
 }

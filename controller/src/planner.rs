@@ -4,8 +4,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_proto::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, NodeSpec, ProbeKind, Protocol, Role,
-    RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec, VirtualServiceSpec, VrrpSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, NodeSpec,
+    ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec,
+    VirtualServiceSpec, VrrpSpec,
 };
 
 use crate::model::{Cluster, Node, RealServer, Service};
@@ -221,7 +222,7 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         let tcp = matches!(s.key, ServiceKey::Addr { protocol: Protocol::Tcp, .. });
         let path = match s.check.as_ref().map(|c| &c.probe) {
             Some(ProbeKind::Http { path, .. }) => Some(path.clone()),
-            Some(ProbeKind::Tcp) => None,
+            Some(ProbeKind::Tcp | ProbeKind::Exec { .. }) => None,
             None => tcp.then(|| "/".to_string()),
         };
         if let (Some(port), Some(path)) = (s.port(), path)
@@ -241,7 +242,13 @@ fn virtual_service(s: &Service) -> VirtualServiceSpec {
         flags: s.flags.clone(),
         destinations: s.real_servers.iter().map(destination).collect(),
         health_check: s.check.clone(),
-        sorry: s.sorry.as_ref().map(destination),
+        sorry: s
+            .sorry
+            .as_ref()
+            .map(|r| DestinationSpec { check: DestinationCheck::Service, ..destination(r) }),
+        quorum: s.quorum,
+        hysteresis: s.hysteresis,
+        notify: s.notify.clone(),
     }
 }
 
@@ -253,6 +260,7 @@ fn destination(r: &RealServer) -> DestinationSpec {
         weight: r.weight,
         upper_threshold: r.upper_threshold,
         lower_threshold: r.lower_threshold,
+        check: r.check.clone(),
     }
 }
 

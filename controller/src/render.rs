@@ -2,8 +2,8 @@
 use std::fmt::Write;
 
 use lvs_proto::spec::{
-    AddressPurpose, CheckSpec, HealthCheckSpec, NodeSpec, OnFailure, ProbeKind, RoutePurpose, Step,
-    VirtualServiceSpec,
+    AddressPurpose, CheckSpec, DestinationCheck, HealthCheckSpec, NodeSpec, OnFailure, ProbeKind,
+    RoutePurpose, Step, TlsVerify, VirtualServiceSpec,
 };
 
 /// The whole plan: every node, its steps in apply order.
@@ -76,35 +76,90 @@ fn service(v: &VirtualServiceSpec) -> String {
             let _ = write!(s, " thresholds {}..{}", d.lower_threshold, d.upper_threshold);
         }
         let _ = write!(s, "  ({})", d.node);
+        match &d.check {
+            DestinationCheck::Service => {}
+            DestinationCheck::Own(h) => {
+                let _ = write!(s, "\n                  its own check: {}", health(h));
+            }
+            DestinationCheck::Off => {
+                let _ = write!(s, "\n                  not checked");
+            }
+        }
     }
     if let Some(h) = &v.health_check {
         let _ = write!(s, "\n               health check: {}", health(h));
+    }
+    if v.quorum > 1 || v.hysteresis > 0 {
+        let _ = write!(s, "\n               quorum {} (hysteresis {})", v.quorum, v.hysteresis);
+    }
+    if let Some(d) = &v.sorry {
+        let _ = write!(s, "\n               sorry server {} ({}) below quorum", d.address, d.node);
+    }
+    if !v.notify.is_empty() {
+        let _ = write!(s, "\n               notify: {}", v.notify.join(" "));
     }
     s
 }
 
 fn health(h: &HealthCheckSpec) -> String {
-    let probe = match &h.probe {
-        ProbeKind::Http { path, expect_status, expect_body, host } => {
-            let mut p = format!("HTTP GET {path} expect {expect_status}");
-            if let Some(b) = expect_body {
-                let _ = write!(p, " body contains {b:?}");
-            }
-            if let Some(h) = host {
-                let _ = write!(p, " Host {h}");
-            }
-            p
-        }
-        ProbeKind::Tcp => "TCP connect".into(),
-    };
+    let probe = probe(h);
     let action = match h.on_failure {
         OnFailure::Weight0 => "weight 0",
         OnFailure::Remove => "remove",
     };
-    format!(
+    let mut out = format!(
         "{probe} every {}ms timeout {}ms, rise {} fall {}, on failure {action}",
         h.interval_ms, h.timeout_ms, h.rise, h.fall
-    )
+    );
+    if let Some(r) = h.retry_interval_ms {
+        let _ = write!(out, ", retry after {r}ms");
+    }
+    out
+}
+
+/// What a probe does, in words: `HTTPS GET /health expect 200 SNI www ...`.
+pub fn probe(h: &HealthCheckSpec) -> String {
+    let mut p = match &h.probe {
+        ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
+            let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
+            let mut p = format!("{scheme} GET {path} expect {expect_status}");
+            if let Some(b) = expect_body {
+                let _ = write!(p, " body contains {b:?}");
+            }
+            if let Some(d) = expect_digest {
+                let _ = write!(p, " body md5 {d}");
+            }
+            if let Some(h) = host {
+                let _ = write!(p, " Host {h}");
+            }
+            if let Some(t) = tls {
+                if let Some(n) = &t.sni {
+                    let _ = write!(p, " SNI {n}");
+                }
+                let _ = match &t.verify {
+                    TlsVerify::System => write!(p, " verified by the system CAs"),
+                    TlsVerify::CaFile(f) => write!(p, " verified by {f}"),
+                    TlsVerify::Skip => write!(p, " UNVERIFIED"),
+                };
+            }
+            p
+        }
+        ProbeKind::Tcp => "TCP connect".into(),
+        ProbeKind::Exec { command } => format!("exec {}", command.join(" ")),
+    };
+    match (h.connect_ip, h.connect_port) {
+        (Some(ip), Some(port)) => {
+            let _ = write!(p, " at {}", std::net::SocketAddr::new(ip, port));
+        }
+        (Some(ip), None) => {
+            let _ = write!(p, " at {ip}");
+        }
+        (None, Some(port)) => {
+            let _ = write!(p, " on port {port}");
+        }
+        (None, None) => {}
+    }
+    p
 }
 
 /// One line describing a check.

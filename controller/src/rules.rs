@@ -88,11 +88,21 @@ pub const RULES: &[Rule] = &[
     r("dr-same-lan", "a real server sharing no LAN with its director"),
     r("dr-port-mapping", "a real-server port other than the virtual port"),
     // Health checks.
-    r("bad-check", "an unknown check kind, a path without /, or a status outside 100..=599"),
+    r(
+        "bad-check",
+        "an unknown check kind, a key another kind takes, a path without /, a status outside 100..=599, a digest that is not MD5",
+    ),
+    r(
+        "check-override",
+        "on_failure in a real server's check (it is the service's), or a check on the sorry server",
+    ),
+    r("check-tls-unverified", "an HTTPS check that does not verify certificates (warning)"),
+    r("bad-command", "an exec check or notify hook that is not an absolute path and arguments"),
+    r("quorum-range", "a quorum outside 1..=real servers, or a hysteresis not below it"),
     r("check-timeout", "a check timeout not shorter than its interval"),
     r("check-interval", "a check interval under the minimum"),
     r("check-rise-fall", "rise or fall outside 1..=1000"),
-    r("check-protocol", "an HTTP or TCP check on a UDP service"),
+    r("check-protocol", "an HTTP, HTTPS or TCP check on a UDP service"),
 ];
 
 /// The rule with this id.

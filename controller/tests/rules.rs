@@ -518,6 +518,13 @@ fn examples() -> Vec<(&'static str, String)> {
         ),
         ("check-rise-fall", lab_with("rise = 2", "rise = 0")),
         ("check-protocol", lab_with("protocol = \"tcp\"", "protocol = \"udp\"")),
+        (
+            "check-override",
+            lab_with(rs2, "{ node = \"rs2\", weight = 1, check = { port = 8080, on_failure = \"remove\" } }"),
+        ),
+        ("check-tls-unverified", lab_with("kind = \"http\"", "kind = \"https\", verify = false")),
+        ("bad-command", lab_with("kind = \"http\", path = \"/\"", "kind = \"exec\", command = [\"check.sh\"]")),
+        ("quorum-range", lab_with(sched, "scheduler = \"rr\"\nquorum = 3")),
         ("ipvs-timeout-range", format!("{LAB}\n[ipvs]\ntimeouts = {{ tcp = \"1500ms\" }}\n")),
         ("vrrp-vrid-range", ha_with("vrid = 51", "vrid = 256")),
         (
@@ -595,4 +602,84 @@ fn every_registered_rule_has_a_failing_example() {
     for (id, _) in &examples {
         assert!(lvs_controller::rules::rule(id).is_some(), "example for unregistered rule {id}");
     }
+}
+
+#[test]
+fn a_real_servers_check_merges_over_its_services_and_names_its_own_mistakes() {
+    use lvs_proto::spec::{DestinationCheck, ProbeKind};
+    let rs2 = "{ node = \"rs2\", weight = 1 }";
+    let t = lab_with(
+        rs2,
+        "{ node = \"rs2\", weight = 1, check = { path = \"/alive\", port = 8080, connect_ip = \"198.18.0.13\", retry_interval = \"150ms\" } }",
+    );
+    let loaded = load_str("test.toml", &t).expect("valid");
+    let web = &loaded.cluster.services[0];
+    assert_eq!(web.real_servers[0].check, DestinationCheck::Service);
+    let DestinationCheck::Own(h) = &web.real_servers[1].check else {
+        panic!("{:?}", web.real_servers[1].check)
+    };
+    // The override's keys, the service's everywhere else (interval 200 ms, rise 2, fall 3).
+    assert!(matches!(&h.probe, ProbeKind::Http { path, tls: None, .. } if path == "/alive"));
+    assert_eq!(
+        (h.connect_port, h.connect_ip.map(|a| a.to_string())),
+        (Some(8080), Some("198.18.0.13".into()))
+    );
+    assert_eq!(
+        (h.interval_ms, h.timeout_ms, h.rise, h.fall, h.retry_interval_ms),
+        (200, 100, 2, 3, Some(150))
+    );
+
+    // Another kind keeps only the timing: an HTTP path means nothing to a TCP connect.
+    let t = lab_with(rs2, "{ node = \"rs2\", weight = 1, check = { kind = \"tcp\" } }");
+    let loaded = load_str("test.toml", &t).expect("valid");
+    let DestinationCheck::Own(h) = &loaded.cluster.services[0].real_servers[1].check else { panic!() };
+    assert_eq!((&h.probe, h.interval_ms), (&ProbeKind::Tcp, 200));
+
+    // `none`: that real server is not checked.
+    let t = lab_with(rs2, "{ node = \"rs2\", weight = 1, check = { kind = \"none\" } }");
+    let loaded = load_str("test.toml", &t).expect("valid");
+    assert_eq!(loaded.cluster.services[0].real_servers[1].check, DestinationCheck::Off);
+
+    // A key of another kind is named at its own line, with the kinds that take it.
+    let t = lab_with(
+        rs2,
+        "{ node = \"rs2\", weight = 1, check = { kind = \"tcp\", command = [\"/bin/true\"] } }",
+    );
+    let m = expect(&t, "bad-check", Some(line_of(&t, "kind = \"tcp\"")));
+    assert!(m.contains("`command` does not apply to a tcp check"), "{m}");
+    // A digest that is not MD5.
+    let m = expect(&lab_with("path = \"/\"", "path = \"/\", expect_digest = \"abc\""), "bad-check", None);
+    assert!(m.contains("not an MD5 digest"), "{m}");
+    // A retry no sooner than the interval.
+    let m = expect(&lab_with("rise = 2", "retry_interval = \"250ms\", rise = 2"), "check-interval", None);
+    assert!(m.contains("retry_interval 250ms must lie between"), "{m}");
+}
+
+#[test]
+fn https_exec_quorum_and_notify_reach_the_plan() {
+    use lvs_proto::spec::{ProbeKind, TlsVerify};
+    let t = lab_with(
+        "check = { kind = \"http\", path = \"/\",",
+        "quorum = 2\nhysteresis = 1\nnotify = [\"/usr/local/bin/page\", \"web\"]\ncheck = { kind = \"https\", path = \"/\", host = \"www.example.org\", ca_file = \"/etc/lvs/rs-ca.pem\", expect_digest = \"9E107D9D372BB6826BD81D3542A419D6\",",
+    );
+    let loaded = load_str("test.toml", &t).unwrap_or_else(|e| panic!("{e}"));
+    let web = &loaded.cluster.services[0];
+    assert_eq!((web.quorum, web.hysteresis), (2, 1));
+    assert_eq!(web.notify, ["/usr/local/bin/page", "web"]);
+    let Some(ProbeKind::Http { tls: Some(tls), expect_digest, .. }) = web.check.as_ref().map(|c| &c.probe)
+    else {
+        panic!("{:?}", web.check)
+    };
+    // SNI defaults to the Host header; the digest is kept lowercase.
+    assert_eq!(tls.sni.as_deref(), Some("www.example.org"));
+    assert_eq!(tls.verify, TlsVerify::CaFile("/etc/lvs/rs-ca.pem".into()));
+    assert_eq!(expect_digest.as_deref(), Some("9e107d9d372bb6826bd81d3542a419d6"));
+    // An exec check may watch a UDP service; an HTTP check may not.
+    let udp = lab_with("protocol = \"tcp\"", "protocol = \"udp\"");
+    let t = udp.replacen(
+        "kind = \"http\", path = \"/\"",
+        "kind = \"exec\", command = [\"/usr/lib/lvs/dns-check\"]",
+        1,
+    );
+    assert!(errors(&t).is_empty(), "{:#?}", errors(&t));
 }

@@ -83,6 +83,15 @@ fn statuses() -> Vec<(String, Result<NodeStatus, NodeError>)> {
         probes: 12,
         last_error: "connection refused".into(),
     }];
+    // Quorum 2 of 2: one quarantined server takes the service below it.
+    director.services = vec![ServiceHealth {
+        service: key(),
+        name: "web".into(),
+        in_service: 1,
+        total: 2,
+        quorum: 2,
+        degraded: true,
+    }];
     vec![
         ("router".into(), Ok(ok("router"))),
         ("director".into(), Ok(director)),

@@ -543,6 +543,26 @@ pub struct NodeStatus {
     pub vrrp: Option<VrrpStatus>,
     /// The kernel's IPVS connection-sync daemons.
     pub sync_daemons: Vec<SyncDaemon>,
+    /// Directors: every checked service against its quorum.
+    pub services: Vec<ServiceHealth>,
+}
+
+/// A director's checked service: destinations in service against its quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceHealth {
+    /// Service.
+    #[serde(serialize_with = "as_text")]
+    pub service: ServiceKey,
+    /// Its name in the definition.
+    pub name: String,
+    /// Destinations not quarantined.
+    pub in_service: u32,
+    /// Destinations.
+    pub total: u32,
+    /// The quorum.
+    pub quorum: u32,
+    /// Below quorum (with hysteresis): the sorry server, if any, takes traffic.
+    pub degraded: bool,
 }
 
 /// A director's VRRP state.

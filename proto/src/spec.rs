@@ -366,9 +366,57 @@ pub struct VirtualServiceSpec {
     pub destinations: Vec<DestinationSpec>,
     /// Health check the director runs against every destination.
     pub health_check: Option<HealthCheckSpec>,
-    /// Takes the traffic (weight 1) while every destination is quarantined.
+    /// Takes traffic (weight 1, beside the healthy destinations) while the service is
+    /// below its quorum: by default, while every destination is quarantined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sorry: Option<DestinationSpec>,
+    /// Destinations in service below which the service is degraded (keepalived `quorum`,
+    /// counted in destinations rather than summed weights). At least 1.
+    #[serde(default = "one")]
+    pub quorum: u32,
+    /// Dead band around the quorum (keepalived `hysteresis`): degraded below
+    /// `quorum - hysteresis`, healthy again from `quorum + hysteresis`; in between the
+    /// service keeps its state.
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// An executable and its arguments, run (never through a shell) on every health
+    /// transition of the service: a destination down or up, quorum lost or regained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl VirtualServiceSpec {
+    /// The check that applies to `d`: its own, the service's, or none.
+    pub fn check_of<'a>(&'a self, d: &'a DestinationSpec) -> Option<&'a HealthCheckSpec> {
+        match &d.check {
+            DestinationCheck::Service => self.health_check.as_ref(),
+            DestinationCheck::Own(h) => Some(h),
+            DestinationCheck::Off => None,
+        }
+    }
+}
+
+/// Which health check a destination gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationCheck {
+    /// The service's check (or none, if the service has none).
+    #[default]
+    Service,
+    /// A check of its own: the service's with this destination's overrides merged in.
+    Own(Box<HealthCheckSpec>),
+    /// Not checked, although the service is (`check = { kind = "none" }`).
+    Off,
+}
+
+impl DestinationCheck {
+    fn is_service(&self) -> bool {
+        matches!(self, DestinationCheck::Service)
+    }
 }
 
 /// One real server behind a virtual service.
@@ -386,13 +434,16 @@ pub struct DestinationSpec {
     pub upper_threshold: u32,
     /// Lower connection threshold, 0 for none.
     pub lower_threshold: u32,
+    /// Its health check, when not the service's.
+    #[serde(default, skip_serializing_if = "DestinationCheck::is_service")]
+    pub check: DestinationCheck,
 }
 
 /// How a health check probes a destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ProbeKind {
-    /// HTTP GET.
+    /// HTTP GET (HTTPS with `tls`).
     Http {
         /// Request path.
         path: String,
@@ -402,9 +453,43 @@ pub enum ProbeKind {
         expect_body: Option<String>,
         /// Host header, if not the destination address.
         host: Option<String>,
+        /// MD5 of the body (lowercase hex), as keepalived's `digest` has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_digest: Option<String>,
+        /// HTTPS: the TLS handshake's settings (keepalived `SSL_GET`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<TlsProbe>,
     },
     /// TCP connect.
     Tcp,
+    /// An executable run on the director (keepalived `MISC_CHECK`): exit status 0 is
+    /// healthy. Its arguments are passed as they are, never through a shell; the
+    /// destination comes in the environment (`LVS_RS_ADDRESS`, `LVS_RS_PORT`, ...).
+    Exec {
+        /// Absolute path of the executable, then its arguments.
+        command: Vec<String>,
+    },
+}
+
+/// How an HTTPS check handshakes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsProbe {
+    /// Server name sent (SNI) and verified; none: the certificate must name the address.
+    pub sni: Option<String>,
+    /// What the real server's certificate is verified against.
+    pub verify: TlsVerify,
+}
+
+/// What an HTTPS check trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsVerify {
+    /// The director's system trust store.
+    System,
+    /// A PEM file of CA certificates on the director.
+    CaFile(String),
+    /// Nothing: any certificate is accepted. Only when the definition says so.
+    Skip,
 }
 
 /// What happens to a destination that fails its check `fall` times in a row.
@@ -432,6 +517,23 @@ pub struct HealthCheckSpec {
     pub fall: u32,
     /// What quarantine means.
     pub on_failure: OnFailure,
+    /// Probe this address instead of the destination's (keepalived `connect_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<IpAddr>,
+    /// Probe this port instead of the destination's (keepalived `connect_port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    /// After a failure, the next probe comes this soon instead of one interval later
+    /// (keepalived `delay_before_retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_interval_ms: Option<u64>,
+}
+
+impl HealthCheckSpec {
+    /// Where a probe of destination `dest` connects.
+    pub fn target(&self, dest: SocketAddr) -> SocketAddr {
+        SocketAddr::new(self.connect_ip.unwrap_or(dest.ip()), self.connect_port.unwrap_or(dest.port()))
+    }
 }
 
 /// An observation the agent makes and reports. Checks never change the node.

@@ -8,14 +8,15 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+mod health;
 mod reply;
 pub use reply::{change, ipvs_table};
 
 use crate::pb;
 use crate::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationSpec, Forwarding, HealthCheckSpec, IpvsTimeouts,
-    MIN_CHECK_INTERVAL_MS, NodeSpec, OnFailure, Persistence, ProbeKind, Protocol, Role, RoutePurpose,
-    RouteSpec, ServiceFlag, ServiceKey, SyncDaemonSpec, SysctlSpec, VirtualServiceSpec, VrrpSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, IpvsTimeouts,
+    NodeSpec, Persistence, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag, ServiceKey, SyncDaemonSpec,
+    SysctlSpec, VirtualServiceSpec, VrrpSpec,
 };
 
 /// A field of a wire message that does not make a valid spec.
@@ -204,27 +205,10 @@ fn virtual_service(v: &VirtualServiceSpec) -> pb::VirtualService {
         flags: v.flags.iter().map(|f| f.as_str().to_string()).collect(),
         destinations: v.destinations.iter().map(destination).collect(),
         sorry: v.sorry.as_ref().map(destination),
-        health_check: v.health_check.as_ref().map(|h| pb::HealthCheck {
-            probe: Some(match &h.probe {
-                ProbeKind::Http { path, expect_status, expect_body, host } => {
-                    pb::health_check::Probe::Http(pb::HttpProbe {
-                        path: path.clone(),
-                        expect_status: u32::from(*expect_status),
-                        expect_body: expect_body.clone(),
-                        host: host.clone(),
-                    })
-                }
-                ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
-            }),
-            interval_ms: h.interval_ms,
-            timeout_ms: h.timeout_ms,
-            rise: h.rise,
-            fall: h.fall,
-            on_failure: match h.on_failure {
-                OnFailure::Weight0 => pb::OnFailure::Weight0,
-                OnFailure::Remove => pb::OnFailure::Remove,
-            } as i32,
-        }),
+        health_check: v.health_check.as_ref().map(health::to_pb),
+        quorum: v.quorum,
+        hysteresis: v.hysteresis,
+        notify: v.notify.clone(),
     }
 }
 
@@ -240,6 +224,11 @@ fn destination(d: &DestinationSpec) -> pb::DestinationSpec {
         weight: d.weight,
         upper_threshold: d.upper_threshold,
         lower_threshold: d.lower_threshold,
+        health_check: match &d.check {
+            DestinationCheck::Own(h) => Some(health::to_pb(h)),
+            _ => None,
+        },
+        unchecked: d.check == DestinationCheck::Off,
     }
 }
 
@@ -407,46 +396,11 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
         .map(|(j, d)| destination_from(&format!("{f}.destinations[{j}]"), d))
         .collect::<Result<_, _>>()?;
     let sorry = v.sorry.as_ref().map(|d| destination_from(&format!("{f}.sorry"), d)).transpose()?;
-    let health_check = v
-        .health_check
-        .as_ref()
-        .map(|h| {
-            let g = format!("{f}.health_check");
-            let probe = match required(&format!("{g}.probe"), &h.probe)? {
-                pb::health_check::Probe::Http(p) => ProbeKind::Http {
-                    path: p.path.clone(),
-                    expect_status: u16::try_from(p.expect_status).map_err(|_| WireError {
-                        field: format!("{g}.expect_status"),
-                        reason: "not a status".into(),
-                    })?,
-                    expect_body: p.expect_body.clone(),
-                    host: p.host.clone(),
-                },
-                pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
-            };
-            if h.interval_ms < MIN_CHECK_INTERVAL_MS || h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
-                return err(
-                    &g,
-                    format!("need 0 < timeout_ms < interval_ms and interval_ms ≥ {MIN_CHECK_INTERVAL_MS}"),
-                );
-            }
-            if h.rise == 0 || h.fall == 0 {
-                return err(&g, "rise and fall must be ≥ 1");
-            }
-            Ok(HealthCheckSpec {
-                probe,
-                interval_ms: h.interval_ms,
-                timeout_ms: h.timeout_ms,
-                rise: h.rise,
-                fall: h.fall,
-                on_failure: match pb::OnFailure::try_from(h.on_failure) {
-                    Ok(pb::OnFailure::Weight0) => OnFailure::Weight0,
-                    Ok(pb::OnFailure::Remove) => OnFailure::Remove,
-                    _ => return err(format!("{g}.on_failure"), "unknown"),
-                },
-            })
-        })
-        .transpose()?;
+    let health_check =
+        v.health_check.as_ref().map(|h| health::from_pb(&format!("{f}.health_check"), h)).transpose()?;
+    if v.notify.first().is_some_and(|p| !p.starts_with('/')) {
+        return err(format!("{f}.notify"), "must start with an absolute path");
+    }
     let persistence = v.persistence.map(|p| Persistence { timeout_s: p.timeout_s, netmask: p.netmask });
     Ok(VirtualServiceSpec {
         name: v.name.clone(),
@@ -457,6 +411,9 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
         destinations,
         health_check,
         sorry,
+        quorum: v.quorum.max(1),
+        hysteresis: v.hysteresis,
+        notify: v.notify.clone(),
     })
 }
 
@@ -476,6 +433,14 @@ fn destination_from(g: &str, d: &pb::DestinationSpec) -> Result<DestinationSpec,
         weight: d.weight,
         upper_threshold: d.upper_threshold,
         lower_threshold: d.lower_threshold,
+        check: match (&d.health_check, d.unchecked) {
+            (Some(_), true) => return err(g, "both a check of its own and unchecked"),
+            (Some(h), false) => {
+                DestinationCheck::Own(Box::new(health::from_pb(&format!("{g}.health_check"), h)?))
+            }
+            (None, true) => DestinationCheck::Off,
+            (None, false) => DestinationCheck::Service,
+        },
     })
 }
 

@@ -1,6 +1,6 @@
 //! `lvsctl status`: the whole fleet in one table, and every director's services with
 //! their destinations. Exits non-zero when any node is unreachable, behind, drifting,
-//! failing a check, or has a quarantined destination.
+//! failing a check, or has a quarantined destination or a service below its quorum.
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -27,6 +27,12 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
             .filter(|h| h.quarantined)
             .map(|h| format!("quarantined: {} ({})", h.destination, h.last_error)),
     );
+    p.extend(s.services.iter().filter(|q| q.degraded).map(|q| {
+        format!(
+            "service {} ({}) below quorum: {} of {} real server(s) in service, quorum {}",
+            q.name, q.service, q.in_service, q.total, q.quorum
+        )
+    }));
     if let Some(e) = s.vrrp.as_ref().and_then(|v| v.error.as_ref()) {
         p.push(format!("VRRP engine: {e}"));
     }
@@ -217,7 +223,14 @@ pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
             }
             for svc in &t.services {
                 let foreign = if svc.managed { "" } else { "  (foreign)" };
-                out.push_str(&format!("  {} {}{foreign}\n", svc.key, svc.scheduler));
+                let quorum = match s.services.iter().find(|q| q.service == svc.key) {
+                    Some(q) if q.degraded => {
+                        format!("  DEGRADED {}/{} (quorum {})", q.in_service, q.total, q.quorum)
+                    }
+                    Some(q) => format!("  {}/{} in service", q.in_service, q.total),
+                    None => String::new(),
+                };
+                out.push_str(&format!("  {} {}{foreign}{quorum}\n", svc.key, svc.scheduler));
                 for d in &svc.destinations {
                     let health = match s.health_of(&svc.key, d.address) {
                         Some(h) if h.quarantined => "QUARANTINED",

@@ -44,6 +44,14 @@ impl Validator {
         if let Some(r) = &s.sorry_server {
             let p = path.key("sorry_server");
             sorry = self.real_server(s, r, &p, port, directors, nodes);
+            if r.check.is_some() {
+                self.err(
+                    "check-override",
+                    p.key("check"),
+                    "the sorry server is not health-checked",
+                    "remove check from sorry_server: it stands in only while the service is below quorum",
+                );
+            }
             if let Some(rs) = sorry.as_ref().filter(|rs| seen.contains_key(&rs.address.ip())) {
                 self.err(
                     "sorry-is-real-server",
@@ -88,12 +96,14 @@ impl Validator {
         let itf = self.real_server_interface(s, r, p, directors, nodes, node)?;
         let (weight, upper, lower) = self.real_server_weights(r, p);
         let rport = rport.or(port).unwrap_or(0);
+        let check = self.destination_check(s.check.as_ref(), r, p);
         Some(RealServer {
             node: node.name.clone(),
             address: SocketAddr::new(itf.address.addr(), rport),
             weight,
             upper_threshold: upper,
             lower_threshold: lower,
+            check,
         })
     }
 

@@ -57,15 +57,16 @@ impl Validator {
         let flags = self.flags(s, path);
         let persistence =
             s.persistence.as_ref().and_then(|p| self.persistence(p, &path.key("persistence"), vip));
-        let check = s.check.as_ref().and_then(|c| self.check(c, &path.key("check")));
+        let check = self.service_check(s.check.as_ref(), path);
         if s.protocol == "udp"
             && let Some(c) = &s.check
+            && let Some(kind @ ("http" | "https" | "tcp")) = c.kind.as_deref()
         {
             self.err(
                 "check-protocol",
                 path.key("check").key("kind"),
-                format!("a {} check cannot probe UDP service {}: it would test a TCP port nothing listens on", c.kind, s.name),
-                "remove check (UDP destinations are then not health-checked) or check a TCP service of the same servers",
+                format!("a {kind} check cannot probe UDP service {}: it would test a TCP port nothing listens on", s.name),
+                "use an exec check that speaks the service's protocol, or check a TCP service of the same servers",
             );
         }
         let directors = self.holding_directors(s, path, vip, nodes);
@@ -78,6 +79,9 @@ impl Validator {
                 "give at least one real server a weight above 0 (0 is for draining one server)",
             );
         }
+        let (quorum, hysteresis) = self.quorum(s, path, real_servers.len());
+        let notify =
+            s.notify.as_deref().and_then(|n| self.command(Some(n), &path.key("notify"))).unwrap_or_default();
         Some(Service {
             name: s.name.clone(),
             key: key?,
@@ -89,7 +93,34 @@ impl Validator {
             check,
             real_servers,
             sorry,
+            quorum,
+            hysteresis,
+            notify,
         })
+    }
+
+    /// Quorum and hysteresis: the service is degraded below `quorum - hysteresis` real
+    /// servers in service and healthy again from `quorum + hysteresis`.
+    fn quorum(&mut self, s: &ServiceDef, path: &KeyPath, servers: usize) -> (u32, u32) {
+        let quorum = s.quorum.unwrap_or(1);
+        let hysteresis = s.hysteresis.unwrap_or(0);
+        let servers = servers as i64;
+        if !(1..=servers.max(1)).contains(&quorum) {
+            self.err(
+                "quorum-range",
+                path.key("quorum"),
+                format!("quorum {quorum} of service {}: it has {servers} real server(s)", s.name),
+                "use 1..=the number of real servers (the service is degraded below it)",
+            );
+        } else if !(0..quorum).contains(&hysteresis) {
+            self.err(
+                "quorum-range",
+                path.key("hysteresis"),
+                format!("hysteresis {hysteresis} with quorum {quorum}: it must be 0..quorum"),
+                "the service is degraded below quorum - hysteresis and healthy from quorum + hysteresis",
+            );
+        }
+        (quorum.clamp(1, u32::MAX as i64) as u32, hysteresis.clamp(0, u32::MAX as i64) as u32)
     }
 
     /// The VIP: present, an address, and no node's own address.

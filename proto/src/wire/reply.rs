@@ -10,8 +10,8 @@ use crate::pb;
 use crate::reply::{
     ActionResult, AddressRef, CertificateInfo, Change, CheckResult, Clock, Connection,
     DestinationConnections, DestinationHealth, Event, EventKind, Facts, Failure, FailureKind, Forward,
-    IpvsChange, IpvsTable, NodeStatus, Outcome, ProbeTally, Report, RouteRef, Stats, SyncDaemon,
-    TableDestination, TableService, Timeouts, VrrpState, VrrpStatus, WeightOverride, WeightReply,
+    IpvsChange, IpvsTable, NodeStatus, Outcome, ProbeTally, Report, RouteRef, ServiceHealth, Stats,
+    SyncDaemon, TableDestination, TableService, Timeouts, VrrpState, VrrpStatus, WeightOverride, WeightReply,
 };
 
 fn each<'a, W: 'a, D>(
@@ -428,6 +428,18 @@ impl From<&NodeStatus> for pb::Status {
                     sync_id: d.sync_id,
                 })
                 .collect(),
+            services: s
+                .services
+                .iter()
+                .map(|v| pb::ServiceHealth {
+                    service: Some((&v.service).into()),
+                    name: v.name.clone(),
+                    in_service: v.in_service,
+                    total: v.total,
+                    quorum: v.quorum,
+                    degraded: v.degraded,
+                })
+                .collect(),
         }
     }
 }
@@ -488,6 +500,16 @@ impl TryFrom<&pb::Status> for NodeStatus {
                     sync_id: d.sync_id,
                 })
                 .collect(),
+            services: each("services", &s.services, |f, v| {
+                Ok(ServiceHealth {
+                    service: key(&format!("{f}.service"), &v.service)?,
+                    name: v.name.clone(),
+                    in_service: v.in_service,
+                    total: v.total,
+                    quorum: v.quorum,
+                    degraded: v.degraded,
+                })
+            })?,
         })
     }
 }
@@ -917,6 +939,14 @@ mod tests {
                 error: None,
             }),
             sync_daemons: vec![SyncDaemon { state: "master".into(), interface: "eth1".into(), sync_id: 51 }],
+            services: vec![ServiceHealth {
+                service: key(),
+                name: "web".into(),
+                in_service: 1,
+                total: 2,
+                quorum: 2,
+                degraded: true,
+            }],
         };
         assert_eq!(NodeStatus::try_from(&pb::Status::from(&s)).unwrap(), s);
     }

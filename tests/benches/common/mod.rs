@@ -84,16 +84,30 @@ pub fn http_service(
                 weight: 1,
                 upper_threshold: 0,
                 lower_threshold: 0,
+                check: Default::default(),
             })
             .collect(),
         health_check: Some(HealthCheckSpec {
-            probe: ProbeKind::Http { path: "/".into(), expect_status: 200, expect_body: None, host: None },
+            probe: ProbeKind::Http {
+                path: "/".into(),
+                expect_status: 200,
+                expect_body: None,
+                host: None,
+                expect_digest: None,
+                tls: None,
+            },
             interval_ms,
             timeout_ms,
             rise,
             fall,
             on_failure: OnFailure::Weight0,
+            connect_ip: None,
+            connect_port: None,
+            retry_interval_ms: None,
         }),
         sorry: None,
+        quorum: 1,
+        hysteresis: 0,
+        notify: vec![],
     }
 }

@@ -1,0 +1,319 @@
+//! One destination's probe, prepared once and run every interval: HTTP or HTTPS GET
+//! (status, body substring, body MD5), TCP connect, or an executable's exit status.
+//!
+//! Everything a probe needs that does not change between probes is made when the
+//! destination's task starts: the target address (`connect_ip`/`connect_port`), the Host
+//! header, the TLS client configuration with its trust anchors (reading a CA file or the
+//! system store is far dearer than a handshake), the command's environment.
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use lvs_proto::spec::{HealthCheckSpec, ProbeKind, ServiceKey, TlsProbe, TlsVerify};
+use md5::Digest;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// The most of a body read for a digest check: keepalived digests the whole page.
+pub const MAX_DIGEST_BODY: usize = 1024 * 1024;
+
+/// The environment's `PATH` for checks and hooks: they run with a clean environment, so
+/// nothing of the agent's own leaks into them.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A prepared probe of one destination.
+pub struct Prober {
+    target: SocketAddr,
+    timeout: Duration,
+    kind: Result<Kind, String>,
+}
+
+enum Kind {
+    Tcp,
+    Http(Box<Http>),
+    Exec { command: Vec<String>, env: Vec<(&'static str, String)> },
+}
+
+struct Http {
+    path: String,
+    host: String,
+    expect_status: u16,
+    expect_body: Option<String>,
+    expect_digest: Option<String>,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+}
+
+impl Prober {
+    /// Prepare the probe of destination `dest` of service `service` (named `name`). A
+    /// check that cannot be prepared (its CA file vanished since the spec was accepted)
+    /// fails every probe with the reason.
+    pub fn new(name: &str, service: &ServiceKey, dest: SocketAddr, hc: &HealthCheckSpec) -> Self {
+        let target = hc.target(dest);
+        let kind = match &hc.probe {
+            ProbeKind::Tcp => Ok(Kind::Tcp),
+            ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
+                let tls = tls.as_ref().map(|t| connector(t, target)).transpose();
+                tls.map(|tls| {
+                    Kind::Http(Box::new(Http {
+                        path: path.clone(),
+                        host: host.clone().unwrap_or_else(|| target.ip().to_string()),
+                        expect_status: *expect_status,
+                        expect_body: expect_body.clone(),
+                        expect_digest: expect_digest.clone(),
+                        tls,
+                    }))
+                })
+            }
+            ProbeKind::Exec { command } => Ok(Kind::Exec {
+                command: command.clone(),
+                env: vec![
+                    ("LVS_SERVICE", name.to_string()),
+                    ("LVS_VIRTUAL", service.to_string()),
+                    ("LVS_RS_ADDRESS", target.ip().to_string()),
+                    ("LVS_RS_PORT", target.port().to_string()),
+                    ("LVS_TIMEOUT_MS", hc.timeout_ms.to_string()),
+                ],
+            }),
+        };
+        Prober { target, timeout: Duration::from_millis(hc.timeout_ms), kind }
+    }
+
+    /// Where the probe connects.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// Probe once: `Err` says why the destination is unhealthy.
+    pub async fn probe(&self) -> Result<(), String> {
+        match &self.kind {
+            Err(e) => Err(e.clone()),
+            Ok(Kind::Tcp) => crate::http::connect(self.target, self.timeout).await,
+            Ok(Kind::Http(h)) => self.http(h).await,
+            Ok(Kind::Exec { command, env }) => run(command, env, self.timeout).await,
+        }
+    }
+
+    async fn http(&self, h: &Http) -> Result<(), String> {
+        let cap = if h.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
+        let r = match &h.tls {
+            None => crate::http::get_capped(self.target, &h.host, &h.path, self.timeout, cap).await?,
+            Some((tls, name)) => {
+                crate::http::get_tls(self.target, tls, name.clone(), &h.host, &h.path, self.timeout, cap)
+                    .await?
+            }
+        };
+        if r.status != h.expect_status {
+            return Err(format!("status {} (expected {})", r.status, h.expect_status));
+        }
+        if let Some(b) = &h.expect_body
+            && !String::from_utf8_lossy(&r.body).contains(b.as_str())
+        {
+            return Err(format!("body lacks `{b}`"));
+        }
+        if let Some(want) = &h.expect_digest {
+            let got: String = md5::Md5::digest(&r.body).iter().map(|b| format!("{b:02x}")).collect();
+            if &got != want {
+                return Err(format!("body md5 {got} (expected {want})"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The TLS connector of an HTTPS check and the name it presents: the SNI, or the address
+/// (no SNI is sent for an address; the certificate must then name it).
+fn connector(
+    t: &TlsProbe,
+    target: SocketAddr,
+) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = match &t.verify {
+        TlsVerify::System => builder.with_root_certificates(system_roots()?).with_no_client_auth(),
+        TlsVerify::CaFile(f) => builder.with_root_certificates(ca_file(f)?).with_no_client_auth(),
+        TlsVerify::Skip => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    };
+    let name = match &t.sni {
+        Some(n) => ServerName::try_from(n.clone()).map_err(|e| format!("SNI `{n}`: {e}"))?,
+        None => ServerName::IpAddress(target.ip().into()),
+    };
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+/// The director's trust store, read once per process.
+fn system_roots() -> Result<Arc<rustls::RootCertStore>, String> {
+    static ROOTS: OnceLock<Result<Arc<rustls::RootCertStore>, String>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
+                return Err(format!("the system trust store holds no CA certificate{why}"));
+            }
+            Ok(Arc::new(roots))
+        })
+        .clone()
+}
+
+/// The CA certificates of a PEM file.
+pub fn ca_file(path: &str) -> Result<Arc<rustls::RootCertStore>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("CA file {path}: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("CA file {path} holds no usable certificate"));
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Accepts any certificate (the definition said `verify = false`); the handshake's
+/// signatures are still checked, so the peer holds the key of what it presented.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Run `command` (no shell) with a clean environment plus `env`; its exit status 0 is
+/// healthy. After `timeout` its whole process group is killed: a hung check script and
+/// anything it started cannot pile up, one per interval.
+pub async fn run(
+    command: &[String],
+    env: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let Some((program, args)) = command.split_first() else { return Err("empty command".into()) };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LANG", "C.UTF-8")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
+    let pid = child.id();
+    let stderr = child.stderr.take();
+    let wait = async {
+        let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
+        let mut said = String::new();
+        if let (false, Some(mut e)) = (status.success(), stderr) {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 512];
+            // Only the start, and only briefly: a chatty script cannot make the agent
+            // buffer its output, nor a child it left behind holding the pipe stall it.
+            let n = tokio::time::timeout(Duration::from_millis(100), e.read(&mut buf)).await;
+            let n = n.ok().and_then(Result::ok).unwrap_or(0);
+            said = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").trim().to_string();
+        }
+        Ok::<_, String>((status, said))
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(Ok((status, _))) if status.success() => Ok(()),
+        Ok(Ok((status, said))) => {
+            let how = match (status.code(), status.signal()) {
+                (Some(c), _) => format!("exit status {c}"),
+                (None, Some(s)) => format!("killed by signal {s}"),
+                _ => "failed".into(),
+            };
+            Err(if said.is_empty() {
+                format!("{program}: {how}")
+            } else {
+                format!("{program}: {how}: {said}")
+            })
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) on a process group this function created; no memory involved.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            Err(format!("{program}: no verdict within {} ms (killed)", timeout.as_millis()))
+        }
+    }
+}
+
+/// What the spec's checks and hooks need on this host and it lacks (a missing or
+/// non-executable command, an unreadable CA file), in words: the agent refuses such a spec
+/// before changing anything, rather than quarantining every real server for a typo.
+pub fn missing_files(spec: &lvs_proto::NodeSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in &spec.virtual_services {
+        let checks = v.health_check.iter().chain(v.destinations.iter().filter_map(|d| match &d.check {
+            lvs_proto::spec::DestinationCheck::Own(h) => Some(&**h),
+            _ => None,
+        }));
+        for h in checks {
+            match &h.probe {
+                ProbeKind::Exec { command } => out.extend(not_executable(&command[0], &v.name, "check")),
+                ProbeKind::Http { tls: Some(TlsProbe { verify: TlsVerify::CaFile(f), .. }), .. } => {
+                    if let Err(e) = ca_file(f) {
+                        out.push(format!("service {}: check: {e}", v.name));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(n) = v.notify.first() {
+            out.extend(not_executable(n, &v.name, "notify hook"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn not_executable(path: &str, service: &str, what: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => None,
+        Ok(_) => Some(format!("service {service}: {what} {path} is not an executable file")),
+        Err(e) => Some(format!("service {service}: {what} {path}: {e}")),
+    }
+}

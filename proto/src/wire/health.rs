@@ -1,0 +1,140 @@
+//! Health checks ([`HealthCheckSpec`]) to and from the wire. The wire side is checked as
+//! the definition is: a probe an agent could not run (an exec check without an absolute
+//! path, a digest that is not MD5 hex, a timeout not under the interval) is refused with
+//! the field named, before anything is applied.
+use std::net::IpAddr;
+
+use super::{WireError, err, parse, required};
+use crate::pb;
+use crate::spec::{HealthCheckSpec, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, TlsProbe, TlsVerify};
+
+/// The wire form of a check.
+pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
+    pb::HealthCheck {
+        probe: Some(match &h.probe {
+            ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
+                pb::health_check::Probe::Http(pb::HttpProbe {
+                    path: path.clone(),
+                    expect_status: u32::from(*expect_status),
+                    expect_body: expect_body.clone(),
+                    host: host.clone(),
+                    expect_digest: expect_digest.clone(),
+                    tls: tls.as_ref().map(|t| pb::TlsProbe {
+                        sni: t.sni.clone(),
+                        verify: Some(match &t.verify {
+                            TlsVerify::System => pb::tls_probe::Verify::System(true),
+                            TlsVerify::CaFile(f) => pb::tls_probe::Verify::CaFile(f.clone()),
+                            TlsVerify::Skip => pb::tls_probe::Verify::Skip(true),
+                        }),
+                    }),
+                })
+            }
+            ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
+            ProbeKind::Exec { command } => {
+                pb::health_check::Probe::Exec(pb::ExecProbe { command: command.clone() })
+            }
+        }),
+        interval_ms: h.interval_ms,
+        timeout_ms: h.timeout_ms,
+        rise: h.rise,
+        fall: h.fall,
+        on_failure: match h.on_failure {
+            OnFailure::Weight0 => pb::OnFailure::Weight0,
+            OnFailure::Remove => pb::OnFailure::Remove,
+        } as i32,
+        connect_ip: h.connect_ip.map(|a| a.to_string()),
+        connect_port: h.connect_port.map(u32::from),
+        retry_interval_ms: h.retry_interval_ms,
+    }
+}
+
+/// A check from the wire, every field checked; `g` names it in errors.
+pub(super) fn from_pb(g: &str, h: &pb::HealthCheck) -> Result<HealthCheckSpec, WireError> {
+    let probe = match required(&format!("{g}.probe"), &h.probe)? {
+        pb::health_check::Probe::Http(p) => http_from(&format!("{g}.probe.http"), p)?,
+        pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
+        pb::health_check::Probe::Exec(e) => {
+            match e.command.first() {
+                Some(path) if path.starts_with('/') => {}
+                _ => return err(format!("{g}.probe.exec.command"), "must start with an absolute path"),
+            }
+            if e.command.iter().any(|a| a.contains('\0')) {
+                return err(format!("{g}.probe.exec.command"), "an argument holds a NUL byte");
+            }
+            ProbeKind::Exec { command: e.command.clone() }
+        }
+    };
+    if h.interval_ms < MIN_CHECK_INTERVAL_MS || h.timeout_ms == 0 || h.timeout_ms >= h.interval_ms {
+        return err(
+            g,
+            format!("need 0 < timeout_ms < interval_ms and interval_ms ≥ {MIN_CHECK_INTERVAL_MS}"),
+        );
+    }
+    if h.rise == 0 || h.fall == 0 {
+        return err(g, "rise and fall must be ≥ 1");
+    }
+    if let Some(r) = h.retry_interval_ms
+        && !(MIN_CHECK_INTERVAL_MS..=h.interval_ms).contains(&r)
+    {
+        return err(
+            format!("{g}.retry_interval_ms"),
+            format!("must be {MIN_CHECK_INTERVAL_MS}..=interval_ms"),
+        );
+    }
+    let connect_port = match h.connect_port {
+        None => None,
+        Some(p @ 1..=65535) => Some(p as u16),
+        Some(p) => return err(format!("{g}.connect_port"), format!("{p} is not a port")),
+    };
+    Ok(HealthCheckSpec {
+        probe,
+        interval_ms: h.interval_ms,
+        timeout_ms: h.timeout_ms,
+        rise: h.rise,
+        fall: h.fall,
+        on_failure: match pb::OnFailure::try_from(h.on_failure) {
+            Ok(pb::OnFailure::Weight0) => OnFailure::Weight0,
+            Ok(pb::OnFailure::Remove) => OnFailure::Remove,
+            _ => return err(format!("{g}.on_failure"), "unknown"),
+        },
+        connect_ip: h
+            .connect_ip
+            .as_deref()
+            .map(|a| parse::<IpAddr>(&format!("{g}.connect_ip"), a))
+            .transpose()?,
+        connect_port,
+        retry_interval_ms: h.retry_interval_ms,
+    })
+}
+
+fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
+    if let Some(d) = &p.expect_digest
+        && !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return err(format!("{g}.expect_digest"), "not an MD5 digest (32 lowercase hex digits)");
+    }
+    let tls = p
+        .tls
+        .as_ref()
+        .map(|t| {
+            let verify = match required(&format!("{g}.tls.verify"), &t.verify)? {
+                pb::tls_probe::Verify::System(_) => TlsVerify::System,
+                pb::tls_probe::Verify::CaFile(f) if f.starts_with('/') => TlsVerify::CaFile(f.clone()),
+                pb::tls_probe::Verify::CaFile(_) => {
+                    return err(format!("{g}.tls.ca_file"), "not an absolute path");
+                }
+                pb::tls_probe::Verify::Skip(_) => TlsVerify::Skip,
+            };
+            Ok(TlsProbe { sni: t.sni.clone(), verify })
+        })
+        .transpose()?;
+    Ok(ProbeKind::Http {
+        path: p.path.clone(),
+        expect_status: u16::try_from(p.expect_status)
+            .map_err(|_| WireError { field: format!("{g}.expect_status"), reason: "not a status".into() })?,
+        expect_body: p.expect_body.clone(),
+        host: p.host.clone(),
+        expect_digest: p.expect_digest.clone(),
+        tls,
+    })
+}
