@@ -1,0 +1,561 @@
+//! Every health-check kind against real servers: an HTTPS server with a certificate from a
+//! test CA, busybox httpd, scripts whose exit status flips, a notify hook that writes what
+//! it was told. Each test runs in a network namespace of its own (root; skipped elsewhere
+//! unless CI requires it) where 198.18.0.0/16 is local on `lo`, so every real server is a
+//! real socket on a test address. The director's IPVS is the recording fake (this host's
+//! kernel has none); the VM suite proves the same weights on a real IPVS table.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lvs_agent::fake::FakeSystem;
+use lvs_agent::node::Agent;
+use lvs_agent::state::Store;
+use lvs_proto::NodeSpec;
+use lvs_proto::reply::{EventKind, NodeStatus};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let must = ["CI", "LVS_REQUIRE_ROOT_SUITES"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0"));
+    assert!(!must, "needs root (a network namespace of its own)");
+    eprintln!("SKIPPED: needs root");
+    false
+}
+
+/// Run `f` on a thread of its own inside a fresh network namespace with the test range
+/// local; processes it starts (httpd, scripts) inherit the namespace.
+fn in_netns<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread, which owns nothing else yet.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+        for args in [&["link", "set", "lo", "up"][..], &["addr", "add", "198.18.0.0/16", "dev", "lo"]] {
+            assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(f());
+    })
+    .join()
+    .unwrap();
+}
+
+/// The definition's director spec for `service` (a `[[services]]` table using rs1..rs3
+/// and the sorry node), planned by the controller.
+fn director_spec(service: &str) -> NodeSpec {
+    let text = format!(
+        r#"
+[cluster]
+name = "checks"
+generation = 1
+[time]
+ntp_server = "198.18.0.1"
+[[lans]]
+name = "lan"
+cidr = "198.18.0.0/16"
+[[nodes]]
+name = "router"
+role = "router"
+agent = "198.18.0.1:7443"
+interfaces = [{{ name = "eth0", lan = "lan", address = "198.18.0.1/16" }}]
+[[nodes]]
+name = "director"
+role = "director"
+agent = "198.18.0.2:7443"
+interfaces = [{{ name = "eth1", lan = "lan", address = "198.18.0.2/16" }}]
+vips = [{{ address = "198.18.0.100/32", interface = "eth1" }}]
+{nodes}
+[[services]]
+name = "web"
+vip = "198.18.0.100"
+port = 80
+{service}
+"#,
+        nodes = ["rs1", "rs2", "rs3", "sorry"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!(
+                "[[nodes]]\nname = \"{n}\"\nrole = \"real_server\"\nagent = \"198.18.1.{a}:7443\"\ngateway = \"198.18.0.1\"\ninterfaces = [{{ name = \"eth0\", lan = \"lan\", address = \"198.18.1.{a}/16\" }}]\n",
+                a = 11 + i
+            ))
+            .collect::<String>()
+    );
+    let loaded =
+        lvs_controller::load::load_str("checks.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let plan = lvs_controller::planner::plan(&loaded.cluster);
+    plan.into_iter().find(|s| s.node == "director").expect("a director spec")
+}
+
+struct Director {
+    agent: Arc<Agent<FakeSystem>>,
+    sys: Arc<FakeSystem>,
+    _state: tempfile::TempDir,
+}
+
+impl Director {
+    async fn up(spec: &NodeSpec) -> Director {
+        let state = tempfile::tempdir().unwrap();
+        let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+        let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
+        let r = agent.apply(spec, "", false).await.expect("applied");
+        assert!(r.converged(), "{r:?}");
+        Director { agent, sys, _state: state }
+    }
+
+    /// Weights in the (fake) kernel table by real-server address.
+    fn weights(&self) -> Vec<(SocketAddr, u32)> {
+        let t = self.sys.ipvs.lock().unwrap();
+        let mut w: Vec<(SocketAddr, u32)> = t
+            .iter()
+            .flatten()
+            .flat_map(|s| s.destinations.iter().map(|d| (d.dest.addr, d.dest.weight)))
+            .collect();
+        w.sort();
+        w
+    }
+
+    fn weight(&self, rs: &str) -> Option<u32> {
+        let a: SocketAddr = rs.parse().unwrap();
+        self.weights().into_iter().find(|(d, _)| *d == a).map(|(_, w)| w)
+    }
+
+    async fn status(&self) -> NodeStatus {
+        lvs_agent::replies::status(&self.agent.status(None).await.unwrap())
+    }
+
+    /// Wait (up to `limit`) until `cond` holds on the director; how long it took.
+    async fn until(&self, limit: Duration, what: &str, cond: impl Fn(&Director) -> bool) -> Duration {
+        let t0 = Instant::now();
+        while !cond(self) {
+            assert!(t0.elapsed() < limit, "not within {limit:?}: {what}; weights {:?}", self.weights());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        t0.elapsed()
+    }
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A shell script at `dir/name` (the test's own fixture; the agent runs it without a shell
+/// of its own, by its `#!` line).
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+mod tls_server {
+    //! A real HTTPS server: TLS from rustls with a certificate of a test CA, answering every
+    //! request with `ok`, and remembering the SNI each client sent.
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub struct TestCa {
+        pub pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    impl TestCa {
+        pub fn new(name: &str) -> TestCa {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            let cert = p.self_signed(&key).unwrap();
+            TestCa { pem: cert.pem(), issuer: Issuer::new(p, key) }
+        }
+
+        /// A server certificate for `dns` and `ip`, with its key (DER).
+        pub fn leaf(
+            &self,
+            dns: &str,
+            ip: std::net::IpAddr,
+        ) -> (rustls::pki_types::CertificateDer<'static>, rustls::pki_types::PrivateKeyDer<'static>) {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec![dns.to_string()]).unwrap();
+            p.subject_alt_names.push(SanType::IpAddress(ip));
+            let cert = p.signed_by(&key, &self.issuer).unwrap();
+            (cert.der().clone(), rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        }
+    }
+
+    /// Serve HTTPS on `addr` with the certificate `ca` issues for `dns`; the SNIs seen.
+    pub async fn serve(addr: SocketAddr, ca: &TestCa, dns: &str) -> Arc<Mutex<Vec<Option<String>>>> {
+        let (cert, key) = ca.leaf(dns, addr.ip());
+        let cfg =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, s) = (acceptor.clone(), s.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    s.lock().unwrap().push(tls.get_ref().1.server_name().map(str::to_string));
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        seen
+    }
+}
+
+#[test]
+fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        use lvs_proto::spec::{DestinationCheck, ProbeKind, TlsVerify};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tls_server::TestCa::new("lab real-server CA");
+        let ca_file = dir.path().join("rs-ca.pem");
+        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let rs1: SocketAddr = "198.18.1.11:443".parse().unwrap();
+        let seen = tls_server::serve(rs1, &ca, "www.lab.test").await;
+        let spec = director_spec(&format!(
+            "real_servers = [{{ node = \"rs1\" }}]\n\
+             check = {{ kind = \"https\", port = 443, host = \"www.lab.test\", ca_file = \"{}\", \
+             expect_body = \"ok\", expect_digest = \"{}\", interval = \"200ms\", timeout = \"150ms\", fall = 2 }}",
+            ca_file.display(),
+            md5_hex(b"ok\n")
+        ));
+        let v = &spec.virtual_services[0];
+        let hc = v.health_check.clone().unwrap();
+        let probe = |hc: lvs_proto::spec::HealthCheckSpec| async move {
+            lvs_agent::health::probe("web", &v.key, "198.18.1.11:80".parse().unwrap(), &hc).await
+        };
+        // The CA file, the SNI the definition names, the body and its MD5: healthy.
+        probe(hc.clone()).await.expect("verified against the test CA");
+        assert_eq!(
+            seen.lock().unwrap().last().cloned().flatten().as_deref(),
+            Some("www.lab.test"),
+            "SNI sent"
+        );
+        let with_tls = |sni: Option<&str>, verify: TlsVerify| {
+            let mut h = hc.clone();
+            let ProbeKind::Http { tls: Some(t), .. } = &mut h.probe else { unreachable!() };
+            t.sni = sni.map(str::to_string);
+            t.verify = verify;
+            h
+        };
+        // A name the certificate does not hold: refused.
+        let e = probe(with_tls(Some("other.lab.test"), TlsVerify::CaFile(ca_file.display().to_string())))
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("TLS handshake") && e.contains("certificate not valid for name \"other.lab.test\""),
+            "{e}"
+        );
+        // No SNI: the certificate must name the address, which it does.
+        probe(with_tls(None, TlsVerify::CaFile(ca_file.display().to_string()))).await.expect("IP SAN");
+        assert_eq!(seen.lock().unwrap().last().cloned().flatten(), None, "no SNI for an address");
+        // The system's trust store does not know the test CA.
+        let e = probe(with_tls(Some("www.lab.test"), TlsVerify::System)).await.unwrap_err();
+        assert!(e.contains("UnknownIssuer") || e.contains("trust store holds no CA"), "{e}");
+        // Skipped only because the check says so: then anything answering TLS passes.
+        probe(with_tls(Some("other.lab.test"), TlsVerify::Skip)).await.expect("unverified");
+        // Another CA's certificate on the same address: refused.
+        let rogue = tls_server::TestCa::new("rogue");
+        let rs2: SocketAddr = "198.18.1.12:443".parse().unwrap();
+        tls_server::serve(rs2, &rogue, "www.lab.test").await;
+        let e = lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc)
+            .await
+            .unwrap_err();
+        assert!(e.contains("UnknownIssuer"), "{e}");
+        // A wrong digest.
+        let mut h = hc.clone();
+        if let ProbeKind::Http { expect_digest, .. } = &mut h.probe {
+            *expect_digest = Some("0".repeat(32));
+        }
+        let e = probe(h).await.unwrap_err();
+        assert!(e.contains(&format!("body md5 {}", md5_hex(b"ok\n"))), "{e}");
+
+        // Through the agent: rs2 (the rogue certificate) is quarantined, rs1 stays.
+        let spec = director_spec(&format!(
+            "real_servers = [{{ node = \"rs1\" }}, {{ node = \"rs2\" }}]\n\
+             check = {{ kind = \"https\", port = 443, sni = \"www.lab.test\", ca_file = \"{}\", interval = \"200ms\", timeout = \"150ms\", fall = 2 }}",
+            ca_file.display()
+        ));
+        assert!(spec.virtual_services[0].destinations.iter().all(|d| d.check == DestinationCheck::Service));
+        let d = Director::up(&spec).await;
+        d.until(Duration::from_secs(5), "rs2 quarantined", |d| d.weight("198.18.1.12:80") == Some(0)).await;
+        let st = d.status().await;
+        let h2 = st
+            .health
+            .iter()
+            .find(|h| h.destination.port() == 80 && h.destination.ip().to_string() == "198.18.1.12")
+            .unwrap();
+        assert!(h2.quarantined && h2.last_error.contains("UnknownIssuer"), "{h2:?}");
+        assert_eq!(d.weight("198.18.1.11:80"), Some(1), "rs1 verified and in service");
+    });
+}
+
+#[test]
+fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_it_hangs() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        // Fails while `down-<address>` exists; records what it was told; hangs on `hang`.
+        let check = script(
+            dir.path(),
+            "check",
+            &format!(
+                "echo \"$LVS_SERVICE $LVS_VIRTUAL $LVS_RS_ADDRESS $LVS_RS_PORT $1 $HOME\" > {d}/seen-$LVS_RS_ADDRESS\n\
+                 [ -e {d}/hang ] && {{ echo $$ > {d}/hung; sleep 30; }}\n\
+                 [ -e {d}/down-$LVS_RS_ADDRESS ] && {{ echo \"flag set\" >&2; exit 3; }}\nexit 0"
+            ),
+        );
+        let spec = director_spec(&format!(
+            "real_servers = [{{ node = \"rs1\" }}, {{ node = \"rs2\", check = {{ port = 8080 }} }}]\n\
+             check = {{ kind = \"exec\", command = [\"{}\", \"$HOME; rm -rf /\"], interval = \"200ms\", timeout = \"150ms\", rise = 2, fall = 2 }}",
+            check.display()
+        ));
+        let dir_ = Director::up(&spec).await;
+        let flag = |ip: &str| dir.path().join(format!("down-{ip}"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Its argument arrives as written (no shell expanded it), its environment is clean
+        // but for the destination; rs2's override probes port 8080.
+        let seen = std::fs::read_to_string(dir.path().join("seen-198.18.1.11")).unwrap();
+        assert_eq!(seen.trim(), "web TCP 198.18.0.100:80 198.18.1.11 80 $HOME; rm -rf /", "{seen}");
+        let seen = std::fs::read_to_string(dir.path().join("seen-198.18.1.12")).unwrap();
+        assert!(seen.contains(" 198.18.1.12 8080 "), "{seen}");
+        // Its exit status flips: quarantined after fall, restored after rise.
+        std::fs::write(flag("198.18.1.12"), "").unwrap();
+        dir_.until(Duration::from_secs(3), "rs2 quarantined", |d| d.weight("198.18.1.12:80") == Some(0))
+            .await;
+        let st = dir_.status().await;
+        let h = st.health.iter().find(|h| h.quarantined).unwrap();
+        assert!(h.last_error.ends_with("exit status 3: flag set"), "{h:?}");
+        assert_eq!(dir_.weight("198.18.1.11:80"), Some(1));
+        std::fs::remove_file(flag("198.18.1.12")).unwrap();
+        dir_.until(Duration::from_secs(3), "rs2 restored", |d| d.weight("198.18.1.12:80") == Some(1)).await;
+        // A hanging script is killed at its timeout, with what it started: no pile-up.
+        std::fs::write(dir.path().join("hang"), "").unwrap();
+        dir_.until(Duration::from_secs(3), "both quarantined", |d| d.weights().iter().all(|(_, w)| *w == 0))
+            .await;
+        let st = dir_.status().await;
+        assert!(
+            st.health.iter().all(|h| h.last_error.contains("no verdict within 150 ms (killed)")),
+            "{:?}",
+            st.health
+        );
+        let pid = std::fs::read_to_string(dir.path().join("hung")).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sleeping = Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists()
+                || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                    .unwrap_or_default()
+                    .contains(") Z"),
+            "the hung script {pid} was killed"
+        );
+        let alive = String::from_utf8_lossy(&sleeping.stdout).lines().count();
+        assert!(alive <= 2, "{alive} hung `sleep 30`s: one per in-flight probe at most, never a pile");
+        std::fs::remove_file(dir.path().join("hang")).unwrap();
+    });
+}
+
+#[test]
+fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let check =
+            script(dir.path(), "check", &format!("[ -e {d}/down-$LVS_RS_ADDRESS ] && exit 1; exit 0"));
+        // The hook appends one line per run: what happened and to whom.
+        let hook = script(
+            dir.path(),
+            "hook",
+            &format!(
+                "echo \"$1 $LVS_EVENT $LVS_SERVICE ${{LVS_RS_NODE:--}} ${{LVS_IN_SERVICE:--}}\" >> {d}/hooks"
+            ),
+        );
+        let spec = director_spec(&format!(
+            "real_servers = [{{ node = \"rs1\" }}, {{ node = \"rs2\" }}, {{ node = \"rs3\" }}]\n\
+             sorry_server = {{ node = \"sorry\" }}\nquorum = 2\nhysteresis = 1\nnotify = [\"{}\", \"page\"]\n\
+             check = {{ kind = \"exec\", command = [\"{}\"], interval = \"200ms\", timeout = \"150ms\", rise = 1, fall = 1 }}",
+            hook.display(),
+            check.display()
+        ));
+        let dir_ = Director::up(&spec).await;
+        let mut events = dir_.agent.events().subscribe();
+        let down = |rs: &str, on: bool| {
+            let f = dir.path().join(format!("down-198.18.1.{}", 10 + rs[2..].parse::<u32>().unwrap()));
+            if on { std::fs::write(f, "").unwrap() } else { std::fs::remove_file(f).unwrap() }
+        };
+        let sorry = |d: &Director| d.weight("198.18.1.14:80");
+        // Healthy: 3 of 3, the sorry server is not in the table.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(sorry(&dir_), None);
+        // Quorum 2, hysteresis 1: lost below 1 in service; two down keep it (1 in service).
+        down("rs1", true);
+        down("rs2", true);
+        dir_.until(Duration::from_secs(3), "rs1, rs2 out", |d| {
+            d.weight("198.18.1.11:80") == Some(0) && d.weight("198.18.1.12:80") == Some(0)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(sorry(&dir_), None, "1 in service is inside the band: not degraded yet");
+        // The third goes: quorum lost, the sorry server joins with weight 1.
+        down("rs3", true);
+        dir_.until(Duration::from_secs(3), "sorry server in", |d| sorry(d) == Some(1)).await;
+        let st = dir_.status().await;
+        let q = &st.services[0];
+        assert!(q.degraded && (q.in_service, q.total, q.quorum) == (0, 3, 2), "{q:?}");
+        // Two come back: 2 in service is inside the band again: still degraded.
+        down("rs1", false);
+        down("rs2", false);
+        dir_.until(Duration::from_secs(3), "rs1, rs2 back", |d| {
+            d.weight("198.18.1.11:80") == Some(1) && d.weight("198.18.1.12:80") == Some(1)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(sorry(&dir_), Some(1), "2 in service < quorum + hysteresis: the sorry server stays");
+        // All three: regained, the sorry server leaves.
+        down("rs3", false);
+        dir_.until(Duration::from_secs(3), "sorry server out", |d| sorry(d).is_none()).await;
+        assert!(!dir_.status().await.services[0].degraded);
+        // Events and hook runs, in order.
+        let mut said = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            if e.kind == EventKind::Health {
+                said.push(e.message);
+            }
+        }
+        assert!(said.iter().any(|m| m.contains("quorum lost: 0 of 3 real server(s) in service, quorum 2; sorry server 198.18.1.14:80 takes traffic")), "{said:#?}");
+        assert!(said.iter().any(|m| m.contains("quorum regained: 3 of 3")), "{said:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let hooks = std::fs::read_to_string(dir.path().join("hooks")).unwrap();
+        let lines: Vec<&str> = hooks.lines().collect();
+        let want = [
+            "page down web rs1 -",
+            "page down web rs2 -",
+            "page down web rs3 -",
+            "page quorum-lost web - 0",
+            "page up web rs1 -",
+            "page up web rs2 -",
+            "page up web rs3 -",
+            "page quorum-regained web - 3",
+        ];
+        let mut sorted = lines.clone();
+        // Transitions of one flush run in key order; compare as sets of the same size.
+        sorted.sort();
+        let mut w = want.to_vec();
+        w.sort();
+        assert_eq!(sorted, w, "{hooks}");
+        let lost = lines.iter().position(|l| l.contains("quorum-lost")).unwrap();
+        let third_down = lines.iter().position(|l| *l == "page down web rs3 -").unwrap();
+        assert!(third_down < lost, "the quorum is lost after the server that took it: {hooks}");
+    });
+}
+
+#[test]
+fn a_real_server_probed_on_another_address_and_port_with_a_retry_interval() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        std::fs::write(www.path().join("index.html"), "ok\n").unwrap();
+        std::fs::write(www.path().join("alive"), "yes\n").unwrap();
+        // rs2's health endpoint: another address (its management address) and port.
+        let mut httpd = Command::new("busybox")
+            .args(["httpd", "-f", "-p", "198.18.2.12:8080", "-h"])
+            .arg(www.path())
+            .spawn()
+            .expect("busybox httpd");
+        let mut main = Command::new("busybox")
+            .args(["httpd", "-f", "-p", "198.18.1.11:80", "-h"])
+            .arg(www.path())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Interval 2 s, fall 3: without a retry interval a failure takes 4-6 s to act on.
+        let spec = director_spec(
+            "real_servers = [{ node = \"rs1\" }, { node = \"rs2\", check = { connect_ip = \"198.18.2.12\", port = 8080, path = \"/alive\", expect_body = \"yes\" } }]\n\
+             check = { kind = \"http\", path = \"/\", interval = \"2s\", timeout = \"150ms\", retry_interval = \"200ms\", rise = 1, fall = 3 }",
+        );
+        let d = Director::up(&spec).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let st = d.status().await;
+        assert!(st.health.iter().all(|h| h.probes >= 1 && h.up), "{:?}", st.health);
+        assert_eq!(d.weights().iter().map(|(_, w)| *w).collect::<Vec<_>>(), [1, 1]);
+        // rs2's own endpoint goes away (its service port, unused here, is not probed).
+        httpd.kill().unwrap();
+        httpd.wait().unwrap();
+        let took = d
+            .until(Duration::from_secs(5), "rs2 quarantined", |d| d.weight("198.18.1.12:80") == Some(0))
+            .await;
+        // First failure within one interval, then two retries 200 ms apart.
+        assert!(took < Duration::from_millis(2000 + 2 * 200 + 800), "took {took:?}");
+        let st = d.status().await;
+        let h = st.health.iter().find(|h| h.quarantined).unwrap();
+        assert!(h.last_error.contains("198.18.2.12:8080"), "the override's target: {h:?}");
+        assert_eq!(d.weight("198.18.1.11:80"), Some(1));
+        main.kill().unwrap();
+        main.wait().unwrap();
+    });
+}
+
+#[test]
+fn a_spec_whose_check_or_hook_is_missing_on_the_director_is_refused_whole() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let spec = director_spec(
+            "real_servers = [{ node = \"rs1\" }]\nnotify = [\"/nonexistent/hook\"]\n\
+             check = { kind = \"exec\", command = [\"/nonexistent/check\"], interval = \"1s\" }",
+        );
+        let state = tempfile::tempdir().unwrap();
+        let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+        let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
+        let e = agent.apply(&spec, "", false).await.unwrap_err().to_string();
+        assert!(e.contains("preflight failed, nothing was changed"), "{e}");
+        assert!(e.contains("check /nonexistent/check: No such file"), "{e}");
+        assert!(e.contains("notify hook /nonexistent/hook: No such file"), "{e}");
+        assert!(sys.ipvs.lock().unwrap().iter().flatten().next().is_none(), "no IPVS service was made");
+    });
+}
