@@ -238,10 +238,15 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
-    let pid = child.id();
+    // Killed with everything it started when the verdict is late or the probe is dropped
+    // (its destination left the spec, the agent stops): never left running behind.
+    let mut group = GroupKill(child.id());
     let stderr = child.stderr.take();
     let wait = async {
         let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
+        // It ended by itself; what it left in the background is its own business (and its
+        // group id may be reused once those are gone).
+        group.0 = None;
         let mut said = String::new();
         if let (false, Some(mut e)) = (status.success(), stderr) {
             use tokio::io::AsyncReadExt;
@@ -269,12 +274,19 @@ pub async fn run(
             })
         }
         Ok(Err(e)) => Err(e),
-        Err(_) => {
-            if let Some(pid) = pid {
-                // SAFETY: kill(2) on a process group this function created; no memory involved.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            Err(format!("{program}: no verdict within {} ms (killed)", timeout.as_millis()))
+        Err(_) => Err(format!("{program}: no verdict within {} ms (killed)", timeout.as_millis())),
+    }
+}
+
+/// Kills a process group when dropped, unless disarmed (`None`).
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: kill(2) on the process group this module created for its child; the
+            // child is not reaped yet (it is disarmed once it is), so the id is still ours.
+            unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
         }
     }
 }

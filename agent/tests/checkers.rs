@@ -340,7 +340,7 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
             "check",
             &format!(
                 "echo \"$LVS_SERVICE $LVS_VIRTUAL $LVS_RS_ADDRESS $LVS_RS_PORT $1 $HOME\" > {d}/seen-$LVS_RS_ADDRESS\n\
-                 [ -e {d}/hang ] && {{ echo $$ > {d}/hung; sleep 30; }}\n\
+                 [ -e {d}/hang ] && sleep 37\n\
                  [ -e {d}/down-$LVS_RS_ADDRESS ] && {{ echo \"flag set\" >&2; exit 3; }}\nexit 0"
             ),
         );
@@ -378,18 +378,17 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
             "{:?}",
             st.health
         );
-        let pid = std::fs::read_to_string(dir.path().join("hung")).unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let sleeping = Command::new("pgrep").args(["-f", "sleep 30"]).output().unwrap();
-        assert!(
-            !Path::new(&format!("/proc/{}", pid.trim())).exists()
-                || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-                    .unwrap_or_default()
-                    .contains(") Z"),
-            "the hung script {pid} was killed"
-        );
-        let alive = String::from_utf8_lossy(&sleeping.stdout).lines().count();
-        assert!(alive <= 2, "{alive} hung `sleep 30`s: one per in-flight probe at most, never a pile");
+        let hung = || {
+            let o = Command::new("pgrep").args(["-f", "^sleep 37$"]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).lines().count()
+        };
+        // Two destinations, a probe each every 200 ms killed at 150 ms: at most two alive.
+        let alive = hung();
+        assert!(alive <= 2, "{alive} hung scripts' children alive: they pile up");
+        // The director goes (its probes are dropped mid-run): nothing it started survives.
+        drop(dir_);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(hung(), 0, "a dropped probe leaves its script's children behind");
         std::fs::remove_file(dir.path().join("hang")).unwrap();
     });
 }
