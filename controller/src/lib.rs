@@ -11,6 +11,7 @@ pub mod definition;
 pub mod diagnostics;
 pub mod enrol;
 pub mod fleet;
+pub mod import;
 pub mod ipvsadm;
 pub mod load;
 pub mod model;

@@ -82,6 +82,9 @@ pub enum Command {
     /// Directors sharing VIPs (VRRP): a planned failover.
     #[command(subcommand)]
     Director(DirectorCommand),
+    /// Write a definition from another tool's configuration (keepalived.conf).
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// The seed article's lab in network namespaces (root): up, apply, status, verify, down.
     Lab(lvs_lab::LabArgs),
     /// Print shell completions.
@@ -393,4 +396,44 @@ pub enum PkiCommand {
 /// (`~/.config/lvsctl/CLUSTER/pki`).
 pub fn pki_dir(cli: &Cli, cluster: &str) -> PathBuf {
     cli.pki.clone().unwrap_or_else(|| lvs_controller::paths::default_pki(cluster))
+}
+
+/// `lvsctl import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A definition skeleton from keepalived.conf (one per director, in --director order):
+    /// services, real servers, checkers, sorry servers, quorum and VRRP are carried over;
+    /// every option that is not is written as a comment with the reason. The result is
+    /// validated; the exit status says whether it is valid as it stands.
+    #[command(
+        after_help = "Examples:\n  lvsctl import keepalived /etc/keepalived/keepalived.conf --director lvs1=198.18.0.2/24 --router 198.18.0.1 --out cluster.toml\n  lvsctl import keepalived master.conf backup.conf --director lvs1=198.18.0.2/24 --director lvs2=198.18.0.3/24 --router 198.18.0.1"
+    )]
+    Keepalived(ImportKeepalivedArgs),
+}
+
+/// `lvsctl import keepalived`.
+#[derive(Debug, Args)]
+pub struct ImportKeepalivedArgs {
+    /// keepalived.conf files, one per director (the first one's virtual_servers are used).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The director whose file this is, NAME=ADDRESS/PREFIX (its address on the real
+    /// servers' LAN; repeat, in file order).
+    #[arg(long = "director", value_name = "NAME=ADDRESS/PREFIX", required = true)]
+    pub directors: Vec<String>,
+    /// The router: the real servers' gateway and the cluster's NTP server.
+    #[arg(long, value_name = "ADDRESS")]
+    pub router: std::net::IpAddr,
+    /// The directors' interface on the LAN (default: the VRRP instance's, else eth0).
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// The real servers' interface on the LAN.
+    #[arg(long, value_name = "NAME", default_value = "eth0")]
+    pub rs_interface: String,
+    /// Cluster name (default: global_defs' router_id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write the definition here instead of to standard output (refused if it exists).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }

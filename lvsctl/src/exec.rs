@@ -17,8 +17,8 @@ use lvs_proto::spec::{Protocol, ServiceKey};
 use lvs_controller::load::LoadError;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, DirectorCommand, EventsArgs, IpvsCommand, ListArgs, NodeCommand, Output,
-    PkiCommand, PlanArgs, RolloutArgs, RsCommand, VerifyArgs, pki_dir,
+    ApplyArgs, Cli, Command, DirectorCommand, EventsArgs, ImportCommand, ImportKeepalivedArgs, IpvsCommand,
+    ListArgs, NodeCommand, Output, PkiCommand, PlanArgs, RolloutArgs, RsCommand, VerifyArgs, pki_dir,
 };
 
 /// Whether `e` (or any error under it) is a write to a reader that went away, as in
@@ -162,6 +162,7 @@ pub enum CommandError {
 pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
     match &cli.command {
         Command::Validate => validate(cli, out, err),
+        Command::Import(ImportCommand::Keepalived(a)) => a.exec(cli, out, err),
         Command::Plan(a) => a.exec(cli, out, err),
         Command::Apply(a) => a.exec(cli, out, err),
         Command::Status(a) => fleet(cli, err, |c| async move {
@@ -586,5 +587,76 @@ impl PkiCommand {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl ImportKeepalivedArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        use lvs_controller::import;
+        no_json(cli, "import (it writes a TOML definition)")?;
+        let mut directors = Vec::new();
+        for d in &self.directors {
+            let parsed =
+                d.split_once('=').and_then(|(n, a)| Some((n.to_string(), a.parse::<ipnet::IpNet>().ok()?)));
+            let Some(pair) = parsed else {
+                return Err(CmdError::Usage(format!(
+                    "--director {d}: expected NAME=ADDRESS/PREFIX, e.g. lvs1=198.18.0.2/24"
+                ))
+                .into());
+            };
+            directors.push(pair);
+        }
+        let inputs = self
+            .files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| CmdError::Usage(format!("{}: {e}", f.display())))?;
+                Ok(import::Input { name: f.display().to_string(), text })
+            })
+            .collect::<Result<Vec<_>, CommandError>>()?;
+        let opts = import::Options {
+            name: self.name.clone(),
+            router: self.router,
+            directors,
+            interface: self.interface.clone(),
+            rs_interface: self.rs_interface.clone(),
+            agent_port: lvs_proto::AGENT_PORT,
+        };
+        let imported = import::keepalived(&inputs, &opts).map_err(|e| CmdError::Usage(e.to_string()))?;
+        let name = self.out.as_ref().map_or("(import)".to_string(), |p| p.display().to_string());
+        let checked = load::load_str(&name, &imported.toml);
+        match &self.out {
+            Some(p) => match lvs_proto::files::create_exclusive(p, imported.toml.as_bytes(), 0o644) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(CmdError::Usage(format!("{} exists: not replaced", p.display())).into());
+                }
+                Err(e) => return Err(CmdError::Usage(format!("{}: {e}", p.display())).into()),
+            },
+            None => out.write_all(imported.toml.as_bytes())?,
+        }
+        writeln!(
+            err,
+            "imported {} service(s) from {} file(s); {} keepalived option(s) not carried over are comments in the output",
+            imported.services,
+            inputs.len(),
+            imported.unmapped
+        )?;
+        match checked {
+            Ok(l) if l.report.diagnostics.is_empty() => {
+                writeln!(err, "the definition is valid")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(l) => {
+                writeln!(err, "{}", l.report)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(LoadError::Invalid(report)) => {
+                writeln!(err, "{report}\nthe definition needs the changes above before it validates")?;
+                Ok(Exit::Invalid.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -39,6 +39,81 @@ fn help_snapshots() {
     insta::assert_snapshot!("help_apply", text(&lvsctl(&["apply", "--help"]).stdout));
     insta::assert_snapshot!("help_rs_drain", text(&lvsctl(&["rs", "drain", "--help"]).stdout));
     insta::assert_snapshot!("help_rollout", text(&lvsctl(&["rollout", "--help"]).stdout));
+    insta::assert_snapshot!(
+        "help_import_keepalived",
+        text(&lvsctl(&["import", "keepalived", "--help"]).stdout)
+    );
+}
+
+#[test]
+fn a_keepalived_conf_imports_into_a_file_that_validate_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cluster.toml");
+    let fixtures = "../controller/tests/fixtures/keepalived";
+    let (master, backup) = (format!("{fixtures}/dr-master.conf"), format!("{fixtures}/dr-backup.conf"));
+    let o = lvsctl(&[
+        "import",
+        "keepalived",
+        &master,
+        &backup,
+        "--director",
+        "lvs1=198.18.0.2/24",
+        "--director",
+        "lvs2=198.18.0.3/24",
+        "--router",
+        "198.18.0.1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("imported 3 service(s) from 2 file(s); 22 keepalived option(s)"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = lvsctl(&["-f", out.to_str().unwrap(), "validate"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("valid: cluster lvs-web generation 1, 7 nodes, 3 services"),
+        "{}",
+        text(&o.stdout)
+    );
+    // An existing file is not replaced; a director without its prefix is refused.
+    let again = [
+        "import",
+        "keepalived",
+        &master,
+        "--director",
+        "lvs1=198.18.0.2/24",
+        "--router",
+        "198.18.0.1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = lvsctl(&again);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("exists: not replaced"), "{}", text(&o.stderr));
+    let o =
+        lvsctl(&["import", "keepalived", &master, "--director", "lvs1=198.18.0.2", "--router", "198.18.0.1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("expected NAME=ADDRESS/PREFIX"), "{}", text(&o.stderr));
+    // A NAT configuration: written, with the reasons it does not validate (exit 1).
+    let o = lvsctl(&[
+        "import",
+        "keepalived",
+        &format!("{fixtures}/nat.conf"),
+        "--director",
+        "lvs1=198.18.0.2/24",
+        "--router",
+        "198.18.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("`lb_kind NAT`: this tool runs direct routing only"));
+    assert!(
+        text(&o.stderr).contains("the definition needs the changes above before it validates"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -274,6 +349,7 @@ fn every_command_honours_json_or_refuses_it() {
         &["ipvs", "restore", "-"],
         &["lab", "down"],
         &["metrics", "rs1"],
+        &["import", "keepalived", "x.conf", "--director", "d=198.18.0.2/24", "--router", "198.18.0.1"],
     ] {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);

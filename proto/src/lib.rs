@@ -16,6 +16,9 @@ pub mod wire;
 /// range Prometheus exporters use. `lvsctl metrics` scrapes it unless told otherwise.
 pub const METRICS_PORT: u16 = 9643;
 
+/// The port agents serve gRPC on by convention (every example definition uses it).
+pub const AGENT_PORT: u16 = 7443;
+
 pub use spec::NodeSpec;
 
 /// Generated gRPC types and services of `lvs.agent.v1`.
