@@ -19,6 +19,7 @@ use lvs_proto::NodeSpec;
 use lvs_proto::spec::{HealthCheckSpec, ServiceKey, VirtualServiceSpec};
 use tokio::task::JoinHandle;
 
+use crate::checker::CheckerThread;
 use crate::events::Events;
 use crate::notify::{Note, Notifier};
 use crate::probe::Prober;
@@ -107,6 +108,8 @@ pub struct Health {
     table: Table,
     tasks: Mutex<BTreeMap<DestKey, (HealthCheckSpec, JoinHandle<()>)>>,
     flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
+    /// Started with the first destination to check (a router or real server never has one).
+    thread: Mutex<Option<Arc<CheckerThread>>>,
 }
 
 /// What a destination's task is started with.
@@ -118,6 +121,20 @@ struct Wanted {
 }
 
 impl Health {
+    /// The checker thread, started on first use; `None` (logged) if no thread can be made.
+    fn thread(&self) -> Option<Arc<CheckerThread>> {
+        let mut t = self.thread.lock().expect("checker thread");
+        if t.is_none() {
+            match CheckerThread::start() {
+                Ok(c) => *t = Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the health checker's thread: no probes run")
+                }
+            }
+        }
+        t.clone()
+    }
+
     /// Stop every probe and forget every destination (the node was decommissioned).
     pub fn stop(&self) {
         let mut tasks = self.tasks.lock().expect("health tasks");
@@ -204,8 +221,18 @@ impl Health {
             let first = stagger(w.hc.interval_ms, i);
             let latency = events.metrics().probe_histogram(&crate::convert::service_key(&w.service));
             let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc);
-            let task =
-                tokio::spawn(run(key, w.hc.clone(), prober, first, self.table.clone(), tx.clone(), latency));
+            let Some(thread) = self.thread() else { return };
+            let epoch = thread.epoch();
+            let task = thread.spawn(run(
+                key,
+                w.hc.clone(),
+                prober,
+                first,
+                self.table.clone(),
+                tx.clone(),
+                latency,
+                epoch,
+            ));
             tasks.insert(key, (w.hc, task));
         }
     }
@@ -222,6 +249,8 @@ pub async fn probe(
 }
 
 /// Probe every interval; after a failure, after the retry interval if the check has one.
+/// Start times snap to the checker's grid ([`crate::checker::SLOT`]).
+#[allow(clippy::too_many_arguments)] // one task's whole context, handed over once
 async fn run(
     key: DestKey,
     hc: HealthCheckSpec,
@@ -230,22 +259,24 @@ async fn run(
     table: Table,
     tx: Sender,
     latency: prometheus_client::metrics::histogram::Histogram,
+    epoch: tokio::time::Instant,
 ) {
     let interval = Duration::from_millis(hc.interval_ms);
     let retry = hc.retry_interval_ms.map(Duration::from_millis);
-    let mut next = tokio::time::Instant::now() + stagger;
+    let mut next = crate::checker::snap(epoch, tokio::time::Instant::now() + stagger);
     loop {
         tokio::time::sleep_until(next).await;
         let t0 = tokio::time::Instant::now();
         let result = prober.probe().await;
         latency.observe(t0.elapsed().as_secs_f64());
-        // From the probe's start, as an interval timer would; never in the past (a probe
-        // never takes longer than its timeout, which is shorter than both).
-        next = t0
+        // From the slot it was due in, as an interval timer would; never in the past (a
+        // probe never takes longer than its timeout, which is shorter than both).
+        let due = next
             + match (&result, retry) {
                 (Err(_), Some(r)) => r,
                 _ => interval,
             };
+        next = crate::checker::snap(epoch, due.max(t0));
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };

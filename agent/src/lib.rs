@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod authz;
 pub mod caller;
+pub mod checker;
 pub mod checks;
 pub mod clock;
 pub mod config;
