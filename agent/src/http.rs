@@ -49,42 +49,10 @@ impl Response {
 
 /// GET `path` from `addr` with `Host: host`; the whole exchange must finish within `timeout`.
 pub async fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Response, String> {
-    get_capped(addr, host, path, timeout, MAX_BODY).await
-}
-
-/// GET over TLS: handshake with `tls` presenting `name` (SNI, verified by the connector's
-/// rules), then as [`get`]; at most `cap` bytes of the body are read.
-pub async fn get_tls(
-    addr: SocketAddr,
-    tls: &tokio_rustls::TlsConnector,
-    name: rustls::pki_types::ServerName<'static>,
-    host: &str,
-    path: &str,
-    timeout: Duration,
-    cap: usize,
-) -> Result<Response, String> {
     within(timeout, async {
         let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
-        let stream =
-            tls.connect(name, stream).await.map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-        exchange(stream, host, path, cap).await
-    })
-    .await
-}
-
-/// Plain GET reading at most `cap` bytes of the body (a digest check needs all of it).
-pub async fn get_capped(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    timeout: Duration,
-    cap: usize,
-) -> Result<Response, String> {
-    within(timeout, async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        exchange(stream, host, path, cap).await
+        exchange(stream, host, path, MAX_BODY).await
     })
     .await
 }

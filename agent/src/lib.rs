@@ -23,6 +23,7 @@ pub mod fake;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod http1;
 pub mod keepalived;
 pub mod metrics;
 pub mod netlink;

@@ -36,8 +36,8 @@ enum Kind {
 }
 
 struct Http {
-    path: String,
-    host: String,
+    /// The request's bytes, made once.
+    request: Vec<u8>,
     expect_status: u16,
     expect_body: Option<String>,
     expect_digest: Option<String>,
@@ -55,9 +55,9 @@ impl Prober {
             ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
                 let tls = tls.as_ref().map(|t| connector(t, target)).transpose();
                 tls.map(|tls| {
+                    let host = host.clone().unwrap_or_else(|| target.ip().to_string());
                     Kind::Http(Box::new(Http {
-                        path: path.clone(),
-                        host: host.clone().unwrap_or_else(|| target.ip().to_string()),
+                        request: crate::http1::request(&host, path),
                         expect_status: *expect_status,
                         expect_body: expect_body.clone(),
                         expect_digest: expect_digest.clone(),
@@ -96,13 +96,31 @@ impl Prober {
 
     async fn http(&self, h: &Http) -> Result<(), String> {
         let cap = if h.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
-        let r = match &h.tls {
-            None => crate::http::get_capped(self.target, &h.host, &h.path, self.timeout, cap).await?,
-            Some((tls, name)) => {
-                crate::http::get_tls(self.target, tls, name.clone(), &h.host, &h.path, self.timeout, cap)
-                    .await?
+        let body = h.expect_body.is_some() || h.expect_digest.is_some();
+        let target = self.target;
+        let exchange = async {
+            let tcp =
+                tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            match &h.tls {
+                None => {
+                    let mut tcp = tcp;
+                    crate::http1::exchange(&mut tcp, &h.request, body, cap).await
+                }
+                Some((tls, name)) => {
+                    let mut s = tls
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake with {target}: {e}"))?;
+                    crate::http1::exchange(&mut s, &h.request, body, cap).await
+                }
             }
         };
+        let (status, got) = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(r) => r?,
+            Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        let r = crate::http::Response { status, body: got.into() };
         if r.status != h.expect_status {
             return Err(format!("status {} (expected {})", r.status, h.expect_status));
         }
