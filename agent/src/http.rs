@@ -102,7 +102,11 @@ where
 /// TCP connect within `timeout` (the `tcp` health check).
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(s)) => {
+            // A reset rather than a FIN exchange: the check is done once connected.
+            let _ = s.set_zero_linger();
+            Ok(())
+        }
         Ok(Err(e)) => Err(format!("connect {addr}: {e}")),
         Err(_) => Err(format!("connect {addr}: no answer within {} ms", timeout.as_millis())),
     }

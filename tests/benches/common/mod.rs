@@ -31,12 +31,18 @@ pub fn httpd(www: &std::path::Path) -> Child {
 
 /// This process's CPU time so far, user and system (getrusage).
 pub fn cpu() -> Duration {
+    let (user, system) = cpu_split();
+    user + system
+}
+
+/// This process's CPU time so far: (user, system).
+pub fn cpu_split() -> (Duration, Duration) {
     // SAFETY: rusage is plain integers; all-zero is a valid value.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer to a zeroed rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    (tv(u.ru_utime), tv(u.ru_stime))
 }
 
 use lvs_proto::spec::*;
