@@ -895,3 +895,133 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
+
+/// The lab with a third real server checked by a script (its own check), a sorry server,
+/// quorum 2 and a notify hook: the director's kernel table follows the quorum.
+fn quorum_lab() -> Lab {
+    let def = edit(
+        LAB,
+        &[
+            (
+                "[[services]]",
+                "[[nodes]]\nname = \"rs3\"\nrole = \"real_server\"\nagent = \"198.18.0.13:7443\"\n\
+                 interfaces = [{ name = \"eth0\", lan = \"cluster\", address = \"198.18.0.13/24\" }]\ngateway = \"198.18.0.1\"\n\n\
+                 [[nodes]]\nname = \"sorry\"\nrole = \"real_server\"\nagent = \"198.18.0.50:7443\"\n\
+                 interfaces = [{ name = \"eth0\", lan = \"cluster\", address = \"198.18.0.50/24\" }]\ngateway = \"198.18.0.1\"\n\n\
+                 [[services]]",
+            ),
+            (
+                "  { node = \"rs2\", weight = 1 },\n",
+                "  { node = \"rs2\", weight = 1 },\n  { node = \"rs3\", weight = 1 },\n",
+            ),
+        ],
+    );
+    let lab = Lab::up("quorum", &def);
+    // The script check and the hook live in the lab's directory, which the director's agent
+    // sees (the namespaces share the file system): written now, then named in the definition.
+    // The script gets a second to answer: starting a shell under TCG takes a while.
+    let write = |name: &str, body: String| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = lab.dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let d = lab.dir.display().to_string();
+    let check = write("check-rs3", format!("[ -e {d}/rs3-down ] && exit 1\nexit 0"));
+    let hook =
+        write("hook", format!("echo \"$LVS_EVENT ${{LVS_RS_NODE:--}} ${{LVS_IN_SERVICE:--}}\" >> {d}/hooks"));
+    let text = std::fs::read_to_string(&lab.def).unwrap();
+    let text = edit(
+        &text,
+        &[
+            (
+                "scheduler = \"rr\"\n",
+                &format!(
+                    "scheduler = \"rr\"\nquorum = 2\nsorry_server = {{ node = \"sorry\" }}\nnotify = [\"{hook}\"]\n"
+                ),
+            ),
+            (
+                "{ node = \"rs3\", weight = 1 }",
+                &format!(
+                    "{{ node = \"rs3\", weight = 1, check = {{ kind = \"exec\", command = [\"{check}\"], interval = \"1s\", timeout = \"800ms\" }} }}"
+                ),
+            ),
+        ],
+    );
+    std::fs::write(&lab.def, text).unwrap();
+    lab
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
+fn below_quorum_the_sorry_server_serves_beside_the_survivors() {
+    let lab = quorum_lab();
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let sorry = "198.18.0.50:80";
+    let settled = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        ["198.18.0.11:80", "198.18.0.12:80", "198.18.0.13:80"]
+            .iter()
+            .all(|r| kernel_weight(&lab, r) == Some(1))
+            .then_some(())
+    });
+    assert!(settled.is_some(), "{}", text(&lab.exec("director", &["ipvsadm", "-Ln"])));
+    assert_eq!(kernel_weight(&lab, sorry), None, "no sorry server while the quorum holds");
+
+    step("rs1's httpd stops and rs3's script fails: 1 of 3 in service, below quorum 2");
+    let httpd = lab.pid_of("httpd-rs1").expect("httpd pid");
+    lab.kill(httpd, "TERM");
+    std::fs::write(lab.dir.join("rs3-down"), "").unwrap();
+    let t0 = Instant::now();
+    let joined = poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        (kernel_weight(&lab, sorry) == Some(1)).then(|| t0.elapsed())
+    });
+    let table = text(&lab.exec("director", &["ipvsadm", "-Ln"]));
+    let joined = joined.unwrap_or_else(|| panic!("the sorry server never joined:\n{table}"));
+    println!("quorum lost -> sorry server in the kernel table after {} ms\n{table}", joined.as_millis());
+    assert_eq!(
+        (kernel_weight(&lab, "198.18.0.11:80"), kernel_weight(&lab, "198.18.0.13:80")),
+        (Some(0), Some(0))
+    );
+    // Clients get the survivor and the sorry page, nothing else and no failure.
+    let seq = client_sequence(&lab, 8);
+    println!("client saw: {seq:?}");
+    assert!(seq.iter().all(|s| s == "rs2" || s == "sorry"), "{seq:?}");
+    assert!(seq.iter().any(|s| s == "sorry") && seq.iter().any(|s| s == "rs2"), "{seq:?}");
+    // status says so, and exits 4.
+    let o = lab.lvsctl(&["status"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "service web (TCP 198.18.0.100:80) below quorum: 1 of 3 real server(s) in service, quorum 2"
+        ),
+        "{}",
+        text(&o)
+    );
+
+    step("rs3's script passes again: 2 of 3, the quorum holds, the sorry server leaves");
+    std::fs::remove_file(lab.dir.join("rs3-down")).unwrap();
+    let left = poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        (kernel_weight(&lab, sorry).is_none() && kernel_weight(&lab, "198.18.0.13:80") == Some(1))
+            .then_some(())
+    });
+    assert!(left.is_some(), "{}", text(&lab.exec("director", &["ipvsadm", "-Ln"])));
+    let seq = client_sequence(&lab, 6);
+    assert!(seq.iter().all(|s| s == "rs2" || s == "rs3"), "{seq:?}");
+    // The hook ran for each transition, in order, from the director's agent.
+    let hooks = poll(Duration::from_secs(5), Duration::from_millis(100), || {
+        let h = std::fs::read_to_string(lab.dir.join("hooks")).unwrap_or_default();
+        h.contains("quorum-regained").then_some(h)
+    })
+    .expect("hook runs");
+    println!("hook runs:\n{hooks}");
+    let lines: Vec<&str> = hooks.lines().collect();
+    for want in ["down rs1 -", "down rs3 -", "quorum-lost - 1", "up rs3 -", "quorum-regained - 2"] {
+        assert!(lines.contains(&want), "no `{want}` in {lines:?}");
+    }
+    let at = |w: &str| lines.iter().position(|l| *l == w).unwrap();
+    assert!(
+        at("quorum-lost - 1") < at("up rs3 -") && at("up rs3 -") < at("quorum-regained - 2"),
+        "{lines:?}"
+    );
+}

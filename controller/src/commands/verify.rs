@@ -127,13 +127,18 @@ async fn check_service(
         .probe(router, &req, deadline)
         .await
         .map_err(|e| CmdError::Usage(format!("verify: {router}: {e}")))?;
-    // IPVS folds per-CPU counters into what it reports on a ~2 s timer: wait for them.
+    // IPVS folds per-CPU counters into what it reports on a ~2 s timer, one counter set
+    // after another (a destination's can show a request its service's does not show yet):
+    // wait until both the connections and the service's in-packets have moved.
     let start = Instant::now();
     let mut after = counters(ctx, &v.key).await?;
     let delta = |a: &Counters| -> u64 {
         a.conns.iter().map(|(k, (c, _))| c - before.conns.get(k).map_or(0, |x| x.0).min(*c)).sum()
     };
-    while delta(&after) < u64::from(probe.answered) && start.elapsed() < Duration::from_secs(6) {
+    let settled = |a: &Counters| {
+        delta(a) >= u64::from(probe.answered) && (probe.answered == 0 || a.inpkts > before.inpkts)
+    };
+    while !settled(&after) && start.elapsed() < Duration::from_secs(6) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         after = counters(ctx, &v.key).await?;
     }
