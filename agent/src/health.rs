@@ -95,7 +95,17 @@ struct Transition {
     why: String,
 }
 
-type Sender = tokio::sync::mpsc::Sender<Transition>;
+/// What the flusher is asked to do.
+#[derive(Debug, Clone)]
+enum Work {
+    /// Put a probe task's decision in force.
+    Transition(Transition),
+    /// The spec changed (servers added or removed, a new quorum): settle every service
+    /// against its quorum, as a transition would, and publish what changed.
+    Settle,
+}
+
+type Sender = tokio::sync::mpsc::Sender<Work>;
 
 /// Transitions waiting for the flusher. Each destination's task re-decides on every probe
 /// until its transition is in force, so a full queue loses nothing: the decision is
@@ -235,6 +245,8 @@ impl Health {
             ));
             tasks.insert(key, (w.hc, task));
         }
+        // A full queue drops this: a later transition settles the quorum too.
+        let _ = tx.try_send(Work::Settle);
     }
 }
 
@@ -285,7 +297,7 @@ async fn run(
         if let Some((quarantine, why)) = transition {
             // Until the flusher has applied it, later probes may decide it again: the
             // flusher drops decisions that are already in force.
-            let _ = tx.try_send(Transition { key, quarantine, why });
+            let _ = tx.try_send(Work::Transition(Transition { key, quarantine, why }));
         }
     }
 }
@@ -293,17 +305,23 @@ async fn run(
 /// Apply queued transitions, everything queued at once as one runtime change, then
 /// publish them and run the services' hooks.
 async fn flush<S: System + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<Transition>,
+    mut rx: tokio::sync::mpsc::Receiver<Work>,
     table: Table,
     rec: Arc<Reconciler<S>>,
     events: Events,
     notifier: Notifier,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut batch = BTreeMap::new();
-        batch.insert(first.key, first);
-        while let Ok(t) = rx.try_recv() {
-            batch.insert(t.key, t);
+        let (mut batch, mut settle) = (BTreeMap::new(), false);
+        let mut take = |w: Work| match w {
+            Work::Transition(t) => {
+                batch.insert(t.key, t);
+            }
+            Work::Settle => settle = true,
+        };
+        take(first);
+        while let Ok(w) = rx.try_recv() {
+            take(w);
         }
         let batch: Vec<Transition> = {
             let t = table.lock().expect("health table");
@@ -312,7 +330,7 @@ async fn flush<S: System + 'static>(
                 .filter(|x| t.get(&x.key).is_some_and(|h| h.quarantined != x.quarantine))
                 .collect()
         };
-        if batch.is_empty() {
+        if batch.is_empty() && !settle {
             continue;
         }
         let change = batch.clone();
@@ -521,7 +539,8 @@ mod tests {
         // before the flusher runs.
         let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
         for k in &keys {
-            tx.try_send(Transition { key: *k, quarantine: true, why: "down".into() }).unwrap();
+            tx.try_send(Work::Transition(Transition { key: *k, quarantine: true, why: "down".into() }))
+                .unwrap();
         }
         drop(tx);
         flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn()).await;

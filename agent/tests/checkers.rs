@@ -487,6 +487,36 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         let lost = lines.iter().position(|l| l.contains("quorum-lost")).unwrap();
         let third_down = lines.iter().position(|l| *l == "page down web rs3 -").unwrap();
         assert!(third_down < lost, "the quorum is lost after the server that took it: {hooks}");
+
+        // A new spec can cross the quorum by itself: rs2 down (2 of 3 in service, inside
+        // the band), then quorum 3 without hysteresis. The change is published like a
+        // probe's, and remembered.
+        down("rs2", true);
+        dir_.until(Duration::from_secs(3), "rs2 out", |d| d.weight("198.18.1.12:80") == Some(0)).await;
+        assert_eq!(sorry(&dir_), None);
+        let mut stricter = spec.clone();
+        stricter.generation = 2;
+        stricter.virtual_services[0].quorum = 3;
+        stricter.virtual_services[0].hysteresis = 0;
+        assert!(dir_.agent.apply(&stricter, "", false).await.unwrap().converged());
+        assert_eq!(sorry(&dir_), Some(1), "the apply itself brings the sorry server in");
+        let hooks = dir_
+            .until(Duration::from_secs(3), "the hook ran for the new quorum", |_| {
+                std::fs::read_to_string(dir.path().join("hooks"))
+                    .unwrap_or_default()
+                    .contains("quorum-lost web - 2")
+            })
+            .await;
+        println!("quorum lost by a spec change: hook after {hooks:?}");
+        assert!(dir_.status().await.services[0].degraded);
+        let mut said = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            said.push(e.message);
+        }
+        assert!(
+            said.iter().any(|m| m.contains("quorum lost: 2 of 3 real server(s) in service, quorum 3")),
+            "{said:#?}"
+        );
     });
 }
 
