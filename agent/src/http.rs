@@ -49,25 +49,15 @@ impl Response {
 
 /// GET `path` from `addr` with `Host: host`; the whole exchange must finish within `timeout`.
 pub async fn get(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Response, String> {
-    within(timeout, async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        exchange(stream, host, path, MAX_BODY).await
-    })
-    .await
-}
-
-async fn within<T>(timeout: Duration, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
-    match tokio::time::timeout(timeout, f).await {
+    match tokio::time::timeout(timeout, exchange(addr, host, path)).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
 }
 
-async fn exchange<S>(stream: S, host: &str, path: &str, cap: usize) -> Result<Response, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn exchange(addr: SocketAddr, host: &str, path: &str) -> Result<Response, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("http handshake: {e}"))?;
@@ -80,7 +70,7 @@ where
     let exchange = async {
         let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
-        let body = read_capped(resp.into_body(), cap).await?;
+        let body = read_capped(resp.into_body(), MAX_BODY).await?;
         Ok(Response { status, body })
     };
     // The connection task must be polled while the response is read; it may finish first
@@ -96,18 +86,5 @@ where
                 c.map_err(|e| format!("connection: {e}"))?;
             }
         }
-    }
-}
-
-/// TCP connect within `timeout` (the `tcp` health check).
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            // A reset rather than a FIN exchange: the check is done once connected.
-            let _ = s.set_zero_linger();
-            Ok(())
-        }
-        Ok(Err(e)) => Err(format!("connect {addr}: {e}")),
-        Err(_) => Err(format!("connect {addr}: no answer within {} ms", timeout.as_millis())),
     }
 }

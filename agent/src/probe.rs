@@ -79,16 +79,11 @@ impl Prober {
         Prober { target, timeout: Duration::from_millis(hc.timeout_ms), kind }
     }
 
-    /// Where the probe connects.
-    pub fn target(&self) -> SocketAddr {
-        self.target
-    }
-
     /// Probe once: `Err` says why the destination is unhealthy.
     pub async fn probe(&self) -> Result<(), String> {
         match &self.kind {
             Err(e) => Err(e.clone()),
-            Ok(Kind::Tcp) => crate::http::connect(self.target, self.timeout).await,
+            Ok(Kind::Tcp) => tcp_connect(self.target, self.timeout).await,
             Ok(Kind::Http(h)) => self.http(h).await,
             Ok(Kind::Exec { command, env }) => run(command, env, self.timeout).await,
         }
@@ -136,6 +131,19 @@ impl Prober {
             }
         }
         Ok(())
+    }
+}
+
+/// TCP connect within `timeout` (the `tcp` check).
+async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            // A reset rather than a FIN exchange: the check is done once connected.
+            let _ = s.set_zero_linger();
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!("connect {addr}: {e}")),
+        Err(_) => Err(format!("connect {addr}: no answer within {} ms", timeout.as_millis())),
     }
 }
 

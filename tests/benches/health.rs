@@ -15,7 +15,7 @@
 //! Runs in a private network namespace where 198.18.0.0/16 is local on `lo`.
 mod common;
 
-use common::{cpu_split, enter_private_netns, httpd};
+use common::{cpu_split, httpd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -203,10 +203,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    enter_private_netns();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let www = tempfile::tempdir().unwrap();
-    let mut server = httpd(www.path());
+    let (rt, www, mut server) = common::start();
 
     // 1. CPU of 200 destinations every second.
     let ours = checker_cpu(&rt, 200);

@@ -12,7 +12,7 @@
 //! httpd answering the health checks (every 60 s: the probes barely touch the numbers).
 mod common;
 
-use common::{cpu, enter_private_netns, httpd};
+use common::cpu;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,10 +47,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    enter_private_netns();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let www = tempfile::tempdir().unwrap();
-    let mut server = httpd(www.path());
+    let (rt, _www, mut server) = common::start();
     let dir = tempfile::tempdir().unwrap();
     let pki = lvs_controller::pki::Pki::new(dir.path().join("pki"));
     pki.init("bench", false).unwrap();

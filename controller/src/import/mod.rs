@@ -109,18 +109,8 @@ fn cluster_name(stmts: &[conf::Stmt]) -> String {
         .filter(|s| s.key() == "global_defs")
         .flat_map(|g| g.children())
         .find(|s| s.key() == "router_id")
-        .and_then(|s| s.arg(0))
-        .unwrap_or("imported");
-    let label: String = id
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .trim_matches('-')
-        .chars()
-        .take(63)
-        .collect();
-    if label.is_empty() { "imported".into() } else { label }
+        .and_then(|s| s.arg(0));
+    skeleton::label(id.unwrap_or(""), "imported")
 }
 
 /// A fwmark service stands for an address; keepalived's block does not say which. The

@@ -6,7 +6,7 @@ use toml::Value;
 
 use super::checks::{self, Context};
 use super::conf::Stmt;
-use super::skeleton::{Note, RealServer, Service};
+use super::skeleton::{Note, Pairs, RealServer, Service};
 
 /// keepalived's default `delay_loop`, seconds.
 const DEFAULT_DELAY_LOOP_S: f64 = 60.0;
@@ -192,8 +192,8 @@ fn quorum(svc: &mut Service, vs: &Stmt, file: &str, notes: &mut Vec<Note>) {
 
 /// The service's check (the one most of its real servers have) and each real server's
 /// difference from it (`kind = "none"` for one without a checker).
-pub fn shared_check(svc: &Service) -> (Option<super::skeleton::Pairs>, Vec<Option<super::skeleton::Pairs>>) {
-    let mut counts: Vec<(&super::skeleton::Pairs, usize)> = Vec::new();
+pub fn shared_check(svc: &Service) -> (Option<Pairs>, Vec<Option<Pairs>>) {
+    let mut counts: Vec<(&Pairs, usize)> = Vec::new();
     for c in svc.real_servers.iter().filter_map(|r| r.check.as_ref()) {
         match counts.iter_mut().find(|(p, _)| *p == c) {
             Some((_, n)) => *n += 1,
@@ -201,7 +201,7 @@ pub fn shared_check(svc: &Service) -> (Option<super::skeleton::Pairs>, Vec<Optio
         }
     }
     // The most common; on a tie the first real server's (as the file lists them).
-    let best = counts.iter().fold(None::<&(&super::skeleton::Pairs, usize)>, |b, c| match b {
+    let best = counts.iter().fold(None::<&(&Pairs, usize)>, |b, c| match b {
         Some(b) if b.1 >= c.1 => Some(b),
         _ => Some(c),
     });
@@ -222,8 +222,8 @@ pub fn shared_check(svc: &Service) -> (Option<super::skeleton::Pairs>, Vec<Optio
 
 /// The keys of `own` that differ from `base`; when the kind differs, every key of `own`
 /// (an override of another kind keeps only the service's timing).
-fn difference(base: &super::skeleton::Pairs, own: &super::skeleton::Pairs) -> super::skeleton::Pairs {
-    let kind = |p: &super::skeleton::Pairs| p.iter().find(|(k, _)| *k == "kind").map(|(_, v)| v.clone());
+fn difference(base: &Pairs, own: &Pairs) -> Pairs {
+    let kind = |p: &Pairs| p.iter().find(|(k, _)| *k == "kind").map(|(_, v)| v.clone());
     if kind(base) != kind(own) {
         return own.clone();
     }

@@ -124,3 +124,12 @@ pub struct Skeleton {
     /// The LAN every node is on.
     pub lan: Option<IpNet>,
 }
+
+/// `s` as a DNS label, as definitions want names (`LVS_WEB` becomes `lvs-web`); `fallback`
+/// when nothing is left.
+pub fn label(s: &str, fallback: &str) -> String {
+    let dashed: String =
+        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let l: String = dashed.trim_matches('-').chars().take(63).collect();
+    if l.is_empty() { fallback.to_string() } else { l }
+}

@@ -23,11 +23,7 @@ pub struct Instance {
 pub fn instance(v: &Stmt, file: &str, sync_for: &[String], notes: &mut Vec<Note>) -> Option<Instance> {
     // Instance names are DNS labels here (`VI_1` becomes `vi-1`).
     let written = v.arg(0).unwrap_or("vi");
-    let name: String = written
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let name = super::skeleton::label(written, "vi");
     let mut out = Vrrp {
         name: name.clone(),
         vrid: 0,

@@ -29,6 +29,17 @@ pub fn httpd(www: &std::path::Path) -> Child {
     c
 }
 
+/// What every root benchmark starts with, first thing in `main`: a private namespace
+/// ([`enter_private_netns`]), a runtime with two workers as the agent's, and a real httpd
+/// serving from the returned directory.
+pub fn start() -> (tokio::runtime::Runtime, tempfile::TempDir, Child) {
+    enter_private_netns();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let www = tempfile::tempdir().unwrap();
+    let server = httpd(www.path());
+    (rt, www, server)
+}
+
 /// This process's CPU time so far, user and system (getrusage).
 pub fn cpu() -> Duration {
     let (user, system) = cpu_split();
