@@ -138,3 +138,75 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         tls,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> HealthCheckSpec {
+        HealthCheckSpec {
+            probe: ProbeKind::Http {
+                path: "/".into(),
+                expect_status: 200,
+                expect_body: None,
+                host: None,
+                expect_digest: None,
+                tls: None,
+            },
+            interval_ms: 1000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
+            on_failure: OnFailure::Weight0,
+            connect_ip: None,
+            connect_port: None,
+            retry_interval_ms: None,
+        }
+    }
+
+    /// The wire form of `http()` changed by `f`, read back: the refusal's field and reason.
+    fn refused(f: impl FnOnce(&mut pb::HealthCheck)) -> String {
+        let mut w = to_pb(&http());
+        f(&mut w);
+        from_pb("hc", &w).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_check_no_agent_could_run_is_refused_with_its_field() {
+        assert_eq!(from_pb("hc", &to_pb(&http())).unwrap(), http());
+        let exec = |cmd: &[&str]| {
+            let command: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+            move |w: &mut pb::HealthCheck| {
+                w.probe = Some(pb::health_check::Probe::Exec(pb::ExecProbe { command }))
+            }
+        };
+        assert_eq!(refused(exec(&["check.sh"])), "hc.probe.exec.command: must start with an absolute path");
+        assert_eq!(refused(exec(&[])), "hc.probe.exec.command: must start with an absolute path");
+        assert_eq!(
+            refused(exec(&["/bin/check", "a\0b"])),
+            "hc.probe.exec.command: an argument holds a NUL byte"
+        );
+        let http_with = |g: fn(&mut pb::HttpProbe)| {
+            move |w: &mut pb::HealthCheck| {
+                if let Some(pb::health_check::Probe::Http(h)) = &mut w.probe {
+                    g(h)
+                }
+            }
+        };
+        let e = refused(http_with(|h| h.expect_digest = Some("ABC".into())));
+        assert_eq!(e, "hc.probe.http.expect_digest: not an MD5 digest (32 lowercase hex digits)");
+        let e = refused(http_with(|h| {
+            h.tls =
+                Some(pb::TlsProbe { sni: None, verify: Some(pb::tls_probe::Verify::CaFile("ca.pem".into())) })
+        }));
+        assert_eq!(e, "hc.probe.http.tls.ca_file: not an absolute path");
+        let e = refused(http_with(|h| h.tls = Some(pb::TlsProbe { sni: None, verify: None })));
+        assert_eq!(e, "hc.probe.http.tls.verify: missing");
+        let e = refused(|w| w.retry_interval_ms = Some(5000));
+        assert_eq!(e, "hc.retry_interval_ms: must be 100..=interval_ms");
+        let e = refused(|w| w.connect_port = Some(70000));
+        assert_eq!(e, "hc.connect_port: 70000 is not a port");
+        let e = refused(|w| w.connect_ip = Some("nowhere".into()));
+        assert!(e.starts_with("hc.connect_ip: `nowhere`"), "{e}");
+    }
+}
