@@ -25,6 +25,7 @@ NEEDS=(
     "iproute2|has_ip|ip netns/veth/bridges for every root suite"
     "chrony|test -x /usr/sbin/chronyd|the real NTP server of the lab and the netns suites"
     "busybox-static|has_busybox_httpd|the real servers' httpd (netns suites, VM initramfs)"
+    "lighttpd|test -x /usr/sbin/lighttpd|a keep-alive httpd for the health bench (host and VM)"
     "ipvsadm|test -x /usr/sbin/ipvsadm|the referee of the IPVS suites (used inside the VM only)"
     "keepalived|test -x /usr/sbin/keepalived|the VRRP engine of director HA (netns and VM suites)"
     "qemu-system-x86|has_cmd qemu-system-x86_64|boots the test kernel (VM suites)"

@@ -266,7 +266,7 @@ pub async fn probe(
 async fn run(
     key: DestKey,
     hc: HealthCheckSpec,
-    prober: Prober,
+    mut prober: Prober,
     stagger: Duration,
     table: Table,
     tx: Sender,

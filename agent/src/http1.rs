@@ -1,7 +1,8 @@
 //! A lean HTTP/1.1 GET for health probes: the request's bytes are made once per
 //! destination, the response is read into one buffer and parsed in place (status line,
-//! the two headers that frame a body, chunked or not). A probe asks for `Connection:
-//! close` and reads the body only when its check looks at it.
+//! the headers that frame a body and say whether the connection stays open, chunked or
+//! not). A probe reads the body when its check looks at it, or to leave a kept-alive
+//! connection ready for the next probe.
 //!
 //! Why not hyper here (it serves every other HTTP use of the agent): per probe it builds a
 //! request and a header map, runs a connection task beside the exchange and allocates a
@@ -12,51 +13,112 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The most of a response head that is read.
 pub const MAX_HEAD: usize = 16 * 1024;
 
-/// The bytes of `GET path` with `Host: host`, asking the server to close.
-pub fn request(host: &str, path: &str) -> Vec<u8> {
+/// The bytes of `GET path` with `Host: host`. Without `keep`, the request asks the server
+/// to close once it has answered; with it, HTTP/1.1's default holds: the connection stays.
+pub fn request(host: &str, path: &str, keep: bool) -> Vec<u8> {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvs-agent/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvs-agent/{}\r\nAccept: */*\r\n{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        if keep { "" } else { "Connection: close\r\n" }
     )
     .into_bytes()
 }
 
-/// Send `req` on `io` and read the answer: its status, and (when `body` asks for it) up to
-/// `cap` bytes of its decoded body.
-pub async fn exchange<S>(io: &mut S, req: &[u8], body: bool, cap: usize) -> Result<(u16, Vec<u8>), String>
+/// What one exchange returned.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// Up to `cap` bytes of the decoded body, when the caller asked for the body.
+    pub body: Vec<u8>,
+    /// The connection can carry the next request: the server keeps it open and this
+    /// response was read to its last byte, with nothing after it.
+    pub reusable: bool,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// In words, for the destination's status.
+    pub reason: String,
+    /// Nothing came back at all: the request could not be sent, or the connection was
+    /// closed or reset before the first byte of an answer. On a kept-alive connection that
+    /// is the server having closed it while idle, not a verdict on the server.
+    pub stale: bool,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>) -> Self {
+        Failure { reason: reason.into(), stale: false }
+    }
+}
+
+/// Send `req` on `io` and read the answer: its status and, when `body` asks for it, up to
+/// `cap` bytes of its decoded body. With `keep` (the request let the connection stay open)
+/// a body the caller does not want is still read, up to `cap`, so that the connection is
+/// ready for the next request.
+pub async fn exchange<S>(
+    io: &mut S,
+    req: &[u8],
+    body: bool,
+    cap: usize,
+    keep: bool,
+) -> Result<Answer, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    io.write_all(req).await.map_err(|e| format!("request: {e}"))?;
+    if let Err(e) = io.write_all(req).await {
+        return Err(Failure { reason: format!("request: {e}"), stale: true });
+    }
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;
         }
         if buf.len() >= MAX_HEAD {
-            return Err(format!("response head over {MAX_HEAD} bytes"));
+            return Err(Failure::new(format!("response head over {MAX_HEAD} bytes")));
         }
-        if read_more(io, &mut buf).await? == 0 {
-            return Err(if buf.is_empty() {
-                "connection closed without a response".into()
-            } else {
-                "response head cut short".into()
-            });
+        match read_more(io, &mut buf).await {
+            Ok(0) if buf.is_empty() => {
+                return Err(Failure { reason: "connection closed without a response".into(), stale: true });
+            }
+            Ok(0) => return Err(Failure::new("response head cut short")),
+            Ok(_) => {}
+            Err(e) => return Err(Failure { stale: buf.is_empty(), reason: e }),
         }
     };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| "response head is not text".to_string())?;
-    let status = status(head)?;
-    if !body {
-        return Ok((status, Vec::new()));
+    let head =
+        std::str::from_utf8(&buf[..head_end]).map_err(|_| Failure::new("response head is not text"))?;
+    let status = status(head).map_err(Failure::new)?;
+    let persistent = keep && persistent(head);
+    if !body && !persistent {
+        return Ok(Answer { status, body: Vec::new(), reusable: false });
     }
-    let framing = framing(head)?;
-    let rest = buf.split_off(head_end);
-    let b = match framing {
-        Framing::Length(n) => read_exact_capped(io, rest, n, cap).await?,
-        Framing::ToEof => read_exact_capped(io, rest, usize::MAX, cap).await?,
-        Framing::Chunked => chunked(io, rest, cap).await?,
+    // 1xx, 204 and 304 answers have no body, whatever their headers say (RFC 9112 6.3).
+    let framing = match status {
+        100..=199 | 204 | 304 => Framing::Length(0),
+        _ => framing(head).map_err(Failure::new)?,
     };
-    Ok((status, b))
+    let rest = buf.split_off(head_end);
+    let (mut got, complete) = match framing {
+        Framing::Length(n) if n > cap && !body => {
+            return Ok(Answer { status, body: Vec::new(), reusable: false });
+        }
+        Framing::Length(n) => {
+            let mut got = read_capped(io, rest, n, cap).await.map_err(Failure::new)?;
+            // Exactly the body, nothing after it (a stray byte would start the next answer).
+            let complete = got.len() == n;
+            got.truncate(n);
+            (got, complete)
+        }
+        Framing::ToEof => (read_capped(io, rest, usize::MAX, cap).await.map_err(Failure::new)?, false),
+        Framing::Chunked => chunked(io, rest, cap).await.map_err(Failure::new)?,
+    };
+    got.truncate(cap);
+    if !body {
+        got = Vec::new();
+    }
+    Ok(Answer { status, body: got, reusable: persistent && complete })
 }
 
 async fn read_more<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Result<usize, String> {
@@ -86,6 +148,21 @@ fn status(head: &str) -> Result<u16, String> {
     }
 }
 
+/// The values of every `name` header, lowercase.
+fn headers<'a>(head: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    head.lines().skip(1).filter_map(move |line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
+    })
+}
+
+/// Whether the server keeps the connection open after this response: HTTP/1.1 unless it
+/// says `Connection: close`, HTTP/1.0 only when it says `keep-alive`.
+fn persistent(head: &str) -> bool {
+    let says = |token: &str| headers(head, "connection").any(|v| v.split(',').any(|t| t.trim() == token));
+    if head.starts_with("HTTP/1.1") { !says("close") } else { says("keep-alive") }
+}
+
 /// How the body is delimited.
 #[derive(Debug, PartialEq, Eq)]
 enum Framing {
@@ -95,22 +172,18 @@ enum Framing {
 }
 
 fn framing(head: &str) -> Result<Framing, String> {
-    let mut length = None;
-    for line in head.lines().skip(1) {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().ends_with("chunked") {
-            return Ok(Framing::Chunked);
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| format!("bad Content-Length `{value}`"))?);
-        }
+    if headers(head, "transfer-encoding").any(|v| v.ends_with("chunked")) {
+        return Ok(Framing::Chunked);
     }
-    Ok(length.map_or(Framing::ToEof, Framing::Length))
+    match headers(head, "content-length").last() {
+        Some(v) => v.parse::<usize>().map(Framing::Length).map_err(|_| format!("bad Content-Length `{v}`")),
+        None => Ok(Framing::ToEof),
+    }
 }
 
-/// `have` plus what follows, until `n` bytes, the end of the stream, or `cap`.
-async fn read_exact_capped<S: AsyncRead + Unpin>(
+/// `have` plus what follows, until `n` bytes (or one more: a byte after the body shows),
+/// the end of the stream, or `cap`.
+async fn read_capped<S: AsyncRead + Unpin>(
     io: &mut S,
     mut have: Vec<u8>,
     n: usize,
@@ -122,30 +195,39 @@ async fn read_exact_capped<S: AsyncRead + Unpin>(
             break;
         }
     }
-    have.truncate(want);
     Ok(have)
 }
 
-/// A chunked body, decoded, up to `cap` bytes.
-async fn chunked<S: AsyncRead + Unpin>(io: &mut S, mut raw: Vec<u8>, cap: usize) -> Result<Vec<u8>, String> {
+/// A chunked body, decoded, up to `cap` bytes; and whether it was read to its end (the
+/// last chunk and the trailer section, with nothing after them).
+async fn chunked<S: AsyncRead + Unpin>(
+    io: &mut S,
+    mut raw: Vec<u8>,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), String> {
     let mut out = Vec::new();
     let mut pos = 0;
     loop {
-        let line_end = loop {
-            if let Some(i) = find(&raw[pos..], b"\r\n") {
-                break pos + i;
-            }
-            if raw.len() - pos > 64 || read_more(io, &mut raw).await? == 0 {
-                return Err("chunk size line cut short".into());
-            }
-        };
+        let line_end =
+            line(io, &mut raw, pos, 64).await.map_err(|_| "chunk size line cut short".to_string())?;
         let size_text = std::str::from_utf8(&raw[pos..line_end]).unwrap_or("");
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let size =
             usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size `{size_text}`"))?;
         pos = line_end + 2;
-        if size == 0 || out.len() >= cap {
-            return Ok(out);
+        if size == 0 {
+            // The trailer section: header lines up to an empty one.
+            loop {
+                let Ok(end) = line(io, &mut raw, pos, MAX_HEAD).await else { return Ok((out, false)) };
+                let empty = end == pos;
+                pos = end + 2;
+                if empty {
+                    return Ok((out, raw.len() == pos));
+                }
+            }
+        }
+        if out.len() >= cap {
+            return Ok((out, false));
         }
         while raw.len() < pos + size + 2 {
             if read_more(io, &mut raw).await? == 0 {
@@ -161,12 +243,36 @@ async fn chunked<S: AsyncRead + Unpin>(io: &mut S, mut raw: Vec<u8>, cap: usize)
     }
 }
 
+/// The end of the line that starts at `pos` (where its CRLF begins), reading more as needed;
+/// `Err` when the stream ends first or the line grows past `max` bytes.
+async fn line<S: AsyncRead + Unpin>(
+    io: &mut S,
+    raw: &mut Vec<u8>,
+    pos: usize,
+    max: usize,
+) -> Result<usize, ()> {
+    loop {
+        if let Some(i) = find(&raw[pos..], b"\r\n") {
+            return Ok(pos + i);
+        }
+        if raw.len() - pos > max || read_more(io, raw).await.map_err(|_| ())? == 0 {
+            return Err(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Serve `response` (in pieces of `piece` bytes) to one exchange; what came back.
-    async fn run(response: &[u8], piece: usize, body: bool, cap: usize) -> Result<(u16, Vec<u8>), String> {
+    async fn serve(
+        response: &[u8],
+        piece: usize,
+        body: bool,
+        cap: usize,
+        keep: bool,
+    ) -> Result<Answer, Failure> {
         let (mut client, mut server) = tokio::io::duplex(64 * 1024);
         let response = response.to_vec();
         let srv = tokio::spawn(async move {
@@ -180,12 +286,20 @@ mod tests {
                 server.write_all(p).await.unwrap();
                 tokio::task::yield_now().await;
             }
+            // The server stays for a moment, its end open: an answer framed by its length
+            // must not wait for the close.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             req
         });
-        let r = exchange(&mut client, &request("www.example.org", "/health"), body, cap).await;
+        let r = exchange(&mut client, &request("www.example.org", "/health", keep), body, cap, keep).await;
         let req = srv.await.unwrap();
         assert!(req.starts_with(b"GET /health HTTP/1.1\r\nHost: www.example.org\r\n"));
+        assert_eq!(find(&req, b"Connection: close").is_some(), !keep);
         r
+    }
+
+    async fn run(response: &[u8], piece: usize, body: bool, cap: usize) -> Result<(u16, Vec<u8>), String> {
+        serve(response, piece, body, cap, false).await.map(|a| (a.status, a.body)).map_err(|f| f.reason)
     }
 
     #[tokio::test]
@@ -204,6 +318,70 @@ mod tests {
         // Bodies stop at the cap.
         assert_eq!(run(chunked, 3, true, 4).await.unwrap().1, b"hell");
         assert_eq!(run(to_eof, 3, true, 2).await.unwrap().1, b"he");
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reusable_only_when_the_server_keeps_it_and_the_answer_was_read_whole() {
+        let cases: &[(&[u8], bool, &str)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", true, "1.1 with a length"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+                true,
+                "chunked, with a trailer",
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", true, "204: no body, whatever the framing"),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 5\r\n\r\nhello",
+                true,
+                "1.0 that says keep-alive",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+                "Connection: close",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: foo, Close\r\nContent-Length: 5\r\n\r\nhello",
+                false,
+                "close among tokens",
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, "1.0 (busybox httpd)"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello!", false, "a byte after the body"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\nhello", false, "a body over the cap"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nX",
+                false,
+                "a byte after the chunks",
+            ),
+        ];
+        for &(response, reusable, what) in cases {
+            // A stray byte that arrives after the answer was read is the kept connection's
+            // idle check's to see (probe.rs); here it comes with the answer.
+            let pieces: &[usize] = if what.starts_with("a byte after") { &[4096] } else { &[1, 4096] };
+            for (&piece, body) in pieces.iter().flat_map(|p| [(p, true), (p, false)]) {
+                let a = serve(response, piece, body, 1024, true)
+                    .await
+                    .unwrap_or_else(|f| panic!("{what}: {f:?}"));
+                assert_eq!(a.reusable, reusable, "{what}, body {body}, piece {piece}");
+                assert!(body || a.body.is_empty(), "{what}: an unwanted body is not handed back");
+            }
+        }
+        // Without `keep` nothing is reusable, and an unwanted body is not read at all.
+        let a = serve(cases[0].0, 4096, false, 1024, false).await.unwrap();
+        assert_eq!(a, Answer { status: 200, body: vec![], reusable: false });
+    }
+
+    #[tokio::test]
+    async fn nothing_back_at_all_is_stale_anything_else_is_a_verdict() {
+        let f = serve(b"", 4096, false, 1024, true).await.unwrap_err();
+        assert_eq!(f, Failure { reason: "connection closed without a response".into(), stale: true });
+        let f = serve(b"HTTP/1.1 200", 4096, false, 1024, true).await.unwrap_err();
+        assert_eq!(f, Failure { reason: "response head cut short".into(), stale: false });
+        // A request that cannot be sent: the other end is gone.
+        let (mut client, server) = tokio::io::duplex(64);
+        drop(server);
+        let f = exchange(&mut client, &request("h", "/", true), false, 1024, true).await.unwrap_err();
+        assert!(f.stale && f.reason.starts_with("request: "), "{f:?}");
     }
 
     #[tokio::test]

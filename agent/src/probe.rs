@@ -5,11 +5,17 @@
 //! destination's task starts: the target address (`connect_ip`/`connect_port`), the Host
 //! header, the TLS client configuration with its trust anchors (reading a CA file or the
 //! system store is far dearer than a handshake), the command's environment.
+//!
+//! An HTTP(S) check keeps its connection open between probes when the check allows it
+//! (`reuse_connection`, the default) and the server keeps it too: a probe is then one
+//! request and one answer, without the connect, the TLS handshake and the close that
+//! dominated a probe's CPU on both ends. A new connection is made after any failure, when
+//! the server closed the kept one, and at least every [`MAX_REUSE`].
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lvs_proto::spec::{HealthCheckSpec, ProbeKind, ServiceKey, TlsProbe, TlsVerify};
 use md5::Digest;
@@ -42,6 +48,51 @@ struct Http {
     expect_body: Option<String>,
     expect_digest: Option<String>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// Keep the connection open between probes (the check's `reuse_connection`).
+    reuse: bool,
+    /// The connection the last probe left open, and when it was opened.
+    kept: Option<(Conn, Instant)>,
+}
+
+/// How long one connection serves probes: then the next probe connects afresh, which
+/// proves the real server still accepts new connections, not just that the old one lives.
+pub const MAX_REUSE: Duration = Duration::from_secs(30);
+
+/// An HTTP probe's connection.
+enum Conn {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Still open and silent since the last answer. A server that closed it (its idle
+    /// timeout, a restart) has sent a FIN or a reset, which a peek sees at once; and
+    /// anything it sent unasked would be misread as the next answer.
+    fn idle(&self) -> bool {
+        use futures::FutureExt;
+        let mut b = [0u8; 1];
+        // Pending: nothing to read, neither data nor an end.
+        self.tcp().peek(&mut b).now_or_never().is_none()
+    }
+
+    async fn exchange(
+        &mut self,
+        h: &Http,
+        body: bool,
+        cap: usize,
+    ) -> Result<crate::http1::Answer, crate::http1::Failure> {
+        match self {
+            Conn::Plain(s) => crate::http1::exchange(s, &h.request, body, cap, h.reuse).await,
+            Conn::Tls(s) => crate::http1::exchange(&mut **s, &h.request, body, cap, h.reuse).await,
+        }
+    }
 }
 
 impl Prober {
@@ -52,16 +103,26 @@ impl Prober {
         let target = hc.target(dest);
         let kind = match &hc.probe {
             ProbeKind::Tcp => Ok(Kind::Tcp),
-            ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
+            ProbeKind::Http {
+                path,
+                expect_status,
+                expect_body,
+                host,
+                expect_digest,
+                tls,
+                reuse_connection,
+            } => {
                 let tls = tls.as_ref().map(|t| connector(t, target)).transpose();
                 tls.map(|tls| {
                     let host = host.clone().unwrap_or_else(|| target.ip().to_string());
                     Kind::Http(Box::new(Http {
-                        request: crate::http1::request(&host, path),
+                        request: crate::http1::request(&host, path, *reuse_connection),
                         expect_status: *expect_status,
                         expect_body: expect_body.clone(),
                         expect_digest: expect_digest.clone(),
                         tls,
+                        reuse: *reuse_connection,
+                        kept: None,
                     }))
                 })
             }
@@ -80,52 +141,86 @@ impl Prober {
     }
 
     /// Probe once: `Err` says why the destination is unhealthy.
-    pub async fn probe(&self) -> Result<(), String> {
-        match &self.kind {
+    pub async fn probe(&mut self) -> Result<(), String> {
+        match &mut self.kind {
             Err(e) => Err(e.clone()),
             Ok(Kind::Tcp) => tcp_connect(self.target, self.timeout).await,
-            Ok(Kind::Http(h)) => self.http(h).await,
+            Ok(Kind::Http(h)) => h.probe(self.target, self.timeout).await,
             Ok(Kind::Exec { command, env }) => run(command, env, self.timeout).await,
         }
     }
+}
 
-    async fn http(&self, h: &Http) -> Result<(), String> {
-        let cap = if h.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
-        let body = h.expect_body.is_some() || h.expect_digest.is_some();
-        let target = self.target;
-        let exchange = async {
-            let tcp =
-                tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
-            let _ = tcp.set_nodelay(true);
-            match &h.tls {
-                None => {
-                    let mut tcp = tcp;
-                    crate::http1::exchange(&mut tcp, &h.request, body, cap).await
-                }
-                Some((tls, name)) => {
-                    let mut s = tls
-                        .connect(name.clone(), tcp)
-                        .await
-                        .map_err(|e| format!("TLS handshake with {target}: {e}"))?;
-                    crate::http1::exchange(&mut s, &h.request, body, cap).await
-                }
-            }
+impl Http {
+    async fn probe(&mut self, target: SocketAddr, timeout: Duration) -> Result<(), String> {
+        let answer = match tokio::time::timeout(timeout, self.exchange(target)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
-        let (status, got) = match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(r) => r?,
-            Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
-        };
-        let r = crate::http::Response { status, body: got.into() };
-        if r.status != h.expect_status {
-            return Err(format!("status {} (expected {})", r.status, h.expect_status));
+        let verdict = answer.and_then(|a| self.judge(a));
+        if verdict.is_err() {
+            // After a failure the next probe starts from a new connection.
+            self.kept = None;
         }
-        if let Some(b) = &h.expect_body
-            && !String::from_utf8_lossy(&r.body).contains(b.as_str())
+        verdict
+    }
+
+    /// One request, on the kept connection when there is a usable one, else on a new one.
+    /// A kept connection that gives nothing back (the server closed it while idle) is not
+    /// a verdict: the request goes again on a new connection, within the same timeout.
+    async fn exchange(&mut self, target: SocketAddr) -> Result<crate::http1::Answer, String> {
+        let cap = if self.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
+        let body = self.expect_body.is_some() || self.expect_digest.is_some();
+        if let Some((mut conn, since)) = self.kept.take()
+            && since.elapsed() < MAX_REUSE
+            && conn.idle()
+        {
+            match conn.exchange(self, body, cap).await {
+                Ok(a) => {
+                    self.keep(conn, since, &a);
+                    return Ok(a);
+                }
+                Err(f) if f.stale => {
+                    tracing::debug!(%target, reason = %f.reason, "kept connection closed; connecting afresh")
+                }
+                Err(f) => return Err(f.reason),
+            }
+        }
+        let tcp =
+            tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let since = Instant::now();
+        let mut conn = match &self.tls {
+            None => Conn::Plain(tcp),
+            Some((tls, name)) => Conn::Tls(Box::new(
+                tls.connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {target}: {e}"))?,
+            )),
+        };
+        let a = conn.exchange(self, body, cap).await.map_err(|f| f.reason)?;
+        self.keep(conn, since, &a);
+        Ok(a)
+    }
+
+    fn keep(&mut self, conn: Conn, since: Instant, a: &crate::http1::Answer) {
+        if self.reuse && a.reusable {
+            self.kept = Some((conn, since));
+        }
+    }
+
+    /// The check's verdict on an answer.
+    fn judge(&self, a: crate::http1::Answer) -> Result<(), String> {
+        if a.status != self.expect_status {
+            return Err(format!("status {} (expected {})", a.status, self.expect_status));
+        }
+        if let Some(b) = &self.expect_body
+            && !String::from_utf8_lossy(&a.body).contains(b.as_str())
         {
             return Err(format!("body lacks `{b}`"));
         }
-        if let Some(want) = &h.expect_digest {
-            let got: String = md5::Md5::digest(&r.body).iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(want) = &self.expect_digest {
+            let got: String = md5::Md5::digest(&a.body).iter().map(|b| format!("{b:02x}")).collect();
             if &got != want {
                 return Err(format!("body md5 {got} (expected {want})"));
             }

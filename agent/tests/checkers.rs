@@ -588,3 +588,161 @@ fn a_spec_whose_check_or_hook_is_missing_on_the_director_is_refused_whole() {
         assert!(sys.ipvs.lock().unwrap().iter().flatten().next().is_none(), "no IPVS service was made");
     });
 }
+
+/// A child process killed (and reaped) when dropped, a failed assertion included.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// lighttpd serving `ok` on port 80 of every address of the namespace, closing a kept-alive
+/// connection after `max_requests` answers.
+fn lighttpd(www: &Path, max_requests: u32) -> Reap {
+    std::fs::write(www.join("index.html"), "ok\n").unwrap();
+    let conf = www.join("lighttpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server.document-root = \"{}\"\nserver.port = 80\nindex-file.names = (\"index.html\")\n\
+             server.max-keep-alive-requests = {max_requests}\n",
+            www.display()
+        ),
+    )
+    .unwrap();
+    let c = Command::new("lighttpd").arg("-D").arg("-f").arg(&conf).spawn().expect("lighttpd");
+    std::thread::sleep(Duration::from_millis(300));
+    Reap(c)
+}
+
+/// TCP connections this thread's network namespace has accepted (PassiveOpens; the
+/// thread's own view: /proc/net is the process's, whose namespace is not this thread's).
+fn accepted() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let i = names.split_whitespace().position(|n| n == "PassiveOpens").unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// Probes and transitions of every destination so far, summed.
+async fn probes_and_transitions(d: &Director) -> (u64, u64) {
+    let st = d.status().await;
+    (st.health.iter().map(|h| h.probes).sum(), st.health.iter().map(|h| h.transitions).sum())
+}
+
+/// A server on `addr` that answers one request per connection (keep-alive by the headers)
+/// and then closes it: at once after the answer (`at_next` false: the FIN is there before
+/// the next probe), or only when the next request comes, unread (`at_next`: the prober
+/// writes into a dead connection, the race of an idle timeout). How many connections it
+/// closed while a request was waiting.
+async fn one_answer_per_connection(
+    addr: &str,
+    at_next: bool,
+) -> (tokio::task::JoinHandle<()>, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let unanswered = Arc::new(AtomicU64::new(0));
+    let count = unanswered.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                for answer in [true, false] {
+                    let mut req = Vec::new();
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if !answer {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        return; // dropped with the request unread: a reset
+                    }
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await;
+                    if !at_next {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (task, unanswered)
+}
+
+#[test]
+fn kept_alive_connections_carry_the_probes_and_one_the_server_closed_is_never_a_failure() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        let check = "check = { kind = \"http\", interval = \"100ms\", timeout = \"80ms\", rise = 1, fall = 1";
+        let spec = director_spec(&format!("real_servers = [{{ node = \"rs1\" }}]\n{check} }}"));
+
+        // 1. lighttpd keeps the connection for 1,000 answers: one connection, many probes.
+        let server = lighttpd(www.path(), 1000);
+        let (a0, d) = (accepted(), Director::up(&spec).await);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let (probes, transitions) = probes_and_transitions(&d).await;
+        let conns = accepted() - a0;
+        assert!(probes >= 15, "{probes} probes in 2 s");
+        assert_eq!(
+            (conns, transitions),
+            (1, 0),
+            "{probes} probes on one kept connection, healthy throughout"
+        );
+        drop(d);
+
+        // 2. The server closes every connection after one answer (its FIN is in before
+        //    the next probe), then 3. only when the next request comes (the prober writes
+        //    into a connection already dead): a new connection each time, and no failure.
+        drop(server);
+        for at_next in [false, true] {
+            let (task, unanswered) = one_answer_per_connection("198.18.1.11:80", at_next).await;
+            let (a0, d) = (accepted(), Director::up(&spec).await);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let st = d.status().await;
+            drop(d);
+            let h = &st.health[0];
+            let (conns, unanswered) =
+                (accepted() - a0, unanswered.load(std::sync::atomic::Ordering::Relaxed));
+            assert_eq!((h.transitions, h.failures, h.last_error.as_str()), (0, 0, ""), "never failed: {h:?}");
+            assert!(h.probes >= 10, "{h:?}");
+            // A connection per probe; at_next: every one but the last was written into dead.
+            assert!(conns.abs_diff(h.probes) <= 1, "{conns} connections for {} probes", h.probes);
+            assert!(
+                if at_next { unanswered + 2 >= h.probes } else { unanswered == 0 },
+                "{unanswered} unanswered"
+            );
+            task.abort();
+            let _ = task.await;
+        }
+
+        // 4. `reuse_connection = false`, and a server that closes after every 3rd answer
+        //    (`Connection: close` on it): a connection per probe, and one per three.
+        let _server = lighttpd(www.path(), 3);
+        for (reuse, per) in [("false", 1u64), ("true", 3)] {
+            let spec = director_spec(&format!(
+                "real_servers = [{{ node = \"rs1\" }}]\n{check}, reuse_connection = {reuse} }}"
+            ));
+            let (a0, d) = (accepted(), Director::up(&spec).await);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let (probes, transitions) = probes_and_transitions(&d).await;
+            drop(d);
+            let conns = accepted() - a0;
+            assert_eq!(transitions, 0);
+            assert!(
+                conns.abs_diff(probes.div_ceil(per)) <= 1,
+                "reuse {reuse}: {conns} connections for {probes} probes"
+            );
+        }
+    });
+}

@@ -226,6 +226,9 @@ pub struct CheckDef {
     pub expect_digest: Option<String>,
     /// Host header.
     pub host: Option<String>,
+    /// HTTP(S): keep the connection open between probes when the server does (default
+    /// true); false opens a connection for every probe, as keepalived does.
+    pub reuse_connection: Option<bool>,
     /// HTTPS: the server name sent and verified (SNI; default: the Host header, if any).
     pub sni: Option<String>,
     /// HTTPS: verify the certificate (default true).

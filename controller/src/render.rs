@@ -120,7 +120,7 @@ fn health(h: &HealthCheckSpec) -> String {
 /// What a probe does, in words: `HTTPS GET /health expect 200 SNI www ...`.
 pub fn probe(h: &HealthCheckSpec) -> String {
     let mut p = match &h.probe {
-        ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
+        ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls, reuse_connection } => {
             let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
             let mut p = format!("{scheme} GET {path} expect {expect_status}");
             if let Some(b) = expect_body {
@@ -141,6 +141,9 @@ pub fn probe(h: &HealthCheckSpec) -> String {
                     TlsVerify::CaFile(f) => write!(p, " verified by {f}"),
                     TlsVerify::Skip => write!(p, " UNVERIFIED"),
                 };
+            }
+            if !reuse_connection {
+                p.push_str(", a new connection every probe");
             }
             p
         }

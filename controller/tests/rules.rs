@@ -647,6 +647,20 @@ fn a_real_servers_check_merges_over_its_services_and_names_its_own_mistakes() {
     );
     let m = expect(&t, "bad-check", Some(line_of(&t, "kind = \"tcp\"")));
     assert!(m.contains("`command` does not apply to a tcp check"), "{m}");
+    // Kept-alive connections are HTTP's: on by default, off when written, refused on TCP.
+    let reuse = |t: &str| {
+        let loaded = load_str("test.toml", t).expect("valid");
+        match &loaded.cluster.services[0].check.as_ref().unwrap().probe {
+            ProbeKind::Http { reuse_connection, .. } => *reuse_connection,
+            p => panic!("{p:?}"),
+        }
+    };
+    assert!(reuse(&lab_with("path = \"/\"", "path = \"/\"")));
+    assert!(!reuse(&lab_with("path = \"/\"", "path = \"/\", reuse_connection = false")));
+    let t =
+        lab_with(rs2, "{ node = \"rs2\", weight = 1, check = { kind = \"tcp\", reuse_connection = true } }");
+    let m = expect(&t, "bad-check", Some(line_of(&t, "kind = \"tcp\"")));
+    assert!(m.contains("`reuse_connection` does not apply to a tcp check"), "{m}");
     // A digest that is not MD5.
     let m = expect(&lab_with("path = \"/\"", "path = \"/\", expect_digest = \"abc\""), "bad-check", None);
     assert!(m.contains("not an MD5 digest"), "{m}");

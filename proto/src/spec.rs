@@ -459,6 +459,11 @@ pub enum ProbeKind {
         /// HTTPS: the TLS handshake's settings (keepalived `SSL_GET`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tls: Option<TlsProbe>,
+        /// Keep the connection open between probes when the server does (HTTP keep-alive):
+        /// a probe is then a request and an answer, without a connect, a handshake and a
+        /// close. The agent still connects afresh after a failure and periodically.
+        #[serde(default)]
+        reuse_connection: bool,
     },
     /// TCP connect.
     Tcp,

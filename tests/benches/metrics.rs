@@ -47,7 +47,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let (rt, _www, mut server) = common::start();
+    let (rt, _www, mut server) = common::start(common::httpd);
     let dir = tempfile::tempdir().unwrap();
     let pki = lvs_controller::pki::Pki::new(dir.path().join("pki"));
     pki.init("bench", false).unwrap();

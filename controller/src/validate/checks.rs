@@ -11,8 +11,21 @@ use crate::diagnostics::KeyPath;
 /// The check kinds and the keys only they take (every kind takes the timing keys,
 /// `connect_ip` and `port`).
 const KIND_KEYS: &[(&str, &[&str])] = &[
-    ("http", &["path", "expect_status", "expect_body", "expect_digest", "host"]),
-    ("https", &["path", "expect_status", "expect_body", "expect_digest", "host", "sni", "verify", "ca_file"]),
+    ("http", &["path", "expect_status", "expect_body", "expect_digest", "host", "reuse_connection"]),
+    (
+        "https",
+        &[
+            "path",
+            "expect_status",
+            "expect_body",
+            "expect_digest",
+            "host",
+            "reuse_connection",
+            "sni",
+            "verify",
+            "ca_file",
+        ],
+    ),
     ("tcp", &[]),
     ("exec", &["command"]),
 ];
@@ -25,6 +38,7 @@ fn kind_keys_set(c: &CheckDef) -> Vec<&'static str> {
         ("expect_body", c.expect_body.is_some()),
         ("expect_digest", c.expect_digest.is_some()),
         ("host", c.host.is_some()),
+        ("reuse_connection", c.reuse_connection.is_some()),
         ("sni", c.sni.is_some()),
         ("verify", c.verify.is_some()),
         ("ca_file", c.ca_file.is_some()),
@@ -50,6 +64,7 @@ fn merged(base: &CheckDef, over: &CheckDef) -> CheckDef {
         expect_body,
         expect_digest,
         host,
+        reuse_connection,
         sni,
         verify,
         ca_file,
@@ -230,6 +245,7 @@ impl Validator {
             host: c.host.clone(),
             expect_digest: digest,
             tls: tls.then(|| self.tls(c, path)),
+            reuse_connection: c.reuse_connection.unwrap_or(true),
         }
     }
 

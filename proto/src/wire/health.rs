@@ -12,23 +12,30 @@ use crate::spec::{HealthCheckSpec, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, 
 pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
     pb::HealthCheck {
         probe: Some(match &h.probe {
-            ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls } => {
-                pb::health_check::Probe::Http(pb::HttpProbe {
-                    path: path.clone(),
-                    expect_status: u32::from(*expect_status),
-                    expect_body: expect_body.clone(),
-                    host: host.clone(),
-                    expect_digest: expect_digest.clone(),
-                    tls: tls.as_ref().map(|t| pb::TlsProbe {
-                        sni: t.sni.clone(),
-                        verify: Some(match &t.verify {
-                            TlsVerify::System => pb::tls_probe::Verify::System(true),
-                            TlsVerify::CaFile(f) => pb::tls_probe::Verify::CaFile(f.clone()),
-                            TlsVerify::Skip => pb::tls_probe::Verify::Skip(true),
-                        }),
+            ProbeKind::Http {
+                path,
+                expect_status,
+                expect_body,
+                host,
+                expect_digest,
+                tls,
+                reuse_connection,
+            } => pb::health_check::Probe::Http(pb::HttpProbe {
+                path: path.clone(),
+                expect_status: u32::from(*expect_status),
+                expect_body: expect_body.clone(),
+                host: host.clone(),
+                expect_digest: expect_digest.clone(),
+                tls: tls.as_ref().map(|t| pb::TlsProbe {
+                    sni: t.sni.clone(),
+                    verify: Some(match &t.verify {
+                        TlsVerify::System => pb::tls_probe::Verify::System(true),
+                        TlsVerify::CaFile(f) => pb::tls_probe::Verify::CaFile(f.clone()),
+                        TlsVerify::Skip => pb::tls_probe::Verify::Skip(true),
                     }),
-                })
-            }
+                }),
+                reuse_connection: *reuse_connection,
+            }),
             ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
             ProbeKind::Exec { command } => {
                 pb::health_check::Probe::Exec(pb::ExecProbe { command: command.clone() })
@@ -136,6 +143,7 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         host: p.host.clone(),
         expect_digest: p.expect_digest.clone(),
         tls,
+        reuse_connection: p.reuse_connection,
     })
 }
 
@@ -152,6 +160,7 @@ mod tests {
                 host: None,
                 expect_digest: None,
                 tls: None,
+                reuse_connection: true,
             },
             interval_ms: 1000,
             timeout_ms: 500,

@@ -29,14 +29,34 @@ pub fn httpd(www: &std::path::Path) -> Child {
     c
 }
 
+/// lighttpd on port 80 of every local address, serving `ok` from `www`: an httpd that
+/// keeps connections alive (busybox's closes after every answer). Its configuration goes
+/// beside the page; up to 8,192 connections at once.
+pub fn lighttpd(www: &std::path::Path) -> Child {
+    std::fs::write(www.join("index.html"), "ok\n").unwrap();
+    let conf = www.join("lighttpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server.document-root = \"{}\"\nserver.port = 80\nserver.max-fds = 16384\n\
+             server.max-connections = 8192\nindex-file.names = (\"index.html\")\n",
+            www.display()
+        ),
+    )
+    .unwrap();
+    let c = Command::new("lighttpd").arg("-D").arg("-f").arg(&conf).spawn().expect("lighttpd");
+    std::thread::sleep(Duration::from_millis(300));
+    c
+}
+
 /// What every root benchmark starts with, first thing in `main`: a private namespace
 /// ([`enter_private_netns`]), a runtime with two workers as the agent's, and a real httpd
-/// serving from the returned directory.
-pub fn start() -> (tokio::runtime::Runtime, tempfile::TempDir, Child) {
+/// (`server`: [`httpd`] or [`lighttpd`]) serving from the returned directory.
+pub fn start(server: fn(&std::path::Path) -> Child) -> (tokio::runtime::Runtime, tempfile::TempDir, Child) {
     enter_private_netns();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let www = tempfile::tempdir().unwrap();
-    let server = httpd(www.path());
+    let server = server(www.path());
     (rt, www, server)
 }
 
@@ -112,6 +132,7 @@ pub fn http_service(
                 host: None,
                 expect_digest: None,
                 tls: None,
+                reuse_connection: true,
             },
             interval_ms,
             timeout_ms,
