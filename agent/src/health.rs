@@ -261,7 +261,7 @@ pub async fn probe(
 }
 
 /// Probe every interval; after a failure, after the retry interval if the check has one.
-/// Start times snap to the checker's grid ([`crate::checker::SLOT`]).
+/// Start times snap to the checker's grid ([`crate::checker::slot`]).
 #[allow(clippy::too_many_arguments)] // one task's whole context, handed over once
 async fn run(
     key: DestKey,
@@ -275,7 +275,9 @@ async fn run(
 ) {
     let interval = Duration::from_millis(hc.interval_ms);
     let retry = hc.retry_interval_ms.map(Duration::from_millis);
-    let mut next = crate::checker::snap(epoch, tokio::time::Instant::now() + stagger);
+    // The grid of the shorter of the two gaps: a retry is not made later by more than 5%.
+    let slot = crate::checker::slot(retry.map_or(interval, |r| r.min(interval)));
+    let mut next = crate::checker::snap(epoch, tokio::time::Instant::now() + stagger, slot);
     loop {
         tokio::time::sleep_until(next).await;
         let t0 = tokio::time::Instant::now();
@@ -288,7 +290,7 @@ async fn run(
                 (Err(_), Some(r)) => r,
                 _ => interval,
             };
-        next = crate::checker::snap(epoch, due.max(t0));
+        next = crate::checker::snap(epoch, due.max(t0), slot);
         let transition = {
             let mut t = table.lock().expect("health table");
             let Some(h) = t.get_mut(&key) else { return };

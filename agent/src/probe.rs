@@ -73,13 +73,29 @@ impl Conn {
     }
 
     /// Still open and silent since the last answer. A server that closed it (its idle
-    /// timeout, a restart) has sent a FIN or a reset, which a peek sees at once; and
-    /// anything it sent unasked would be misread as the next answer.
+    /// timeout, a restart) has sent a FIN or a reset, and anything it sent unasked would be
+    /// misread as the next answer. The runtime's readiness tells without a system call: it
+    /// was cleared when the answer was read ([`Conn::rest`]), and only an event since sets
+    /// it; then a peek looks at what came.
     fn idle(&self) -> bool {
         use futures::FutureExt;
+        let tcp = self.tcp();
+        if tcp.ready(tokio::io::Interest::READABLE).now_or_never().is_none() {
+            return true;
+        }
         let mut b = [0u8; 1];
-        // Pending: nothing to read, neither data nor an end.
-        self.tcp().peek(&mut b).now_or_never().is_none()
+        // Pending: nothing to read after all, neither data nor an end.
+        tcp.peek(&mut b).now_or_never().is_none()
+    }
+
+    /// Put the connection to rest between probes: forget the readiness its last read
+    /// left, so that [`Conn::idle`] sees only what comes from now on. (An event that came
+    /// in between is lost to it; then the next request finds the connection dead, which
+    /// the prober handles as stale.)
+    fn rest(&self) {
+        let _ = self
+            .tcp()
+            .try_io(tokio::io::Interest::READABLE, || Err::<(), _>(std::io::ErrorKind::WouldBlock.into()));
     }
 
     async fn exchange(
@@ -205,6 +221,7 @@ impl Http {
 
     fn keep(&mut self, conn: Conn, since: Instant, a: &crate::http1::Answer) {
         if self.reuse && a.reusable {
+            conn.rest();
             self.kept = Some((conn, since));
         }
     }

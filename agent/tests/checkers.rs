@@ -714,7 +714,11 @@ fn kept_alive_connections_carry_the_probes_and_one_the_server_closed_is_never_a_
             let h = &st.health[0];
             let (conns, unanswered) =
                 (accepted() - a0, unanswered.load(std::sync::atomic::Ordering::Relaxed));
-            assert_eq!((h.transitions, h.failures, h.last_error.as_str()), (0, 0, ""), "never failed: {h:?}");
+            assert_eq!(
+                (h.transitions, h.failures, h.last_error.as_str()),
+                (0, 0, ""),
+                "at_next {at_next}: never failed: {h:?}"
+            );
             assert!(h.probes >= 10, "{h:?}");
             // A connection per probe; at_next: every one but the last was written into dead.
             assert!(conns.abs_diff(h.probes) <= 1, "{conns} connections for {} probes", h.probes);

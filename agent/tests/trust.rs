@@ -416,11 +416,13 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
             let mut cmd = std::process::Command::new(bin);
             cmd.arg("--config").arg(&file).env("LVS_LOG", "error").stdin(std::process::Stdio::null());
             if pairing {
-                cmd.arg("pairing-code").stdout(std::process::Stdio::piped());
+                cmd.arg("pairing-code")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
             } else {
-                cmd.stdout(std::process::Stdio::null());
+                cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
             }
-            cmd.stderr(std::process::Stdio::null()).spawn().unwrap()
+            cmd.spawn().unwrap()
         };
         let shown: Vec<_> = (0..3).map(|_| run(true)).collect();
         let service = Child(run(false));
@@ -428,7 +430,11 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
             .into_iter()
             .map(|p| {
                 let o = p.wait_with_output().unwrap();
-                assert!(o.status.success(), "round {round}: pairing-code failed");
+                assert!(
+                    o.status.success(),
+                    "round {round}: pairing-code failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
                 String::from_utf8(o.stdout).unwrap().trim().to_string()
             })
             .collect();

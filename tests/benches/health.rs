@@ -56,6 +56,8 @@ struct Cost {
     probes: u64,
     /// TCP connections the server accepted.
     connections: u64,
+    /// The checker thread's wake-ups (ours only).
+    wakeups: Option<u64>,
     cpu: Duration,
     /// Of `cpu`, the kernel's (system time): sockets, TCP on both ends of the loopback.
     system: Duration,
@@ -78,6 +80,9 @@ impl Cost {
             self.per_probe_us(),
             self.system.as_secs_f64() * 1e6 / self.probes.max(1) as f64
         );
+        if let Some(w) = self.wakeups {
+            println!("    {:.2} checker wake-ups per probe", w as f64 / self.probes.max(1) as f64);
+        }
     }
 }
 
@@ -91,16 +96,22 @@ fn checker_cpu(rt: &tokio::runtime::Runtime, dests: usize, reuse: bool) -> Cost 
         assert!(r.converged());
         tokio::time::sleep(Duration::from_secs(2)).await; // every task has started
         let probes = |st: &lvs_agent::node::StatusView| st.health.iter().map(|h| h.probes).sum::<u64>();
-        let (c0, t0, p0, r0) =
-            (cpu_split(), Instant::now(), probes(&agent.status(None).await.unwrap()), passive_opens());
+        let (c0, t0, p0, r0, w0) = (
+            cpu_split(),
+            Instant::now(),
+            probes(&agent.status(None).await.unwrap()),
+            passive_opens(),
+            checker_wakeups(),
+        );
         tokio::time::sleep(Duration::from_secs(10)).await;
         let st = agent.status(None).await.unwrap();
-        let (c1, r1) = (cpu_split(), passive_opens());
+        let (c1, r1, w1) = (cpu_split(), passive_opens(), checker_wakeups());
         let healthy = st.health.iter().filter(|h| h.up && !h.quarantined).count();
         assert!(dests > 200 || healthy == dests, "all healthy: {healthy} of {dests}");
         Cost {
             probes: probes(&st) - p0,
             connections: r1 - r0,
+            wakeups: Some(w1 - w0),
             cpu: (c1.0 + c1.1) - (c0.0 + c0.1),
             system: c1.1 - c0.1,
             window: t0.elapsed(),
@@ -108,6 +119,24 @@ fn checker_cpu(rt: &tokio::runtime::Runtime, dests: usize, reuse: bool) -> Cost 
     });
     drop(agent);
     cost
+}
+
+/// Times the agent's checker threads went to sleep and were woken so far (their voluntary
+/// context switches): what batching probes into shared wake-ups saves.
+fn checker_wakeups() -> u64 {
+    let mut n = 0;
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else { continue };
+        if !status.lines().any(|l| l == "Name:\tlvs-checker") {
+            continue;
+        }
+        n += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    n
 }
 
 /// TCP connections this network namespace accepted so far (/proc/net/snmp PassiveOpens):
@@ -198,6 +227,7 @@ mod keepalived {
         Some(Cost {
             probes: r1 - r0,
             connections: r1 - r0,
+            wakeups: None,
             cpu: (c1.0 + c1.1) - (c0.0 + c0.1),
             system: c1.1 - c0.1,
             window,
