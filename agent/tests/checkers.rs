@@ -1,6 +1,7 @@
 //! Every health-check kind against real servers: an HTTPS server with a certificate from a
-//! test CA, busybox httpd, scripts whose exit status flips, a notify hook that writes what
-//! it was told. Each test runs in a network namespace of its own (root; skipped elsewhere
+//! test CA, busybox httpd, lighttpd (which keeps connections alive), servers that close a
+//! kept connection under the prober, scripts whose exit status flips, a notify hook that
+//! writes what it was told. Each test runs in a network namespace of its own (root; skipped elsewhere
 //! unless CI requires it) where 198.18.0.0/16 is local on `lo`, so every real server is a
 //! real socket on a test address. The director's IPVS is the recording fake (this host's
 //! kernel has none); the VM suite proves the same weights on a real IPVS table.
@@ -195,8 +196,15 @@ mod tls_server {
         }
     }
 
-    /// Serve HTTPS on `addr` with the certificate `ca` issues for `dns`; the SNIs seen.
-    pub async fn serve(addr: SocketAddr, ca: &TestCa, dns: &str) -> Arc<Mutex<Vec<Option<String>>>> {
+    /// Serve HTTPS on `addr` with the certificate `ca` issues for `dns`; the SNIs seen (one
+    /// per handshake). With `keep`, a connection serves request after request (HTTP/1.1
+    /// keep-alive); without, it closes after one answer.
+    pub async fn serve(
+        addr: SocketAddr,
+        ca: &TestCa,
+        dns: &str,
+        keep: bool,
+    ) -> Arc<Mutex<Vec<Option<String>>>> {
         let (cert, key) = ca.leaf(dns, addr.ip());
         let cfg =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -216,18 +224,26 @@ mod tls_server {
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                     s.lock().unwrap().push(tls.get_ref().1.server_name().map(str::to_string));
-                    let mut req = Vec::new();
                     let mut buf = [0u8; 1024];
-                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                    loop {
+                        let mut req = Vec::new();
+                        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => req.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let answer: &[u8] = if keep {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+                        };
+                        let _ = tls.write_all(answer).await;
+                        if !keep {
+                            let _ = tls.shutdown().await;
+                            return;
                         }
                     }
-                    let _ = tls
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-                        .await;
-                    let _ = tls.shutdown().await;
                 });
             }
         });
@@ -247,7 +263,7 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         let ca_file = dir.path().join("rs-ca.pem");
         std::fs::write(&ca_file, &ca.pem).unwrap();
         let rs1: SocketAddr = "198.18.1.11:443".parse().unwrap();
-        let seen = tls_server::serve(rs1, &ca, "www.lab.test").await;
+        let seen = tls_server::serve(rs1, &ca, "www.lab.test", false).await;
         let spec = director_spec(&format!(
             "real_servers = [{{ node = \"rs1\" }}]\n\
              check = {{ kind = \"https\", port = 443, host = \"www.lab.test\", ca_file = \"{}\", \
@@ -293,7 +309,7 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         // Another CA's certificate on the same address: refused.
         let rogue = tls_server::TestCa::new("rogue");
         let rs2: SocketAddr = "198.18.1.12:443".parse().unwrap();
-        tls_server::serve(rs2, &rogue, "www.lab.test").await;
+        tls_server::serve(rs2, &rogue, "www.lab.test", false).await;
         let e = lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc)
             .await
             .unwrap_err();
@@ -747,6 +763,48 @@ fn kept_alive_connections_carry_the_probes_and_one_the_server_closed_is_never_a_
                 conns.abs_diff(probes.div_ceil(per)) <= 1,
                 "reuse {reuse}: {conns} connections for {probes} probes"
             );
+        }
+    });
+}
+
+#[test]
+fn an_https_check_keeps_its_tls_session_one_handshake_for_many_probes() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tls_server::TestCa::new("lab real-server CA");
+        let ca_file = dir.path().join("rs-ca.pem");
+        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let seen = tls_server::serve("198.18.1.11:443".parse().unwrap(), &ca, "www.lab.test", true).await;
+        let spec = |reuse: bool| {
+            director_spec(&format!(
+                "real_servers = [{{ node = \"rs1\" }}]\n\
+                 check = {{ kind = \"https\", port = 443, host = \"www.lab.test\", ca_file = \"{}\", \
+                 expect_body = \"ok\", interval = \"100ms\", timeout = \"80ms\", rise = 1, fall = 1, \
+                 reuse_connection = {reuse} }}",
+                ca_file.display()
+            ))
+        };
+        for (reuse, per_probe) in [(true, false), (false, true)] {
+            seen.lock().unwrap().clear();
+            let d = Director::up(&spec(reuse)).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let st = d.status().await;
+            drop(d);
+            let h = &st.health[0];
+            let handshakes = seen.lock().unwrap().len() as u64;
+            assert!(h.up && h.transitions == 0 && h.probes >= 10, "reuse {reuse}: {h:?}");
+            if per_probe {
+                assert!(
+                    handshakes.abs_diff(h.probes) <= 1,
+                    "{handshakes} handshakes for {} probes",
+                    h.probes
+                );
+            } else {
+                assert_eq!(handshakes, 1, "one TLS session for {} probes", h.probes);
+            }
         }
     });
 }
