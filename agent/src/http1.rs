@@ -90,15 +90,17 @@ where
     let head =
         std::str::from_utf8(&buf[..head_end]).map_err(|_| Failure::new("response head is not text"))?;
     let status = status(head).map_err(Failure::new)?;
-    let persistent = keep && persistent(head);
-    if !body && !persistent {
-        return Ok(Answer { status, body: Vec::new(), reusable: false });
-    }
     // 1xx, 204 and 304 answers have no body, whatever their headers say (RFC 9112 6.3).
     let framing = match status {
         100..=199 | 204 | 304 => Framing::Length(0),
         _ => framing(head).map_err(Failure::new)?,
     };
+    // A body that ends only with the connection cannot leave it reusable, and is not
+    // waited for when the check does not look at it.
+    let persistent = keep && persistent(head) && framing != Framing::ToEof;
+    if !body && !persistent {
+        return Ok(Answer { status, body: Vec::new(), reusable: false });
+    }
     let rest = buf.split_off(head_end);
     let (mut got, complete) = match framing {
         Framing::Length(n) if n > cap && !body => {
@@ -353,6 +355,7 @@ mod tests {
                 false,
                 "a byte after the chunks",
             ),
+            (b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\nhello", false, "a body up to the close"),
         ];
         for &(response, reusable, what) in cases {
             // A stray byte that arrives after the answer was read is the kept connection's
