@@ -182,6 +182,15 @@ mod tls_server {
             TestCa { pem: cert.pem(), issuer: Issuer::new(p, key) }
         }
 
+        /// The lab's real-server CA, its certificate written to `dir/rs-ca.pem` (the
+        /// check's `ca_file`).
+        pub fn in_file(dir: &Path) -> (TestCa, PathBuf) {
+            let ca = TestCa::new("lab real-server CA");
+            let file = dir.join("rs-ca.pem");
+            std::fs::write(&file, &ca.pem).unwrap();
+            (ca, file)
+        }
+
         /// A server certificate for `dns` and `ip`, with its key (DER).
         pub fn leaf(
             &self,
@@ -259,9 +268,7 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
     in_netns(|| async {
         use lvs_proto::spec::{DestinationCheck, ProbeKind, TlsVerify};
         let dir = tempfile::tempdir().unwrap();
-        let ca = tls_server::TestCa::new("lab real-server CA");
-        let ca_file = dir.path().join("rs-ca.pem");
-        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let (ca, ca_file) = tls_server::TestCa::in_file(dir.path());
         let rs1: SocketAddr = "198.18.1.11:443".parse().unwrap();
         let seen = tls_server::serve(rs1, &ca, "www.lab.test", false).await;
         let spec = director_spec(&format!(
@@ -774,9 +781,7 @@ fn an_https_check_keeps_its_tls_session_one_handshake_for_many_probes() {
     }
     in_netns(|| async {
         let dir = tempfile::tempdir().unwrap();
-        let ca = tls_server::TestCa::new("lab real-server CA");
-        let ca_file = dir.path().join("rs-ca.pem");
-        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let (ca, ca_file) = tls_server::TestCa::in_file(dir.path());
         let seen = tls_server::serve("198.18.1.11:443".parse().unwrap(), &ca, "www.lab.test", true).await;
         let spec = |reuse: bool| {
             director_spec(&format!(
