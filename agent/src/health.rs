@@ -229,8 +229,10 @@ impl Health {
                 },
             );
             let first = stagger(w.hc.interval_ms, i);
-            let latency = events.metrics().probe_histogram(&crate::convert::service_key(&w.service));
-            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc);
+            let svc = crate::convert::service_key(&w.service);
+            let latency = events.metrics().probe_histogram(&svc);
+            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc)
+                .counting(events.metrics().probe_connections(&svc));
             let Some(thread) = self.thread() else { return };
             let epoch = thread.epoch();
             let task = thread.spawn(run(

@@ -42,6 +42,7 @@ pub struct Metrics {
     events: Family<Labels, Counter>,
     reconciles: Histograms,
     probes: Histograms,
+    connections: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,7 +66,13 @@ impl Default for Metrics {
             "Health probe latency per service, successes and failures alike",
             probes.clone(),
         );
-        Self { registry, events, reconciles, probes }
+        let connections = Family::<Labels, Counter>::default();
+        registry.register(
+            "lvs_health_probe_connections",
+            "Connections health probes opened, per service (HTTP, HTTPS and TCP checks); with kept-alive connections, far fewer than probes",
+            connections.clone(),
+        );
+        Self { registry, events, reconciles, probes, connections }
     }
 }
 
@@ -85,6 +92,11 @@ impl Metrics {
     /// costs one atomic update, not a lookup).
     pub fn probe_histogram(&self, service: &ServiceKey) -> Histogram {
         self.probes.get_or_create_owned(&service_labels(service))
+    }
+
+    /// The counter of connections `service`'s probes open (a handle the probe keeps).
+    pub fn probe_connections(&self, service: &ServiceKey) -> Counter {
+        self.connections.get_or_create_owned(&service_labels(service))
     }
 
     /// What was counted, for [`crate::exposition::render`].

@@ -33,6 +33,8 @@ pub struct Prober {
     target: SocketAddr,
     timeout: Duration,
     kind: Result<Kind, String>,
+    /// Counts the connections this probe opens (`lvs_health_probe_connections`).
+    opened: prometheus_client::metrics::counter::Counter,
 }
 
 enum Kind {
@@ -153,23 +155,37 @@ impl Prober {
                 ],
             }),
         };
-        Prober { target, timeout: Duration::from_millis(hc.timeout_ms), kind }
+        Prober { target, timeout: Duration::from_millis(hc.timeout_ms), kind, opened: Default::default() }
+    }
+
+    /// Count the connections this probe opens on `opened` (a service's counter).
+    pub fn counting(mut self, opened: prometheus_client::metrics::counter::Counter) -> Self {
+        self.opened = opened;
+        self
     }
 
     /// Probe once: `Err` says why the destination is unhealthy.
     pub async fn probe(&mut self) -> Result<(), String> {
         match &mut self.kind {
             Err(e) => Err(e.clone()),
-            Ok(Kind::Tcp) => tcp_connect(self.target, self.timeout).await,
-            Ok(Kind::Http(h)) => h.probe(self.target, self.timeout).await,
+            Ok(Kind::Tcp) => {
+                self.opened.inc();
+                tcp_connect(self.target, self.timeout).await
+            }
+            Ok(Kind::Http(h)) => h.probe(self.target, self.timeout, &self.opened).await,
             Ok(Kind::Exec { command, env }) => run(command, env, self.timeout).await,
         }
     }
 }
 
 impl Http {
-    async fn probe(&mut self, target: SocketAddr, timeout: Duration) -> Result<(), String> {
-        let answer = match tokio::time::timeout(timeout, self.exchange(target)).await {
+    async fn probe(
+        &mut self,
+        target: SocketAddr,
+        timeout: Duration,
+        opened: &prometheus_client::metrics::counter::Counter,
+    ) -> Result<(), String> {
+        let answer = match tokio::time::timeout(timeout, self.exchange(target, opened)).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
@@ -184,7 +200,11 @@ impl Http {
     /// One request, on the kept connection when there is a usable one, else on a new one.
     /// A kept connection that gives nothing back (the server closed it while idle) is not
     /// a verdict: the request goes again on a new connection, within the same timeout.
-    async fn exchange(&mut self, target: SocketAddr) -> Result<crate::http1::Answer, String> {
+    async fn exchange(
+        &mut self,
+        target: SocketAddr,
+        opened: &prometheus_client::metrics::counter::Counter,
+    ) -> Result<crate::http1::Answer, String> {
         let cap = if self.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
         let body = self.expect_body.is_some() || self.expect_digest.is_some();
         if let Some((mut conn, since)) = self.kept.take()
@@ -202,6 +222,7 @@ impl Http {
                 Err(f) => return Err(f.reason),
             }
         }
+        opened.inc();
         let tcp =
             tokio::net::TcpStream::connect(target).await.map_err(|e| format!("connect {target}: {e}"))?;
         let _ = tcp.set_nodelay(true);

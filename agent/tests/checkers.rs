@@ -651,6 +651,17 @@ fn accepted() -> u64 {
     values.split_whitespace().nth(i).unwrap().parse().unwrap()
 }
 
+/// What the director's `lvs_health_probe_connections_total` says, over its services.
+async fn probe_connections_metric(d: &Director) -> u64 {
+    let snap = d.agent.metrics_snapshot(None).await;
+    let text =
+        lvs_agent::exposition::render(d.agent.events().metrics(), &snap, lvs_agent::metrics::Format::Classic);
+    text.lines()
+        .filter(|l| l.starts_with("lvs_health_probe_connections_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Probes and transitions of every destination so far, summed.
 async fn probes_and_transitions(d: &Director) -> (u64, u64) {
     let st = d.status().await;
@@ -722,6 +733,7 @@ fn kept_alive_connections_carry_the_probes_and_one_the_server_closed_is_never_a_
             (1, 0),
             "{probes} probes on one kept connection, healthy throughout"
         );
+        assert_eq!(probe_connections_metric(&d).await, 1, "the metric counts the one connection");
         drop(d);
 
         // 2. The server closes every connection after one answer (its FIN is in before
@@ -763,9 +775,12 @@ fn kept_alive_connections_carry_the_probes_and_one_the_server_closed_is_never_a_
             let (a0, d) = (accepted(), Director::up(&spec).await);
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let (probes, transitions) = probes_and_transitions(&d).await;
+            let metric = probe_connections_metric(&d).await;
             drop(d);
             let conns = accepted() - a0;
             assert_eq!(transitions, 0);
+            // Read a moment apart while probes go on (the count rises as a connect begins).
+            assert!(metric.abs_diff(conns) <= 1, "reuse {reuse}: metric {metric}, server accepted {conns}");
             assert!(
                 conns.abs_diff(probes.div_ceil(per)) <= 1,
                 "reuse {reuse}: {conns} connections for {probes} probes"

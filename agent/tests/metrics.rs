@@ -275,6 +275,7 @@ fn everything() -> String {
     m.event(lvs_proto::reply::EventKind::Drift);
     m.reconciled("apply", true, Duration::from_millis(12));
     m.probe_histogram(&ServiceKey::Addr(Protocol::Tcp, vip)).observe(0.002);
+    m.probe_connections(&ServiceKey::Addr(Protocol::Tcp, vip)).inc();
     lvs_agent::exposition::render(&m, &snap, lvs_agent::metrics::Format::Classic)
 }
 
