@@ -46,7 +46,7 @@ enum Kind {
 struct Http {
     /// The request's bytes, made once.
     request: Vec<u8>,
-    expect_status: u16,
+    expect_status: lvs_proto::spec::StatusSet,
     expect_body: Option<String>,
     expect_digest: Option<String>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
@@ -135,7 +135,7 @@ impl Prober {
                     let host = host.clone().unwrap_or_else(|| target.ip().to_string());
                     Kind::Http(Box::new(Http {
                         request: crate::http1::request(&host, path, *reuse_connection),
-                        expect_status: *expect_status,
+                        expect_status: expect_status.clone(),
                         expect_body: expect_body.clone(),
                         expect_digest: expect_digest.clone(),
                         tls,
@@ -249,7 +249,7 @@ impl Http {
 
     /// The check's verdict on an answer.
     fn judge(&self, a: crate::http1::Answer) -> Result<(), String> {
-        if a.status != self.expect_status {
+        if !self.expect_status.contains(a.status) {
             return Err(format!("status {} (expected {})", a.status, self.expect_status));
         }
         if let Some(b) = &self.expect_body

@@ -828,3 +828,32 @@ fn an_https_check_keeps_its_tls_session_one_handshake_for_many_probes() {
         }
     });
 }
+
+#[test]
+fn an_http_check_accepts_the_codes_and_ranges_it_names() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        let _server = lighttpd(www.path(), 1000);
+        let spec = |status: &str| {
+            director_spec(&format!(
+                "real_servers = [{{ node = \"rs1\" }}]\n\
+                 check = {{ kind = \"http\", path = \"/missing\", expect_status = \"{status}\", \
+                 interval = \"100ms\", timeout = \"80ms\", rise = 1, fall = 1 }}"
+            ))
+        };
+        // lighttpd answers 404 for a page it does not have.
+        let d = Director::up(&spec("200-299, 404")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let st = d.status().await;
+        assert!(st.health[0].up && st.health[0].probes >= 3, "{:?}", st.health[0]);
+        drop(d);
+        let d = Director::up(&spec("200-299")).await;
+        d.until(Duration::from_secs(3), "rs1 out on its 404", |d| d.weight("198.18.1.11:80") == Some(0))
+            .await;
+        let st = d.status().await;
+        assert_eq!(st.health[0].last_error, "status 404 (expected 200-299)");
+    });
+}

@@ -218,8 +218,8 @@ pub struct CheckDef {
     pub kind: Option<String>,
     /// HTTP path (default `/`).
     pub path: Option<String>,
-    /// Expected HTTP status (default 200).
-    pub expect_status: Option<i64>,
+    /// The HTTP status that passes (default 200), or several: `"200-299, 301"`.
+    pub expect_status: Option<StatusDef>,
     /// Text the body must contain.
     pub expect_body: Option<String>,
     /// MD5 of the body, hex (keepalived `digest`).
@@ -253,6 +253,16 @@ pub struct CheckDef {
     pub fall: Option<i64>,
     /// `weight0` (default) or `remove`.
     pub on_failure: Option<String>,
+}
+
+/// A check's `expect_status`: one code, or codes and ranges in a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StatusDef {
+    /// `expect_status = 200`.
+    Code(i64),
+    /// `expect_status = "200-299, 301"` (keepalived's `status_code 200-299 301`).
+    Codes(String),
 }
 
 /// One real server of a service.

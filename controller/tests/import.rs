@@ -120,7 +120,9 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
     // keepalived: down after retry + 1 failures, up after one success, the retry
     // delay counted from the probe's start (connect_timeout + delay_before_retry).
     let h = web.check.as_ref().unwrap();
-    assert!(matches!(&h.probe, ProbeKind::Http { path, expect_status: 200, .. } if path == "/health"));
+    assert!(
+        matches!(&h.probe, ProbeKind::Http { path, expect_status, .. } if path == "/health" && expect_status.single() == Some(200))
+    );
     assert_eq!(
         (h.interval_ms, h.timeout_ms, h.retry_interval_ms, h.rise, h.fall, h.on_failure),
         (6000, 3000, Some(5000), 1, 4, OnFailure::Remove)
@@ -133,6 +135,12 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
     );
     assert_eq!(web.real_servers[2].upper_threshold, 500);
     assert_eq!(web.real_servers[0].check, DestinationCheck::Service);
+    // rs2 accepts several codes (keepalived's `status_code 200 201-204`): an override of
+    // the status alone.
+    let DestinationCheck::Own(rs2) = &web.real_servers[1].check else { panic!("{:?}", web.real_servers[1]) };
+    let ProbeKind::Http { expect_status, .. } = &rs2.probe else { panic!("{rs2:?}") };
+    assert_eq!(expect_status.to_string(), "200,201-204");
+    assert!(expect_status.contains(203) && !expect_status.contains(205));
 
     // SSL_GET: SNI from virtualhost, the digest, verification off as keepalived had it
     // (a warning says so); inhibit_on_failure everywhere: weight 0.
@@ -140,6 +148,9 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
     let h = tls.check.as_ref().unwrap();
     let ProbeKind::Http { tls: Some(t), expect_digest, host, .. } = &h.probe else { panic!("{h:?}") };
     assert_eq!((t.sni.as_deref(), &t.verify), (Some("www.example.org"), &TlsVerify::Skip));
+    // No status_code: keepalived accepts any 2xx, and so does the check.
+    let ProbeKind::Http { expect_status, .. } = &h.probe else { unreachable!() };
+    assert_eq!(expect_status.to_string(), "200-299");
     assert_eq!(
         (expect_digest.as_deref(), host.as_deref()),
         (Some("9e107d9d372bb6826bd81d3542a419d6"), Some("www.example.org"))

@@ -661,6 +661,29 @@ fn a_real_servers_check_merges_over_its_services_and_names_its_own_mistakes() {
         lab_with(rs2, "{ node = \"rs2\", weight = 1, check = { kind = \"tcp\", reuse_connection = true } }");
     let m = expect(&t, "bad-check", Some(line_of(&t, "kind = \"tcp\"")));
     assert!(m.contains("`reuse_connection` does not apply to a tcp check"), "{m}");
+    // Several status codes, as keepalived's status_code; and what is not one.
+    let status = |v: &str| {
+        let t = lab_with("path = \"/\"", &format!("path = \"/\", expect_status = {v}"));
+        match load_str("test.toml", &t) {
+            Ok(l) => match &l.cluster.services[0].check.as_ref().unwrap().probe {
+                ProbeKind::Http { expect_status, .. } => Ok(expect_status.to_string()),
+                p => panic!("{p:?}"),
+            },
+            Err(_) => Err(expect(&t, "bad-check", Some(line_of(&t, "expect_status")))),
+        }
+    };
+    assert_eq!(status("204"), Ok("204".into()));
+    assert_eq!(status("\"200-299, 301 302\""), Ok("200-299,301,302".into()));
+    for (bad, why) in [
+        ("99", "99 is not an HTTP status"),
+        ("\"200-abc\"", "`abc` is not a status code"),
+        ("\"299-200\"", "299-200 is a range from high to low"),
+        ("\"\"", "no status code"),
+        ("70000", "70000 is not an HTTP status"),
+    ] {
+        let m = status(bad).unwrap_err();
+        assert!(m.contains(why), "{bad}: {m}");
+    }
     // A digest that is not MD5.
     let m = expect(&lab_with("path = \"/\"", "path = \"/\", expect_digest = \"abc\""), "bad-check", None);
     assert!(m.contains("not an MD5 digest"), "{m}");

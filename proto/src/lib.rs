@@ -77,7 +77,7 @@ mod tests {
                         check: DestinationCheck::Own(Box::new(HealthCheckSpec {
                             probe: ProbeKind::Http {
                                 path: "/health".into(),
-                                expect_status: 204,
+                                expect_status: StatusSet::from_ranges(vec![(200, 204), (301, 301)]).unwrap(),
                                 expect_body: None,
                                 host: Some("www.example.org".into()),
                                 expect_digest: Some("9e107d9d372bb6826bd81d3542a419d6".into()),
@@ -131,7 +131,7 @@ mod tests {
                 health_check: Some(HealthCheckSpec {
                     probe: ProbeKind::Http {
                         path: "/".into(),
-                        expect_status: 200,
+                        expect_status: StatusSet::one(200),
                         expect_body: Some("RS".into()),
                         host: None,
                         expect_digest: None,

@@ -447,8 +447,8 @@ pub enum ProbeKind {
     Http {
         /// Request path.
         path: String,
-        /// Expected status code.
-        expect_status: u16,
+        /// The status codes that pass.
+        expect_status: StatusSet,
         /// Text the body must contain, if any.
         expect_body: Option<String>,
         /// Host header, if not the destination address.
@@ -474,6 +474,109 @@ pub enum ProbeKind {
         /// Absolute path of the executable, then its arguments.
         command: Vec<String>,
     },
+}
+
+/// The status codes an HTTP check accepts: codes and inclusive ranges, each within
+/// 100..=599 (keepalived's `status_code 200 201-204`). Stored and shown as a number when it
+/// is one code, as `[[min, max], ...]` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StatusRepr", into = "StatusRepr")]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StatusRepr {
+    One(u16),
+    Ranges(Vec<(u16, u16)>),
+}
+
+impl From<StatusSet> for StatusRepr {
+    fn from(s: StatusSet) -> Self {
+        match s.single() {
+            Some(c) => StatusRepr::One(c),
+            None => StatusRepr::Ranges(s.0),
+        }
+    }
+}
+
+impl TryFrom<StatusRepr> for StatusSet {
+    type Error = String;
+    fn try_from(r: StatusRepr) -> Result<Self, String> {
+        match r {
+            StatusRepr::One(c) => StatusSet::from_ranges(vec![(c, c)]),
+            StatusRepr::Ranges(v) => StatusSet::from_ranges(v),
+        }
+    }
+}
+
+impl StatusSet {
+    /// The lowest and highest status an HTTP server may send.
+    pub const VALID: std::ops::RangeInclusive<u16> = 100..=599;
+
+    /// Exactly `code`.
+    pub fn one(code: u16) -> Self {
+        StatusSet(vec![(code, code)])
+    }
+
+    /// Codes and ranges, checked: at least one, each `min <= max`, within [`Self::VALID`].
+    pub fn from_ranges(ranges: Vec<(u16, u16)>) -> Result<Self, String> {
+        if ranges.is_empty() {
+            return Err("no status code".into());
+        }
+        for &(lo, hi) in &ranges {
+            let show = if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") };
+            if !Self::VALID.contains(&lo) || !Self::VALID.contains(&hi) {
+                return Err(format!("{show} is not an HTTP status (100-599)"));
+            }
+            if lo > hi {
+                return Err(format!("{show} is a range from high to low"));
+            }
+        }
+        Ok(StatusSet(ranges))
+    }
+
+    /// `"200"`, `"200-299 301"`, `"200-299, 301"`: codes and ranges separated by spaces or
+    /// commas, as keepalived writes its `status_code`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let code = |t: &str| t.trim().parse::<u16>().map_err(|_| format!("`{t}` is not a status code"));
+        let ranges = text
+            .split([',', ' '])
+            .filter(|t| !t.is_empty())
+            .map(|t| match t.split_once('-') {
+                Some((lo, hi)) => Ok((code(lo)?, code(hi)?)),
+                None => code(t).map(|c| (c, c)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_ranges(ranges)
+    }
+
+    /// Whether `status` passes.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+
+    /// The one code, when the set is exactly one.
+    pub fn single(&self) -> Option<u16> {
+        match self.0.as_slice() {
+            [(lo, hi)] if lo == hi => Some(*lo),
+            _ => None,
+        }
+    }
+
+    /// The codes and ranges, as given.
+    pub fn ranges(&self) -> &[(u16, u16)] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            if lo == hi { write!(f, "{sep}{lo}")? } else { write!(f, "{sep}{lo}-{hi}")? }
+        }
+        Ok(())
+    }
 }
 
 /// How an HTTPS check handshakes.
@@ -616,5 +719,24 @@ impl NodeSpec {
         steps.extend(self.virtual_services.iter().map(Step::VirtualService));
         steps.extend(self.checks.iter().map(Step::Check));
         steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_set_is_a_number_when_it_is_one_code_and_ranges_otherwise() {
+        let one: StatusSet = serde_json::from_str("200").unwrap();
+        assert_eq!((one.single(), serde_json::to_string(&one).unwrap()), (Some(200), "200".into()));
+        let many = StatusSet::parse("200-299, 301").unwrap();
+        let json = serde_json::to_string(&many).unwrap();
+        assert_eq!(json, "[[200,299],[301,301]]");
+        assert_eq!(serde_json::from_str::<StatusSet>(&json).unwrap(), many);
+        assert!(many.contains(250) && many.contains(301) && !many.contains(300) && !many.contains(302));
+        // What no server sends is refused on the way in too.
+        assert!(serde_json::from_str::<StatusSet>("[[300,200]]").is_err());
+        assert!(serde_json::from_str::<StatusSet>("42").is_err());
     }
 }

@@ -74,19 +74,14 @@ pub fn checker(c: &Stmt, ctx: &Context, notes: &mut Vec<Note>) -> Option<Pairs> 
 /// The first `url { }` of an HTTP or HTTPS checker, its Host and TLS.
 fn http(c: &Stmt, ctx: &Context, p: &mut Pairs, notes: &mut Vec<Note>) {
     let urls: Vec<&Stmt> = c.children().iter().filter(|s| s.key() == "url").collect();
-    let (mut path, mut status, mut digest) = ("/".to_string(), None, None);
+    let (mut path, mut status, mut digest) = ("/".to_string(), Vec::new(), None);
     if let Some(u) = urls.first() {
         for s in u.children() {
             match (s.key(), s.arg(0)) {
                 ("path", Some(v)) => path = v.to_string(),
                 ("digest", Some(v)) => digest = Some(v.to_ascii_lowercase()),
-                ("status_code", Some(v)) if s.words.len() == 2 && v.parse::<u16>().is_ok() => {
-                    status = v.parse::<u16>().ok();
-                }
-                ("status_code", _) => {
-                    ctx.note(notes, s, "several status codes: the check expects the first one only");
-                    status = s.arg(0).and_then(|v| v.split('-').next()).and_then(|v| v.parse().ok());
-                }
+                // Codes and ranges, on one line or several, as keepalived adds them up.
+                ("status_code", Some(_)) => status.extend(s.words.iter().skip(1).cloned()),
                 _ => ctx.note(notes, s, "not mapped: a check matches status, a body substring or an MD5"),
             }
         }
@@ -94,14 +89,14 @@ fn http(c: &Stmt, ctx: &Context, p: &mut Pairs, notes: &mut Vec<Note>) {
     for u in urls.iter().skip(1) {
         ctx.note(notes, u, "a check probes one URL: only the first url { } is checked");
     }
-    if let Some(u) = urls.first()
-        && status.is_none()
-        && u.children().iter().all(|s| s.key() != "status_code")
-    {
-        ctx.note(notes, u, "no status_code: keepalived accepts any 2xx, the check expects 200");
-    }
     p.push(("path", Value::String(path)));
-    p.push(("expect_status", Value::Integer(i64::from(status.unwrap_or(200)))));
+    // Without a status_code keepalived accepts any 2xx.
+    let status = match status.as_slice() {
+        [] => Value::String("200-299".into()),
+        [one] if one.parse::<u16>().is_ok() => Value::Integer(one.parse().unwrap_or(200)),
+        many => Value::String(many.join(", ")),
+    };
+    p.push(("expect_status", status));
     if let Some(d) = digest {
         p.push(("expect_digest", Value::String(d)));
     }

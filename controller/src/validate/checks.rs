@@ -2,10 +2,12 @@
 //! server's overrides of its service's check.
 use std::time::Duration;
 
-use lvs_proto::spec::{DestinationCheck, HealthCheckSpec, OnFailure, ProbeKind, TlsProbe, TlsVerify};
+use lvs_proto::spec::{
+    DestinationCheck, HealthCheckSpec, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
+};
 
 use super::Validator;
-use crate::definition::{CheckDef, RealServerDef};
+use crate::definition::{CheckDef, RealServerDef, StatusDef};
 use crate::diagnostics::KeyPath;
 
 /// The check kinds and the keys only they take (every kind takes the timing keys,
@@ -218,15 +220,22 @@ impl Validator {
                 "use e.g. \"/\" or \"/healthz\"",
             );
         }
-        let status = c.expect_status.unwrap_or(200);
-        if !(100..=599).contains(&status) {
+        let status = match &c.expect_status {
+            None => Ok(StatusSet::one(200)),
+            Some(StatusDef::Code(n)) => u16::try_from(*n)
+                .map_err(|_| format!("{n} is not an HTTP status (100-599)"))
+                .and_then(|n| StatusSet::from_ranges(vec![(n, n)])),
+            Some(StatusDef::Codes(t)) => StatusSet::parse(t),
+        };
+        let status = status.unwrap_or_else(|e| {
             self.err(
                 "bad-check",
                 path.key("expect_status"),
-                format!("{status} is not an HTTP status"),
-                "use 100..=599, usually 200",
+                e,
+                "a status (200), or codes and ranges as keepalived's status_code: \"200-299, 301\"",
             );
-        }
+            StatusSet::one(200)
+        });
         let digest = c.expect_digest.as_ref().map(|d| d.to_ascii_lowercase());
         if let Some(d) = &digest
             && !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -240,7 +249,7 @@ impl Validator {
         }
         ProbeKind::Http {
             path: p,
-            expect_status: status.clamp(100, 599) as u16,
+            expect_status: status,
             expect_body: c.expect_body.clone(),
             host: c.host.clone(),
             expect_digest: digest,

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use super::{WireError, err, parse, required};
 use crate::pb;
-use crate::spec::{HealthCheckSpec, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, TlsProbe, TlsVerify};
+use crate::spec::{
+    HealthCheckSpec, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
+};
 
 /// The wire form of a check.
 pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
@@ -22,7 +24,15 @@ pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
                 reuse_connection,
             } => pb::health_check::Probe::Http(pb::HttpProbe {
                 path: path.clone(),
-                expect_status: u32::from(*expect_status),
+                expect_status: expect_status.single().map_or(0, u32::from),
+                expect_statuses: match expect_status.single() {
+                    Some(_) => Vec::new(),
+                    None => expect_status
+                        .ranges()
+                        .iter()
+                        .map(|&(lo, hi)| pb::StatusRange { min: lo.into(), max: hi.into() })
+                        .collect(),
+                },
                 expect_body: expect_body.clone(),
                 host: host.clone(),
                 expect_digest: expect_digest.clone(),
@@ -114,6 +124,25 @@ pub(super) fn from_pb(g: &str, h: &pb::HealthCheck) -> Result<HealthCheckSpec, W
     })
 }
 
+/// The one status, or the several ranges, of an HTTP probe.
+fn statuses(g: &str, p: &pb::HttpProbe) -> Result<StatusSet, WireError> {
+    let field = if p.expect_statuses.is_empty() { "expect_status" } else { "expect_statuses" };
+    let code = |v: u32| {
+        u16::try_from(v)
+            .map_err(|_| WireError { field: format!("{g}.{field}"), reason: "not a status".into() })
+    };
+    let ranges = if p.expect_statuses.is_empty() {
+        let c = code(p.expect_status)?;
+        vec![(c, c)]
+    } else {
+        p.expect_statuses
+            .iter()
+            .map(|r| Ok((code(r.min)?, code(r.max)?)))
+            .collect::<Result<_, WireError>>()?
+    };
+    StatusSet::from_ranges(ranges).map_err(|reason| WireError { field: format!("{g}.{field}"), reason })
+}
+
 fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
     if let Some(d) = &p.expect_digest
         && !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
@@ -137,8 +166,7 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         .transpose()?;
     Ok(ProbeKind::Http {
         path: p.path.clone(),
-        expect_status: u16::try_from(p.expect_status)
-            .map_err(|_| WireError { field: format!("{g}.expect_status"), reason: "not a status".into() })?,
+        expect_status: statuses(g, p)?,
         expect_body: p.expect_body.clone(),
         host: p.host.clone(),
         expect_digest: p.expect_digest.clone(),
@@ -155,7 +183,7 @@ mod tests {
         HealthCheckSpec {
             probe: ProbeKind::Http {
                 path: "/".into(),
-                expect_status: 200,
+                expect_status: StatusSet::one(200),
                 expect_body: None,
                 host: None,
                 expect_digest: None,
@@ -202,6 +230,10 @@ mod tests {
                 }
             }
         };
+        let e = refused(http_with(|h| h.expect_statuses = vec![pb::StatusRange { min: 299, max: 200 }]));
+        assert_eq!(e, "hc.probe.http.expect_statuses: 299-200 is a range from high to low");
+        let e = refused(http_with(|h| h.expect_status = 7));
+        assert_eq!(e, "hc.probe.http.expect_status: 7 is not an HTTP status (100-599)");
         let e = refused(http_with(|h| h.expect_digest = Some("ABC".into())));
         assert_eq!(e, "hc.probe.http.expect_digest: not an MD5 digest (32 lowercase hex digits)");
         let e = refused(http_with(|h| {

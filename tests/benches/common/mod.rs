@@ -127,7 +127,7 @@ pub fn http_service(
         health_check: Some(HealthCheckSpec {
             probe: ProbeKind::Http {
                 path: "/".into(),
-                expect_status: 200,
+                expect_status: StatusSet::one(200),
                 expect_body: None,
                 host: None,
                 expect_digest: None,
