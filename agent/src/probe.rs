@@ -44,16 +44,60 @@ enum Kind {
 }
 
 struct Http {
-    /// The request's bytes, made once.
-    request: Vec<u8>,
-    expect_status: lvs_proto::spec::StatusSet,
-    expect_body: Option<String>,
-    expect_digest: Option<String>,
+    /// The pages each probe fetches, in order: the check's own, then its `urls`.
+    pages: Vec<Page>,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// Keep the connection open between probes (the check's `reuse_connection`).
     reuse: bool,
     /// The connection the last probe left open, and when it was opened.
     kept: Option<(Conn, Instant)>,
+}
+
+/// One page of an HTTP check: its request, made once, and what it must return.
+struct Page {
+    path: String,
+    request: Vec<u8>,
+    expect_status: lvs_proto::spec::StatusSet,
+    expect_body: Option<String>,
+    expect_digest: Option<String>,
+}
+
+impl Page {
+    /// `GET path` with `Host: host`, and its expectations.
+    fn new(host: &str, u: &lvs_proto::spec::HttpUrl, keep: bool) -> Page {
+        Page {
+            path: u.path.clone(),
+            request: crate::http1::request(host, &u.path, keep),
+            expect_status: u.expect_status.clone(),
+            expect_body: u.expect_body.clone(),
+            expect_digest: u.expect_digest.clone(),
+        }
+    }
+
+    /// Whether the body is read, and how much of it.
+    fn body(&self) -> (bool, usize) {
+        let cap = if self.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
+        (self.expect_body.is_some() || self.expect_digest.is_some(), cap)
+    }
+
+    /// The check's verdict on an answer.
+    fn judge(&self, a: crate::http1::Answer) -> Result<(), String> {
+        if !self.expect_status.contains(a.status) {
+            return Err(format!("status {} (expected {})", a.status, self.expect_status));
+        }
+        if let Some(b) = &self.expect_body
+            && !String::from_utf8_lossy(&a.body).contains(b.as_str())
+        {
+            return Err(format!("body lacks `{b}`"));
+        }
+        if let Some(want) = &self.expect_digest {
+            let got: String = md5::Md5::digest(&a.body).iter().map(|b| format!("{b:02x}")).collect();
+            if &got != want {
+                return Err(format!("body md5 {got} (expected {want})"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long one connection serves probes: then the next probe connects afresh, which
@@ -102,13 +146,13 @@ impl Conn {
 
     async fn exchange(
         &mut self,
-        h: &Http,
-        body: bool,
-        cap: usize,
+        page: &Page,
+        keep: bool,
     ) -> Result<crate::http1::Answer, crate::http1::Failure> {
+        let (body, cap) = page.body();
         match self {
-            Conn::Plain(s) => crate::http1::exchange(s, &h.request, body, cap, h.reuse).await,
-            Conn::Tls(s) => crate::http1::exchange(&mut **s, &h.request, body, cap, h.reuse).await,
+            Conn::Plain(s) => crate::http1::exchange(s, &page.request, body, cap, keep).await,
+            Conn::Tls(s) => crate::http1::exchange(&mut **s, &page.request, body, cap, keep).await,
         }
     }
 }
@@ -129,19 +173,23 @@ impl Prober {
                 expect_digest,
                 tls,
                 reuse_connection,
+                urls,
             } => {
                 let tls = tls.as_ref().map(|t| connector(t, target)).transpose();
                 tls.map(|tls| {
                     let host = host.clone().unwrap_or_else(|| target.ip().to_string());
-                    Kind::Http(Box::new(Http {
-                        request: crate::http1::request(&host, path, *reuse_connection),
+                    let first = lvs_proto::spec::HttpUrl {
+                        path: path.clone(),
                         expect_status: expect_status.clone(),
                         expect_body: expect_body.clone(),
                         expect_digest: expect_digest.clone(),
-                        tls,
-                        reuse: *reuse_connection,
-                        kept: None,
-                    }))
+                        host: None,
+                    };
+                    let pages = std::iter::once(&first)
+                        .chain(urls)
+                        .map(|u| Page::new(u.host.as_deref().unwrap_or(&host), u, *reuse_connection))
+                        .collect();
+                    Kind::Http(Box::new(Http { pages, tls, reuse: *reuse_connection, kept: None }))
                 })
             }
             ProbeKind::Exec { command } => Ok(Kind::Exec {
@@ -185,16 +233,20 @@ impl Http {
         timeout: Duration,
         opened: &prometheus_client::metrics::counter::Counter,
     ) -> Result<(), String> {
-        let answer = match tokio::time::timeout(timeout, self.exchange(target, opened)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-        };
-        let verdict = answer.and_then(|a| self.judge(a));
-        if verdict.is_err() {
-            // After a failure the next probe starts from a new connection.
-            self.kept = None;
+        // Every page within the one timeout, in order; the first that fails decides.
+        let deadline = tokio::time::Instant::now() + timeout;
+        for i in 0..self.pages.len() {
+            let answer = match tokio::time::timeout_at(deadline, self.exchange(target, opened, i)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+            };
+            if let Err(e) = answer.and_then(|a| self.pages[i].judge(a)) {
+                // After a failure the next probe starts from a new connection.
+                self.kept = None;
+                return Err(if self.pages.len() > 1 { format!("{}: {e}", self.pages[i].path) } else { e });
+            }
         }
-        verdict
+        Ok(())
     }
 
     /// One request, on the kept connection when there is a usable one, else on a new one.
@@ -204,14 +256,13 @@ impl Http {
         &mut self,
         target: SocketAddr,
         opened: &prometheus_client::metrics::counter::Counter,
+        page: usize,
     ) -> Result<crate::http1::Answer, String> {
-        let cap = if self.expect_digest.is_some() { MAX_DIGEST_BODY } else { crate::http::MAX_BODY };
-        let body = self.expect_body.is_some() || self.expect_digest.is_some();
         if let Some((mut conn, since)) = self.kept.take()
             && since.elapsed() < MAX_REUSE
             && conn.idle()
         {
-            match conn.exchange(self, body, cap).await {
+            match conn.exchange(&self.pages[page], self.reuse).await {
                 Ok(a) => {
                     self.keep(conn, since, &a);
                     return Ok(a);
@@ -235,7 +286,7 @@ impl Http {
                     .map_err(|e| format!("TLS handshake with {target}: {e}"))?,
             )),
         };
-        let a = conn.exchange(self, body, cap).await.map_err(|f| f.reason)?;
+        let a = conn.exchange(&self.pages[page], self.reuse).await.map_err(|f| f.reason)?;
         self.keep(conn, since, &a);
         Ok(a)
     }
@@ -245,25 +296,6 @@ impl Http {
             conn.rest();
             self.kept = Some((conn, since));
         }
-    }
-
-    /// The check's verdict on an answer.
-    fn judge(&self, a: crate::http1::Answer) -> Result<(), String> {
-        if !self.expect_status.contains(a.status) {
-            return Err(format!("status {} (expected {})", a.status, self.expect_status));
-        }
-        if let Some(b) = &self.expect_body
-            && !String::from_utf8_lossy(&a.body).contains(b.as_str())
-        {
-            return Err(format!("body lacks `{b}`"));
-        }
-        if let Some(want) = &self.expect_digest {
-            let got: String = md5::Md5::digest(&a.body).iter().map(|b| format!("{b:02x}")).collect();
-            if &got != want {
-                return Err(format!("body md5 {got} (expected {want})"));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -857,3 +857,36 @@ fn an_http_check_accepts_the_codes_and_ranges_it_names() {
         assert_eq!(st.health[0].last_error, "status 404 (expected 200-299)");
     });
 }
+
+#[test]
+fn every_page_of_a_check_must_pass_and_they_share_the_kept_connection() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        let _server = lighttpd(www.path(), 1000);
+        let spec = |more: &str| {
+            director_spec(&format!(
+                "real_servers = [{{ node = \"rs1\" }}]\n\
+                 check = {{ kind = \"http\", path = \"/\", urls = [{more}], \
+                 interval = \"100ms\", timeout = \"80ms\", rise = 1, fall = 1 }}"
+            ))
+        };
+        let (a0, d) =
+            (accepted(), Director::up(&spec("{ path = \"/index.html\", expect_body = \"ok\" }")).await);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let st = d.status().await;
+        let conns = accepted() - a0;
+        assert!(st.health[0].up && st.health[0].probes >= 5, "{:?}", st.health[0]);
+        assert_eq!(conns, 1, "both pages of {} probes on one kept connection", st.health[0].probes);
+        drop(d);
+        let d = Director::up(&spec("{ path = \"/index.html\" }, { path = \"/missing\" }")).await;
+        d.until(Duration::from_secs(3), "rs1 out on its second page", |d| {
+            d.weight("198.18.1.11:80") == Some(0)
+        })
+        .await;
+        let st = d.status().await;
+        assert_eq!(st.health[0].last_error, "/missing: status 404 (expected 200)");
+    });
+}

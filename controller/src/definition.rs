@@ -226,6 +226,9 @@ pub struct CheckDef {
     pub expect_digest: Option<String>,
     /// Host header.
     pub host: Option<String>,
+    /// HTTP(S): further pages fetched after `path`, each of which must pass too
+    /// (keepalived's further `url { }` blocks).
+    pub urls: Option<Vec<UrlDef>>,
     /// HTTP(S): keep the connection open between probes when the server does (default
     /// true); false opens a connection for every probe, as keepalived does.
     pub reuse_connection: Option<bool>,
@@ -253,6 +256,22 @@ pub struct CheckDef {
     pub fall: Option<i64>,
     /// `weight0` (default) or `remove`.
     pub on_failure: Option<String>,
+}
+
+/// One more page of an HTTP check: `{ path = "/deep", expect_status = 200, expect_body =
+/// "ok", expect_digest = "...", host = "..." }` (the check's `host` when none).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UrlDef {
+    /// Request path (default `/`).
+    pub path: Option<String>,
+    /// The status that passes (default 200), or several.
+    pub expect_status: Option<StatusDef>,
+    /// Text the body must contain.
+    pub expect_body: Option<String>,
+    /// MD5 of the body, hex.
+    pub expect_digest: Option<String>,
+    /// Host header.
+    pub host: Option<String>,
 }
 
 /// A check's `expect_status`: one code, or codes and ranges in a string.

@@ -120,7 +120,16 @@ fn health(h: &HealthCheckSpec) -> String {
 /// What a probe does, in words: `HTTPS GET /health expect 200 SNI www ...`.
 pub fn probe(h: &HealthCheckSpec) -> String {
     let mut p = match &h.probe {
-        ProbeKind::Http { path, expect_status, expect_body, host, expect_digest, tls, reuse_connection } => {
+        ProbeKind::Http {
+            path,
+            expect_status,
+            expect_body,
+            host,
+            expect_digest,
+            tls,
+            reuse_connection,
+            urls,
+        } => {
             let scheme = if tls.is_some() { "HTTPS" } else { "HTTP" };
             let mut p = format!("{scheme} GET {path} expect {expect_status}");
             if let Some(b) = expect_body {
@@ -141,6 +150,18 @@ pub fn probe(h: &HealthCheckSpec) -> String {
                     TlsVerify::CaFile(f) => write!(p, " verified by {f}"),
                     TlsVerify::Skip => write!(p, " UNVERIFIED"),
                 };
+            }
+            for u in urls {
+                let _ = write!(p, ", then GET {} expect {}", u.path, u.expect_status);
+                if let Some(b) = &u.expect_body {
+                    let _ = write!(p, " body contains {b:?}");
+                }
+                if let Some(d) = &u.expect_digest {
+                    let _ = write!(p, " body md5 {d}");
+                }
+                if let Some(h) = &u.host {
+                    let _ = write!(p, " Host {h}");
+                }
             }
             if !reuse_connection {
                 p.push_str(", a new connection every probe");

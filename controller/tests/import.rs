@@ -100,7 +100,6 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
         "`authentication { ... }`: VRRP authentication is not mapped",
         "`quorum_down /usr/local/sbin/page-oncall.sh`: one notify hook per service",
         "`quorum 2`: keepalived sums weights (2, hysteresis 1); here quorum = 2 real servers, hysteresis = 1",
-        "`url { ... }`: a check probes one URL",
         "`misc_dynamic`: exit codes as weights are not mapped",
         "`SMTP_CHECK { ... }`: SMTP_CHECK has no equivalent",
         "`notification_email { ... }`: mail alerts are not sent",
@@ -127,13 +126,20 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
         (h.interval_ms, h.timeout_ms, h.retry_interval_ms, h.rise, h.fall, h.on_failure),
         (6000, 3000, Some(5000), 1, 4, OnFailure::Remove)
     );
-    // rs3's checker differs in its target only: an override of those keys.
+    // rs3's checker differs in its target: an override of those keys ...
     let DestinationCheck::Own(own) = &web.real_servers[2].check else { panic!("{:?}", web.real_servers[2]) };
     assert_eq!(
         (own.connect_ip.map(|a| a.to_string()), own.connect_port),
         (Some("198.18.0.113".into()), Some(8080))
     );
     assert_eq!(web.real_servers[2].upper_threshold, 500);
+    // ... and in its second url { }, fetched after the first: every page must pass.
+    let ProbeKind::Http { urls, path, .. } = &own.probe else { panic!("{own:?}") };
+    assert_eq!(path, "/health");
+    assert_eq!(
+        urls.iter().map(|u| (u.path.as_str(), u.expect_status.to_string())).collect::<Vec<_>>(),
+        [("/deep-health", "200-299".to_string())]
+    );
     assert_eq!(web.real_servers[0].check, DestinationCheck::Service);
     // rs2 accepts several codes (keepalived's `status_code 200 201-204`): an override of
     // the status alone.

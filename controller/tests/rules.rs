@@ -684,6 +684,23 @@ fn a_real_servers_check_merges_over_its_services_and_names_its_own_mistakes() {
         let m = status(bad).unwrap_err();
         assert!(m.contains(why), "{bad}: {m}");
     }
+    // Further pages: each checked as the first is, its mistakes named at its own key.
+    let t = lab_with(
+        "path = \"/\"",
+        "path = \"/\", urls = [{ path = \"/deep\", expect_status = \"200-204\", host = \"api.example.org\" }, { path = \"nope\", expect_digest = \"xyz\" }]",
+    );
+    let errs = errors(&t);
+    let at = |key: &str| errs.iter().find(|d| d.path.to_string().ends_with(key)).map(|d| d.message.clone());
+    assert!(at("urls[1].path").is_some_and(|m| m.contains("`nope` must start with /")), "{errs:#?}");
+    assert!(at("urls[1].expect_digest").is_some_and(|m| m.contains("not an MD5 digest")), "{errs:#?}");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    let t =
+        lab_with("path = \"/\"", "path = \"/\", urls = [{ path = \"/deep\", expect_status = \"200-204\" }]");
+    let loaded = load_str("test.toml", &t).expect("valid");
+    let ProbeKind::Http { urls, .. } = &loaded.cluster.services[0].check.as_ref().unwrap().probe else {
+        panic!()
+    };
+    assert_eq!((urls[0].path.as_str(), urls[0].expect_status.to_string()), ("/deep", "200-204".into()));
     // A digest that is not MD5.
     let m = expect(&lab_with("path = \"/\"", "path = \"/\", expect_digest = \"abc\""), "bad-check", None);
     assert!(m.contains("not an MD5 digest"), "{m}");

@@ -459,6 +459,10 @@ pub enum ProbeKind {
         /// HTTPS: the TLS handshake's settings (keepalived `SSL_GET`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tls: Option<TlsProbe>,
+        /// Further pages fetched after `path`, in order (keepalived's further `url { }`
+        /// blocks): the probe passes when every page does.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        urls: Vec<HttpUrl>,
         /// Keep the connection open between probes when the server does (HTTP keep-alive):
         /// a probe is then a request and an answer, without a connect, a handshake and a
         /// close. The agent still connects afresh after a failure and periodically.
@@ -474,6 +478,24 @@ pub enum ProbeKind {
         /// Absolute path of the executable, then its arguments.
         command: Vec<String>,
     },
+}
+
+/// One more page an HTTP check fetches, with what it must return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpUrl {
+    /// Request path.
+    pub path: String,
+    /// The status codes that pass.
+    pub expect_status: StatusSet,
+    /// Text the body must contain, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
+    /// MD5 of the body (lowercase hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_digest: Option<String>,
+    /// Host header; none: the check's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// The status codes an HTTP check accepts: codes and inclusive ranges, each within

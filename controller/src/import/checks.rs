@@ -71,37 +71,54 @@ pub fn checker(c: &Stmt, ctx: &Context, notes: &mut Vec<Note>) -> Option<Pairs> 
     Some(p)
 }
 
-/// The first `url { }` of an HTTP or HTTPS checker, its Host and TLS.
-fn http(c: &Stmt, ctx: &Context, p: &mut Pairs, notes: &mut Vec<Note>) {
-    let urls: Vec<&Stmt> = c.children().iter().filter(|s| s.key() == "url").collect();
-    let (mut path, mut status, mut digest) = ("/".to_string(), Vec::new(), None);
-    if let Some(u) = urls.first() {
-        for s in u.children() {
-            match (s.key(), s.arg(0)) {
-                ("path", Some(v)) => path = v.to_string(),
-                ("digest", Some(v)) => digest = Some(v.to_ascii_lowercase()),
-                // Codes and ranges, on one line or several, as keepalived adds them up.
-                ("status_code", Some(_)) => status.extend(s.words.iter().skip(1).cloned()),
-                _ => ctx.note(notes, s, "not mapped: a check matches status, a body substring or an MD5"),
-            }
+/// One `url { }`: path, status codes (without one, any 2xx, as keepalived has it), digest
+/// and its own `virtualhost`, as a check's keys.
+fn page(u: &Stmt, ctx: &Context, notes: &mut Vec<Note>) -> Vec<(&'static str, Value)> {
+    let (mut path, mut status, mut digest, mut host) = ("/".to_string(), Vec::new(), None, None);
+    for s in u.children() {
+        match (s.key(), s.arg(0)) {
+            ("path", Some(v)) => path = v.to_string(),
+            ("digest", Some(v)) => digest = Some(v.to_ascii_lowercase()),
+            // Codes and ranges, on one line or several, as keepalived adds them up.
+            ("status_code", Some(_)) => status.extend(s.words.iter().skip(1).cloned()),
+            ("virtualhost", Some(v)) => host = Some(v.to_string()),
+            _ => ctx.note(notes, s, "not mapped: a check matches status, a body substring or an MD5"),
         }
     }
-    for u in urls.iter().skip(1) {
-        ctx.note(notes, u, "a check probes one URL: only the first url { } is checked");
-    }
-    p.push(("path", Value::String(path)));
-    // Without a status_code keepalived accepts any 2xx.
     let status = match status.as_slice() {
         [] => Value::String("200-299".into()),
         [one] if one.parse::<u16>().is_ok() => Value::Integer(one.parse().unwrap_or(200)),
         many => Value::String(many.join(", ")),
     };
-    p.push(("expect_status", status));
-    if let Some(d) = digest {
-        p.push(("expect_digest", Value::String(d)));
+    let mut out = vec![("path", Value::String(path)), ("expect_status", status)];
+    out.extend(digest.map(|d| ("expect_digest", Value::String(d))));
+    out.extend(host.map(|h| ("host", Value::String(h))));
+    out
+}
+
+/// An HTTP or HTTPS checker: its first `url { }` as the check's keys, the others as
+/// `urls`, its Host and TLS.
+fn http(c: &Stmt, ctx: &Context, p: &mut Pairs, notes: &mut Vec<Note>) {
+    let urls: Vec<&Stmt> = c.children().iter().filter(|s| s.key() == "url").collect();
+    let mut first = urls.first().map(|u| page(u, ctx, notes)).unwrap_or_else(|| {
+        vec![("path", Value::String("/".into())), ("expect_status", Value::String("200-299".into()))]
+    });
+    // The first page's own virtualhost is the check's Host.
+    let first_host = first.iter().position(|(k, _)| *k == "host").map(|i| first.remove(i).1);
+    p.extend(first);
+    let more: Vec<Value> = urls
+        .iter()
+        .skip(1)
+        .map(|u| Value::Table(page(u, ctx, notes).into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+        .collect();
+    if !more.is_empty() {
+        p.push(("urls", Value::Array(more)));
     }
-    let host =
-        c.children().iter().find(|s| s.key() == "virtualhost").and_then(|s| s.arg(0)).or(ctx.virtualhost);
+    let host = first_host
+        .as_ref()
+        .and_then(Value::as_str)
+        .or_else(|| c.children().iter().find(|s| s.key() == "virtualhost").and_then(|s| s.arg(0)))
+        .or(ctx.virtualhost);
     if let Some(h) = host {
         p.push(("host", Value::String(h.to_string())));
     }

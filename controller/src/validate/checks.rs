@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 use lvs_proto::spec::{
-    DestinationCheck, HealthCheckSpec, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
+    DestinationCheck, HealthCheckSpec, HttpUrl, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
 };
 
 use super::Validator;
-use crate::definition::{CheckDef, RealServerDef, StatusDef};
+use crate::definition::{CheckDef, RealServerDef, StatusDef, UrlDef};
 use crate::diagnostics::KeyPath;
 
 /// The check kinds and the keys only they take (every kind takes the timing keys,
 /// `connect_ip` and `port`).
 const KIND_KEYS: &[(&str, &[&str])] = &[
-    ("http", &["path", "expect_status", "expect_body", "expect_digest", "host", "reuse_connection"]),
+    ("http", &["path", "expect_status", "expect_body", "expect_digest", "host", "reuse_connection", "urls"]),
     (
         "https",
         &[
@@ -23,6 +23,7 @@ const KIND_KEYS: &[(&str, &[&str])] = &[
             "expect_digest",
             "host",
             "reuse_connection",
+            "urls",
             "sni",
             "verify",
             "ca_file",
@@ -41,6 +42,7 @@ fn kind_keys_set(c: &CheckDef) -> Vec<&'static str> {
         ("expect_digest", c.expect_digest.is_some()),
         ("host", c.host.is_some()),
         ("reuse_connection", c.reuse_connection.is_some()),
+        ("urls", c.urls.is_some()),
         ("sni", c.sni.is_some()),
         ("verify", c.verify.is_some()),
         ("ca_file", c.ca_file.is_some()),
@@ -67,6 +69,7 @@ fn merged(base: &CheckDef, over: &CheckDef) -> CheckDef {
         expect_digest,
         host,
         reuse_connection,
+        urls,
         sni,
         verify,
         ca_file,
@@ -211,7 +214,31 @@ impl Validator {
     }
 
     fn http_probe(&mut self, c: &CheckDef, path: &KeyPath, tls: bool) -> ProbeKind {
-        let p = c.path.clone().unwrap_or_else(|| "/".into());
+        let first = UrlDef {
+            path: c.path.clone(),
+            expect_status: c.expect_status.clone(),
+            expect_body: c.expect_body.clone(),
+            expect_digest: c.expect_digest.clone(),
+            host: None,
+        };
+        let first = self.page(&first, path);
+        let urls = c.urls.iter().flatten().enumerate().map(|(i, u)| self.page(u, &path.key("urls").index(i)));
+        let urls = urls.collect();
+        ProbeKind::Http {
+            path: first.path,
+            expect_status: first.expect_status,
+            expect_body: first.expect_body,
+            host: c.host.clone(),
+            expect_digest: first.expect_digest,
+            tls: tls.then(|| self.tls(c, path)),
+            reuse_connection: c.reuse_connection.unwrap_or(true),
+            urls,
+        }
+    }
+
+    /// One page of an HTTP check (its own keys, or an entry of `urls` at `path`).
+    fn page(&mut self, u: &UrlDef, path: &KeyPath) -> HttpUrl {
+        let p = u.path.clone().unwrap_or_else(|| "/".into());
         if !p.starts_with('/') {
             self.err(
                 "bad-check",
@@ -220,7 +247,7 @@ impl Validator {
                 "use e.g. \"/\" or \"/healthz\"",
             );
         }
-        let status = match &c.expect_status {
+        let status = match &u.expect_status {
             None => Ok(StatusSet::one(200)),
             Some(StatusDef::Code(n)) => u16::try_from(*n)
                 .map_err(|_| format!("{n} is not an HTTP status (100-599)"))
@@ -236,7 +263,7 @@ impl Validator {
             );
             StatusSet::one(200)
         });
-        let digest = c.expect_digest.as_ref().map(|d| d.to_ascii_lowercase());
+        let digest = u.expect_digest.as_ref().map(|d| d.to_ascii_lowercase());
         if let Some(d) = &digest
             && !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()))
         {
@@ -247,14 +274,12 @@ impl Validator {
                 "32 hex digits, e.g. from `curl -s http://RIP/PATH | md5sum` (keepalived's genhash)",
             );
         }
-        ProbeKind::Http {
+        HttpUrl {
             path: p,
             expect_status: status,
-            expect_body: c.expect_body.clone(),
-            host: c.host.clone(),
+            expect_body: u.expect_body.clone(),
             expect_digest: digest,
-            tls: tls.then(|| self.tls(c, path)),
-            reuse_connection: c.reuse_connection.unwrap_or(true),
+            host: u.host.clone(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::{WireError, err, parse, required};
 use crate::pb;
 use crate::spec::{
-    HealthCheckSpec, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
+    HealthCheckSpec, HttpUrl, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
 };
 
 /// The wire form of a check.
@@ -22,17 +22,11 @@ pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
                 expect_digest,
                 tls,
                 reuse_connection,
+                urls,
             } => pb::health_check::Probe::Http(pb::HttpProbe {
                 path: path.clone(),
-                expect_status: expect_status.single().map_or(0, u32::from),
-                expect_statuses: match expect_status.single() {
-                    Some(_) => Vec::new(),
-                    None => expect_status
-                        .ranges()
-                        .iter()
-                        .map(|&(lo, hi)| pb::StatusRange { min: lo.into(), max: hi.into() })
-                        .collect(),
-                },
+                expect_status: status_to_pb(expect_status).0,
+                expect_statuses: status_to_pb(expect_status).1,
                 expect_body: expect_body.clone(),
                 host: host.clone(),
                 expect_digest: expect_digest.clone(),
@@ -45,6 +39,17 @@ pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
                     }),
                 }),
                 reuse_connection: *reuse_connection,
+                urls: urls
+                    .iter()
+                    .map(|u| pb::HttpUrl {
+                        path: u.path.clone(),
+                        expect_status: status_to_pb(&u.expect_status).0,
+                        expect_statuses: status_to_pb(&u.expect_status).1,
+                        expect_body: u.expect_body.clone(),
+                        expect_digest: u.expect_digest.clone(),
+                        host: u.host.clone(),
+                    })
+                    .collect(),
             }),
             ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
             ProbeKind::Exec { command } => {
@@ -124,31 +129,66 @@ pub(super) fn from_pb(g: &str, h: &pb::HealthCheck) -> Result<HealthCheckSpec, W
     })
 }
 
-/// The one status, or the several ranges, of an HTTP probe.
-fn statuses(g: &str, p: &pb::HttpProbe) -> Result<StatusSet, WireError> {
-    let field = if p.expect_statuses.is_empty() { "expect_status" } else { "expect_statuses" };
+/// A status set on the wire: the one code, or (several) ranges with the code 0.
+fn status_to_pb(s: &StatusSet) -> (u32, Vec<pb::StatusRange>) {
+    match s.single() {
+        Some(c) => (c.into(), Vec::new()),
+        None => (
+            0,
+            s.ranges().iter().map(|&(lo, hi)| pb::StatusRange { min: lo.into(), max: hi.into() }).collect(),
+        ),
+    }
+}
+
+/// The one status, or the several ranges, of a page (`g` names it).
+fn statuses(g: &str, one: u32, several: &[pb::StatusRange]) -> Result<StatusSet, WireError> {
+    let field = if several.is_empty() { "expect_status" } else { "expect_statuses" };
     let code = |v: u32| {
         u16::try_from(v)
             .map_err(|_| WireError { field: format!("{g}.{field}"), reason: "not a status".into() })
     };
-    let ranges = if p.expect_statuses.is_empty() {
-        let c = code(p.expect_status)?;
+    let ranges = if several.is_empty() {
+        let c = code(one)?;
         vec![(c, c)]
     } else {
-        p.expect_statuses
-            .iter()
-            .map(|r| Ok((code(r.min)?, code(r.max)?)))
-            .collect::<Result<_, WireError>>()?
+        several.iter().map(|r| Ok((code(r.min)?, code(r.max)?))).collect::<Result<_, WireError>>()?
     };
     StatusSet::from_ranges(ranges).map_err(|reason| WireError { field: format!("{g}.{field}"), reason })
 }
 
-fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
-    if let Some(d) = &p.expect_digest
-        && !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    {
-        return err(format!("{g}.expect_digest"), "not an MD5 digest (32 lowercase hex digits)");
+/// A digest an agent can compare with: MD5, lowercase hex.
+fn digest(field: String, d: &Option<String>) -> Result<(), WireError> {
+    match d {
+        Some(d)
+            if !(d.len() == 32 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) =>
+        {
+            err(field, "not an MD5 digest (32 lowercase hex digits)")
+        }
+        _ => Ok(()),
     }
+}
+
+fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
+    digest(format!("{g}.expect_digest"), &p.expect_digest)?;
+    let urls = p
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let g = format!("{g}.urls[{i}]");
+            digest(format!("{g}.expect_digest"), &u.expect_digest)?;
+            if !u.path.starts_with('/') {
+                return err(format!("{g}.path"), "does not start with /");
+            }
+            Ok(HttpUrl {
+                path: u.path.clone(),
+                expect_status: statuses(&g, u.expect_status, &u.expect_statuses)?,
+                expect_body: u.expect_body.clone(),
+                expect_digest: u.expect_digest.clone(),
+                host: u.host.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, WireError>>()?;
     let tls = p
         .tls
         .as_ref()
@@ -166,12 +206,13 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         .transpose()?;
     Ok(ProbeKind::Http {
         path: p.path.clone(),
-        expect_status: statuses(g, p)?,
+        expect_status: statuses(g, p.expect_status, &p.expect_statuses)?,
         expect_body: p.expect_body.clone(),
         host: p.host.clone(),
         expect_digest: p.expect_digest.clone(),
         tls,
         reuse_connection: p.reuse_connection,
+        urls,
     })
 }
 
@@ -189,6 +230,7 @@ mod tests {
                 expect_digest: None,
                 tls: None,
                 reuse_connection: true,
+                urls: vec![],
             },
             interval_ms: 1000,
             timeout_ms: 500,
@@ -234,6 +276,19 @@ mod tests {
         assert_eq!(e, "hc.probe.http.expect_statuses: 299-200 is a range from high to low");
         let e = refused(http_with(|h| h.expect_status = 7));
         assert_eq!(e, "hc.probe.http.expect_status: 7 is not an HTTP status (100-599)");
+        let e = refused(http_with(|h| {
+            h.urls = vec![pb::HttpUrl { path: "deep".into(), expect_status: 200, ..Default::default() }]
+        }));
+        assert_eq!(e, "hc.probe.http.urls[0].path: does not start with /");
+        let e = refused(http_with(|h| {
+            h.urls = vec![pb::HttpUrl {
+                path: "/".into(),
+                expect_status: 200,
+                expect_digest: Some("x".into()),
+                ..Default::default()
+            }]
+        }));
+        assert_eq!(e, "hc.probe.http.urls[0].expect_digest: not an MD5 digest (32 lowercase hex digits)");
         let e = refused(http_with(|h| h.expect_digest = Some("ABC".into())));
         assert_eq!(e, "hc.probe.http.expect_digest: not an MD5 digest (32 lowercase hex digits)");
         let e = refused(http_with(|h| {

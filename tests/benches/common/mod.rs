@@ -133,6 +133,7 @@ pub fn http_service(
                 expect_digest: None,
                 tls: None,
                 reuse_connection: true,
+                urls: vec![],
             },
             interval_ms,
             timeout_ms,
