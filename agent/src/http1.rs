@@ -150,18 +150,21 @@ fn status(head: &str) -> Result<u16, String> {
     }
 }
 
-/// The values of every `name` header, lowercase.
-fn headers<'a>(head: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+/// The values of every `name` header, trimmed, as sent (compare them ignoring ASCII case:
+/// this runs on every probe, so nothing is copied).
+fn headers<'a>(head: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     head.lines().skip(1).filter_map(move |line| {
         let (n, v) = line.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
 
 /// Whether the server keeps the connection open after this response: HTTP/1.1 unless it
 /// says `Connection: close`, HTTP/1.0 only when it says `keep-alive`.
 fn persistent(head: &str) -> bool {
-    let says = |token: &str| headers(head, "connection").any(|v| v.split(',').any(|t| t.trim() == token));
+    let says = |token: &str| {
+        headers(head, "connection").any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
     if head.starts_with("HTTP/1.1") { !says("close") } else { says("keep-alive") }
 }
 
@@ -174,7 +177,8 @@ enum Framing {
 }
 
 fn framing(head: &str) -> Result<Framing, String> {
-    if headers(head, "transfer-encoding").any(|v| v.ends_with("chunked")) {
+    let chunked = |v: &str| v.len() >= 7 && v.as_bytes()[v.len() - 7..].eq_ignore_ascii_case(b"chunked");
+    if headers(head, "transfer-encoding").any(chunked) {
         return Ok(Framing::Chunked);
     }
     match headers(head, "content-length").last() {

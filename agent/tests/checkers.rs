@@ -890,3 +890,44 @@ fn every_page_of_a_check_must_pass_and_they_share_the_kept_connection() {
         assert_eq!(st.health[0].last_error, "/missing: status 404 (expected 200)");
     });
 }
+
+#[test]
+fn a_server_that_hangs_on_its_kept_connection_is_taken_out_and_back_when_it_wakes() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        let server = lighttpd(www.path(), 1000);
+        let spec = director_spec(
+            "real_servers = [{ node = \"rs1\" }]\n\
+             check = { kind = \"http\", interval = \"100ms\", timeout = \"80ms\", rise = 1, fall = 2 }",
+        );
+        let (a0, d) = (accepted(), Director::up(&spec).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            (accepted() - a0, d.weight("198.18.1.11:80")),
+            (1, Some(1)),
+            "in service on one connection"
+        );
+        // The server hangs (stopped, not dead): its kernel keeps the connection open and
+        // even accepts new ones, but nothing answers.
+        let pid = server.0.id() as i32;
+        // SAFETY: kill(2) on the child this test started, still unreaped (Reap owns it).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let took = d
+            .until(Duration::from_secs(3), "rs1 out while its server hangs", |d| {
+                d.weight("198.18.1.11:80") == Some(0)
+            })
+            .await;
+        assert!(took < Duration::from_millis(1000), "fall 2 at 100 ms took {took:?}");
+        let st = d.status().await;
+        assert_eq!(st.health[0].last_error, "no answer within 80 ms");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        d.until(Duration::from_secs(3), "rs1 back once its server answers", |d| {
+            d.weight("198.18.1.11:80") == Some(1)
+        })
+        .await;
+    });
+}

@@ -23,34 +23,40 @@ pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
                 tls,
                 reuse_connection,
                 urls,
-            } => pb::health_check::Probe::Http(pb::HttpProbe {
-                path: path.clone(),
-                expect_status: status_to_pb(expect_status).0,
-                expect_statuses: status_to_pb(expect_status).1,
-                expect_body: expect_body.clone(),
-                host: host.clone(),
-                expect_digest: expect_digest.clone(),
-                tls: tls.as_ref().map(|t| pb::TlsProbe {
-                    sni: t.sni.clone(),
-                    verify: Some(match &t.verify {
-                        TlsVerify::System => pb::tls_probe::Verify::System(true),
-                        TlsVerify::CaFile(f) => pb::tls_probe::Verify::CaFile(f.clone()),
-                        TlsVerify::Skip => pb::tls_probe::Verify::Skip(true),
+            } => {
+                let (one, several) = status_to_pb(expect_status);
+                pb::health_check::Probe::Http(pb::HttpProbe {
+                    path: path.clone(),
+                    expect_status: one,
+                    expect_statuses: several,
+                    expect_body: expect_body.clone(),
+                    host: host.clone(),
+                    expect_digest: expect_digest.clone(),
+                    tls: tls.as_ref().map(|t| pb::TlsProbe {
+                        sni: t.sni.clone(),
+                        verify: Some(match &t.verify {
+                            TlsVerify::System => pb::tls_probe::Verify::System(true),
+                            TlsVerify::CaFile(f) => pb::tls_probe::Verify::CaFile(f.clone()),
+                            TlsVerify::Skip => pb::tls_probe::Verify::Skip(true),
+                        }),
                     }),
-                }),
-                reuse_connection: *reuse_connection,
-                urls: urls
-                    .iter()
-                    .map(|u| pb::HttpUrl {
-                        path: u.path.clone(),
-                        expect_status: status_to_pb(&u.expect_status).0,
-                        expect_statuses: status_to_pb(&u.expect_status).1,
-                        expect_body: u.expect_body.clone(),
-                        expect_digest: u.expect_digest.clone(),
-                        host: u.host.clone(),
-                    })
-                    .collect(),
-            }),
+                    reuse_connection: *reuse_connection,
+                    urls: urls
+                        .iter()
+                        .map(|u| {
+                            let (one, several) = status_to_pb(&u.expect_status);
+                            pb::HttpUrl {
+                                path: u.path.clone(),
+                                expect_status: one,
+                                expect_statuses: several,
+                                expect_body: u.expect_body.clone(),
+                                expect_digest: u.expect_digest.clone(),
+                                host: u.host.clone(),
+                            }
+                        })
+                        .collect(),
+                })
+            }
             ProbeKind::Tcp => pb::health_check::Probe::Tcp(pb::TcpProbe {}),
             ProbeKind::Exec { command } => {
                 pb::health_check::Probe::Exec(pb::ExecProbe { command: command.clone() })
