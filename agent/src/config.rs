@@ -31,6 +31,45 @@ pub struct Config {
     /// Prometheus metrics: served only when this section is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
+    /// Where check scripts and notify hooks come from and whom they run as.
+    #[serde(default, skip_serializing_if = "ScriptsConfig::is_default")]
+    pub scripts: ScriptsConfig,
+}
+
+/// `[scripts]`: the node's choice of what a spec's exec checks and notify hooks may run
+/// (see [`crate::scripts`]). A spec names a script; the program is the file of that name in
+/// `dir`, which must be root's and writable by root alone, and it runs as `user`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsConfig {
+    /// The script directory.
+    #[serde(default = "default_scripts_dir")]
+    pub dir: PathBuf,
+    /// The unprivileged user scripts run as (never root); unset: `lvs-agent-script`, which
+    /// the package creates, else `nobody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl Default for ScriptsConfig {
+    fn default() -> Self {
+        ScriptsConfig { dir: default_scripts_dir(), user: None }
+    }
+}
+
+impl ScriptsConfig {
+    fn is_default(&self) -> bool {
+        *self == ScriptsConfig::default()
+    }
+
+    /// The policy this section describes.
+    pub fn policy(&self) -> crate::scripts::Scripts {
+        crate::scripts::Scripts::new(&self.dir, self.user.as_deref())
+    }
+}
+
+fn default_scripts_dir() -> PathBuf {
+    PathBuf::from(crate::scripts::DEFAULT_DIR)
 }
 
 /// Where and to whom the agent serves `/metrics` (Prometheus text format).
@@ -123,7 +162,7 @@ impl Config {
         let mut c: Config = toml::from_str(&text)
             .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.tls.ca, &mut c.tls.cert, &mut c.tls.key, &mut c.state_dir] {
+        for p in [&mut c.tls.ca, &mut c.tls.cert, &mut c.tls.key, &mut c.state_dir, &mut c.scripts.dir] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

@@ -183,7 +183,10 @@ impl Health {
         events: &Events,
     ) {
         let mut wanted = BTreeMap::new();
-        for v in &spec.virtual_services {
+        // Only a director checks real servers (the wire refuses services elsewhere; a
+        // stored spec of before is held to the same rule).
+        let services = if spec.role == lvs_proto::spec::Role::Director { &spec.virtual_services[..] } else { &[] };
+        for v in services {
             for d in &v.destinations {
                 let Some(hc) = v.check_of(d) else { continue };
                 let w = Wanted { service: v.key, name: v.name.clone(), dest: d.address, hc: hc.clone() };
@@ -194,7 +197,7 @@ impl Health {
             let mut f = self.flusher.lock().expect("health flusher");
             let (tx, _) = f.get_or_insert_with(|| {
                 let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
-                let notifier = Notifier::spawn();
+                let notifier = Notifier::spawn(Arc::clone(rec.scripts()));
                 (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone(), notifier)))
             });
             tx.clone()
@@ -231,7 +234,7 @@ impl Health {
             let first = stagger(w.hc.interval_ms, i);
             let svc = crate::convert::service_key(&w.service);
             let latency = events.metrics().probe_histogram(&svc);
-            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc)
+            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc, rec.scripts())
                 .counting(events.metrics().probe_connections(&svc));
             let Some(thread) = self.thread() else { return };
             let epoch = thread.epoch();
@@ -258,8 +261,9 @@ pub async fn probe(
     service: &ServiceKey,
     dest: SocketAddr,
     hc: &HealthCheckSpec,
+    scripts: &Arc<crate::scripts::Scripts>,
 ) -> Result<(), String> {
-    Prober::new(name, service, dest, hc).probe().await
+    Prober::new(name, service, dest, hc, scripts).probe().await
 }
 
 /// Probe every interval; after a failure, after the retry interval if the check has one.
@@ -547,7 +551,7 @@ mod tests {
                 .unwrap();
         }
         drop(tx);
-        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn()).await;
+        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn(Arc::default())).await;
         assert_eq!(*sys.ipvs_batches.lock().unwrap(), [2], "one kernel batch with both weight edits");
         let st = rec.state().unwrap();
         assert_eq!(st.runtime.quarantined.len(), 2);

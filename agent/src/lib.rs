@@ -37,6 +37,7 @@ pub mod replies;
 pub mod revoked;
 pub mod run;
 pub mod scrape;
+pub mod scripts;
 pub mod state;
 pub mod system;
 pub mod tls;

@@ -180,6 +180,23 @@ impl<S: System + 'static> Agent<S> {
         store: Store,
         engine: impl FnOnce(&Events) -> Arc<dyn crate::vrrp::VrrpEngine>,
     ) -> Arc<Self> {
+        Self::with_parts(node, sys, store, Arc::default(), engine)
+    }
+
+    /// [`Agent::new`] whose checks and hooks come from the script policy `scripts`.
+    pub fn with_scripts(node: &str, sys: Arc<S>, store: Store, scripts: crate::scripts::Scripts) -> Arc<Self> {
+        Self::with_parts(node, sys, store, Arc::new(scripts), |_| Arc::new(crate::vrrp::NoVrrp))
+    }
+
+    /// The agent of `node` from all its parts: the kernel `sys`, the state `store`, the
+    /// script policy `scripts` and the VRRP engine `engine` makes (given the event feed).
+    pub fn with_parts(
+        node: &str,
+        sys: Arc<S>,
+        store: Store,
+        scripts: Arc<crate::scripts::Scripts>,
+        engine: impl FnOnce(&Events) -> Arc<dyn crate::vrrp::VrrpEngine>,
+    ) -> Arc<Self> {
         let revoked =
             Arc::new(crate::revoked::Revoked::load(store.path().parent().unwrap_or(Path::new("."))));
         let events = Events::default();
@@ -188,7 +205,7 @@ impl<S: System + 'static> Agent<S> {
             revoked,
             vrrp,
             node: node.to_string(),
-            rec: Arc::new(Reconciler::new(node, sys, store)),
+            rec: Arc::new(Reconciler::with_scripts(node, sys, store, scripts)),
             events,
             health: Health::default(),
             clock: Mutex::new(None),

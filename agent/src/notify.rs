@@ -1,4 +1,5 @@
-//! The notify hook of a service: an executable the definition names, run (never through
+//! The notify hook of a service: a script of the node's script directory
+//! ([`crate::scripts`]) the definition names, run as the script user (never through
 //! a shell) on every health transition with what happened in its environment.
 //!
 //! One task runs the hooks one after another from a bounded queue: a slow or hanging hook
@@ -31,11 +32,11 @@ pub struct Notifier {
 
 impl Notifier {
     /// Start the runner.
-    pub fn spawn() -> Self {
+    pub fn spawn(scripts: std::sync::Arc<crate::scripts::Scripts>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Note>(QUEUE);
         tokio::spawn(async move {
             while let Some(n) = rx.recv().await {
-                if let Err(e) = crate::probe::run(&n.command, &n.env, HOOK_TIMEOUT).await {
+                if let Err(e) = crate::probe::run(&scripts, &n.command, &n.env, HOOK_TIMEOUT).await {
                     tracing::warn!(command = %n.command.join(" "), error = %e, "notify hook failed");
                 }
             }

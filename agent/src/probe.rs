@@ -19,14 +19,13 @@ use std::time::{Duration, Instant};
 
 use lvs_proto::spec::{HealthCheckSpec, ProbeKind, ServiceKey, TlsProbe, TlsVerify};
 use md5::Digest;
+
+use crate::scripts::Scripts;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 /// The most of a body read for a digest check: keepalived digests the whole page.
 pub const MAX_DIGEST_BODY: usize = 1024 * 1024;
 
-/// The environment's `PATH` for checks and hooks: they run with a clean environment, so
-/// nothing of the agent's own leaks into them.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A prepared probe of one destination.
 pub struct Prober {
@@ -40,7 +39,7 @@ pub struct Prober {
 enum Kind {
     Tcp,
     Http(Box<Http>),
-    Exec { command: Vec<String>, env: Vec<(&'static str, String)> },
+    Exec { scripts: Arc<Scripts>, command: Vec<String>, env: Vec<(&'static str, String)> },
 }
 
 struct Http {
@@ -161,7 +160,13 @@ impl Prober {
     /// Prepare the probe of destination `dest` of service `service` (named `name`). A
     /// check that cannot be prepared (its CA file vanished since the spec was accepted)
     /// fails every probe with the reason.
-    pub fn new(name: &str, service: &ServiceKey, dest: SocketAddr, hc: &HealthCheckSpec) -> Self {
+    pub fn new(
+        name: &str,
+        service: &ServiceKey,
+        dest: SocketAddr,
+        hc: &HealthCheckSpec,
+        scripts: &Arc<Scripts>,
+    ) -> Self {
         let target = hc.target(dest);
         let kind = match &hc.probe {
             ProbeKind::Tcp => Ok(Kind::Tcp),
@@ -193,6 +198,7 @@ impl Prober {
                 })
             }
             ProbeKind::Exec { command } => Ok(Kind::Exec {
+                scripts: Arc::clone(scripts),
                 command: command.clone(),
                 env: vec![
                     ("LVS_SERVICE", name.to_string()),
@@ -221,7 +227,7 @@ impl Prober {
                 tcp_connect(self.target, self.timeout).await
             }
             Ok(Kind::Http(h)) => h.probe(self.target, self.timeout, &self.opened).await,
-            Ok(Kind::Exec { command, env }) => run(command, env, self.timeout).await,
+            Ok(Kind::Exec { scripts, command, env }) => run(scripts, command, env, self.timeout).await,
         }
     }
 }
@@ -408,21 +414,18 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
     }
 }
 
-/// Run `command` (no shell) with a clean environment plus `env`; its exit status 0 is
-/// healthy. After `timeout` its whole process group is killed: a hung check script and
-/// anything it started cannot pile up, one per interval.
+/// Run the script `command` names (no shell), as [`Scripts::command`] prepares it, with
+/// `env` added; its exit status 0 is healthy. After `timeout` its whole process group is
+/// killed: a hung check script and anything it started cannot pile up, one per interval.
 pub async fn run(
+    scripts: &Scripts,
     command: &[String],
     env: &[(&'static str, String)],
     timeout: Duration,
 ) -> Result<(), String> {
-    let Some((program, args)) = command.split_first() else { return Err("empty command".into()) };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("LANG", "C.UTF-8")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+    let program = command.first().map(String::as_str).unwrap_or("");
+    let mut cmd = scripts.command(command, timeout)?;
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -482,10 +485,11 @@ impl Drop for GroupKill {
     }
 }
 
-/// What the spec's checks and hooks need on this host and it lacks (a missing or
-/// non-executable command, an unreadable CA file), in words: the agent refuses such a spec
-/// before changing anything, rather than quarantining every real server for a typo.
-pub fn missing_files(spec: &lvs_proto::NodeSpec) -> Vec<String> {
+/// What the spec's checks and hooks need on this host and it lacks (a script missing from
+/// the script directory, or one others could change, or no script user; an unreadable CA
+/// file), in words: the agent refuses such a spec before changing anything, rather than
+/// quarantining every real server for a typo.
+pub fn missing_files(spec: &lvs_proto::NodeSpec, scripts: &Scripts) -> Vec<String> {
     let mut out = Vec::new();
     for v in &spec.virtual_services {
         let checks = v.health_check.iter().chain(v.destinations.iter().filter_map(|d| match &d.check {
@@ -494,7 +498,7 @@ pub fn missing_files(spec: &lvs_proto::NodeSpec) -> Vec<String> {
         }));
         for h in checks {
             match &h.probe {
-                ProbeKind::Exec { command } => out.extend(not_executable(&command[0], &v.name, "check")),
+                ProbeKind::Exec { command } => out.extend(unusable(scripts, &command[0], &v.name, "check")),
                 ProbeKind::Http { tls: Some(TlsProbe { verify: TlsVerify::CaFile(f), .. }), .. } => {
                     if let Err(e) = ca_file(f) {
                         out.push(format!("service {}: check: {e}", v.name));
@@ -504,7 +508,7 @@ pub fn missing_files(spec: &lvs_proto::NodeSpec) -> Vec<String> {
             }
         }
         if let Some(n) = v.notify.first() {
-            out.extend(not_executable(n, &v.name, "notify hook"));
+            out.extend(unusable(scripts, n, &v.name, "notify hook"));
         }
     }
     out.sort();
@@ -512,11 +516,9 @@ pub fn missing_files(spec: &lvs_proto::NodeSpec) -> Vec<String> {
     out
 }
 
-fn not_executable(path: &str, service: &str, what: &str) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => None,
-        Ok(_) => Some(format!("service {service}: {what} {path} is not an executable file")),
-        Err(e) => Some(format!("service {service}: {what} {path}: {e}")),
+fn unusable(scripts: &Scripts, name: &str, service: &str, what: &str) -> Option<String> {
+    if let Err(e) = scripts.user() {
+        return Some(format!("service {service}: {what} {name}: {e}"));
     }
+    scripts.resolve(name).err().map(|e| format!("service {service}: {what} {name}: {e}"))
 }

@@ -134,12 +134,29 @@ pub struct Reconciler<S> {
     sys: Arc<S>,
     store: Store,
     lock: Mutex<()>,
+    /// The node's script policy: a spec naming a script it cannot run is refused whole.
+    scripts: Arc<crate::scripts::Scripts>,
 }
 
 impl<S: System> Reconciler<S> {
-    /// A reconciler for `node`, persisting under `store`.
+    /// A reconciler for `node`, persisting under `store`, with the default script policy.
     pub fn new(node: impl Into<String>, sys: Arc<S>, store: Store) -> Self {
-        Self { node: node.into(), sys, store, lock: Mutex::new(()) }
+        Self::with_scripts(node, sys, store, Arc::default())
+    }
+
+    /// [`Reconciler::new`] with the script directory and user `scripts`.
+    pub fn with_scripts(
+        node: impl Into<String>,
+        sys: Arc<S>,
+        store: Store,
+        scripts: Arc<crate::scripts::Scripts>,
+    ) -> Self {
+        Self { node: node.into(), sys, store, lock: Mutex::new(()), scripts }
+    }
+
+    /// The node's script policy (checks and hooks run by it).
+    pub fn scripts(&self) -> &Arc<crate::scripts::Scripts> {
+        &self.scripts
     }
 
     /// The kernel boundary.
@@ -185,7 +202,7 @@ impl<S: System> Reconciler<S> {
 
     async fn diff(&self, spec: &NodeSpec, st: &State) -> Result<(Observed, Plan), ReconcileError> {
         let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
-        preflight(spec, &observed)?;
+        preflight(spec, &observed, &self.scripts)?;
         let plan = diff::diff(spec, &observed, &st.owned, &st.runtime);
         if !plan.conflicts.is_empty() {
             return Err(ReconcileError::Preflight(plan.conflicts));
@@ -515,7 +532,11 @@ fn release(st: &mut State, a: &Action) {
 }
 
 /// Everything the spec names must exist before the first change.
-fn preflight(spec: &NodeSpec, observed: &Observed) -> Result<(), ReconcileError> {
+fn preflight(
+    spec: &NodeSpec,
+    observed: &Observed,
+    scripts: &crate::scripts::Scripts,
+) -> Result<(), ReconcileError> {
     let mut missing = Vec::new();
     let link = |name: &str| observed.links.iter().any(|l| l == name);
     for a in &spec.addresses {
@@ -536,6 +557,6 @@ fn preflight(spec: &NodeSpec, observed: &Observed) -> Result<(), ReconcileError>
     if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
         missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
     }
-    missing.extend(crate::probe::missing_files(spec));
+    missing.extend(crate::probe::missing_files(spec, scripts));
     if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
 }

@@ -189,7 +189,11 @@ pub async fn serve<S: crate::system::System + 'static>(
             }
         })
     });
-    let agent = Agent::with_vrrp(&config.node, sys, Store::new(&config.state_dir), |events| {
+    let scripts = Arc::new(config.scripts.policy());
+    if let Err(e) = scripts.user() {
+        warn!(error = %e, "exec checks and notify hooks cannot run on this node");
+    }
+    let agent = Agent::with_parts(&config.node, sys, Store::new(&config.state_dir), scripts, |events| {
         Arc::new(crate::keepalived::Keepalived::new(
             &engine_dir,
             &crate::keepalived::Keepalived::default_program(),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use lvs_agent::fake::FakeSystem;
 use lvs_agent::node::Agent;
 use lvs_agent::state::Store;
+use lvs_agent::scripts::Scripts;
 use lvs_proto::NodeSpec;
 use lvs_proto::reply::{EventKind, NodeStatus};
 
@@ -105,9 +106,14 @@ struct Director {
 
 impl Director {
     async fn up(spec: &NodeSpec) -> Director {
+        Director::with_scripts(spec, Scripts::default()).await
+    }
+
+    /// [`Director::up`] whose checks and hooks come from `scripts`.
+    async fn with_scripts(spec: &NodeSpec, scripts: Scripts) -> Director {
         let state = tempfile::tempdir().unwrap();
         let sys = Arc::new(FakeSystem::new(&["eth1"], true));
-        let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
+        let agent = Agent::with_scripts("director", sys.clone(), Store::new(state.path()), scripts);
         let r = agent.apply(spec, "", false).await.expect("applied");
         assert!(r.converged(), "{r:?}");
         Director { agent, sys, _state: state }
@@ -150,14 +156,44 @@ fn md5_hex(b: &[u8]) -> String {
     md5::Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A shell script at `dir/name` (the test's own fixture; the agent runs it without a shell
-/// of its own, by its `#!` line).
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
+/// A node's script directory as its owner would make it (root's, writable by root alone),
+/// and a directory the scripts, which run as an unprivileged user, can write to.
+struct ScriptDir {
+    _dir: tempfile::TempDir,
+    scripts: PathBuf,
+    /// World-writable: flags the test sets and what the scripts record.
+    out: PathBuf,
+}
+
+impl ScriptDir {
+    fn new() -> ScriptDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(dir.path(), 0o755);
+        let scripts = dir.path().join("scripts");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&scripts).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        mode(&scripts, 0o755);
+        mode(&out, 0o777);
+        ScriptDir { _dir: dir, scripts, out }
+    }
+
+    /// A shell script `name` in the directory (the agent runs it without a shell of its
+    /// own, by its `#!` line); its name, as a spec names it.
+    fn script(&self, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.scripts.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        name.to_string()
+    }
+
+    /// The node's policy: this directory, the default user.
+    fn policy(&self) -> Scripts {
+        Scripts::new(&self.scripts, None)
+    }
 }
 
 mod tls_server {
@@ -281,7 +317,7 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         let v = &spec.virtual_services[0];
         let hc = v.health_check.clone().unwrap();
         let probe = |hc: lvs_proto::spec::HealthCheckSpec| async move {
-            lvs_agent::health::probe("web", &v.key, "198.18.1.11:80".parse().unwrap(), &hc).await
+            lvs_agent::health::probe("web", &v.key, "198.18.1.11:80".parse().unwrap(), &hc, &Arc::default()).await
         };
         // The CA file, the SNI the definition names, the body and its MD5: healthy.
         probe(hc.clone()).await.expect("verified against the test CA");
@@ -317,7 +353,7 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         let rogue = tls_server::TestCa::new("rogue");
         let rs2: SocketAddr = "198.18.1.12:443".parse().unwrap();
         tls_server::serve(rs2, &rogue, "www.lab.test", false).await;
-        let e = lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc)
+        let e = lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc, &Arc::default())
             .await
             .unwrap_err();
         assert!(e.contains("UnknownIssuer"), "{e}");
@@ -355,32 +391,41 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
         return;
     }
     in_netns(|| async {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        // Fails while `down-<address>` exists; records what it was told; hangs on `hang`.
-        let check = script(
-            dir.path(),
+        let sd = ScriptDir::new();
+        let d = sd.out.display().to_string();
+        // Fails while `down-<address>` exists; records what it was told and who it is; hangs
+        // on `hang`.
+        let check = sd.script(
             "check",
             &format!(
                 "echo \"$LVS_SERVICE $LVS_VIRTUAL $LVS_RS_ADDRESS $LVS_RS_PORT $1 $HOME\" > {d}/seen-$LVS_RS_ADDRESS\n\
+                 echo \"$(id -u) $(id -G) $(grep -E '^(CapEff|CapPrm|CapAmb|NoNewPrivs)' /proc/self/status | tr -s '\\t\\n' '  ')\" > {d}/who\n\
                  [ -e {d}/hang ] && sleep 37\n\
                  [ -e {d}/down-$LVS_RS_ADDRESS ] && {{ echo \"flag set\" >&2; exit 3; }}\nexit 0"
             ),
         );
         let spec = director_spec(&format!(
             "real_servers = [{{ node = \"rs1\" }}, {{ node = \"rs2\", check = {{ port = 8080 }} }}]\n\
-             check = {{ kind = \"exec\", command = [\"{}\", \"$HOME; rm -rf /\"], interval = \"200ms\", timeout = \"150ms\", rise = 2, fall = 2 }}",
-            check.display()
+             check = {{ kind = \"exec\", command = [\"{check}\", \"$HOME; rm -rf /\"], interval = \"200ms\", timeout = \"150ms\", rise = 2, fall = 2 }}",
         ));
-        let dir_ = Director::up(&spec).await;
-        let flag = |ip: &str| dir.path().join(format!("down-{ip}"));
+        let dir_ = Director::with_scripts(&spec, sd.policy()).await;
+        let flag = |ip: &str| sd.out.join(format!("down-{ip}"));
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Its argument arrives as written (no shell expanded it), its environment is clean
         // but for the destination; rs2's override probes port 8080.
-        let seen = std::fs::read_to_string(dir.path().join("seen-198.18.1.11")).unwrap();
-        assert_eq!(seen.trim(), "web TCP 198.18.0.100:80 198.18.1.11 80 $HOME; rm -rf /", "{seen}");
-        let seen = std::fs::read_to_string(dir.path().join("seen-198.18.1.12")).unwrap();
+        let seen = std::fs::read_to_string(sd.out.join("seen-198.18.1.11")).unwrap();
+        assert_eq!(seen.trim(), "web TCP 198.18.0.100:80 198.18.1.11 80 $HOME; rm -rf / /", "{seen}");
+        let seen = std::fs::read_to_string(sd.out.join("seen-198.18.1.12")).unwrap();
         assert!(seen.contains(" 198.18.1.12 8080 "), "{seen}");
+        // It ran as the script user, not root, with no group of root's, no capability (the
+        // agent's test process has them all) and no way to gain any.
+        let who = std::fs::read_to_string(sd.out.join("who")).unwrap();
+        let user = sd.policy().user().unwrap().clone();
+        let want = format!(
+            "{} {} CapPrm: 0000000000000000 CapEff: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1",
+            user.uid, user.gid
+        );
+        assert_eq!(who.split_whitespace().collect::<Vec<_>>().join(" "), want, "{who}");
         // Its exit status flips: quarantined after fall, restored after rise.
         std::fs::write(flag("198.18.1.12"), "").unwrap();
         dir_.until(Duration::from_secs(3), "rs2 quarantined", |d| d.weight("198.18.1.12:80") == Some(0))
@@ -392,7 +437,7 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
         std::fs::remove_file(flag("198.18.1.12")).unwrap();
         dir_.until(Duration::from_secs(3), "rs2 restored", |d| d.weight("198.18.1.12:80") == Some(1)).await;
         // A hanging script is killed at its timeout, with what it started: no pile-up.
-        std::fs::write(dir.path().join("hang"), "").unwrap();
+        std::fs::write(sd.out.join("hang"), "").unwrap();
         dir_.until(Duration::from_secs(3), "both quarantined", |d| d.weights().iter().all(|(_, w)| *w == 0))
             .await;
         let st = dir_.status().await;
@@ -412,7 +457,7 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
         drop(dir_);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(hung(), 0, "a dropped probe leaves its script's children behind");
-        std::fs::remove_file(dir.path().join("hang")).unwrap();
+        std::fs::remove_file(sd.out.join("hang")).unwrap();
     });
 }
 
@@ -422,13 +467,11 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         return;
     }
     in_netns(|| async {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        let check =
-            script(dir.path(), "check", &format!("[ -e {d}/down-$LVS_RS_ADDRESS ] && exit 1; exit 0"));
+        let sd = ScriptDir::new();
+        let d = sd.out.display().to_string();
+        let check = sd.script("check", &format!("[ -e {d}/down-$LVS_RS_ADDRESS ] && exit 1; exit 0"));
         // The hook appends one line per run: what happened and to whom.
-        let hook = script(
-            dir.path(),
+        let hook = sd.script(
             "hook",
             &format!(
                 "echo \"$1 $LVS_EVENT $LVS_SERVICE ${{LVS_RS_NODE:--}} ${{LVS_IN_SERVICE:--}}\" >> {d}/hooks"
@@ -436,15 +479,13 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         );
         let spec = director_spec(&format!(
             "real_servers = [{{ node = \"rs1\" }}, {{ node = \"rs2\" }}, {{ node = \"rs3\" }}]\n\
-             sorry_server = {{ node = \"sorry\" }}\nquorum = 2\nhysteresis = 1\nnotify = [\"{}\", \"page\"]\n\
-             check = {{ kind = \"exec\", command = [\"{}\"], interval = \"200ms\", timeout = \"150ms\", rise = 1, fall = 1 }}",
-            hook.display(),
-            check.display()
+             sorry_server = {{ node = \"sorry\" }}\nquorum = 2\nhysteresis = 1\nnotify = [\"{hook}\", \"page\"]\n\
+             check = {{ kind = \"exec\", command = [\"{check}\"], interval = \"200ms\", timeout = \"150ms\", rise = 1, fall = 1 }}",
         ));
-        let dir_ = Director::up(&spec).await;
+        let dir_ = Director::with_scripts(&spec, sd.policy()).await;
         let mut events = dir_.agent.events().subscribe();
         let down = |rs: &str, on: bool| {
-            let f = dir.path().join(format!("down-198.18.1.{}", 10 + rs[2..].parse::<u32>().unwrap()));
+            let f = sd.out.join(format!("down-198.18.1.{}", 10 + rs[2..].parse::<u32>().unwrap()));
             if on { std::fs::write(f, "").unwrap() } else { std::fs::remove_file(f).unwrap() }
         };
         let sorry = |d: &Director| d.weight("198.18.1.14:80");
@@ -489,7 +530,7 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         assert!(said.iter().any(|m| m.contains("quorum lost: 0 of 3 real server(s) in service, quorum 2; sorry server 198.18.1.14:80 takes traffic")), "{said:#?}");
         assert!(said.iter().any(|m| m.contains("quorum regained: 3 of 3")), "{said:#?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let hooks = std::fs::read_to_string(dir.path().join("hooks")).unwrap();
+        let hooks = std::fs::read_to_string(sd.out.join("hooks")).unwrap();
         let lines: Vec<&str> = hooks.lines().collect();
         let want = [
             "page down web rs1 -",
@@ -525,7 +566,7 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         assert_eq!(sorry(&dir_), Some(1), "the apply itself brings the sorry server in");
         let hooks = dir_
             .until(Duration::from_secs(3), "the hook ran for the new quorum", |_| {
-                std::fs::read_to_string(dir.path().join("hooks"))
+                std::fs::read_to_string(sd.out.join("hooks"))
                     .unwrap_or_default()
                     .contains("quorum-lost web - 2")
             })
@@ -592,22 +633,40 @@ fn a_real_server_probed_on_another_address_and_port_with_a_retry_interval() {
 }
 
 #[test]
-fn a_spec_whose_check_or_hook_is_missing_on_the_director_is_refused_whole() {
+fn a_spec_whose_script_is_missing_or_unsafe_on_the_director_is_refused_whole() {
     if !root() {
         return;
     }
     in_netns(|| async {
         let spec = director_spec(
-            "real_servers = [{ node = \"rs1\" }]\nnotify = [\"/nonexistent/hook\"]\n\
-             check = { kind = \"exec\", command = [\"/nonexistent/check\"], interval = \"1s\" }",
+            "real_servers = [{ node = \"rs1\" }]\nnotify = [\"hook\"]\n\
+             check = { kind = \"exec\", command = [\"check\"], interval = \"1s\" }",
         );
+        let sd = ScriptDir::new();
         let state = tempfile::tempdir().unwrap();
         let sys = Arc::new(FakeSystem::new(&["eth1"], true));
-        let agent = Agent::new("director", sys.clone(), Store::new(state.path()));
+        let agent = Agent::with_scripts("director", sys.clone(), Store::new(state.path()), sd.policy());
         let e = agent.apply(&spec, "", false).await.unwrap_err().to_string();
         assert!(e.contains("preflight failed, nothing was changed"), "{e}");
-        assert!(e.contains("check /nonexistent/check: No such file"), "{e}");
-        assert!(e.contains("notify hook /nonexistent/hook: No such file"), "{e}");
+        assert!(e.contains("check check: ") && e.contains("scripts/check: No such file"), "{e}");
+        assert!(e.contains("notify hook hook: ") && e.contains("scripts/hook: No such file"), "{e}");
+        // Present, but others could change it: refused as well (keepalived's script security).
+        use std::os::unix::fs::PermissionsExt;
+        sd.script("check", "exit 0");
+        sd.script("hook", "exit 0");
+        std::fs::set_permissions(sd.scripts.join("check"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = agent.apply(&spec, "", false).await.unwrap_err().to_string();
+        assert!(e.contains("scripts/check is writable by others"), "{e}");
+        assert!(!e.contains("notify hook"), "{e}");
+        // A script user that is root is never used.
+        let as_root = Agent::with_scripts(
+            "director",
+            sys.clone(),
+            Store::new(state.path()),
+            Scripts::new(&sd.scripts, Some("root")),
+        );
+        let e = as_root.apply(&spec, "", false).await.unwrap_err().to_string();
+        assert!(e.contains("script user `root` is root"), "{e}");
         assert!(sys.ipvs.lock().unwrap().iter().flatten().next().is_none(), "no IPVS service was made");
     });
 }

@@ -366,6 +366,7 @@ async fn a_taken_metrics_port_stops_the_agent_before_it_changes_anything() {
         state_dir: state,
         heal_interval: Duration::ZERO,
         tls: TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key },
+        scripts: Default::default(),
         metrics: Some(MetricsConfig { listen: taken.local_addr().unwrap(), auth: MetricsAuth::Open }),
     };
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));

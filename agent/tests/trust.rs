@@ -37,6 +37,7 @@ fn config(dir: &Path, addr: SocketAddr) -> Config {
             cert: dir.join("etc/agent.pem"),
             key: dir.join("etc/agent.key"),
         },
+        scripts: Default::default(),
         metrics: None,
     }
 }

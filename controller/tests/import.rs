@@ -174,7 +174,7 @@ fn a_classic_dr_director_imports_into_a_valid_definition_with_nothing_dropped_si
     let Some(ProbeKind::Exec { command }) = fwm.check.as_ref().map(|h| &h.probe) else {
         panic!("{:?}", fwm.check)
     };
-    assert_eq!(command, &["/usr/local/bin/check-app", "--port", "8443", "--mode", "deep check"]);
+    assert_eq!(command, &["check-app", "--port", "8443", "--mode", "deep check"]);
     assert_eq!(fwm.real_servers[1].check, DestinationCheck::Off);
 }
 

@@ -44,6 +44,9 @@ pub fn agent_config(node: &str, listen: SocketAddr, ca: &Path, pair: &Pair) -> C
             listen: SocketAddr::new(listen.ip(), METRICS_PORT),
             auth: MetricsAuth::MutualTls,
         }),
+        // Scripts from the host's own directory (/etc/lvs-agent/scripts): the lab's nodes
+        // share the host's file system, and the lab's directory is root's alone.
+        scripts: Default::default(),
     }
 }
 

@@ -67,7 +67,7 @@ fn a_keepalived_conf_imports_into_a_file_that_validate_accepts() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("imported 3 service(s) from 2 file(s); 20 keepalived option(s)"),
+        text(&o.stderr).contains("imported 3 service(s) from 2 file(s); 21 keepalived option(s)"),
         "{}",
         text(&o.stderr)
     );

@@ -7,6 +7,7 @@
 //! field on the way in).
 pub mod files;
 pub mod identity;
+pub mod names;
 pub mod pairing;
 pub mod reply;
 pub mod spec;
@@ -32,10 +33,11 @@ pub mod pb {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_rich_spec_survives_the_wire() {
-        use spec::*;
-        let s = NodeSpec {
+    use spec::*;
+
+    /// A spec with every field set.
+    fn rich() -> NodeSpec {
+        NodeSpec {
             cluster: "c".into(),
             node: "d".into(),
             role: Role::Director,
@@ -122,7 +124,7 @@ mod tests {
                         lower_threshold: 0,
                         check: DestinationCheck::Own(Box::new(HealthCheckSpec {
                             probe: ProbeKind::Exec {
-                                command: vec!["/usr/local/bin/check".into(), "--deep".into()],
+                                command: vec!["check".into(), "--deep".into()],
                             },
                             interval_ms: 1000,
                             timeout_ms: 500,
@@ -166,7 +168,7 @@ mod tests {
                 }),
                 quorum: 2,
                 hysteresis: 1,
-                notify: vec!["/usr/local/bin/page-oncall".into(), "web".into()],
+                notify: vec!["page-oncall".into(), "web".into()],
             }],
             checks: vec![
                 CheckSpec::KernelIpvs { schedulers: vec!["wrr".into()] },
@@ -194,9 +196,73 @@ mod tests {
                 }],
                 sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
             }),
-        };
+        }
+    }
+
+    #[test]
+    fn a_rich_spec_survives_the_wire() {
+        let s = rich();
         let w = pb::NodeSpec::from(&s);
         assert_eq!(NodeSpec::try_from(&w).unwrap(), s);
+    }
+
+    /// The field a spec changed by `f` is refused at, on the way in.
+    fn refused_at(f: impl FnOnce(&mut pb::NodeSpec)) -> String {
+        let mut w = pb::NodeSpec::from(&rich());
+        f(&mut w);
+        NodeSpec::try_from(&w).expect_err("refused").field
+    }
+
+    #[test]
+    fn a_string_that_would_rewrite_keepalived_conf_or_load_a_module_is_refused_with_its_field() {
+        let inject = "web\n}\nvrrp_script x {\n script \"/bin/sh -c id\"\n}";
+        assert_eq!(refused_at(|w| w.vrrp.as_mut().unwrap().instance = inject.into()), "vrrp.instance");
+        assert_eq!(refused_at(|w| w.vrrp.as_mut().unwrap().interface = "eth1\nnotify /x".into()), "vrrp.interface");
+        assert_eq!(
+            refused_at(|w| w.vrrp.as_mut().unwrap().vips[0].label = Some("eth1:0\nnotify /x".into())),
+            "vrrp.vips[0].label"
+        );
+        assert_eq!(
+            refused_at(|w| w.vrrp.as_mut().unwrap().vips[0].interface = "eth1 dev".into()),
+            "vrrp.vips[0].interface"
+        );
+        assert_eq!(
+            refused_at(|w| w.vrrp.as_mut().unwrap().sync_daemon.as_mut().unwrap().interface = "eth1}".into()),
+            "vrrp.sync_daemon.interface"
+        );
+        assert_eq!(refused_at(|w| w.addresses[0].label = Some("eth1:0#".into())), "addresses[0].label");
+        assert_eq!(refused_at(|w| w.routes[0].device = Some("../x".into())), "routes[0].device");
+        assert_eq!(
+            refused_at(|w| w.virtual_services[0].scheduler = "../../../tmp/evil".into()),
+            "virtual_services[0].scheduler"
+        );
+        assert_eq!(refused_at(|w| w.virtual_services[0].name = "web\r\n".into()), "virtual_services[0].name");
+        assert_eq!(
+            refused_at(|w| w.virtual_services[0].notify = vec!["/bin/sh".into(), "-c".into(), "id".into()]),
+            "virtual_services[0].notify"
+        );
+        assert_eq!(refused_at(|w| w.node = "rs1\n".into()), "node");
+        assert_eq!(refused_at(|w| w.sysctls[0].value = "1\n2".into()), "sysctls[0].value");
+        assert_eq!(refused_at(|w| w.sysctls[0].reason = "\x1b[2J".into()), "sysctls[0].reason");
+        let k = |w: &mut pb::NodeSpec| match &mut w.checks[0].kind {
+            Some(pb::check::Kind::KernelIpvs(k)) => k.schedulers.push("evil".into()),
+            _ => unreachable!(),
+        };
+        assert_eq!(refused_at(k), "checks[0].schedulers[1]");
+        let h = |w: &mut pb::NodeSpec| match &mut w.checks[3].kind {
+            Some(pb::check::Kind::HttpLocal(h)) => h.path = "/\r\nX: y".into(),
+            _ => unreachable!(),
+        };
+        assert_eq!(refused_at(h), "checks[3].path");
+        // Checks, their scripts and VRRP are a director's alone.
+        assert_eq!(refused_at(|w| w.role = pb::Role::RealServer as i32), "virtual_services");
+        assert_eq!(
+            refused_at(|w| {
+                w.role = pb::Role::Router as i32;
+                w.virtual_services.clear()
+            }),
+            "vrrp"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod health;
 mod reply;
 pub use reply::{change, ipvs_table};
 
-use crate::pb;
+use crate::{names, pb};
 use crate::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, IpvsTimeouts,
     NodeSpec, Persistence, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag, ServiceKey, SyncDaemonSpec,
@@ -144,9 +144,9 @@ fn address_to_pb(a: &AddressSpec) -> pb::AddressSpec {
 
 fn address_from_pb(f: &str, a: &pb::AddressSpec) -> Result<AddressSpec, WireError> {
     Ok(AddressSpec {
-        interface: nonempty(&format!("{f}.interface"), &a.interface)?,
+        interface: shaped(&format!("{f}.interface"), &a.interface, names::ifname_problem)?,
         address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
-        label: a.label.clone(),
+        label: a.label.as_deref().map(|l| shaped(&format!("{f}.label"), l, names::label_problem)).transpose()?,
         purpose: match pb::AddressPurpose::try_from(a.purpose) {
             Ok(pb::AddressPurpose::Lan) => AddressPurpose::Lan,
             Ok(pb::AddressPurpose::Vip) => AddressPurpose::Vip,
@@ -164,8 +164,8 @@ fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
         return err("vrrp.advert_ms", format!("{} is not a multiple of 10 in 10..=40950", v.advert_ms));
     }
     Ok(VrrpSpec {
-        instance: nonempty("vrrp.instance", &v.instance)?,
-        interface: nonempty("vrrp.interface", &v.interface)?,
+        instance: shaped("vrrp.instance", &v.instance, names::dns_label_problem)?,
+        interface: shaped("vrrp.interface", &v.interface, names::ifname_problem)?,
         vrid: byte("vrrp.vrid", v.vrid, 1, 255)?,
         priority: byte("vrrp.priority", v.priority, 1, 254)?,
         advert_ms: v.advert_ms,
@@ -188,7 +188,7 @@ fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
             .as_ref()
             .map(|d| {
                 Ok(SyncDaemonSpec {
-                    interface: nonempty("vrrp.sync_daemon.interface", &d.interface)?,
+                    interface: shaped("vrrp.sync_daemon.interface", &d.interface, names::ifname_problem)?,
                     sync_id: d.sync_id,
                 })
             })
@@ -293,8 +293,19 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             Ok(pb::Role::RealServer) => Role::RealServer,
             _ => return err("role", format!("unknown role {}", s.role)),
         };
-        if s.node.is_empty() {
-            return err("node", "empty");
+        shaped("node", &s.node, names::dns_label_problem)?;
+        // Only a director programs IPVS, probes real servers and runs VRRP: a router or a
+        // real server told to would run checks (and their scripts) it has no business with.
+        if role != Role::Director {
+            if !s.virtual_services.is_empty() {
+                return err("virtual_services", format!("a {role} has none (directors only)"));
+            }
+            if s.vrrp.is_some() {
+                return err("vrrp", format!("a {role} runs no VRRP (directors only)"));
+            }
+        }
+        if !s.cluster.is_empty() {
+            shaped("cluster", &s.cluster, names::dns_label_problem)?;
         }
         let addresses = s
             .addresses
@@ -315,7 +326,11 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                         .as_deref()
                         .map(|g| parse::<IpAddr>(&format!("{f}.gateway"), g))
                         .transpose()?,
-                    device: r.device.clone(),
+                    device: r
+                        .device
+                        .as_deref()
+                        .map(|d| shaped(&format!("{f}.device"), d, names::ifname_problem))
+                        .transpose()?,
                     purpose: match pb::RoutePurpose::try_from(r.purpose) {
                         Ok(pb::RoutePurpose::DefaultGateway) => RoutePurpose::DefaultGateway,
                         Ok(pb::RoutePurpose::VipHost) => RoutePurpose::VipHost,
@@ -338,7 +353,11 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                         format!("`{key}` is not a sysctl this agent manages (net.ipv4.ip_forward, net.ipv4.conf.<if>.arp_*|rp_filter|…, net.ipv4.vs.*)"),
                     );
                 }
-                Ok(SysctlSpec { key, value: x.value.clone(), reason: x.reason.clone() })
+                Ok(SysctlSpec {
+                    key,
+                    value: shaped(&format!("sysctls[{i}].value"), &x.value, |v| names::text_problem(v, 64))?,
+                    reason: shaped(&format!("sysctls[{i}].reason"), &x.reason, |v| names::text_problem(v, 512))?,
+                })
             })
             .collect::<Result<_, _>>()?;
         let virtual_services = s
@@ -377,6 +396,26 @@ fn nonempty(field: &str, s: &str) -> Result<String, WireError> {
     if s.is_empty() { err(field, "empty") } else { Ok(s.to_string()) }
 }
 
+/// `s`, when it has the shape `problem` checks ([`names`]); else the field and why.
+pub(crate) fn shaped(field: &str, s: &str, problem: impl Fn(&str) -> Option<String>) -> Result<String, WireError> {
+    match problem(s) {
+        None => Ok(s.to_string()),
+        Some(why) => err(field, why),
+    }
+}
+
+/// [`shaped`] for any value.
+pub(crate) fn shaped_with<T: ?Sized>(
+    field: &str,
+    v: &T,
+    problem: impl Fn(&T) -> Option<String>,
+) -> Result<(), WireError> {
+    match problem(v) {
+        None => Ok(()),
+        Some(why) => err(field, why),
+    }
+}
+
 fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServiceSpec, WireError> {
     let key = service_key(&format!("{f}.key"), required(&format!("{f}.key"), &v.key)?)?;
     let flags = v
@@ -398,14 +437,14 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
     let sorry = v.sorry.as_ref().map(|d| destination_from(&format!("{f}.sorry"), d)).transpose()?;
     let health_check =
         v.health_check.as_ref().map(|h| health::from_pb(&format!("{f}.health_check"), h)).transpose()?;
-    if v.notify.first().is_some_and(|p| !p.starts_with('/')) {
-        return err(format!("{f}.notify"), "must start with an absolute path");
+    if !v.notify.is_empty() {
+        shaped_with(&format!("{f}.notify"), &v.notify, |c: &Vec<String>| names::command_problem(c))?;
     }
     let persistence = v.persistence.map(|p| Persistence { timeout_s: p.timeout_s, netmask: p.netmask });
     Ok(VirtualServiceSpec {
-        name: v.name.clone(),
+        name: shaped(&format!("{f}.name"), &v.name, names::dns_label_problem)?,
         key,
-        scheduler: nonempty(&format!("{f}.scheduler"), &v.scheduler)?,
+        scheduler: shaped(&format!("{f}.scheduler"), &v.scheduler, names::scheduler_problem)?,
         persistence,
         flags,
         destinations,
@@ -420,6 +459,9 @@ fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServic
 fn destination_from(g: &str, d: &pb::DestinationSpec) -> Result<DestinationSpec, WireError> {
     if d.weight > 65535 {
         return err(format!("{g}.weight"), format!("{} is outside 0..=65535", d.weight));
+    }
+    if !d.node.is_empty() {
+        shaped(&format!("{g}.node"), &d.node, names::dns_label_problem)?;
     }
     Ok(DestinationSpec {
         node: d.node.clone(),
@@ -447,7 +489,14 @@ fn destination_from(g: &str, d: &pb::DestinationSpec) -> Result<DestinationSpec,
 fn check_from(f: &str, c: &pb::Check) -> Result<CheckSpec, WireError> {
     use pb::check::Kind;
     Ok(match required(f, &c.kind)? {
-        Kind::KernelIpvs(k) => CheckSpec::KernelIpvs { schedulers: k.schedulers.clone() },
+        Kind::KernelIpvs(k) => CheckSpec::KernelIpvs {
+            schedulers: k
+                .schedulers
+                .iter()
+                .enumerate()
+                .map(|(i, x)| shaped(&format!("{f}.schedulers[{i}]"), x, names::scheduler_problem))
+                .collect::<Result<_, _>>()?,
+        },
         Kind::ClockOffset(k) => CheckSpec::ClockOffset {
             server: parse(&format!("{f}.server"), &k.server)?,
             max_offset_ms: k.max_offset_ms,
@@ -456,7 +505,7 @@ fn check_from(f: &str, c: &pb::Check) -> Result<CheckSpec, WireError> {
         Kind::HttpLocal(k) => CheckSpec::HttpLocal {
             port: u16::try_from(k.port)
                 .map_err(|_| WireError { field: format!("{f}.port"), reason: "not a port".into() })?,
-            path: k.path.clone(),
+            path: shaped(&format!("{f}.path"), &k.path, names::http_path_problem)?,
         },
         Kind::GatewayIsNot(k) => CheckSpec::GatewayIsNot {
             forbidden: k

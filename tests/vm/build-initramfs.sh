@@ -79,9 +79,10 @@ for rel in "${ORDER[@]}"; do
     echo "/lib/modules/$KVER/$plain" >> "$STAGE/etc/modules.order"
 done
 
-# chronyd looks up its user; the guest runs everything as root.
-echo 'root:x:0:0:root:/root:/bin/sh' > "$STAGE/etc/passwd"
-echo 'root:x:0:' > "$STAGE/etc/group"
+# chronyd looks up its user; the guest runs everything as root but check scripts and
+# hooks, which the agent runs as lvs-agent-script.
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'lvs-agent-script:x:997:997::/nonexistent:/bin/false' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$STAGE/etc/passwd"
+printf '%s\n' 'root:x:0:' 'lvs-agent-script:x:997:' 'nogroup:x:65534:' > "$STAGE/etc/group"
 install -m 0755 "${LVS_VM_INIT:-$HERE/guest-init.sh}" "$STAGE/init"
 [ -e "$STAGE/dev/console" ] || mknod -m 600 "$STAGE/dev/console" c 5 1
 [ -e "$STAGE/dev/null" ] || mknod -m 666 "$STAGE/dev/null" c 1 3

@@ -146,7 +146,23 @@ fn exec(c: &Stmt, ctx: &Context, p: &mut Pairs, notes: &mut Vec<Note>) -> Option
     };
     let argv = shlex::split(path).filter(|a| !a.is_empty());
     match argv {
-        Some(argv) if argv[0].starts_with('/') => {
+        Some(mut argv) if argv[0].starts_with('/') => {
+            // A spec names a script of the directors' script directory, never a path: the
+            // node's owner installs it there (keepalived's script security, made the rule).
+            let program = argv[0].clone();
+            let name = program.rsplit('/').next().unwrap_or_default().to_string();
+            argv[0] = name.clone();
+            if let Some(problem) = lvs_proto::names::command_problem(&argv) {
+                ctx.note(notes, c, format!("misc_path `{path}`: {problem}: left unchecked"));
+                return None;
+            }
+            ctx.note(
+                notes,
+                c,
+                format!(
+                    "misc_path {program} runs as script `{name}`: install it on each director as /etc/lvs-agent/scripts/{name} (root's, writable by root alone); it runs as lvs-agent-script, without root or capabilities"
+                ),
+            );
             p.push(("command", Value::Array(argv.into_iter().map(Value::String).collect())));
             Some(())
         }

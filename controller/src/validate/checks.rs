@@ -228,7 +228,13 @@ impl Validator {
             path: first.path,
             expect_status: first.expect_status,
             expect_body: first.expect_body,
-            host: c.host.clone(),
+            host: c.host.clone().filter(|h| {
+                let problem = lvs_proto::names::http_host_problem(h);
+                if let Some(problem) = &problem {
+                    self.err("bad-check", path.key("host"), format!("host {problem}"), "use e.g. \"www.example.org\"");
+                }
+                problem.is_none()
+            }),
             expect_digest: first.expect_digest,
             tls: tls.then(|| self.tls(c, path)),
             reuse_connection: c.reuse_connection.unwrap_or(true),
@@ -239,13 +245,16 @@ impl Validator {
     /// One page of an HTTP check (its own keys, or an entry of `urls` at `path`).
     fn page(&mut self, u: &UrlDef, path: &KeyPath) -> HttpUrl {
         let p = u.path.clone().unwrap_or_else(|| "/".into());
-        if !p.starts_with('/') {
+        if let Some(problem) = lvs_proto::names::http_path_problem(&p) {
             self.err(
                 "bad-check",
                 path.key("path"),
-                format!("HTTP path `{p}` must start with /"),
-                "use e.g. \"/\" or \"/healthz\"",
+                format!("HTTP path {problem}"),
+                "use e.g. \"/\" or \"/healthz\", percent-encoding spaces and other characters",
             );
+        }
+        if let Some(problem) = u.host.as_deref().and_then(lvs_proto::names::http_host_problem) {
+            self.err("bad-check", path.key("host"), format!("host {problem}"), "use e.g. \"www.example.org\"");
         }
         let status = match &u.expect_status {
             None => Ok(StatusSet::one(200)),
@@ -319,18 +328,22 @@ impl Validator {
         TlsProbe { sni: c.sni.clone().or_else(|| c.host.clone()), verify }
     }
 
-    /// An executable and its arguments, as the agent will run them: no shell.
+    /// A script of the directors' script directory and its arguments, as the agent will
+    /// run them: no shell, no path (the node decides what can run; see
+    /// [`lvs_proto::names::command_problem`]).
     pub(super) fn command(&mut self, argv: Option<&[String]>, path: &KeyPath) -> Option<Vec<String>> {
-        match argv {
-            Some(all @ [first, ..]) if first.starts_with('/') && all.iter().all(|a| !a.contains('\0')) => {
-                Some(all.to_vec())
-            }
-            _ => {
+        let problem = match argv {
+            None => Some("is missing".to_string()),
+            Some(all) => lvs_proto::names::command_problem(all),
+        };
+        match problem {
+            None => argv.map(<[String]>::to_vec),
+            Some(problem) => {
                 self.err(
                     "bad-command",
                     path.clone(),
-                    "a command is a list: an executable's absolute path, then its arguments",
-                    "e.g. [\"/usr/local/lib/lvs/check-app\", \"--quick\"]; it runs without a shell, so write no pipes, quotes or $VARS",
+                    format!("a command is a list: a script's name, then its arguments; this one {problem}"),
+                    "e.g. [\"check-app\", \"--quick\"], with check-app installed in each director's /etc/lvs-agent/scripts (root-owned, not writable by others); it runs as lvs-agent-script without a shell, so write no pipes, quotes or $VARS",
                 );
                 None
             }

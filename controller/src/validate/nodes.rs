@@ -222,12 +222,15 @@ impl Validator {
                 );
             }
             let label = vd.label.clone().unwrap_or_else(|| format!("{}:{}", vd.interface, i));
-            if !label.starts_with(vd.interface.as_str()) || label.len() > 15 {
+            if label.split_once(':').is_none_or(|(dev, _)| dev != vd.interface)
+                || lvs_proto::names::label_problem(&label).is_some()
+            {
                 self.err(
                     "bad-label",
                     p.key("label"),
                     format!(
-                        "label `{label}` must start with the interface name and be at most 15 characters"
+                        "label {} must be the interface name, `:` and a suffix of letters, digits, `_`, `.` or `-`, at most 15 characters",
+                        lvs_proto::names::shown(&label)
                     ),
                     format!("use {}:N", vd.interface),
                 );

@@ -4,8 +4,8 @@
 //! the field named, before anything is applied.
 use std::net::IpAddr;
 
-use super::{WireError, err, parse, required};
-use crate::pb;
+use super::{WireError, err, parse, required, shaped, shaped_with};
+use crate::{names, pb};
 use crate::spec::{
     HealthCheckSpec, HttpUrl, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
 };
@@ -82,13 +82,8 @@ pub(super) fn from_pb(g: &str, h: &pb::HealthCheck) -> Result<HealthCheckSpec, W
         pb::health_check::Probe::Http(p) => http_from(&format!("{g}.probe.http"), p)?,
         pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
         pb::health_check::Probe::Exec(e) => {
-            match e.command.first() {
-                Some(path) if path.starts_with('/') => {}
-                _ => return err(format!("{g}.probe.exec.command"), "must start with an absolute path"),
-            }
-            if e.command.iter().any(|a| a.contains('\0')) {
-                return err(format!("{g}.probe.exec.command"), "an argument holds a NUL byte");
-            }
+            // A script of the node's own directory, never a path: the node decides what runs.
+            shaped_with(&format!("{g}.probe.exec.command"), &e.command, |c: &Vec<String>| names::command_problem(c))?;
             ProbeKind::Exec { command: e.command.clone() }
         }
     };
@@ -174,6 +169,11 @@ fn digest(field: String, d: &Option<String>) -> Result<(), WireError> {
     }
 }
 
+/// A Host header or server name, when there is one: it goes into the request's head.
+fn host(field: &str, h: &Option<String>) -> Result<Option<String>, WireError> {
+    h.as_deref().map(|h| shaped(field, h, names::http_host_problem)).transpose()
+}
+
 fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
     digest(format!("{g}.expect_digest"), &p.expect_digest)?;
     let urls = p
@@ -183,15 +183,12 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         .map(|(i, u)| {
             let g = format!("{g}.urls[{i}]");
             digest(format!("{g}.expect_digest"), &u.expect_digest)?;
-            if !u.path.starts_with('/') {
-                return err(format!("{g}.path"), "does not start with /");
-            }
             Ok(HttpUrl {
-                path: u.path.clone(),
+                path: shaped(&format!("{g}.path"), &u.path, names::http_path_problem)?,
                 expect_status: statuses(&g, u.expect_status, &u.expect_statuses)?,
                 expect_body: u.expect_body.clone(),
                 expect_digest: u.expect_digest.clone(),
-                host: u.host.clone(),
+                host: host(&format!("{g}.host"), &u.host)?,
             })
         })
         .collect::<Result<Vec<_>, WireError>>()?;
@@ -201,20 +198,22 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
         .map(|t| {
             let verify = match required(&format!("{g}.tls.verify"), &t.verify)? {
                 pb::tls_probe::Verify::System(_) => TlsVerify::System,
-                pb::tls_probe::Verify::CaFile(f) if f.starts_with('/') => TlsVerify::CaFile(f.clone()),
+                pb::tls_probe::Verify::CaFile(f) if f.starts_with('/') => {
+                    TlsVerify::CaFile(shaped(&format!("{g}.tls.ca_file"), f, |f| names::text_problem(f, 4096))?)
+                }
                 pb::tls_probe::Verify::CaFile(_) => {
                     return err(format!("{g}.tls.ca_file"), "not an absolute path");
                 }
                 pb::tls_probe::Verify::Skip(_) => TlsVerify::Skip,
             };
-            Ok(TlsProbe { sni: t.sni.clone(), verify })
+            Ok(TlsProbe { sni: host(&format!("{g}.tls.sni"), &t.sni)?, verify })
         })
         .transpose()?;
     Ok(ProbeKind::Http {
-        path: p.path.clone(),
+        path: shaped(&format!("{g}.path"), &p.path, names::http_path_problem)?,
         expect_status: statuses(g, p.expect_status, &p.expect_statuses)?,
         expect_body: p.expect_body.clone(),
-        host: p.host.clone(),
+        host: host(&format!("{g}.host"), &p.host)?,
         expect_digest: p.expect_digest.clone(),
         tls,
         reuse_connection: p.reuse_connection,
@@ -265,12 +264,16 @@ mod tests {
                 w.probe = Some(pb::health_check::Probe::Exec(pb::ExecProbe { command }))
             }
         };
-        assert_eq!(refused(exec(&["check.sh"])), "hc.probe.exec.command: must start with an absolute path");
-        assert_eq!(refused(exec(&[])), "hc.probe.exec.command: must start with an absolute path");
-        assert_eq!(
-            refused(exec(&["/bin/check", "a\0b"])),
-            "hc.probe.exec.command: an argument holds a NUL byte"
-        );
+        // The node decides what runs: a name in its script directory, never a path.
+        assert!(refused(exec(&["/bin/sh", "-c", "id"])).starts_with("hc.probe.exec.command: script `/bin/sh` is a path"));
+        assert!(refused(exec(&["../../bin/sh"])).starts_with("hc.probe.exec.command: script `../../bin/sh` is a path"));
+        assert!(refused(exec(&[])).starts_with("hc.probe.exec.command: is empty"));
+        assert!(refused(exec(&["check", "a\0b"])).starts_with("hc.probe.exec.command: argument 1 "));
+        assert_eq!(from_pb("hc", &{
+            let mut w = to_pb(&http());
+            exec(&["check-app", "--quick"])(&mut w);
+            w
+        }).unwrap().probe, ProbeKind::Exec { command: vec!["check-app".into(), "--quick".into()] });
         let http_with = |g: fn(&mut pb::HttpProbe)| {
             move |w: &mut pb::HealthCheck| {
                 if let Some(pb::health_check::Probe::Http(h)) = &mut w.probe {
@@ -286,6 +289,29 @@ mod tests {
             h.urls = vec![pb::HttpUrl { path: "deep".into(), expect_status: 200, ..Default::default() }]
         }));
         assert_eq!(e, "hc.probe.http.urls[0].path: does not start with /");
+        // CR/LF would end the request line or add a header: refused in the path and Host,
+        // of the check and of each further page, and in the TLS server name.
+        let e = refused(http_with(|h| h.path = "/ HTTP/1.1\r\nX-Injected: 1\r\n".into()));
+        assert!(e.starts_with("hc.probe.http.path: "), "{e}");
+        let e = refused(http_with(|h| h.host = Some("www\r\nX-Injected: 1".into())));
+        assert!(e.starts_with("hc.probe.http.host: "), "{e}");
+        let e = refused(http_with(|h| {
+            h.urls = vec![pb::HttpUrl { path: "/a\nb".into(), expect_status: 200, ..Default::default() }]
+        }));
+        assert!(e.starts_with("hc.probe.http.urls[0].path: "), "{e}");
+        let e = refused(http_with(|h| {
+            h.urls = vec![pb::HttpUrl {
+                path: "/".into(),
+                expect_status: 200,
+                host: Some("a\r\nb".into()),
+                ..Default::default()
+            }]
+        }));
+        assert!(e.starts_with("hc.probe.http.urls[0].host: "), "{e}");
+        let e = refused(http_with(|h| {
+            h.tls = Some(pb::TlsProbe { sni: Some("a\nb".into()), verify: Some(pb::tls_probe::Verify::System(true)) })
+        }));
+        assert!(e.starts_with("hc.probe.http.tls.sni: "), "{e}");
         let e = refused(http_with(|h| {
             h.urls = vec![pb::HttpUrl {
                 path: "/".into(),
