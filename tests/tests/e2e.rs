@@ -896,9 +896,20 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// Where the quorum lab's script and hook read their flag and write their lines: made
+/// world-writable, as they run as the unprivileged script user.
+fn quorum_out() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = std::path::PathBuf::from("/run/lvs-quorum-out");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
 /// The lab with a third real server checked by a script (its own check), a sorry server,
 /// quorum 2 and a notify hook: the director's kernel table follows the quorum.
 fn quorum_lab() -> Lab {
+    quorum_out();
     let def = edit(
         LAB,
         &[
@@ -917,17 +928,24 @@ fn quorum_lab() -> Lab {
         ],
     );
     let lab = Lab::up("quorum", &def);
-    // The script check and the hook live in the lab's directory, which the director's agent
-    // sees (the namespaces share the file system): written now, then named in the definition.
-    // The script gets a second to answer: starting a shell under TCG takes a while.
+    // The script check and the hook live in the node's script directory (the lab's agents
+    // use the host's, /etc/lvs-agent/scripts: the namespaces share the file system), written
+    // now and named in the definition; they run as lvs-agent-script, so what they read and
+    // write is in a directory of their own ([`quorum_out`]). The script gets a second to
+    // answer: starting a shell under TCG takes a while.
     let write = |name: &str, body: String| {
         use std::os::unix::fs::PermissionsExt;
-        let p = lab.dir.join(name);
+        let dir = std::path::Path::new(lvs_agent::scripts::DEFAULT_DIR);
+        std::fs::create_dir_all(dir).unwrap();
+        for d in [dir, dir.parent().unwrap()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let p = dir.join(name);
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p.to_str().unwrap().to_string()
+        name.to_string()
     };
-    let d = lab.dir.display().to_string();
+    let d = quorum_out().display().to_string();
     let check = write("check-rs3", format!("[ -e {d}/rs3-down ] && exit 1\nexit 0"));
     let hook =
         write("hook", format!("echo \"$LVS_EVENT ${{LVS_RS_NODE:--}} ${{LVS_IN_SERVICE:--}}\" >> {d}/hooks"));
@@ -971,7 +989,7 @@ fn below_quorum_the_sorry_server_serves_beside_the_survivors() {
     step("rs1's httpd stops and rs3's script fails: 1 of 3 in service, below quorum 2");
     let httpd = lab.pid_of("httpd-rs1").expect("httpd pid");
     lab.kill(httpd, "TERM");
-    std::fs::write(lab.dir.join("rs3-down"), "").unwrap();
+    std::fs::write(quorum_out().join("rs3-down"), "").unwrap();
     let t0 = Instant::now();
     let joined = poll(Duration::from_secs(10), Duration::from_millis(50), || {
         (kernel_weight(&lab, sorry) == Some(1)).then(|| t0.elapsed())
@@ -1000,7 +1018,7 @@ fn below_quorum_the_sorry_server_serves_beside_the_survivors() {
     );
 
     step("rs3's script passes again: 2 of 3, the quorum holds, the sorry server leaves");
-    std::fs::remove_file(lab.dir.join("rs3-down")).unwrap();
+    std::fs::remove_file(quorum_out().join("rs3-down")).unwrap();
     let left = poll(Duration::from_secs(10), Duration::from_millis(50), || {
         (kernel_weight(&lab, sorry).is_none() && kernel_weight(&lab, "198.18.0.13:80") == Some(1))
             .then_some(())
@@ -1010,7 +1028,7 @@ fn below_quorum_the_sorry_server_serves_beside_the_survivors() {
     assert!(seq.iter().all(|s| s == "rs2" || s == "rs3"), "{seq:?}");
     // The hook ran for each transition, in order, from the director's agent.
     let hooks = poll(Duration::from_secs(5), Duration::from_millis(100), || {
-        let h = std::fs::read_to_string(lab.dir.join("hooks")).unwrap_or_default();
+        let h = std::fs::read_to_string(quorum_out().join("hooks")).unwrap_or_default();
         h.contains("quorum-regained").then_some(h)
     })
     .expect("hook runs");

@@ -57,6 +57,7 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
         "/usr/lib/systemd/system/lvs-agent@.service",
         "/usr/share/man/man8/lvs-agent.8.gz",
         "/usr/share/doc/lvs-agent/copyright",
+        "/usr/lib/sysusers.d/lvs-agent.conf",
     ] {
         assert!(files.iter().any(|x| x == f), "{f} not in {deb}: {files:?}");
     }
@@ -75,6 +76,11 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     );
     assert!(postinst.contains("try-restart"), "an upgrade restarts a running agent:\n{postinst}");
     assert!(!postinst.contains("deb-systemd-invoke start"), "a first install starts nothing:\n{postinst}");
+    // The script user and the script directory (the systemd floor proves they work).
+    assert!(
+        postinst.contains("systemd-sysusers lvs-agent.conf") && postinst.contains("/etc/lvs-agent/scripts"),
+        "{postinst}"
+    );
     // The unit shipped is the unit in the tree; it waits for the config only (without
     // certificates the agent enrols).
     let x = tempfile::tempdir().unwrap();

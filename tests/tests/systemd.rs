@@ -139,6 +139,68 @@ fn step_apply_and_status(lab: &Lab) {
     assert!(t.contains("Timeout (tcp tcpfin udp): 600 90 45"), "{t}");
 }
 
+/// A director's exec check, as a stolen admin key would use one: it reports who it is and
+/// tries a kernel tunable outside `/proc/sys/net`.
+fn step_scripts_are_not_root(lab: &Lab) {
+    step("3b. an exec check runs as lvs-agent-script: no capability, kernel.* out of reach");
+    use std::os::unix::fs::PermissionsExt;
+    // The package made the user and the script directory (root's, writable by root alone).
+    assert!(text(&Command::new("id").arg("lvs-agent-script").output().unwrap()).contains("uid="));
+    let dir = std::path::Path::new("/etc/lvs-agent/scripts");
+    let m = std::fs::metadata(dir).expect("the package makes /etc/lvs-agent/scripts");
+    assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(show(&unit("director"), "ProtectKernelTunables"), "yes");
+    let tunable = "/proc/sys/kernel/core_uses_pid";
+    let before = std::fs::read_to_string(tunable).unwrap();
+    let script = dir.join("whoami");
+    // It says what it found on stderr and fails, so the director's status carries the line.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nb=$(cat {tunable})\n\
+             if echo $((1 - b)) > {tunable} 2>/dev/null; then w=written; else w=refused; fi\n\
+             cap=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)\n\
+             echo \"uid=$(id -u) capeff=$cap write=$w after=$(cat {tunable})\" >&2\nexit 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let original = std::fs::read_to_string(&lab.def).unwrap();
+    let checked = edit(
+        &original,
+        &[(
+            "{ node = \"rs2\", weight = 1 }",
+            "{ node = \"rs2\", weight = 1, check = { kind = \"exec\", command = [\"whoami\"], interval = \"1s\", timeout = \"800ms\", fall = 1 } }",
+        )],
+    );
+    std::fs::write(&lab.def, checked).unwrap();
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let said = poll(Duration::from_secs(20), Duration::from_millis(250), || {
+        let (_, st) = lab.json(&["status"]);
+        st["nodes"].as_array()?.iter().find(|n| n["node"] == "director")?["health"]
+            .as_array()?
+            .iter()
+            .filter_map(|h| h["last_error"].as_str())
+            .find(|e| e.contains("uid="))
+            .map(str::to_string)
+    })
+    .expect("the exec check reported");
+    println!("the exec check said: {said}");
+    let uid = text(&Command::new("id").args(["-u", "lvs-agent-script"]).output().unwrap());
+    assert!(said.contains(&format!("uid={} ", uid.trim())), "{said}");
+    assert!(said.contains("capeff=0000000000000000 "), "{said}");
+    assert!(said.contains("write=refused"), "{said}");
+    assert_eq!(std::fs::read_to_string(tunable).unwrap(), before, "kernel.core_uses_pid changed");
+    // The definition as it was: rs2 unchecked by the script again, back in service.
+    std::fs::write(&lab.def, original).unwrap();
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    std::fs::remove_file(&script).unwrap();
+    let back = poll(Duration::from_secs(20), Duration::from_millis(250), || {
+        Some(()).filter(|_| lab.json(&["status"]).0)
+    });
+    assert!(back.is_some(), "{:#}", lab.json(&["status"]).1);
+}
+
 fn step_journal() {
     step("4. logs reach the journal with structured fields");
     let o = Command::new("journalctl")
@@ -265,6 +327,7 @@ fn agents_as_real_services() {
     step_install();
     let mut lab = step_services_up();
     step_apply_and_status(&lab);
+    step_scripts_are_not_root(&lab);
     step_journal();
     step_restart_under_load(&mut lab);
     step_crash(&lab);
