@@ -3,7 +3,7 @@
 //! An agent whose certificate files are missing makes its key (`tls.key`, 0600), keeps a
 //! one-time secret in `<state_dir>/pairing.json` (0600, valid [`DEFAULT_TTL`]) and serves
 //! only the `Enrolment` service, over TLS with a temporary self-signed certificate for
-//! that key. Its pairing code (journal, `lvs-agent pairing-code`) is the key's pin and
+//! that key. Its pairing code (`lvs-agent pairing-code`, root only; the journal gets only the pin) is the key's pin and
 //! the secret ([`lvs_proto::pairing`]). `lvsctl node enroll NODE --code …` accepts only a
 //! server holding the pinned key, proves the secret, takes the CSR, signs it with the
 //! names from the definition and installs the certificate and CA; the agent checks them
@@ -226,6 +226,12 @@ fn code(key: &KeyPair, secret: &[u8; SECRET_LEN]) -> String {
     PairingCode { pin: pin_of(&key.subject_public_key_info()), secret: *secret }.text()
 }
 
+/// The key pin's part of a code as shown (`ABCD-EFGH-IJKL-MNOP`: its first four groups):
+/// public, unlike the rest.
+pub fn pin_text(code: &str) -> String {
+    code.split('-').take(lvs_proto::pairing::PIN_LEN * 8 / 5 / 4).collect::<Vec<_>>().join("-")
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -307,8 +313,8 @@ impl pb::enrolment_server::Enrolment for Service {
 }
 
 /// Serve enrolment on `listener` until a certificate is installed (true) or `shutdown`
-/// resolves first (false). The code is logged; a still valid one survives a restart, so
-/// a code the admin already copied keeps working.
+/// resolves first (false). Its key pin is logged, never the secret; a still valid code
+/// survives a restart, so a code the admin already copied keeps working.
 pub async fn serve_until_enrolled(
     node: &str,
     paths: &TlsPaths,
@@ -322,12 +328,15 @@ pub async fn serve_until_enrolled(
     }
     let pairing = Pairing::new(state_dir);
     let shown = pairing.shown_or_issue(&key, DEFAULT_TTL)?;
+    // The pin only, never the secret: whoever reads the journal (the adm group, a log
+    // shipper) could otherwise enrol the node to a CA of their own before the admin does.
+    // The pin is the code's first half, so the admin can tell the code shown is this key's.
+    let pin = pin_text(&shown.code);
     tracing::warn!(
         node,
-        code = %shown.code,
+        pin = %pin,
         expires_unix = shown.expires_unix,
-        "not enrolled: on the admin box run `lvsctl node enroll {node} --code {}` (or `lvs-agent pairing-code` here shows it again)",
-        shown.code
+        "not enrolled: a pairing code is waiting; as root on this node, `lvs-agent pairing-code` shows it (it starts with {pin}), then on the admin box `lvsctl node enroll {node} --code …`"
     );
     let mut tls =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -462,3 +462,53 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
         drop(service);
     }
 }
+
+/// An unenrolled agent's log says a code is waiting and names its key's pin, never the
+/// secret: a journal reader cannot enrol the node before the admin.
+#[test]
+fn the_log_of_an_unenrolled_agent_holds_the_pin_and_never_the_secret() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let c = config(dir.path(), addr);
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
+    let bin = env!("CARGO_BIN_EXE_lvs-agent");
+    let mut agent = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&file)
+        .env("LVS_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = agent.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut log = String::new();
+    let t0 = std::time::Instant::now();
+    while !log.contains("not enrolled") && t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            log.push_str(&l);
+            log.push('\n');
+        }
+    }
+    let _guard = Child(agent);
+    assert!(log.contains("not enrolled"), "{log}");
+    let code = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60)).unwrap().code;
+    let pin = lvs_agent::enrol::pin_text(&code);
+    assert!(code.starts_with(&pin) && pin.len() == 19, "{code} {pin}");
+    assert!(log.contains(&pin), "the pin is logged: {log}");
+    // Neither the secret half (any of its groups) nor the code, whatever its spelling.
+    let flat = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase();
+    let secret = &flat(&code)[16..];
+    assert!(!flat(&log).contains(secret), "the secret reached the log: {log}");
+    for group in code.split('-').skip(4) {
+        assert!(!log.contains(group), "a group of the secret ({group}) reached the log: {log}");
+    }
+}
