@@ -77,6 +77,59 @@ pub fn is_enrolled(paths: &TlsPaths) -> bool {
     paths.ca.exists() && paths.cert.exists() && paths.key.exists()
 }
 
+/// The file enrolment leaves in the state directory: this node was enrolled once.
+pub const ENROLLED_MARK: &str = "enrolled";
+
+/// Where an agent stands with its credentials when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Key, certificate and CA present: serve mutual TLS.
+    Enrolled,
+    /// Never enrolled: make a key and wait for a pairing code.
+    New,
+    /// Enrolled once, but a credential file is gone: why, in words. Such an agent must not
+    /// fall back to enrolment (a new code, anyone's CA, the stored spec never re-applied, a
+    /// director's VIPs gone): it refuses to start and keeps what it has.
+    Broken(String),
+}
+
+/// Where the agent whose files are `paths` and state `state_dir` stands. It was enrolled
+/// once when enrolment's mark is there, when it holds an accepted spec (only an enrolled
+/// agent accepts one), or when its CA or certificate file is there.
+pub fn standing(paths: &TlsPaths, state_dir: &Path) -> Standing {
+    if is_enrolled(paths) {
+        return Standing::Enrolled;
+    }
+    let mark = state_dir.join(ENROLLED_MARK);
+    let spec = state_dir.join(crate::state::STATE_FILE);
+    let evidence: Vec<String> = [
+        (mark.exists(), format!("{} exists", mark.display())),
+        (spec.exists(), format!("{} holds an accepted spec", spec.display())),
+        (paths.ca.exists(), format!("{} exists", paths.ca.display())),
+        (paths.cert.exists(), format!("{} exists", paths.cert.display())),
+    ]
+    .into_iter()
+    .filter_map(|(seen, what)| seen.then_some(what))
+    .collect();
+    if evidence.is_empty() {
+        return Standing::New;
+    }
+    let missing: Vec<String> = [&paths.key, &paths.cert, &paths.ca]
+        .into_iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    Standing::Broken(format!(
+        "this node was enrolled ({}) but {} missing: restore {} from a backup, or make it a new node \
+         (remove {} and {}, then enrol it again with a new pairing code)",
+        evidence.join(", "),
+        if missing.len() == 1 { "is" } else { "are" },
+        missing.join(" and "),
+        mark.display(),
+        spec.display()
+    ))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     secret: String,
@@ -108,6 +161,11 @@ impl Pairing {
     /// The pairing file of the agent whose state lives in `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
         Self { path: state_dir.join("pairing.json") }
+    }
+
+    /// The state directory the pairing file lives in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> EnrolError {
@@ -285,6 +343,8 @@ impl Service {
         self.revoked.replace(&r.revoked_serials).map_err(|e| CredentialError::Refused(e.to_string()))?;
         write(&self.paths.ca, r.ca_pem.as_bytes())?;
         write(&self.paths.cert, r.certificate_pem.as_bytes())?;
+        // From now on a missing credential file is an error, not a reason to enrol again.
+        write(&self.pairing.dir().join(ENROLLED_MARK), b"enrolled\n")?;
         self.pairing.consume()?;
         Ok(info)
     }

@@ -185,7 +185,8 @@ impl Health {
         let mut wanted = BTreeMap::new();
         // Only a director checks real servers (the wire refuses services elsewhere; a
         // stored spec of before is held to the same rule).
-        let services = if spec.role == lvs_proto::spec::Role::Director { &spec.virtual_services[..] } else { &[] };
+        let services =
+            if spec.role == lvs_proto::spec::Role::Director { &spec.virtual_services[..] } else { &[] };
         for v in services {
             for d in &v.destinations {
                 let Some(hc) = v.check_of(d) else { continue };
@@ -551,7 +552,8 @@ mod tests {
                 .unwrap();
         }
         drop(tx);
-        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn(Arc::default())).await;
+        flush(rx, Arc::clone(&table), Arc::clone(&rec), Events::default(), Notifier::spawn(Arc::default()))
+            .await;
         assert_eq!(*sys.ipvs_batches.lock().unwrap(), [2], "one kernel batch with both weight edits");
         let st = rec.state().unwrap();
         assert_eq!(st.runtime.quarantined.len(), 2);

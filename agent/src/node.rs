@@ -184,7 +184,12 @@ impl<S: System + 'static> Agent<S> {
     }
 
     /// [`Agent::new`] whose checks and hooks come from the script policy `scripts`.
-    pub fn with_scripts(node: &str, sys: Arc<S>, store: Store, scripts: crate::scripts::Scripts) -> Arc<Self> {
+    pub fn with_scripts(
+        node: &str,
+        sys: Arc<S>,
+        store: Store,
+        scripts: crate::scripts::Scripts,
+    ) -> Arc<Self> {
         Self::with_parts(node, sys, store, Arc::new(scripts), |_| Arc::new(crate::vrrp::NoVrrp))
     }
 

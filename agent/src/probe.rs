@@ -26,7 +26,6 @@ use rustls::pki_types::{CertificateDer, ServerName};
 /// The most of a body read for a digest check: keepalived digests the whole page.
 pub const MAX_DIGEST_BODY: usize = 1024 * 1024;
 
-
 /// A prepared probe of one destination.
 pub struct Prober {
     target: SocketAddr,

@@ -82,6 +82,9 @@ pub enum RunError {
     /// Asked for a pairing code once enrolled.
     #[error("{0} is enrolled already (certificate {1}); nothing to pair")]
     Enrolled(String, String),
+    /// Enrolled once, a credential file gone: it neither enrols again nor serves.
+    #[error("{0}: {1}")]
+    Broken(String, String),
     /// The state file (`--check`).
     #[error("checking the state file: {0}")]
     State(#[from] crate::state::StoreError),
@@ -103,8 +106,12 @@ pub enum RunError {
 
 /// `lvs-agent pairing-code`: print the code in force (or a new one).
 pub fn pairing_code(config: &Config, new: bool, ttl: std::time::Duration) -> Result<(), RunError> {
-    if crate::enrol::is_enrolled(&config.tls) {
-        return Err(RunError::Enrolled(config.node.clone(), config.tls.cert.display().to_string()));
+    match crate::enrol::standing(&config.tls, &config.state_dir) {
+        crate::enrol::Standing::Enrolled => {
+            return Err(RunError::Enrolled(config.node.clone(), config.tls.cert.display().to_string()));
+        }
+        crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
+        crate::enrol::Standing::New => {}
     }
     let shown = crate::enrol::code_for(&config.tls.key, &config.state_dir, new, ttl)?;
     let left = shown.expires_unix.saturating_sub(
@@ -160,9 +167,17 @@ pub async fn serve<S: crate::system::System + 'static>(
 ) -> Result<(), RunError> {
     use futures::FutureExt;
     let shutdown = shutdown.boxed().shared();
-    if !crate::enrol::is_enrolled(&config.tls) && !enrol(config, &listener, shutdown.clone()).await? {
-        info!("stopped before enrolment");
-        return Ok(());
+    match crate::enrol::standing(&config.tls, &config.state_dir) {
+        crate::enrol::Standing::Enrolled => {}
+        crate::enrol::Standing::New => {
+            if !enrol(config, &listener, shutdown.clone()).await? {
+                info!("stopped before enrolment");
+                return Ok(());
+            }
+        }
+        // Nothing served, nothing changed: the kernel keeps what the last spec made, and
+        // systemd's restarts keep saying why in the journal.
+        crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
     // Bound before anything is applied: a taken metrics port stops the agent with nothing

@@ -242,7 +242,8 @@ mod tests {
         let s = Scripts::new(&scripts, None);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(s.resolve("check").unwrap(), std::fs::canonicalize(&p).unwrap());
-        for (mode, why) in [(0o775, "writable by its group"), (0o757, "writable by others"), (0o644, "not an executable")]
+        for (mode, why) in
+            [(0o775, "writable by its group"), (0o757, "writable by others"), (0o644, "not an executable")]
         {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             let e = s.resolve("check").unwrap_err();

@@ -165,6 +165,9 @@ pub enum StoreError {
     },
 }
 
+/// The accepted spec's file in the state directory.
+pub const STATE_FILE: &str = "state.json";
+
 /// The state file under the agent's state directory, with the previous good copy beside
 /// it (`state.json.prev`). Every save keeps the file it replaces as the previous copy, so a
 /// `state.json` damaged on disk (a bad sector, an admin's editor, a full disk in the
@@ -180,7 +183,7 @@ pub struct Store {
 impl Store {
     /// A store at `<dir>/state.json`.
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("state.json"), recovered: Default::default() }
+        Self { path: dir.join(STATE_FILE), recovered: Default::default() }
     }
 
     /// The state file.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use lvs_agent::fake::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
 use lvs_agent::scripts::Scripts;
+use lvs_agent::state::Store;
 use lvs_proto::NodeSpec;
 use lvs_proto::reply::{EventKind, NodeStatus};
 
@@ -169,7 +169,8 @@ impl ScriptDir {
     fn new() -> ScriptDir {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let mode =
+            |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
         mode(dir.path(), 0o755);
         let scripts = dir.path().join("scripts");
         let out = dir.path().join("out");
@@ -317,7 +318,8 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         let v = &spec.virtual_services[0];
         let hc = v.health_check.clone().unwrap();
         let probe = |hc: lvs_proto::spec::HealthCheckSpec| async move {
-            lvs_agent::health::probe("web", &v.key, "198.18.1.11:80".parse().unwrap(), &hc, &Arc::default()).await
+            lvs_agent::health::probe("web", &v.key, "198.18.1.11:80".parse().unwrap(), &hc, &Arc::default())
+                .await
         };
         // The CA file, the SNI the definition names, the body and its MD5: healthy.
         probe(hc.clone()).await.expect("verified against the test CA");
@@ -353,9 +355,10 @@ fn https_checks_verify_the_certificate_against_the_named_ca_and_sni() {
         let rogue = tls_server::TestCa::new("rogue");
         let rs2: SocketAddr = "198.18.1.12:443".parse().unwrap();
         tls_server::serve(rs2, &rogue, "www.lab.test", false).await;
-        let e = lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc, &Arc::default())
-            .await
-            .unwrap_err();
+        let e =
+            lvs_agent::health::probe("web", &v.key, "198.18.1.12:80".parse().unwrap(), &hc, &Arc::default())
+                .await
+                .unwrap_err();
         assert!(e.contains("UnknownIssuer"), "{e}");
         // A wrong digest.
         let mut h = hc.clone();

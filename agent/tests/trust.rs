@@ -500,7 +500,8 @@ fn the_log_of_an_unenrolled_agent_holds_the_pin_and_never_the_secret() {
     }
     let _guard = Child(agent);
     assert!(log.contains("not enrolled"), "{log}");
-    let code = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60)).unwrap().code;
+    let code =
+        lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60)).unwrap().code;
     let pin = lvs_agent::enrol::pin_text(&code);
     assert!(code.starts_with(&pin) && pin.len() == 19, "{code} {pin}");
     assert!(log.contains(&pin), "the pin is logged: {log}");
@@ -511,4 +512,43 @@ fn the_log_of_an_unenrolled_agent_holds_the_pin_and_never_the_secret() {
     for group in code.split('-').skip(4) {
         assert!(!log.contains(group), "a group of the secret ({group}) reached the log: {log}");
     }
+}
+
+/// An enrolled node whose CA or certificate file went missing refuses to start and says
+/// why; it neither makes a new pairing code (anyone's CA could then be installed) nor
+/// serves, and it keeps its key and state.
+#[tokio::test]
+async fn an_enrolled_node_missing_a_credential_file_refuses_to_start_and_never_enrols_again() {
+    let n = node().await;
+    let _fleet = n.enrolled().await;
+    let c = n.config.clone();
+    let key = std::fs::read(&c.tls.key).unwrap();
+    for gone in [&c.tls.ca, &c.tls.cert] {
+        let kept = std::fs::read(gone).unwrap();
+        std::fs::remove_file(gone).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sys = || Ok(Arc::new(FakeSystem::new(&["eth0"], false)));
+        let started = tokio::time::timeout(
+            Duration::from_secs(5),
+            lvs_agent::run::serve(&c, listener, sys, std::future::pending()),
+        )
+        .await
+        .expect("it stops at once, it does not wait for a pairing code");
+        let e = started.expect_err("refused").to_string();
+        assert!(e.contains("this node was enrolled") && e.contains(&gone.display().to_string()), "{e}");
+        assert!(e.contains("is missing: restore"), "{e}");
+        assert!(!c.state_dir.join("pairing.json").exists(), "a new pairing code was made");
+        // `lvs-agent pairing-code` refuses as well.
+        let e = lvs_agent::run::pairing_code(&c, false, Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(e.contains("this node was enrolled"), "{e}");
+        assert_eq!(std::fs::read(&c.tls.key).unwrap(), key, "the key is kept");
+        std::fs::write(gone, kept).unwrap();
+    }
+    // A node enrolled before the mark existed: its accepted spec is the evidence.
+    let dir = tempfile::tempdir().unwrap();
+    let paths =
+        TlsPaths { ca: dir.path().join("ca.pem"), cert: dir.path().join("a.pem"), key: dir.path().join("k") };
+    assert_eq!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::New);
+    std::fs::write(dir.path().join("state.json"), "{}").unwrap();
+    assert!(matches!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::Broken(_)));
 }

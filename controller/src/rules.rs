@@ -97,7 +97,10 @@ pub const RULES: &[Rule] = &[
         "on_failure in a real server's check (it is the service's), or a check on the sorry server",
     ),
     r("check-tls-unverified", "an HTTPS check that does not verify certificates (warning)"),
-    r("bad-command", "an exec check or notify hook that is not a script name of the node's script directory and plain arguments"),
+    r(
+        "bad-command",
+        "an exec check or notify hook that is not a script name of the node's script directory and plain arguments",
+    ),
     r("quorum-range", "a quorum outside 1..=real servers, or a hysteresis not below it"),
     r("check-timeout", "a check timeout not shorter than its interval"),
     r("check-interval", "a check interval under the minimum"),

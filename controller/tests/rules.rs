@@ -730,10 +730,6 @@ fn https_exec_quorum_and_notify_reach_the_plan() {
     assert_eq!(expect_digest.as_deref(), Some("9e107d9d372bb6826bd81d3542a419d6"));
     // An exec check may watch a UDP service; an HTTP check may not.
     let udp = lab_with("protocol = \"tcp\"", "protocol = \"udp\"");
-    let t = udp.replacen(
-        "kind = \"http\", path = \"/\"",
-        "kind = \"exec\", command = [\"dns-check\"]",
-        1,
-    );
+    let t = udp.replacen("kind = \"http\", path = \"/\"", "kind = \"exec\", command = [\"dns-check\"]", 1);
     assert!(errors(&t).is_empty(), "{:#?}", errors(&t));
 }

@@ -123,9 +123,7 @@ mod tests {
                         upper_threshold: 0,
                         lower_threshold: 0,
                         check: DestinationCheck::Own(Box::new(HealthCheckSpec {
-                            probe: ProbeKind::Exec {
-                                command: vec!["check".into(), "--deep".into()],
-                            },
+                            probe: ProbeKind::Exec { command: vec!["check".into(), "--deep".into()] },
                             interval_ms: 1000,
                             timeout_ms: 500,
                             rise: 2,
@@ -217,7 +215,10 @@ mod tests {
     fn a_string_that_would_rewrite_keepalived_conf_or_load_a_module_is_refused_with_its_field() {
         let inject = "web\n}\nvrrp_script x {\n script \"/bin/sh -c id\"\n}";
         assert_eq!(refused_at(|w| w.vrrp.as_mut().unwrap().instance = inject.into()), "vrrp.instance");
-        assert_eq!(refused_at(|w| w.vrrp.as_mut().unwrap().interface = "eth1\nnotify /x".into()), "vrrp.interface");
+        assert_eq!(
+            refused_at(|w| w.vrrp.as_mut().unwrap().interface = "eth1\nnotify /x".into()),
+            "vrrp.interface"
+        );
         assert_eq!(
             refused_at(|w| w.vrrp.as_mut().unwrap().vips[0].label = Some("eth1:0\nnotify /x".into())),
             "vrrp.vips[0].label"

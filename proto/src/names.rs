@@ -186,7 +186,10 @@ pub fn http_host_problem(host: &str) -> Option<String> {
     if host.len() > 255 {
         return Some(format!("is {} bytes long (at most 255)", host.len()));
     }
-    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')) {
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
+    {
         return Some(format!("{} is not a host name or address", shown(host)));
     }
     None
@@ -198,11 +201,7 @@ pub fn scheduler_problem(name: &str) -> Option<String> {
     if crate::spec::SCHEDULERS.contains(&name) {
         None
     } else {
-        Some(format!(
-            "{} is not a scheduler (one of: {})",
-            shown(name),
-            crate::spec::SCHEDULERS.join(" ")
-        ))
+        Some(format!("{} is not a scheduler (one of: {})", shown(name), crate::spec::SCHEDULERS.join(" ")))
     }
 }
 

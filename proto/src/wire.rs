@@ -12,12 +12,12 @@ mod health;
 mod reply;
 pub use reply::{change, ipvs_table};
 
-use crate::{names, pb};
 use crate::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, IpvsTimeouts,
     NodeSpec, Persistence, Protocol, Role, RoutePurpose, RouteSpec, ServiceFlag, ServiceKey, SyncDaemonSpec,
     SysctlSpec, VirtualServiceSpec, VrrpSpec,
 };
+use crate::{names, pb};
 
 /// A field of a wire message that does not make a valid spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,7 +146,11 @@ fn address_from_pb(f: &str, a: &pb::AddressSpec) -> Result<AddressSpec, WireErro
     Ok(AddressSpec {
         interface: shaped(&format!("{f}.interface"), &a.interface, names::ifname_problem)?,
         address: parse::<IpNet>(&format!("{f}.address"), &a.address)?,
-        label: a.label.as_deref().map(|l| shaped(&format!("{f}.label"), l, names::label_problem)).transpose()?,
+        label: a
+            .label
+            .as_deref()
+            .map(|l| shaped(&format!("{f}.label"), l, names::label_problem))
+            .transpose()?,
         purpose: match pb::AddressPurpose::try_from(a.purpose) {
             Ok(pb::AddressPurpose::Lan) => AddressPurpose::Lan,
             Ok(pb::AddressPurpose::Vip) => AddressPurpose::Vip,
@@ -397,7 +401,11 @@ fn nonempty(field: &str, s: &str) -> Result<String, WireError> {
 }
 
 /// `s`, when it has the shape `problem` checks ([`names`]); else the field and why.
-pub(crate) fn shaped(field: &str, s: &str, problem: impl Fn(&str) -> Option<String>) -> Result<String, WireError> {
+pub(crate) fn shaped(
+    field: &str,
+    s: &str,
+    problem: impl Fn(&str) -> Option<String>,
+) -> Result<String, WireError> {
     match problem(s) {
         None => Ok(s.to_string()),
         Some(why) => err(field, why),

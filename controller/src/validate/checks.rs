@@ -231,7 +231,12 @@ impl Validator {
             host: c.host.clone().filter(|h| {
                 let problem = lvs_proto::names::http_host_problem(h);
                 if let Some(problem) = &problem {
-                    self.err("bad-check", path.key("host"), format!("host {problem}"), "use e.g. \"www.example.org\"");
+                    self.err(
+                        "bad-check",
+                        path.key("host"),
+                        format!("host {problem}"),
+                        "use e.g. \"www.example.org\"",
+                    );
                 }
                 problem.is_none()
             }),
@@ -254,7 +259,12 @@ impl Validator {
             );
         }
         if let Some(problem) = u.host.as_deref().and_then(lvs_proto::names::http_host_problem) {
-            self.err("bad-check", path.key("host"), format!("host {problem}"), "use e.g. \"www.example.org\"");
+            self.err(
+                "bad-check",
+                path.key("host"),
+                format!("host {problem}"),
+                "use e.g. \"www.example.org\"",
+            );
         }
         let status = match &u.expect_status {
             None => Ok(StatusSet::one(200)),

@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 
 use super::{WireError, err, parse, required, shaped, shaped_with};
-use crate::{names, pb};
 use crate::spec::{
     HealthCheckSpec, HttpUrl, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
 };
+use crate::{names, pb};
 
 /// The wire form of a check.
 pub(super) fn to_pb(h: &HealthCheckSpec) -> pb::HealthCheck {
@@ -83,7 +83,9 @@ pub(super) fn from_pb(g: &str, h: &pb::HealthCheck) -> Result<HealthCheckSpec, W
         pb::health_check::Probe::Tcp(_) => ProbeKind::Tcp,
         pb::health_check::Probe::Exec(e) => {
             // A script of the node's own directory, never a path: the node decides what runs.
-            shaped_with(&format!("{g}.probe.exec.command"), &e.command, |c: &Vec<String>| names::command_problem(c))?;
+            shaped_with(&format!("{g}.probe.exec.command"), &e.command, |c: &Vec<String>| {
+                names::command_problem(c)
+            })?;
             ProbeKind::Exec { command: e.command.clone() }
         }
     };
@@ -199,7 +201,9 @@ fn http_from(g: &str, p: &pb::HttpProbe) -> Result<ProbeKind, WireError> {
             let verify = match required(&format!("{g}.tls.verify"), &t.verify)? {
                 pb::tls_probe::Verify::System(_) => TlsVerify::System,
                 pb::tls_probe::Verify::CaFile(f) if f.starts_with('/') => {
-                    TlsVerify::CaFile(shaped(&format!("{g}.tls.ca_file"), f, |f| names::text_problem(f, 4096))?)
+                    TlsVerify::CaFile(shaped(&format!("{g}.tls.ca_file"), f, |f| {
+                        names::text_problem(f, 4096)
+                    })?)
                 }
                 pb::tls_probe::Verify::CaFile(_) => {
                     return err(format!("{g}.tls.ca_file"), "not an absolute path");
@@ -265,15 +269,26 @@ mod tests {
             }
         };
         // The node decides what runs: a name in its script directory, never a path.
-        assert!(refused(exec(&["/bin/sh", "-c", "id"])).starts_with("hc.probe.exec.command: script `/bin/sh` is a path"));
-        assert!(refused(exec(&["../../bin/sh"])).starts_with("hc.probe.exec.command: script `../../bin/sh` is a path"));
+        assert!(
+            refused(exec(&["/bin/sh", "-c", "id"]))
+                .starts_with("hc.probe.exec.command: script `/bin/sh` is a path")
+        );
+        assert!(
+            refused(exec(&["../../bin/sh"]))
+                .starts_with("hc.probe.exec.command: script `../../bin/sh` is a path")
+        );
         assert!(refused(exec(&[])).starts_with("hc.probe.exec.command: is empty"));
         assert!(refused(exec(&["check", "a\0b"])).starts_with("hc.probe.exec.command: argument 1 "));
-        assert_eq!(from_pb("hc", &{
-            let mut w = to_pb(&http());
-            exec(&["check-app", "--quick"])(&mut w);
-            w
-        }).unwrap().probe, ProbeKind::Exec { command: vec!["check-app".into(), "--quick".into()] });
+        assert_eq!(
+            from_pb("hc", &{
+                let mut w = to_pb(&http());
+                exec(&["check-app", "--quick"])(&mut w);
+                w
+            })
+            .unwrap()
+            .probe,
+            ProbeKind::Exec { command: vec!["check-app".into(), "--quick".into()] }
+        );
         let http_with = |g: fn(&mut pb::HttpProbe)| {
             move |w: &mut pb::HealthCheck| {
                 if let Some(pb::health_check::Probe::Http(h)) = &mut w.probe {
@@ -309,7 +324,10 @@ mod tests {
         }));
         assert!(e.starts_with("hc.probe.http.urls[0].host: "), "{e}");
         let e = refused(http_with(|h| {
-            h.tls = Some(pb::TlsProbe { sni: Some("a\nb".into()), verify: Some(pb::tls_probe::Verify::System(true)) })
+            h.tls = Some(pb::TlsProbe {
+                sni: Some("a\nb".into()),
+                verify: Some(pb::tls_probe::Verify::System(true)),
+            })
         }));
         assert!(e.starts_with("hc.probe.http.tls.sni: "), "{e}");
         let e = refused(http_with(|h| {
