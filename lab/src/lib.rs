@@ -24,6 +24,7 @@ pub mod netns;
 pub mod programs;
 pub mod systemd;
 pub mod topology;
+pub mod workdir;
 
 pub use error::LabError;
 use error::Result;
@@ -40,7 +41,8 @@ pub struct LabArgs {
     #[arg(long, default_value = "lvslab", global = true)]
     pub prefix: String,
     /// Working directory (certificates, configs, logs, pids).
-    #[arg(long, default_value = "/tmp/lvslab", global = true)]
+    /// Made 0700 if missing; refused if it is a symlink, not root's or open to others.
+    #[arg(long, default_value = "/run/lvslab", global = true)]
     pub dir: PathBuf,
     /// How the agents run: as processes the lab starts, or as instances of the installed
     /// package's `lvs-agent@.service` (one per node, in its namespace).
@@ -109,7 +111,7 @@ pub fn up(
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(error::file(dir))?;
+    workdir::private_dir(dir)?;
     Pki::new(dir.join("pki")).init(&c.name, true)?;
     match agents {
         Agents::Spawn => {
@@ -215,7 +217,7 @@ pub fn net(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Wri
         let _ = std::fs::remove_file(dir.join("netns"));
         let _ = std::fs::remove_file(dir.join("pids"));
     }
-    std::fs::create_dir_all(dir).map_err(error::file(dir))?;
+    workdir::private_dir(dir)?;
     let lab = Lab { prefix, dir };
     let lan_ns = lab.add_ns("lan")?;
     for l in &c.lans {

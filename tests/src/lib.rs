@@ -97,6 +97,8 @@ impl Lab {
     pub fn up_at(prefix: &str, dir: &Path, definition: &str, lab_args: &[&str]) -> Lab {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).unwrap();
+        // The lab refuses a directory others could read or write.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let def = dir.join("cluster.toml");
         std::fs::write(&def, definition).unwrap();
         let lab = Lab::attach(prefix, dir, lab_args);
