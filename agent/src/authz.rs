@@ -33,6 +33,20 @@ pub fn required_role(path: &str) -> Role {
 /// The caller a verified leaf certificate names, refused when revoked or when its role
 /// does not cover `path`. The error is the `PERMISSION_DENIED` reason.
 pub fn check(path: &str, leaf: Option<&[u8]>, revoked: &Revoked) -> Result<Caller, String> {
+    let (caller, _) = identify(leaf, revoked)?;
+    let needed = required_role(path);
+    if caller.role < needed {
+        let method = path.rsplit('/').next().unwrap_or(path);
+        return Err(format!(
+            "{caller} may not call {method}: a viewer may only read (status, ipvs, events, facts)"
+        ));
+    }
+    Ok(caller)
+}
+
+/// The caller a verified leaf certificate names and its serial, refused when revoked: what
+/// the door asks of every connection right after its handshake, before it takes a slot.
+pub fn identify(leaf: Option<&[u8]>, revoked: &Revoked) -> Result<(Caller, String), String> {
     let der = leaf.ok_or("no client certificate: this agent accepts only lvsctl over mutual TLS")?;
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
     let serial = serial_hex(cert.raw_serial());
@@ -53,14 +67,7 @@ pub fn check(path: &str, leaf: Option<&[u8]>, revoked: &Revoked) -> Result<Calle
     if revoked.contains(&serial) {
         return Err(format!("the certificate of {caller} (serial {serial}) is revoked"));
     }
-    let needed = required_role(path);
-    if caller.role < needed {
-        let method = path.rsplit('/').next().unwrap_or(path);
-        return Err(format!(
-            "{caller} may not call {method}: a viewer may only read (status, ipvs, events, facts)"
-        ));
-    }
-    Ok(caller)
+    Ok((caller, serial))
 }
 
 /// The gRPC service `S` behind [`check`].

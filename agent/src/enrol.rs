@@ -420,7 +420,12 @@ pub async fn serve_until_enrolled(
         .timeout(Duration::from_secs(30))
         .add_service(pb::enrolment_server::EnrolmentServer::new(service))
         .serve_with_incoming_shutdown(
-            crate::door::incoming(listener, Arc::new(tls), crate::door::Limits::default()),
+            crate::door::incoming(
+                listener,
+                Arc::new(tls),
+                crate::door::Limits::default(),
+                crate::door::Gate::Anyone,
+            ),
             stop,
         )
         .await?;

@@ -39,6 +39,8 @@ pub enum RevokedError {
 pub struct Revoked {
     path: PathBuf,
     set: RwLock<BTreeSet<String>>,
+    /// Counts replacements: the door closes the connections of newly revoked serials.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Revoked {
@@ -54,7 +56,12 @@ impl Revoked {
             }),
             Err(_) => BTreeSet::new(),
         };
-        Self { path, set: RwLock::new(set) }
+        Self { path, set: RwLock::new(set), changed: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// Turns changed whenever the list is replaced.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Whether `serial` (as [`lvs_proto::identity::serial_hex`] writes it) is revoked.
@@ -90,6 +97,7 @@ impl Revoked {
             .map_err(|source| RevokedError::Io { path: self.path.clone(), source })?;
         let n = set.len();
         *self.set.write().expect("revoked") = set;
+        self.changed.send_modify(|v| *v += 1);
         Ok(n)
     }
 }

@@ -27,6 +27,9 @@ use crate::system::System;
 
 /// Scrapes served at once; more wait for a slot (Prometheus scrapes one at a time).
 const MAX_CONNECTIONS: usize = 16;
+
+/// Connections one source address (open mode) or one caller (mutual TLS) may hold.
+const PER_SOURCE: usize = 4;
 /// The longest one connection may live: a scrape of thousands of destinations takes
 /// milliseconds, so only a stalled peer reaches this.
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
@@ -55,15 +58,37 @@ pub async fn serve<S: System + 'static>(
     match config.auth {
         MetricsAuth::Open => {
             let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            // Idle sockets from one address cannot take every slot: each source address
+            // holds at most PER_SOURCE (Prometheus keeps one), the rest are closed at once.
+            let sources: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+                Arc::default();
             let accept = async {
                 loop {
                     let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
                     match listener.accept().await {
-                        Ok((tcp, _)) => {
+                        Ok((tcp, peer)) => {
+                            let ip = peer.ip();
+                            {
+                                let mut s = sources.lock().expect("metrics sources");
+                                let n = s.entry(ip).or_default();
+                                if *n >= PER_SOURCE {
+                                    debug!(%peer, "metrics: too many connections from this address; closed");
+                                    continue;
+                                }
+                                *n += 1;
+                            }
                             let agent = Arc::clone(&agent);
                             let credentials = Arc::clone(&credentials);
+                            let sources = Arc::clone(&sources);
                             tokio::spawn(async move {
                                 connection(tcp, Peer::Anyone, agent, credentials).await;
+                                let mut s = sources.lock().expect("metrics sources");
+                                if let Some(n) = s.get_mut(&ip) {
+                                    *n -= 1;
+                                    if *n == 0 {
+                                        s.remove(&ip);
+                                    }
+                                }
                                 drop(slot);
                             });
                         }
@@ -84,8 +109,14 @@ pub async fn serve<S: System + 'static>(
             // anchor for clients), speaking HTTP/1.1 instead of HTTP/2.
             let mut cfg = (*tls.config).clone();
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let limits = crate::door::Limits { max_connections: MAX_CONNECTIONS, ..Default::default() };
-            let mut incoming = std::pin::pin!(crate::door::incoming(listener, Arc::new(cfg), limits));
+            let limits = crate::door::Limits {
+                max_connections: MAX_CONNECTIONS,
+                per_caller: PER_SOURCE,
+                admin_reserve: PER_SOURCE,
+                ..Default::default()
+            };
+            let gate = crate::door::Gate::Callers(Arc::clone(agent.revoked()));
+            let mut incoming = std::pin::pin!(crate::door::incoming(listener, Arc::new(cfg), limits, gate));
             let accept = async {
                 while let Some(conn) = incoming.next().await {
                     let Ok(conn) = conn else { continue };

@@ -196,3 +196,122 @@ async fn a_node_that_accepts_and_never_answers_times_out_instead_of_hanging() {
     assert!(matches!(&e, NodeError::TimedOut(m) if m == "no answer within 800 ms"), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+/// A TLS client with `pair`'s certificate, trusting the bed's CA.
+fn client_tls(b: &Bed, pair: &Pair) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(b.pki.ca().cert).unwrap()).unwrap();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(&pair.cert).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(&pair.key).unwrap();
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// Open `n` connections as `pair` that finish their handshake and then sit idle; those
+/// the door kept (still open after a moment).
+async fn idle_connections(
+    b: &Bed,
+    pair: &Pair,
+    n: usize,
+) -> Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio::io::AsyncReadExt;
+    let tls = client_tls(b, pair);
+    let mut open = Vec::new();
+    for _ in 0..n {
+        let tcp = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("rs1").unwrap();
+        if let Ok(s) = tls.connect(name, tcp).await {
+            open.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut kept = Vec::new();
+    for mut s in open {
+        // A closed one reads its end (or an error) at once; a kept one has only the
+        // server's HTTP/2 settings to give, then nothing.
+        let mut buf = [0u8; 4096];
+        let mut alive = true;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    alive = false;
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        if alive {
+            kept.push(s);
+        }
+    }
+    kept
+}
+
+fn serial_of(pair: &Pair) -> String {
+    use x509_parser::prelude::FromDer;
+    let pem = std::fs::read(&pair.cert).unwrap();
+    let (_, p) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let (_, c) = x509_parser::prelude::X509Certificate::from_der(&p.contents).unwrap();
+    lvs_proto::identity::serial_hex(c.raw_serial())
+}
+
+/// 64 idle connections of a revoked certificate, or of viewers, cannot keep an admin out:
+/// a revoked serial is refused right after its handshake (it never takes a slot), one
+/// caller holds at most 16 connections and viewers share all but 16, kept for admins; a
+/// certificate revoked while connected is cut off, its event stream with it.
+#[tokio::test]
+async fn revoked_or_viewer_connections_never_lock_an_admin_out() {
+    use lvs_proto::identity::{Caller, Role};
+    use tokio_stream::StreamExt;
+    let b = bed().await;
+    let admin = fleet(&b, &b.pki);
+    let issue = |name: &str, role: Role| {
+        let out = b.dir.path().join(format!("caller-{name}"));
+        let pair = b.pki.issue_caller(&Caller { name: name.into(), role }, &out, false).unwrap();
+        (pair, Pki::new(out))
+    };
+    let (mallory, _) = issue("mallory", Role::Admin);
+    let (eve, _) = issue("eve", Role::Viewer);
+    let (vic, vic_pki) = issue("vic", Role::Viewer);
+    admin.set_revoked("rs1", &[serial_of(&mallory)]).await.unwrap();
+
+    let revoked = idle_connections(&b, &mallory, 64).await;
+    assert_eq!(revoked.len(), 0, "a revoked certificate took a slot");
+    let viewers = idle_connections(&b, &eve, 64).await;
+    assert_eq!(viewers.len(), 16, "one caller holds at most 16");
+    let mut more = Vec::new();
+    for name in ["v1", "v2", "v3"] {
+        let (p, _) = issue(name, Role::Viewer);
+        more.extend(idle_connections(&b, &p, 16).await);
+    }
+    assert_eq!(viewers.len() + more.len(), 48, "viewers share 48 of the 64 slots");
+    // The admin still gets in, and so does SetRevoked.
+    facts(&admin, "rs1").await.expect("an admin is never locked out");
+
+    // vic follows the events; once revoked, the stream ends and new calls are refused.
+    let vic_fleet = fleet(&b, &vic_pki);
+    drop((viewers, revoked, more));
+    let mut stream = vic_fleet.events("rs1").await.expect("a viewer may follow events");
+    admin.set_revoked("rs1", &[serial_of(&mallory), serial_of(&vic)]).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a revoked viewer's event stream kept flowing");
+    assert!(facts(&vic_fleet, "rs1").await.is_err());
+}
