@@ -70,7 +70,8 @@ impl Default for Limits {
 /// Who may come through the door once the handshake is done.
 #[derive(Clone)]
 pub enum Gate {
-    /// Anyone who finished a handshake (the enrolment door: no client certificates).
+    /// Anyone who finished a handshake (the enrolment door: no client certificates),
+    /// counted per source address.
     Anyone,
     /// Callers whose client certificate names an admin or a viewer and is not revoked
     /// ([`crate::authz::identify`]); a connection whose serial is revoked later is closed
@@ -232,10 +233,14 @@ pub fn incoming(
 }
 
 /// Who holds `tls`, as the registry counts them; or why they may not come in.
-fn holder(tls: &tokio_rustls::server::TlsStream<TcpStream>, gate: &Gate) -> Result<Holder, String> {
+fn holder(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+    peer: std::net::SocketAddr,
+    gate: &Gate,
+) -> Result<Holder, String> {
     let fd = tls.get_ref().0.as_raw_fd();
     match gate {
-        Gate::Anyone => Ok(Holder { caller: "anyone".into(), serial: String::new(), admin: false, fd }),
+        Gate::Anyone => Ok(Holder { caller: peer.ip().to_string(), serial: String::new(), admin: false, fd }),
         Gate::Callers(revoked) => {
             let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
             let (caller, serial) = crate::authz::identify(leaf, revoked)?;
@@ -285,7 +290,7 @@ async fn accept_loop(
                 Err(_) => return debug!(%peer, "TLS handshake timed out"),
             };
             // Revoked certificates and callers over their share never take a slot.
-            let who = match holder(&tls, &gate) {
+            let who = match holder(&tls, peer, &gate) {
                 Ok(w) => w,
                 Err(reason) => return warn!(%peer, %reason, "connection refused"),
             };
@@ -317,6 +322,7 @@ pub async fn serve<S: crate::system::System + 'static>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let revoked = Arc::clone(agent.revoked());
+    tls.check_revocations(Arc::clone(&revoked));
     let service = crate::grpc::Service { agent, credentials: tls.credentials };
     let service = crate::authz::Authorize::new(
         lvs_proto::pb::agent_server::AgentServer::new(service)

@@ -30,23 +30,35 @@ use crate::revoked::Revoked;
 
 /// How long a new pairing code is valid.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-/// Wrong secrets before a code is burned.
-pub const MAX_FAILURES: u32 = 5;
+/// Wrong secrets one source address may send before it must wait: then 1 s, doubling to
+/// [`MAX_WAIT`], before each next attempt. The code itself is never burned (that let anyone
+/// on the network block enrolment with five guesses); 80 random bits are not guessed at
+/// one try a minute.
+pub const FREE_TRIES: u32 = 3;
+/// The longest a source address waits between attempts.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Source addresses remembered (beyond, the one idle longest is forgotten).
+const MAX_SOURCES: usize = 1024;
+/// Largest enrolment message (a CSR, a certificate and a CA, a revocation list).
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// Enrolment failures.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolError {
     /// No code to check against.
     #[error(
-        "no pairing code on this node (used, burned after {MAX_FAILURES} wrong attempts, or never made): run `lvs-agent pairing-code --new` on the node"
+        "no pairing code on this node (used, or never made): run `lvs-agent pairing-code --new` on the node"
     )]
     NoCode,
     /// Past its expiry.
     #[error("the pairing code expired {0} s ago: run `lvs-agent pairing-code --new` on the node")]
     Expired(u64),
     /// The secret does not match.
-    #[error("wrong pairing code ({0} of {MAX_FAILURES} attempts used)")]
+    #[error("wrong pairing code ({0} wrong attempt(s) so far)")]
     Wrong(u32),
+    /// Too many wrong secrets from this address lately.
+    #[error("too many wrong pairing codes from {0}: try again in {1} ms")]
+    Wait(std::net::IpAddr, u128),
     /// The pairing file.
     #[error("{path}: {reason}")]
     File {
@@ -66,8 +78,48 @@ impl From<EnrolError> for Status {
             EnrolError::NoCode | EnrolError::Expired(_) | EnrolError::Wrong(_) => {
                 Status::permission_denied(e.to_string())
             }
+            EnrolError::Wait(..) => Status::resource_exhausted(e.to_string()),
             EnrolError::Credential(CredentialError::Refused(_)) => Status::invalid_argument(e.to_string()),
             _ => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// Wrong pairing secrets per source address, and when each may try again.
+#[derive(Default)]
+pub struct Backoff {
+    sources: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl Backoff {
+    /// Whether `ip` may try now; if not, how long it must still wait.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Result<(), EnrolError> {
+        let s = self.sources.lock().expect("enrolment backoff");
+        match s.get(&ip) {
+            Some(&(_, next)) if next > std::time::Instant::now() => {
+                Err(EnrolError::Wait(ip, (next - std::time::Instant::now()).as_millis()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `ip` sent a wrong secret: past [`FREE_TRIES`], its next attempt waits 1 s, doubling
+    /// to [`MAX_WAIT`].
+    pub fn failed(&self, ip: std::net::IpAddr) {
+        let mut s = self.sources.lock().expect("enrolment backoff");
+        let now = std::time::Instant::now();
+        if s.len() >= MAX_SOURCES && !s.contains_key(&ip) {
+            // Bounded: the source that may try soonest is forgotten first.
+            if let Some(oldest) = s.iter().min_by_key(|(_, (_, next))| *next).map(|(k, _)| *k) {
+                s.remove(&oldest);
+            }
+        }
+        let e = s.entry(ip).or_insert((0, now));
+        e.0 = e.0.saturating_add(1);
+        if e.0 >= FREE_TRIES {
+            let wait = Duration::from_secs(1u64 << (e.0 - FREE_TRIES).min(6)).min(MAX_WAIT);
+            e.1 = now + wait;
+            tracing::warn!(source = %ip, failures = e.0, wait_ms = wait.as_millis() as u64, "wrong pairing codes: this address waits");
         }
     }
 }
@@ -241,8 +293,8 @@ impl Pairing {
         })
     }
 
-    /// Check a secret a caller sent; a wrong one counts, and the last allowed one burns
-    /// the code.
+    /// Check a secret a caller sent; a wrong one is counted (the caller's address is slowed
+    /// down by [`Backoff`], the code never burned).
     pub fn check(&self, given: &[u8]) -> Result<(), EnrolError> {
         self.locked(|| {
             let mut s = self.load()?.ok_or(EnrolError::NoCode)?;
@@ -255,18 +307,13 @@ impl Pairing {
             if code.secret_matches(given) {
                 return Ok(());
             }
-            s.failures += 1;
-            if s.failures >= MAX_FAILURES {
-                tracing::warn!(failures = s.failures, "pairing code burned after too many wrong attempts");
-                self.consume_unlocked()?;
-            } else {
-                self.save(&s)?;
-            }
+            s.failures = s.failures.saturating_add(1);
+            self.save(&s)?;
             Err(EnrolError::Wrong(s.failures))
         })
     }
 
-    /// Forget the code (it was used, or burned).
+    /// Forget the code (it was used).
     pub fn consume(&self) -> Result<(), EnrolError> {
         self.locked(|| self.consume_unlocked())
     }
@@ -315,6 +362,7 @@ pub struct Service {
     /// One attempt at a time: the failure count is read, then written.
     attempt: Mutex<()>,
     done: watch::Sender<bool>,
+    backoff: Backoff,
 }
 
 impl Service {
@@ -328,7 +376,27 @@ impl Service {
         revoked: Arc<Revoked>,
         done: watch::Sender<bool>,
     ) -> Self {
-        Self { node: node.into(), key, paths, pairing, revoked, attempt: Mutex::new(()), done }
+        Self {
+            node: node.into(),
+            key,
+            paths,
+            pairing,
+            revoked,
+            attempt: Mutex::new(()),
+            done,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// The secret of `req` checked, its source address slowed down after wrong ones.
+    fn checked<T: HasSecret>(&self, req: &Request<T>) -> Result<(), EnrolError> {
+        let ip = req.remote_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        self.backoff.admit(ip)?;
+        let r = self.pairing.check(req.get_ref().secret());
+        if matches!(r, Err(EnrolError::Wrong(_))) {
+            self.backoff.failed(ip);
+        }
+        r
     }
 
     /// Install what the signer sent: checked first, then the CA and the certificate
@@ -350,11 +418,28 @@ impl Service {
     }
 }
 
+/// An enrolment request, which carries the pairing secret.
+trait HasSecret {
+    fn secret(&self) -> &[u8];
+}
+
+impl HasSecret for pb::EnrolCsrRequest {
+    fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+impl HasSecret for pb::EnrolInstallRequest {
+    fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
 #[tonic::async_trait]
 impl pb::enrolment_server::Enrolment for Service {
     async fn csr(&self, req: Request<pb::EnrolCsrRequest>) -> Result<Response<pb::CsrReply>, Status> {
         let _one = self.attempt.lock().await;
-        self.pairing.check(&req.get_ref().secret)?;
+        self.checked(&req)?;
         let csr_pem = csr_pem(&self.node, &self.key).map_err(EnrolError::from)?;
         Ok(Response::new(pb::CsrReply { node: self.node.clone(), csr_pem }))
     }
@@ -364,7 +449,7 @@ impl pb::enrolment_server::Enrolment for Service {
         req: Request<pb::EnrolInstallRequest>,
     ) -> Result<Response<pb::InstallReply>, Status> {
         let _one = self.attempt.lock().await;
-        self.pairing.check(&req.get_ref().secret)?;
+        self.checked(&req)?;
         let info = self.install(req.get_ref())?;
         tracing::info!(serial = %info.serial, not_after = info.not_after_unix, "enrolled; switching to mutual TLS");
         let _ = self.done.send(true);
@@ -416,16 +501,31 @@ pub async fn serve_until_enrolled(
             () = shutdown => {}
         }
     };
+    // Anyone on the network reaches this door: every cap explicit. A few connections per
+    // source address, of a few streams each (one enrolment is two calls), small messages (a length prefix
+    // claiming more is refused before anything is reserved), small headers.
+    let limits = crate::door::Limits {
+        max_pending: 32,
+        max_connections: 32,
+        // Per source address: one address cannot hold the door shut.
+        per_caller: 4,
+        admin_reserve: 0,
+        handshake_timeout: Duration::from_secs(5),
+    };
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
-        .add_service(pb::enrolment_server::EnrolmentServer::new(service))
+        .max_concurrent_streams(Some(4))
+        .concurrency_limit_per_connection(2)
+        .http2_max_header_list_size(16 << 10)
+        .max_connection_age(Duration::from_secs(60))
+        .max_connection_age_grace(Duration::from_secs(10))
+        .add_service(
+            pb::enrolment_server::EnrolmentServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
         .serve_with_incoming_shutdown(
-            crate::door::incoming(
-                listener,
-                Arc::new(tls),
-                crate::door::Limits::default(),
-                crate::door::Gate::Anyone,
-            ),
+            crate::door::incoming(listener, Arc::new(tls), limits, crate::door::Gate::Anyone),
             stop,
         )
         .await?;

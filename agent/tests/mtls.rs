@@ -315,3 +315,22 @@ async fn revoked_or_viewer_connections_never_lock_an_admin_out() {
     assert!(ended.is_ok(), "a revoked viewer's event stream kept flowing");
     assert!(facts(&vic_fleet, "rs1").await.is_err());
 }
+
+/// A request over the agent's message cap is refused before it is decoded (the length
+/// prefix is checked, nothing of that size is kept), and the connection serves on.
+#[tokio::test]
+async fn a_request_over_the_message_cap_is_refused_and_changes_nothing() {
+    let b = bed().await;
+    let mut c = fleet(&b, &b.pki).client("rs1").unwrap();
+    let spec = pb::NodeSpec {
+        node: "rs1".into(),
+        role: pb::Role::RealServer as i32,
+        generation: 1,
+        cluster: "x".repeat(lvs_agent::door::MAX_MESSAGE + 1),
+        ..Default::default()
+    };
+    let s = c.apply(pb::SpecRequest { spec: Some(spec), ..Default::default() }).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::OutOfRange, "{s:?}");
+    let st = c.status(pb::StatusRequest::default()).await.unwrap().into_inner();
+    assert!(!st.has_spec, "nothing accepted");
+}

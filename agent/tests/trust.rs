@@ -169,28 +169,37 @@ impl Node {
     }
 }
 
+/// Wrong codes slow their source address down (after 3, 1 s doubling to 60 s) and never
+/// burn the code: nobody on the network can block enrolment by guessing.
 #[tokio::test]
-async fn a_wrong_code_is_refused_and_five_wrong_ones_burn_it() {
+async fn wrong_codes_slow_their_source_down_and_never_burn_the_code() {
     let n = node().await;
     let right = PairingCode::parse(&n.code().await).unwrap();
     let mut wrong = right.clone();
     wrong.secret[0] ^= 1;
-    for i in 1..=4 {
+    for i in 1..=3 {
         let e = n.enroll(&wrong.text()).await.unwrap_err();
         assert!(
-            matches!(&e, EnrolError::Refused { reason, .. } if reason.contains(&format!("wrong pairing code ({i} of 5"))),
+            matches!(&e, EnrolError::Refused { reason, .. } if reason.contains(&format!("wrong pairing code ({i} wrong"))),
             "{e}"
         );
     }
-    let e = n.enroll(&wrong.text()).await.unwrap_err();
-    assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("5 of 5")), "{e}");
-    // Burned: even the right code no longer works, until the node makes a new one.
+    // The fourth try from this address comes too soon: refused before the secret is read,
+    // the right code too, until the wait is over.
     let e = n.enroll(&right.text()).await.unwrap_err();
-    assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("no pairing code")), "{e}");
+    assert!(
+        matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("too many wrong pairing codes from 127.0.0.1")),
+        "{e}"
+    );
+    for _ in 0..10 {
+        let e = n.enroll(&wrong.text()).await.unwrap_err();
+        assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("try again in")), "{e}");
+    }
     assert!(!n.config.tls.cert.exists(), "nothing was installed");
-    let c = &n.config;
-    let new = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, true, Duration::from_secs(60)).unwrap();
-    n.enroll(&new.code).await.expect("a new code (lvs-agent pairing-code --new) works on the running agent");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Not burned: after the wait the right code enrols.
+    n.enroll(&right.text()).await.expect("the code survives wrong guesses");
+    assert!(n.config.tls.cert.exists());
 }
 
 #[tokio::test]
@@ -277,11 +286,11 @@ async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
     assert_eq!(revoked.len(), 1);
     let pushed = lvs_controller::ops::trust::push_revoked(&ctl, &n.pki, &["rs1".into()]).await.unwrap();
     assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
-    // A fresh connection (alice's open one is refused per call, too).
-    let e = alice.facts("rs1").await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("revoked")), "{e}");
+    // alice's open connection was cut when the list changed; a new one is refused in the
+    // handshake, with the reason.
+    alice.facts("rs1").await.expect_err("the open connection is cut");
     let e = n.fleet(&Pki::new(n.dir.path().join("caller-alice"))).facts("rs1").await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(_)), "{e}");
+    assert!(e.to_string().contains("CertificateRevoked"), "{e}");
     ctl.facts("rs1").await.expect("the other admin still gets in");
     // The list is kept: the agent restarted on the same state refuses alice still.
     let again = lvs_agent::revoked::Revoked::load(&n.config.state_dir);
