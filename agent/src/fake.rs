@@ -175,8 +175,9 @@ impl System for FakeSystem {
         self.read("list IPVS sync daemons")?;
         Ok(self.daemons.lock().unwrap().clone())
     }
-    async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
-        Ok(Vec::new())
+    async fn ipvs_connections(&self, _limit: usize) -> SysResult<(Vec<lvs_ipvs::conn::Connection>, bool)> {
+        self.read("read IPVS connections")?;
+        Ok((Vec::new(), false))
     }
     async fn ipvs_count_connections(
         &self,

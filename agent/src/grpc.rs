@@ -37,6 +37,7 @@ fn status(e: AgentError) -> Status {
     use crate::reconcile::ReconcileError as R;
     let code = match &e {
         AgentError::Invalid(_) => Code::InvalidArgument,
+        AgentError::Busy(_) => Code::ResourceExhausted,
         AgentError::Leased(_) => Code::FailedPrecondition,
         AgentError::Reconcile(r) => match r {
             R::WrongNode { .. } | R::Stale { .. } | R::Conflict { .. } | R::Preflight(_) | R::NoSpec => {
@@ -112,7 +113,8 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         &self,
         req: Request<pb::IpvsTableRequest>,
     ) -> Result<Response<pb::IpvsTable>, Status> {
-        let v = self.agent.ipvs_table(req.get_ref().connections).await.map_err(status)?;
+        let r = req.get_ref();
+        let v = self.agent.ipvs_table(r.connections, r.max_connections).await.map_err(status)?;
         Ok(Response::new((&replies::ipvs_table(&v)).into()))
     }
 

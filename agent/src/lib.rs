@@ -32,6 +32,7 @@ pub mod notify;
 pub mod observe;
 pub mod probe;
 pub mod quorum;
+pub mod reads;
 pub mod reconcile;
 pub mod replies;
 pub mod revoked;

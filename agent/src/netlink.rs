@@ -292,7 +292,14 @@ impl NetSystem {
         &self,
         f: impl AsyncFnOnce(&mut Ipvs) -> lvs_ipvs::Result<T>,
     ) -> Result<Option<T>, lvs_ipvs::Error> {
-        let mut guard = self.ipvs.lock().await;
+        // The wait for the socket is under the deadline too: a burst of reads cannot hold
+        // a reconcile or a quarantine behind it for longer than one call may take.
+        let Ok(mut guard) = tokio::time::timeout(CALL_DEADLINE, self.ipvs.lock()).await else {
+            return Err(lvs_ipvs::Error::Timeout {
+                op: "waiting for the IPVS socket".into(),
+                timeout: CALL_DEADLINE,
+            });
+        };
         if guard.is_none() {
             match Ipvs::connect().await {
                 Ok(i) => *guard = Some(i),
@@ -448,12 +455,13 @@ impl System for NetSystem {
             .map_err(|e| SystemError::new("read IPVS sync daemons", e))
     }
 
-    async fn ipvs_connections(&self) -> SysResult<Vec<lvs_ipvs::conn::Connection>> {
-        match lvs_ipvs::conn::read() {
-            Ok(c) => Ok(c),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(SystemError::new("read /proc/net/ip_vs_conn", e)),
-        }
+    async fn ipvs_connections(&self, limit: usize) -> SysResult<(Vec<lvs_ipvs::conn::Connection>, bool)> {
+        // A blocking thread, as for counting: the table can be large, and reading it must
+        // never hold a runtime worker the reconciler and the checks need.
+        tokio::task::spawn_blocking(move || lvs_ipvs::conn::read(limit))
+            .await
+            .map_err(|e| SystemError::new("read /proc/net/ip_vs_conn", std::io::Error::other(e)))?
+            .map_err(|e| SystemError::new("read /proc/net/ip_vs_conn", e))
     }
 
     async fn ipvs_count_connections(

@@ -29,6 +29,9 @@ pub enum AgentError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// Too many of this kind of request are running: try again.
+    #[error("{0}")]
+    Busy(String),
     /// Another controller holds this generation's reservation.
     #[error("{0}")]
     Leased(String),
@@ -93,8 +96,10 @@ pub struct IpvsView {
     pub timeouts: lvs_ipvs::Timeouts,
     /// Services with destinations and counters; `bool`: created by this agent.
     pub services: Vec<(IpvsService, bool)>,
-    /// Connections, when asked.
+    /// Connections, when asked (at most the limit asked for).
     pub connections: Vec<lvs_ipvs::conn::Connection>,
+    /// The table held more connections than were read.
+    pub connections_truncated: bool,
 }
 
 /// Result of a live weight change.
@@ -150,6 +155,8 @@ pub struct Agent<S: System + 'static> {
     rec: Arc<Reconciler<S>>,
     events: Events,
     health: Health,
+    /// Turns for connection-table reads.
+    heavy_reads: crate::reads::HeavyReads,
     clock: Mutex<Option<Reading>>,
     lease: Mutex<Option<Lease>>,
     /// Why the start-up re-apply failed, while it is being retried.
@@ -213,6 +220,7 @@ impl<S: System + 'static> Agent<S> {
             rec: Arc::new(Reconciler::with_scripts(node, sys, store, scripts)),
             events,
             health: Health::default(),
+            heavy_reads: Default::default(),
             clock: Mutex::new(None),
             lease: Mutex::new(None),
             startup: Mutex::new(None),
@@ -666,7 +674,7 @@ impl<S: System + 'static> Agent<S> {
         }
         // A director whose table cannot be read still reports everything else.
         let ipvs = match state.spec.as_ref().map(|s| s.role) {
-            Some(Role::Director) => match self.ipvs_table(false).await {
+            Some(Role::Director) => match self.ipvs_table(false, 0).await {
                 Ok(t) => Some(t),
                 Err(e) => {
                     checks.push(CheckResult {
@@ -697,8 +705,11 @@ impl<S: System + 'static> Agent<S> {
     }
 
     /// The IPVS table.
-    pub async fn ipvs_table(&self, connections: bool) -> Result<IpvsView, AgentError> {
+    pub async fn ipvs_table(&self, connections: bool, limit: u32) -> Result<IpvsView, AgentError> {
         let sys = self.rec.system();
+        // Reading connections is the one heavy read a viewer can ask for: one at a time per
+        // caller, a few at once in all (beyond: RESOURCE_EXHAUSTED, try again).
+        let _turn = if connections { Some(self.heavy_reads.turn()?) } else { None };
         let fail = AgentError::System;
         let (info, timeouts) = self.ipvs_info().await?;
         let owned = self.rec.state()?.owned.services;
@@ -713,8 +724,13 @@ impl<S: System + 'static> Agent<S> {
                 (s, managed)
             })
             .collect();
-        let connections = if connections { sys.ipvs_connections().await.map_err(fail)? } else { Vec::new() };
-        Ok(IpvsView { info, timeouts, services, connections })
+        let limit = match limit {
+            0 => DEFAULT_CONNECTIONS,
+            n => (n as usize).min(MAX_CONNECTIONS_READ),
+        };
+        let (connections, connections_truncated) =
+            if connections { sys.ipvs_connections(limit).await.map_err(fail)? } else { (Vec::new(), false) };
+        Ok(IpvsView { info, timeouts, services, connections, connections_truncated })
     }
 
     /// Connections of each of `dests` now (see [`lvs_ipvs::conn::count`]).
@@ -728,6 +744,7 @@ impl<S: System + 'static> Agent<S> {
                 "destinations: at most {MAX_COUNTED_DESTINATIONS} at a time"
             )));
         }
+        let _turn = self.heavy_reads.turn()?;
         let sys = self.rec.system();
         let (_, timeouts) = self.ipvs_info().await?;
         sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(AgentError::System)
@@ -886,6 +903,11 @@ fn check_lease_id(id: &str) -> Result<(), AgentError> {
 
 /// Most destinations one `LiveConnections` call may name.
 const MAX_COUNTED_DESTINATIONS: usize = 1024;
+
+/// Connection entries an `IpvsTable` read returns unless the caller asks for another number.
+const DEFAULT_CONNECTIONS: usize = 10_000;
+/// The most a caller may ask for (about 15 MiB on the wire).
+const MAX_CONNECTIONS_READ: usize = 100_000;
 
 /// Longest first line kept from a probe's answer.
 const MAX_PROBE_LINE: usize = 120;

@@ -41,6 +41,7 @@ pub fn ipvs_table(v: &IpvsView) -> reply::IpvsTable {
             .collect(),
         timeouts: reply::Timeouts { tcp: v.timeouts.tcp, tcp_fin: v.timeouts.tcp_fin, udp: v.timeouts.udp },
         connections: v.connections.iter().map(connection).collect(),
+        connections_truncated: v.connections_truncated,
     }
 }
 

@@ -141,8 +141,12 @@ pub trait System: Send + Sync {
     fn ipvs_info(
         &self,
     ) -> impl Future<Output = SysResult<Option<(lvs_ipvs::Info, lvs_ipvs::Timeouts)>>> + Send;
-    /// The IPVS connection table (empty without IPVS).
-    fn ipvs_connections(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::Connection>>> + Send;
+    /// The first `limit` entries of the IPVS connection table (empty without IPVS), and
+    /// whether it holds more; read off the runtime's threads, never whole.
+    fn ipvs_connections(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = SysResult<(Vec<lvs_ipvs::conn::Connection>, bool)>> + Send;
     /// Connections per destination of `dests` (same order), counted without keeping the
     /// table; `live`: ESTABLISHED and reset within `live_within_s` of `tcp_timeout_s`.
     fn ipvs_count_connections(

@@ -413,7 +413,13 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
         ));
         let dir_ = Director::with_scripts(&spec, sd.policy()).await;
         let flag = |ip: &str| sd.out.join(format!("down-{ip}"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Both destinations probed at least once (a loaded host starts the first probes late).
+        let t0 = Instant::now();
+        while !["seen-198.18.1.11", "seen-198.18.1.12", "who"].iter().all(|f| sd.out.join(f).exists()) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "the check never ran");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         // Its argument arrives as written (no shell expanded it), its environment is clean
         // but for the destination; rs2's override probes port 8080.
         let seen = std::fs::read_to_string(sd.out.join("seen-198.18.1.11")).unwrap();

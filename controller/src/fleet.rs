@@ -289,7 +289,7 @@ impl Fleet {
 
     /// A director's IPVS table (with its connections when asked), in ipvsadm's order.
     pub async fn ipvs_table(&self, node: &str, connections: bool) -> Result<IpvsTable, NodeError> {
-        let req = pb::IpvsTableRequest { connections };
+        let req = pb::IpvsTableRequest { connections, max_connections: 0 };
         let r = self.call(node, |mut c| async move { c.ipvs_table(req).await }).await?;
         decoded(IpvsTable::try_from(&r)).map(IpvsTable::sorted)
     }

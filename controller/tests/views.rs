@@ -50,6 +50,7 @@ fn table() -> IpvsTable {
         }],
         timeouts: Timeouts { tcp: 900, tcp_fin: 120, udp: 300 },
         connections: vec![],
+        connections_truncated: false,
     }
 }
 

@@ -62,14 +62,38 @@ fn sock(addr: &str, port: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u16::from_str_radix(port, 16).ok()?))
 }
 
-/// Read and parse the connection table of the calling thread's network namespace.
+/// The first `limit` entries of a connection table read line by line from `r`, and whether
+/// there were more (then reading stops: memory and time are bounded by `limit`, not by the
+/// table, which may hold millions of entries).
+pub fn read_from(r: impl std::io::BufRead, limit: usize) -> std::io::Result<(Vec<Connection>, bool)> {
+    let mut conns = Vec::new();
+    for line in r.lines().skip(1) {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(c) = parse_line(&line) else { continue };
+        if conns.len() == limit {
+            return Ok((conns, true));
+        }
+        conns.push(c);
+    }
+    Ok((conns, false))
+}
+
+/// [`read_from`] the connection table of the calling thread's network namespace (empty
+/// without IPVS).
 ///
 /// `/proc/net` follows the namespace of the process's main thread, so a thread that
 /// entered another namespace must read through `/proc/thread-self`.
-pub fn read() -> std::io::Result<Vec<Connection>> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/ip_vs_conn")
-        .or_else(|_| std::fs::read_to_string("/proc/net/ip_vs_conn"))?;
-    Ok(parse(&text).0)
+pub fn read(limit: usize) -> std::io::Result<(Vec<Connection>, bool)> {
+    let f = std::fs::File::open("/proc/thread-self/net/ip_vs_conn")
+        .or_else(|_| std::fs::File::open("/proc/net/ip_vs_conn"));
+    match f {
+        Ok(f) => read_from(std::io::BufReader::with_capacity(64 * 1024, f), limit),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), false)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Connections of one destination, as the drain wait needs them.
@@ -94,6 +118,9 @@ pub fn count(
     live_within_s: u32,
 ) -> std::io::Result<Vec<DestCount>> {
     let mut out = vec![DestCount::default(); dests.len()];
+    // One lookup per line, whatever the number of destinations asked about.
+    let index: std::collections::HashMap<SocketAddr, usize> =
+        dests.iter().enumerate().map(|(i, d)| (*d, i)).collect();
     for line in r.lines().skip(1) {
         let line = line?;
         let mut f = line.split_ascii_whitespace();
@@ -107,7 +134,7 @@ pub fn count(
             continue;
         };
         let Some(dest) = sock(daddr, dport) else { continue };
-        let Some(i) = dests.iter().position(|d| *d == dest) else { continue };
+        let Some(&i) = index.get(&dest) else { continue };
         out[i].total += 1;
         let expires: u32 = expires.parse().unwrap_or(0);
         if state == "ESTABLISHED" && expires + live_within_s >= tcp_timeout_s {
@@ -149,6 +176,22 @@ garbage\n";
         let c = count(text.as_bytes(), &dests, 900, 15).unwrap();
         assert_eq!(c[0], DestCount { total: 3, live: 1 });
         assert_eq!(c[1], DestCount::default());
+    }
+
+    #[test]
+    fn a_read_stops_at_its_limit_and_says_there_was_more() {
+        let mut text =
+            String::from("Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n");
+        for i in 0..100u32 {
+            text.push_str(&format!(
+                "TCP C613000A {:04X} C6120064 0050 C612000C 0050 ESTABLISHED     899\n",
+                i + 1
+            ));
+        }
+        let (c, more) = read_from(text.as_bytes(), 10).unwrap();
+        assert_eq!((c.len(), more), (10, true));
+        let (c, more) = read_from(text.as_bytes(), 100).unwrap();
+        assert_eq!((c.len(), more), (100, false));
     }
 
     #[test]

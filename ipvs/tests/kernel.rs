@@ -372,7 +372,7 @@ fn dr_traffic_counts_stats_rates_and_connections() {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
-        let table = lvs_ipvs::conn::read().unwrap();
+        let (table, _) = lvs_ipvs::conn::read(100_000).unwrap();
         let _ = httpd.kill();
         let _ = httpd.wait();
         for ns in [&cl, &rs] {

@@ -788,8 +788,11 @@ pub struct IpvsTable {
     pub services: Vec<TableService>,
     /// Timeouts.
     pub timeouts: Timeouts,
-    /// Connections, when asked for.
+    /// Connections, when asked for (at most the number asked for).
     pub connections: Vec<Connection>,
+    /// The table held more connections than were asked for.
+    #[serde(default)]
+    pub connections_truncated: bool,
 }
 
 impl IpvsTable {

@@ -617,7 +617,7 @@ fn drain_wait_poll_cost_against_the_vms_own_connection_table() {
                 let t = Instant::now();
                 let table = fleet
                     .call("director", |mut c| async move {
-                        c.ipvs_table(lvs_proto::pb::IpvsTableRequest { connections: true }).await
+                        c.ipvs_table(lvs_proto::pb::IpvsTableRequest { connections: true, max_connections: 100_000 }).await
                     })
                     .await
                     .unwrap();

@@ -134,6 +134,13 @@ fn connections(s: &mut String, t: &IpvsTable) {
             c.destination
         );
     }
+    if t.connections_truncated {
+        let _ = writeln!(
+            s,
+            "… more: the agent returns the first {} entries (the table is larger)",
+            t.connections.len()
+        );
+    }
 }
 
 /// One director's table in `ipvsadm -S -n` form.

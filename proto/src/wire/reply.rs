@@ -642,6 +642,7 @@ impl From<&IpvsTable> for pb::IpvsTable {
                 udp: t.timeouts.udp,
             }),
             connections: t.connections.iter().map(Into::into).collect(),
+            connections_truncated: t.connections_truncated,
         }
     }
 }
@@ -711,6 +712,7 @@ pub fn ipvs_table(f: &str, t: &pb::IpvsTable) -> Result<IpvsTable, WireError> {
                 expires_s: c.expires_s,
             })
         })?,
+        connections_truncated: t.connections_truncated,
     })
 }
 
@@ -915,6 +917,7 @@ mod tests {
                     state: "ESTABLISHED".into(),
                     expires_s: 899,
                 }],
+                connections_truncated: true,
             }),
             clock: Clock { offset_ms: Some(-3), rtt_ms: Some(1), error: None },
             health: vec![DestinationHealth {
