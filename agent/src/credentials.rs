@@ -231,6 +231,11 @@ impl Credentials {
         Ok(Self { node: node.to_string(), paths: paths.clone(), live, renewal: Mutex::new(None) })
     }
 
+    /// The cluster CA this node trusts (PEM, read from its file now).
+    pub fn ca_pem(&self) -> Result<Vec<u8>, CredentialError> {
+        std::fs::read(&self.paths.ca).map_err(io(&self.paths.ca))
+    }
+
     /// The resolver TLS handshakes read the certificate from.
     pub fn live(&self) -> Arc<LiveCert> {
         Arc::clone(&self.live)

@@ -408,7 +408,11 @@ impl Service {
             lvs_proto::files::atomic_write(p, b, 0o644)
                 .map_err(|source| CredentialError::Io { path: p.to_path_buf(), source })
         };
-        self.revoked.replace(&r.revoked_serials).map_err(|e| CredentialError::Refused(e.to_string()))?;
+        if !r.revocation_list.is_empty() {
+            self.revoked
+                .replace(&r.revocation_list, r.ca_pem.as_bytes())
+                .map_err(|e| CredentialError::Refused(e.to_string()))?;
+        }
         write(&self.paths.ca, r.ca_pem.as_bytes())?;
         write(&self.paths.cert, r.certificate_pem.as_bytes())?;
         // From now on a missing credential file is an error, not a reason to enrol again.

@@ -235,13 +235,23 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         &self,
         req: Request<pb::SetRevokedRequest>,
     ) -> Result<Response<pb::SetRevokedReply>, Status> {
-        let n = self.agent.revoked().replace(&req.get_ref().serials).map_err(|e| match e {
-            crate::revoked::RevokedError::Io { .. } => Status::internal(e.to_string()),
+        let r = req.get_ref();
+        if r.revocation_list.is_empty() {
+            return Err(Status::invalid_argument(
+                "revocation_list: missing; agents take only a list signed by the cluster CA (serials alone are refused: upgrade lvsctl)",
+            ));
+        }
+        let ca = self.credentials.ca_pem().map_err(|e| Status::internal(e.to_string()))?;
+        let n = self.agent.revoked().replace(&r.revocation_list, &ca).map_err(|e| match e {
+            crate::revoked::RevokedError::File { .. } => Status::internal(e.to_string()),
+            crate::revoked::RevokedError::Older { .. } | crate::revoked::RevokedError::Forked(_) => {
+                Status::failed_precondition(e.to_string())
+            }
             _ => Status::invalid_argument(e.to_string()),
         })?;
         self.agent.events().emit(
             lvs_proto::reply::EventKind::Certificate,
-            format!("revocation list replaced: {n} serial(s)"),
+            format!("revocation list number {} in force: {n} serial(s)", self.agent.revoked().number()),
         );
         Ok(Response::new(pb::SetRevokedReply { count: n as u32 }))
     }

@@ -85,6 +85,9 @@ pub enum RunError {
     /// Enrolled once, a credential file gone: it neither enrols again nor serves.
     #[error("{0}: {1}")]
     Broken(String, String),
+    /// The revocation list cannot be read.
+    #[error("refusing to start: {0}")]
+    Revoked(#[from] crate::revoked::RevokedError),
     /// The state file (`--check`).
     #[error("checking the state file: {0}")]
     State(#[from] crate::state::StoreError),
@@ -180,6 +183,8 @@ pub async fn serve<S: crate::system::System + 'static>(
         crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
+    // A damaged revocation list must not read as "nothing revoked".
+    crate::revoked::Revoked::open(&config.state_dir)?;
     // Bound before anything is applied: a taken metrics port stops the agent with nothing
     // changed, rather than after it re-applied its spec (and again at every restart).
     let metrics_listener = match &config.metrics {

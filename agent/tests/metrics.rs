@@ -133,8 +133,9 @@ async fn a_revoked_caller_and_a_stranger_are_refused() {
     let admin = d.caller("alice", Role::Admin);
     scrape(&admin, "director", addr, DEADLINE).await.expect("an admin may scrape");
     d.pki.revoke("alice").unwrap();
-    let serials = d.pki.revoked_serials().unwrap();
-    d.agent.revoked().replace(&serials).unwrap();
+    let list = d.pki.revocation_list().unwrap();
+    let ca = std::fs::read(d.pki.ca().cert).unwrap();
+    d.agent.revoked().replace(&list, &ca).unwrap();
     // Refused at the door, right after its handshake: no connection, no slot.
     match scrape(&admin, "director", addr, DEADLINE).await {
         Err(ScrapeError::Connect { .. }) => {}

@@ -283,7 +283,8 @@ async fn revoked_or_viewer_connections_never_lock_an_admin_out() {
     let (mallory, _) = issue("mallory", Role::Admin);
     let (eve, _) = issue("eve", Role::Viewer);
     let (vic, vic_pki) = issue("vic", Role::Viewer);
-    admin.set_revoked("rs1", &[serial_of(&mallory)]).await.unwrap();
+    b.pki.revoke("admin:mallory").unwrap();
+    admin.set_revoked("rs1", &b.pki.revocation_list().unwrap()).await.unwrap();
 
     let revoked = idle_connections(&b, &mallory, 64).await;
     assert_eq!(revoked.len(), 0, "a revoked certificate took a slot");
@@ -302,7 +303,8 @@ async fn revoked_or_viewer_connections_never_lock_an_admin_out() {
     let vic_fleet = fleet(&b, &vic_pki);
     drop((viewers, revoked, more));
     let mut stream = vic_fleet.events("rs1").await.expect("a viewer may follow events");
-    admin.set_revoked("rs1", &[serial_of(&mallory), serial_of(&vic)]).await.unwrap();
+    b.pki.revoke(&serial_of(&vic)).unwrap();
+    admin.set_revoked("rs1", &b.pki.revocation_list().unwrap()).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match stream.next().await {

@@ -293,7 +293,7 @@ async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
     assert!(e.to_string().contains("CertificateRevoked"), "{e}");
     ctl.facts("rs1").await.expect("the other admin still gets in");
     // The list is kept: the agent restarted on the same state refuses alice still.
-    let again = lvs_agent::revoked::Revoked::load(&n.config.state_dir);
+    let again = lvs_agent::revoked::Revoked::open(&n.config.state_dir).unwrap();
     assert!(again.contains(&revoked[0].serial));
 }
 
@@ -560,4 +560,46 @@ async fn an_enrolled_node_missing_a_credential_file_refuses_to_start_and_never_e
     assert_eq!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::New);
     std::fs::write(dir.path().join("state.json"), "{}").unwrap();
     assert!(matches!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::Broken(_)));
+}
+
+/// Revocation cannot be rolled back by an admin: an empty or older list, another CA's, a
+/// stale copy of the PKI directory, or bare serials are all refused, and the revoked
+/// caller stays out.
+#[tokio::test]
+async fn an_admins_older_or_empty_list_cannot_un_revoke() {
+    let n = node().await;
+    let ctl = n.enrolled().await;
+    let _alice = n.caller("alice", Role::Admin);
+    // The PKI directory as it was before the revocation (a stale copy on another box).
+    let stale = n.dir.path().join("pki-stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    for e in std::fs::read_dir(n.pki.dir()).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), stale.join(e.file_name())).unwrap();
+        }
+    }
+    let stale = Pki::new(stale);
+    let old_list = stale.revocation_list().unwrap();
+    n.pki.revoke("admin:alice").unwrap();
+    let pushed = lvs_controller::ops::trust::push_revoked(&ctl, &n.pki, &["rs1".into()]).await.unwrap();
+    assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
+    // The stale directory's list (number 1, nothing revoked): refused as older.
+    let e = ctl.set_revoked("rs1", &old_list).await.unwrap_err();
+    assert!(e.to_string().contains("older than the one this node holds"), "{e}");
+    // Another CA's empty list with a higher number: refused as unsigned.
+    let other = Pki::new(n.dir.path().join("other"));
+    other.init("other", false).unwrap();
+    other.revoke("admin:controller").unwrap();
+    let forged = other.revocation_list().unwrap();
+    let e = ctl.set_revoked("rs1", &forged).await.unwrap_err();
+    assert!(e.to_string().contains("not signed by this node's cluster CA"), "{e}");
+    // Bare serials (an empty list the old way): refused.
+    let mut c = ctl.client("rs1").unwrap();
+    let e = c.set_revoked(lvs_proto::pb::SetRevokedRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    // alice is still out, and the list is kept for a restart.
+    let e = n.fleet(&Pki::new(n.dir.path().join("caller-alice"))).facts("rs1").await.unwrap_err();
+    assert!(e.to_string().contains("CertificateRevoked"), "{e}");
+    let kept = lvs_agent::revoked::Revoked::open(&n.config.state_dir).unwrap();
+    assert_eq!(kept.len(), 1);
 }

@@ -219,7 +219,8 @@ pub async fn enroll(
             secret,
             certificate_pem: signed.pem,
             ca_pem,
-            revoked_serials: pki.revoked_serials()?,
+            revoked_serials: Vec::new(),
+            revocation_list: pki.revocation_list()?,
         })
         .await
         .map_err(refused)?;

@@ -45,6 +45,14 @@ pub enum PkiError {
         /// Why.
         reason: String,
     },
+    /// A bare name that several holders share.
+    #[error("`{what}` names {subjects}: say which (e.g. admin:NAME, or a serial from `lvsctl pki list`)")]
+    Ambiguous {
+        /// As given.
+        what: String,
+        /// The holders it matches.
+        subjects: String,
+    },
     /// The ledger of issued certificates.
     #[error("{path}: {reason}")]
     Ledger {
@@ -253,6 +261,25 @@ impl Pki {
         write(&self.ledger(), &json, 0o600)
     }
 
+    /// Run `f` holding the ledger's lock (an exclusive `flock` on `issued.lock`): `pki
+    /// revoke` beside an enrolment or a rotation (each a read-modify-write of the ledger)
+    /// cannot lose the other's change.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, PkiError>) -> Result<T, PkiError> {
+        use std::os::fd::AsRawFd;
+        let path = self.dir.join("issued.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| PkiError::Io { path: path.clone(), source })?;
+        // SAFETY: flock on a descriptor this function owns; released when `file` closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(PkiError::Io { path, source: std::io::Error::last_os_error() });
+        }
+        f()
+    }
+
     fn record(&self, der: &[u8], subject: &str) -> Result<Issued, PkiError> {
         let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Ledger {
             path: self.ledger(),
@@ -264,9 +291,11 @@ impl Pki {
             not_after_unix: c.validity().not_after.timestamp().max(0) as u64,
             revoked: false,
         };
-        let mut all = self.issued()?;
-        all.push(issued.clone());
-        self.save_ledger(&all)?;
+        self.locked(|| {
+            let mut all = self.issued()?;
+            all.push(issued.clone());
+            self.save_ledger(&all)
+        })?;
         Ok(issued)
     }
 
@@ -275,23 +304,94 @@ impl Pki {
     /// [`Pki::revoked_serials`] to the agents.
     pub fn revoke(&self, what: &str) -> Result<Vec<Issued>, PkiError> {
         let want = what.to_ascii_lowercase().replace(':', "");
-        let mut all = self.issued()?;
-        let mut hit = Vec::new();
-        for i in &mut all {
-            let matches = i.subject == what || i.name() == what || i.serial == want;
-            if matches && !i.revoked {
-                i.revoked = true;
-                hit.push(i.clone());
+        self.locked(|| {
+            let mut all = self.issued()?;
+            let matches = |i: &Issued| i.subject == what || i.name() == what || i.serial == want;
+            // A bare name must mean one holder: `controller` is the CA holder's admin
+            // certificate, and could also be a node's name.
+            let mut subjects: Vec<String> =
+                all.iter().filter(|i| matches(i)).map(|i| i.subject.clone()).collect();
+            subjects.sort();
+            subjects.dedup();
+            if subjects.len() > 1 {
+                return Err(PkiError::Ambiguous { what: what.into(), subjects: subjects.join(", ") });
             }
-        }
-        if hit.is_empty() && !all.iter().any(|i| i.subject == what || i.name() == what || i.serial == want) {
-            return Err(PkiError::NothingToRevoke(what.into()));
-        }
-        self.save_ledger(&all)?;
-        Ok(hit)
+            let mut hit = Vec::new();
+            for i in &mut all {
+                if matches(i) && !i.revoked {
+                    i.revoked = true;
+                    hit.push(i.clone());
+                }
+            }
+            if subjects.is_empty() {
+                return Err(PkiError::NothingToRevoke(what.into()));
+            }
+            self.save_ledger(&all)?;
+            if !hit.is_empty() {
+                self.write_crl(&all)?;
+            }
+            Ok(hit)
+        })
     }
 
-    /// Serials of every revoked certificate (what agents must refuse).
+    /// The cluster's revocation list: an X.509 CRL signed by the CA, whose CRL number grows
+    /// with every revocation (made, number 1, if this PKI has none yet). Agents take only a
+    /// list the CA signed and at least as new as theirs, so no caller can roll one back.
+    pub fn revocation_list(&self) -> Result<Vec<u8>, PkiError> {
+        self.locked(|| match std::fs::read(self.crl_path()) {
+            Ok(der) => Ok(der),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.write_crl(&self.issued()?),
+            Err(source) => Err(PkiError::Io { path: self.crl_path(), source }),
+        })
+    }
+
+    fn crl_path(&self) -> PathBuf {
+        self.dir.join("revoked.crl")
+    }
+
+    /// Sign and store a CRL of `all`'s revoked certificates, numbered one past the stored
+    /// one. Call with the ledger locked.
+    fn write_crl(&self, all: &[Issued]) -> Result<Vec<u8>, PkiError> {
+        let previous = match std::fs::read(self.crl_path()) {
+            Ok(der) => crl_number(&der).ok_or_else(|| PkiError::Ledger {
+                path: self.crl_path(),
+                reason: "not a CRL with a CRL number".into(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => return Err(PkiError::Io { path: self.crl_path(), source }),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let revoked_certs = all
+            .iter()
+            .filter(|i| i.revoked)
+            .filter_map(|i| {
+                let bytes = (0..i.serial.len() / 2)
+                    .map(|k| u8::from_str_radix(i.serial.get(2 * k..2 * k + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()?;
+                Some(rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(&bytes),
+                    revocation_time: now,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+            })
+            .collect();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            // Agents do not expire a list (an old one still revokes what it names); only a
+            // newer one replaces it.
+            next_update: now + time::Duration::days(CA_DAYS),
+            crl_number: rcgen::SerialNumber::from(previous + 1),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let der = params.signed_by(&self.issuer()?)?.der().to_vec();
+        write(&self.crl_path(), &der, 0o644)?;
+        Ok(der)
+    }
+
+    /// Serials of every revoked certificate (what the revocation list names).
     pub fn revoked_serials(&self) -> Result<Vec<String>, PkiError> {
         Ok(self.issued()?.into_iter().filter(|i| i.revoked).map(|i| i.serial).collect())
     }
@@ -400,6 +500,14 @@ fn write(p: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
         .map_err(|source| PkiError::Io { path: p.to_path_buf(), source })
 }
 
+/// The CRL number of a DER CRL.
+pub fn crl_number(der: &[u8]) -> Option<u64> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
+    let n = crl.crl_number()?;
+    u64::try_from(n).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,5 +521,54 @@ mod tests {
         assert!(matches!(e, PkiError::BadName(_)), "{e}");
         assert!(!dir.path().join("escaped.pem").exists() && !dir.path().join("agent-escaped.pem").exists());
         pki.issue_agent("rs1", false).expect("a DNS label is fine");
+    }
+
+    #[test]
+    fn every_revocation_makes_a_newer_signed_list_and_a_bare_name_must_be_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path().join("pki"));
+        pki.init("lab", false).unwrap();
+        let first = pki.revocation_list().unwrap();
+        assert_eq!(crl_number(&first), Some(1));
+        assert_eq!(pki.revocation_list().unwrap(), first, "asking again makes no new list");
+        let alice = Caller { name: "alice".into(), role: Role::Admin };
+        pki.issue_caller(&alice, &dir.path().join("alice"), false).unwrap();
+        pki.revoke("alice").unwrap();
+        let second = pki.revocation_list().unwrap();
+        assert_eq!(crl_number(&second), Some(2));
+        // `controller` is the CA holder's admin and here a node too: refused, not both revoked.
+        pki.issue_agent("controller", false).unwrap();
+        let e = pki.revoke("controller").unwrap_err();
+        assert!(matches!(e, PkiError::Ambiguous { .. }), "{e}");
+        assert!(pki.issued().unwrap().iter().all(|i| i.name() != "controller" || !i.revoked));
+        pki.revoke("agent:controller").expect("named exactly");
+    }
+
+    #[test]
+    fn a_revocation_beside_issuing_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path().join("pki"));
+        pki.init("lab", false).unwrap();
+        for n in 0..8 {
+            let c = Caller { name: format!("r{n}"), role: Role::Viewer };
+            pki.issue_caller(&c, &dir.path().join(format!("r{n}")), false).unwrap();
+        }
+        let issuer = {
+            let pki = Pki::new(dir.path().join("pki"));
+            let out = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                for n in 0..16 {
+                    let c = Caller { name: format!("i{n}"), role: Role::Viewer };
+                    pki.issue_caller(&c, &out.join(format!("i{n}")), false).unwrap();
+                }
+            })
+        };
+        for n in 0..8 {
+            pki.revoke(&format!("viewer:r{n}")).unwrap();
+        }
+        issuer.join().unwrap();
+        let all = pki.issued().unwrap();
+        assert_eq!(all.iter().filter(|i| i.revoked).count(), 8, "a revocation was lost");
+        assert_eq!(all.iter().filter(|i| i.name().starts_with('i')).count(), 16, "an issue was lost");
     }
 }

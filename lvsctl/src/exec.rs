@@ -356,7 +356,7 @@ impl ApplyArgs {
             let opts = commands::apply::ApplyOptions {
                 revoked: pki
                     .has_ledger()
-                    .then(|| pki.revoked_serials())
+                    .then(|| pki.revocation_list())
                     .transpose()
                     .map_err(|e| CmdError::Usage(e.to_string()))?,
                 ..opts

@@ -31,9 +31,9 @@ pub struct ApplyOptions {
     pub ignore_clock: bool,
     /// Take over IPVS services the definition names that another tool created.
     pub adopt: bool,
-    /// The revoked certificate serials to push with the apply (`None`: this PKI
+    /// The revocation list (a CRL the CA signed) to push with the apply (`None`: this PKI
     /// directory keeps no ledger, e.g. an admin's own, so it has no list to push).
-    pub revoked: Option<Vec<String>>,
+    pub revoked: Option<Vec<u8>>,
 }
 
 /// One node's report as `-o json` prints it.
@@ -158,8 +158,8 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             return Ok(Exit::NotConfirmed.into());
         }
     }
-    if let Some(serials) = &opts.revoked {
-        push_revoked(ctx, &plans, serials, out).await?;
+    if let Some(list) = &opts.revoked {
+        push_revoked(ctx, &plans, list, out).await?;
     }
     let results = apply_printing(ctx, &lease, opts.adopt, out).await?;
     let ok = results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
@@ -190,11 +190,11 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
 async fn push_revoked(
     ctx: &Ctx,
     plans: &[NodeResult<Report>],
-    serials: &[String],
+    list: &[u8],
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let nodes: Vec<String> = plans.iter().map(|(n, _)| n.clone()).collect();
-    for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, serials).await }).await {
+    for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, list).await }).await {
         if let Err(e) = r {
             say(ctx, out, &format!("warning: {n}: revocation list not updated: {e}"))?;
         }

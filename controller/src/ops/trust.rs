@@ -28,17 +28,17 @@ pub async fn rotate_all(fleet: &Fleet, pki: &Pki, nodes: &[String]) -> Vec<NodeR
     out
 }
 
-/// Push the PKI's revoked serials to every node of `nodes` at once.
+/// Push the PKI's revocation list to every node of `nodes` at once.
 pub async fn push_revoked(
     fleet: &Fleet,
     pki: &Pki,
     nodes: &[String],
 ) -> Result<Vec<NodeResult<u32>>, NodeError> {
-    let serials = pki.revoked_serials().map_err(|e| NodeError::Failed(e.to_string()))?;
+    let list = pki.revocation_list().map_err(|e| NodeError::Failed(e.to_string()))?;
     Ok(fleet
         .each(nodes, |n| {
-            let serials = serials.clone();
-            async move { fleet.set_revoked(&n, &serials).await }
+            let list = list.clone();
+            async move { fleet.set_revoked(&n, &list).await }
         })
         .await)
 }
