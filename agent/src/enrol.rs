@@ -260,7 +260,11 @@ impl Pairing {
 
     fn issue_unlocked(&self, key: &KeyPair, ttl: Duration) -> Result<Shown, EnrolError> {
         let secret: [u8; SECRET_LEN] = rand::random();
-        let s = Stored { secret: hex(&secret), expires_unix: now_unix() + ttl.as_secs(), failures: 0 };
+        let s = Stored {
+            secret: hex(&secret),
+            expires_unix: now_unix().saturating_add(ttl.as_secs()),
+            failures: 0,
+        };
         self.save(&s)?;
         Ok(Shown { code: code(key, &secret), expires_unix: s.expires_unix })
     }

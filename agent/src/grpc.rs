@@ -96,6 +96,15 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::Status>, Status> {
         let ntp = &req.get_ref().ntp_server;
+        // Measuring the clock against a server sends it SNTP: an admin's choice, not a
+        // viewer's (who could make every node send packets to any address).
+        if !ntp.is_empty()
+            && crate::caller::current().is_some_and(|c| c.role < lvs_proto::identity::Role::Admin)
+        {
+            return Err(Status::permission_denied(
+                "ntp_server: only an admin may have the agent query a time server",
+            ));
+        }
         let ntp = if ntp.is_empty() {
             None
         } else {

@@ -26,6 +26,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 /// The most of a body read for a digest check: keepalived digests the whole page.
 pub const MAX_DIGEST_BODY: usize = 1024 * 1024;
 
+/// The largest CA file a check may name (a bundle of a few hundred CAs).
+const MAX_CA_FILE: u64 = 1 << 20;
+
 /// A prepared probe of one destination.
 pub struct Prober {
     target: SocketAddr,
@@ -362,8 +365,21 @@ fn system_roots() -> Result<Arc<rustls::RootCertStore>, String> {
 /// The CA certificates of a PEM file.
 pub fn ca_file(path: &str) -> Result<Arc<rustls::RootCertStore>, String> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<_, _>>())
+    use std::io::Read;
+    // A regular file of bounded size: `/dev/zero` or a FIFO named by a spec must not hang
+    // or fill the agent.
+    let f = std::fs::File::open(path).map_err(|e| format!("CA file {path}: {e}"))?;
+    let m = f.metadata().map_err(|e| format!("CA file {path}: {e}"))?;
+    if !m.is_file() {
+        return Err(format!("CA file {path} is not a regular file"));
+    }
+    let mut pem = Vec::new();
+    f.take(MAX_CA_FILE + 1).read_to_end(&mut pem).map_err(|e| format!("CA file {path}: {e}"))?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return Err(format!("CA file {path} is larger than {MAX_CA_FILE} bytes"));
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("CA file {path}: {e}"))?;
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
@@ -520,4 +536,18 @@ fn unusable(scripts: &Scripts, name: &str, service: &str, what: &str) -> Option<
         return Some(format!("service {service}: {what} {name}: {e}"));
     }
     scripts.resolve(name).err().map(|e| format!("service {service}: {what} {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_ca_file_that_is_no_regular_file_or_too_big_is_refused_at_once() {
+        let e = super::ca_file("/dev/zero").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; (super::MAX_CA_FILE + 1) as usize]).unwrap();
+        let e = super::ca_file(big.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+    }
 }

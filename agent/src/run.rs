@@ -79,6 +79,9 @@ pub enum RunError {
     /// Enrolment.
     #[error("enrolment: {0}")]
     Enrol(#[from] crate::enrol::EnrolTransportError),
+    /// A pairing code's life out of range.
+    #[error("--ttl {0}: a pairing code lives between 1 s and 7 days")]
+    Ttl(String),
     /// Asked for a pairing code once enrolled.
     #[error("{0} is enrolled already (certificate {1}); nothing to pair")]
     Enrolled(String, String),
@@ -107,6 +110,9 @@ pub enum RunError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// The longest a pairing code may live: short lives bound who can use one they saw.
+const MAX_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 /// `lvs-agent pairing-code`: print the code in force (or a new one).
 pub fn pairing_code(config: &Config, new: bool, ttl: std::time::Duration) -> Result<(), RunError> {
     match crate::enrol::standing(&config.tls, &config.state_dir) {
@@ -115,6 +121,9 @@ pub fn pairing_code(config: &Config, new: bool, ttl: std::time::Duration) -> Res
         }
         crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
         crate::enrol::Standing::New => {}
+    }
+    if ttl > MAX_CODE_TTL || ttl.is_zero() {
+        return Err(RunError::Ttl(humantime::format_duration(ttl).to_string()));
     }
     let shown = crate::enrol::code_for(&config.tls.key, &config.state_dir, new, ttl)?;
     let left = shown.expires_unix.saturating_sub(

@@ -262,6 +262,9 @@ async fn a_viewer_reads_but_may_not_change_anything() {
     assert!(matches!(&e, NodeError::Denied(m) if m.contains("may not call SetWeight")), "{e}");
     let e = viewer.set_revoked("rs1", &[]).await.unwrap_err();
     assert!(matches!(&e, NodeError::Denied(_)), "{e}");
+    // A viewer cannot make the node send SNTP to an address of its choosing.
+    let e = viewer.status("rs1", Some("198.18.0.1".parse().unwrap())).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("only an admin")), "{e}");
 }
 
 impl Node {
@@ -602,4 +605,13 @@ async fn an_admins_older_or_empty_list_cannot_un_revoke() {
     assert!(e.to_string().contains("CertificateRevoked"), "{e}");
     let kept = lvs_agent::revoked::Revoked::open(&n.config.state_dir).unwrap();
     assert_eq!(kept.len(), 1);
+}
+
+#[tokio::test]
+async fn a_pairing_code_lives_at_most_seven_days() {
+    let n = node().await;
+    n.code().await;
+    let e = lvs_agent::run::pairing_code(&n.config, true, Duration::from_secs(u64::MAX)).unwrap_err();
+    assert!(e.to_string().contains("between 1 s and 7 days"), "{e}");
+    lvs_agent::run::pairing_code(&n.config, true, Duration::from_secs(3600)).expect("an hour is fine");
 }

@@ -311,14 +311,15 @@ pub enum DirectorCommand {
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Give a node's agent its certificate: the agent made its key and shows a pairing code
-    /// (journal, `lvs-agent pairing-code`); the key never leaves the node.
+    /// (`lvs-agent pairing-code`, as root on the node); the key never leaves the node.
     #[command(
         after_help = "Examples:\n  lvsctl node enroll rs1 --code ABCD-EFGH-…   the code rs1's agent shows\n  ssh rs1 lvs-agent pairing-code               show it (again) on the node"
     )]
     Enroll {
         /// The node, as the definition names it (its agent address comes from there).
         node: String,
-        /// The pairing code the node's agent shows (read once; single use, expires).
+        /// The pairing code the node's agent shows (read once; single use, expires); `-`
+        /// reads it from standard input, so it stays out of the process list and history.
         #[arg(long, env = "LVSCTL_PAIRING_CODE", hide_env_values = true)]
         code: String,
     },
@@ -381,6 +382,9 @@ pub enum PkiCommand {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// Write the key inside a git work tree anyway.
+        #[arg(long)]
+        allow_git_tree: bool,
     },
     /// Revoke every certificate issued to NAME (or the one with SERIAL) and push the
     /// list to every agent, which refuses it from then on.

@@ -204,10 +204,21 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Director(DirectorCommand::Failover { to, instance }) => fleet(cli, err, |c| async move {
             commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
         }),
-        Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c| async move {
-            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
-            commands::trust::enroll(&c, &pki, node, code, out).await
-        }),
+        Command::Node(NodeCommand::Enroll { node, code }) => {
+            let code = if code == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| CmdError::Usage(format!("--code -: {e}")))?;
+                line.trim().to_string()
+            } else {
+                code.clone()
+            };
+            fleet(cli, err, |c| async move {
+                let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+                commands::trust::enroll(&c, &pki, node, &code, out).await
+            })
+        }
         Command::Node(NodeCommand::Remove { node, yes }) => {
             fleet(cli, err, |c| async move { commands::node::remove(&c, node, *yes, out).await })
         }
@@ -552,12 +563,21 @@ impl PkiCommand {
                 init_checks(&dir, &pki, *force, *yes, *allow_git_tree)?;
                 written.extend(pki.init(&loaded.cluster.name, *force)?);
             }
-            PkiCommand::IssueAdmin { name, role, out: dest, force } => {
+            PkiCommand::IssueAdmin { name, role, out: dest, force, allow_git_tree } => {
                 let caller = lvs_proto::identity::Caller {
                     name: name.clone(),
                     role: role.parse().map_err(CmdError::Usage)?,
                 };
                 let dest = dest.clone().unwrap_or_else(|| dir.join("callers").join(name));
+                if let Some(tree) = lvs_controller::paths::git_work_tree(&dest).filter(|_| !*allow_git_tree) {
+                    return Err(CmdError::Usage(format!(
+                        "refusing to write {caller}'s key into {}, inside the git work tree {}: a key committed \
+                         once is compromised for good; choose another --out, or pass --allow-git-tree",
+                        dest.display(),
+                        tree.display()
+                    ))
+                    .into());
+                }
                 let pair = pki.issue_caller(&caller, &dest, *force)?;
                 written.extend([dest.join("ca.pem"), pair.cert, pair.key]);
             }

@@ -486,6 +486,26 @@ fn callers_get_pki_directories_of_their_own_and_the_ledger_lists_and_revokes() {
     assert_eq!(std::fs::metadata(out.join("controller.key")).unwrap().permissions().mode() & 0o777, 0o600);
     let again = lvsctl(&issue);
     assert!(!again.status.success() && text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
+    // Never an admin key into a git work tree unless told.
+    std::fs::create_dir_all(dir.path().join("repo/.git")).unwrap();
+    let in_git = dir.path().join("repo/keys");
+    let o = lvsctl(&[
+        "-f",
+        &d,
+        "pki",
+        "issue-admin",
+        "bob",
+        "--role",
+        "admin",
+        "--out",
+        in_git.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("inside the git work tree"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!in_git.join("controller.key").exists());
     let o = lvsctl(&["-f", &d, "pki", "issue-admin", "../x", "--role", "admin"]);
     assert!(!o.status.success() && text(&o.stderr).contains("cannot be a DNS name"), "{}", text(&o.stderr));
     let o = lvsctl(&["-f", &d, "pki", "issue-admin", "x", "--role", "root"]);

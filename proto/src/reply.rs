@@ -635,7 +635,10 @@ pub struct CertificateInfo {
 impl CertificateInfo {
     /// Whole days from `now_unix` until expiry (negative: expired).
     pub fn days_left(&self, now_unix: u64) -> i64 {
-        (self.not_after_unix as i64 - now_unix as i64).div_euclid(86_400)
+        // Saturating: a lying agent's expiry must not overflow (and panic) the reader.
+        let after = i64::try_from(self.not_after_unix).unwrap_or(i64::MAX);
+        let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
+        after.saturating_sub(now).div_euclid(86_400)
     }
 }
 
@@ -853,4 +856,16 @@ pub struct ProbeTally {
     pub elapsed_ms: u64,
     /// Body first lines in order of completion (count ≤ 64).
     pub sequence: Vec<String>,
+}
+
+#[cfg(test)]
+mod lying_agents {
+    use super::*;
+
+    #[test]
+    fn an_expiry_past_any_clock_does_not_overflow() {
+        let c = CertificateInfo { serial: "01".into(), not_after_unix: u64::MAX };
+        assert!(c.days_left(0) > 0);
+        assert!(c.days_left(u64::MAX) <= 0);
+    }
 }

@@ -50,7 +50,7 @@ pub fn expected(scheduler: &str, n: u64, weights: &BTreeMap<String, u32>) -> Opt
     if live.is_empty() {
         return None;
     }
-    let total: u32 = live.iter().map(|(_, w)| w).sum();
+    let total: u32 = live.iter().fold(0u32, |t, (_, w)| t.saturating_add(*w));
     let share = |w: u32| match scheduler {
         "rr" => n as f64 / live.len() as f64,
         "wrr" => n as f64 * f64::from(w) / f64::from(total),
@@ -133,7 +133,11 @@ async fn check_service(
     let start = Instant::now();
     let mut after = counters(ctx, &v.key).await?;
     let delta = |a: &Counters| -> u64 {
-        a.conns.iter().map(|(k, (c, _))| c - before.conns.get(k).map_or(0, |x| x.0).min(*c)).sum()
+        // Saturating: counters come from agents, and a lying one must not panic lvsctl.
+        a.conns
+            .iter()
+            .map(|(k, (c, _))| c - before.conns.get(k).map_or(0, |x| x.0).min(*c))
+            .fold(0u64, u64::saturating_add)
     };
     let settled = |a: &Counters| {
         delta(a) >= u64::from(probe.answered) && (probe.answered == 0 || a.inpkts > before.inpkts)
