@@ -204,6 +204,35 @@ impl rustls::server::ResolvesServerCert for LiveCert {
     }
 }
 
+/// Where a rotation writes `path`'s new content before it takes its place.
+fn next(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".next");
+    s.into()
+}
+
+/// Settle a rotation a crash cut short. The key's rename is the commit: with `KEY.next`
+/// still there it never happened (the old pair is whole: the new files go); with only
+/// `CERT.next` left the new key is in place and its certificate is moved in after it.
+pub fn finish_rotation(paths: &TlsPaths) -> Result<(), CredentialError> {
+    let (key_next, cert_next) = (next(&paths.key), next(&paths.cert));
+    if key_next.exists() {
+        for p in [&key_next, &cert_next] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(p)(e)),
+                _ => {}
+            }
+        }
+        tracing::warn!(
+            "a certificate rotation was cut short before it took effect; the previous certificate stays"
+        );
+    } else if cert_next.exists() {
+        std::fs::rename(&cert_next, &paths.cert).map_err(io(&paths.cert))?;
+        tracing::warn!("a certificate rotation was cut short after the key; its certificate is now in place");
+    }
+    Ok(())
+}
+
 /// The agent's identity: its files, the certificate in force, and the key of a rotation
 /// in progress (between `Renew` and `InstallCertificate`).
 #[derive(Debug)]
@@ -218,6 +247,7 @@ impl Credentials {
     /// Load `paths` for `node`, checked as [`check_signed`] checks a new certificate
     /// (so `lvs-agent --check` and start-up refuse a mismatched or expired pair).
     pub fn load(node: &str, paths: &TlsPaths) -> Result<Self, CredentialError> {
+        finish_rotation(paths)?;
         let read = |p: &Path| std::fs::read(p).map_err(io(p));
         let ca = read(&paths.ca)?;
         let cert = read(&paths.cert)?;
@@ -263,9 +293,15 @@ impl Credentials {
         let ca = std::fs::read(&self.paths.ca).map_err(io(&self.paths.ca))?;
         let (chain, info) = check_signed(&self.node, &ca, cert_pem, key)?;
         let certified = certified(chain, key)?;
-        lvs_proto::files::atomic_write(&self.paths.key, key.serialize_pem().as_bytes(), 0o600)
-            .map_err(io(&self.paths.key))?;
-        lvs_proto::files::atomic_write(&self.paths.cert, cert_pem, 0o644).map_err(io(&self.paths.cert))?;
+        // Both files beside their places first, then the key's rename commits: a crash at
+        // any point leaves a pair that loads (see [`finish_rotation`]), never a new key with
+        // the old certificate.
+        let (key_next, cert_next) = (next(&self.paths.key), next(&self.paths.cert));
+        lvs_proto::files::atomic_write(&key_next, key.serialize_pem().as_bytes(), 0o600)
+            .map_err(io(&key_next))?;
+        lvs_proto::files::atomic_write(&cert_next, cert_pem, 0o644).map_err(io(&cert_next))?;
+        std::fs::rename(&key_next, &self.paths.key).map_err(io(&self.paths.key))?;
+        std::fs::rename(&cert_next, &self.paths.cert).map_err(io(&self.paths.cert))?;
         self.live.set(certified, info.clone());
         *renewal = None;
         tracing::info!(serial = %info.serial, not_after = info.not_after_unix, "certificate rotated");

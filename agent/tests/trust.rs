@@ -615,3 +615,31 @@ async fn a_pairing_code_lives_at_most_seven_days() {
     assert!(e.to_string().contains("between 1 s and 7 days"), "{e}");
     lvs_agent::run::pairing_code(&n.config, true, Duration::from_secs(3600)).expect("an hour is fine");
 }
+
+/// A rotation cut short by a crash never leaves a new key beside the old certificate:
+/// before the key's rename the old pair loads, after it the new certificate is moved in.
+#[test]
+fn a_crash_in_the_middle_of_a_rotation_leaves_a_pair_that_loads() {
+    use lvs_agent::credentials::{Credentials, csr_pem};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path().join("pki"));
+    pki.init("test", false).unwrap();
+    let old = pki.issue_agent("rs1", false).unwrap();
+    let paths = TlsPaths { ca: pki.ca().cert, cert: old.cert.clone(), key: old.key.clone() };
+    let next = |p: &Path| PathBuf::from(format!("{}.next", p.display()));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let signed = pki.sign_agent_csr("rs1", &csr_pem("rs1", &key).unwrap()).unwrap();
+    let old_cert = std::fs::read(&paths.cert).unwrap();
+    // Cut before the commit: both new files beside the old pair.
+    std::fs::write(next(&paths.key), key.serialize_pem()).unwrap();
+    std::fs::write(next(&paths.cert), &signed.pem).unwrap();
+    let c = Credentials::load("rs1", &paths).expect("the old pair loads");
+    assert_ne!(c.info().serial, signed.issued.serial);
+    assert_eq!(std::fs::read(&paths.cert).unwrap(), old_cert);
+    assert!(!next(&paths.key).exists() && !next(&paths.cert).exists());
+    // Cut after the commit: the new key in place, its certificate still beside.
+    std::fs::write(&paths.key, key.serialize_pem()).unwrap();
+    std::fs::write(next(&paths.cert), &signed.pem).unwrap();
+    let c = Credentials::load("rs1", &paths).expect("the new pair loads");
+    assert_eq!(c.info().serial, signed.issued.serial);
+}
