@@ -1023,7 +1023,16 @@ fn below_quorum_the_sorry_server_serves_beside_the_survivors() {
         (kernel_weight(&lab, sorry).is_none() && kernel_weight(&lab, "198.18.0.13:80") == Some(1))
             .then_some(())
     });
-    assert!(left.is_some(), "{}", text(&lab.exec("director", &["ipvsadm", "-Ln"])));
+    assert!(
+        left.is_some(),
+        "{}\nthe director's checks: {:#}",
+        text(&lab.exec("director", &["ipvsadm", "-Ln"])),
+        lab.json(&["status"]).1["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["node"] == "director"))
+            .map(|d| d["health"].clone())
+            .unwrap_or_default()
+    );
     let seq = client_sequence(&lab, 6);
     assert!(seq.iter().all(|s| s == "rs2" || s == "rs3"), "{seq:?}");
     // The hook ran for each transition, in order, from the director's agent.
