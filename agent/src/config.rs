@@ -185,6 +185,16 @@ mod tests {
         assert_eq!(c.heal_interval, std::time::Duration::from_secs(30));
         assert_eq!(c.tls.ca, PathBuf::from("/etc/lvs-agent/ca.pem"));
         assert_eq!(c.metrics, None, "metrics are off unless asked for");
+        assert_eq!(c.scripts, ScriptsConfig::default());
+        // The commented [scripts] section, uncommented, says what the defaults are.
+        let scripts = include_str!("../../deploy/agent.example.toml")
+            .replace("#[scripts]", "[scripts]")
+            .replace("#dir", "dir")
+            .replace("#user", "user");
+        std::fs::write(&p, scripts).unwrap();
+        let s = Config::load(&p).unwrap().scripts;
+        assert_eq!(s.dir, PathBuf::from(crate::scripts::DEFAULT_DIR));
+        assert_eq!(s.user.as_deref(), Some(crate::scripts::DEFAULT_USER));
         // The commented [metrics] section, uncommented, is what it says.
         let on = include_str!("../../deploy/agent.example.toml")
             .replace("\n#[metrics]", "\n[metrics]")
