@@ -844,20 +844,21 @@ impl<S: System + 'static> Agent<S> {
         let start = Instant::now();
         let host = req.host.clone().unwrap_or_else(|| req.target.ip().to_string());
         let concurrency = req.concurrency.clamp(1, 64) as usize;
-        let results: Vec<Result<crate::http::Response, String>> =
-            futures::StreamExt::collect(futures::StreamExt::buffered(
-                futures::stream::iter(
-                    (0..req.count).map(|_| crate::http::get(req.target, &host, &req.path, req.timeout)),
-                ),
-                concurrency,
-            ))
-            .await;
+        // Each answer is tallied as it arrives and dropped: memory is `concurrency` bodies,
+        // not `count` of them.
+        let mut answers = futures::StreamExt::buffered(
+            futures::stream::iter(
+                (0..req.count).map(|_| crate::http::get(req.target, &host, &req.path, req.timeout)),
+            ),
+            concurrency,
+        );
         let mut v = ProbeView { sent: req.count, ..Default::default() };
-        for r in results {
+        while let Some(r) = futures::StreamExt::next(&mut answers).await {
             match r {
                 Ok(resp) if resp.status < 500 => {
                     v.answered += 1;
-                    let mut line = resp.first_line();
+                    // A real server's bytes reach the admin's terminal: no control characters.
+                    let mut line: String = resp.first_line().chars().filter(|c| !c.is_control()).collect();
                     if line.len() > MAX_PROBE_LINE {
                         let cut = (0..=MAX_PROBE_LINE).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
                         line.truncate(cut);
@@ -878,7 +879,7 @@ impl<S: System + 'static> Agent<S> {
                 }
                 Err(e) => {
                     v.failed += 1;
-                    push_distinct(&mut v.errors, e);
+                    push_distinct(&mut v.errors, e.chars().filter(|c| !c.is_control()).collect());
                 }
             }
         }

@@ -464,7 +464,17 @@ pub async fn run(
             // buffer its output, nor a child it left behind holding the pipe stall it.
             let n = tokio::time::timeout(Duration::from_millis(100), e.read(&mut buf)).await;
             let n = n.ok().and_then(Result::ok).unwrap_or(0);
-            said = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").trim().to_string();
+            // The script's words reach events and the admin's terminal: one line, no
+            // control characters (no escape sequences).
+            said = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .trim()
+                .to_string();
         }
         Ok::<_, String>((status, said))
     };

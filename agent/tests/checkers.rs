@@ -404,7 +404,7 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
                 "echo \"$LVS_SERVICE $LVS_VIRTUAL $LVS_RS_ADDRESS $LVS_RS_PORT $1 $HOME\" > {d}/seen-$LVS_RS_ADDRESS\n\
                  echo \"$(id -u) $(id -G) $(grep -E '^(CapEff|CapPrm|CapAmb|NoNewPrivs)' /proc/self/status | tr -s '\\t\\n' '  ')\" > {d}/who\n\
                  [ -e {d}/hang ] && sleep 37\n\
-                 [ -e {d}/down-$LVS_RS_ADDRESS ] && {{ echo \"flag set\" >&2; exit 3; }}\nexit 0"
+                 [ -e {d}/down-$LVS_RS_ADDRESS ] && {{ printf 'flag\\033[2J set\\n' >&2; exit 3; }}\nexit 0"
             ),
         );
         let spec = director_spec(&format!(
@@ -441,7 +441,8 @@ fn an_exec_check_decides_by_exit_status_sees_its_destination_and_is_killed_when_
             .await;
         let st = dir_.status().await;
         let h = st.health.iter().find(|h| h.quarantined).unwrap();
-        assert!(h.last_error.ends_with("exit status 3: flag set"), "{h:?}");
+        // Its first line, without the escape that would clear the admin's screen.
+        assert!(h.last_error.ends_with("exit status 3: flag[2J set"), "{h:?}");
         assert_eq!(dir_.weight("198.18.1.11:80"), Some(1));
         std::fs::remove_file(flag("198.18.1.12")).unwrap();
         dir_.until(Duration::from_secs(3), "rs2 restored", |d| d.weight("198.18.1.12:80") == Some(1)).await;
