@@ -709,7 +709,7 @@ impl<S: System + 'static> Agent<S> {
         let sys = self.rec.system();
         // Reading connections is the one heavy read a viewer can ask for: one at a time per
         // caller, a few at once in all (beyond: RESOURCE_EXHAUSTED, try again).
-        let _turn = if connections { Some(self.heavy_reads.turn()?) } else { None };
+        let _turn = if connections { Some(self.heavy_reads.turn().map_err(AgentError::Busy)?) } else { None };
         let fail = AgentError::System;
         let (info, timeouts) = self.ipvs_info().await?;
         let owned = self.rec.state()?.owned.services;
@@ -744,7 +744,7 @@ impl<S: System + 'static> Agent<S> {
                 "destinations: at most {MAX_COUNTED_DESTINATIONS} at a time"
             )));
         }
-        let _turn = self.heavy_reads.turn()?;
+        let _turn = self.heavy_reads.turn().map_err(AgentError::Busy)?;
         let sys = self.rec.system();
         let (_, timeouts) = self.ipvs_info().await?;
         sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(AgentError::System)

@@ -31,18 +31,16 @@ impl Drop for Turn {
 impl HeavyReads {
     /// A turn for the caller of this request ([`crate::caller::current`]; the agent's own
     /// reads are `agent`), or why not now.
-    pub fn turn(&self) -> Result<Turn, crate::node::AgentError> {
+    pub fn turn(&self) -> Result<Turn, String> {
         let who = crate::caller::current().map(|c| c.to_string()).unwrap_or_else(|| "agent".into());
         let mut r = self.running.lock().expect("heavy reads");
         if r.contains(&who) {
-            return Err(crate::node::AgentError::Busy(format!(
+            return Err(format!(
                 "{who} is reading the connection table already: one read at a time per caller"
-            )));
+            ));
         }
         if r.len() >= MAX_AT_ONCE {
-            return Err(crate::node::AgentError::Busy(format!(
-                "{MAX_AT_ONCE} connection-table reads are running: try again in a moment"
-            )));
+            return Err(format!("{MAX_AT_ONCE} connection-table reads are running: try again in a moment"));
         }
         r.insert(who.clone());
         Ok(Turn { who, running: Arc::clone(&self.running) })
@@ -57,7 +55,7 @@ mod tests {
     fn one_turn_per_caller_and_a_few_in_all() {
         let h = HeavyReads::default();
         let first = h.turn().unwrap();
-        assert!(h.turn().unwrap_err().to_string().contains("one read at a time per caller"));
+        assert!(h.turn().unwrap_err().contains("one read at a time per caller"));
         drop(first);
         h.turn().expect("free again");
     }

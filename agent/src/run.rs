@@ -168,6 +168,25 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     serve(&config, listener, sys, shutdown()).await
 }
 
+/// Whether the node has its credentials, enrolling first if it never had them (false:
+/// stopped before enrolment). An enrolled node missing a file is an error: nothing served,
+/// nothing changed (the kernel keeps what the last spec made, and systemd's restarts keep
+/// saying why in the journal).
+async fn credentials_ready(
+    config: &Config,
+    listener: &tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<bool, RunError> {
+    match crate::enrol::standing(&config.tls, &config.state_dir) {
+        // A damaged revocation list must not read as "nothing revoked".
+        crate::enrol::Standing::Enrolled => {
+            crate::revoked::Revoked::open(&config.state_dir).map(|_| true).map_err(Into::into)
+        }
+        crate::enrol::Standing::New => enrol(config, listener, shutdown).await,
+        crate::enrol::Standing::Broken(why) => Err(RunError::Broken(config.node.clone(), why)),
+    }
+}
+
 /// The daemon on a bound `listener`: enrol first if this node has no certificate yet,
 /// then serve mutual TLS over the system `sys` makes, until `shutdown`. `run` calls it
 /// with the kernel; the tests with a fake, so both go through the same steps.
@@ -179,21 +198,11 @@ pub async fn serve<S: crate::system::System + 'static>(
 ) -> Result<(), RunError> {
     use futures::FutureExt;
     let shutdown = shutdown.boxed().shared();
-    match crate::enrol::standing(&config.tls, &config.state_dir) {
-        crate::enrol::Standing::Enrolled => {}
-        crate::enrol::Standing::New => {
-            if !enrol(config, &listener, shutdown.clone()).await? {
-                info!("stopped before enrolment");
-                return Ok(());
-            }
-        }
-        // Nothing served, nothing changed: the kernel keeps what the last spec made, and
-        // systemd's restarts keep saying why in the journal.
-        crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
+    if !credentials_ready(config, &listener, shutdown.clone()).await? {
+        info!("stopped before enrolment");
+        return Ok(());
     }
     let tls = crate::tls::server_config(&config.node, &config.tls)?;
-    // A damaged revocation list must not read as "nothing revoked".
-    crate::revoked::Revoked::open(&config.state_dir)?;
     // Bound before anything is applied: a taken metrics port stops the agent with nothing
     // changed, rather than after it re-applied its spec (and again at every restart).
     let metrics_listener = match &config.metrics {

@@ -57,50 +57,8 @@ pub async fn serve<S: System + 'static>(
     info!(listen = %config.listen, auth = ?config.auth, "serving /metrics");
     match config.auth {
         MetricsAuth::Open => {
-            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-            // Idle sockets from one address cannot take every slot: each source address
-            // holds at most PER_SOURCE (Prometheus keeps one), the rest are closed at once.
-            let sources: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
-                Arc::default();
-            let accept = async {
-                loop {
-                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
-                    match listener.accept().await {
-                        Ok((tcp, peer)) => {
-                            let ip = peer.ip();
-                            {
-                                let mut s = sources.lock().expect("metrics sources");
-                                let n = s.entry(ip).or_default();
-                                if *n >= PER_SOURCE {
-                                    debug!(%peer, "metrics: too many connections from this address; closed");
-                                    continue;
-                                }
-                                *n += 1;
-                            }
-                            let agent = Arc::clone(&agent);
-                            let credentials = Arc::clone(&credentials);
-                            let sources = Arc::clone(&sources);
-                            tokio::spawn(async move {
-                                connection(tcp, Peer::Anyone, agent, credentials).await;
-                                let mut s = sources.lock().expect("metrics sources");
-                                if let Some(n) = s.get_mut(&ip) {
-                                    *n -= 1;
-                                    if *n == 0 {
-                                        s.remove(&ip);
-                                    }
-                                }
-                                drop(slot);
-                            });
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "metrics: accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            };
             tokio::select! {
-                () = accept => {}
+                () = accept_open(listener, agent, credentials) => {}
                 () = shutdown => {}
             }
         }
@@ -133,6 +91,52 @@ pub async fn serve<S: System + 'static>(
                 () = shutdown => {}
             }
         }
+    }
+}
+
+/// Open mode's accept loop: plain HTTP to anyone, [`MAX_CONNECTIONS`] at once. Idle sockets
+/// from one address cannot take every slot: each source address holds at most
+/// [`PER_SOURCE`] (Prometheus keeps one), the rest are closed at once.
+async fn accept_open<S: System + 'static>(
+    listener: TcpListener,
+    agent: Arc<Agent<S>>,
+    credentials: Arc<crate::credentials::Credentials>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let sources: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        {
+            let mut s = sources.lock().expect("metrics sources");
+            let n = s.entry(ip).or_default();
+            if *n >= PER_SOURCE {
+                debug!(%peer, "metrics: too many connections from this address; closed");
+                continue;
+            }
+            *n += 1;
+        }
+        let (agent, credentials, sources) =
+            (Arc::clone(&agent), Arc::clone(&credentials), Arc::clone(&sources));
+        tokio::spawn(async move {
+            connection(tcp, Peer::Anyone, agent, credentials).await;
+            let mut s = sources.lock().expect("metrics sources");
+            if let Some(n) = s.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    s.remove(&ip);
+                }
+            }
+            drop(slot);
+        });
     }
 }
 

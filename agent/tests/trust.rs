@@ -643,3 +643,22 @@ fn a_crash_in_the_middle_of_a_rotation_leaves_a_pair_that_loads() {
     let c = Credentials::load("rs1", &paths).expect("the new pair loads");
     assert_eq!(c.info().serial, signed.issued.serial);
 }
+
+/// A damaged revocation list refuses start: it must not read as "nothing revoked".
+#[tokio::test]
+async fn a_damaged_revocation_list_refuses_start() {
+    let n = node().await;
+    let _fleet = n.enrolled().await;
+    let c = n.config.clone();
+    std::fs::write(c.state_dir.join(lvs_agent::revoked::LIST_FILE), b"damaged").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sys = || Ok(Arc::new(FakeSystem::new(&["eth0"], false)));
+    let e = tokio::time::timeout(
+        Duration::from_secs(5),
+        lvs_agent::run::serve(&c, listener, sys, std::future::pending()),
+    )
+    .await
+    .expect("it stops at once")
+    .expect_err("refused");
+    assert!(e.to_string().contains("refusing to start") && e.to_string().contains("revoked.crl"), "{e}");
+}

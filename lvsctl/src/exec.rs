@@ -204,21 +204,10 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Director(DirectorCommand::Failover { to, instance }) => fleet(cli, err, |c| async move {
             commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
         }),
-        Command::Node(NodeCommand::Enroll { node, code }) => {
-            let code = if code == "-" {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| CmdError::Usage(format!("--code -: {e}")))?;
-                line.trim().to_string()
-            } else {
-                code.clone()
-            };
-            fleet(cli, err, |c| async move {
-                let pki = Pki::new(pki_dir(cli, &c.cluster.name));
-                commands::trust::enroll(&c, &pki, node, &code, out).await
-            })
-        }
+        Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c| async move {
+            let pki = Pki::new(pki_dir(cli, &c.cluster.name));
+            commands::trust::enroll(&c, &pki, node, &pairing_code(code)?, out).await
+        }),
         Command::Node(NodeCommand::Remove { node, yes }) => {
             fleet(cli, err, |c| async move { commands::node::remove(&c, node, *yes, out).await })
         }
@@ -471,6 +460,17 @@ impl EventsArgs {
     fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
         fleet(cli, err, |c| async move { commands::events::events(&c, &self.nodes, self.count, out).await })
     }
+}
+
+/// The pairing code as given, or read from standard input for `-` (so it stays out of the
+/// process list and the shell's history).
+fn pairing_code(code: &str) -> Result<String, CmdError> {
+    if code != "-" {
+        return Ok(code.to_string());
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| CmdError::Usage(format!("--code -: {e}")))?;
+    Ok(line.trim().to_string())
 }
 
 /// Before `pki init` writes a CA key: never into a git work tree unless told, and never
