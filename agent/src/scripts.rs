@@ -111,10 +111,13 @@ impl Scripts {
             return Err(format!("{} is not an executable file", real.display()));
         }
         secure(&real, &m, false)?;
+        let user = self.user.as_ref().ok();
+        reachable(&real, &m, user, 0o5)?;
         let mut dir = real.parent();
         while let Some(d) = dir {
             let m = std::fs::metadata(d).map_err(|e| format!("{}: {e}", d.display()))?;
             secure(d, &m, true)?;
+            reachable(d, &m, user, 0o1)?;
             dir = d.parent();
         }
         Ok(real)
@@ -181,6 +184,26 @@ fn secure(path: &Path, m: &std::fs::Metadata, on_the_way: bool) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// Whether `user` has the permission bits `want` (4 read, 1 execute or search) on `path`
+/// (metadata `m`, owned by root): through its group or as others. Said before a run, it
+/// names the directory that keeps the script from its user instead of a bare EACCES.
+fn reachable(path: &Path, m: &std::fs::Metadata, user: Option<&RunAs>, want: u32) -> Result<(), String> {
+    let Some(user) = user else { return Ok(()) };
+    let others = m.mode() & want == want;
+    let group = m.gid() == user.gid && (m.mode() >> 3) & want == want;
+    if others || group {
+        return Ok(());
+    }
+    Err(format!(
+        "{} (mode {:04o}) cannot be {} by {}: give others {}",
+        path.display(),
+        m.mode() & 0o7777,
+        if want == 0o1 { "searched" } else { "read and run" },
+        user.name,
+        if want == 0o1 { "x" } else { "r and x" }
+    ))
 }
 
 /// The user `name`, if it exists and is not root.
@@ -250,6 +273,10 @@ mod tests {
             assert!(e.contains(why), "{mode:o}: {e}");
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A directory the script user cannot pass through: said, not a bare EACCES later.
+        std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let e = s.resolve("check").unwrap_err();
+        assert!(e.contains("(mode 0700) cannot be searched by"), "{e}");
         // A directory on the way that others may write (not sticky): anyone could swap it.
         std::fs::set_permissions(&scripts, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(s.resolve("check").unwrap_err().contains("writable by others"));

@@ -10,6 +10,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 KDIR=$1 KVER=$2 OUT=$3; shift 3
 MODDIR=$KDIR/lib/modules/$KVER
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/lvs-vm-stage.XXXXXX")
+# mktemp makes it 0700, and it becomes the guest's /: others (the check scripts' user) must
+# be able to pass through it.
+chmod 0755 "$STAGE"
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run/netns,tmp,etc,srv,lib/modules/$KVER,root}
 ln -s ../run "$STAGE/var" 2>/dev/null || { mkdir -p "$STAGE/var"; ln -s ../run "$STAGE/var/run"; }
