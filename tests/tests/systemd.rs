@@ -280,7 +280,7 @@ fn step_drain_and_rollout(lab: &mut Lab) {
         &definition(),
         &[
             ("generation = 1", "generation = 2"),
-            ("{ node = \"rs2\", weight = 1 }", "{ node = \"rs2\", weight = 2 }"),
+            ("{ node = \"rs2\", weight = 1,", "{ node = \"rs2\", weight = 2,"),
         ],
     ));
     let load = start_load(lab, VIP, "rollout");
