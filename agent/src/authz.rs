@@ -47,6 +47,15 @@ pub fn check(path: &str, leaf: Option<&[u8]>, revoked: &Revoked) -> Result<Calle
 /// The caller a verified leaf certificate names and its serial, refused when revoked: what
 /// the door asks of every connection right after its handshake, before it takes a slot.
 pub fn identify(leaf: Option<&[u8]>, revoked: &Revoked) -> Result<(Caller, String), String> {
+    let (caller, serial) = caller_of(leaf)?;
+    if revoked.contains(&serial) {
+        return Err(format!("the certificate of {caller} (serial {serial}) is revoked"));
+    }
+    Ok((caller, serial))
+}
+
+/// The caller a verified leaf certificate names and its serial, revoked or not.
+pub fn caller_of(leaf: Option<&[u8]>) -> Result<(Caller, String), String> {
     let der = leaf.ok_or("no client certificate: this agent accepts only lvsctl over mutual TLS")?;
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
     let serial = serial_hex(cert.raw_serial());
@@ -64,9 +73,6 @@ pub fn identify(leaf: Option<&[u8]>, revoked: &Revoked) -> Result<(Caller, Strin
             if uris.is_empty() { "no URI".to_string() } else { uris.join(", ") }
         ));
     };
-    if revoked.contains(&serial) {
-        return Err(format!("the certificate of {caller} (serial {serial}) is revoked"));
-    }
     Ok((caller, serial))
 }
 

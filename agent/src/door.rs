@@ -90,26 +90,44 @@ struct Holder {
     caller: String,
     serial: String,
     admin: bool,
+    /// Revoked: let in only to be told so (every call PERMISSION_DENIED with the reason),
+    /// in a lane of its own that takes no caller's slot, for [`REFUSAL_LIFE`].
+    revoked: bool,
     fd: RawFd,
 }
+
+/// Connections of revoked certificates let in at once, to hear why they are refused.
+const REFUSAL_LANE: usize = 8;
+/// How long such a connection lives.
+const REFUSAL_LIFE: Duration = Duration::from_secs(2);
 
 type Registry = Arc<Mutex<Held>>;
 
 impl Held {
     /// A slot for `who`, or why there is none.
     fn admit(&mut self, who: Holder, limits: &Limits) -> Result<u64, String> {
-        let total = self.conns.len();
+        if who.revoked {
+            let lane = self.conns.values().filter(|h| h.revoked).count();
+            if lane >= REFUSAL_LANE {
+                return Err(format!("{} is revoked (and {lane} revoked connections are open)", who.caller));
+            }
+            let id = self.next;
+            self.next += 1;
+            self.conns.insert(id, who);
+            return Ok(id);
+        }
+        let total = self.conns.values().filter(|h| !h.revoked).count();
         if total >= limits.max_connections {
             return Err(format!("{total} connections already (at most {})", limits.max_connections));
         }
-        let mine = self.conns.values().filter(|h| h.caller == who.caller).count();
+        let mine = self.conns.values().filter(|h| h.caller == who.caller && !h.revoked).count();
         if mine >= limits.per_caller {
             return Err(format!(
                 "{} holds {mine} connections already (at most {})",
                 who.caller, limits.per_caller
             ));
         }
-        let others = self.conns.values().filter(|h| !h.admin).count();
+        let others = self.conns.values().filter(|h| !h.admin && !h.revoked).count();
         let shared = limits.max_connections.saturating_sub(limits.admin_reserve);
         if !who.admin && others >= shared {
             return Err(format!(
@@ -127,7 +145,7 @@ impl Held {
     /// requests and streams (an `Events` feed) end at once.
     fn close_revoked(&self, revoked: &Revoked) -> usize {
         let mut n = 0;
-        for h in self.conns.values().filter(|h| revoked.contains(&h.serial)) {
+        for h in self.conns.values().filter(|h| !h.revoked && revoked.contains(&h.serial)) {
             // SAFETY: `fd` is the socket of a connection still registered: it is removed
             // from the registry (under this lock) before its socket is closed, so the
             // descriptor cannot have been reused for anything else.
@@ -240,11 +258,23 @@ fn holder(
 ) -> Result<Holder, String> {
     let fd = tls.get_ref().0.as_raw_fd();
     match gate {
-        Gate::Anyone => Ok(Holder { caller: peer.ip().to_string(), serial: String::new(), admin: false, fd }),
+        Gate::Anyone => Ok(Holder {
+            caller: peer.ip().to_string(),
+            serial: String::new(),
+            admin: false,
+            revoked: false,
+            fd,
+        }),
         Gate::Callers(revoked) => {
             let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
-            let (caller, serial) = crate::authz::identify(leaf, revoked)?;
-            Ok(Holder { admin: caller.role >= Role::Admin, caller: caller.to_string(), serial, fd })
+            let (caller, serial) = crate::authz::caller_of(leaf)?;
+            Ok(Holder {
+                admin: caller.role >= Role::Admin,
+                revoked: revoked.contains(&serial),
+                caller: caller.to_string(),
+                serial,
+                fd,
+            })
         }
     }
 }
@@ -294,10 +324,23 @@ async fn accept_loop(
                 Ok(w) => w,
                 Err(reason) => return warn!(%peer, %reason, "connection refused"),
             };
+            let lane = who.revoked;
             let id = match registry.lock().expect("door registry").admit(who, &limits) {
                 Ok(id) => id,
                 Err(reason) => return warn!(%peer, %reason, "too many connections; closed a new one"),
             };
+            if lane {
+                // Closed after its short life, if it has not gone by then (checked under the
+                // registry's lock, so the descriptor is still its own).
+                let registry = Arc::clone(&registry);
+                tokio::spawn(async move {
+                    tokio::time::sleep(REFUSAL_LIFE).await;
+                    if let Some(h) = registry.lock().expect("door registry").conns.get(&id) {
+                        // SAFETY: registered, so not closed yet (see `close_revoked`).
+                        unsafe { libc::shutdown(h.fd, libc::SHUT_RDWR) };
+                    }
+                });
+            }
             let ticket = Ticket { id, registry };
             let _ = tx.send(Ok(Conn { _ticket: ticket, inner: tls })).await;
         });
@@ -322,7 +365,6 @@ pub async fn serve<S: crate::system::System + 'static>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let revoked = Arc::clone(agent.revoked());
-    tls.check_revocations(Arc::clone(&revoked));
     let service = crate::grpc::Service { agent, credentials: tls.credentials };
     let service = crate::authz::Authorize::new(
         lvs_proto::pb::agent_server::AgentServer::new(service)

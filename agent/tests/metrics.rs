@@ -136,9 +136,9 @@ async fn a_revoked_caller_and_a_stranger_are_refused() {
     let list = d.pki.revocation_list().unwrap();
     let ca = std::fs::read(d.pki.ca().cert).unwrap();
     d.agent.revoked().replace(&list, &ca).unwrap();
-    // Refused at the door, right after its handshake: no connection, no slot.
+    // Let in only to be told why (no caller's slot), then closed.
     match scrape(&admin, "director", addr, DEADLINE).await {
-        Err(ScrapeError::Connect { .. }) => {}
+        Err(ScrapeError::Refused { status: 403, body, .. }) => assert!(body.contains("revoked"), "{body}"),
         other => panic!("{other:?}"),
     }
     // Another cluster's CA: the handshake itself fails.
