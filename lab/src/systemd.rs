@@ -87,10 +87,13 @@ pub fn install_agent(dir: &Path, prefix: &str, node: &str, listen: SocketAddr) -
     config.state_dir = PathBuf::from("/var/lib/lvs-agent").join(node);
     std::fs::create_dir_all(&conf_dir).map_err(file(&conf_dir))?;
     programs::write_agent_config(&conf_dir, &config)?;
-    // A config of an earlier lab: its certificates would skip enrolment.
+    // A config of an earlier lab: its certificates would skip enrolment. And its state:
+    // an agent whose state says it was enrolled refuses to start without its certificates
+    // (it never enrols again by itself); this lab makes a new node.
     for f in ["ca.pem", "agent.pem", "agent.key"] {
         let _ = std::fs::remove_file(conf_dir.join(f));
     }
+    let _ = std::fs::remove_dir_all(&config.state_dir);
     record(dir, &format!("config {}", conf_dir.display()))?;
     let dropin = unit_dir().join(format!("{}.d", agent_unit(node))).join("lab.conf");
     write(

@@ -381,8 +381,8 @@ fn vrrp_state(lab: &Lab, node: &str) -> Option<String> {
 #[ignore = "needs the systemd floor: run by tests/vm/run systemd (after the reboot test)"]
 fn two_directors_as_real_services_elect_and_hand_over() {
     step("12. director HA under systemd: keepalived as the agent's child, inside the unit's sandbox");
-    // Past the first lab's generations: its director and real servers' state directories
-    // (/var/lib/lvs-agent/NODE) outlive `lab down`, and an agent refuses an older generation.
+    // The first lab's nodes are made anew (`lab up` clears /var/lib/lvs-agent/NODE: an agent
+    // whose state says it was enrolled never enrols again by itself); any generation would do.
     let ha =
         edit(include_str!("../../deploy/examples/lab-ha.toml"), &[("generation = 1", "generation = 10")]);
     let mut lab = Lab::up_at("sdha", std::path::Path::new("/var/lib/lvslab-ha"), &ha, &AGENTS);
