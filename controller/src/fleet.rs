@@ -112,13 +112,6 @@ impl NodeError {
             }
             src = e.source();
         }
-        // The agent refused our certificate in the handshake because the cluster revoked
-        // it: say so plainly, it is not a network problem.
-        if msg.contains("CertificateRevoked") {
-            return NodeError::Denied(format!(
-                "this caller's certificate is revoked: the agent refused it in the TLS handshake ({msg})"
-            ));
-        }
         match s.code() {
             tonic::Code::Unavailable => NodeError::Unreachable(msg),
             // tonic reports a connection the peer closed or refused in TLS (a fatal

@@ -301,7 +301,7 @@ impl Pki {
 
     /// Mark revoked every certificate issued to `what` (a name such as `alice` or
     /// `admin:alice`, or a serial). Returns those newly marked; the caller pushes
-    /// [`Pki::revoked_serials`] to the agents.
+    /// [`Pki::revocation_list`] to the agents.
     pub fn revoke(&self, what: &str) -> Result<Vec<Issued>, PkiError> {
         let want = what.to_ascii_lowercase().replace(':', "");
         self.locked(|| {
@@ -389,11 +389,6 @@ impl Pki {
         let der = params.signed_by(&self.issuer()?)?.der().to_vec();
         write(&self.crl_path(), &der, 0o644)?;
         Ok(der)
-    }
-
-    /// Serials of every revoked certificate (what the revocation list names).
-    pub fn revoked_serials(&self) -> Result<Vec<String>, PkiError> {
-        Ok(self.issued()?.into_iter().filter(|i| i.revoked).map(|i| i.serial).collect())
     }
 
     /// Issue (or with `force` re-issue) the agent certificate of `node`.
