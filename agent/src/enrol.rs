@@ -405,7 +405,7 @@ impl Service {
 
     /// Install what the signer sent: checked first, then the CA and the certificate
     /// written (the key is there already), the revocation list taken, the code consumed.
-    fn install(&self, r: &pb::EnrolInstallRequest) -> Result<lvs_proto::reply::CertificateInfo, EnrolError> {
+    fn install(&self, r: &pb::EnrolmentInstallRequest) -> Result<lvs_proto::reply::CertificateInfo, EnrolError> {
         let (_, info) =
             check_signed(&self.node, r.ca_pem.as_bytes(), r.certificate_pem.as_bytes(), &self.key)?;
         let write = |p: &Path, b: &[u8]| {
@@ -431,13 +431,13 @@ trait HasSecret {
     fn secret(&self) -> &[u8];
 }
 
-impl HasSecret for pb::EnrolCsrRequest {
+impl HasSecret for pb::EnrolmentCsrRequest {
     fn secret(&self) -> &[u8] {
         &self.secret
     }
 }
 
-impl HasSecret for pb::EnrolInstallRequest {
+impl HasSecret for pb::EnrolmentInstallRequest {
     fn secret(&self) -> &[u8] {
         &self.secret
     }
@@ -445,23 +445,23 @@ impl HasSecret for pb::EnrolInstallRequest {
 
 #[tonic::async_trait]
 impl pb::enrolment_server::Enrolment for Service {
-    async fn csr(&self, req: Request<pb::EnrolCsrRequest>) -> Result<Response<pb::CsrReply>, Status> {
+    async fn csr(&self, req: Request<pb::EnrolmentCsrRequest>) -> Result<Response<pb::EnrolmentCsrResponse>, Status> {
         let _one = self.attempt.lock().await;
         self.checked(&req)?;
         let csr_pem = csr_pem(&self.node, &self.key).map_err(EnrolError::from)?;
-        Ok(Response::new(pb::CsrReply { node: self.node.clone(), csr_pem }))
+        Ok(Response::new(pb::EnrolmentCsrResponse { node: self.node.clone(), csr_pem }))
     }
 
     async fn install(
         &self,
-        req: Request<pb::EnrolInstallRequest>,
-    ) -> Result<Response<pb::InstallReply>, Status> {
+        req: Request<pb::EnrolmentInstallRequest>,
+    ) -> Result<Response<pb::EnrolmentInstallResponse>, Status> {
         let _one = self.attempt.lock().await;
         self.checked(&req)?;
         let info = self.install(req.get_ref())?;
         tracing::info!(serial = %info.serial, not_after = info.not_after_unix, "enrolled; switching to mutual TLS");
         let _ = self.done.send(true);
-        Ok(Response::new(pb::InstallReply { serial: info.serial, not_after_unix: info.not_after_unix }))
+        Ok(Response::new(pb::EnrolmentInstallResponse { serial: info.serial, not_after_unix: info.not_after_unix }))
     }
 }
 

@@ -70,7 +70,7 @@ fn socket(field: &str, s: &str) -> Result<SocketAddr, Status> {
 
 #[tonic::async_trait]
 impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
-    async fn facts(&self, _: Request<pb::FactsRequest>) -> Result<Response<pb::Facts>, Status> {
+    async fn facts(&self, _: Request<pb::FactsRequest>) -> Result<Response<pb::FactsResponse>, Status> {
         Ok(Response::new((&self.agent.facts().await).into()))
     }
 
@@ -94,7 +94,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new((&rep.to_reply()).into()))
     }
 
-    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::Status>, Status> {
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let ntp = &req.get_ref().ntp_server;
         // Measuring the clock against a server sends it SNTP: an admin's choice, not a
         // viewer's (who could make every node send packets to any address).
@@ -121,7 +121,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn ipvs_table(
         &self,
         req: Request<pb::IpvsTableRequest>,
-    ) -> Result<Response<pb::IpvsTable>, Status> {
+    ) -> Result<Response<pb::IpvsTableResponse>, Status> {
         let r = req.get_ref();
         let v = self.agent.ipvs_table(r.connections, r.max_connections).await.map_err(status)?;
         Ok(Response::new((&replies::ipvs_table(&v)).into()))
@@ -130,7 +130,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn live_connections(
         &self,
         req: Request<pb::LiveConnectionsRequest>,
-    ) -> Result<Response<pb::LiveConnectionsReply>, Status> {
+    ) -> Result<Response<pb::LiveConnectionsResponse>, Status> {
         let r = req.into_inner();
         let dests: Vec<SocketAddr> = r
             .destinations
@@ -139,7 +139,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             .map(|(i, d)| socket(&format!("destinations[{i}]"), d))
             .collect::<Result<_, _>>()?;
         let counts = self.agent.live_connections(&dests, r.live_within_s).await.map_err(status)?;
-        Ok(Response::new(pb::LiveConnectionsReply {
+        Ok(Response::new(pb::LiveConnectionsResponse {
             counts: dests
                 .iter()
                 .zip(counts)
@@ -163,7 +163,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn set_weight(
         &self,
         req: Request<pb::SetWeightRequest>,
-    ) -> Result<Response<pb::SetWeightReply>, Status> {
+    ) -> Result<Response<pb::SetWeightResponse>, Status> {
         let r = req.into_inner();
         let key = r.service.as_ref().ok_or_else(|| Status::invalid_argument("service: missing"))?;
         let key = lvs_proto::wire::service_key("service", key)
@@ -173,7 +173,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new((&replies::weight(&v)).into()))
     }
 
-    async fn probe(&self, req: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeReply>, Status> {
+    async fn probe(&self, req: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeResponse>, Status> {
         let r = req.into_inner();
         if r.count == 0 || r.count > 100_000 {
             return Err(Status::invalid_argument("count: must be 1..=100000"));
@@ -216,22 +216,22 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         Ok(Response::new(Box::pin(s)))
     }
 
-    async fn renew(&self, _: Request<pb::RenewRequest>) -> Result<Response<pb::CsrReply>, Status> {
+    async fn renew(&self, _: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
         let csr_pem = self.credentials.renew().map_err(credential_status)?;
-        Ok(Response::new(pb::CsrReply { node: self.agent.node().to_string(), csr_pem }))
+        Ok(Response::new(pb::RenewResponse { node: self.agent.node().to_string(), csr_pem }))
     }
 
     async fn install_certificate(
         &self,
         req: Request<pb::InstallCertificateRequest>,
-    ) -> Result<Response<pb::InstallReply>, Status> {
+    ) -> Result<Response<pb::InstallCertificateResponse>, Status> {
         let pem = req.get_ref().certificate_pem.as_bytes();
         let info = self.credentials.install(pem).map_err(credential_status)?;
         self.agent.events().emit(
             lvs_proto::reply::EventKind::Certificate,
             format!("certificate rotated: serial {}, valid until {}", info.serial, info.not_after_unix),
         );
-        Ok(Response::new(pb::InstallReply { serial: info.serial, not_after_unix: info.not_after_unix }))
+        Ok(Response::new(pb::InstallCertificateResponse { serial: info.serial, not_after_unix: info.not_after_unix }))
     }
 
     async fn hand_over(&self, _: Request<pb::HandOverRequest>) -> Result<Response<pb::VrrpStatus>, Status> {
@@ -243,7 +243,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     async fn set_revoked(
         &self,
         req: Request<pb::SetRevokedRequest>,
-    ) -> Result<Response<pb::SetRevokedReply>, Status> {
+    ) -> Result<Response<pb::SetRevokedResponse>, Status> {
         let r = req.get_ref();
         if r.revocation_list.is_empty() {
             return Err(Status::invalid_argument(
@@ -262,6 +262,6 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             lvs_proto::reply::EventKind::Certificate,
             format!("revocation list number {} in force: {n} serial(s)", self.agent.revoked().number()),
         );
-        Ok(Response::new(pb::SetRevokedReply { count: n as u32 }))
+        Ok(Response::new(pb::SetRevokedResponse { count: n as u32 }))
     }
 }

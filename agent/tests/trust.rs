@@ -24,6 +24,16 @@ struct Node {
     config: Config,
     dir: tempfile::TempDir,
     pki: Pki,
+    /// The node's fake kernel: its `calls` log shows every change any rpc made.
+    sys: Arc<FakeSystem>,
+    /// The running agent.
+    agent: Running,
+}
+
+/// An agent daemon running in this process, and how to stop it as SIGTERM does.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 fn config(dir: &Path, addr: SocketAddr) -> Config {
@@ -42,12 +52,32 @@ fn config(dir: &Path, addr: SocketAddr) -> Config {
     }
 }
 
-async fn start_agent(config: Config) {
+/// A [`Running`] for nothing (the slot of an agent being restarted).
+fn start_placeholder() -> Running {
+    let (stop, _) = tokio::sync::oneshot::channel();
+    Running { stop, task: tokio::spawn(async {}) }
+}
+
+/// The daemon's steps ([`lvs_agent::run::serve`]) on `config`, over a fresh fake kernel.
+async fn start_agent(config: Config) -> (Arc<FakeSystem>, Running) {
+    let fake = Arc::new(FakeSystem::new(&["eth0"], false));
+    (fake.clone(), start_agent_on(config, fake).await)
+}
+
+async fn start_agent_on(config: Config, fake: Arc<FakeSystem>) -> Running {
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-    tokio::spawn(async move {
-        let sys = || Ok(Arc::new(FakeSystem::new(&["eth0"], false)));
-        lvs_agent::run::serve(&config, listener, sys, std::future::pending()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let sys = move || Ok(fake.clone());
+        // Only an explicit stop ends it; a dropped handle (a test that never restarts) does not.
+        let shutdown = async move {
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        lvs_agent::run::serve(&config, listener, sys, shutdown).await.unwrap();
     });
+    Running { stop, task }
 }
 
 async fn node() -> Node {
@@ -56,8 +86,8 @@ async fn node() -> Node {
     pki.init("test", false).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = config(dir.path(), addr);
-    start_agent(config.clone()).await;
-    Node { addr, config, dir, pki }
+    let (sys, agent) = start_agent(config.clone()).await;
+    Node { addr, config, dir, pki, sys, agent }
 }
 
 fn free_port() -> u16 {
@@ -238,50 +268,109 @@ async fn a_man_in_the_middle_without_the_nodes_key_is_refused_before_the_secret_
     n.enroll(&code).await.expect("the real node enrols");
 }
 
-#[tokio::test]
-async fn a_viewer_reads_but_may_not_change_anything() {
-    let n = node().await;
-    n.enrolled().await;
-    let viewer = n.fleet(&n.caller("grafana", Role::Viewer));
-    viewer.status("rs1", None).await.expect("a viewer reads status");
-    viewer
-        .ipvs_table("rs1", false)
-        .await
-        .map(|_| ())
-        .or_else(|e| match e {
-            NodeError::NotFound(_) => Ok(()), // a real server has no IPVS: read, not refused
-            e => Err(e),
-        })
-        .expect("a viewer reads tables");
-    let spec =
-        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
-    let e = viewer.apply("rs1", &spec, "", false).await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(m) if m.contains("viewer:grafana may not call Apply")), "{e}");
-    let svc = spec_service(&n);
-    let e = viewer.set_weight("rs1", &svc, "198.18.0.11:80".parse().unwrap(), Some(0)).await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(m) if m.contains("may not call SetWeight")), "{e}");
-    let e = viewer.set_revoked("rs1", &[]).await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(_)), "{e}");
-    // A viewer cannot make the node send SNTP to an address of its choosing.
-    let e = viewer.status("rs1", Some("198.18.0.1".parse().unwrap())).await.unwrap_err();
-    assert!(matches!(&e, NodeError::Denied(m) if m.contains("only an admin")), "{e}");
+/// The rpcs of `lvs.agent.v1.Agent` a viewer may call, written here from the threat model
+/// (docs/architecture.md, "Threats"): reads that neither change the node nor make it send
+/// anything. Deliberately not the agent's own `authz::READ_ONLY`, so that a method added to
+/// that list by mistake fails this test.
+const VIEWER_MAY_CALL: &[&str] = &["Facts", "Status", "IpvsTable", "LiveConnections", "Events"];
+
+/// Every rpc of `service` in the compiled contract, with whether it streams its answer.
+fn contract_rpcs(service: &str) -> Vec<(String, bool)> {
+    use prost::Message;
+    let fds = prost_types::FileDescriptorSet::decode(lvs_proto::DESCRIPTOR_SET).unwrap();
+    let rpcs: Vec<(String, bool)> = fds
+        .file
+        .iter()
+        .filter(|f| f.package() == "lvs.agent.v1")
+        .flat_map(|f| &f.service)
+        .filter(|s| s.name() == service)
+        .flat_map(|s| &s.method)
+        .map(|m| (m.name().to_string(), m.server_streaming()))
+        .collect();
+    assert!(!rpcs.is_empty(), "no service {service} in the contract");
+    rpcs
 }
 
-impl Node {
-    fn fleet_cluster(&self) -> lvs_controller::model::Cluster {
-        let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"{}\"", self.addr));
-        lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster
+/// A mutual-TLS channel to the node as the caller whose PKI directory is `pki`, built here
+/// rather than by the controller's `Fleet`, so the rpcs are reached by name alone.
+async fn raw_channel(n: &Node, pki: &Path) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let read = |f: &str| std::fs::read(pki.join(f)).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")))
+        .identity(Identity::from_pem(read("controller.pem"), read("controller.key")))
+        .domain_name("rs1");
+    Endpoint::from_shared(format!("https://{}", n.addr)).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
+}
+
+/// Call `/lvs.agent.v1.Agent/{rpc}` with an empty message (a valid encoding of every request
+/// type: all fields at their defaults) and read past the answer's headers.
+async fn call_by_name(ch: &tonic::transport::Channel, rpc: &str, streaming: bool) -> Result<(), tonic::Status> {
+    use tonic::codegen::http::uri::PathAndQuery;
+    let mut grpc = tonic::client::Grpc::new(ch.clone());
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = PathAndQuery::try_from(format!("/lvs.agent.v1.Agent/{rpc}")).unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    if streaming {
+        grpc.server_streaming(tonic::Request::new(()), path, codec).await.map(|_| ())
+    } else {
+        grpc.unary(tonic::Request::new(()), path, codec).await.map(|_| ())
     }
 }
 
-fn spec_service(n: &Node) -> lvs_proto::spec::ServiceKey {
-    let specs = lvs_controller::planner::plan(&n.fleet_cluster());
-    specs.iter().flat_map(|s| &s.virtual_services).next().unwrap().key
+/// Every rpc of the contract that is not a read is refused to a viewer with
+/// PERMISSION_DENIED, before the request is even decoded, and changes nothing on the node.
+#[tokio::test]
+async fn a_viewer_is_refused_every_rpc_that_is_not_a_read_and_changes_nothing() {
+    let n = node().await;
+    let admin = n.enrolled().await;
+    // Something for a decommission, a clear or a weight to undo.
+    let spec =
+        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
+    assert!(admin.apply("rs1", &spec, "", false).await.unwrap().converged);
+    let calls_before = n.sys.calls.lock().unwrap().clone();
+    assert!(!calls_before.is_empty(), "the admin's apply changed the node");
+
+    let viewer = n.caller("grafana", Role::Viewer);
+    let ch = raw_channel(&n, viewer.dir()).await;
+    let rpcs = contract_rpcs("Agent");
+    let names: Vec<&str> = rpcs.iter().map(|(m, _)| m.as_str()).collect();
+    for read in VIEWER_MAY_CALL {
+        assert!(names.contains(read), "{read} is no longer in the contract: {names:?}");
+    }
+    let mut refused = Vec::new();
+    for (rpc, streaming) in &rpcs {
+        let r = call_by_name(&ch, rpc, *streaming).await;
+        if VIEWER_MAY_CALL.contains(&rpc.as_str()) {
+            // A read may fail on its merits (a real server has no IPVS table), never by role.
+            if let Err(e) = &r {
+                assert_ne!(e.code(), tonic::Code::PermissionDenied, "{rpc}: {e:?}");
+            }
+            continue;
+        }
+        let e = r.expect_err(rpc);
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{rpc}: {e:?}");
+        assert!(e.message().contains(&format!("viewer:grafana may not call {rpc}")), "{rpc}: {}", e.message());
+        refused.push(rpc.clone());
+    }
+    println!("refused to a viewer: {refused:?}");
+    assert_eq!(refused.len(), rpcs.len() - VIEWER_MAY_CALL.len());
+    assert_eq!(*n.sys.calls.lock().unwrap(), calls_before, "a viewer's calls changed the node");
+    let st = admin.status("rs1", None).await.unwrap();
+    assert_eq!(st.generation, spec.generation, "the spec is still the admin's");
+
+    // The controller's own client says the same, by reason.
+    let fleet = n.fleet(&viewer);
+    let e = fleet.apply("rs1", &spec, "", false).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("viewer:grafana may not call Apply")), "{e}");
+    // A viewer cannot make the node send SNTP to an address of its choosing.
+    let e = fleet.status("rs1", Some("198.18.0.1".parse().unwrap())).await.unwrap_err();
+    assert!(matches!(&e, NodeError::Denied(m) if m.contains("only an admin")), "{e}");
 }
 
 #[tokio::test]
 async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
-    let n = node().await;
+    let mut n = node().await;
     let ctl = n.enrolled().await;
     let alice = n.fleet(&n.caller("alice", Role::Admin));
     alice.facts("rs1").await.expect("alice is an admin");
@@ -291,15 +380,33 @@ async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
     assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
     // alice's open connection was cut when the list changed; a new one is told why.
     alice.facts("rs1").await.expect_err("the open connection is cut");
+    let refused = |e: &NodeError| matches!(e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("is revoked"));
     let e = n.fleet(&Pki::new(n.dir.path().join("caller-alice"))).facts("rs1").await.unwrap_err();
-    assert!(
-        matches!(&e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("is revoked")),
-        "{e}"
-    );
+    assert!(refused(&e), "{e}");
     ctl.facts("rs1").await.expect("the other admin still gets in");
-    // The list is kept: the agent restarted on the same state refuses alice still.
-    let again = lvs_agent::revoked::Revoked::open(&n.config.state_dir).unwrap();
-    assert!(again.contains(&revoked[0].serial));
+    // The agent stopped and started again on its state directory refuses alice still.
+    drop(ctl);
+    n.restart().await;
+    let e = n.fleet(&Pki::new(n.dir.path().join("caller-alice"))).facts("rs1").await.unwrap_err();
+    assert!(refused(&e), "after a restart: {e}");
+    n.fleet(&n.pki).facts("rs1").await.expect("the restarted agent serves the other admin");
+}
+
+impl Node {
+    /// Stop the agent as SIGTERM does, wait for it to end, and start it again on the same
+    /// configuration and state directory (a new daemon: nothing is carried over in memory).
+    async fn restart(&mut self) {
+        let sys = self.sys.clone();
+        let old = std::mem::replace(&mut self.agent, start_placeholder());
+        let _ = old.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), old.task).await.expect("the agent stops").unwrap();
+        self.agent = start_agent_on(self.config.clone(), sys).await;
+    }
+
+    fn fleet_cluster(&self) -> lvs_controller::model::Cluster {
+        let def = LAB.replace("agent = \"198.18.0.11:7443\"", &format!("agent = \"{}\"", self.addr));
+        lvs_controller::load::load_str("lab.toml", &def).unwrap().cluster
+    }
 }
 
 #[tokio::test]

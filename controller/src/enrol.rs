@@ -195,7 +195,7 @@ pub async fn enroll(
         _ => EnrolError::Refused { node: node.into(), reason: s.message().to_string() },
     };
     let secret = code.secret.to_vec();
-    let csr = client.csr(pb::EnrolCsrRequest { secret: secret.clone() }).await.map_err(refused)?.into_inner();
+    let csr = client.csr(pb::EnrolmentCsrRequest { secret: secret.clone() }).await.map_err(refused)?.into_inner();
     if csr.node != node {
         return Err(EnrolError::Mismatch {
             node: node.into(),
@@ -215,11 +215,10 @@ pub async fn enroll(
     let ca_pem = std::fs::read_to_string(pki.ca().cert)
         .map_err(|source| PkiError::Io { path: pki.ca().cert, source })?;
     client
-        .install(pb::EnrolInstallRequest {
+        .install(pb::EnrolmentInstallRequest {
             secret,
             certificate_pem: signed.pem,
             ca_pem,
-            revoked_serials: Vec::new(),
             revocation_list: pki.revocation_list()?,
         })
         .await

@@ -344,7 +344,7 @@ impl Fleet {
     /// Give `node` the cluster's revocation list (a CRL the CA signed, [`crate::pki::Pki::revocation_list`]);
     /// returns how many serials it refuses. An older list is refused (FAILED_PRECONDITION).
     pub async fn set_revoked(&self, node: &str, list: &[u8]) -> Result<u32, NodeError> {
-        let req = pb::SetRevokedRequest { serials: Vec::new(), revocation_list: list.to_vec() };
+        let req = pb::SetRevokedRequest { revocation_list: list.to_vec() };
         let r = self.call(node, |mut c| async move { c.set_revoked(req).await }).await?;
         Ok(r.count)
     }

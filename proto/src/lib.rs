@@ -22,6 +22,11 @@ pub const AGENT_PORT: u16 = 7443;
 
 pub use spec::NodeSpec;
 
+/// `agent.proto` compiled: a serialized `google.protobuf.FileDescriptorSet` (tests list
+/// the contract's rpcs from it; a gRPC tool can load it as it would protoc's
+/// `--descriptor_set_out`).
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lvs_agent_v1_descriptor.bin"));
+
 /// Generated gRPC types and services of `lvs.agent.v1`.
 pub mod pb {
     #![allow(missing_docs, unused_qualifications, clippy::all)]

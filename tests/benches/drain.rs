@@ -38,12 +38,12 @@ fn table(n: usize) -> String {
 fn old_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
     let text = std::fs::read_to_string(path).unwrap();
     let (conns, _) = lvs_ipvs::conn::parse(&text);
-    let msg = pb::IpvsTable {
+    let msg = pb::IpvsTableResponse {
         connections: conns.iter().map(|c| pb::Connection::from(&lvs_agent::replies::connection(c))).collect(),
         ..Default::default()
     };
     let wire = msg.encode_to_vec();
-    let back = pb::IpvsTable::decode(&wire[..]).unwrap();
+    let back = pb::IpvsTableResponse::decode(&wire[..]).unwrap();
     let names: Vec<String> = dests.iter().map(ToString::to_string).collect();
     let live = back
         .connections
@@ -57,7 +57,7 @@ fn old_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
 fn new_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
     let f = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(path).unwrap());
     let counts = lvs_ipvs::conn::count(f, dests, 900, 15).unwrap();
-    let reply = pb::LiveConnectionsReply {
+    let reply = pb::LiveConnectionsResponse {
         counts: dests
             .iter()
             .zip(&counts)

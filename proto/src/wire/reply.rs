@@ -334,9 +334,9 @@ impl TryFrom<&pb::Event> for Event {
 
 // ------------------------------------------------------------------ status
 
-impl From<&Facts> for pb::Facts {
+impl From<&Facts> for pb::FactsResponse {
     fn from(f: &Facts) -> Self {
-        pb::Facts {
+        pb::FactsResponse {
             node: f.node.clone(),
             hostname: f.hostname.clone(),
             kernel: f.kernel.clone(),
@@ -353,8 +353,8 @@ impl From<&Facts> for pb::Facts {
     }
 }
 
-impl From<&pb::Facts> for Facts {
-    fn from(f: &pb::Facts) -> Self {
+impl From<&pb::FactsResponse> for Facts {
+    fn from(f: &pb::FactsResponse) -> Self {
         Facts {
             node: f.node.clone(),
             hostname: f.hostname.clone(),
@@ -372,9 +372,9 @@ impl From<&pb::Facts> for Facts {
     }
 }
 
-impl From<&NodeStatus> for pb::Status {
+impl From<&NodeStatus> for pb::StatusResponse {
     fn from(s: &NodeStatus) -> Self {
-        pb::Status {
+        pb::StatusResponse {
             facts: Some((&s.facts).into()),
             generation: s.generation,
             has_spec: s.has_spec,
@@ -444,10 +444,10 @@ impl From<&NodeStatus> for pb::Status {
     }
 }
 
-impl TryFrom<&pb::Status> for NodeStatus {
+impl TryFrom<&pb::StatusResponse> for NodeStatus {
     type Error = WireError;
 
-    fn try_from(s: &pb::Status) -> Result<Self, WireError> {
+    fn try_from(s: &pb::StatusResponse) -> Result<Self, WireError> {
         let key = |f: &str, k: &Option<pb::ServiceKey>| service_key(f, required(f, k)?);
         Ok(NodeStatus {
             facts: s.facts.as_ref().map(Facts::from).unwrap_or_default(),
@@ -603,9 +603,9 @@ impl From<Forward> for pb::Forwarding {
     }
 }
 
-impl From<&IpvsTable> for pb::IpvsTable {
+impl From<&IpvsTable> for pb::IpvsTableResponse {
     fn from(t: &IpvsTable) -> Self {
-        pb::IpvsTable {
+        pb::IpvsTableResponse {
             version: t.version.clone(),
             conn_tab_size: t.conn_tab_size,
             services: t
@@ -681,7 +681,7 @@ fn table_destination(f: &str, d: &pb::IpvsDestination) -> Result<TableDestinatio
 }
 
 /// A wire IPVS table as a domain table.
-pub fn ipvs_table(f: &str, t: &pb::IpvsTable) -> Result<IpvsTable, WireError> {
+pub fn ipvs_table(f: &str, t: &pb::IpvsTableResponse) -> Result<IpvsTable, WireError> {
     Ok(IpvsTable {
         version: t.version.clone(),
         conn_tab_size: t.conn_tab_size,
@@ -716,20 +716,20 @@ pub fn ipvs_table(f: &str, t: &pb::IpvsTable) -> Result<IpvsTable, WireError> {
     })
 }
 
-impl TryFrom<&pb::IpvsTable> for IpvsTable {
+impl TryFrom<&pb::IpvsTableResponse> for IpvsTable {
     type Error = WireError;
 
-    fn try_from(t: &pb::IpvsTable) -> Result<Self, WireError> {
+    fn try_from(t: &pb::IpvsTableResponse) -> Result<Self, WireError> {
         ipvs_table("table", t)
     }
 }
 
 // ------------------------------------------------------------------ small replies
 
-impl TryFrom<&pb::LiveConnectionsReply> for Vec<DestinationConnections> {
+impl TryFrom<&pb::LiveConnectionsResponse> for Vec<DestinationConnections> {
     type Error = WireError;
 
-    fn try_from(r: &pb::LiveConnectionsReply) -> Result<Self, WireError> {
+    fn try_from(r: &pb::LiveConnectionsResponse) -> Result<Self, WireError> {
         each("counts", &r.counts, |f, c| {
             Ok(DestinationConnections {
                 destination: parse(&format!("{f}.destination"), &c.destination)?,
@@ -746,15 +746,15 @@ impl From<&DestinationConnections> for pb::DestinationConnections {
     }
 }
 
-impl From<&pb::SetWeightReply> for WeightReply {
-    fn from(r: &pb::SetWeightReply) -> Self {
+impl From<&pb::SetWeightResponse> for WeightReply {
+    fn from(r: &pb::SetWeightResponse) -> Self {
         WeightReply { weight: r.weight, active_conns: r.active_conns, inactive_conns: r.inactive_conns }
     }
 }
 
-impl From<&WeightReply> for pb::SetWeightReply {
+impl From<&WeightReply> for pb::SetWeightResponse {
     fn from(r: &WeightReply) -> Self {
-        pb::SetWeightReply {
+        pb::SetWeightResponse {
             weight: r.weight,
             active_conns: r.active_conns,
             inactive_conns: r.inactive_conns,
@@ -762,8 +762,8 @@ impl From<&WeightReply> for pb::SetWeightReply {
     }
 }
 
-impl From<&pb::ProbeReply> for ProbeTally {
-    fn from(r: &pb::ProbeReply) -> Self {
+impl From<&pb::ProbeResponse> for ProbeTally {
+    fn from(r: &pb::ProbeResponse) -> Self {
         ProbeTally {
             sent: r.sent,
             answered: r.answered,
@@ -776,9 +776,9 @@ impl From<&pb::ProbeReply> for ProbeTally {
     }
 }
 
-impl From<&ProbeTally> for pb::ProbeReply {
+impl From<&ProbeTally> for pb::ProbeResponse {
     fn from(r: &ProbeTally) -> Self {
-        pb::ProbeReply {
+        pb::ProbeResponse {
             sent: r.sent,
             answered: r.answered,
             failed: r.failed,
@@ -951,7 +951,7 @@ mod tests {
                 degraded: true,
             }],
         };
-        assert_eq!(NodeStatus::try_from(&pb::Status::from(&s)).unwrap(), s);
+        assert_eq!(NodeStatus::try_from(&pb::StatusResponse::from(&s)).unwrap(), s);
     }
 
     #[test]
@@ -974,7 +974,7 @@ mod tests {
         });
         w.actions[0].outcome = pb::Outcome::Failed as i32; // failed, but no failure given
         assert_eq!(Report::try_from(&w).unwrap_err().field, "actions[0].failure");
-        let mut t = pb::IpvsTable::from(&IpvsTable::default());
+        let mut t = pb::IpvsTableResponse::from(&IpvsTable::default());
         t.connections.push(pb::Connection { client: "nope".into(), ..Default::default() });
         assert_eq!(IpvsTable::try_from(&t).unwrap_err().field, "table.connections[0].client");
     }
