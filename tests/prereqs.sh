@@ -38,6 +38,10 @@ NEEDS=(
     "lintian|has_cmd lintian|checks the .deb packages (package test)"
     "mmdebstrap|has_cmd mmdebstrap|builds the systemd VM's Debian userspace"
     "e2fsprogs|has_cmd mke2fs|makes the systemd VM's disk image"
+    "protobuf-compiler|has_cmd protoc|the reference protoc compiles the contract (contract test)"
+    "protobuf-compiler-grpc|test -x /usr/bin/grpc_python_plugin|protoc's Python gRPC stubs (contract test)"
+    "python3-grpcio|/usr/bin/python3 -c 'import grpc' 2>/dev/null|the Python client of the contract test"
+    "python3-protobuf|/usr/bin/python3 -c 'import google.protobuf' 2>/dev/null|the Python client's messages"
 )
 # Not installed as a package: Debian's `prometheus` would also enable a Prometheus server.
 # Its promtool (one static binary) is unpacked from the .deb into $TOOLS and linked onto PATH.
@@ -52,11 +56,27 @@ install_promtool() {
     ln -sf "$TOOLS/prometheus/usr/bin/promtool" /usr/local/bin/promtool
 }
 
+# buf (lint and wire-breaking checks of the contract) is not in Debian: its release binary
+# comes from the npm registry (@bufbuild/buf ships it per platform), pinned, into $TOOLS.
+BUF_VERSION=1.75.0
+has_buf() { [ -x /usr/local/bin/buf ] && [ "$(/usr/local/bin/buf --version 2>/dev/null)" = "$BUF_VERSION" ]; }
+install_buf() {
+    has_cmd npm || { echo "tests/prereqs.sh: buf needs npm (Node.js), which this machine lacks" >&2; return 1; }
+    rm -rf "$TOOLS/buf"; mkdir -p "$TOOLS/buf"
+    npm install --prefix "$TOOLS/buf" --silent --no-audit --no-fund --no-save "@bufbuild/buf@$BUF_VERSION" >&2
+    ln -sf "$TOOLS/buf/node_modules/.bin/buf" /usr/local/bin/buf
+}
+
 missing=()
 need_promtool=""
+need_buf=""
 if ! has_promtool; then
     need_promtool=1
     [ "$MODE" = check ] && echo "missing: promtool (from Debian's prometheus package: checks the metrics exposition and alert rules)"
+fi
+if ! has_buf; then
+    need_buf=1
+    [ "$MODE" = check ] && echo "missing: buf $BUF_VERSION (from npm's @bufbuild/buf: lints the contract, checks it stays wire-compatible)"
 fi
 for row in "${NEEDS[@]}"; do
     IFS='|' read -r pkg probe why <<<"$row"
@@ -65,14 +85,14 @@ for row in "${NEEDS[@]}"; do
         [ "$MODE" = check ] && echo "missing: $pkg ($why)"
     fi
 done
-[ ${#missing[@]} -eq 0 ] && [ -z "$need_promtool" ] && exit 0
+[ ${#missing[@]} -eq 0 ] && [ -z "$need_promtool" ] && [ -z "$need_buf" ] && exit 0
 [ "$MODE" = check ] && exit 1
 
 if [ "$(id -u)" != 0 ]; then
-    echo "tests/prereqs.sh: missing ${missing[*]} ${need_promtool:+promtool}; run as root" >&2
+    echo "tests/prereqs.sh: missing ${missing[*]} ${need_promtool:+promtool} ${need_buf:+buf}; run as root" >&2
     exit 1
 fi
-echo "installing: ${missing[*]} ${need_promtool:+promtool}" >&2
+echo "installing: ${missing[*]} ${need_promtool:+promtool} ${need_buf:+buf}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Never let a package start its daemon here (chrony would steer the host's clock): the tests
 # start what they need, in namespaces. The guard is removed even when apt fails.
@@ -81,7 +101,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; guard=1
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-apt-get update -qq >&2
+[ -z "$need_buf" ] || install_buf
+[ ${#missing[@]} -eq 0 ] && [ -z "$need_promtool" ] || apt-get update -qq >&2
 [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 [ -z "$need_promtool" ] || install_promtool
 # What was just installed must now pass its own check, or the list above is wrong.

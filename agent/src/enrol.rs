@@ -405,7 +405,10 @@ impl Service {
 
     /// Install what the signer sent: checked first, then the CA and the certificate
     /// written (the key is there already), the revocation list taken, the code consumed.
-    fn install(&self, r: &pb::EnrolmentInstallRequest) -> Result<lvs_proto::reply::CertificateInfo, EnrolError> {
+    fn install(
+        &self,
+        r: &pb::EnrolmentInstallRequest,
+    ) -> Result<lvs_proto::reply::CertificateInfo, EnrolError> {
         let (_, info) =
             check_signed(&self.node, r.ca_pem.as_bytes(), r.certificate_pem.as_bytes(), &self.key)?;
         let write = |p: &Path, b: &[u8]| {
@@ -445,7 +448,10 @@ impl HasSecret for pb::EnrolmentInstallRequest {
 
 #[tonic::async_trait]
 impl pb::enrolment_server::Enrolment for Service {
-    async fn csr(&self, req: Request<pb::EnrolmentCsrRequest>) -> Result<Response<pb::EnrolmentCsrResponse>, Status> {
+    async fn csr(
+        &self,
+        req: Request<pb::EnrolmentCsrRequest>,
+    ) -> Result<Response<pb::EnrolmentCsrResponse>, Status> {
         let _one = self.attempt.lock().await;
         self.checked(&req)?;
         let csr_pem = csr_pem(&self.node, &self.key).map_err(EnrolError::from)?;
@@ -461,7 +467,10 @@ impl pb::enrolment_server::Enrolment for Service {
         let info = self.install(req.get_ref())?;
         tracing::info!(serial = %info.serial, not_after = info.not_after_unix, "enrolled; switching to mutual TLS");
         let _ = self.done.send(true);
-        Ok(Response::new(pb::EnrolmentInstallResponse { serial: info.serial, not_after_unix: info.not_after_unix }))
+        Ok(Response::new(pb::EnrolmentInstallResponse {
+            serial: info.serial,
+            not_after_unix: info.not_after_unix,
+        }))
     }
 }
 

@@ -231,7 +231,10 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             lvs_proto::reply::EventKind::Certificate,
             format!("certificate rotated: serial {}, valid until {}", info.serial, info.not_after_unix),
         );
-        Ok(Response::new(pb::InstallCertificateResponse { serial: info.serial, not_after_unix: info.not_after_unix }))
+        Ok(Response::new(pb::InstallCertificateResponse {
+            serial: info.serial,
+            not_after_unix: info.not_after_unix,
+        }))
     }
 
     async fn hand_over(&self, _: Request<pb::HandOverRequest>) -> Result<Response<pb::VrrpStatus>, Status> {

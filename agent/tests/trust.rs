@@ -300,12 +300,22 @@ async fn raw_channel(n: &Node, pki: &Path) -> tonic::transport::Channel {
         .ca_certificate(Certificate::from_pem(read("ca.pem")))
         .identity(Identity::from_pem(read("controller.pem"), read("controller.key")))
         .domain_name("rs1");
-    Endpoint::from_shared(format!("https://{}", n.addr)).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
+    Endpoint::from_shared(format!("https://{}", n.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// Call `/lvs.agent.v1.Agent/{rpc}` with an empty message (a valid encoding of every request
 /// type: all fields at their defaults) and read past the answer's headers.
-async fn call_by_name(ch: &tonic::transport::Channel, rpc: &str, streaming: bool) -> Result<(), tonic::Status> {
+async fn call_by_name(
+    ch: &tonic::transport::Channel,
+    rpc: &str,
+    streaming: bool,
+) -> Result<(), tonic::Status> {
     use tonic::codegen::http::uri::PathAndQuery;
     let mut grpc = tonic::client::Grpc::new(ch.clone());
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -350,7 +360,11 @@ async fn a_viewer_is_refused_every_rpc_that_is_not_a_read_and_changes_nothing() 
         }
         let e = r.expect_err(rpc);
         assert_eq!(e.code(), tonic::Code::PermissionDenied, "{rpc}: {e:?}");
-        assert!(e.message().contains(&format!("viewer:grafana may not call {rpc}")), "{rpc}: {}", e.message());
+        assert!(
+            e.message().contains(&format!("viewer:grafana may not call {rpc}")),
+            "{rpc}: {}",
+            e.message()
+        );
         refused.push(rpc.clone());
     }
     println!("refused to a viewer: {refused:?}");

@@ -195,7 +195,8 @@ pub async fn enroll(
         _ => EnrolError::Refused { node: node.into(), reason: s.message().to_string() },
     };
     let secret = code.secret.to_vec();
-    let csr = client.csr(pb::EnrolmentCsrRequest { secret: secret.clone() }).await.map_err(refused)?.into_inner();
+    let csr =
+        client.csr(pb::EnrolmentCsrRequest { secret: secret.clone() }).await.map_err(refused)?.into_inner();
     if csr.node != node {
         return Err(EnrolError::Mismatch {
             node: node.into(),
