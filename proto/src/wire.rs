@@ -4,12 +4,14 @@
 //! wrong, so an agent answers a malformed request with `INVALID_ARGUMENT` and a reason
 //! instead of guessing.
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
+mod fields;
 mod health;
 mod reply;
+pub use fields::{WireError, service_key};
+use fields::{err, parse, required, shaped, shaped_with};
 pub use reply::{change, ipvs_table};
 
 use crate::spec::{
@@ -18,31 +20,6 @@ use crate::spec::{
     SysctlSpec, VirtualServiceSpec, VrrpSpec,
 };
 use crate::{names, pb};
-
-/// A field of a wire message that does not make a valid spec.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct WireError {
-    /// Dotted path of the field, e.g. `virtual_services[0].destinations[1].address`.
-    pub field: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, WireError> {
-    Err(WireError { field: field.into(), reason: reason.into() })
-}
-
-fn parse<T: FromStr>(field: &str, s: &str) -> Result<T, WireError>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse().map_err(|e: T::Err| WireError { field: field.into(), reason: format!("`{s}`: {e}") })
-}
-
-fn required<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T, WireError> {
-    v.as_ref().ok_or_else(|| WireError { field: field.into(), reason: "missing".into() })
-}
 
 // ------------------------------------------------------------------ domain → wire
 
@@ -264,27 +241,6 @@ fn check(c: &CheckSpec) -> pb::Check {
 
 // ------------------------------------------------------------------ wire → domain
 
-/// A wire service key as a domain key.
-pub fn service_key(field: &str, k: &pb::ServiceKey) -> Result<ServiceKey, WireError> {
-    match required(field, &k.kind)? {
-        pb::service_key::Kind::Addr(a) => Ok(ServiceKey::Addr {
-            protocol: match pb::Protocol::try_from(a.protocol) {
-                Ok(pb::Protocol::Tcp) => Protocol::Tcp,
-                Ok(pb::Protocol::Udp) => Protocol::Udp,
-                Ok(pb::Protocol::Sctp) => Protocol::Sctp,
-                _ => return err(format!("{field}.protocol"), format!("unknown protocol {}", a.protocol)),
-            },
-            address: parse(&format!("{field}.address"), &a.address)?,
-        }),
-        pb::service_key::Kind::Fwmark(f) => {
-            if f.mark == 0 {
-                return err(format!("{field}.mark"), "fwmark 0 matches no packet");
-            }
-            Ok(ServiceKey::Fwmark { mark: f.mark, ipv6: f.ipv6 })
-        }
-    }
-}
-
 impl TryFrom<&pb::NodeSpec> for NodeSpec {
     type Error = WireError;
 
@@ -398,30 +354,6 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
 
 fn nonempty(field: &str, s: &str) -> Result<String, WireError> {
     if s.is_empty() { err(field, "empty") } else { Ok(s.to_string()) }
-}
-
-/// `s`, when it has the shape `problem` checks ([`names`]); else the field and why.
-pub(crate) fn shaped(
-    field: &str,
-    s: &str,
-    problem: impl Fn(&str) -> Option<String>,
-) -> Result<String, WireError> {
-    match problem(s) {
-        None => Ok(s.to_string()),
-        Some(why) => err(field, why),
-    }
-}
-
-/// [`shaped`] for any value.
-pub(crate) fn shaped_with<T: ?Sized>(
-    field: &str,
-    v: &T,
-    problem: impl Fn(&T) -> Option<String>,
-) -> Result<(), WireError> {
-    match problem(v) {
-        None => Ok(()),
-        Some(why) => err(field, why),
-    }
 }
 
 fn virtual_service_from(f: &str, v: &pb::VirtualService) -> Result<VirtualServiceSpec, WireError> {

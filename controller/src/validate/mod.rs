@@ -13,7 +13,7 @@ mod checks;
 mod dr;
 mod ipvs;
 mod names;
-pub use names::{MAX_NAME, dns_label_problem, ifname_problem};
+pub use lvs_proto::names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;
 mod scalars;
 mod services;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use super::Validator;
 use crate::diagnostics::KeyPath;
 
-pub use lvs_proto::names::{MAX_NAME, dns_label_problem, ifname_problem};
+use lvs_proto::names::{dns_label_problem, ifname_problem};
 
 impl Validator {
     /// Names become file names (`pki issue` writes `agent-<node>.pem`), DNS names in

@@ -4,7 +4,7 @@
 //! the field named, before anything is applied.
 use std::net::IpAddr;
 
-use super::{WireError, err, parse, required, shaped, shaped_with};
+use super::fields::{WireError, err, parse, required, shaped, shaped_with};
 use crate::spec::{
     HealthCheckSpec, HttpUrl, MIN_CHECK_INTERVAL_MS, OnFailure, ProbeKind, StatusSet, TlsProbe, TlsVerify,
 };

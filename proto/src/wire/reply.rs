@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use super::{WireError, err, parse, required, service_key};
+use super::fields::{WireError, err, parse, required, service_key};
 use crate::pb;
 use crate::reply::{
     ActionResult, AddressRef, CertificateInfo, Change, CheckResult, Clock, Connection,
