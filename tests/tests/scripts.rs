@@ -69,3 +69,85 @@ fn every_prerequisite_is_installed_under_the_test_command() {
         eprintln!("SKIPPED (not under tests/run or CI): {out}");
     }
 }
+
+/// A developer's shortcuts (`LVS_SKIP_VM=1`, `LVS_VM_ONLY=…`) left in the environment never
+/// shorten CI: `.ci/run` unsets them before anything runs (seen in the environment it
+/// passes on, which `LVS_CI_SHOW_ENV=1` prints instead of running).
+#[test]
+fn ci_unsets_the_shortcuts_that_skip_vm_suites() {
+    let o = Command::new("bash")
+        .arg(root().join(".ci/run"))
+        .env("LVS_SKIP_VM", "1")
+        .env("LVS_VM_ONLY", "rotation")
+        .env("LVS_CI_SHOW_ENV", "1")
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{env}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        env.lines().any(|l| l.starts_with("LVS_PHASES=")),
+        "not the environment .ci/run passes on: {env}"
+    );
+    for var in ["LVS_SKIP_VM", "LVS_VM_ONLY"] {
+        assert!(!env.lines().any(|l| l.starts_with(&format!("{var}="))), "{var} reaches CI's suites: {env}");
+    }
+}
+
+/// The per-phase table: nested phases are recorded with their depth, a failing phase keeps
+/// its status and stops a `set -e` script, and the table is printed even then.
+#[test]
+fn the_phase_table_records_nested_and_failing_phases() {
+    let script = format!(
+        "set -euo pipefail; . {}/tests/phases.sh; LVS_PHASES=$(mktemp); export LVS_PHASES; \
+         trap phase_table EXIT; \
+         phase outer bash -c '. {0}/tests/phases.sh; phase inner true'; \
+         f() {{ false; echo SHOULD-NOT-RUN; }}; phase failing f; echo NOT-REACHED",
+        root().display()
+    );
+    let o = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(!out.contains("SHOULD-NOT-RUN") && !out.contains("NOT-REACHED"), "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("ci: ") && !l.contains("seconds")).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows[0].starts_with("ci:   inner") && rows[0].ends_with(" 0"), "{out}");
+    assert!(rows[1].starts_with("ci: outer") && rows[1].ends_with(" 0"), "{out}");
+    assert!(rows[2].starts_with("ci: failing") && rows[2].ends_with(" 1"), "{out}");
+}
+
+/// The systemd guest runs each test by its exact name; a name that matches nothing runs 0
+/// tests and exits 0, which must fail the suite (a renamed test would pass unseen).
+#[test]
+fn the_systemd_guest_fails_a_test_name_that_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = dir.path().join("systemd-tests");
+    // A libtest binary whose filter matched nothing (or, with RUN_ONE=1, one test).
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\nif [ \"$RUN_ONE\" = 1 ]; then echo 'test result: ok. 1 passed; 0 failed'; \
+         else echo 'test result: ok. 0 passed; 0 failed'; fi\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    let try_run = |one: &str| {
+        let script =
+            format!(". {}/tests/vm/systemd-guest.sh; run label 10 some_test; echo rc=$rc", root().display());
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("LVS_VM_FUNCTIONS_ONLY", "1")
+            .env("LVS_VM_OUT", &out)
+            .env("LVS_VM_STATE", dir.path())
+            .env("LVS_VM_TEST_BIN", &stub)
+            .env("RUN_ONE", one)
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), std::fs::read_to_string(&out).unwrap_or_default())
+    };
+    let (rc, said) = try_run("0");
+    assert_eq!(rc.trim(), "rc=1", "{said}");
+    assert!(said.contains("LVSVM-FAILED label: no test named some_test ran"), "{said}");
+    let (rc, said) = try_run("1");
+    assert_eq!(rc.trim(), "rc=0", "{said}");
+}

@@ -24,17 +24,30 @@ rc=0
 run() {
     label=$1 limit=$2; shift 2
     say "LVSVM-BEGIN $label"
-    "$@" > $OUT 2>&1 &
+    # The output goes to a log that is streamed to the host as it grows (a hang still shows
+    # its last lines) and read afterwards by passed().
+    : > /tmp/run.log
+    "$@" > /tmp/run.log 2>&1 &
     pid=$!
+    tail -f /tmp/run.log > $OUT 2>/dev/null &
+    follower=$!
     ( sleep "$limit"; kill -KILL $pid 2>/dev/null && say "LVSVM-TIMEOUT $label after ${limit}s" ) &
     watchdog=$!
     wait $pid; code=$?
     kill $watchdog 2>/dev/null
+    usleep 200000; kill $follower 2>/dev/null
     [ $code = 0 ] || { rc=$code; say "LVSVM-FAILED $label rc=$code"; }
+}
+# passed LABEL MIN: the last run's libtest summary says at least MIN tests passed (a filter
+# or a name that matches nothing would otherwise run 0 tests and exit 0).
+passed() {
+    n=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' /tmp/run.log | tail -1)
+    [ "${n:-0}" -ge "$2" ] || { rc=1; say "LVSVM-FAILED $1: ${n:-no} test(s) passed, at least $2 expected"; }
 }
 case "$suite" in
     ipvs)
         run kernel 300 /bin/kernel --ignored --test-threads=2 --show-output
+        passed kernel 10
         ;;
     bench)
         run bench 600 /bin/load --bench
@@ -47,8 +60,11 @@ case "$suite" in
         # lvs.only=SUBSTRING (LVS_VM_ONLY=… tests/vm/run e2e): only the tests it names, for a
         # quick loop while working on one; CI never sets it.
         only=$(sed -n 's/.*lvs\.only=\([A-Za-z0-9_]*\).*/\1/p' /proc/cmdline)
-        for t in $(/bin/e2e --ignored --list 2>/dev/null | sed -n 's/: test$//p' | grep -e "${only:-.}"); do
+        tests=$(/bin/e2e --ignored --list 2>/dev/null | sed -n 's/: test$//p' | grep -e "${only:-.}")
+        [ -n "$tests" ] || { rc=1; say "LVSVM-FAILED e2e: no test listed${only:+ matching $only}"; }
+        for t in $tests; do
             run "e2e:$t" 600 /bin/e2e --ignored --exact "$t" --test-threads=1 --nocapture
+            passed "e2e:$t" 1
         done
         ;;
     lab)

@@ -47,6 +47,56 @@ struct Tally {
     /// The first 50 failures, each with when and where it failed, to lay beside the
     /// moment of a failover or a drain.
     failures: Vec<Failure>,
+    /// Workers that panicked: their requests are lost from the counts above, so a run with
+    /// any is a failed run (exit status 3), never a clean one.
+    lost_workers: u64,
+    /// The longest time with no request answered, in milliseconds, from the first answer to
+    /// the last (0 with fewer than two): with several clients in flight, the outage a client
+    /// saw, to within the time one request takes.
+    longest_gap_ms: u64,
+    /// When that gap began (the answer before it), milliseconds since the Unix epoch.
+    gap_start_unix_ms: u64,
+}
+
+impl Tally {
+    /// Add a worker's tally.
+    fn merge(&mut self, t: Tally) {
+        self.sent += t.sent;
+        self.answered += t.answered;
+        self.failed += t.failed;
+        self.slowest_ms = self.slowest_ms.max(t.slowest_ms);
+        for (k, v) in t.bodies {
+            *self.bodies.entry(k).or_default() += v;
+        }
+        for (k, v) in t.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.failures.extend(t.failures);
+    }
+
+    /// The longest gap between consecutive answers (their completion times, in ms).
+    fn gaps(&mut self, mut answered_at: Vec<u64>) {
+        answered_at.sort_unstable();
+        if let Some(w) = answered_at.windows(2).max_by_key(|w| w[1] - w[0]) {
+            (self.longest_gap_ms, self.gap_start_unix_ms) = (w[1] - w[0], w[0]);
+        }
+    }
+}
+
+/// Every worker's tally, however each ended: one that panicked is counted in
+/// `lost_workers` and its panic in `errors`; the others' tallies all arrive.
+async fn collect(workers: &mut tokio::task::JoinSet<Tally>) -> Tally {
+    let mut total = Tally::default();
+    while let Some(r) = workers.join_next().await {
+        match r {
+            Ok(t) => total.merge(t),
+            Err(e) => {
+                total.lost_workers += 1;
+                *total.errors.entry(format!("worker lost: {e}")).or_default() += 1;
+            }
+        }
+    }
+    total
 }
 
 /// One failed request.
@@ -111,9 +161,11 @@ async fn main() {
     let mut workers = tokio::task::JoinSet::new();
     let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seq = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answered_at = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for _ in 0..a.concurrency.max(1) {
         let (target, timeout, duration, stop_file) = (a.target, a.timeout, a.duration, a.stop_file.clone());
-        let (issued, limit, seq) = (issued.clone(), a.requests, seq.clone());
+        let (issued, limit, seq, answered_at) =
+            (issued.clone(), a.requests, seq.clone(), answered_at.clone());
         workers.spawn(async move {
             let mut t = Tally::default();
             while !(start.elapsed() >= duration || stop_file.as_ref().is_some_and(|f| f.exists())) {
@@ -126,6 +178,7 @@ async fn main() {
                     Ok(b) => {
                         t.answered += 1;
                         t.slowest_ms = t.slowest_ms.max(t0.elapsed().as_millis() as u64);
+                        answered_at.lock().expect("answer times").push(unix_ms());
                         let mut s = seq.lock().expect("sequence");
                         if s.len() < 200 {
                             s.push(b.clone());
@@ -151,21 +204,45 @@ async fn main() {
             t
         });
     }
-    let mut total = Tally::default();
-    while let Some(Ok(t)) = workers.join_next().await {
-        total.sent += t.sent;
-        total.answered += t.answered;
-        total.failed += t.failed;
-        total.slowest_ms = total.slowest_ms.max(t.slowest_ms);
-        for (k, v) in t.bodies {
-            *total.bodies.entry(k).or_default() += v;
-        }
-        for (k, v) in t.errors {
-            *total.errors.entry(k).or_default() += v;
-        }
-        total.failures.extend(t.failures);
-    }
+    let mut total = collect(&mut workers).await;
+    total.gaps(std::mem::take(&mut *answered_at.lock().expect("answer times")));
     total.elapsed_ms = start.elapsed().as_millis() as u64;
     total.sequence = seq.lock().expect("sequence").clone();
     println!("{}", serde_json::to_string(&total).expect("tally serializes"));
+    if total.lost_workers > 0 {
+        std::process::exit(3);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker that panics is counted and named; the tallies of the workers that end after
+    /// it still arrive.
+    #[tokio::test]
+    async fn a_panicked_worker_is_counted_and_the_later_tallies_are_kept() {
+        let mut workers = tokio::task::JoinSet::new();
+        workers.spawn(async { panic!("boom") });
+        for i in 1..=3u64 {
+            workers.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20 * i)).await;
+                Tally { sent: i, answered: i, ..Tally::default() }
+            });
+        }
+        let t = collect(&mut workers).await;
+        assert_eq!(t.lost_workers, 1);
+        assert_eq!((t.sent, t.answered), (6, 6), "every other worker's tally arrived");
+        assert!(t.errors.keys().any(|e| e.contains("worker lost") && e.contains("panic")), "{:?}", t.errors);
+    }
+
+    #[test]
+    fn the_longest_gap_between_answers_is_found_in_any_order() {
+        let mut t = Tally::default();
+        t.gaps(vec![1_000, 1_050, 1_400, 1_100, 1_420]);
+        assert_eq!((t.longest_gap_ms, t.gap_start_unix_ms), (300, 1_100));
+        let mut one = Tally::default();
+        one.gaps(vec![5]);
+        assert_eq!(one.longest_gap_ms, 0);
+    }
 }
