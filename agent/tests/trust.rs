@@ -514,6 +514,34 @@ async fn an_agent_that_is_another_node_is_not_signed_for() {
 /// The agent service, a child process, killed when dropped.
 struct Child(std::process::Child);
 
+/// Whether process `pid` is stopped (state `T` in /proc/PID/stat).
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+/// How many processes are blocked waiting for a lock on the file with this inode
+/// (`->` lines of /proc/locks).
+fn waiting_on(inode: u64) -> usize {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    let suffix = format!(":{inode}");
+    locks
+        .lines()
+        .filter(|l| l.contains("->"))
+        .filter(|l| l.split_whitespace().any(|f| f.ends_with(&suffix)))
+        .count()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("never: {what}");
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -529,7 +557,7 @@ impl Drop for Child {
 #[test]
 fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for round in 0..5 {
+    for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(dir.path().join("pki"));
         pki.init("race", false).unwrap();
@@ -547,9 +575,20 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
             ),
         )
         .unwrap();
+        // Barrier 2, at the pairing state: the test holds the lock the processes take to read
+        // and write it, so all of them arrive there before any goes on.
+        std::fs::create_dir_all(&c.state_dir).unwrap();
+        let lock_path = c.state_dir.join("pairing.lock");
+        let lock =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+        lock.lock().unwrap();
         let bin = env!("CARGO_BIN_EXE_lvs-agent");
         let run = |pairing: bool| {
-            let mut cmd = std::process::Command::new(bin);
+            // Barrier 1, at exec: each child is a shell that stops itself, then becomes the
+            // agent; all are continued together, so every one looks for the key at the same
+            // moment. (A pre_exec stop would hang spawn(), which waits for the exec.)
+            let mut cmd = std::process::Command::new("sh");
+            cmd.args(["-c", "kill -STOP $$; exec \"$0\" \"$@\""]).arg(bin);
             cmd.arg("--config").arg(&file).env("LVS_LOG", "error").stdin(std::process::Stdio::null());
             if pairing {
                 cmd.arg("pairing-code")
@@ -562,6 +601,20 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
         };
         let shown: Vec<_> = (0..3).map(|_| run(true)).collect();
         let service = Child(run(false));
+        let pids: Vec<u32> = shown.iter().map(|p| p.id()).chain([service.0.id()]).collect();
+        wait_for(&format!("round {round}: every process stopped at exec"), || {
+            pids.iter().all(|p| stopped(*p))
+        });
+        for p in &pids {
+            // SAFETY: SIGCONT to our own stopped children.
+            unsafe { libc::kill(*p as i32, libc::SIGCONT) };
+        }
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&lock_path).unwrap());
+        wait_for(&format!("round {round}: all four wait for the pairing lock"), || {
+            waiting_on(inode) == pids.len()
+        });
+        lock.unlock().unwrap();
+        drop(lock);
         let codes: Vec<String> = shown
             .into_iter()
             .map(|p| {
