@@ -7,19 +7,11 @@
 # Installs cargo-deb and cargo-generate-rpm (pinned) into ~/.cargo/bin when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tool() { # binary crate version
-    # (captured first: `grep -q` closing a pipe early is a failure under pipefail)
-    local v; v=$("$1" --version 2>/dev/null || true)
-    if [[ "$v" != *" $3" ]]; then
-        echo "packaging: installing $2 $3" >&2
-        cargo install --locked --quiet --force "$2@$3"
-    fi
-}
-tool cargo-deb cargo-deb 3.8.0
-tool cargo-generate-rpm cargo-generate-rpm 0.21.1
+packaging/tools.sh
 # The packages' asset paths name target/ (cargo-deb and cargo-generate-rpm resolve
 # target/release themselves; our generated files live in target/package).
 export CARGO_TARGET_DIR=target
+# The same invocation as tests/vm/run's, so the VM suites reuse these binaries as they are.
 cargo build --release --locked -q -p lvsctl -p lvs-agent
 BIN=target/release
 P=target/package
