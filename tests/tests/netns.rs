@@ -310,3 +310,88 @@ fn a_removed_node_is_left_as_it_was_found_and_not_healed_back() {
     ok(&lab.lvsctl(&["apply", "--yes", "--node", "rs1", "--ignore-clock"]));
     assert!(has_addr(&addrs(&lab, "rs1"), "lo", "198.18.0.100", 32, Some("lo:0")));
 }
+
+/// PassiveOpens of the TCP stack in namespace `ns`: connections it has accepted.
+fn passive_opens(lab: &Lab, short: &str) -> u64 {
+    let snmp = text(&lab.exec(short, &["cat", "/proc/net/snmp"]));
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let i = names.split_whitespace().position(|n| n == "PassiveOpens").unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// Certificate rotation under control-plane load: four tasks sharing one `Fleet` (one
+/// connection to the agent, as `lvsctl` holds it) call Status and Facts every 20 ms while
+/// `pki rotate`'s own code renews and installs rs1's certificate over that same connection.
+/// No call fails, the agent accepts no new connection (PassiveOpens in its namespace), it
+/// is the same process, and a new connection sees the new certificate.
+#[test]
+fn a_rotation_under_control_plane_load_fails_no_call_and_keeps_the_connection() {
+    let Some(lab) = Lab::up_as_root("nsr", LAB) else { return };
+    let pid = lab.pid_of("agent-rs1").expect("rs1's agent");
+    let cluster = lvs_controller::load::load_file(&lab.def).unwrap().cluster;
+    let pki = lvs_controller::pki::Pki::new(lab.dir.join("pki"));
+    let (opens_before, opens_after, ok, failed, before, after) =
+        lvs_tests::in_netns(&lab.ns("admin"), || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let fleet = std::sync::Arc::new(
+                    lvs_controller::fleet::Fleet::new(&cluster, &pki, Duration::from_secs(5)).unwrap(),
+                );
+                let before = fleet.status("rs1", None).await.unwrap().certificate.unwrap().serial;
+                let opens_before = passive_opens(&lab, "rs1");
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let mut load = tokio::task::JoinSet::new();
+                for i in 0..4 {
+                    let (fleet, stop) = (fleet.clone(), stop.clone());
+                    load.spawn(async move {
+                        let (mut ok, mut failed) = (0u32, Vec::new());
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let r = if i % 2 == 0 {
+                                fleet.status("rs1", None).await.map(|_| ())
+                            } else {
+                                fleet.facts("rs1").await.map(|_| ())
+                            };
+                            match r {
+                                Ok(()) => ok += 1,
+                                Err(e) => failed.push(e.to_string()),
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        (ok, failed)
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let done = lvs_controller::ops::trust::rotate_all(&fleet, &pki, &["rs1".to_string()]).await;
+                let after = done[0].1.as_ref().expect("rotated").serial.clone();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let (mut ok, mut failed) = (0, Vec::new());
+                while let Some(r) = load.join_next().await {
+                    let (o, f) = r.unwrap();
+                    ok += o;
+                    failed.extend(f);
+                }
+                let opens_after = passive_opens(&lab, "rs1");
+                (opens_before, opens_after, ok, failed, before, after)
+            })
+        });
+    println!(
+        "rotation under load: {ok} calls answered, {} failed, PassiveOpens {opens_before} → {opens_after}",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} calls failed during the rotation, first: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(ok > 100, "the load ran: {ok} calls");
+    assert_ne!(before, after, "the certificate changed");
+    assert_eq!(opens_after, opens_before, "the agent accepted a new connection during the rotation");
+    assert_eq!(lab.pid_of("agent-rs1"), Some(pid), "the agent restarted");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the agent is gone");
+    // A new connection (a new lvsctl) is shown the new certificate.
+    let (_, st) = lab.json(&["status", "--node", "rs1"]);
+    assert_eq!(st["nodes"][0]["certificate"]["serial"], after.as_str(), "{st:#}");
+}
