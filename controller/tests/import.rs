@@ -1,6 +1,8 @@
 //! `lvsctl import keepalived`: keepalived.conf files of our own making (modelled on
 //! keepalived's doc/samples, with test addresses) become definitions that validate, with
 //! every option accounted for: mapped, or a comment naming its line and the reason.
+use std::time::Duration;
+
 use lvs_controller::import::{self, Input, Options, conf};
 use lvs_controller::load::{LoadError, load_str};
 use lvs_proto::spec::{DestinationCheck, OnFailure, ProbeKind, ServiceKey, TlsVerify};
@@ -233,4 +235,299 @@ fn files_and_directors_must_pair_up_and_syntax_errors_name_the_line() {
     .unwrap_err()
     .to_string();
     assert!(e.starts_with("bad.conf: line 1: this `{` is never closed"), "{e}");
+}
+
+/// One director's keepalived.conf: a DR virtual_server with one real server, and `extra`
+/// lines placed where the case says (`vs`: in the virtual_server, `rs`: in both real servers,
+/// `check`: the real server's checker; `top`: before the virtual_server).
+struct Conf<'a> {
+    top: &'a str,
+    vs: &'a str,
+    rs: &'a str,
+    check: &'a str,
+    /// Imported with a second director's file (VRRP needs both), the same but for its
+    /// priority (`priority 120` becomes `priority 90`).
+    pair: bool,
+}
+
+const BASE: Conf<'static> = Conf {
+    top: "",
+    vs: "lb_algo rr\nlb_kind DR\nprotocol TCP",
+    rs: "weight 1",
+    check: "TCP_CHECK {\nconnect_timeout 3\n}",
+    pair: false,
+};
+
+impl Conf<'_> {
+    fn text(&self) -> String {
+        format!(
+            "{}\nvirtual_server 198.18.0.100 80 {{\n{}\nreal_server 198.18.0.11 80 {{\n{}\n{}\n}}\nreal_server 198.18.0.12 80 {{\n{}\n}}\n}}\n",
+            self.top, self.vs, self.rs, self.check, self.rs
+        )
+    }
+}
+
+/// The imported definition of `conf`, loaded and validated, and its text.
+fn imported(conf: &Conf) -> (lvs_controller::model::Cluster, String) {
+    let text = conf.text();
+    let got = if conf.pair {
+        let other = text.replace("priority 120", "priority 90");
+        import::keepalived(
+            &[input("one.conf", &text), input("two.conf", &other)],
+            &opts(&[("lvs1", "198.18.0.2/24"), ("lvs2", "198.18.0.3/24")]),
+        )
+    } else {
+        import::keepalived(&[input("one.conf", &text)], &opts(&[("lvs1", "198.18.0.2/24")]))
+    }
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let loaded = load_str("imported.toml", &got.toml)
+        .unwrap_or_else(|e| panic!("{e}\n{}\n--- from\n{text}", got.toml));
+    (loaded.cluster, got.toml)
+}
+
+/// The health check of the first real server: its own, or the service's it follows.
+fn check0(c: &lvs_controller::model::Cluster) -> lvs_proto::spec::HealthCheckSpec {
+    let s = &c.services[0];
+    match &s.real_servers[0].check {
+        DestinationCheck::Own(h) => (**h).clone(),
+        DestinationCheck::Service => s.check.clone().expect("the service's check"),
+        DestinationCheck::Off => panic!("the first real server is unchecked: {s:?}"),
+    }
+}
+
+/// Every keyword the walk excuses (`MAPPED`) is proven to arrive: for each, a small
+/// configuration sets it to a value other than the default, and the imported definition's
+/// field is asserted. A keyword with no case here fails the last check.
+#[test]
+fn each_mapped_keyword_carries_its_value_into_the_definition() {
+    use lvs_controller::model::Cluster;
+    type Check = fn(&Cluster, &str);
+    let cases: Vec<(&[&str], Conf, Check)> = vec![
+        (&["global_defs"], Conf { top: "global_defs {\nrouter_id lvs-x\n}", ..BASE }, |c, _| {
+            assert_eq!(c.name, "lvs-x")
+        }),
+        (&["virtual_server", "real_server", "TCP_CHECK"], BASE, |c, _| {
+            let s = &c.services[0];
+            assert_eq!(s.vip.to_string(), "198.18.0.100");
+            assert_eq!(s.real_servers[0].address.to_string(), "198.18.0.11:80");
+            assert_eq!(check0(c).probe, ProbeKind::Tcp);
+        }),
+        (&["lb_kind"], BASE, |_, toml| assert!(!toml.contains("direct routing only"), "{toml}")),
+        (&["lvs_method"], Conf { vs: "lb_algo rr\nlvs_method DR\nprotocol TCP", ..BASE }, |_, toml| {
+            assert!(!toml.contains("direct routing only"), "{toml}")
+        }),
+        (&["lb_algo"], Conf { vs: "lb_algo wlc\nlb_kind DR", ..BASE }, |c, _| {
+            assert_eq!(c.services[0].scheduler, "wlc")
+        }),
+        (&["lvs_sched"], Conf { vs: "lvs_sched lblc\nlb_kind DR", ..BASE }, |c, _| {
+            assert_eq!(c.services[0].scheduler, "lblc")
+        }),
+        (&["delay_loop"], Conf { vs: "lb_algo rr\nlb_kind DR\ndelay_loop 17", ..BASE }, |c, _| {
+            let h = &check0(c);
+            assert_eq!(h.interval_ms, 17_000);
+        }),
+        (
+            &["persistence_timeout", "persistence_granularity"],
+            Conf {
+                vs: "lb_algo rr\nlb_kind DR\npersistence_timeout 123\npersistence_granularity 255.255.0.0",
+                ..BASE
+            },
+            |c, _| {
+                assert_eq!(
+                    c.services[0].persistence.map(|p| (p.timeout_s, p.netmask)),
+                    Some((123, 0xffff_0000))
+                )
+            },
+        ),
+        (&["protocol"], Conf { vs: "lb_algo rr\nlb_kind DR\nprotocol UDP", check: "", ..BASE }, |c, _| {
+            assert!(matches!(
+                c.services[0].key,
+                ServiceKey::Addr { protocol: lvs_proto::spec::Protocol::Udp, .. }
+            ))
+        }),
+        (
+            &["sorry_server"],
+            Conf { vs: "lb_algo rr\nlb_kind DR\nsorry_server 198.18.0.50 80", ..BASE },
+            |c, _| assert_eq!(c.services[0].sorry.as_ref().map(|s| s.node.as_str()), Some("rs-198-18-0-50")),
+        ),
+        (&["hysteresis"], Conf { vs: "lb_algo rr\nlb_kind DR\nquorum 2\nhysteresis 1", ..BASE }, |c, _| {
+            assert_eq!((c.services[0].quorum, c.services[0].hysteresis), (2, 1))
+        }),
+        (&["weight"], Conf { rs: "weight 7", ..BASE }, |c, _| {
+            assert_eq!(c.services[0].real_servers[0].weight, 7)
+        }),
+        (&["uthreshold"], Conf { rs: "weight 1\nuthreshold 99", ..BASE }, |c, _| {
+            assert_eq!(c.services[0].real_servers[0].upper_threshold, 99)
+        }),
+        (&["inhibit_on_failure"], Conf { rs: "weight 1\ninhibit_on_failure", ..BASE }, |c, _| {
+            let h = &check0(c);
+            assert_eq!(h.on_failure, OnFailure::Weight0);
+        }),
+        (
+            &["HTTP_GET", "url", "path", "status_code", "virtualhost", "digest"],
+            Conf {
+                vs: "lb_algo rr\nlb_kind DR\nvirtualhost www.x.example",
+                check: "HTTP_GET {\nurl {\npath /h\nstatus_code 204\ndigest 0123456789abcdef0123456789abcdef\n}\n}",
+                ..BASE
+            },
+            |c, _| {
+                let h = &check0(c);
+                let ProbeKind::Http { path, expect_status, host, expect_digest, .. } = &h.probe else {
+                    panic!("{h:?}")
+                };
+                assert_eq!((path.as_str(), expect_status.to_string()), ("/h", "204".to_string()));
+                assert_eq!(host.as_deref(), Some("www.x.example"));
+                assert_eq!(expect_digest.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+            },
+        ),
+        (
+            &["connect_ip", "connect_port", "connect_timeout"],
+            Conf {
+                check: "TCP_CHECK {\nconnect_ip 198.18.0.111\nconnect_port 8080\nconnect_timeout 4\n}",
+                ..BASE
+            },
+            |c, _| {
+                let h = &check0(c);
+                assert_eq!(
+                    (h.connect_ip.map(|a| a.to_string()), h.connect_port, h.timeout_ms),
+                    (Some("198.18.0.111".into()), Some(8080), 4000)
+                );
+            },
+        ),
+        (&["retry"], Conf { check: "TCP_CHECK {\nconnect_timeout 3\nretry 5\n}", ..BASE }, |c, _| {
+            let h = &check0(c);
+            assert_eq!(h.fall, 6, "down after retry + 1 failures");
+        }),
+        (
+            &["nb_get_retry"],
+            Conf { check: "TCP_CHECK {\nconnect_timeout 3\nnb_get_retry 5\n}", ..BASE },
+            |c, _| {
+                let h = &check0(c);
+                assert_eq!(h.fall, 6);
+            },
+        ),
+        (
+            &["delay_before_retry"],
+            Conf { check: "TCP_CHECK {\nconnect_timeout 3\ndelay_before_retry 2\n}", ..BASE },
+            |c, _| {
+                let h = &check0(c);
+                assert_eq!(h.retry_interval_ms, Some(5000), "connect_timeout + delay_before_retry");
+            },
+        ),
+        (
+            &["enable_sni"],
+            Conf {
+                vs: "lb_algo rr\nlb_kind DR\nvirtualhost sni.x.example",
+                check: "SSL_GET {\nenable_sni\nurl {\npath /\n}\n}",
+                ..BASE
+            },
+            |c, _| {
+                let h = &check0(c);
+                let ProbeKind::Http { tls: Some(t), .. } = &h.probe else { panic!("{h:?}") };
+                assert_eq!(t.sni.as_deref(), Some("sni.x.example"));
+            },
+        ),
+        (
+            &["MISC_CHECK", "misc_path", "misc_timeout"],
+            Conf {
+                check: "MISC_CHECK {\nmisc_path \"/etc/keepalived/check-app --port 81\"\nmisc_timeout 9\n}",
+                ..BASE
+            },
+            |c, _| {
+                let h = &check0(c);
+                assert_eq!(
+                    h.probe,
+                    ProbeKind::Exec { command: vec!["check-app".into(), "--port".into(), "81".into()] }
+                );
+                assert_eq!(h.timeout_ms, 9000);
+            },
+        ),
+        (&["sh-port"], Conf { vs: "lb_algo sh\nlb_kind DR\nsh-port", ..BASE }, |c, _| {
+            assert_eq!(c.services[0].flags.iter().map(|f| f.as_str()).collect::<Vec<_>>(), ["sh-port"])
+        }),
+        (
+            &[
+                "vrrp_instance",
+                "interface",
+                "virtual_router_id",
+                "priority",
+                "advert_int",
+                "nopreempt",
+                "virtual_ipaddress",
+                "198.18.0.100",
+            ],
+            Conf {
+                top: "vrrp_instance vi-x {\ninterface eth9\nvirtual_router_id 77\npriority 120\nadvert_int 2\nnopreempt\nvirtual_ipaddress {\n198.18.0.100\n}\n}",
+                pair: true,
+                ..BASE
+            },
+            |c, _| {
+                let v = &c.vrrp[0];
+                assert_eq!(
+                    (v.name.as_str(), v.vrid, v.advert, v.preempt),
+                    ("vi-x", 77, Duration::from_secs(2), false)
+                );
+                assert_eq!(v.members, [("lvs1".to_string(), 120), ("lvs2".to_string(), 90)]);
+                let lvs1 = c.nodes.iter().find(|n| n.name == "lvs1").unwrap();
+                assert!(lvs1.vips.iter().all(|v| v.interface == "eth9"), "{:?}", lvs1.vips);
+            },
+        ),
+    ];
+    for (keywords, conf, check) in &cases {
+        let (cluster, toml) = imported(conf);
+        for k in *keywords {
+            // The keyword is not reported as dropped (a note may still advise on it).
+            let dropped = toml.lines().any(|l| {
+                l.contains(&format!(": `{k} "))
+                    && ["not mapped", "left unchecked", "no equivalent", "is not set"]
+                        .iter()
+                        .any(|w| l.contains(w))
+            });
+            assert!(!dropped, "{k} dropped:\n{toml}");
+        }
+        check(&cluster, &toml);
+    }
+    for k in MAPPED {
+        assert!(
+            cases.iter().any(|(ks, _, _)| ks.contains(k)),
+            "`{k}` is excused by the walk but no case proves it arrives"
+        );
+    }
+}
+
+/// Statements of a keepalived.conf counted without its parser: every line that holds
+/// something besides a comment (`!`, `#`) or closing braces is one statement.
+fn statements_by_line(text: &str) -> usize {
+    text.lines()
+        .map(|l| l.split(['!', '#']).next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '}'))
+        .count()
+}
+
+fn statements_parsed(stmts: &[conf::Stmt]) -> usize {
+    stmts.iter().map(|s| 1 + statements_parsed(s.children())).sum()
+}
+
+/// All three fixtures: the parser sees every statement the file has (counted apart from
+/// it), and each one is mapped or commented at its line, none dropped silently.
+#[test]
+fn every_statement_of_every_fixture_is_parsed_and_accounted_for() {
+    for (file, text, directors) in [
+        ("dr-master.conf", MASTER, &[("lvs1", "198.18.0.2/24")][..]),
+        ("dr-backup.conf", BACKUP, &[("lvs2", "198.18.0.3/24")][..]),
+        ("nat.conf", NAT, &[("lvs1", "198.18.0.2/24")][..]),
+    ] {
+        let parsed = conf::parse(text).unwrap();
+        assert_eq!(
+            statements_parsed(&parsed),
+            statements_by_line(text),
+            "{file}: the parser lost statements"
+        );
+        let got = import::keepalived(&[input(file, text)], &opts(directors)).unwrap();
+        let mut dropped = Vec::new();
+        silent(&parsed, file, &got.toml, &mut dropped);
+        assert!(dropped.is_empty(), "{file}: dropped silently: {dropped:#?}\n{}", got.toml);
+    }
+    // The count by line, by eye: `a`, `b {`, `c` (the fixtures keep one statement a line).
+    assert_eq!(statements_by_line("a 1 ! note\nb {\n  c\n}\n# all\n"), 3);
 }
