@@ -12,8 +12,11 @@ tar -xf "$TAR" -C "$STAGE"
 mkdir -p "$STAGE/lib/modules"
 cp -a "$KDIR/lib/modules/$KVER" "$STAGE/lib/modules/"
 T=$STAGE/opt/lvs-test
-mkdir -p "$T/pkgs"
+mkdir -p "$T/pkgs" "$T/old-pkgs"
 cp "$PKGS"/*.deb "$T/pkgs/"
+# The same packages under a lower version ($LVS_VM_OLD_DEBS), installed first so that the
+# current ones arrive as an upgrade.
+[ -z "${LVS_VM_OLD_DEBS:-}" ] || cp "$LVS_VM_OLD_DEBS"/*.deb "$T/old-pkgs/"
 for b in "$@"; do install -m 0755 "$b" "$T/$(basename "$b")"; done
 # The harness finds lvsctl and lvs-agent beside the test programs: the installed ones.
 ln -sf /usr/bin/lvsctl "$T/lvsctl"
