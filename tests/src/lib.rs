@@ -302,8 +302,11 @@ pub fn start_load_with(lab: &mut Lab, vip: &str, name: &str, extra: &[&str]) -> 
     let stop = lab.dir.join(format!("{name}.stop"));
     let log = format!("{name}.json");
     let load = bin("lvs-load");
-    let mut args =
-        vec![load.to_str().unwrap(), vip, "-c", "4", "-d", "600s", "--stop-file", stop.to_str().unwrap()];
+    let mut args = vec![load.to_str().unwrap(), vip, "-d", "600s", "--stop-file", stop.to_str().unwrap()];
+    // Four clients unless the caller says how many.
+    if !extra.iter().any(|a| *a == "-c" || *a == "--concurrency") {
+        args.extend(["-c", "4"]);
+    }
     args.extend(extra);
     let pid = lab.spawn("client", &args, &log);
     std::thread::sleep(Duration::from_millis(500));
