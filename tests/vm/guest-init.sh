@@ -57,7 +57,7 @@ case "$suite" in
         # quick loop while working on one; CI never sets it.
         only=$(sed -n 's/.*lvs\.only=\([A-Za-z0-9_]*\).*/\1/p' /proc/cmdline)
         tests=$(/bin/e2e --ignored --list 2>/dev/null | sed -n 's/: test$//p' | grep -e "${only:-.}")
-        [ -n "$tests" ] || { rc=1; say "LVSVM-FAILED e2e: no test listed${only:+ matching $only}"; }
+        [ -n "$tests" ] || { say "LVSVM-BEGIN e2e:list"; rc=1; say "LVSVM-FAILED e2e: no test listed${only:+ matching $only}"; }
         for t in $tests; do
             run "e2e:$t" 600 /bin/e2e --ignored --exact "$t" --test-threads=1 --nocapture --logfile /tmp/run.tests
             passed "e2e:$t" 1
