@@ -73,5 +73,8 @@ case "$suite" in
 esac
 say "LVSVM-EXIT $rc"
 sync
+# The serial port's last bytes leave after write() returns: a poweroff at once has cut
+# LVSVM-EXIT and the lines before it (a bench run ended "began but never finished").
+sleep 1
 poweroff -f
 sleep 5
