@@ -257,20 +257,7 @@ fn a_python_client_reads_the_agents_as_a_viewer_and_is_refused_apply() {
         "--out",
         viewer.to_str().unwrap(),
     ]));
-    let client = repo().join("examples/python/agent_client.py");
-    let o = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("admin"), "/usr/bin/python3"])
-        .arg(&client)
-        .arg("--stubs")
-        .arg(&stubs)
-        .arg("--pki")
-        .arg(&viewer)
-        .args(["--try-apply", "rs1=198.18.0.11:7443", "router=198.18.0.1:7443"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let v = python_client(&lab, &stubs, &viewer, &["rs1=198.18.0.11:7443", "router=198.18.0.1:7443"]);
     println!("{v:#}");
     let nodes = v.as_array().unwrap();
     assert_eq!(nodes.len(), 2, "{v:#}");
@@ -293,17 +280,23 @@ fn a_python_client_reads_the_agents_as_a_viewer_and_is_refused_apply() {
     }
     // The admin's certificate, through the same client, may Apply (refused on its merits:
     // the empty spec is invalid), which shows the viewer's refusal was the role's.
+    let v = python_client(&lab, &stubs, &lab.dir.join("pki"), &["rs1=198.18.0.11:7443"]);
+    assert_eq!(v[0]["apply"]["code"], "INVALID_ARGUMENT", "{v:#}");
+}
+
+/// `examples/python/agent_client.py --try-apply NODES` from the admin box with the PKI
+/// directory `pki`; its JSON report.
+fn python_client(lab: &Lab, stubs: &Path, pki: &Path, nodes: &[&str]) -> serde_json::Value {
     let o = Command::new("ip")
         .args(["netns", "exec", &lab.ns("admin"), "/usr/bin/python3"])
-        .arg(&client)
+        .arg(repo().join("examples/python/agent_client.py"))
         .arg("--stubs")
-        .arg(&stubs)
+        .arg(stubs)
         .arg("--pki")
-        .arg(lab.dir.join("pki"))
-        .args(["--try-apply", "rs1=198.18.0.11:7443"])
+        .arg(pki)
+        .arg("--try-apply")
+        .args(nodes)
         .output()
         .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-    assert_eq!(v[0]["apply"]["code"], "INVALID_ARGUMENT", "{v:#}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
 }
