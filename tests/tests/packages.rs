@@ -24,18 +24,28 @@ fn run(cmd: &str, args: &[&str]) -> String {
 fn packages() -> &'static [String; 4] {
     static BUILT: OnceLock<[String; 4]> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let bins = ["target/release/lvs-agent", "target/release/lvsctl"].map(|b| root().join(b));
+        let modified = || bins.each_ref().map(|b| std::fs::metadata(b).and_then(|m| m.modified()).ok());
+        let before = modified();
         let out = run("packaging/build.sh", &[]);
-        let find = |needle: &str| {
+        // tests/run built them just before: the script, run from a test, must find nothing
+        // to do. (Cargo inheriting the test's CARGO_MANIFEST_DIR, which ring's build script
+        // watches, once rebuilt the whole release here and again in the VM step.)
+        if std::env::var_os("LVS_RELEASE_BUILT").is_some() {
+            assert_eq!(before, modified(), "packaging/build.sh built the release binaries again");
+        }
+        // One path per line: match on the file name, the directory is the script's.
+        let find = |prefix: &str, suffix: &str| {
             out.lines()
-                .find(|l| l.contains(needle))
-                .unwrap_or_else(|| panic!("{needle} not built:\n{out}"))
+                .find(|l| l.rsplit('/').next().is_some_and(|f| f.starts_with(prefix) && f.ends_with(suffix)))
+                .unwrap_or_else(|| panic!("{prefix}*{suffix} not built:\n{out}"))
                 .to_string()
         };
         [
-            find("debian/lvs-agent_"),
-            find("debian/lvsctl_"),
-            find("generate-rpm/lvs-agent-"),
-            find("generate-rpm/lvsctl-"),
+            find("lvs-agent_", ".deb"),
+            find("lvsctl_", ".deb"),
+            find("lvs-agent-", ".rpm"),
+            find("lvsctl-", ".rpm"),
         ]
     })
 }

@@ -4,7 +4,10 @@
 # Usage: boot.sh KDIR KVER INITRAMFS RESULTS LOG [kernel args...]
 # Env: LVS_VM_ACCEL (auto|kvm|tcg), LVS_VM_MEM (MiB, 768), LVS_VM_SMP (2), LVS_VM_TIMEOUT (s),
 #      LVS_VM_DISK (a raw disk image: virtio, the guest's /dev/vda), LVS_VM_REBOOT=1 (a guest
-#      reboot restarts the machine on the same disk instead of ending qemu).
+#      that says `LVSVM rebooting` and reboots is booted once more on the same disk, its
+#      output appended to RESULTS and LOG).
+# The reboot is a cold one, a second qemu: qemu's warm reset under TCG left the second
+# kernel stuck in soft lockups for about 80 s before it reached its init.
 set -uo pipefail
 KDIR=$1 KVER=$2 INITRD=$3 RESULTS=$4 LOG=$5; shift 5
 KERNEL=$KDIR/boot/vmlinux            # PVH entry: no in-guest decompression
@@ -22,13 +25,28 @@ fi
 : > "$RESULTS"
 EXTRA=()
 [ -n "${LVS_VM_DISK:-}" ] && EXTRA+=(-drive "file=$LVS_VM_DISK,format=raw,if=virtio,cache=unsafe")
-[ "${LVS_VM_REBOOT:-0}" = 1 ] || EXTRA+=(-no-reboot)
-timeout --foreground -k 5 "$TIMEOUT" qemu-system-x86_64 -M pc "${ACCEL_ARGS[@]}" \
-    -m "${LVS_VM_MEM:-768}" -smp "${LVS_VM_SMP:-2}" \
-    -nographic -nodefaults -nic none "${EXTRA[@]}" \
-    -serial "file:$LOG" -serial "file:$RESULTS" \
-    -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet panic=-1 $*" </dev/null
+boot() { # SECONDS RESULTS LOG -> qemu's status (a guest reboot ends qemu too: -no-reboot)
+    timeout --foreground -k 5 "$1" qemu-system-x86_64 -M pc "${ACCEL_ARGS[@]}" \
+        -m "${LVS_VM_MEM:-768}" -smp "${LVS_VM_SMP:-2}" \
+        -nographic -nodefaults -nic none -no-reboot "${EXTRA[@]}" \
+        -serial "file:$3" -serial "file:$2" \
+        -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "console=ttyS0 quiet panic=-1 $ARGS" </dev/null
+}
+ARGS=$*
+deadline=$((SECONDS + TIMEOUT))
+boot "$TIMEOUT" "$RESULTS" "$LOG"
 rc=$?
+if [ "${LVS_VM_REBOOT:-0}" = 1 ] && grep -q '^LVSVM rebooting' "$RESULTS" && ! grep -q '^LVSVM-EXIT' "$RESULTS"; then
+    left=$((deadline - SECONDS))
+    if [ "$left" -gt 0 ]; then
+        boot "$left" "$RESULTS.boot2" "$LOG.boot2"
+        rc=$?
+        cat "$RESULTS.boot2" >> "$RESULTS"; cat "$LOG.boot2" >> "$LOG"
+        rm -f "$RESULTS.boot2" "$LOG.boot2"
+    else
+        rc=124
+    fi
+fi
 echo "$ACCEL" > "$RESULTS.accel"
 exit $rc
