@@ -148,7 +148,9 @@ impl Keepalived {
         self.tracker.stop();
     }
 
-    fn start_running(&self, spec: &VrrpSpec, config: String) -> Result<Running, VrrpError> {
+    /// Start the engine for `spec` with `config` (already on disk), its first spawn after
+    /// `delay`.
+    fn start_running(&self, spec: &VrrpSpec, config: String, delay: Duration) -> Result<Running, VrrpError> {
         let fifo = self.fifo_path();
         make_fifo(&fifo).map_err(self.io(&fifo))?;
         self.tracker.start(spec);
@@ -168,7 +170,7 @@ impl Keepalived {
             self.events.clone(),
             stopped.clone(),
         ));
-        let supervisor = tokio::spawn(sup.run(stopped));
+        let supervisor = tokio::spawn(sup.run(stopped, delay));
         Ok(Running { spec: spec.clone(), config, stop, supervisor })
     }
 }
@@ -248,7 +250,16 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    /// Run the engine until stopped, the first start after `delay` (the spec's start-up
+    /// delay on a first start; none when it rejoins after a hand-over or a crash).
+    async fn run(self, mut stopped: watch::Receiver<bool>, delay: Duration) {
+        if !delay.is_zero() {
+            info!(delay_ms = delay.as_millis() as u64, "VRRP engine waits before its first election");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = until_stopped(&mut stopped) => return,
+            }
+        }
         let mut backoff = Duration::from_secs(1);
         loop {
             if *stopped.borrow_and_update() {
@@ -373,7 +384,10 @@ impl VrrpEngine for Keepalived {
                     self.stop_running(r).await;
                     (self.release)(vips).await;
                 }
-                *run = Some(self.start_running(spec, config)?);
+                // A first start sits out the spec's delay, so that a lower priority started
+                // with (or before) the highest does not win the first election.
+                let delay = Duration::from_millis(spec.startup_delay_ms.into());
+                *run = Some(self.start_running(spec, config, delay)?);
             }
         }
         Ok(())
@@ -398,7 +412,9 @@ impl VrrpEngine for Keepalived {
         self.stop_running(r).await;
         let settle = Duration::from_millis(u64::from(spec.advert_ms) * 4).max(Duration::from_millis(300));
         tokio::time::sleep(settle).await;
-        *run = Some(self.start_running(&spec, config)?);
+        // Rejoining at once: the new master is there to be heard, and a next hand-over back
+        // needs this director as a backup.
+        *run = Some(self.start_running(&spec, config, Duration::ZERO)?);
         drop(run);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
@@ -434,6 +450,7 @@ mod tests {
                 purpose: AddressPurpose::Vip,
             }],
             sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
+            startup_delay_ms: 0,
         }
     }
 

@@ -148,6 +148,7 @@ fn vrrp(cluster: &Cluster, node: &Node, vips: &[AddressSpec]) -> Option<VrrpSpec
     let on_lan = |n: &Node| n.on_lan(&g.lan).map(|i| (i.name.clone(), i.address.addr()));
     let (interface, source) = on_lan(node)?;
     let priority = g.members.iter().find(|(n, _)| *n == node.name)?.1;
+    let highest = g.members.iter().map(|(_, p)| *p).max().unwrap_or(priority);
     let peers = g
         .members
         .iter()
@@ -166,7 +167,19 @@ fn vrrp(cluster: &Cluster, node: &Node, vips: &[AddressSpec]) -> Option<VrrpSpec
         unicast_peers: peers,
         vips: vips.to_vec(),
         sync_daemon: g.sync_daemon.then(|| SyncDaemonSpec { interface, sync_id: g.vrid.into() }),
+        startup_delay_ms: if priority == highest { 0 } else { startup_delay_ms(g.advert) },
     })
+}
+
+/// How long a director below the instance's highest priority waits after its agent
+/// first starts the engine: long enough for the highest to start (directors applied or
+/// booted together start within a few seconds of each other) and win its election (the
+/// master-down timer, about 3 adverts). Without preemption the first master keeps the
+/// VIPs, so otherwise whichever engine started first would win. The cost: a lower
+/// priority that starts alone becomes master this much later (while its agent restarts,
+/// the VIPs it holds stay up: the engine runs with `--dont-release-vrrp`).
+fn startup_delay_ms(advert: std::time::Duration) -> u32 {
+    5_000 + 4 * advert.as_millis() as u32
 }
 
 fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {

@@ -142,7 +142,11 @@ fn plan_is_deterministic_and_carries_the_generation() {
 fn ha_directors_leave_the_shared_vip_to_vrrp_and_advertise_to_each_other() {
     let specs = plan("lab-ha.toml", include_str!("../../deploy/examples/lab-ha.toml"));
     let d = |n: &str| specs.iter().find(|s| s.node == n).unwrap();
-    for (me, peer, priority) in [("director", "198.18.0.3", 150), ("director2", "198.18.0.2", 100)] {
+    // The lower priority sits out 5 s + 4 adverts of 100 ms at its first start: the
+    // highest wins the first election whatever starts first.
+    for (me, peer, priority, delay) in
+        [("director", "198.18.0.3", 150, 0), ("director2", "198.18.0.2", 100, 5_400)]
+    {
         let s = d(me);
         // The VIP is not the agent's to add: the VRRP engine adds it on the master only.
         assert!(!s.addresses.iter().any(|a| a.purpose == AddressPurpose::Vip), "{me}: {:?}", s.addresses);
@@ -151,6 +155,7 @@ fn ha_directors_leave_the_shared_vip_to_vrrp_and_advertise_to_each_other() {
             (v.instance.as_str(), v.vrid, v.priority, v.advert_ms, v.preempt),
             ("web", 51, priority, 100, false)
         );
+        assert_eq!(v.startup_delay_ms, delay, "{me}");
         assert_eq!(v.interface, "eth1");
         assert_eq!(v.unicast_peers, vec![peer.parse::<std::net::IpAddr>().unwrap()]);
         assert_eq!(v.vips.iter().map(|a| a.address.to_string()).collect::<Vec<_>>(), ["198.18.0.100/32"]);

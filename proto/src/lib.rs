@@ -198,6 +198,7 @@ mod tests {
                     purpose: AddressPurpose::Vip,
                 }],
                 sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
+                startup_delay_ms: 5400,
             }),
         }
     }
@@ -269,6 +270,25 @@ mod tests {
             }),
             "vrrp"
         );
+    }
+
+    #[test]
+    fn a_start_up_delay_past_ten_minutes_is_refused() {
+        assert_eq!(
+            refused_at(|w| w.vrrp.as_mut().unwrap().startup_delay_ms = 600_001),
+            "vrrp.startup_delay_ms"
+        );
+        let mut w = pb::NodeSpec::from(&rich());
+        w.vrrp.as_mut().unwrap().startup_delay_ms = 600_000;
+        assert_eq!(NodeSpec::try_from(&w).unwrap().vrrp.unwrap().startup_delay_ms, 600_000);
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_start_up_delay_reads_as_no_delay() {
+        let mut json = serde_json::to_value(rich()).unwrap();
+        assert!(json["vrrp"].as_object_mut().unwrap().remove("startup_delay_ms").is_some());
+        let s: NodeSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(s.vrrp.unwrap().startup_delay_ms, 0);
     }
 
     #[test]

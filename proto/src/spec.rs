@@ -93,6 +93,13 @@ pub struct VrrpSpec {
     pub vips: Vec<AddressSpec>,
     /// IPVS connection sync, when on.
     pub sync_daemon: Option<SyncDaemonSpec>,
+    /// How long the engine sits out after the agent first starts it, before it takes part
+    /// in elections: 0 on the instance's highest priority, longer on the others, so that
+    /// directors started together elect the highest priority (without preemption the first
+    /// to reach master keeps it). Not applied on a restart after a crash or a hand-over.
+    /// (Absent from state files written before it existed: 0.)
+    #[serde(default)]
+    pub startup_delay_ms: u32,
 }
 
 /// The kernel's IPVS connection-sync daemon of a VRRP director.

@@ -101,6 +101,7 @@ impl From<&NodeSpec> for pb::NodeSpec {
                     .sync_daemon
                     .as_ref()
                     .map(|d| pb::SyncDaemonSpec { interface: d.interface.clone(), sync_id: d.sync_id }),
+                startup_delay_ms: v.startup_delay_ms,
             }),
         }
     }
@@ -137,12 +138,21 @@ fn address_from_pb(f: &str, a: &pb::AddressSpec) -> Result<AddressSpec, WireErro
     })
 }
 
+/// The longest start-up delay a spec may ask of a VRRP engine (10 min): past that, a typo.
+const MAX_STARTUP_DELAY_MS: u32 = 600_000;
+
 fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
     let byte = |f: &str, x: u32, lo: u32, hi: u32| {
         if (lo..=hi).contains(&x) { Ok(x as u8) } else { err(f, format!("{x} outside {lo}..={hi}")) }
     };
     if !(10..=40_950).contains(&v.advert_ms) || !v.advert_ms.is_multiple_of(10) {
         return err("vrrp.advert_ms", format!("{} is not a multiple of 10 in 10..=40950", v.advert_ms));
+    }
+    if v.startup_delay_ms > MAX_STARTUP_DELAY_MS {
+        return err(
+            "vrrp.startup_delay_ms",
+            format!("{} is over {MAX_STARTUP_DELAY_MS}", v.startup_delay_ms),
+        );
     }
     Ok(VrrpSpec {
         instance: shaped("vrrp.instance", &v.instance, names::dns_label_problem)?,
@@ -174,6 +184,7 @@ fn vrrp_from(v: &pb::VrrpSpec) -> Result<VrrpSpec, WireError> {
                 })
             })
             .transpose()?,
+        startup_delay_ms: v.startup_delay_ms,
     })
 }
 

@@ -783,12 +783,16 @@ impl OpenRequest {
 fn two_directors_fail_over_under_load_and_keep_established_connections() {
     let mut lab = Lab::up("ha", HA);
 
-    step("1. apply: one director is master, both hold the table, sync daemons run on both");
+    step(
+        "1. the first election follows the definition: director2 (priority 100) is applied a second before director (150), and director is master",
+    );
+    // Without preemption the first engine to reach master keeps it: director2, started
+    // first, would win (about 0.4 s after its apply) unless it sits out its start-up delay.
+    ok(&lab.lvsctl(&["apply", "--yes", "--node", "director2"]));
+    std::thread::sleep(Duration::from_secs(1));
     ok(&lab.lvsctl(&["apply", "--yes"]));
-    // Which one wins the first election depends on whose engine started first (without
-    // preemption a later, higher priority does not take over): either is right, one only.
     let t0 = Instant::now();
-    let (m, b) = poll(Duration::from_secs(10), Duration::from_millis(20), || {
+    let (m, b) = poll(Duration::from_secs(15), Duration::from_millis(20), || {
         match (vrrp_state(&lab, "director").as_deref(), vrrp_state(&lab, "director2").as_deref()) {
             (Some("MASTER"), Some("BACKUP")) => Some(("director", "director2")),
             (Some("BACKUP"), Some("MASTER")) => Some(("director2", "director")),
@@ -801,7 +805,8 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!("no single master:\n{status}\nagent-director.log (newest first):\n{}", tail.join("\n"))
     });
-    println!("{m} elected master {} ms after apply returned; {b} is backup", t0.elapsed().as_millis());
+    assert_eq!(m, "director", "the priority-150 director is master, whatever started first");
+    println!("{m} master, {b} backup {} ms after the second apply returned", t0.elapsed().as_millis());
     for d in ["director", "director2"] {
         let t = text(&lab.exec(d, &["ipvsadm", "-Ln"]));
         assert!(t.contains("198.18.0.100:80"), "{d} holds the IPVS table:\n{t}");

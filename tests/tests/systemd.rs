@@ -451,6 +451,8 @@ fn two_directors_as_real_services_elect_and_hand_over() {
         }
     })
     .unwrap_or_else(|| panic!("no single master:\n{}\n{}", status_of("director"), status_of("director2")));
+    // Both units came up together: the priorities decide (director 150), not start order.
+    assert_eq!(m, "director", "the priority-150 director is master");
     println!("under systemd: {m} is master, {b} backup");
     // keepalived runs in the agent's cgroup, under the agent's unit (its capabilities and
     // address families are the unit's).

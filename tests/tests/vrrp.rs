@@ -1,7 +1,8 @@
 //! The VRRP engine for real, on this host's kernel (VRRP needs no IPVS): two directors in
 //! two network namespaces joined by a veth pair, each running the agent's
 //! [`Keepalived`] engine (a real keepalived, supervised) from the specs the planner makes
-//! of `deploy/examples/lab-ha.toml`. Measured: election, failover after the master's
+//! of `deploy/examples/lab-ha.toml`. Measured: election (the priorities decide, whatever
+//! starts first), failover after the master's
 //! keepalived is killed, no second flap when it comes back, a planned hand-over, and the
 //! VIP released when the engine stops. Addresses stay in 198.18.0.0/15.
 use std::process::Command;
@@ -164,13 +165,23 @@ fn keepalived_elects_fails_over_in_under_a_second_does_not_flap_back_and_hands_o
     }
     let pair = Pair::new();
     let (s1, s2) = specs();
-    let d1 = Director::start(&pair.ns[0], s1);
+    // The first election follows the priorities, whatever starts first: director2
+    // (100) starts a second before director (150). Without preemption it would be master
+    // before director is heard, and stay master; it sits out its start-up delay instead.
+    assert_eq!((s1.startup_delay_ms, s2.startup_delay_ms), (0, 5_400), "the planner's delays");
     let d2 = Director::start(&pair.ns[1], s2);
+    std::thread::sleep(Duration::from_secs(1));
+    let d1 = Director::start(&pair.ns[0], s1);
 
     // Election: the higher priority becomes master and holds the VIP; the other waits.
     let elected =
         wait_state(&d1, VrrpState::Master, Duration::from_secs(5)).expect("director becomes master");
-    assert_eq!(wait_state(&d2, VrrpState::Backup, Duration::from_secs(2)).map(|_| ()), Some(()));
+    let joined =
+        wait_state(&d2, VrrpState::Backup, Duration::from_secs(8)).expect("director2 joins as backup");
+    println!(
+        "director2 (started 1 s earlier) joined as backup {} ms after director was master",
+        joined.as_millis()
+    );
     assert!(pair.holds_vip(0) && !pair.holds_vip(1));
     println!("elected in {} ms", elected.as_millis());
 
