@@ -97,11 +97,11 @@ pub fn down(dir: &Path, out: &mut dyn Write) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(3);
     for line in pids.lines() {
         let Some(pid) = line.split_whitespace().next().and_then(|p| p.parse::<i32>().ok()) else { continue };
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        while running(pid) && Instant::now() < deadline {
             reap(pid);
             std::thread::sleep(Duration::from_millis(20));
         }
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if running(pid) {
             // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             reap(pid);
@@ -121,8 +121,42 @@ pub fn down(dir: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// Whether `pid` still runs. A zombie has ended: once `lab up` has exited, the lab's
+/// processes are no longer our children, and their zombies wait for whoever adopted them
+/// (PID 1, which in the VM guest reaps nothing while its suite runs), so waiting for
+/// `/proc/PID` to go would take the whole grace period on every `lab down`.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which may itself hold ") ".
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 fn reap(pid: i32) {
     let mut status = 0;
     // SAFETY: non-blocking wait for our own child; harmless if it is not ours.
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running;
+
+    #[test]
+    fn a_zombie_has_stopped_running_and_a_sleeper_has_not() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert!(running(pid), "a sleeping child runs");
+        child.kill().unwrap();
+        // Killed and not yet waited for: a zombie, its /proc entry still there.
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            !running(pid)
+        });
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "still a zombie, not reaped");
+        assert!(gone, "a zombie does not run");
+        child.wait().unwrap();
+        assert!(!running(pid), "a reaped process does not run");
+    }
 }
