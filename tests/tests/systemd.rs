@@ -318,7 +318,8 @@ fn step_stop() {
 /// file's `runtime` part (quarantined destinations, live weights) is health state the
 /// restarted agent measures again, so it is left out.
 fn kept(node: &str) -> (serde_json::Value, Vec<(String, Vec<u8>)>) {
-    let state = std::fs::read(format!("/var/lib/lvs-agent/{node}/state.json")).unwrap();
+    let path = format!("/var/lib/lvs-agent/{node}/state.json");
+    let state = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut state: serde_json::Value = serde_json::from_slice(&state).unwrap();
     assert!(state.get("spec").is_some() && state.get("owned").is_some(), "{state:#}");
     state.as_object_mut().unwrap().remove("runtime");
