@@ -9,18 +9,19 @@
 # lvs-agent.8), shell completions (bash, zsh, fish) and the units (lvs-agent.service as in
 # deploy/, lvs-agent@.service derived from it).
 #
-# Usage: packaging/build.sh [--version UPSTREAM-REVISION] [--out DIR]
-#   default: the binaries' own version, revision 1, into target/packages.
+# Usage: packaging/build.sh [--version UPSTREAM-REVISION] [--out DIR] [--formats deb,rpm]
+#   default: the binaries' own version, revision 1, both formats, into target/packages.
 #   Prints the path of each package built, one per line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022
-VERSION="" OUT=target/packages
+VERSION="" OUT=target/packages FORMATS=deb,rpm
 while [ $# -gt 0 ]; do
     case "$1" in
         --version) VERSION=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        *) echo "usage: packaging/build.sh [--version UPSTREAM-REVISION] [--out DIR]" >&2; exit 2 ;;
+        --formats) FORMATS=$2; shift 2 ;;
+        *) echo "usage: packaging/build.sh [--version UPSTREAM-REVISION] [--out DIR] [--formats deb,rpm]" >&2; exit 2 ;;
     esac
 done
 MAINTAINER="lvs-dr maintainers <maintainers@lvs-dr.example.org>"
@@ -58,9 +59,9 @@ OUT=$(cd "$OUT" && pwd)
 
 is_elf() { [ "$(od -An -tx1 -N4 "$1" | tr -d ' ')" = 7f454c46 ]; }
 # stage PKG FORMAT ROOT: install PKG's assets under ROOT as FORMAT (deb|rpm) places them;
-# prints each installed path and, for documentation, ` doc`.
+# prints each installed path, then `doc` for documentation or `elf` for a (stripped) binary.
 stage() {
-    local pkg=$1 fmt=$2 root=$3 src dest mode doc f d n
+    local pkg=$1 fmt=$2 root=$3 src dest mode doc f d n kind
     while read -r src dest mode doc; do
         [[ -z "$src" || "$src" == \#* ]] && continue
         # deb=PATH,rpm=PATH: the two formats' conventions differ (zsh completions).
@@ -70,11 +71,13 @@ stage() {
             [ -f "$f" ] || { echo "packaging: $pkg/assets: $src: no such file" >&2; return 1; }
             d=$dest; [[ "$d" == */ ]] && d=$d${f##*/}
             install -D -m "$mode" "$f" "$root$d"
+            kind=$doc
             # Symbols out, as dh_strip does: 3 MB less, and what lintian asks of a binary.
             if is_elf "$f"; then
                 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root$d"
+                kind=elf
             fi
-            echo "$d${doc:+ doc}"; n=$((n + 1))
+            echo "$d${kind:+ $kind}"; n=$((n + 1))
         done
         [ "$n" -gt 0 ] || { echo "packaging: $pkg/assets: $src matches nothing" >&2; return 1; }
     done < "packaging/$pkg/assets"
@@ -94,16 +97,15 @@ deb() { # PKG
     local pkg=$1 root=$WORK/deb-$1 arch s doc
     arch=$(dpkg --print-architecture)
     rm -rf "$root"; mkdir -p "$root/DEBIAN"
-    stage "$pkg" deb "$root" >/dev/null
+    local elves=() path kind
+    while read -r path kind; do [ "$kind" != elf ] || elves+=("$PWD/$root$path"); done \
+        < <(stage "$pkg" deb "$root")
     doc=$root/usr/share/doc/$pkg; mkdir -p "$doc"
     printf '%s\n' "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" \
         "Upstream-Name: $pkg" "Source: $HOMEPAGE" "" "Files: *" "Copyright: $COPYRIGHT" "License: $LICENSE" \
         " On Debian systems, the full text of the Apache License 2.0 can be found in" \
         " /usr/share/common-licenses/Apache-2.0." > "$doc/copyright"
     gzip -9n < packaging/changelog > "$doc/changelog.Debian.gz"
-    local elves=() f
-    while IFS= read -r -d '' f; do is_elf "$f" && elves+=("$(readlink -f "$f")"); done \
-        < <(find "$root" -path "$root/DEBIAN" -prune -o -type f -perm -u+x -print0)
     {
         echo "Package: $pkg"
         echo "Version: $VERSION"
@@ -147,7 +149,7 @@ rpm_() { # PKG
         # The package's own documentation directories are its to remove.
         (cd "$top/stage" && find "usr/share/doc/$pkg" -type d -printf '%%dir /%p\n' 2>/dev/null) || true
         while read -r path doc; do
-            if [ -n "$doc" ]; then echo "%doc $path"; else echo "$path"; fi
+            if [ "$doc" = doc ]; then echo "%doc $path"; else echo "$path"; fi
         done <<<"$files"
         for s in post preun postun; do
             [ ! -f "packaging/$pkg/rpm-$s" ] || { echo; echo "%$s"; cat "packaging/$pkg/rpm-$s"; }
@@ -165,6 +167,6 @@ rpm_() { # PKG
 
 rm -f "$OUT"/lvs-agent_*.deb "$OUT"/lvsctl_*.deb "$OUT"/lvs-agent-*.rpm "$OUT"/lvsctl-*.rpm
 for pkg in lvs-agent lvsctl; do
-    deb "$pkg"
-    rpm_ "$pkg"
+    [[ ",$FORMATS," != *,deb,* ]] || deb "$pkg"
+    [[ ",$FORMATS," != *,rpm,* ]] || rpm_ "$pkg"
 done
