@@ -397,7 +397,7 @@ impl VrrpEngine for Keepalived {
         self.tracker.get()
     }
 
-    async fn hand_over(&self) -> Result<(), VrrpError> {
+    async fn hand_over(&self, services: &[std::net::SocketAddr]) -> Result<(), VrrpError> {
         let mut run = self.run.lock().await;
         let state = self.tracker.get().map(|s| s.state);
         let Some(r) = run.take() else { return Err(VrrpError::NotMaster("not running".into())) };
@@ -408,10 +408,19 @@ impl VrrpEngine for Keepalived {
         }
         let (spec, config) = (r.spec.clone(), r.config.clone());
         // keepalived's shutdown sends a priority-0 advert: the next director takes over at
-        // once instead of after the master-down timer. Rejoin once it has.
+        // once instead of after the master-down timer (its skew time, under one advert
+        // interval), and sends gratuitous ARPs. Rejoin once it has.
         self.stop_running(r).await;
         let settle = Duration::from_millis(u64::from(spec.advert_ms) * 4).max(Duration::from_millis(300));
-        tokio::time::sleep(settle).await;
+        let taken = Duration::from_millis(u64::from(spec.advert_ms) * 3 / 2).max(Duration::from_millis(150));
+        tokio::time::sleep(taken).await;
+        // The router sends to the new master now. This one still holds the VIPs (keepalived
+        // left them, to forward what reached it meanwhile): drop them, then push the last
+        // connection-sync message out, so that the new master knows the connections whose
+        // handshake ended here (crate::sync_flush).
+        (self.release)(spec.vips.clone()).await;
+        crate::sync_flush::flush(spec.unicast_source, services).await;
+        tokio::time::sleep(settle.saturating_sub(taken)).await;
         // Rejoining at once: the new master is there to be heard, and a next hand-over back
         // needs this director as a backup.
         *run = Some(self.start_running(&spec, config, Duration::ZERO)?);

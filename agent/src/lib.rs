@@ -40,6 +40,7 @@ pub mod run;
 pub mod scrape;
 pub mod scripts;
 pub mod state;
+pub mod sync_flush;
 pub mod system;
 pub mod tls;
 pub mod vrrp;

@@ -477,6 +477,11 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
         .collect();
     states.sort();
     assert_eq!(states, [("backup", "eth1", 51), ("master", "eth1", 51)]);
+    // The master sends one connection per message (the hand-over flushes the last one:
+    // agent/src/sync_flush.rs); the backup keeps the kernel's receive size.
+    let maxlen = |s| daemons.iter().find(|d| d.state == s).and_then(|d| d.sync_maxlen);
+    assert_eq!(maxlen(lvs_ipvs::DaemonState::Master), Some(lvs_agent::diff::MASTER_SYNC_MAXLEN));
+    assert_eq!(maxlen(lvs_ipvs::DaemonState::Backup), None);
     // The shared VIP is the VRRP engine's: the agent neither added it nor calls it drift.
     assert!(
         !calls(&r).iter().any(|c| c.contains("address") && c.contains("198.18.0.100")),
@@ -491,6 +496,17 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
     r.system().sysctls.lock().unwrap().insert("net.ipv4.vs.sync_threshold".into(), "3\t0".into());
     let again = r.apply(&spec, false).await.unwrap();
     assert!(again.actions.is_empty(), "idempotent: {:?}", again.actions);
+    // A master daemon of ours started with the kernel's message size (an older agent's)
+    // is restarted with one connection per message.
+    for d in r.system().daemons.lock().unwrap().iter_mut() {
+        if d.state == lvs_ipvs::DaemonState::Master {
+            d.sync_maxlen = Some(1472);
+        }
+    }
+    let upgraded = r.apply(&spec, false).await.unwrap();
+    let changes: Vec<String> = upgraded.actions.iter().map(|a| a.change.to_string()).collect();
+    assert_eq!(changes.len(), 2, "stop and start the master daemon: {changes:?}");
+    assert_eq!(maxlen_now(&r), Some(lvs_agent::diff::MASTER_SYNC_MAXLEN));
     // Another sync id: the owned daemons are restarted with it.
     spec.generation += 1;
     spec.vrrp.as_mut().unwrap().sync_daemon.as_mut().unwrap().sync_id = 52;
@@ -499,6 +515,12 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
     // Leaving the cluster stops what it started.
     r.decommission().await.unwrap();
     assert!(r.system().daemons.lock().unwrap().is_empty());
+}
+
+/// The size of the master sync daemon's messages as the (fake) kernel holds it.
+fn maxlen_now(r: &Reconciler<FakeSystem>) -> Option<u16> {
+    let daemons = r.system().daemons.lock().unwrap();
+    daemons.iter().find(|d| d.state == lvs_ipvs::DaemonState::Master).and_then(|d| d.sync_maxlen)
 }
 
 #[tokio::test]

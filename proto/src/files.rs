@@ -2,9 +2,8 @@
 //! agent's state, the PKI's keys and certificates, the rollout's progress. (It lives in
 //! `lvs-proto` because that is the crate the agent and the controller share.)
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// Write `data` to `path` atomically and durably: a temporary file beside it created with
 /// `mode` (so a key is never readable by others, not even for a moment), fsync, rename over
@@ -14,10 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// than one writer renaming away the other's half-written temporary.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let (dir, tmp) = write_temporary(path, data, mode)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -27,41 +23,40 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
 /// racing must end with one key, not with each holding a key the other overwrote.
 pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> std::io::Result<bool> {
     let (dir, tmp) = write_temporary(path, data, mode)?;
-    // link(2) never replaces its target, unlike rename(2): the whole file appears, or
-    // the call fails because another one already did.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
+    // Never replaces its target, unlike rename(2): the whole file appears, or the call
+    // fails because another one already did (and the temporary is removed on drop).
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {
             std::fs::File::open(dir)?.sync_all()?;
             Ok(true)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
     }
 }
 
-/// A fsynced temporary beside `path` holding `data`, named for this process and call.
-fn write_temporary<'a>(path: &'a Path, data: &[u8], mode: u32) -> std::io::Result<(&'a Path, PathBuf)> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
+/// A fsynced temporary beside `path` holding `data`: a fresh random name, created
+/// exclusively with `mode`, removed again if anything fails before it is persisted.
+fn write_temporary<'a>(
+    path: &'a Path,
+    data: &[u8],
+    mode: u32,
+) -> std::io::Result<(&'a Path, tempfile::NamedTempFile)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
     Ok((dir, tmp))
 }
 

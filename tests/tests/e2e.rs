@@ -422,7 +422,9 @@ fn a_wider_topology_applies_from_scratch_ten_times_and_survives_concurrent_use()
     // Ten first applies in a row, each on fresh agents and a fresh kernel state: the
     // independent run saw 2 of 8 fail on EBUSY from the agent racing itself.
     for i in 1..=10 {
+        let t_up = Instant::now();
         let lab = Lab::up(&format!("w{i}"), WIDE);
+        println!("lab #{i} up in {:.2} s", t_up.elapsed().as_secs_f64());
         let t0 = Instant::now();
         let (ok, v) = lab.json(&["apply", "--yes"]);
         assert!(ok, "first apply #{i} failed: {v:#}");
@@ -820,46 +822,60 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     assert!(t.contains(&format!("vrrp web: master(s) [{m}]: exactly one master")), "{t}");
 
     step(
-        "2. five planned failovers back and forth under load: at most one failed request (see the bound below)",
+        "2. twenty planned failovers back and forth under open-loop load: no request fails at a 1 s timeout, none takes 500 ms",
     );
-    // A 10 s deadline: a request whose handshake straddles the switch waits for the
-    // kernel's sync flush (see below); the report says how long the slowest took.
-    let load = start_load_with(&mut lab, VIP, "planned", &["--timeout", "10s"]);
+    // An open-loop client, as users arrive: a new request every 25 ms whatever the others
+    // do, so every request that meets a stall is counted (a closed loop would stop sending
+    // while its requests wait).
+    let load = start_load_with(&mut lab, VIP, "planned", &["--every", "25ms", "--timeout", "1s"]);
     std::thread::sleep(Duration::from_millis(800));
     let mut handovers = Vec::new();
     let (mut from, mut to) = (m, b);
-    for _ in 0..5 {
+    for _ in 0..HANDOVERS {
         let at = unix_ms();
         let t = ok(&lab.lvsctl(&["director", "failover", "--to", to]));
         assert!(t.contains(&format!("web: {from} handed over to {to}")), "{t}");
         handovers.push((at, unix_ms() - at));
         (from, to) = (to, from);
-        std::thread::sleep(Duration::from_millis(800));
+        std::thread::sleep(Duration::from_millis(500));
     }
     let report = stop_load(&mut lab, load);
     println!("hand-overs (start unix ms, took ms): {handovers:?}");
-    println!("load during the planned failovers: {report}");
+    let nearest =
+        |start: u64| handovers.iter().map(|(h, _)| start as i64 - *h as i64).min_by_key(|d| d.abs()).unwrap();
     for f in report["failures"].as_array().unwrap() {
-        let start = f["start_unix_ms"].as_u64().unwrap();
-        let nearest =
-            handovers.iter().map(|(h, _)| start as i64 - *h as i64).min_by_key(|d| d.abs()).unwrap();
-        println!("failed request: {f} ({nearest:+} ms from the nearest hand-over's start)");
+        println!(
+            "failed request: {f} ({:+} ms from the nearest hand-over's start)",
+            nearest(f["start_unix_ms"].as_u64().unwrap())
+        );
     }
-    // A request whose handshake (SYN, ACK) went through the old master and whose data
-    // reached the new one was lost before the sync sysctls: the kernel synced a connection
-    // at its 3rd packet, which the old master never saw (2 and 5 of ~8,000 in these five
-    // hand-overs, each a 3 s timeout; packet captures showed the new master dropping the
-    // data). Now it is synced at the ACK, but the old master's last, partly filled sync
-    // message leaves only by the kernel's flush timer (2 s, checked every second): such a
-    // request waits for it and the client's retransmission, and then completes. Now and then
-    // one is still lost (1 of ~3,000 in one VM run of this test, none in others): the target
-    // is none, and this bound says where the product stands until the hand-over is reworked.
-    assert!(report["failed"].as_u64().unwrap() <= 1, "{report}");
+    for r in report["slow"].as_array().unwrap() {
+        println!(
+            "slow request: {r} ({:+} ms from the nearest hand-over's start)",
+            nearest(r["start_unix_ms"].as_u64().unwrap())
+        );
+    }
+    let (sent, answered, failed) = (
+        report["sent"].as_u64().unwrap(),
+        report["answered"].as_u64().unwrap(),
+        report["failed"].as_u64().unwrap(),
+    );
     let slowest = report["slowest_ms"].as_u64().unwrap();
-    println!("slowest request across the hand-overs: {slowest} ms");
-    assert!(slowest < 6000, "{report}");
-    assert!(report["answered"].as_u64().unwrap() > 2000, "{report}");
+    println!(
+        "{HANDOVERS} planned hand-overs under open-loop load: {failed} of {sent} failed, slowest {slowest} ms"
+    );
+    // What makes this hold: the master sync daemon sends one connection per message, and a
+    // hand-over pushes the old master's last message out with a connection of its own once
+    // its VIPs are gone (agent/src/sync_flush.rs); before, a request whose handshake ended
+    // on the old master waited for the kernel's 2 s flush timer (3.3 s slowest, now and
+    // then one lost).
+    assert_eq!(failed, 0, "{report}");
+    assert!(slowest < 500, "slowest {slowest} ms: {report}");
+    assert!(answered > 1000, "{report}");
+    // From here on `b` is the master the hand-overs left, `m` its backup.
+    let (m, b) = (to, from);
     assert_eq!(vrrp_state(&lab, m).as_deref(), Some("BACKUP"));
+    assert_eq!(vrrp_state(&lab, b).as_deref(), Some("MASTER"));
 
     step(
         "3. the master's link cut under load: the VIP and the router's ARP entry move; a client sees < 1 s of outage",
@@ -928,6 +944,9 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     let t = ok(&lab.lvsctl(&["verify", "-n", "10"]));
     assert!(t.contains("exactly one master"), "{t}");
 }
+
+/// Planned hand-overs in a row in the HA test (issue 32 asks for twenty).
+const HANDOVERS: usize = 20;
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64

@@ -121,7 +121,7 @@ impl Director {
 
     fn hand_over(&self) -> Result<(), lvs_agent::vrrp::VrrpError> {
         let e = Arc::clone(&self.engine);
-        self.rt.block_on(self.rt.spawn(async move { e.hand_over().await })).unwrap()
+        self.rt.block_on(self.rt.spawn(async move { e.hand_over(&[]).await })).unwrap()
     }
 
     fn state(&self) -> Option<VrrpState> {
@@ -210,7 +210,7 @@ fn keepalived_elects_fails_over_in_under_a_second_does_not_flap_back_and_hands_o
     // Planned hand-over: director2 gives the VIP back now (priority-0 advert), not after
     // the master-down timer.
     let e = Arc::clone(&d2.engine);
-    let call = d2.rt.spawn(async move { e.hand_over().await });
+    let call = d2.rt.spawn(async move { e.hand_over(&[]).await });
     let planned = wait_state(&d1, VrrpState::Master, Duration::from_secs(3)).expect("director takes over");
     d2.rt.block_on(call).unwrap().expect("hand over");
     println!("planned hand-over: director MASTER {} ms after the call", planned.as_millis());
