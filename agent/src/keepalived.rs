@@ -407,6 +407,7 @@ impl VrrpEngine for Keepalived {
             return Err(VrrpError::NotMaster(s));
         }
         let (spec, config) = (r.spec.clone(), r.config.clone());
+        info!(instance = %spec.instance, "hand-over: stopping the engine (its priority-0 advert hands over)");
         // keepalived's shutdown sends a priority-0 advert: the next director takes over at
         // once instead of after the master-down timer (its skew time, under one advert
         // interval), and sends gratuitous ARPs. Rejoin once it has.
@@ -419,11 +420,19 @@ impl VrrpEngine for Keepalived {
         // connection-sync message out, so that the new master knows the connections whose
         // handshake ended here (crate::sync_flush).
         (self.release)(spec.vips.clone()).await;
-        crate::sync_flush::flush(spec.unicast_source, services).await;
+        let flushed = crate::sync_flush::flush(spec.unicast_source, services).await;
+        info!(
+            instance = %spec.instance,
+            after_ms = taken.as_millis() as u64,
+            flushed,
+            services = services.len(),
+            "hand-over: engine stopped, VIPs released, last sync message pushed out"
+        );
         tokio::time::sleep(settle.saturating_sub(taken)).await;
         // Rejoining at once: the new master is there to be heard, and a next hand-over back
         // needs this director as a backup.
         *run = Some(self.start_running(&spec, config, Duration::ZERO)?);
+        info!(instance = %spec.instance, "hand-over: rejoining as a backup");
         drop(run);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
