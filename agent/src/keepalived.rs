@@ -407,28 +407,52 @@ impl VrrpEngine for Keepalived {
             return Err(VrrpError::NotMaster(s));
         }
         let (spec, config) = (r.spec.clone(), r.config.clone());
+        // Opened before the engine stops, so the new master's first advert is not missed.
+        let watch = crate::advert_watch::AdvertWatch::open(spec.unicast_source, spec.vrid, &spec.unicast_peers)
+            .map_err(|e| warn!(error = %e, "hand-over: cannot watch for the new master's advert; waiting a fixed time"))
+            .ok();
         info!(instance = %spec.instance, "hand-over: stopping the engine (its priority-0 advert hands over)");
-        // keepalived's shutdown sends a priority-0 advert: the next director takes over at
-        // once instead of after the master-down timer (its skew time, under one advert
-        // interval), and sends gratuitous ARPs. Rejoin once it has.
-        self.stop_running(r).await;
         let settle = Duration::from_millis(u64::from(spec.advert_ms) * 4).max(Duration::from_millis(300));
-        let taken = Duration::from_millis(u64::from(spec.advert_ms) * 3 / 2).max(Duration::from_millis(150));
-        tokio::time::sleep(taken).await;
-        // The router sends to the new master now. This one still holds the VIPs (keepalived
-        // left them, to forward what reached it meanwhile): drop them, then push the last
-        // connection-sync message out, so that the new master knows the connections whose
-        // handshake ended here (crate::sync_flush).
-        (self.release)(spec.vips.clone()).await;
-        let flushed = crate::sync_flush::flush(spec.unicast_source, services).await;
-        info!(
-            instance = %spec.instance,
-            after_ms = taken.as_millis() as u64,
-            flushed,
-            services = services.len(),
-            "hand-over: engine stopped, VIPs released, last sync message pushed out"
-        );
-        tokio::time::sleep(settle.saturating_sub(taken)).await;
+        // keepalived's shutdown sends a priority-0 advert at once: the next director takes
+        // over without waiting for the master-down timer (after its skew time, under one
+        // advert interval) and sends gratuitous ARPs; keepalived itself takes about a second
+        // more to exit. The moment the new master advertises, the router sends to it: this
+        // director, which still holds the VIPs (keepalived leaves them, to forward what
+        // reached it meanwhile), drops them and pushes its last connection-sync message out,
+        // so that the new master knows the connections whose handshake ended here
+        // (crate::sync_flush). Then it rejoins as a backup.
+        let t0 = tokio::time::Instant::now();
+        let took_over = async {
+            let master = match &watch {
+                Some(w) => {
+                    w.next_master(
+                        Duration::from_millis(u64::from(spec.advert_ms) * 10).max(Duration::from_secs(3)),
+                    )
+                    .await
+                }
+                None => {
+                    tokio::time::sleep(settle).await;
+                    None
+                }
+            };
+            if watch.is_some() && master.is_none() {
+                // No one took over: keep the VIPs; rejoining makes this one master again.
+                warn!(instance = %spec.instance, "hand-over: no other director advertised as master");
+                return None;
+            }
+            (self.release)(spec.vips.clone()).await;
+            let flushed = crate::sync_flush::flush(spec.unicast_source, services).await;
+            info!(
+                instance = %spec.instance,
+                new_master = %master.map_or_else(|| "?".to_string(), |m| m.to_string()),
+                after_ms = t0.elapsed().as_millis() as u64,
+                flushed,
+                services = services.len(),
+                "hand-over: the new master advertises; VIPs released, last sync message pushed out"
+            );
+            Some(())
+        };
+        let ((), _taken) = tokio::join!(self.stop_running(r), took_over);
         // Rejoining at once: the new master is there to be heard, and a next hand-over back
         // needs this director as a backup.
         *run = Some(self.start_running(&spec, config, Duration::ZERO)?);

@@ -4,6 +4,7 @@
 //! observe(System) ──diff(spec, observed, owned)──► ordered Actions ──apply(System)──► kernel
 //! ```
 //! Only [`netlink::NetSystem`] touches the kernel, behind the [`system::System`] trait.
+pub mod advert_watch;
 pub mod apply;
 pub mod authz;
 pub mod caller;
