@@ -70,6 +70,10 @@ pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
 /// with `--dont-release-vrrp` (see [`Keepalived::hand_over`]), so it leaves them.
 pub type Release = Arc<dyn Fn(Vec<AddressSpec>) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// How long a hand-over keeps the VIPs after the new master's first advert: for the
+/// packets the router sent before it had the new master's gratuitous ARP.
+const GARP_GRACE: Duration = Duration::from_millis(100);
+
 /// The engine: keepalived, supervised.
 pub struct Keepalived {
     dir: PathBuf,
@@ -439,6 +443,13 @@ impl VrrpEngine for Keepalived {
                 // No one took over: keep the VIPs; rejoining makes this one master again.
                 warn!(instance = %spec.instance, "hand-over: no other director advertised as master");
                 return None;
+            }
+            // The new master's gratuitous ARP leaves with its first advert; a packet the router
+            // sent before it had it can still be on its way here. Dropped the VIPs at once,
+            // a SYN among those was lost (its client retried a second later: 3 of ~2,450
+            // requests failed at a 1 s timeout in 20 VM hand-overs).
+            if master.is_some() {
+                tokio::time::sleep(GARP_GRACE).await;
             }
             (self.release)(spec.vips.clone()).await;
             let flushed = crate::sync_flush::flush(spec.unicast_source, services).await;
