@@ -86,6 +86,117 @@ impl AdvertWatch {
     }
 }
 
+/// Seeing another host claim an address: its gratuitous ARP, as the router sees it (the
+/// same broadcast reaches every host of the LAN). A new master sends one for each VIP as
+/// it takes over, and the router sends to it from then on: the moment the old master can
+/// let go of the VIPs without losing a packet still on its way to it.
+pub struct GarpWatch {
+    fd: AsyncFd<OwnedFd>,
+    addresses: Vec<Ipv4Addr>,
+}
+
+/// `ETH_P_ARP`, in network order as `socket(2)` and `sockaddr_ll` want it.
+const ETH_P_ARP_BE: u16 = (libc::ETH_P_ARP as u16).to_be();
+
+impl GarpWatch {
+    /// Watch `interface` for ARP from another host claiming one of `addresses` (IPv4; an
+    /// empty list watches for nothing). Needs `CAP_NET_RAW` and a tokio runtime.
+    pub fn open(interface: &str, addresses: &[Ipv4Addr]) -> std::io::Result<Self> {
+        let name = std::ffi::CString::new(interface).map_err(std::io::Error::other)?;
+        // SAFETY: a NUL-terminated name that outlives the call.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::c_int::from(ETH_P_ARP_BE),
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an all-zero sockaddr_ll is a valid value.
+        let mut at: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        at.sll_family = libc::AF_PACKET as libc::sa_family_t;
+        at.sll_protocol = ETH_P_ARP_BE;
+        at.sll_ifindex = index as libc::c_int;
+        // SAFETY: the address outlives the call and its length is its own.
+        let bound = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const at).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if bound < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: an OwnedFd stays open, and is the same descriptor, for as long as the
+        // AsyncFd owns it.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from)?;
+        Ok(Self { fd, addresses: addresses.to_vec() })
+    }
+
+    /// The first address of ours another host claims within `within`; `None` if none.
+    pub async fn claimed(&self, within: Duration) -> Option<Ipv4Addr> {
+        if self.addresses.is_empty() {
+            return None;
+        }
+        tokio::time::timeout(within, async {
+            loop {
+                let Ok(mut ready) = self.fd.readable().await else { return None };
+                match ready.try_io(|fd| recv_incoming(fd.get_ref().as_raw_fd())) {
+                    Ok(Ok(Some(arp))) => {
+                        if let Some(a) = claimed_in(&arp, &self.addresses) {
+                            return Some(a);
+                        }
+                    }
+                    Ok(Ok(None)) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_would_block) => continue,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// The sender address of an IPv4-over-Ethernet ARP message, if it is one of `addresses`.
+fn claimed_in(arp: &[u8], addresses: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    // htype 1, ptype 0x0800, hlen 6, plen 4; the sender's protocol address at 14..18.
+    if arp.len() < 28 || arp[0..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let sender = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
+    addresses.contains(&sender).then_some(sender)
+}
+
+/// One ARP message another host sent (`None`: one this host sent, which a packet socket
+/// sees too).
+fn recv_incoming(fd: std::os::fd::RawFd) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 128];
+    // SAFETY: an all-zero sockaddr_ll is a valid value.
+    let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the buffers outlive the call and their lengths are theirs.
+    let n = unsafe {
+        libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), 0, (&raw mut from).cast(), &raw mut len)
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok((from.sll_pkttype != libc::PACKET_OUTGOING).then_some(buf))
+}
+
 /// One datagram and its source address.
 fn recv_from(fd: std::os::fd::RawFd) -> std::io::Result<(IpAddr, Vec<u8>)> {
     let mut buf = vec![0u8; 1500];
@@ -148,6 +259,22 @@ mod tests {
             "not a peer"
         );
         assert_eq!(w.master_in(peer, &[0x45]), None, "truncated");
+    }
+
+    #[test]
+    fn a_gratuitous_arp_names_the_address_it_claims() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+        arp.extend([2, 0, 0, 0, 0, 9]);
+        arp.extend(vip.octets());
+        arp.extend([0; 6]);
+        arp.extend(vip.octets());
+        assert_eq!(claimed_in(&arp, &[vip]), Some(vip));
+        assert_eq!(claimed_in(&arp, &[Ipv4Addr::new(198, 18, 0, 101)]), None, "not ours");
+        assert_eq!(claimed_in(&arp[..20], &[vip]), None, "truncated");
+        let mut ipv6 = arp.clone();
+        ipv6[2..4].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(claimed_in(&ipv6, &[vip]), None, "not IPv4");
     }
 
     /// Over the loopback: an advert sent to us is seen; silence times out.

@@ -70,9 +70,11 @@ pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
 /// with `--dont-release-vrrp` (see [`Keepalived::hand_over`]), so it leaves them.
 pub type Release = Arc<dyn Fn(Vec<AddressSpec>) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// How long a hand-over keeps the VIPs after the new master's first advert: for the
-/// packets the router sent before it had the new master's gratuitous ARP.
-const GARP_GRACE: Duration = Duration::from_millis(100);
+/// How long a hand-over waits for the new master's gratuitous ARP after its first advert.
+const GARP_WAIT: Duration = Duration::from_secs(1);
+/// How long a hand-over keeps the VIPs after that gratuitous ARP: for the router to act on
+/// it, and for the packets it sent before to arrive.
+const GARP_GRACE: Duration = Duration::from_millis(20);
 
 /// The engine: keepalived, supervised.
 pub struct Keepalived {
@@ -415,6 +417,17 @@ impl VrrpEngine for Keepalived {
         let watch = crate::advert_watch::AdvertWatch::open(spec.unicast_source, spec.vrid, &spec.unicast_peers)
             .map_err(|e| warn!(error = %e, "hand-over: cannot watch for the new master's advert; waiting a fixed time"))
             .ok();
+        let vips: Vec<std::net::Ipv4Addr> = spec
+            .vips
+            .iter()
+            .filter_map(|v| match v.address.addr() {
+                std::net::IpAddr::V4(a) => Some(a),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        let garp = crate::advert_watch::GarpWatch::open(&spec.interface, &vips)
+            .map_err(|e| warn!(error = %e, "hand-over: cannot watch for the new master's gratuitous ARP"))
+            .ok();
         info!(instance = %spec.instance, "hand-over: stopping the engine (its priority-0 advert hands over)");
         let settle = Duration::from_millis(u64::from(spec.advert_ms) * 4).max(Duration::from_millis(300));
         // keepalived's shutdown sends a priority-0 advert at once: the next director takes
@@ -444,11 +457,20 @@ impl VrrpEngine for Keepalived {
                 warn!(instance = %spec.instance, "hand-over: no other director advertised as master");
                 return None;
             }
-            // The new master's gratuitous ARP leaves with its first advert; a packet the router
-            // sent before it had it can still be on its way here. Dropped the VIPs at once,
-            // a SYN among those was lost (its client retried a second later: 3 of ~2,450
-            // requests failed at a 1 s timeout in 20 VM hand-overs).
+            // The router sends to the new master once it has its gratuitous ARP, which keepalived
+            // sends after its first advert (100 ms and more later under TCG). Dropped at the
+            // advert, a SYN the router still sent here was lost (its client retried a second
+            // later: 3 of ~2,450 requests failed at a 1 s timeout in 20 VM hand-overs). So the
+            // VIPs go once the gratuitous ARP is seen here (the router got the same broadcast),
+            // and a moment for the router to act on it.
             if master.is_some() {
+                let seen = match &garp {
+                    Some(g) => g.claimed(GARP_WAIT).await,
+                    None => None,
+                };
+                if seen.is_none() {
+                    warn!(instance = %spec.instance, "hand-over: no gratuitous ARP seen for the VIPs; releasing them anyway");
+                }
                 tokio::time::sleep(GARP_GRACE).await;
             }
             (self.release)(spec.vips.clone()).await;
