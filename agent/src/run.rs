@@ -6,10 +6,10 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::netlink::NetSystem;
+use crate::kernel::netlink::NetSystem;
 use crate::node::Agent;
-use crate::state::Store;
+use crate::reconcile::state::Store;
+use lvs_proto::agent_config::Config;
 
 /// lvs-agent: makes this node of an LVS-DR cluster match the spec lvsctl sends it.
 #[derive(Debug, Parser)]
@@ -72,13 +72,13 @@ pub fn init_logging() {
 pub enum RunError {
     /// The configuration file.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] lvs_proto::agent_config::ConfigError),
     /// The certificates.
     #[error("loading certificates: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::server::tls::TlsError),
     /// Enrolment.
     #[error("enrolment: {0}")]
-    Enrol(#[from] crate::enrol::EnrolTransportError),
+    Enrol(#[from] crate::server::enrol::EnrolTransportError),
     /// A pairing code's life out of range.
     #[error("--ttl {0}: a pairing code lives between 1 s and 7 days")]
     Ttl(String),
@@ -90,10 +90,10 @@ pub enum RunError {
     Broken(String, String),
     /// The revocation list cannot be read.
     #[error("refusing to start: {0}")]
-    Revoked(#[from] crate::revoked::RevokedError),
+    Revoked(#[from] crate::server::revoked::RevokedError),
     /// The state file (`--check`).
     #[error("checking the state file: {0}")]
-    State(#[from] crate::state::StoreError),
+    State(#[from] crate::reconcile::state::StoreError),
     /// The rtnetlink socket.
     #[error("opening rtnetlink: {0}")]
     Netlink(#[source] std::io::Error),
@@ -115,17 +115,19 @@ const MAX_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_
 
 /// `lvs-agent pairing-code`: print the code in force (or a new one).
 pub fn pairing_code(config: &Config, new: bool, ttl: std::time::Duration) -> Result<(), RunError> {
-    match crate::enrol::standing(&config.tls, &config.state_dir) {
-        crate::enrol::Standing::Enrolled => {
+    match crate::server::enrol::standing(&config.tls, &config.state_dir) {
+        crate::server::enrol::Standing::Enrolled => {
             return Err(RunError::Enrolled(config.node.clone(), config.tls.cert.display().to_string()));
         }
-        crate::enrol::Standing::Broken(why) => return Err(RunError::Broken(config.node.clone(), why)),
-        crate::enrol::Standing::New => {}
+        crate::server::enrol::Standing::Broken(why) => {
+            return Err(RunError::Broken(config.node.clone(), why));
+        }
+        crate::server::enrol::Standing::New => {}
     }
     if ttl > MAX_CODE_TTL || ttl.is_zero() {
         return Err(RunError::Ttl(humantime::format_duration(ttl).to_string()));
     }
-    let shown = crate::enrol::code_for(&config.tls.key, &config.state_dir, new, ttl)?;
+    let shown = crate::server::enrol::code_for(&config.tls.key, &config.state_dir, new, ttl)?;
     let left = shown.expires_unix.saturating_sub(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     );
@@ -146,7 +148,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         return pairing_code(&config, new, ttl);
     }
     if args.check {
-        let tls = crate::tls::server_config(&config.node, &config.tls)?;
+        let tls = crate::server::tls::server_config(&config.node, &config.tls)?;
         let state = Store::new(&config.state_dir).inspect()?;
         let cert = tls.credentials.info();
         println!(
@@ -177,20 +179,20 @@ async fn credentials_ready(
     listener: &tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<bool, RunError> {
-    match crate::enrol::standing(&config.tls, &config.state_dir) {
+    match crate::server::enrol::standing(&config.tls, &config.state_dir) {
         // A damaged revocation list must not read as "nothing revoked".
-        crate::enrol::Standing::Enrolled => {
-            crate::revoked::Revoked::open(&config.state_dir).map(|_| true).map_err(Into::into)
+        crate::server::enrol::Standing::Enrolled => {
+            crate::server::revoked::Revoked::open(&config.state_dir).map(|_| true).map_err(Into::into)
         }
-        crate::enrol::Standing::New => enrol(config, listener, shutdown).await,
-        crate::enrol::Standing::Broken(why) => Err(RunError::Broken(config.node.clone(), why)),
+        crate::server::enrol::Standing::New => enrol(config, listener, shutdown).await,
+        crate::server::enrol::Standing::Broken(why) => Err(RunError::Broken(config.node.clone(), why)),
     }
 }
 
 /// The daemon on a bound `listener`: enrol first if this node has no certificate yet,
 /// then serve mutual TLS over the system `sys` makes, until `shutdown`. `run` calls it
 /// with the kernel; the tests with a fake, so both go through the same steps.
-pub async fn serve<S: crate::system::System + 'static>(
+pub async fn serve<S: crate::kernel::system::System + 'static>(
     config: &Config,
     listener: tokio::net::TcpListener,
     sys: impl FnOnce() -> Result<Arc<S>, RunError>,
@@ -202,7 +204,7 @@ pub async fn serve<S: crate::system::System + 'static>(
         info!("stopped before enrolment");
         return Ok(());
     }
-    let tls = crate::tls::server_config(&config.node, &config.tls)?;
+    let tls = crate::server::tls::server_config(&config.node, &config.tls)?;
     // Bound before anything is applied: a taken metrics port stops the agent with nothing
     // changed, rather than after it re-applied its spec (and again at every restart).
     let metrics_listener = match &config.metrics {
@@ -213,43 +215,8 @@ pub async fn serve<S: crate::system::System + 'static>(
         ),
         None => None,
     };
-    let engine_dir = config.state_dir.join("keepalived");
-    let sys = sys()?;
-    let kernel = Arc::clone(&sys);
-    // The VIPs an engine stopping for good leaves on the interface are removed here.
-    let release: crate::keepalived::Release = Arc::new(move |vips| {
-        let kernel = Arc::clone(&kernel);
-        Box::pin(async move {
-            for v in &vips {
-                if let Err(e) = kernel.del_address(&crate::convert::address(v)).await {
-                    warn!(address = %v.address, error = %e, "could not release a VIP");
-                }
-            }
-        })
-    });
-    let scripts = Arc::new(config.scripts.policy());
-    if let Err(e) = scripts.user() {
-        warn!(error = %e, "exec checks and notify hooks cannot run on this node");
-    }
-    let agent = Agent::with_parts(&config.node, sys, Store::new(&config.state_dir), scripts, |events| {
-        Arc::new(crate::keepalived::Keepalived::new(
-            &engine_dir,
-            &crate::keepalived::Keepalived::default_program(),
-            events.clone(),
-            release,
-        ))
-    });
-    match agent.start().await {
-        Ok(Some(r)) => info!(
-            generation = r.generation,
-            actions = r.actions.len(),
-            converged = r.converged(),
-            "stored spec re-applied"
-        ),
-        Ok(None) => info!("no stored spec yet; waiting for lvsctl apply"),
-        // Keep serving: the controller must be able to see and fix what went wrong.
-        Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
-    }
+    let agent = agent_of(config, sys()?);
+    agent_started(&agent).await;
     agent.spawn_healer(config.heal_interval);
     if config.listen.ip().is_unspecified() {
         warn!(
@@ -259,15 +226,73 @@ pub async fn serve<S: crate::system::System + 'static>(
     }
     if let (Some(m), Some(l)) = (&config.metrics, metrics_listener) {
         let (agent, m, tls, stop) = (Arc::clone(&agent), m.clone(), tls.clone(), shutdown.clone());
-        tokio::spawn(async move { crate::scrape::serve(agent, l, &m, &tls, stop).await });
+        let tasks = agent.tasks().clone();
+        tasks.spawn("metrics server", async move {
+            crate::telemetry::scrape::serve(agent, l, &m, &tls, stop).await;
+        });
     }
     info!(node = %config.node, listen = %config.listen, "serving (mutual TLS)");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     spawn_watchdog(Arc::clone(&agent));
-    crate::door::serve(agent, listener, tls, crate::door::Limits::default(), shutdown).await?;
+    let served = crate::server::listener::serve(
+        Arc::clone(&agent),
+        listener,
+        tls,
+        crate::server::listener::Limits::default(),
+        shutdown,
+    )
+    .await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    agent.stop(STOP_GRACE).await;
+    served?;
     info!("stopped");
     Ok(())
+}
+
+/// The node's agent over `sys`, with its script policy and keepalived as its VRRP engine.
+fn agent_of<S: crate::kernel::system::System + 'static>(config: &Config, sys: Arc<S>) -> Arc<Agent<S>> {
+    let engine_dir = config.state_dir.join("keepalived");
+    let kernel = Arc::clone(&sys);
+    // The VIPs an engine stopping for good leaves on the interface are removed here.
+    let release: crate::ha::keepalived::Release = Arc::new(move |vips| {
+        let kernel = Arc::clone(&kernel);
+        Box::pin(async move {
+            for v in &vips {
+                if let Err(e) = kernel.del_address(&crate::kernel::translate::address(v)).await {
+                    warn!(address = %v.address, error = %e, "could not release a VIP");
+                }
+            }
+        })
+    });
+    let scripts =
+        Arc::new(crate::health::scripts::Scripts::new(&config.scripts.dir, config.scripts.user.as_deref()));
+    if let Err(e) = scripts.user() {
+        warn!(error = %e, "exec checks and notify hooks cannot run on this node");
+    }
+    Agent::with_parts(&config.node, sys, Store::new(&config.state_dir), scripts, |events| {
+        Arc::new(crate::ha::keepalived::Keepalived::new(
+            &engine_dir,
+            &crate::ha::keepalived::Keepalived::default_program(),
+            events.clone(),
+            release,
+        ))
+    })
+}
+
+/// Start the agent (re-apply its stored spec) and log how that went. A failed re-apply is
+/// logged and the agent serves all the same: the controller must be able to see and fix
+/// what went wrong.
+async fn agent_started<S: crate::kernel::system::System + 'static>(agent: &Arc<Agent<S>>) {
+    match agent.start().await {
+        Ok(Some(r)) => info!(
+            generation = r.generation,
+            actions = r.actions.len(),
+            converged = r.converged(),
+            "stored spec re-applied"
+        ),
+        Ok(None) => info!("no stored spec yet; waiting for lvsctl apply"),
+        Err(e) => warn!(error = %e, "re-applying the stored spec failed"),
+    }
 }
 
 /// Serve enrolment until this node has its certificate (true) or a signal stops the
@@ -290,9 +315,14 @@ async fn enrol(
     });
     let enrol_on =
         socket2_dup(listener).map_err(|source| RunError::Listen { addr: config.listen, source })?;
-    let enrolled =
-        crate::enrol::serve_until_enrolled(&config.node, &config.tls, &config.state_dir, enrol_on, shutdown)
-            .await;
+    let enrolled = crate::server::enrol::serve_until_enrolled(
+        &config.node,
+        &config.tls,
+        &config.state_dir,
+        enrol_on,
+        shutdown,
+    )
+    .await;
     if let Some(f) = feeder {
         f.abort();
     }
@@ -311,10 +341,11 @@ fn socket2_dup(l: &tokio::net::TcpListener) -> std::io::Result<tokio::net::TcpLi
 /// Feed systemd's watchdog only while the reconciler answers: every kernel call has a
 /// deadline, so a reconcile lock held for half the watchdog period means the agent is
 /// wedged, and systemd should restart it (it re-applies its stored spec at start).
-fn spawn_watchdog<S: crate::system::System + 'static>(agent: Arc<Agent<S>>) {
+fn spawn_watchdog<S: crate::kernel::system::System + 'static>(agent: Arc<Agent<S>>) {
     let Some(timeout) = sd_notify::watchdog_enabled() else { return };
     let period = timeout / 2;
-    tokio::spawn(async move {
+    let tasks = agent.tasks().clone();
+    tasks.spawn("watchdog", async move {
         loop {
             let started = tokio::time::Instant::now();
             if agent.responsive(period).await {
@@ -326,6 +357,9 @@ fn spawn_watchdog<S: crate::system::System + 'static>(agent: Arc<Agent<S>>) {
         }
     });
 }
+
+/// How long a stopping agent waits for its tasks and an apply in progress.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown() {
     use tokio::signal::unix::{SignalKind, signal};

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::{Agent, AgentError};
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_proto::NodeSpec;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
@@ -157,7 +157,7 @@ async fn a_quarantine_reaches_ipvs_on_its_own_and_a_refused_one_is_not_recorded(
     let (a, sys, dir) = converged_director().await;
     let rec = lvs_agent::reconcile::Reconciler::new("director", Arc::clone(&sys), Store::new(dir.path()));
     drop(a);
-    let key = lvs_agent::state::override_key(&web(), "198.18.0.12:80".parse().unwrap());
+    let key = lvs_agent::reconcile::override_key(&web(), "198.18.0.12:80".parse().unwrap());
     // An unrelated failure (the VIP cannot be re-added) does not hold the quarantine back.
     sys.addresses.lock().unwrap().retain(|x| x.address.to_string() != "198.18.0.100/32");
     *sys.fail_on.lock().unwrap() = Some("add address".into());
@@ -240,4 +240,40 @@ async fn a_decommission_for_another_node_or_before_any_spec_changes_nothing() {
     let r = a.decommission("rs1").await.unwrap();
     assert!(r.converged() && r.applied() == r.actions.len(), "{r:?}");
     assert!(a.decommission("rs1").await.is_err(), "no spec any more");
+}
+
+/// `Release` frees the caller's reservation without diffing the node: it works while the
+/// node cannot even be read (a release by a zero-lifetime plan failed there and left the
+/// node reserved), leaves another controller's reservation alone, and says which it did.
+#[tokio::test]
+async fn release_frees_only_the_callers_reservation_even_when_the_node_cannot_be_read() {
+    let (a, sys, _d) = agent();
+    let spec = spec_of("rs1");
+    a.plan(&spec, "lease-a", TTL, false).await.unwrap();
+    *sys.fail_on.lock().unwrap() = Some("list addresses".into());
+    assert!(a.plan(&spec, "lease-a", Duration::ZERO, false).await.is_err(), "a plan cannot release here");
+    assert!(!a.release("lease-b").unwrap(), "another controller's release frees nothing");
+    assert!(a.release("lease-a").unwrap(), "A's release frees its reservation");
+    assert!(!a.release("lease-a").unwrap(), "twice: nothing held any more");
+    *sys.fail_on.lock().unwrap() = None;
+    a.plan(&spec, "lease-b", TTL, false).await.expect("free after A's release");
+    assert!(!a.release("lease-a").unwrap(), "B's reservation is not A's to free");
+    assert!(is_conflict(&a.plan(&spec, "lease-c", TTL, false).await.unwrap_err()), "B still holds it");
+    assert!(matches!(a.release("a b").unwrap_err(), AgentError::Invalid(_)));
+}
+
+/// One stop ends every background task the agent started (clock loop, healer, start-up
+/// retry) and starts none after.
+#[tokio::test]
+async fn a_stop_ends_every_background_task() {
+    let (a, sys, _d) = agent();
+    a.apply(&spec_of("rs1"), "", false).await.unwrap();
+    *sys.fail_on.lock().unwrap() = Some("list addresses".into());
+    a.start().await.unwrap_err(); // the stored spec cannot be re-applied: the retry runs too
+    a.spawn_healer(Duration::from_secs(1));
+    assert_eq!(a.tasks().live(), 3, "clock loop, start-up retry, healer");
+    assert!(a.stop(Duration::from_secs(5)).await, "no apply in progress");
+    assert_eq!(a.tasks().live(), 0);
+    a.spawn_healer(Duration::from_secs(1));
+    assert_eq!(a.tasks().live(), 0, "nothing starts once stopped");
 }

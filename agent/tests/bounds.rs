@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::{Agent, ProbeRequest};
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Serve every connection with `reply(n)` for the n-th request; `endless`: then keep
@@ -40,11 +40,11 @@ async fn server(reply: impl Fn(u64) -> String + Send + Sync + 'static, endless: 
 #[tokio::test]
 async fn an_endless_body_is_read_only_up_to_the_cap() {
     let addr = server(|_| "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".into(), true).await;
-    let r = lvs_agent::http::get(addr, "x", "/", Duration::from_secs(5))
+    let r = lvs_agent::health::get(addr, "x", "/", Duration::from_secs(5))
         .await
         .expect("answer within the deadline");
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.len(), lvs_agent::http::MAX_BODY);
+    assert_eq!(r.body.len(), lvs_agent::health::MAX_BODY);
 }
 
 #[tokio::test]

@@ -12,10 +12,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::health::Scripts;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::scripts::Scripts;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_proto::NodeSpec;
 use lvs_proto::reply::{EventKind, NodeStatus};
 
@@ -137,7 +137,7 @@ impl Director {
     }
 
     async fn status(&self) -> NodeStatus {
-        lvs_agent::replies::status(&self.agent.status(None).await.unwrap())
+        lvs_agent::server::status(&self.agent.status(None).await.unwrap())
     }
 
     /// Wait (up to `limit`) until `cond` holds on the director; how long it took.
@@ -723,8 +723,11 @@ fn accepted() -> u64 {
 /// What the director's `lvs_health_probe_connections_total` says, over its services.
 async fn probe_connections_metric(d: &Director) -> u64 {
     let snap = d.agent.metrics_snapshot(None).await;
-    let text =
-        lvs_agent::exposition::render(d.agent.events().metrics(), &snap, lvs_agent::metrics::Format::Classic);
+    let text = lvs_agent::telemetry::render(
+        d.agent.events().metrics(),
+        &snap,
+        lvs_agent::telemetry::Format::Classic,
+    );
     text.lines()
         .filter(|l| l.starts_with("lvs_health_probe_connections_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

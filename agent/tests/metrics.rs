@@ -1,4 +1,4 @@
-//! `/metrics` end to end on loopback: the agent's own server ([`lvs_agent::scrape::serve`])
+//! `/metrics` end to end on loopback: the agent's own server ([`lvs_agent::telemetry::serve_metrics`])
 //! over a director that applied the article's spec (on the recording fake: the kernel is
 //! not what is tested here; the VM e2e suite compares the counters with `ipvsadm`), scraped
 //! by the controller's own client ([`lvs_controller::scrape::scrape`], as `lvsctl metrics`)
@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_agent::config::{MetricsAuth, MetricsConfig, TlsPaths};
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_controller::pki::Pki;
 use lvs_controller::scrape::{ScrapeError, scrape};
+use lvs_proto::agent_config::{MetricsAuth, MetricsConfig, TlsPaths};
 use lvs_proto::identity::{Caller, Role};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
@@ -51,11 +51,11 @@ impl Director {
         let addr = l.local_addr().unwrap();
         let me = self.pki.agent("director");
         let paths = TlsPaths { ca: self.pki.ca().cert, cert: me.cert, key: me.key };
-        let tls = lvs_agent::tls::server_config("director", &paths).unwrap();
+        let tls = lvs_agent::server::server_config("director", &paths).unwrap();
         let config = MetricsConfig { listen: addr, auth };
         let agent = Arc::clone(&self.agent);
         tokio::spawn(async move {
-            lvs_agent::scrape::serve(agent, l, &config, &tls, std::future::pending()).await
+            lvs_agent::telemetry::serve_metrics(agent, l, &config, &tls, std::future::pending()).await
         });
         addr
     }
@@ -210,7 +210,7 @@ async fn open_mode_serves_plain_http_on_one_path_and_method() {
 /// firewall mark), checked real servers, a clock reading, VRRP and sync daemons.
 fn everything() -> String {
     use lvs_agent::health::DestHealth;
-    use lvs_agent::system::IpvsService;
+    use lvs_agent::kernel::IpvsService;
     use lvs_ipvs::{Destination, DestinationEntry, Protocol, Service, ServiceKey, Stats};
     let vip: SocketAddr = "198.18.0.100:80".parse().unwrap();
     let rs = |a: &str| DestinationEntry {
@@ -239,7 +239,7 @@ fn everything() -> String {
         probes: 42,
         last_error: String::new(),
     }];
-    let snap = lvs_agent::exposition::Snapshot {
+    let snap = lvs_agent::telemetry::Snapshot {
         node: "director".into(),
         role: "director".into(),
         generation: 3,
@@ -273,12 +273,12 @@ fn everything() -> String {
             sync_id: 51,
         }],
     };
-    let m = lvs_agent::metrics::Metrics::default();
+    let m = lvs_agent::telemetry::Metrics::default();
     m.event(lvs_proto::reply::EventKind::Drift);
     m.reconciled("apply", true, Duration::from_millis(12));
     m.probe_histogram(&ServiceKey::Addr(Protocol::Tcp, vip)).observe(0.002);
     m.probe_connections(&ServiceKey::Addr(Protocol::Tcp, vip)).inc();
-    lvs_agent::exposition::render(&m, &snap, lvs_agent::metrics::Format::Classic)
+    lvs_agent::telemetry::render(&m, &snap, lvs_agent::telemetry::Format::Classic)
 }
 
 /// Every `lvs_…` name in `expr`.
@@ -362,7 +362,7 @@ async fn a_taken_metrics_port_stops_the_agent_before_it_changes_anything() {
     drop(a);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = lvs_agent::config::Config {
+    let config = lvs_proto::agent_config::Config {
         node: "director".into(),
         listen: listener.local_addr().unwrap(),
         state_dir: state,

@@ -1,5 +1,5 @@
 //! The agent's door: real certificates from `lvsctl pki`, the agent's own server
-//! ([`lvs_agent::door::serve`], as the daemon runs it) on loopback, and the controller's
+//! ([`lvs_agent::server::serve`], as the daemon runs it) on loopback, and the controller's
 //! own client ([`lvs_controller::fleet::Fleet`], as `lvsctl` dials). Only the controller's
 //! certificate gets in; each impostor is refused for its own reason, asserted by name:
 //! plaintext, no certificate, an unknown CA, an expired certificate, another agent's
@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_agent::config::TlsPaths;
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_controller::fleet::{Fleet, NodeError};
 use lvs_controller::pki::{Pair, Pki};
+use lvs_proto::agent_config::TlsPaths;
 use lvs_proto::pb::{self, agent_client::AgentClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -32,14 +32,14 @@ async fn bed() -> Bed {
     pki.init("test", false).unwrap();
     let me = pki.issue_agent("rs1", false).unwrap();
     let tls =
-        lvs_agent::tls::server_config("rs1", &TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key })
+        lvs_agent::server::server_config("rs1", &TlsPaths { ca: pki.ca().cert, cert: me.cert, key: me.key })
             .unwrap();
     let agent =
         Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), Store::new(&dir.path().join("state")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let limits = lvs_agent::door::Limits::default();
-    tokio::spawn(lvs_agent::door::serve(agent, listener, tls, limits, std::future::pending()));
+    let limits = lvs_agent::server::Limits::default();
+    tokio::spawn(lvs_agent::server::serve(agent, listener, tls, limits, std::future::pending()));
     Bed { addr, pki, dir }
 }
 
@@ -330,7 +330,7 @@ async fn a_request_over_the_message_cap_is_refused_and_changes_nothing() {
         node: "rs1".into(),
         role: pb::Role::RealServer as i32,
         generation: 1,
-        cluster: "x".repeat(lvs_agent::door::MAX_MESSAGE + 1),
+        cluster: "x".repeat(lvs_agent::server::MAX_MESSAGE + 1),
         ..Default::default()
     };
     let s = c.apply(pb::SpecRequest { spec: Some(spec), ..Default::default() }).await.unwrap_err();

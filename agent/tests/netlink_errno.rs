@@ -1,8 +1,8 @@
 //! A kernel refusal keeps its errno through the agent's error types (issue 11, item 2):
 //! code above the `System` boundary can still tell EEXIST from ENODEV. Real rtnetlink, in a
 //! network namespace of this test's own (root; skipped elsewhere unless CI requires it).
-use lvs_agent::netlink::NetSystem;
-use lvs_agent::system::{Address, System};
+use lvs_agent::kernel::NetSystem;
+use lvs_agent::kernel::{Address, System};
 
 #[test]
 fn a_kernel_refusal_keeps_its_errno() {

@@ -5,8 +5,8 @@
 //! is meaningful only where the kernel is real (always).
 use std::sync::Arc;
 
-use lvs_agent::netlink::NetSystem;
-use lvs_agent::system::System;
+use lvs_agent::kernel::NetSystem;
+use lvs_agent::kernel::System;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_dumps_of_links_addresses_and_routes_never_fail() {

@@ -2,10 +2,10 @@
 //! (The real kernel is exercised by the netns and VM tests.)
 use std::sync::Arc;
 
-use lvs_agent::apply::Outcome;
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
+use lvs_agent::reconcile::Outcome;
+use lvs_agent::reconcile::Store;
 use lvs_agent::reconcile::{ReconcileError, Reconciler};
-use lvs_agent::state::Store;
 use lvs_proto::NodeSpec;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
@@ -135,12 +135,12 @@ async fn foreign_things_are_reported_never_removed_and_owned_ones_are_cleaned_up
         lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.0.200:53".parse().unwrap()),
         "rr",
     );
-    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::kernel::IpvsService {
         service: foreign,
         stats: Default::default(),
         destinations: vec![],
     });
-    r.system().addresses.lock().unwrap().push(lvs_agent::system::Address {
+    r.system().addresses.lock().unwrap().push(lvs_agent::kernel::Address {
         interface: "eth1".into(),
         address: "198.18.0.2/24".parse().unwrap(),
         label: None,
@@ -173,7 +173,7 @@ async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lif
         lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.0.200:53".parse().unwrap()),
         "rr",
     );
-    sys.ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+    sys.ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::kernel::IpvsService {
         service: foreign,
         stats: Default::default(),
         destinations: vec![],
@@ -218,10 +218,10 @@ async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined
         v.sort();
         v
     };
-    let key = |a: &str| lvs_agent::state::override_key(&spec.virtual_services[0].key, a.parse().unwrap());
+    let key = |a: &str| lvs_agent::reconcile::override_key(&spec.virtual_services[0].key, a.parse().unwrap());
     let quarantine = |addrs: &'static [&'static str], on: bool| {
-        let keys: Vec<lvs_agent::state::DestKey> = addrs.iter().map(|a| key(a)).collect();
-        move |_: &NodeSpec, rt: &mut lvs_agent::state::Runtime| {
+        let keys: Vec<lvs_agent::reconcile::DestKey> = addrs.iter().map(|a| key(a)).collect();
+        move |_: &NodeSpec, rt: &mut lvs_agent::reconcile::Runtime| {
             for k in keys {
                 if on {
                     rt.quarantined.insert(k)
@@ -257,7 +257,7 @@ async fn the_sorry_server_takes_over_only_while_every_destination_is_quarantined
 #[tokio::test]
 async fn a_foreign_address_with_another_prefix_is_a_conflict_never_deleted() {
     let (r, dir) = reconciler(&["eth0"], false, "rs1");
-    let theirs = lvs_agent::system::Address {
+    let theirs = lvs_agent::kernel::Address {
         interface: "eth0".into(),
         address: "198.18.0.11/16".parse().unwrap(),
         label: None,
@@ -274,7 +274,7 @@ async fn a_foreign_address_with_another_prefix_is_a_conflict_never_deleted() {
 #[tokio::test]
 async fn a_foreign_default_route_is_a_conflict_never_replaced() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
-    let theirs = lvs_agent::system::Route {
+    let theirs = lvs_agent::kernel::Route {
         destination: "0.0.0.0/0".parse().unwrap(),
         gateway: Some("198.18.0.254".parse().unwrap()),
         device: None,
@@ -311,7 +311,7 @@ async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
     );
     // Ownership follows: the old route and address are no longer claimed.
     let st = r.state().unwrap();
-    let routes: Vec<String> = st.owned.routes.iter().map(lvs_agent::diff::route_text).collect();
+    let routes: Vec<String> = st.owned.routes.iter().map(lvs_agent::reconcile::route_text).collect();
     assert_eq!(routes, ["0.0.0.0/0 via 198.18.0.3", "198.18.0.100/32 dev lo"]);
     assert!(!st.owned.addresses.iter().any(|a| a.address.to_string() == "198.18.0.11/24"));
 }
@@ -333,7 +333,7 @@ async fn another_tools_service_with_the_specs_key_is_adopted_only_when_asked() {
     // keepalived's virtual server for the same VIP:port, with a real server of its own.
     let key = lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Tcp, "198.18.0.100:80".parse().unwrap());
     let theirs: std::net::SocketAddr = "198.18.0.99:80".parse().unwrap();
-    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::kernel::IpvsService {
         service: lvs_ipvs::Service::new(key, "wlc"),
         stats: Default::default(),
         destinations: vec![lvs_ipvs::DestinationEntry {
@@ -404,7 +404,7 @@ async fn decommissioning_another_topologys_director_removes_only_what_it_owns() 
     let (r, _d) = reconciler(&["eth1"], true, "lb1");
     // Another tool's service, which must survive the decommission.
     let theirs = lvs_ipvs::ServiceKey::Addr(lvs_ipvs::Protocol::Udp, "198.18.10.200:53".parse().unwrap());
-    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::system::IpvsService {
+    r.system().ipvs.lock().unwrap().as_mut().unwrap().push(lvs_agent::kernel::IpvsService {
         service: lvs_ipvs::Service::new(theirs, "rr"),
         stats: Default::default(),
         destinations: vec![],
@@ -473,14 +473,14 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
     let daemons = r.system().daemons.lock().unwrap().clone();
     let mut states: Vec<_> = daemons
         .iter()
-        .map(|d| (lvs_agent::diff::daemon_word(d.state), d.mcast_ifn.as_str(), d.sync_id))
+        .map(|d| (lvs_agent::reconcile::daemon_word(d.state), d.mcast_ifn.as_str(), d.sync_id))
         .collect();
     states.sort();
     assert_eq!(states, [("backup", "eth1", 51), ("master", "eth1", 51)]);
     // The master sends one connection per message (the hand-over flushes the last one:
     // agent/src/sync_flush.rs); the backup keeps the kernel's receive size.
     let maxlen = |s| daemons.iter().find(|d| d.state == s).and_then(|d| d.sync_maxlen);
-    assert_eq!(maxlen(lvs_ipvs::DaemonState::Master), Some(lvs_agent::diff::MASTER_SYNC_MAXLEN));
+    assert_eq!(maxlen(lvs_ipvs::DaemonState::Master), Some(lvs_agent::reconcile::MASTER_SYNC_MAXLEN));
     assert_eq!(maxlen(lvs_ipvs::DaemonState::Backup), None);
     // The shared VIP is the VRRP engine's: the agent neither added it nor calls it drift.
     assert!(
@@ -506,7 +506,7 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
     let upgraded = r.apply(&spec, false).await.unwrap();
     let changes: Vec<String> = upgraded.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(changes.len(), 2, "stop and start the master daemon: {changes:?}");
-    assert_eq!(maxlen_now(&r), Some(lvs_agent::diff::MASTER_SYNC_MAXLEN));
+    assert_eq!(maxlen_now(&r), Some(lvs_agent::reconcile::MASTER_SYNC_MAXLEN));
     // Another sync id: the owned daemons are restarted with it.
     spec.generation += 1;
     spec.vrrp.as_mut().unwrap().sync_daemon.as_mut().unwrap().sync_id = 52;

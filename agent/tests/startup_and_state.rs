@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::{Store, StoreError};
+use lvs_agent::reconcile::{Store, StoreError};
 use lvs_proto::NodeSpec;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
@@ -103,4 +103,25 @@ async fn a_state_file_damaged_beyond_recovery_is_reported_and_refuses_changes() 
     assert!(e.to_string().contains("move it aside"), "{e}");
     assert!(sys.calls.lock().unwrap().is_empty(), "nothing changed");
     assert_eq!(std::fs::read(dir.path().join("state.json")).unwrap(), b"garbage", "nothing overwritten");
+}
+
+/// The state has one owner in memory: an agent reads `state.json` once, at start, and
+/// afterwards only writes it through. Applies, status, metrics and the clock loop read the
+/// copy in memory.
+#[tokio::test]
+async fn the_state_file_is_read_once_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let a = Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), store.clone());
+    a.start().await.unwrap();
+    for _ in 0..3 {
+        a.apply(&spec_of("rs1"), "", false).await.unwrap();
+        a.status(None).await.unwrap();
+        a.metrics_snapshot(None).await;
+    }
+    assert_eq!(store.disk_reads(), 1, "one read at start, none per apply or status");
+    // What was written through is what a new process reads.
+    let fresh = Store::new(dir.path()).load().unwrap();
+    assert_eq!(fresh, store.load().unwrap());
+    assert_eq!(fresh.owned.addresses.len(), 2, "LAN address and hidden VIP");
 }

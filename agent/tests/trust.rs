@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_agent::config::{Config, TlsPaths};
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_controller::enrol::{EnrolError, enroll};
 use lvs_controller::fleet::{Fleet, NodeError};
 use lvs_controller::pki::Pki;
+use lvs_proto::agent_config::{Config, TlsPaths};
 use lvs_proto::identity::{Caller, Role};
 use lvs_proto::pairing::PairingCode;
 
@@ -100,9 +100,14 @@ impl Node {
         for _ in 0..100 {
             if self.config.state_dir.join("pairing.json").exists() {
                 let c = &self.config;
-                return lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60))
-                    .unwrap()
-                    .code;
+                return lvs_agent::server::enrol::code_for(
+                    &c.tls.key,
+                    &c.state_dir,
+                    false,
+                    Duration::from_secs(60),
+                )
+                .unwrap()
+                .code;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -237,7 +242,7 @@ async fn an_expired_code_is_refused() {
     let n = node().await;
     n.code().await;
     let c = &n.config;
-    let expired = lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, true, Duration::ZERO).unwrap();
+    let expired = lvs_agent::server::enrol::code_for(&c.tls.key, &c.state_dir, true, Duration::ZERO).unwrap();
     let e = n.enroll(&expired.code).await.unwrap_err();
     assert!(matches!(&e, EnrolError::Refused { reason, .. } if reason.contains("expired")), "{e}");
     assert!(!n.config.tls.cert.exists(), "nothing was installed");
@@ -469,7 +474,7 @@ async fn rotation_swaps_the_certificate_without_a_restart_or_a_dropped_connectio
 
 #[test]
 fn the_agent_installs_only_a_certificate_for_its_key_its_name_and_its_ca() {
-    use lvs_agent::credentials::{CredentialError, check_signed, csr_pem};
+    use lvs_agent::server::{CredentialError, check_signed, csr_pem};
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path().join("pki"));
     pki.init("test", false).unwrap();
@@ -688,9 +693,10 @@ fn the_log_of_an_unenrolled_agent_holds_the_pin_and_never_the_secret() {
     }
     let _guard = Child(agent);
     assert!(log.contains("not enrolled"), "{log}");
-    let code =
-        lvs_agent::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60)).unwrap().code;
-    let pin = lvs_agent::enrol::pin_text(&code);
+    let code = lvs_agent::server::enrol::code_for(&c.tls.key, &c.state_dir, false, Duration::from_secs(60))
+        .unwrap()
+        .code;
+    let pin = lvs_agent::server::enrol::pin_text(&code);
     assert!(code.starts_with(&pin) && pin.len() == 19, "{code} {pin}");
     assert!(log.contains(&pin), "the pin is logged: {log}");
     // Neither the secret half (any of its groups) nor the code, whatever its spelling.
@@ -736,9 +742,15 @@ async fn an_enrolled_node_missing_a_credential_file_refuses_to_start_and_never_e
     let dir = tempfile::tempdir().unwrap();
     let paths =
         TlsPaths { ca: dir.path().join("ca.pem"), cert: dir.path().join("a.pem"), key: dir.path().join("k") };
-    assert_eq!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::New);
+    assert_eq!(
+        lvs_agent::server::enrol::standing(&paths, dir.path()),
+        lvs_agent::server::enrol::Standing::New
+    );
     std::fs::write(dir.path().join("state.json"), "{}").unwrap();
-    assert!(matches!(lvs_agent::enrol::standing(&paths, dir.path()), lvs_agent::enrol::Standing::Broken(_)));
+    assert!(matches!(
+        lvs_agent::server::enrol::standing(&paths, dir.path()),
+        lvs_agent::server::enrol::Standing::Broken(_)
+    ));
 }
 
 /// Revocation cannot be rolled back by an admin: an empty or older list, another CA's, a
@@ -782,7 +794,7 @@ async fn an_admins_older_or_empty_list_cannot_un_revoke() {
         matches!(&e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("is revoked")),
         "{e}"
     );
-    let kept = lvs_agent::revoked::Revoked::open(&n.config.state_dir).unwrap();
+    let kept = lvs_agent::server::Revoked::open(&n.config.state_dir).unwrap();
     assert_eq!(kept.len(), 1);
 }
 
@@ -799,7 +811,7 @@ async fn a_pairing_code_lives_at_most_seven_days() {
 /// before the key's rename the old pair loads, after it the new certificate is moved in.
 #[test]
 fn a_crash_in_the_middle_of_a_rotation_leaves_a_pair_that_loads() {
-    use lvs_agent::credentials::{Credentials, csr_pem};
+    use lvs_agent::server::{Credentials, csr_pem};
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path().join("pki"));
     pki.init("test", false).unwrap();
@@ -829,7 +841,7 @@ async fn a_damaged_revocation_list_refuses_start() {
     let n = node().await;
     let _fleet = n.enrolled().await;
     let c = n.config.clone();
-    std::fs::write(c.state_dir.join(lvs_agent::revoked::LIST_FILE), b"damaged").unwrap();
+    std::fs::write(c.state_dir.join(lvs_agent::server::REVOKED_FILE), b"damaged").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sys = || Ok(Arc::new(FakeSystem::new(&["eth0"], false)));
     let e = tokio::time::timeout(

@@ -1,5 +1,5 @@
 //! The admin's side of enrolment (`lvsctl node enroll NODE --code …`) — the agent's side
-//! and the protocol are in `lvs_agent::enrol`. The controller dials the node's agent
+//! and the protocol are in `lvs_agent::server::enrol`. The controller dials the node's agent
 //! address from the definition and accepts only a TLS server holding the key the code
 //! pins; inside that session it proves the code's secret, takes the agent's CSR, checks
 //! that it is for the pinned key, signs it with the node's names from the definition

@@ -257,6 +257,20 @@ impl Fleet {
         decoded(Report::try_from(&r))
     }
 
+    /// Give up `lease`'s reservation on `node` (nothing is diffed); whether it held one.
+    pub async fn release(&self, node: &str, lease: &str) -> Result<bool, NodeError> {
+        let req = pb::ReleaseRequest { lease: lease.to_string() };
+        let r = self.call(node, |mut c| async move { c.release(req).await }).await?;
+        Ok(r.released)
+    }
+
+    /// `node`'s clock measured against `ntp` now (the time gate's one question).
+    pub async fn clock(&self, node: &str, ntp: IpAddr) -> Result<lvs_proto::reply::Clock, NodeError> {
+        let req = pb::ClockRequest { ntp_server: ntp.to_string() };
+        let r = self.call(node, |mut c| async move { c.clock(req).await }).await?;
+        Ok(lvs_proto::reply::Clock::from(&r))
+    }
+
     /// Make `node` match `spec`, under `lease` (the one its plan reserved, or none). With
     /// `adopt`, IPVS services the spec names that another tool created become the agent's.
     pub async fn apply(

@@ -140,6 +140,7 @@ fn reports_json() {
         foreign: vec![],
         drift_after: vec![],
         converged: false,
+        revocation_number: 0,
     };
     let res = vec![
         ("rs1".to_string(), Ok(report)),

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lvs_agent::config::{Config, MetricsAuth, MetricsConfig, TlsPaths};
 use lvs_controller::pki::Pair;
 use lvs_proto::METRICS_PORT;
+use lvs_proto::agent_config::{Config, MetricsAuth, MetricsConfig, TlsPaths};
 
 use crate::error::{LabError, Result, file};
 use crate::netns::Lab;

@@ -5,6 +5,7 @@
 //! data (serde), so the same value is printed by `lvsctl plan -o json`, persisted by the
 //! agent and carried on the wire as [`pb::NodeSpec`] ([`wire`] converts, checking every
 //! field on the way in).
+pub mod agent_config;
 pub mod files;
 pub mod identity;
 pub mod names;

@@ -325,6 +325,10 @@ pub struct Report {
     pub drift_after: Vec<Change>,
     /// Every change applied and nothing left to differ.
     pub converged: bool,
+    /// The CRL number of the revocation list the answering agent holds (0: none; set in
+    /// answers to Plan, where the controller decides whether to send its list).
+    #[serde(skip_serializing, default)]
+    pub revocation_number: u64,
 }
 
 impl Report {

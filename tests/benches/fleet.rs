@@ -13,13 +13,13 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_agent::config::TlsPaths;
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_controller::commands::{Ctx, apply, status};
 use lvs_controller::fleet::Fleet;
 use lvs_controller::pki::Pki;
+use lvs_proto::agent_config::TlsPaths;
 
 /// Address of node `i` (0: router, 1: director, 2..: real servers).
 fn addr(i: usize) -> String {
@@ -99,7 +99,7 @@ async fn fleetbed(n: usize) -> Fleetbed {
     let mut servers = Vec::new();
     for node in &cluster.nodes {
         let pair = pki.issue_agent(&node.name, false).unwrap();
-        let tls = lvs_agent::tls::server_config(
+        let tls = lvs_agent::server::server_config(
             &node.name,
             &TlsPaths { ca: pki.ca().cert, cert: pair.cert, key: pair.key },
         )
@@ -109,8 +109,8 @@ async fn fleetbed(n: usize) -> Fleetbed {
         let listen: SocketAddr = node.agent.parse().unwrap();
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
         servers.push(tokio::spawn(async move {
-            let limits = lvs_agent::door::Limits::default();
-            let _ = lvs_agent::door::serve(agent, listener, tls, limits, std::future::pending()).await;
+            let limits = lvs_agent::server::Limits::default();
+            let _ = lvs_agent::server::serve(agent, listener, tls, limits, std::future::pending()).await;
         }));
     }
     Fleetbed { cluster, pki, _dir: dir, servers }

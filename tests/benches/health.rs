@@ -27,9 +27,9 @@ use common::{cpu_split, lighttpd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_proto::spec::{NodeSpec, ProbeKind};
 
 fn spec(dests: usize, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32, reuse: bool) -> NodeSpec {

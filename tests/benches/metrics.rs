@@ -16,9 +16,9 @@ use common::cpu;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_agent::fake::FakeSystem;
+use lvs_agent::kernel::FakeSystem;
 use lvs_agent::node::Agent;
-use lvs_agent::state::Store;
+use lvs_agent::reconcile::Store;
 use lvs_proto::spec::NodeSpec;
 
 const SERVICES: usize = 10;
@@ -73,10 +73,10 @@ fn main() {
     let mut bytes = 0;
     for _ in 0..n {
         let snap = rt.block_on(agent.metrics_snapshot(Some(0)));
-        bytes = lvs_agent::exposition::render(
+        bytes = lvs_agent::telemetry::render(
             agent.events().metrics(),
             &snap,
-            lvs_agent::metrics::Format::Classic,
+            lvs_agent::telemetry::Format::Classic,
         )
         .len();
     }
@@ -96,17 +96,20 @@ fn main() {
     let addr = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let paths =
-            lvs_agent::config::TlsPaths { ca: pki.ca().cert, cert: me.cert.clone(), key: me.key.clone() };
-        let tls = lvs_agent::tls::server_config("director", &paths).unwrap();
-        let config = lvs_agent::config::MetricsConfig {
+        let paths = lvs_proto::agent_config::TlsPaths {
+            ca: pki.ca().cert,
+            cert: me.cert.clone(),
+            key: me.key.clone(),
+        };
+        let tls = lvs_agent::server::server_config("director", &paths).unwrap();
+        let config = lvs_proto::agent_config::MetricsConfig {
             listen: addr,
-            auth: lvs_agent::config::MetricsAuth::MutualTls,
+            auth: lvs_proto::agent_config::MetricsAuth::MutualTls,
         };
         let a = Arc::clone(&agent);
-        tokio::spawn(
-            async move { lvs_agent::scrape::serve(a, l, &config, &tls, std::future::pending()).await },
-        );
+        tokio::spawn(async move {
+            lvs_agent::telemetry::serve_metrics(a, l, &config, &tls, std::future::pending()).await
+        });
         addr
     });
     let n = 100u32;

@@ -1026,7 +1026,7 @@ fn quorum_lab() -> Lab {
     // answer: starting a shell under TCG takes a while.
     let write = |name: &str, body: String| {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::path::Path::new(lvs_agent::scripts::DEFAULT_DIR);
+        let dir = std::path::Path::new(lvs_agent::health::SCRIPTS_DIR);
         std::fs::create_dir_all(dir).unwrap();
         for d in [dir, dir.parent().unwrap()] {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -178,7 +178,7 @@ fn an_agent_killed_mid_apply_converges_when_started_again() {
     std::thread::sleep(Duration::from_millis(300));
     let (agent_bin, cfg) = (lvs_tests::bin("lvs-agent"), lab.dir.join("rs1/agent.toml"));
     let (agent_bin, cfg) = (agent_bin.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
-    let fault = format!("{}=3", lvs_agent::netlink::FAULT_KILL_AFTER);
+    let fault = format!("{}=3", lvs_agent::kernel::FAULT_KILL_AFTER);
     lab.spawn("rs1", &["env", &fault, &agent_bin, "--config", &cfg], "agent-rs1-faulty.log");
     let up = poll(Duration::from_secs(10), Duration::from_millis(100), || {
         lab.lvsctl(&["status"]).status.code().filter(|c| *c != 3).map(|_| ())

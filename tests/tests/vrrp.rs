@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_agent::events::Events;
-use lvs_agent::keepalived::Keepalived;
-use lvs_agent::vrrp::VrrpEngine;
+use lvs_agent::ha::Keepalived;
+use lvs_agent::ha::VrrpEngine;
+use lvs_agent::telemetry::Events;
 use lvs_proto::reply::VrrpState;
 use lvs_proto::spec::VrrpSpec;
 use lvs_tests::{can_netns, in_netns, must_run_root_suites, poll};
@@ -93,7 +93,7 @@ impl Director {
         let dir = tempfile::tempdir().unwrap();
         // What the agent's NetSystem does when the engine stops for good, with `ip`.
         let ns_name = ns.to_string();
-        let release: lvs_agent::keepalived::Release = Arc::new(move |vips| {
+        let release: lvs_agent::ha::Release = Arc::new(move |vips| {
             let ns_name = ns_name.clone();
             Box::pin(async move {
                 for v in vips {
@@ -119,7 +119,7 @@ impl Director {
             .expect("ensure");
     }
 
-    fn hand_over(&self) -> Result<(), lvs_agent::vrrp::VrrpError> {
+    fn hand_over(&self) -> Result<(), lvs_agent::ha::VrrpError> {
         let e = Arc::clone(&self.engine);
         self.rt.block_on(self.rt.spawn(async move { e.hand_over(&[]).await })).unwrap()
     }

@@ -185,15 +185,27 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
     Ok(exit(ok, Exit::NodeFailed))
 }
 
-/// Every apply carries the revocation list, so a node that missed `pki revoke` (down at
-/// the time) catches up with the next apply. A node that does not take it is named.
+/// A node that missed `pki revoke` (down at the time) catches up with the next apply: the
+/// list goes to every node whose plan answered with an older CRL number than the list's,
+/// and only to those (a node that holds it already is not sent it again). A node that
+/// does not take it is named.
 async fn push_revoked(
     ctx: &Ctx,
     plans: &[NodeResult<Report>],
     list: &[u8],
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
-    let nodes: Vec<String> = plans.iter().map(|(n, _)| n.clone()).collect();
+    let ours = crate::pki::crl_number(list);
+    let nodes: Vec<String> = plans
+        .iter()
+        .filter(|(_, r)| match (r, ours) {
+            (Ok(r), Some(ours)) => r.revocation_number < ours,
+            // A list without a number, or a node whose plan failed: send it and let the
+            // agent decide (it refuses what is not newer).
+            _ => true,
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
     for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, list).await }).await {
         if let Err(e) = r {
             say(ctx, out, &format!("warning: {n}: revocation list not updated: {e}"))?;

@@ -40,13 +40,8 @@ pub async fn plan_all(ctx: &Ctx, lease: &str, adopt: bool) -> Vec<NodeResult<Rep
 
 /// Give up a reservation made by [`plan_all`] (best effort: it expires anyway).
 pub async fn release(ctx: &Ctx, lease: &str) {
-    let _ = ctx
-        .fleet
-        .each(&ctx.spec_nodes(), |node| async move {
-            let spec = ctx.spec(&node).expect("a node with a spec");
-            ctx.fleet.plan(&node, spec, lease, Duration::ZERO, false).await
-        })
-        .await;
+    let _ =
+        ctx.fleet.each(&ctx.spec_nodes(), |node| async move { ctx.fleet.release(&node, lease).await }).await;
 }
 
 /// Apply every node's spec at once under `lease`; `each` sees every node's outcome as it
@@ -89,13 +84,13 @@ pub async fn clocks(ctx: &Ctx) -> Vec<ClockView> {
     nodes.extend(ctx.nodes_with(Role::RealServer));
     nodes.retain(|n| ctx.spec(n).is_some());
     let ntp = ctx.cluster.time.ntp_server;
-    let res = ctx.fleet.each(&nodes, |n| async move { ctx.fleet.status(&n, Some(ntp)).await }).await;
+    let res = ctx.fleet.each(&nodes, |n| async move { ctx.fleet.clock(&n, ntp).await }).await;
     res.into_iter()
         .map(|(node, r)| ClockView {
             node,
-            offset_ms: r.map_err(|e| e.to_string()).and_then(|s| {
-                s.clock.offset_ms.ok_or_else(|| s.clock.error.unwrap_or_else(|| "not measured".into()))
-            }),
+            offset_ms: r
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.offset_ms.ok_or_else(|| c.error.unwrap_or_else(|| "not measured".into()))),
         })
         .collect()
 }

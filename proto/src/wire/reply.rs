@@ -249,6 +249,7 @@ impl From<&Report> for pb::Report {
             foreign: r.foreign.clone(),
             drift_after: r.drift_after.iter().map(Into::into).collect(),
             converged: r.converged,
+            revocation_number: r.revocation_number,
         }
     }
 }
@@ -264,7 +265,28 @@ impl TryFrom<&pb::Report> for Report {
             foreign: r.foreign.clone(),
             drift_after: changes("drift_after", &r.drift_after)?,
             converged: r.converged,
+            revocation_number: r.revocation_number,
         })
+    }
+}
+
+impl From<&Clock> for pb::ClockResponse {
+    fn from(c: &Clock) -> Self {
+        pb::ClockResponse {
+            offset_ms: c.offset_ms,
+            rtt_ms: c.rtt_ms,
+            error: c.error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&pb::ClockResponse> for Clock {
+    fn from(c: &pb::ClockResponse) -> Self {
+        Clock {
+            offset_ms: c.offset_ms,
+            rtt_ms: c.rtt_ms,
+            error: Some(c.error.clone()).filter(|e| !e.is_empty()),
+        }
     }
 }
 
@@ -860,6 +882,7 @@ mod tests {
             foreign: vec!["IPVS service UDP 198.18.0.9:53".into()],
             drift_after: changes.clone(),
             converged: false,
+            revocation_number: 3,
         };
         assert_eq!(Report::try_from(&pb::Report::from(&r)).unwrap(), r);
         let e = Event {

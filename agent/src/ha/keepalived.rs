@@ -1,0 +1,507 @@
+//! keepalived as the VRRP engine ([`crate::ha::vrrp::VrrpEngine`]): `keepalived --vrrp`,
+//! VRRP only (no `virtual_server`: IPVS stays the agent's), configured from the spec
+//! ([`render`]: VRRPv3, unicast peers, no preemption unless asked, a periodic gratuitous
+//! ARP), run as the agent's child and restarted when it dies, its state changes read
+//! from its notify FIFO. Files live in `<state_dir>/keepalived/`.
+//!
+//! Why keepalived: it is the engine LVS users run already and know how to read, it does
+//! VRRPv3 with centisecond adverts and unicast peers, sends the gratuitous ARPs and the
+//! priority-0 advert on shutdown (immediate takeover). The Rust VRRP crates are v2-only
+//! with whole-second adverts or tied to a routing daemon.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lvs_proto::reply::{EventKind, VrrpStatus};
+use lvs_proto::spec::{AddressSpec, VrrpSpec};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Mutex, watch};
+use tracing::{info, warn};
+
+use crate::ha::vrrp::{Tracker, VrrpEngine, VrrpError, parse_notify};
+use crate::telemetry::events::Events;
+
+/// keepalived's configuration for `spec`, its notify FIFO at `fifo`.
+pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
+    let mut c = String::new();
+    let advert = format!("{:.2}", f64::from(spec.advert_ms) / 1000.0);
+    let _ = writeln!(c, "# Written by lvs-agent from its spec; rewritten on every apply: do not edit.");
+    let _ = writeln!(c, "global_defs {{");
+    let _ = writeln!(c, "    router_id lvs-agent");
+    // VRRPv3: centisecond adverts (v2 has whole seconds only).
+    let _ = writeln!(c, "    vrrp_version 3");
+    let _ = writeln!(c, "    vrrp_notify_fifo \"{}\"", fifo.display());
+    // A gratuitous ARP every 10 s while master, so a router or switch that missed the
+    // takeover burst (or throttled it) still moves to this director.
+    let _ = writeln!(c, "    vrrp_garp_master_refresh 10");
+    let _ = writeln!(c, "    vrrp_garp_master_refresh_repeat 1");
+    let _ = writeln!(c, "}}");
+    let _ = writeln!(c, "vrrp_instance {} {{", spec.instance);
+    // Every director starts as a backup: the highest priority alive becomes master after
+    // the master-down timer; `nopreempt` needs this initial state.
+    let _ = writeln!(c, "    state BACKUP");
+    let _ = writeln!(c, "    interface {}", spec.interface);
+    let _ = writeln!(c, "    virtual_router_id {}", spec.vrid);
+    let _ = writeln!(c, "    priority {}", spec.priority);
+    let _ = writeln!(c, "    advert_int {advert}");
+    if !spec.preempt {
+        let _ = writeln!(c, "    nopreempt");
+    }
+    let _ = writeln!(c, "    unicast_src_ip {}", spec.unicast_source);
+    let _ = writeln!(c, "    unicast_peer {{");
+    for p in &spec.unicast_peers {
+        let _ = writeln!(c, "        {p}");
+    }
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "    virtual_ipaddress {{");
+    for v in &spec.vips {
+        let label = v.label.as_ref().map(|l| format!(" label {l}")).unwrap_or_default();
+        let _ = writeln!(c, "        {} dev {}{label}", v.address, v.interface);
+    }
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "}}");
+    c
+}
+
+/// How the engine takes VIPs off the interface once it stops for good: keepalived runs
+/// with `--dont-release-vrrp` (see `hand_over`), so it leaves them.
+pub type Release = Arc<dyn Fn(Vec<AddressSpec>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The engine: keepalived, supervised.
+pub struct Keepalived {
+    dir: PathBuf,
+    program: PathBuf,
+    events: Events,
+    pub(super) tracker: Tracker,
+    pid: Arc<AtomicU32>,
+    pub(super) run: Mutex<Option<Running>>,
+    pub(super) release: Release,
+}
+
+pub(super) struct Running {
+    pub(super) spec: VrrpSpec,
+    pub(super) config: String,
+    stop: watch::Sender<bool>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Keepalived {
+    /// An engine keeping its files in `dir`, running `program` (keepalived), publishing
+    /// its transitions on `events`.
+    /// `release` removes the VIPs when the engine stops for good.
+    pub fn new(dir: &Path, program: &Path, events: Events, release: Release) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            program: program.to_path_buf(),
+            events,
+            tracker: Tracker::default(),
+            pid: Arc::default(),
+            run: Mutex::new(None),
+            release,
+        }
+    }
+
+    /// The keepalived the agent runs: `LVS_KEEPALIVED`, else `/usr/sbin/keepalived`.
+    pub fn default_program() -> PathBuf {
+        std::env::var_os("LVS_KEEPALIVED")
+            .map_or_else(|| PathBuf::from("/usr/sbin/keepalived"), PathBuf::from)
+    }
+
+    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> VrrpError {
+        let path = path.to_path_buf();
+        move |source| VrrpError::Io { path, source }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("keepalived.conf")
+    }
+
+    fn fifo_path(&self) -> PathBuf {
+        self.dir.join("notify.fifo")
+    }
+
+    /// Check the configuration with keepalived itself before it replaces a running one.
+    async fn config_test(&self, path: &Path) -> Result<(), VrrpError> {
+        let o = tokio::process::Command::new(&self.program)
+            .arg("--config-test")
+            .arg("--use-file")
+            .arg(path)
+            .output()
+            .await
+            .map_err(|source| VrrpError::Spawn { program: self.program.display().to_string(), source })?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(VrrpError::Config(String::from_utf8_lossy(&o.stderr).trim().to_string()))
+        }
+    }
+
+    pub(super) async fn stop_running(&self, r: Running) {
+        let _ = r.stop.send(true);
+        if let Some(pid) = nonzero(self.pid.load(Ordering::SeqCst)) {
+            signal(pid, libc::SIGTERM);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), r.supervisor).await;
+        self.tracker.stop();
+    }
+
+    /// Start the engine for `spec` with `config` (already on disk), its first spawn after
+    /// `delay`.
+    pub(super) fn start_running(
+        &self,
+        spec: &VrrpSpec,
+        config: String,
+        delay: Duration,
+    ) -> Result<Running, VrrpError> {
+        let fifo = self.fifo_path();
+        make_fifo(&fifo).map_err(self.io(&fifo))?;
+        self.tracker.start(spec);
+        let (stop, stopped) = watch::channel(false);
+        let sup = Supervisor {
+            program: self.program.clone(),
+            config: self.config_path(),
+            dir: self.dir.clone(),
+            pid: Arc::clone(&self.pid),
+            tracker: self.tracker.clone(),
+            events: self.events.clone(),
+        };
+        tokio::spawn(read_fifo(
+            fifo,
+            spec.instance.clone(),
+            self.tracker.clone(),
+            self.events.clone(),
+            stopped.clone(),
+        ));
+        let supervisor = tokio::spawn(sup.run(stopped, delay));
+        Ok(Running { spec: spec.clone(), config, stop, supervisor })
+    }
+}
+
+/// Resolves once the engine is told to stop (the guard `wait_for` returns is dropped
+/// here, so the future stays `Send`).
+async fn until_stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(drop);
+}
+
+fn nonzero(pid: u32) -> Option<u32> {
+    (pid != 0).then_some(pid)
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid this engine started and a valid signal number.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => return Ok(()),
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::other("path with a NUL byte"))?;
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Read the notify FIFO until the engine stops: each state change of our instance is
+/// tracked, logged and published.
+async fn read_fifo(
+    fifo: PathBuf,
+    instance: String,
+    tracker: Tracker,
+    events: Events,
+    mut stopped: watch::Receiver<bool>,
+) {
+    // Opened read-write, so it never sees end-of-file while keepalived restarts.
+    let rx = match tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_receiver(&fifo) {
+        Ok(rx) => rx,
+        Err(e) => return warn!(fifo = %fifo.display(), error = %e, "cannot read keepalived's notify FIFO"),
+    };
+    let mut lines = BufReader::new(rx).lines();
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => l,
+            () = until_stopped(&mut stopped) => return,
+        };
+        let Ok(Some(line)) = line else { return };
+        let Some((name, state, priority)) = parse_notify(&line) else { continue };
+        if name != instance || !tracker.set(state) {
+            continue;
+        }
+        info!(instance = %name, state = state.as_str(), priority, "VRRP state changed");
+        events
+            .emit(EventKind::Vrrp, format!("VRRP instance {name}: {} (priority {priority})", state.as_str()));
+    }
+}
+
+/// Runs keepalived, restarts it when it dies (1 s, doubling to 30 s), until stopped.
+struct Supervisor {
+    program: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
+    pid: Arc<AtomicU32>,
+    tracker: Tracker,
+    events: Events,
+}
+
+impl Supervisor {
+    /// Run the engine until stopped, the first start after `delay` (the spec's start-up
+    /// delay on a first start; none when it rejoins after a hand-over or a crash).
+    async fn run(self, mut stopped: watch::Receiver<bool>, delay: Duration) {
+        if !delay.is_zero() {
+            info!(delay_ms = delay.as_millis() as u64, "VRRP engine waits before its first election");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = until_stopped(&mut stopped) => return,
+            }
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if *stopped.borrow_and_update() {
+                return;
+            }
+            let started = tokio::time::Instant::now();
+            match self.spawn() {
+                Ok(mut child) => {
+                    self.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+                    self.tracker.clear_error();
+                    let status = tokio::select! {
+                        s = child.wait() => s,
+                        () = until_stopped(&mut stopped) => {
+                            // The engine is being stopped: keepalived got SIGTERM; reap it.
+                            let _ = tokio::time::timeout(Duration::from_secs(8), child.wait()).await;
+                            let _ = child.kill().await;
+                            self.pid.store(0, Ordering::SeqCst);
+                            return;
+                        }
+                    };
+                    self.pid.store(0, Ordering::SeqCst);
+                    let why = format!(
+                        "keepalived exited ({})",
+                        status.map_or_else(|e| e.to_string(), |s| s.to_string())
+                    );
+                    warn!(%why, "VRRP engine died; restarting it");
+                    self.tracker.failed(why.clone());
+                    self.events.emit(EventKind::Vrrp, format!("{why}; restarting it"));
+                    if started.elapsed() > Duration::from_secs(60) {
+                        backoff = Duration::from_secs(1);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot start keepalived");
+                    self.tracker.failed(e.to_string());
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                () = until_stopped(&mut stopped) => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    fn spawn(&self) -> Result<tokio::process::Child, VrrpError> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.arg("--vrrp")
+            .arg("--dont-fork")
+            // A stopping master keeps its VIPs until the engine restarts as a backup (which
+            // drops them): during a hand-over it goes on forwarding what still reaches it
+            // until the router has the new master's gratuitous ARP. A final stop releases
+            // them itself.
+            .arg("--dont-release-vrrp")
+            .arg("--log-console")
+            .arg("--no-syslog")
+            .arg("--use-file")
+            .arg(&self.config)
+            .arg("--pid")
+            .arg(self.dir.join("keepalived.pid"))
+            .arg("--vrrp_pid")
+            .arg(self.dir.join("vrrp.pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|source| VrrpError::Spawn { program: self.program.display().to_string(), source })?;
+        // keepalived's own log lines, into ours (journal: `journalctl -u lvs-agent ENGINE=keepalived`).
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_log(BufReader::new(out).lines()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_log(BufReader::new(err).lines()));
+        }
+        Ok(child)
+    }
+}
+
+async fn forward_log<R: tokio::io::AsyncBufRead + Unpin>(mut lines: tokio::io::Lines<R>) {
+    while let Ok(Some(l)) = lines.next_line().await {
+        info!(engine = "keepalived", "{l}");
+    }
+}
+
+#[tonic::async_trait]
+impl VrrpEngine for Keepalived {
+    async fn ensure(&self, spec: Option<&VrrpSpec>) -> Result<(), VrrpError> {
+        let mut run = self.run.lock().await;
+        let Some(spec) = spec else {
+            if let Some(r) = run.take() {
+                let vips = r.spec.vips.clone();
+                self.stop_running(r).await;
+                (self.release)(vips).await;
+                let _ = std::fs::remove_file(self.config_path());
+            }
+            return Ok(());
+        };
+        let config = render(spec, &self.fifo_path());
+        if run.as_ref().is_some_and(|r| r.config == config && !r.supervisor.is_finished()) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        let next = self.dir.join("keepalived.conf.next");
+        lvs_proto::files::atomic_write(&next, config.as_bytes(), 0o600).map_err(self.io(&next))?;
+        self.config_test(&next).await?;
+        let path = self.config_path();
+        std::fs::rename(&next, &path).map_err(self.io(&path))?;
+        match run.as_mut() {
+            // Same instance, new settings: keepalived reloads on SIGHUP, keeping its state.
+            Some(r) if r.spec.instance == spec.instance && !r.supervisor.is_finished() => {
+                if let Some(pid) = nonzero(self.pid.load(Ordering::SeqCst)) {
+                    signal(pid, libc::SIGHUP);
+                }
+                r.spec = spec.clone();
+                r.config = config;
+            }
+            _ => {
+                if let Some(r) = run.take() {
+                    let vips = r.spec.vips.clone();
+                    self.stop_running(r).await;
+                    (self.release)(vips).await;
+                }
+                // A first start sits out the spec's delay, so that a lower priority started
+                // with (or before) the highest does not win the first election.
+                let delay = Duration::from_millis(spec.startup_delay_ms.into());
+                *run = Some(self.start_running(spec, config, delay)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Option<VrrpStatus> {
+        self.tracker.get()
+    }
+
+    async fn hand_over(&self, services: &[std::net::SocketAddr]) -> Result<(), VrrpError> {
+        self.hand_over_now(services).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lvs_proto::spec::{AddressPurpose, SyncDaemonSpec};
+
+    fn spec() -> VrrpSpec {
+        VrrpSpec {
+            instance: "web".into(),
+            interface: "eth1".into(),
+            vrid: 51,
+            priority: 150,
+            advert_ms: 100,
+            preempt: false,
+            unicast_source: "198.18.0.2".parse().unwrap(),
+            unicast_peers: vec!["198.18.0.3".parse().unwrap()],
+            vips: vec![AddressSpec {
+                interface: "eth1".into(),
+                address: "198.18.0.100/32".parse().unwrap(),
+                label: Some("eth1:0".into()),
+                purpose: AddressPurpose::Vip,
+            }],
+            sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
+            startup_delay_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_configuration_says_what_the_spec_says_and_nothing_about_ipvs() {
+        let c = render(&spec(), Path::new("/var/lib/lvs-agent/keepalived/notify.fifo"));
+        for want in [
+            "vrrp_version 3",
+            "vrrp_notify_fifo \"/var/lib/lvs-agent/keepalived/notify.fifo\"",
+            "vrrp_instance web {",
+            "state BACKUP",
+            "interface eth1",
+            "virtual_router_id 51",
+            "priority 150",
+            "advert_int 0.10",
+            "nopreempt",
+            "unicast_src_ip 198.18.0.2",
+            "        198.18.0.3\n",
+            "198.18.0.100/32 dev eth1 label eth1:0",
+            "vrrp_garp_master_refresh 10",
+        ] {
+            assert!(c.contains(want), "missing `{want}` in:\n{c}");
+        }
+        assert!(
+            !c.contains("virtual_server") && !c.contains("lvs_sync_daemon"),
+            "IPVS stays the agent's:\n{c}"
+        );
+        let preempting = render(&VrrpSpec { preempt: true, ..spec() }, Path::new("/f"));
+        assert!(!preempting.contains("nopreempt"));
+    }
+
+    #[tokio::test]
+    async fn a_director_without_keepalived_is_told_to_install_it_and_nothing_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Keepalived::new(
+            dir.path(),
+            Path::new("/nonexistent/keepalived"),
+            Events::default(),
+            Arc::new(|_| Box::pin(async {})),
+        );
+        let e = k.ensure(Some(&spec())).await.unwrap_err().to_string();
+        assert!(e.contains("install keepalived"), "{e}");
+        assert!(k.status().is_none(), "no engine state reported");
+        assert!(!dir.path().join("keepalived.conf").exists(), "the checked config was never put in place");
+    }
+
+    #[tokio::test]
+    async fn keepalived_accepts_the_configuration() {
+        let program = Keepalived::default_program();
+        if !program.exists() {
+            assert!(std::env::var_os("LVS_REQUIRE_ROOT_SUITES").is_none(), "keepalived is not installed");
+            return eprintln!("SKIPPED: no keepalived");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.conf");
+        // keepalived checks that the interface exists and is not loopback: use one of
+        // this host's.
+        let iface = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n != "lo")
+            .expect("a non-loopback interface");
+        let mut here = spec();
+        here.interface.clone_from(&iface);
+        here.vips[0].interface.clone_from(&iface);
+        here.vips[0].label = None;
+        std::fs::write(&path, render(&here, &dir.path().join("fifo"))).unwrap();
+        let k = Keepalived::new(dir.path(), &program, Events::default(), Arc::new(|_| Box::pin(async {})));
+        k.config_test(&path).await.expect("keepalived --config-test passes");
+        std::fs::write(&path, "vrrp_instance x {\n    virtual_router_id 999\n}\n").unwrap();
+        let e = k.config_test(&path).await.unwrap_err().to_string();
+        assert!(e.contains("refused"), "{e}");
+    }
+}

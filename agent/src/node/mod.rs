@@ -1,0 +1,16 @@
+//! The agent of one node: everything the gRPC handlers hand their work to, one module per
+//! responsibility over the one [`Agent`] struct.
+mod agent;
+mod error;
+mod failover;
+mod ipvs;
+mod lease;
+mod lifecycle;
+mod status;
+mod vip_probe;
+
+pub use agent::Agent;
+pub use error::AgentError;
+pub use ipvs::{IpvsView, WeightView};
+pub use status::StatusView;
+pub use vip_probe::{ProbeRequest, ProbeView};

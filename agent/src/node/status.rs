@@ -1,0 +1,242 @@
+//! What the node is and how it is doing: `status` (observed against desired, checks,
+//! clock, health, the IPVS table) and the snapshot a metrics scrape reads.
+
+use lvs_proto::NodeSpec;
+use lvs_proto::spec::{CheckSpec, Role};
+
+use super::agent::Agent;
+use super::error::AgentError;
+use super::ipvs::IpvsView;
+use crate::health::clock::Reading;
+use crate::health::destinations::DestHealth;
+use crate::health::node_checks::{self, CheckResult};
+use crate::kernel::system::System;
+use crate::reconcile::state::State;
+use lvs_proto::reply::Facts;
+
+/// Everything `status` reports.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    /// Facts.
+    pub facts: Facts,
+    /// The persisted state.
+    pub state: State,
+    /// What differs from the accepted spec now.
+    pub drift: Vec<crate::reconcile::diff::Action>,
+    /// Foreign objects seen.
+    pub foreign: Vec<String>,
+    /// Check outcomes.
+    pub checks: Vec<CheckResult>,
+    /// The IPVS table (directors).
+    pub ipvs: Option<IpvsView>,
+    /// The latest clock reading.
+    pub clock: Option<Reading>,
+    /// Health of the director's destinations.
+    pub health: Vec<DestHealth>,
+}
+
+impl<S: System + 'static> Agent<S> {
+    /// Observed against desired, checks, clock, health and (directors) the IPVS table.
+    /// With `ntp`, the clock is measured against that server now.
+    // Long on purpose: each section below degrades on its own (a failed read becomes a
+    // failed check), and that is read best as one sequence.
+    pub async fn status(&self, ntp: Option<std::net::IpAddr>) -> Result<StatusView, AgentError> {
+        if let Some(server) = ntp {
+            self.measure_clock_against(server).await;
+        }
+        let mut checks = Vec::new();
+        // A damaged state file is reported, not a reason to stop answering.
+        let state = match self.rec.state() {
+            Ok(s) => s,
+            Err(e) => {
+                checks.push(CheckResult {
+                    check: "state file readable".into(),
+                    ok: false,
+                    detail: e.to_string(),
+                });
+                State::default()
+            }
+        };
+        if let Some(note) = self.rec.store().recovery() {
+            checks.push(CheckResult { check: "state file intact".into(), ok: false, detail: note });
+        }
+        if let Some(e) = self.startup.lock().expect("startup").clone() {
+            checks.push(CheckResult {
+                check: "stored spec re-applied at start".into(),
+                ok: false,
+                detail: format!("{e} (retrying with back-off; `lvsctl apply` also clears this)"),
+            });
+        }
+        // Drift as actions: the report carries them, the checks decide on them. A node
+        // that cannot be diffed says so as a failed check.
+        let (drift, foreign) = match self.rec.drift().await {
+            Ok(Some(r)) => (Some(r.actions.into_iter().map(|a| a.change).collect::<Vec<_>>()), r.foreign),
+            Ok(None) => (Some(Vec::new()), Vec::new()),
+            Err(e) => {
+                checks.push(CheckResult {
+                    check: "drift measured".into(),
+                    ok: false,
+                    detail: format!("cannot diff: {e}"),
+                });
+                (None, Vec::new())
+            }
+        };
+        if self.clock.lock().expect("clock").is_none() {
+            self.measure_clock().await;
+        }
+        let clock = self.clock.lock().expect("clock").clone();
+        if let Some(s) = &state.spec {
+            checks.extend(node_checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await);
+        }
+        if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
+            checks.push(vip_ready(s, drift.as_deref()));
+        }
+        if state.runtime.ipvs_cleared {
+            checks.push(CheckResult {
+                check: "IPVS services in force".into(),
+                ok: false,
+                detail: "withdrawn by `lvsctl ipvs clear`; `lvsctl apply` restores them".into(),
+            });
+        }
+        // A director whose table cannot be read still reports everything else.
+        let ipvs = match state.spec.as_ref().map(|s| s.role) {
+            Some(Role::Director) => match self.ipvs_table(false, 0).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    checks.push(CheckResult {
+                        check: "IPVS table readable".into(),
+                        ok: false,
+                        detail: e.to_string(),
+                    });
+                    None
+                }
+            },
+            _ => None,
+        };
+        Ok(StatusView {
+            facts: self.facts().await,
+            state,
+            drift: drift.unwrap_or_default(),
+            foreign,
+            checks,
+            ipvs,
+            clock,
+            health: self.health.snapshot(),
+        })
+    }
+
+    /// What a metrics scrape reads now: the IPVS table with its counters (directors),
+    /// health, generation, clock, VRRP and sync daemons. One table dump per scrape, no
+    /// diff: a scrape is cheap enough to run every few seconds.
+    pub async fn metrics_snapshot(
+        &self,
+        certificate_not_after_unix: Option<u64>,
+    ) -> crate::telemetry::exposition::Snapshot {
+        let state = self.rec.state().ok();
+        let quorum = state
+            .as_ref()
+            .and_then(|st| st.spec.as_ref().map(|s| crate::health::quorum::view(s, &st.runtime)))
+            .unwrap_or_default();
+        let spec = state.and_then(|st| st.spec);
+        let director = spec.as_ref().is_some_and(|s| s.role == Role::Director);
+        let services = if director {
+            match self.rec.system().ipvs().await {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: IPVS table unreadable");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let clock_offset_ms = self.clock.lock().expect("clock").as_ref().and_then(|r| r.offset_ms);
+        let clock_limit_ms = spec.iter().flat_map(|s| &s.checks).find_map(|c| match c {
+            CheckSpec::ClockOffset { max_offset_ms, .. } => Some(*max_offset_ms),
+            _ => None,
+        });
+        let sync_daemons = self.sync_daemons_of(director).await;
+        crate::telemetry::exposition::Snapshot {
+            node: self.node.clone(),
+            role: spec.as_ref().map(|s| s.role.as_str().to_string()).unwrap_or_default(),
+            generation: spec.as_ref().map_or(0, |s| s.generation),
+            services,
+            health: self.health.snapshot(),
+            quorum,
+            certificate_not_after_unix,
+            clock_offset_ms,
+            clock_limit_ms,
+            vrrp: self.vrrp_status(),
+            sync_daemons,
+        }
+    }
+
+    /// The kernel's IPVS sync daemons (none without IPVS). Asked of directors only: on a
+    /// router or real server the question alone would make the kernel load ip_vs.
+    pub async fn sync_daemons(&self) -> Vec<lvs_proto::reply::SyncDaemon> {
+        let director = self.rec.state().is_ok_and(|st| st.spec.is_some_and(|s| s.role == Role::Director));
+        self.sync_daemons_of(director).await
+    }
+
+    /// [`Agent::sync_daemons`] when the caller already knows whether this is a director.
+    pub(super) async fn sync_daemons_of(&self, director: bool) -> Vec<lvs_proto::reply::SyncDaemon> {
+        if !director {
+            return Vec::new();
+        }
+        self.rec
+            .system()
+            .ipvs_daemons()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| lvs_proto::reply::SyncDaemon {
+                state: crate::reconcile::diff::daemon_word(d.state).into(),
+                interface: d.mcast_ifn,
+                sync_id: d.sync_id,
+            })
+            .collect()
+    }
+}
+
+/// A real server accepts VIP traffic when its hidden VIP, host route and ARP sysctls are
+/// all in force: none of those is among the pending changes (`None`: the node could not
+/// be diffed, so it cannot be said).
+fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::reconcile::diff::Action]>) -> CheckResult {
+    use crate::reconcile::diff::Action;
+    let vips: Vec<std::net::IpAddr> = spec
+        .addresses
+        .iter()
+        .filter(|a| a.purpose == lvs_proto::spec::AddressPurpose::HiddenVip)
+        .map(|a| a.address.addr())
+        .collect();
+    let names: Vec<String> = vips.iter().map(ToString::to_string).collect();
+    let check = format!("kernel accepts VIP traffic ({} on lo, ARP hidden)", names.join(", "));
+    let Some(drift) = drift else {
+        return CheckResult {
+            check,
+            ok: false,
+            detail: "cannot tell: the node could not be compared with its spec".into(),
+        };
+    };
+    let missing: Vec<String> = drift
+        .iter()
+        .filter(|a| match a {
+            Action::SetSysctl { key, .. } => key.ends_with(".arp_ignore") || key.ends_with(".arp_announce"),
+            Action::AddAddress(x) | Action::DelAddress(x) => vips.contains(&x.address.addr()),
+            Action::AddRoute { route, .. } | Action::DelRoute(route) => {
+                vips.contains(&route.destination.addr())
+            }
+            Action::Ipvs(_) => false,
+        })
+        .map(ToString::to_string)
+        .collect();
+    CheckResult {
+        check,
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            "hidden VIP, host route and arp_ignore/arp_announce in force".into()
+        } else {
+            format!("not yet: {}", missing.join("; "))
+        },
+    }
+}

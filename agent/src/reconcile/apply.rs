@@ -1,0 +1,90 @@
+//! Carrying out actions in order, reporting each one's fate.
+use std::sync::Arc;
+
+use crate::kernel::system::{System, SystemError};
+use crate::reconcile::diff::Action;
+
+/// What happened to one action.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done.
+    Applied,
+    /// Refused or failed: the kernel's typed error (shared: one batch error fails every
+    /// change of the batch).
+    Failed(Arc<SystemError>),
+    /// Not tried, because an earlier action failed.
+    NotAttempted,
+}
+
+impl PartialEq for Outcome {
+    /// Failures are equal when they say the same (the error types hold no `PartialEq`).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Outcome::Failed(a), Outcome::Failed(b)) => a.to_string() == b.to_string(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Outcome {
+    /// On the wire and in reports.
+    pub fn to_reply(&self) -> lvs_proto::reply::Outcome {
+        use lvs_proto::reply::Outcome as R;
+        match self {
+            Outcome::Applied => R::Applied,
+            Outcome::Failed(e) => R::Failed(e.failure()),
+            Outcome::NotAttempted => R::NotAttempted,
+        }
+    }
+}
+
+/// Apply `actions` in order. Consecutive IPVS actions go to the kernel as one batch. The
+/// first failure stops everything after it (later steps depend on earlier ones: a VIP
+/// must not appear before the ARP sysctls took effect); within a failed IPVS batch the
+/// kernel has tried every request, so their outcomes are reported as they are.
+pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(actions.len());
+    let mut i = 0;
+    while i < actions.len() {
+        if let Action::Ipvs(_) = &actions[i] {
+            let end = actions[i..]
+                .iter()
+                .position(|a| !matches!(a, Action::Ipvs(_)))
+                .map_or(actions.len(), |p| i + p);
+            let ops: Vec<lvs_ipvs::Op> = actions[i..end]
+                .iter()
+                .filter_map(|a| if let Action::Ipvs(op) = a { Some(op.clone()) } else { None })
+                .collect();
+            match sys.ipvs_apply(&ops).await {
+                Ok(results) => out.extend(results.into_iter().map(|r| match r {
+                    Ok(()) => Outcome::Applied,
+                    Err(e) => Outcome::Failed(Arc::new(e)),
+                })),
+                Err(e) => {
+                    let e = Arc::new(e);
+                    out.extend(ops.iter().map(|_| Outcome::Failed(e.clone())));
+                }
+            }
+            i = end;
+        } else {
+            let r = match &actions[i] {
+                Action::AddAddress(a) => sys.add_address(a).await,
+                Action::DelAddress(a) => sys.del_address(a).await,
+                Action::AddRoute { route, replace } => sys.add_route(route, *replace).await,
+                Action::DelRoute(r) => sys.del_route(r).await,
+                Action::SetSysctl { key, to, .. } => sys.set_sysctl(key, to).await,
+                Action::Ipvs(_) => unreachable!("handled above"),
+            };
+            out.push(match r {
+                Ok(()) => Outcome::Applied,
+                Err(e) => Outcome::Failed(Arc::new(e)),
+            });
+            i += 1;
+        }
+        if out.iter().any(|o| matches!(o, Outcome::Failed(_))) {
+            break;
+        }
+    }
+    out.resize(actions.len(), Outcome::NotAttempted);
+    out
+}

@@ -1,0 +1,563 @@
+//! observe → diff → apply → observe → report, with the rules that make it safe:
+//! the spec is for this node, its generation is not older than the last accepted one,
+//! everything it names exists before the first change, and ownership is recorded before
+//! acting so a crash mid-apply never orphans what the agent created.
+use std::sync::Arc;
+
+use lvs_proto::NodeSpec;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::kernel::observe::{self, Observed};
+use crate::kernel::system::{System, SystemError};
+use crate::kernel::translate;
+use crate::reconcile::apply::{self, Outcome};
+use crate::reconcile::diff::{self, Action, Plan};
+use crate::reconcile::state::{self, State, Store, StoreError};
+
+/// Why a spec was refused or could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The spec names another node.
+    #[error("spec is for node {got}, this agent is {me}")]
+    WrongNode {
+        /// This agent's node.
+        me: String,
+        /// The spec's node.
+        got: String,
+    },
+    /// The spec is older than the last accepted one.
+    #[error("stale generation {got}: this node already accepted generation {stored}")]
+    Stale {
+        /// Accepted generation.
+        stored: u64,
+        /// Offered generation.
+        got: u64,
+    },
+    /// Same generation, different content: two definitions raced.
+    #[error(
+        "conflict: generation {generation} was already accepted with different content (fingerprint {stored}); bump the generation"
+    )]
+    Conflict {
+        /// The generation.
+        generation: u64,
+        /// Fingerprint of what was accepted.
+        stored: String,
+    },
+    /// The spec names things this node does not have; nothing was changed.
+    #[error("preflight failed, nothing was changed: {}", .0.join("; "))]
+    Preflight(Vec<String>),
+    /// Reading the node failed.
+    #[error("observing the node: {0}")]
+    Observe(#[from] SystemError),
+    /// The state file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A live change was asked before any spec was accepted.
+    #[error("this node has no accepted spec yet; run `lvsctl apply` first")]
+    NoSpec,
+    /// A live change names something the spec does not have.
+    #[error("{0}")]
+    NotInSpec(String),
+    /// A live IPVS change did not take effect; it was not recorded.
+    #[error("IPVS change not in force, nothing recorded: {0}")]
+    NotInForce(String),
+}
+
+impl ReconcileError {
+    /// The failure as an event reports it: the kernel's kind when the kernel failed.
+    pub fn failure(&self) -> lvs_proto::reply::Failure {
+        use lvs_proto::reply::{Failure, FailureKind};
+        match self {
+            ReconcileError::Observe(e) => e.failure(),
+            _ => Failure { kind: FailureKind::Other, message: self.to_string(), errno: 0 },
+        }
+    }
+}
+
+/// One action and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionReport {
+    /// The action (its words are its `Display`; code decides on the value).
+    pub change: Action,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// Result of `plan` or `apply`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Node name.
+    pub node: String,
+    /// Generation of the spec.
+    pub generation: u64,
+    /// Actions (for a plan: all `NotAttempted`).
+    pub actions: Vec<ActionReport>,
+    /// Foreign objects left alone.
+    pub foreign: Vec<String>,
+    /// What still differs after applying (empty when converged).
+    pub drift_after: Vec<Action>,
+}
+
+impl Report {
+    /// Whether every action was applied and nothing differs any more.
+    pub fn converged(&self) -> bool {
+        self.actions.iter().all(|a| a.outcome == Outcome::Applied) && self.drift_after.is_empty()
+    }
+
+    /// How many actions were applied.
+    pub fn applied(&self) -> usize {
+        self.actions.iter().filter(|a| a.outcome == Outcome::Applied).count()
+    }
+
+    /// The report as the agent answers it (`lvs_proto::reply`, encoded by `wire`).
+    pub fn to_reply(&self) -> lvs_proto::reply::Report {
+        use lvs_proto::reply;
+        reply::Report {
+            node: self.node.clone(),
+            generation: self.generation,
+            actions: self
+                .actions
+                .iter()
+                .map(|a| reply::ActionResult { change: a.change.to_change(), outcome: a.outcome.to_reply() })
+                .collect(),
+            foreign: self.foreign.clone(),
+            drift_after: self.drift_after.iter().map(Action::to_change).collect(),
+            converged: self.converged(),
+            revocation_number: 0,
+        }
+    }
+}
+
+/// The reconciler of one node. All mutations go through one lock: applies never interleave.
+pub struct Reconciler<S> {
+    node: String,
+    sys: Arc<S>,
+    store: Store,
+    lock: Mutex<()>,
+    /// The node's script policy: a spec naming a script it cannot run is refused whole.
+    scripts: Arc<crate::health::scripts::Scripts>,
+}
+
+impl<S: System> Reconciler<S> {
+    /// A reconciler for `node`, persisting under `store`, with the default script policy.
+    pub fn new(node: impl Into<String>, sys: Arc<S>, store: Store) -> Self {
+        Self::with_scripts(node, sys, store, Arc::default())
+    }
+
+    /// [`Reconciler::new`] with the script directory and user `scripts`.
+    pub fn with_scripts(
+        node: impl Into<String>,
+        sys: Arc<S>,
+        store: Store,
+        scripts: Arc<crate::health::scripts::Scripts>,
+    ) -> Self {
+        Self { node: node.into(), sys, store, lock: Mutex::new(()), scripts }
+    }
+
+    /// The node's script policy (checks and hooks run by it).
+    pub fn scripts(&self) -> &Arc<crate::health::scripts::Scripts> {
+        &self.scripts
+    }
+
+    /// The kernel boundary.
+    pub fn system(&self) -> &S {
+        &self.sys
+    }
+
+    /// The state store (its recovery note).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the reconciler can take its lock within `within`: false means an apply or
+    /// live change has been stuck that long (every kernel call has its own deadline, so a
+    /// healthy one never is) and the agent should be restarted by its watchdog.
+    pub async fn responsive(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.lock.lock()).await.is_ok()
+    }
+
+    /// The persisted state.
+    pub fn state(&self) -> Result<State, StoreError> {
+        self.store.load()
+    }
+
+    fn check(&self, spec: &NodeSpec, st: &State) -> Result<(), ReconcileError> {
+        if spec.node != self.node {
+            return Err(ReconcileError::WrongNode { me: self.node.clone(), got: spec.node.clone() });
+        }
+        if spec.generation < st.generation {
+            return Err(ReconcileError::Stale { stored: st.generation, got: spec.generation });
+        }
+        if spec.generation == st.generation
+            && !st.fingerprint.is_empty()
+            && st.fingerprint != state::fingerprint(spec)
+        {
+            return Err(ReconcileError::Conflict {
+                generation: st.generation,
+                stored: st.fingerprint.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn diff(&self, spec: &NodeSpec, st: &State) -> Result<(Observed, Plan), ReconcileError> {
+        let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
+        preflight(spec, &observed, &self.scripts)?;
+        let plan = diff::diff(spec, &observed, &st.owned, &st.runtime);
+        if !plan.conflicts.is_empty() {
+            return Err(ReconcileError::Preflight(plan.conflicts));
+        }
+        Ok((observed, plan))
+    }
+
+    /// The spec's IPVS services that exist in the kernel but were not created by this agent
+    /// (another tool's, e.g. keepalived's during a migration): adopted only when asked.
+    async fn foreign_spec_services(
+        &self,
+        spec: &NodeSpec,
+        st: &State,
+    ) -> Result<Vec<lvs_proto::spec::ServiceKey>, ReconcileError> {
+        let table = self.sys.ipvs().await?.unwrap_or_default();
+        Ok(spec
+            .virtual_services
+            .iter()
+            .map(|v| v.key)
+            .filter(|k| !st.owned.services.contains(k))
+            .filter(|k| table.iter().any(|s| s.service.key == translate::service_key(k)))
+            .collect())
+    }
+
+    /// What applying `spec` would change; changes nothing. With `adopt`, IPVS services the
+    /// spec names that another tool created count as this agent's (as the apply would make them).
+    pub async fn plan(&self, spec: &NodeSpec, adopt: bool) -> Result<Report, ReconcileError> {
+        let mut st = self.store.load()?;
+        self.check(spec, &st)?;
+        if adopt {
+            st.owned.services.extend(self.foreign_spec_services(spec, &st).await?);
+        }
+        let (_, plan) = self.diff(spec, &st).await?;
+        Ok(report(spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new()))
+    }
+
+    /// Make the node match `spec`. An admin's apply re-asserts the definition, so it also
+    /// lifts an `ipvs clear`. With `adopt`, IPVS services the spec names that another tool
+    /// created become this agent's (recorded before any change) and are made to match;
+    /// without it they are a conflict and nothing is changed.
+    pub async fn apply(&self, spec: &NodeSpec, adopt: bool) -> Result<Report, ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        if st.runtime.ipvs_cleared {
+            self.check(spec, &st)?;
+            st.runtime.ipvs_cleared = false;
+            self.store.save(&st)?;
+        }
+        if adopt {
+            self.check(spec, &st)?;
+            let adopted = self.foreign_spec_services(spec, &st).await?;
+            if !adopted.is_empty() {
+                info!(node = %self.node, services = ?adopted, "adopting IPVS services another tool created");
+                st.owned.services.extend(adopted);
+                self.store.save(&st)?;
+            }
+        }
+        self.apply_locked(spec).await
+    }
+
+    /// Change the runtime layer (admin weights, quarantine, a clear) of the accepted spec
+    /// with `f` and make the IPVS table follow — under the apply lock, so a live change
+    /// never interleaves with an apply.
+    ///
+    /// Only the IPVS part of the node is touched: a drain or a quarantine must reach the
+    /// kernel even when something unrelated (a gateway, a VIP) cannot be applied right now.
+    /// The change is recorded only if the kernel shows it afterwards; otherwise the runtime
+    /// layer is put back as it was and the error says what the kernel still differs in.
+    pub async fn update_runtime<T>(
+        &self,
+        f: impl FnOnce(&NodeSpec, &mut state::Runtime) -> Result<T, ReconcileError>,
+    ) -> Result<(T, Report), ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        let spec = st.spec.clone().ok_or(ReconcileError::NoSpec)?;
+        let before = st.runtime.clone();
+        let t = f(&spec, &mut st.runtime)?;
+        if st.runtime == before {
+            return Ok((t, report(&spec, &Plan::default(), Vec::new(), Vec::new())));
+        }
+        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        if observed.ipvs.is_none() {
+            return Err(ReconcileError::NotInForce("this kernel has no IPVS (load ip_vs)".into()));
+        }
+        let plan = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
+        for a in &plan.actions {
+            claim(&mut st, &spec, a);
+        }
+        self.store.save(&st)?;
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+                reclaim(&mut st, &spec, a);
+            }
+        }
+        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        let after = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
+        let drift = after.actions;
+        if !drift.is_empty() {
+            st.runtime = before;
+            self.store.save(&st)?;
+            let failed: Vec<String> = plan
+                .actions
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(a, o)| match o {
+                    Outcome::Failed(e) => Some(format!("{a}: {e}")),
+                    _ => None,
+                })
+                .collect();
+            let drift: Vec<String> = drift.iter().map(ToString::to_string).collect();
+            warn!(node = %self.node, ?drift, ?failed, "live IPVS change not in force; not recorded");
+            return Err(ReconcileError::NotInForce(format!(
+                "the kernel does not show it ({}); failed: {}",
+                drift.join("; "),
+                if failed.is_empty() { "nothing reported".into() } else { failed.join("; ") }
+            )));
+        }
+        self.store.save(&st)?;
+        Ok((t, report(&spec, &plan, outcomes, drift)))
+    }
+
+    async fn apply_locked(&self, spec: &NodeSpec) -> Result<Report, ReconcileError> {
+        let mut st = self.store.load()?;
+        self.check(spec, &st)?;
+        let (_, plan) = self.diff(spec, &st).await?;
+        // Accept the spec and claim what we are about to create *before* touching the
+        // kernel: after a crash, the restart re-applies it and still knows what it owns.
+        st.generation = spec.generation;
+        st.fingerprint = state::fingerprint(spec);
+        st.spec = Some(spec.clone());
+        for a in &plan.actions {
+            claim(&mut st, spec, a);
+        }
+        self.store.save(&st)?;
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+                reclaim(&mut st, spec, a);
+            }
+        }
+        self.store.save(&st)?;
+        // Observe again: what still differs is reported, not hidden.
+        let (_, after) = self.diff(spec, &st).await?;
+        let r = report(spec, &plan, outcomes, after.actions);
+        let applied = r.applied();
+        if r.converged() {
+            info!(node = %self.node, generation = spec.generation, actions = applied, "applied");
+        } else {
+            warn!(node = %self.node, generation = spec.generation, applied, drift = r.drift_after.len(), "apply incomplete");
+        }
+        Ok(r)
+    }
+
+    /// Take this node out of the cluster: remove exactly what the agent owns (its IPVS
+    /// services, addresses and routes), put the sysctls it changed back to the values it
+    /// found, and forget the spec, so nothing is healed or re-applied any more. The
+    /// generation is kept: only a newer one (the node added back) is accepted later.
+    /// What could not be undone stays owned and is reported; a second decommission retries it.
+    pub async fn decommission(&self) -> Result<Report, ReconcileError> {
+        let _guard = self.lock.lock().await;
+        let mut st = self.store.load()?;
+        // A decommission cut short (a change failed) forgot the spec but still owns what it
+        // could not undo: running it again finishes the job.
+        let owns = !(st.owned.addresses.is_empty()
+            && st.owned.routes.is_empty()
+            && st.owned.services.is_empty()
+            && st.owned.sysctls.is_empty()
+            && st.owned.sync_daemons.is_empty());
+        let spec = match st.spec.clone() {
+            Some(spec) => spec,
+            None if owns => NodeSpec {
+                cluster: String::new(),
+                node: self.node.clone(),
+                role: lvs_proto::spec::Role::RealServer, // (unused: an empty spec diffs the same for every role)
+                generation: st.generation,
+                addresses: Vec::new(),
+                routes: Vec::new(),
+                sysctls: Vec::new(),
+                virtual_services: Vec::new(),
+                checks: Vec::new(),
+                ipvs_timeouts: None,
+                vrrp: None,
+            },
+            None => return Err(ReconcileError::NoSpec),
+        };
+        let nothing = NodeSpec {
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            sysctls: Vec::new(),
+            virtual_services: Vec::new(),
+            checks: Vec::new(),
+            ipvs_timeouts: None,
+            vrrp: None,
+            ..spec.clone()
+        };
+        let observed = observe::observe(
+            &*self.sys,
+            &nothing,
+            !st.owned.services.is_empty() || !st.owned.sync_daemons.is_empty(),
+        )
+        .await?;
+        let mut plan = diff::diff(&nothing, &observed, &st.owned, &state::Runtime::default());
+        for (key, before) in &st.owned.sysctls {
+            let now = self.sys.sysctl(key).await?.unwrap_or_default();
+            if now.trim() != before.trim() {
+                plan.actions.push(Action::SetSysctl {
+                    key: key.clone(),
+                    from: now.trim().into(),
+                    to: before.clone(),
+                });
+            }
+        }
+        let outcomes = apply::apply(&*self.sys, &plan.actions).await;
+        for (a, o) in plan.actions.iter().zip(&outcomes) {
+            if *o == Outcome::Applied {
+                release(&mut st, a);
+                if let Action::SetSysctl { key, .. } = a {
+                    st.owned.sysctls.remove(key);
+                }
+            }
+        }
+        st.spec = None;
+        st.fingerprint.clear();
+        st.runtime = state::Runtime::default();
+        self.store.save(&st)?;
+        let r = report(&spec, &plan, outcomes, Vec::new());
+        info!(node = %self.node, removed = r.applied(), left = r.actions.len() - r.applied(), "decommissioned");
+        Ok(r)
+    }
+
+    /// Re-apply the stored spec (at start: addresses and IPVS rules do not survive a reboot).
+    pub async fn reapply_stored(&self) -> Result<Option<Report>, ReconcileError> {
+        let st = self.store.load()?;
+        let Some(spec) = st.spec else { return Ok(None) };
+        // Not an admin's apply: the runtime layer (drains, quarantine, a clear) stays.
+        let _guard = self.lock.lock().await;
+        self.apply_locked(&spec).await.map(Some)
+    }
+
+    /// Observed drift from the stored spec (what an apply would do now).
+    pub async fn drift(&self) -> Result<Option<Report>, ReconcileError> {
+        let st = self.store.load()?;
+        let Some(spec) = st.spec.clone() else { return Ok(None) };
+        let (_, plan) = self.diff(&spec, &st).await?;
+        Ok(Some(report(&spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new())))
+    }
+}
+
+fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec<Action>) -> Report {
+    Report {
+        node: spec.node.clone(),
+        generation: spec.generation,
+        actions: plan
+            .actions
+            .iter()
+            .zip(outcomes)
+            .map(|(a, outcome)| ActionReport { change: a.clone(), outcome })
+            .collect(),
+        foreign: plan.foreign.clone(),
+        drift_after,
+    }
+}
+
+/// The IPVS part of a plan: what the runtime layer (weights, quarantine, clear) changes.
+fn ipvs_only(mut plan: Plan) -> Plan {
+    plan.actions.retain(|a| matches!(a, Action::Ipvs(_)));
+    plan.conflicts.clear();
+    plan
+}
+
+/// Record ownership of what an action will create.
+fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
+    match a {
+        Action::AddAddress(x) => {
+            st.owned.addresses.insert(x.clone());
+        }
+        Action::AddRoute { route, .. } => {
+            st.owned.routes.insert(route.clone());
+        }
+        Action::SetSysctl { key, from, .. } => {
+            st.owned.sysctls.entry(key.clone()).or_insert_with(|| from.clone());
+        }
+        Action::Ipvs(lvs_ipvs::Op::AddService(s) | lvs_ipvs::Op::EditService(s)) => {
+            if let Some(v) = spec.virtual_services.iter().find(|v| translate::service_key(&v.key) == s.key) {
+                st.owned.services.insert(v.key);
+            }
+        }
+        Action::Ipvs(lvs_ipvs::Op::StartDaemon(d)) => {
+            st.owned.sync_daemons.insert(diff::daemon_word(d.state).into());
+        }
+        _ => {}
+    }
+}
+
+/// A daemon restarted (stopped, then started, in one plan) is still ours: the stop's
+/// release must not outlive the start that follows it.
+fn reclaim(st: &mut State, spec: &NodeSpec, a: &Action) {
+    if matches!(a, Action::Ipvs(lvs_ipvs::Op::StartDaemon(_))) {
+        claim(st, spec, a);
+    }
+}
+
+/// Forget ownership of what an applied action removed.
+fn release(st: &mut State, a: &Action) {
+    match a {
+        Action::DelAddress(x) => {
+            st.owned.addresses.remove(x);
+        }
+        Action::DelRoute(r) => {
+            st.owned.routes.remove(r);
+        }
+        // The replaced route (ours, or the diff would have refused) no longer exists.
+        Action::AddRoute { route, replace: true } => {
+            st.owned.routes.retain(|r| r.destination != route.destination || r == route);
+        }
+        Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
+            st.owned.services.retain(|s| translate::service_key(s) != *k)
+        }
+        Action::Ipvs(lvs_ipvs::Op::StopDaemon(s)) => {
+            st.owned.sync_daemons.remove(diff::daemon_word(*s));
+        }
+        _ => {}
+    }
+}
+
+/// Everything the spec names must exist before the first change.
+fn preflight(
+    spec: &NodeSpec,
+    observed: &Observed,
+    scripts: &crate::health::scripts::Scripts,
+) -> Result<(), ReconcileError> {
+    let mut missing = Vec::new();
+    let link = |name: &str| observed.links.iter().any(|l| l == name);
+    for a in &spec.addresses {
+        if !link(&a.interface) {
+            missing.push(format!("interface {} (for address {}) does not exist", a.interface, a.address));
+        }
+    }
+    for r in &spec.routes {
+        if let Some(d) = r.device.as_deref().filter(|d| !link(d)) {
+            missing.push(format!("interface {d} (for route {}) does not exist", r.destination));
+        }
+    }
+    for s in &spec.sysctls {
+        if observed.sysctls.get(&s.key).is_none_or(Option::is_none) {
+            missing.push(format!("sysctl {} does not exist", s.key));
+        }
+    }
+    if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
+        missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
+    }
+    missing.extend(crate::health::probe::missing_files(spec, scripts));
+    if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
+}
