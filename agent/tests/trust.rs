@@ -395,8 +395,22 @@ async fn a_revoked_admin_is_refused_and_stays_refused_after_a_restart() {
     alice.facts("rs1").await.expect("alice is an admin");
     let revoked = n.pki.revoke("alice").unwrap();
     assert_eq!(revoked.len(), 1);
+    let spec =
+        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
+    let ours = lvs_controller::pki::crl_number(&n.pki.revocation_list().unwrap()).unwrap();
+    let plan = ctl.plan("rs1", &spec, "", Duration::ZERO, false).await.unwrap();
+    assert!(
+        plan.revocation_number < ours,
+        "the node holds the list of its enrolment: apply sends the new one"
+    );
     let pushed = lvs_controller::ops::trust::push_revoked(&ctl, &n.pki, &["rs1".into()]).await.unwrap();
     assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
+    // Every plan says which list the node holds: the next apply sends it only a newer one.
+    let plan = ctl.plan("rs1", &spec, "", Duration::ZERO, false).await.unwrap();
+    assert_eq!(
+        Some(plan.revocation_number),
+        lvs_controller::pki::crl_number(&n.pki.revocation_list().unwrap())
+    );
     // alice's open connection was cut when the list changed; a new one is told why.
     alice.facts("rs1").await.expect_err("the open connection is cut");
     let refused = |e: &NodeError| matches!(e, NodeError::Denied(m) if m.contains("admin:alice") && m.contains("is revoked"));
@@ -772,8 +786,22 @@ async fn an_admins_older_or_empty_list_cannot_un_revoke() {
     let stale = Pki::new(stale);
     let old_list = stale.revocation_list().unwrap();
     n.pki.revoke("admin:alice").unwrap();
+    let spec =
+        lvs_controller::planner::plan(&n.fleet_cluster()).into_iter().find(|s| s.node == "rs1").unwrap();
+    let ours = lvs_controller::pki::crl_number(&n.pki.revocation_list().unwrap()).unwrap();
+    let plan = ctl.plan("rs1", &spec, "", Duration::ZERO, false).await.unwrap();
+    assert!(
+        plan.revocation_number < ours,
+        "the node holds the list of its enrolment: apply sends the new one"
+    );
     let pushed = lvs_controller::ops::trust::push_revoked(&ctl, &n.pki, &["rs1".into()]).await.unwrap();
     assert_eq!(pushed[0].1.as_ref().unwrap(), &1);
+    // Every plan says which list the node holds: the next apply sends it only a newer one.
+    let plan = ctl.plan("rs1", &spec, "", Duration::ZERO, false).await.unwrap();
+    assert_eq!(
+        Some(plan.revocation_number),
+        lvs_controller::pki::crl_number(&n.pki.revocation_list().unwrap())
+    );
     // The stale directory's list (number 1, nothing revoked): refused as older.
     let e = ctl.set_revoked("rs1", &old_list).await.unwrap_err();
     assert!(e.to_string().contains("older than the one this node holds"), "{e}");

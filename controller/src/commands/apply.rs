@@ -195,23 +195,27 @@ async fn push_revoked(
     list: &[u8],
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
-    let ours = crate::pki::crl_number(list);
-    let nodes: Vec<String> = plans
-        .iter()
-        .filter(|(_, r)| match (r, ours) {
-            (Ok(r), Some(ours)) => r.revocation_number < ours,
-            // A list without a number, or a node whose plan failed: send it and let the
-            // agent decide (it refuses what is not newer).
-            _ => true,
-        })
-        .map(|(n, _)| n.clone())
-        .collect();
+    let nodes = behind(plans, crate::pki::crl_number(list));
     for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, list).await }).await {
         if let Err(e) = r {
             say(ctx, out, &format!("warning: {n}: revocation list not updated: {e}"))?;
         }
     }
     Ok(())
+}
+
+/// The nodes whose plan answered with an older revocation list than `ours` (its CRL
+/// number). A list without a number, or a node whose plan failed, is sent all the same:
+/// the agent decides (it refuses what is not newer than what it holds).
+fn behind(plans: &[NodeResult<Report>], ours: Option<u64>) -> Vec<String> {
+    plans
+        .iter()
+        .filter(|(_, r)| match (r, ours) {
+            (Ok(r), Some(ours)) => r.revocation_number < ours,
+            _ => true,
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// [`specs::apply_all`], printing each node's outcome as it arrives (text output).
@@ -264,4 +268,23 @@ pub fn print_report(
         writeln!(out, "  ! kept: {f}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_revocation_list_goes_only_to_nodes_that_hold_an_older_one() {
+        let plan = |n: u64| Ok(Report { revocation_number: n, ..Default::default() });
+        let plans: Vec<NodeResult<Report>> = vec![
+            ("rs1".into(), plan(3)),
+            ("rs2".into(), plan(2)),
+            ("rs3".into(), plan(0)),
+            ("rs4".into(), Err(crate::fleet::NodeError::Unreachable("down".into()))),
+        ];
+        assert_eq!(behind(&plans, Some(3)), ["rs2", "rs3", "rs4"]);
+        assert_eq!(behind(&plans, Some(4)), ["rs1", "rs2", "rs3", "rs4"]);
+        assert_eq!(behind(&plans, None), ["rs1", "rs2", "rs3", "rs4"], "a list without a number goes to all");
+    }
 }
