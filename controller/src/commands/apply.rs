@@ -281,7 +281,7 @@ mod tests {
             ("rs1".into(), plan(3)),
             ("rs2".into(), plan(2)),
             ("rs3".into(), plan(0)),
-            ("rs4".into(), Err(crate::fleet::NodeError::Unreachable("down".into()))),
+            ("rs4".into(), Err(NodeError::Unreachable("down".into()))),
         ];
         assert_eq!(behind(&plans, Some(3)), ["rs2", "rs3", "rs4"]);
         assert_eq!(behind(&plans, Some(4)), ["rs1", "rs2", "rs3", "rs4"]);
