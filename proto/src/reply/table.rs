@@ -1,0 +1,166 @@
+//! The director's IPVS table with counters, rates, timeouts and connections.
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::text::as_text;
+use crate::spec::ServiceKey;
+
+// ------------------------------------------------------------------ the IPVS table
+
+/// How IPVS forwards to a destination, as observed (a spec never says `Local`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    /// Direct routing (`-g`).
+    Route,
+    /// IP-in-IP (`-i`).
+    Tunnel,
+    /// NAT (`-m`).
+    Masq,
+    /// The director itself.
+    Local,
+}
+
+impl Forward {
+    /// The word `ipvsadm -L` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::Route => "Route",
+            Forward::Tunnel => "Tunnel",
+            Forward::Masq => "Masq",
+            Forward::Local => "Local",
+        }
+    }
+}
+
+impl fmt::Display for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counters and rates of a service or destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[allow(missing_docs)] // the kernel's own names (struct ip_vs_stats_user)
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+/// One destination in the kernel's table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableDestination {
+    /// RIP:port.
+    pub address: SocketAddr,
+    /// Forwarding method.
+    pub forward: Forward,
+    /// Weight.
+    pub weight: u32,
+    /// Connection threshold (0: none).
+    pub upper_threshold: u32,
+    /// Threshold to resume at.
+    pub lower_threshold: u32,
+    /// Active connections.
+    pub active_conns: u32,
+    /// Inactive connections.
+    pub inactive_conns: u32,
+    /// Persistence templates.
+    pub persist_conns: u32,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// One virtual service in the kernel's table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableService {
+    /// Identity.
+    #[serde(serialize_with = "as_text")]
+    pub key: ServiceKey,
+    /// Scheduler.
+    pub scheduler: String,
+    /// `IP_VS_SVC_F_*` flags.
+    pub flags: u32,
+    /// Persistence timeout.
+    pub timeout_s: u32,
+    /// Persistence netmask.
+    pub netmask: u32,
+    /// Counters.
+    pub stats: Stats,
+    /// Destinations.
+    pub destinations: Vec<TableDestination>,
+    /// Created by this agent (else foreign).
+    pub managed: bool,
+}
+
+/// Connection timeouts (`ipvsadm --set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Timeouts {
+    /// TCP.
+    pub tcp: u32,
+    /// TCP after FIN.
+    pub tcp_fin: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+/// One connection entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connection {
+    /// `TCP`, `UDP`, `SCTP`.
+    pub protocol: String,
+    /// CIP:port.
+    pub client: SocketAddr,
+    /// VIP:port.
+    pub virtual_address: SocketAddr,
+    /// RIP:port.
+    pub destination: SocketAddr,
+    /// `ESTABLISHED`, `FIN_WAIT`, …
+    pub state: String,
+    /// Seconds left.
+    pub expires_s: u32,
+}
+
+/// A director's IPVS table.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct IpvsTable {
+    /// `1.2.1`.
+    pub version: String,
+    /// Connection hash table size.
+    pub conn_tab_size: u32,
+    /// Services.
+    pub services: Vec<TableService>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Connections, when asked for (at most the number asked for).
+    pub connections: Vec<Connection>,
+    /// The table held more connections than were asked for.
+    #[serde(default)]
+    pub connections_truncated: bool,
+}
+
+impl IpvsTable {
+    /// The table in ipvsadm's order: services and their destinations sorted by key, so
+    /// every view (and every agent) shows the same order.
+    pub fn sorted(mut self) -> Self {
+        // By protocol word, then address (`FWM` < `SCTP` < `TCP` < `UDP`), as ipvsadm users
+        // read the table.
+        self.services.sort_by_key(|s| match s.key {
+            ServiceKey::Addr { protocol, address } => (protocol.as_str(), Some(address), 0),
+            ServiceKey::Fwmark { mark, .. } => ("FWM", None, mark),
+        });
+        for s in &mut self.services {
+            s.destinations.sort_by_key(|d| d.address);
+        }
+        self
+    }
+}
