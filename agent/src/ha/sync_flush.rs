@@ -1,6 +1,6 @@
 //! Pushing a director's last connection-sync message out at a planned hand-over.
 //!
-//! The master sync daemon (one connection per message, [`crate::reconcile::diff::MASTER_SYNC_MAXLEN`])
+//! The master sync daemon (one connection per message, [`crate::reconcile::ipvs_diff::MASTER_SYNC_MAXLEN`])
 //! sends each message when the next connection is synced; the last one waits for the
 //! kernel's flush timer (2 s, checked every second). At a hand-over that last message is
 //! the connection whose handshake went through this director just before the router moved

@@ -131,7 +131,7 @@ impl System for FakeSystem {
     }
     async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
         self.pause().await;
-        self.record(format!("add route {}", crate::reconcile::diff::route_text(r)))?;
+        self.record(format!("add route {}", crate::reconcile::action::route_text(r)))?;
         let mut routes = self.routes.lock().unwrap();
         if replace {
             routes.retain(|x| x.destination != r.destination);
@@ -141,7 +141,7 @@ impl System for FakeSystem {
     }
     async fn del_route(&self, r: &Route) -> SysResult<()> {
         self.pause().await;
-        self.record(format!("del route {}", crate::reconcile::diff::route_text(r)))?;
+        self.record(format!("del route {}", crate::reconcile::action::route_text(r)))?;
         self.routes.lock().unwrap().retain(|x| x != r);
         Ok(())
     }

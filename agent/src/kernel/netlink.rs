@@ -365,7 +365,7 @@ impl System for NetSystem {
 
     async fn add_route(&self, r: &Route, replace: bool) -> SysResult<()> {
         self.before_change();
-        let op = format!("add route {}", crate::reconcile::diff::route_text(r));
+        let op = format!("add route {}", crate::reconcile::action::route_text(r));
         let oif = match &r.device {
             Some(d) => Some(self.link_index(d).await?),
             None => None,
@@ -407,7 +407,7 @@ impl System for NetSystem {
 
     async fn del_route(&self, r: &Route) -> SysResult<()> {
         self.before_change();
-        let op = format!("remove route {}", crate::reconcile::diff::route_text(r));
+        let op = format!("remove route {}", crate::reconcile::action::route_text(r));
         let Some((msg, _)) = self.route_messages().await?.into_iter().find(|(_, x)| x == r) else {
             return Ok(());
         };

@@ -1,7 +1,7 @@
 //! Why a call to the agent was not carried out.
 
 use crate::kernel::system::SystemError;
-use crate::reconcile::reconciler::ReconcileError;
+use crate::reconcile::error::ReconcileError;
 
 /// Why a request was not carried out, with its source kept typed. The gRPC layer maps
 /// each to one status code, in one place (`grpc::status`).

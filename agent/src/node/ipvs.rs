@@ -10,7 +10,8 @@ use super::error::AgentError;
 use super::lifecycle::done;
 use crate::kernel::system::{IpvsService, System};
 use crate::kernel::translate;
-use crate::reconcile::reconciler::{ReconcileError, Report};
+use crate::reconcile::error::ReconcileError;
+use crate::reconcile::report::Report;
 use crate::reconcile::state::override_key;
 use lvs_proto::reply::EventKind;
 

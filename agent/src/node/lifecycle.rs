@@ -12,7 +12,7 @@ use super::agent::{CLOCK_PERIOD, START_RETRY_MAX, START_RETRY_MIN};
 use super::error::AgentError;
 use crate::health::clock::{self, Reading};
 use crate::kernel::system::System;
-use crate::reconcile::reconciler::Report;
+use crate::reconcile::report::Report;
 use crate::telemetry::events::Detail;
 use lvs_proto::reply::EventKind;
 

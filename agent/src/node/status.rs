@@ -22,7 +22,7 @@ pub struct StatusView {
     /// The persisted state.
     pub state: State,
     /// What differs from the accepted spec now.
-    pub drift: Vec<crate::reconcile::diff::Action>,
+    pub drift: Vec<crate::reconcile::action::Action>,
     /// Foreign objects seen.
     pub foreign: Vec<String>,
     /// Check outcomes.
@@ -190,7 +190,7 @@ impl<S: System + 'static> Agent<S> {
             .unwrap_or_default()
             .into_iter()
             .map(|d| lvs_proto::reply::SyncDaemon {
-                state: crate::reconcile::diff::daemon_word(d.state).into(),
+                state: crate::reconcile::ipvs_diff::daemon_word(d.state).into(),
                 interface: d.mcast_ifn,
                 sync_id: d.sync_id,
             })
@@ -201,8 +201,8 @@ impl<S: System + 'static> Agent<S> {
 /// A real server accepts VIP traffic when its hidden VIP, host route and ARP sysctls are
 /// all in force: none of those is among the pending changes (`None`: the node could not
 /// be diffed, so it cannot be said).
-fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::reconcile::diff::Action]>) -> CheckResult {
-    use crate::reconcile::diff::Action;
+fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::reconcile::action::Action]>) -> CheckResult {
+    use crate::reconcile::action::Action;
     let vips: Vec<std::net::IpAddr> = spec
         .addresses
         .iter()

@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use crate::kernel::system::{System, SystemError};
-use crate::reconcile::diff::Action;
+use crate::reconcile::action::Action;
 
 /// What happened to one action.
 #[derive(Debug, Clone)]

@@ -3,12 +3,21 @@
 //! outcome, the [`Reconciler`] serializes both behind one lock and is the only writer of
 //! the kernel, and the [`Store`] holds the accepted spec and what the agent owns, in
 //! memory and written through to `state.json`.
+pub(crate) mod action;
 pub(crate) mod apply;
 pub(crate) mod diff;
+pub(crate) mod error;
+pub(crate) mod ipvs_diff;
+pub(crate) mod ownership;
+pub(crate) mod preflight;
 pub(crate) mod reconciler;
+pub(crate) mod report;
 pub(crate) mod state;
 
+pub use action::{Action, route_text};
 pub use apply::Outcome;
-pub use diff::{MASTER_SYNC_MAXLEN, daemon_word, route_text};
-pub use reconciler::{ReconcileError, Reconciler};
+pub use error::ReconcileError;
+pub use ipvs_diff::{MASTER_SYNC_MAXLEN, daemon_word};
+pub use reconciler::Reconciler;
+pub use report::{ActionReport, Report};
 pub use state::{DestKey, Runtime, State, Store, StoreError, override_key};

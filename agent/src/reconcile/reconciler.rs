@@ -8,126 +8,20 @@ use lvs_proto::NodeSpec;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use super::error::ReconcileError;
+use super::ownership::claim;
+use super::ownership::reclaim;
+use super::ownership::release;
+use super::preflight::preflight;
+use super::report::Report;
+use super::report::report;
 use crate::kernel::observe::{self, Observed};
-use crate::kernel::system::{System, SystemError};
+use crate::kernel::system::System;
 use crate::kernel::translate;
+use crate::reconcile::action::{Action, Plan};
 use crate::reconcile::apply::{self, Outcome};
-use crate::reconcile::diff::{self, Action, Plan};
+use crate::reconcile::diff;
 use crate::reconcile::state::{self, State, Store, StoreError};
-
-/// Why a spec was refused or could not be handled.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The spec names another node.
-    #[error("spec is for node {got}, this agent is {me}")]
-    WrongNode {
-        /// This agent's node.
-        me: String,
-        /// The spec's node.
-        got: String,
-    },
-    /// The spec is older than the last accepted one.
-    #[error("stale generation {got}: this node already accepted generation {stored}")]
-    Stale {
-        /// Accepted generation.
-        stored: u64,
-        /// Offered generation.
-        got: u64,
-    },
-    /// Same generation, different content: two definitions raced.
-    #[error(
-        "conflict: generation {generation} was already accepted with different content (fingerprint {stored}); bump the generation"
-    )]
-    Conflict {
-        /// The generation.
-        generation: u64,
-        /// Fingerprint of what was accepted.
-        stored: String,
-    },
-    /// The spec names things this node does not have; nothing was changed.
-    #[error("preflight failed, nothing was changed: {}", .0.join("; "))]
-    Preflight(Vec<String>),
-    /// Reading the node failed.
-    #[error("observing the node: {0}")]
-    Observe(#[from] SystemError),
-    /// The state file failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A live change was asked before any spec was accepted.
-    #[error("this node has no accepted spec yet; run `lvsctl apply` first")]
-    NoSpec,
-    /// A live change names something the spec does not have.
-    #[error("{0}")]
-    NotInSpec(String),
-    /// A live IPVS change did not take effect; it was not recorded.
-    #[error("IPVS change not in force, nothing recorded: {0}")]
-    NotInForce(String),
-}
-
-impl ReconcileError {
-    /// The failure as an event reports it: the kernel's kind when the kernel failed.
-    pub fn failure(&self) -> lvs_proto::reply::Failure {
-        use lvs_proto::reply::{Failure, FailureKind};
-        match self {
-            ReconcileError::Observe(e) => e.failure(),
-            _ => Failure { kind: FailureKind::Other, message: self.to_string(), errno: 0 },
-        }
-    }
-}
-
-/// One action and what became of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionReport {
-    /// The action (its words are its `Display`; code decides on the value).
-    pub change: Action,
-    /// Its outcome.
-    pub outcome: Outcome,
-}
-
-/// Result of `plan` or `apply`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    /// Node name.
-    pub node: String,
-    /// Generation of the spec.
-    pub generation: u64,
-    /// Actions (for a plan: all `NotAttempted`).
-    pub actions: Vec<ActionReport>,
-    /// Foreign objects left alone.
-    pub foreign: Vec<String>,
-    /// What still differs after applying (empty when converged).
-    pub drift_after: Vec<Action>,
-}
-
-impl Report {
-    /// Whether every action was applied and nothing differs any more.
-    pub fn converged(&self) -> bool {
-        self.actions.iter().all(|a| a.outcome == Outcome::Applied) && self.drift_after.is_empty()
-    }
-
-    /// How many actions were applied.
-    pub fn applied(&self) -> usize {
-        self.actions.iter().filter(|a| a.outcome == Outcome::Applied).count()
-    }
-
-    /// The report as the agent answers it (`lvs_proto::reply`, encoded by `wire`).
-    pub fn to_reply(&self) -> lvs_proto::reply::Report {
-        use lvs_proto::reply;
-        reply::Report {
-            node: self.node.clone(),
-            generation: self.generation,
-            actions: self
-                .actions
-                .iter()
-                .map(|a| reply::ActionResult { change: a.change.to_change(), outcome: a.outcome.to_reply() })
-                .collect(),
-            foreign: self.foreign.clone(),
-            drift_after: self.drift_after.iter().map(Action::to_change).collect(),
-            converged: self.converged(),
-            revocation_number: 0,
-        }
-    }
-}
 
 /// The reconciler of one node. All mutations go through one lock: applies never interleave.
 pub struct Reconciler<S> {
@@ -455,109 +349,9 @@ impl<S: System> Reconciler<S> {
     }
 }
 
-fn report(spec: &NodeSpec, plan: &Plan, outcomes: Vec<Outcome>, drift_after: Vec<Action>) -> Report {
-    Report {
-        node: spec.node.clone(),
-        generation: spec.generation,
-        actions: plan
-            .actions
-            .iter()
-            .zip(outcomes)
-            .map(|(a, outcome)| ActionReport { change: a.clone(), outcome })
-            .collect(),
-        foreign: plan.foreign.clone(),
-        drift_after,
-    }
-}
-
 /// The IPVS part of a plan: what the runtime layer (weights, quarantine, clear) changes.
 fn ipvs_only(mut plan: Plan) -> Plan {
     plan.actions.retain(|a| matches!(a, Action::Ipvs(_)));
     plan.conflicts.clear();
     plan
-}
-
-/// Record ownership of what an action will create.
-fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
-    match a {
-        Action::AddAddress(x) => {
-            st.owned.addresses.insert(x.clone());
-        }
-        Action::AddRoute { route, .. } => {
-            st.owned.routes.insert(route.clone());
-        }
-        Action::SetSysctl { key, from, .. } => {
-            st.owned.sysctls.entry(key.clone()).or_insert_with(|| from.clone());
-        }
-        Action::Ipvs(lvs_ipvs::Op::AddService(s) | lvs_ipvs::Op::EditService(s)) => {
-            if let Some(v) = spec.virtual_services.iter().find(|v| translate::service_key(&v.key) == s.key) {
-                st.owned.services.insert(v.key);
-            }
-        }
-        Action::Ipvs(lvs_ipvs::Op::StartDaemon(d)) => {
-            st.owned.sync_daemons.insert(diff::daemon_word(d.state).into());
-        }
-        _ => {}
-    }
-}
-
-/// A daemon restarted (stopped, then started, in one plan) is still ours: the stop's
-/// release must not outlive the start that follows it.
-fn reclaim(st: &mut State, spec: &NodeSpec, a: &Action) {
-    if matches!(a, Action::Ipvs(lvs_ipvs::Op::StartDaemon(_))) {
-        claim(st, spec, a);
-    }
-}
-
-/// Forget ownership of what an applied action removed.
-fn release(st: &mut State, a: &Action) {
-    match a {
-        Action::DelAddress(x) => {
-            st.owned.addresses.remove(x);
-        }
-        Action::DelRoute(r) => {
-            st.owned.routes.remove(r);
-        }
-        // The replaced route (ours, or the diff would have refused) no longer exists.
-        Action::AddRoute { route, replace: true } => {
-            st.owned.routes.retain(|r| r.destination != route.destination || r == route);
-        }
-        Action::Ipvs(lvs_ipvs::Op::DelService(k)) => {
-            st.owned.services.retain(|s| translate::service_key(s) != *k)
-        }
-        Action::Ipvs(lvs_ipvs::Op::StopDaemon(s)) => {
-            st.owned.sync_daemons.remove(diff::daemon_word(*s));
-        }
-        _ => {}
-    }
-}
-
-/// Everything the spec names must exist before the first change.
-fn preflight(
-    spec: &NodeSpec,
-    observed: &Observed,
-    scripts: &crate::health::scripts::Scripts,
-) -> Result<(), ReconcileError> {
-    let mut missing = Vec::new();
-    let link = |name: &str| observed.links.iter().any(|l| l == name);
-    for a in &spec.addresses {
-        if !link(&a.interface) {
-            missing.push(format!("interface {} (for address {}) does not exist", a.interface, a.address));
-        }
-    }
-    for r in &spec.routes {
-        if let Some(d) = r.device.as_deref().filter(|d| !link(d)) {
-            missing.push(format!("interface {d} (for route {}) does not exist", r.destination));
-        }
-    }
-    for s in &spec.sysctls {
-        if observed.sysctls.get(&s.key).is_none_or(Option::is_none) {
-            missing.push(format!("sysctl {} does not exist", s.key));
-        }
-    }
-    if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
-        missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
-    }
-    missing.extend(crate::health::probe::missing_files(spec, scripts));
-    if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
 }

@@ -34,7 +34,7 @@ fn credential_status(e: CredentialError) -> Status {
 
 /// The one place an agent error becomes a gRPC status: its kind decides the code.
 fn status(e: AgentError) -> Status {
-    use crate::reconcile::reconciler::ReconcileError as R;
+    use crate::reconcile::error::ReconcileError as R;
     let code = match &e {
         AgentError::Invalid(_) => Code::InvalidArgument,
         AgentError::Busy(_) => Code::ResourceExhausted,

@@ -64,7 +64,7 @@ pub fn status(v: &StatusView) -> NodeStatus {
         facts: v.facts.clone(),
         generation: v.state.generation,
         has_spec: spec.is_some(),
-        drift: v.drift.iter().map(crate::reconcile::diff::Action::to_change).collect(),
+        drift: v.drift.iter().map(crate::reconcile::action::Action::to_change).collect(),
         foreign: v.foreign.clone(),
         checks: v
             .checks
