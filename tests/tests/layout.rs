@@ -1,12 +1,22 @@
 //! The shape of the code, held by tests (issue 11): no library function longer than
 //! [`MAX_FN_LINES`] unless a comment right above it says why ("Long on purpose: …"), and no
 //! cycle of imports between the files of a crate (a file that uses another file's items
-//! never gets used back by it, directly or through others).
+//! never gets used back by it, directly or through others), no agent file over
+//! [`MAX_AGENT_FILE_LINES`] lines and no `lvs-proto` file with more than
+//! [`MAX_PROTO_CODE_LINES`] lines of code before its tests.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The longest a function may be without a reason.
 const MAX_FN_LINES: usize = 80;
+
+/// The longest an agent source file may be, its unit tests included: a newcomer reads one
+/// file for one responsibility.
+const MAX_AGENT_FILE_LINES: usize = 400;
+
+/// The longest the code of a `lvs-proto` file may be before its unit tests: the contract's
+/// data types, split by topic.
+const MAX_PROTO_CODE_LINES: usize = 600;
 
 /// The library crates' source folders.
 const CRATES: [&str; 6] = ["proto/src", "ipvs/src", "controller/src", "agent/src", "lab/src", "lvsctl/src"];
@@ -94,6 +104,59 @@ fn functions(src: &Source) -> Vec<(String, usize, usize)> {
         syn::visit::Visit::visit_item(&mut v, i);
     }
     v.0
+}
+
+/// Lines of `text` before its first `#[cfg(test)]` item (all of them when it has none), as
+/// syn sees the items: a `#[cfg(test)]` inside a string or a comment does not count.
+fn code_lines(text: &str) -> usize {
+    let file = syn::parse_file(text).unwrap_or_else(|e| panic!("does not parse: {e}"));
+    let is_test = |attrs: &[syn::Attribute]| {
+        attrs.iter().any(|a| {
+            a.path().is_ident("cfg")
+                && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("test"))
+        })
+    };
+    file.items.iter().find(|i| is_test(item_attrs(i))).and_then(|i| item_attrs(i).first()).map_or(
+        text.lines().count(),
+        |a| {
+            use syn::spanned::Spanned;
+            a.span().start().line - 1
+        },
+    )
+}
+
+#[test]
+fn no_agent_file_and_no_proto_file_is_over_its_limit() {
+    let mut over = Vec::new();
+    let mut files = Vec::new();
+    rust_files(&root().join("agent/src"), &mut files);
+    for f in &files {
+        let n = std::fs::read_to_string(f).unwrap().lines().count();
+        if n > MAX_AGENT_FILE_LINES {
+            over.push(format!("{}: {n} lines (agent files: at most {MAX_AGENT_FILE_LINES})", f.display()));
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("proto/src"), &mut files);
+    for f in &files {
+        let n = code_lines(&std::fs::read_to_string(f).unwrap());
+        if n > MAX_PROTO_CODE_LINES {
+            over.push(format!(
+                "{}: {n} lines before its tests (proto files: at most {MAX_PROTO_CODE_LINES})",
+                f.display()
+            ));
+        }
+    }
+    assert!(over.is_empty(), "split these by responsibility:\n{}", over.join("\n"));
+}
+
+#[test]
+fn the_size_check_counts_code_up_to_the_tests_only() {
+    let code =
+        "pub fn a() {}\n\n/// #[cfg(test)] in a doc comment\npub fn b() { let _ = \"#[cfg(test)]\"; }\n";
+    assert_eq!(code_lines(code), 4);
+    let with_tests = format!("{code}\n#[cfg(test)]\nmod tests {{\n    fn t() {{}}\n}}\n");
+    assert_eq!(code_lines(&with_tests), 5, "the blank line before the tests counts, the tests do not");
 }
 
 #[test]

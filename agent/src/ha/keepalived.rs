@@ -8,7 +8,6 @@
 //! VRRPv3 with centisecond adverts and unicast peers, sends the gratuitous ARPs and the
 //! priority-0 advert on shutdown (immediate takeover). The Rust VRRP crates are v2-only
 //! with whole-second adverts or tied to a routing daemon.
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,50 +20,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
+use super::keepalived_conf::render;
+use super::supervisor::Supervisor;
+use super::supervisor::nonzero;
+use super::supervisor::signal;
+use super::supervisor::until_stopped;
 use crate::ha::vrrp::{Tracker, VrrpEngine, VrrpError, parse_notify};
 use crate::telemetry::events::Events;
-
-/// keepalived's configuration for `spec`, its notify FIFO at `fifo`.
-pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
-    let mut c = String::new();
-    let advert = format!("{:.2}", f64::from(spec.advert_ms) / 1000.0);
-    let _ = writeln!(c, "# Written by lvs-agent from its spec; rewritten on every apply: do not edit.");
-    let _ = writeln!(c, "global_defs {{");
-    let _ = writeln!(c, "    router_id lvs-agent");
-    // VRRPv3: centisecond adverts (v2 has whole seconds only).
-    let _ = writeln!(c, "    vrrp_version 3");
-    let _ = writeln!(c, "    vrrp_notify_fifo \"{}\"", fifo.display());
-    // A gratuitous ARP every 10 s while master, so a router or switch that missed the
-    // takeover burst (or throttled it) still moves to this director.
-    let _ = writeln!(c, "    vrrp_garp_master_refresh 10");
-    let _ = writeln!(c, "    vrrp_garp_master_refresh_repeat 1");
-    let _ = writeln!(c, "}}");
-    let _ = writeln!(c, "vrrp_instance {} {{", spec.instance);
-    // Every director starts as a backup: the highest priority alive becomes master after
-    // the master-down timer; `nopreempt` needs this initial state.
-    let _ = writeln!(c, "    state BACKUP");
-    let _ = writeln!(c, "    interface {}", spec.interface);
-    let _ = writeln!(c, "    virtual_router_id {}", spec.vrid);
-    let _ = writeln!(c, "    priority {}", spec.priority);
-    let _ = writeln!(c, "    advert_int {advert}");
-    if !spec.preempt {
-        let _ = writeln!(c, "    nopreempt");
-    }
-    let _ = writeln!(c, "    unicast_src_ip {}", spec.unicast_source);
-    let _ = writeln!(c, "    unicast_peer {{");
-    for p in &spec.unicast_peers {
-        let _ = writeln!(c, "        {p}");
-    }
-    let _ = writeln!(c, "    }}");
-    let _ = writeln!(c, "    virtual_ipaddress {{");
-    for v in &spec.vips {
-        let label = v.label.as_ref().map(|l| format!(" label {l}")).unwrap_or_default();
-        let _ = writeln!(c, "        {} dev {}{label}", v.address, v.interface);
-    }
-    let _ = writeln!(c, "    }}");
-    let _ = writeln!(c, "}}");
-    c
-}
 
 /// How the engine takes VIPs off the interface once it stops for good: keepalived runs
 /// with `--dont-release-vrrp` (see `hand_over`), so it leaves them.
@@ -180,23 +142,6 @@ impl Keepalived {
     }
 }
 
-/// Resolves once the engine is told to stop (the guard `wait_for` returns is dropped
-/// here, so the future stays `Send`).
-async fn until_stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await.map(drop);
-}
-
-fn nonzero(pid: u32) -> Option<u32> {
-    (pid != 0).then_some(pid)
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a pid this engine started and a valid signal number.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
 fn make_fifo(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::metadata(path) {
@@ -241,113 +186,6 @@ async fn read_fifo(
         info!(instance = %name, state = state.as_str(), priority, "VRRP state changed");
         events
             .emit(EventKind::Vrrp, format!("VRRP instance {name}: {} (priority {priority})", state.as_str()));
-    }
-}
-
-/// Runs keepalived, restarts it when it dies (1 s, doubling to 30 s), until stopped.
-struct Supervisor {
-    program: PathBuf,
-    config: PathBuf,
-    dir: PathBuf,
-    pid: Arc<AtomicU32>,
-    tracker: Tracker,
-    events: Events,
-}
-
-impl Supervisor {
-    /// Run the engine until stopped, the first start after `delay` (the spec's start-up
-    /// delay on a first start; none when it rejoins after a hand-over or a crash).
-    async fn run(self, mut stopped: watch::Receiver<bool>, delay: Duration) {
-        if !delay.is_zero() {
-            info!(delay_ms = delay.as_millis() as u64, "VRRP engine waits before its first election");
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = until_stopped(&mut stopped) => return,
-            }
-        }
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            if *stopped.borrow_and_update() {
-                return;
-            }
-            let started = tokio::time::Instant::now();
-            match self.spawn() {
-                Ok(mut child) => {
-                    self.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
-                    self.tracker.clear_error();
-                    let status = tokio::select! {
-                        s = child.wait() => s,
-                        () = until_stopped(&mut stopped) => {
-                            // The engine is being stopped: keepalived got SIGTERM; reap it.
-                            let _ = tokio::time::timeout(Duration::from_secs(8), child.wait()).await;
-                            let _ = child.kill().await;
-                            self.pid.store(0, Ordering::SeqCst);
-                            return;
-                        }
-                    };
-                    self.pid.store(0, Ordering::SeqCst);
-                    let why = format!(
-                        "keepalived exited ({})",
-                        status.map_or_else(|e| e.to_string(), |s| s.to_string())
-                    );
-                    warn!(%why, "VRRP engine died; restarting it");
-                    self.tracker.failed(why.clone());
-                    self.events.emit(EventKind::Vrrp, format!("{why}; restarting it"));
-                    if started.elapsed() > Duration::from_secs(60) {
-                        backoff = Duration::from_secs(1);
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot start keepalived");
-                    self.tracker.failed(e.to_string());
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                () = until_stopped(&mut stopped) => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-    }
-
-    fn spawn(&self) -> Result<tokio::process::Child, VrrpError> {
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("--vrrp")
-            .arg("--dont-fork")
-            // A stopping master keeps its VIPs until the engine restarts as a backup (which
-            // drops them): during a hand-over it goes on forwarding what still reaches it
-            // until the router has the new master's gratuitous ARP. A final stop releases
-            // them itself.
-            .arg("--dont-release-vrrp")
-            .arg("--log-console")
-            .arg("--no-syslog")
-            .arg("--use-file")
-            .arg(&self.config)
-            .arg("--pid")
-            .arg(self.dir.join("keepalived.pid"))
-            .arg("--vrrp_pid")
-            .arg(self.dir.join("vrrp.pid"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|source| VrrpError::Spawn { program: self.program.display().to_string(), source })?;
-        // keepalived's own log lines, into ours (journal: `journalctl -u lvs-agent ENGINE=keepalived`).
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_log(BufReader::new(out).lines()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_log(BufReader::new(err).lines()));
-        }
-        Ok(child)
-    }
-}
-
-async fn forward_log<R: tokio::io::AsyncBufRead + Unpin>(mut lines: tokio::io::Lines<R>) {
-    while let Ok(Some(l)) = lines.next_line().await {
-        info!(engine = "keepalived", "{l}");
     }
 }
 

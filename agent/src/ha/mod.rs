@@ -5,6 +5,8 @@
 pub(crate) mod advert_watch;
 mod hand_over;
 pub(crate) mod keepalived;
+pub(crate) mod keepalived_conf;
+pub(crate) mod supervisor;
 pub(crate) mod sync_flush;
 pub(crate) mod vrrp;
 

@@ -8,10 +8,15 @@
 //! request and a header map, runs a connection task beside the exchange and allocates a
 //! body stream; at thousands of probes a second that was a visible share of the checker's
 //! CPU. What is read stays bounded: 16 KiB of headers, `cap` bytes of body.
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// The most of a response head that is read.
-pub const MAX_HEAD: usize = 16 * 1024;
+use super::http_body::Framing;
+use super::http_body::MAX_HEAD;
+use super::http_body::chunked;
+use super::http_body::find;
+use super::http_body::framing;
+use super::http_body::headers;
+use super::http_body::read_capped;
+use super::http_body::read_more;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The bytes of `GET path` with `Host: host`. Without `keep`, the request asks the server
 /// to close once it has answered; with it, HTTP/1.1's default holds: the connection stays.
@@ -123,23 +128,6 @@ where
     Ok(Answer { status, body: got, reusable: persistent && complete })
 }
 
-async fn read_more<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Result<usize, String> {
-    let mut chunk = [0u8; 4096];
-    let n = match io.read(&mut chunk).await {
-        Ok(n) => n,
-        // A TLS server that closes without close_notify (most do, after `Connection:
-        // close`): the end of the response, as on a plain socket.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-        Err(e) => return Err(format!("response: {e}")),
-    };
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// `HTTP/1.x NNN reason`.
 fn status(head: &str) -> Result<u16, String> {
     let line = head.lines().next().unwrap_or("");
@@ -148,15 +136,6 @@ fn status(head: &str) -> Result<u16, String> {
         (Some(v), Some(Ok(code))) if v.starts_with("HTTP/1.") && (100..=999).contains(&code) => Ok(code),
         _ => Err(format!("not an HTTP/1 response: `{}`", line.chars().take(60).collect::<String>())),
     }
-}
-
-/// The values of every `name` header, trimmed, as sent (compare them ignoring ASCII case:
-/// this runs on every probe, so nothing is copied).
-fn headers<'a>(head: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    head.lines().skip(1).filter_map(move |line| {
-        let (n, v) = line.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// Whether the server keeps the connection open after this response: HTTP/1.1 unless it
@@ -168,108 +147,10 @@ fn persistent(head: &str) -> bool {
     if head.starts_with("HTTP/1.1") { !says("close") } else { says("keep-alive") }
 }
 
-/// How the body is delimited.
-#[derive(Debug, PartialEq, Eq)]
-enum Framing {
-    Length(usize),
-    Chunked,
-    ToEof,
-}
-
-fn framing(head: &str) -> Result<Framing, String> {
-    let chunked = |v: &str| v.len() >= 7 && v.as_bytes()[v.len() - 7..].eq_ignore_ascii_case(b"chunked");
-    if headers(head, "transfer-encoding").any(chunked) {
-        return Ok(Framing::Chunked);
-    }
-    match headers(head, "content-length").last() {
-        Some(v) => v.parse::<usize>().map(Framing::Length).map_err(|_| format!("bad Content-Length `{v}`")),
-        None => Ok(Framing::ToEof),
-    }
-}
-
-/// `have` plus what follows, until `n` bytes (or one more: a byte after the body shows),
-/// the end of the stream, or `cap`.
-async fn read_capped<S: AsyncRead + Unpin>(
-    io: &mut S,
-    mut have: Vec<u8>,
-    n: usize,
-    cap: usize,
-) -> Result<Vec<u8>, String> {
-    let want = n.min(cap);
-    while have.len() < want {
-        if read_more(io, &mut have).await? == 0 {
-            break;
-        }
-    }
-    Ok(have)
-}
-
-/// A chunked body, decoded, up to `cap` bytes; and whether it was read to its end (the
-/// last chunk and the trailer section, with nothing after them).
-async fn chunked<S: AsyncRead + Unpin>(
-    io: &mut S,
-    mut raw: Vec<u8>,
-    cap: usize,
-) -> Result<(Vec<u8>, bool), String> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let line_end =
-            line(io, &mut raw, pos, 64).await.map_err(|_| "chunk size line cut short".to_string())?;
-        let size_text = std::str::from_utf8(&raw[pos..line_end]).unwrap_or("");
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size `{size_text}`"))?;
-        pos = line_end + 2;
-        if size == 0 {
-            // The trailer section: header lines up to an empty one.
-            loop {
-                let Ok(end) = line(io, &mut raw, pos, MAX_HEAD).await else { return Ok((out, false)) };
-                let empty = end == pos;
-                pos = end + 2;
-                if empty {
-                    return Ok((out, raw.len() == pos));
-                }
-            }
-        }
-        if out.len() >= cap {
-            return Ok((out, false));
-        }
-        while raw.len() < pos + size + 2 {
-            if read_more(io, &mut raw).await? == 0 {
-                return Err("chunk cut short".into());
-            }
-        }
-        let take = size.min(cap - out.len());
-        out.extend_from_slice(&raw[pos..pos + take]);
-        pos += size + 2;
-        // Keep what is unread only.
-        raw.drain(..pos);
-        pos = 0;
-    }
-}
-
-/// The end of the line that starts at `pos` (where its CRLF begins), reading more as needed;
-/// `Err` when the stream ends first or the line grows past `max` bytes.
-async fn line<S: AsyncRead + Unpin>(
-    io: &mut S,
-    raw: &mut Vec<u8>,
-    pos: usize,
-    max: usize,
-) -> Result<usize, ()> {
-    loop {
-        if let Some(i) = find(&raw[pos..], b"\r\n") {
-            return Ok(pos + i);
-        }
-        if raw.len() - pos > max || read_more(io, raw).await.map_err(|_| ())? == 0 {
-            return Err(());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     /// Serve `response` (in pieces of `piece` bytes) to one exchange; what came back.
     async fn serve(

@@ -6,15 +6,20 @@
 pub(crate) mod clock;
 pub(crate) mod destinations;
 pub(crate) mod http;
+pub(crate) mod http_body;
 pub(crate) mod lean_http;
 pub(crate) mod node_checks;
 pub(crate) mod notify;
+pub(crate) mod outcomes;
 pub(crate) mod probe;
+pub(crate) mod probe_exec;
+pub(crate) mod probe_tls;
 pub(crate) mod quorum;
 pub(crate) mod runner;
 pub(crate) mod scripts;
 
-pub use destinations::{DestHealth, probe};
+pub use destinations::probe;
 pub use http::{MAX_BODY, get};
 pub use node_checks::CheckResult;
+pub use outcomes::DestHealth;
 pub use scripts::{DEFAULT_DIR as SCRIPTS_DIR, Scripts};

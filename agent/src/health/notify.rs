@@ -36,7 +36,9 @@ impl Notifier {
         let (tx, mut rx) = mpsc::channel::<Note>(QUEUE);
         tokio::spawn(async move {
             while let Some(n) = rx.recv().await {
-                if let Err(e) = crate::health::probe::run(&scripts, &n.command, &n.env, HOOK_TIMEOUT).await {
+                if let Err(e) =
+                    crate::health::probe_exec::run(&scripts, &n.command, &n.env, HOOK_TIMEOUT).await
+                {
                     tracing::warn!(command = %n.command.join(" "), error = %e, "notify hook failed");
                 }
             }

@@ -8,6 +8,7 @@ pub(crate) mod facts;
 pub(crate) mod fake;
 pub(crate) mod netlink;
 pub(crate) mod observe;
+pub(crate) mod rtnl;
 pub(crate) mod system;
 pub(crate) mod translate;
 

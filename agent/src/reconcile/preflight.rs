@@ -29,6 +29,6 @@ pub(crate) fn preflight(
     if !spec.virtual_services.is_empty() && observed.ipvs.is_none() {
         missing.push("this kernel has no IPVS (load ip_vs) but the spec has virtual services".into());
     }
-    missing.extend(crate::health::probe::missing_files(spec, scripts));
+    missing.extend(crate::health::probe_exec::missing_files(spec, scripts));
     if missing.is_empty() { Ok(()) } else { Err(ReconcileError::Preflight(missing)) }
 }

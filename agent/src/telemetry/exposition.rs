@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::health::destinations::DestHealth;
+use crate::health::outcomes::DestHealth;
 use crate::kernel::system::IpvsService;
 use crate::telemetry::metrics::{
     FloatGauge, Format, Labels, Metrics, StatOf, backend_labels, classic, service_labels,

@@ -1,0 +1,46 @@
+//! keepalived.conf rendered from a VRRP spec: every string in it has passed the wire's strict charset, and nothing but what the spec says is written (no scripts, no includes).
+use lvs_proto::spec::VrrpSpec;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// keepalived's configuration for `spec`, its notify FIFO at `fifo`.
+pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
+    let mut c = String::new();
+    let advert = format!("{:.2}", f64::from(spec.advert_ms) / 1000.0);
+    let _ = writeln!(c, "# Written by lvs-agent from its spec; rewritten on every apply: do not edit.");
+    let _ = writeln!(c, "global_defs {{");
+    let _ = writeln!(c, "    router_id lvs-agent");
+    // VRRPv3: centisecond adverts (v2 has whole seconds only).
+    let _ = writeln!(c, "    vrrp_version 3");
+    let _ = writeln!(c, "    vrrp_notify_fifo \"{}\"", fifo.display());
+    // A gratuitous ARP every 10 s while master, so a router or switch that missed the
+    // takeover burst (or throttled it) still moves to this director.
+    let _ = writeln!(c, "    vrrp_garp_master_refresh 10");
+    let _ = writeln!(c, "    vrrp_garp_master_refresh_repeat 1");
+    let _ = writeln!(c, "}}");
+    let _ = writeln!(c, "vrrp_instance {} {{", spec.instance);
+    // Every director starts as a backup: the highest priority alive becomes master after
+    // the master-down timer; `nopreempt` needs this initial state.
+    let _ = writeln!(c, "    state BACKUP");
+    let _ = writeln!(c, "    interface {}", spec.interface);
+    let _ = writeln!(c, "    virtual_router_id {}", spec.vrid);
+    let _ = writeln!(c, "    priority {}", spec.priority);
+    let _ = writeln!(c, "    advert_int {advert}");
+    if !spec.preempt {
+        let _ = writeln!(c, "    nopreempt");
+    }
+    let _ = writeln!(c, "    unicast_src_ip {}", spec.unicast_source);
+    let _ = writeln!(c, "    unicast_peer {{");
+    for p in &spec.unicast_peers {
+        let _ = writeln!(c, "        {p}");
+    }
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "    virtual_ipaddress {{");
+    for v in &spec.vips {
+        let label = v.label.as_ref().map(|l| format!(" label {l}")).unwrap_or_default();
+        let _ = writeln!(c, "        {} dev {}{label}", v.address, v.interface);
+    }
+    let _ = writeln!(c, "    }}");
+    let _ = writeln!(c, "}}");
+    c
+}
