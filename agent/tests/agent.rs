@@ -217,7 +217,7 @@ async fn a_reconciler_stuck_in_a_change_is_reported_unresponsive_to_the_watchdog
 async fn vip_readiness_is_decided_on_the_pending_changes_themselves() {
     let (a, sys, _d) = agent();
     a.apply(&spec_of("rs1"), "", false).await.unwrap();
-    let ready = |v: &lvs_agent::node::StatusView| {
+    let ready = |v: &lvs_proto::reply::NodeStatus| {
         v.checks.iter().find(|c| c.check.starts_with("kernel accepts VIP traffic")).cloned().unwrap()
     };
     assert!(ready(&a.status(None).await.unwrap()).ok);

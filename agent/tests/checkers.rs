@@ -137,7 +137,7 @@ impl Director {
     }
 
     async fn status(&self) -> NodeStatus {
-        lvs_agent::server::status(&self.agent.status(None).await.unwrap())
+        self.agent.status(None).await.unwrap()
     }
 
     /// Wait (up to `limit`) until `cond` holds on the director; how long it took.

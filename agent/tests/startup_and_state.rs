@@ -16,7 +16,7 @@ fn spec_of(node: &str) -> NodeSpec {
     lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == node).unwrap()
 }
 
-fn failed_checks(v: &lvs_agent::node::StatusView) -> Vec<(String, String)> {
+fn failed_checks(v: &lvs_proto::reply::NodeStatus) -> Vec<(String, String)> {
     v.checks.iter().filter(|c| !c.ok).map(|c| (c.check.clone(), c.detail.clone())).collect()
 }
 
@@ -39,7 +39,7 @@ async fn a_failed_start_up_still_checks_health_shows_why_and_retries_until_it_wo
     assert!(e.to_string().contains("list addresses: injected failure"), "{e}");
     // Health checking runs for the stored spec's destinations all the same.
     let dests: Vec<String> =
-        a.status(None).await.unwrap().health.iter().map(|h| h.dest.to_string()).collect();
+        a.status(None).await.unwrap().health.iter().map(|h| h.destination.to_string()).collect();
     assert_eq!(dests, ["198.18.0.11:80", "198.18.0.12:80"]);
     let failed = failed_checks(&a.status(None).await.unwrap());
     assert!(
@@ -72,8 +72,8 @@ async fn a_corrupt_state_file_is_recovered_from_the_previous_copy_with_its_owner
     let store = Store::new(dir.path());
     let b = Agent::new("rs1", Arc::new(FakeSystem::new(&["eth0"], false)), store.clone());
     let v = b.status(None).await.expect("status answers");
-    assert_eq!(v.state.generation, 1);
-    assert_eq!(v.state.owned.addresses.len(), owned, "ownership records survive");
+    assert_eq!(v.generation, 1);
+    assert_eq!(store.load().unwrap().owned.addresses.len(), owned, "ownership records survive");
     let failed = failed_checks(&v);
     assert!(failed.iter().any(|(c, d)| c == "state file intact" && d.contains("is corrupt")), "{failed:#?}");
     assert!(dir.path().join("state.json.corrupt").exists(), "the damaged file is kept for inspection");

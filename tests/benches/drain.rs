@@ -39,7 +39,7 @@ fn old_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
     let text = std::fs::read_to_string(path).unwrap();
     let (conns, _) = lvs_ipvs::conn::parse(&text);
     let msg = pb::IpvsTableResponse {
-        connections: conns.iter().map(|c| pb::Connection::from(&lvs_agent::server::connection(c))).collect(),
+        connections: conns.iter().map(|c| pb::Connection::from(&lvs_agent::kernel::connection(c))).collect(),
         ..Default::default()
     };
     let wire = msg.encode_to_vec();

@@ -95,7 +95,7 @@ fn checker_cpu(rt: &tokio::runtime::Runtime, dests: usize, reuse: bool) -> Cost 
         let r = agent.apply(&spec(dests, 1000, 500, 2, 3, reuse), "", false).await.unwrap();
         assert!(r.converged());
         tokio::time::sleep(Duration::from_secs(2)).await; // every task has started
-        let probes = |st: &lvs_agent::node::StatusView| st.health.iter().map(|h| h.probes).sum::<u64>();
+        let probes = |st: &lvs_proto::reply::NodeStatus| st.health.iter().map(|h| h.probes).sum::<u64>();
         let (c0, t0, p0, r0, w0) = (
             cpu_split(),
             Instant::now(),
@@ -292,8 +292,12 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(800)).await;
             if !weights(&sys).iter().all(|w| *w == 1) {
                 let st = agent.status(None).await.unwrap();
-                let bad: Vec<_> =
-                    st.health.iter().filter(|h| !h.up).map(|h| (h.dest, h.last_error.clone())).collect();
+                let bad: Vec<_> = st
+                    .health
+                    .iter()
+                    .filter(|h| !h.up)
+                    .map(|h| (h.destination, h.last_error.clone()))
+                    .collect();
                 panic!("not all healthy before the stop: {} failing, e.g. {:?}", bad.len(), bad.first());
             }
             let t0 = Instant::now();

@@ -9,16 +9,7 @@ use lvs_proto::spec::CheckSpec;
 use crate::health::clock::Reading;
 use crate::kernel::system::System;
 
-/// The outcome of one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    /// The check, in words.
-    pub check: String,
-    /// Whether it passed.
-    pub ok: bool,
-    /// What was seen.
-    pub detail: String,
-}
+pub use lvs_proto::reply::CheckResult;
 
 fn result(check: impl Into<String>, ok: bool, detail: impl Into<String>) -> CheckResult {
     CheckResult { check: check.into(), ok, detail: detail.into() }

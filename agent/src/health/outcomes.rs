@@ -36,6 +36,21 @@ pub struct DestHealth {
 }
 
 impl DestHealth {
+    /// As `status` answers it.
+    pub fn to_reply(&self) -> lvs_proto::reply::DestinationHealth {
+        lvs_proto::reply::DestinationHealth {
+            service: self.service,
+            destination: self.dest,
+            up: self.up,
+            quarantined: self.quarantined,
+            successes: self.successes,
+            failures: self.failures,
+            transitions: self.transitions,
+            probes: self.probes,
+            last_error: self.last_error.clone(),
+        }
+    }
+
     /// Count one probe's result and decide: `Some((true, why))` when this failure is the
     /// `fall`-th in a row of a destination in service (quarantine it), `Some((false, why))`
     /// when this success is the `rise`-th in a row of a quarantined one (restore it).

@@ -15,3 +15,4 @@ pub(crate) mod translate;
 pub use fake::FakeSystem;
 pub use netlink::{FAULT_KILL_AFTER, NetSystem};
 pub use system::{Address, IpvsService, Route, System, SystemError};
+pub use translate::connection;

@@ -4,7 +4,7 @@ use lvs_ipvs::{DaemonState, Destination, Forward, Op, Protocol, Service, Service
 use lvs_proto::reply::{self, AddressRef, IpvsChange, RouteRef};
 use lvs_proto::spec::{self, AddressSpec, RouteSpec, VirtualServiceSpec};
 
-use crate::kernel::system::{Address, Route};
+use crate::kernel::system::{Address, IpvsService, Route};
 
 /// The kernel identity of a spec service.
 pub fn service_key(k: &spec::ServiceKey) -> ServiceKey {
@@ -149,5 +149,62 @@ pub fn stats(s: &lvs_ipvs::Stats) -> reply::Stats {
         outpps: s.outpps,
         inbps: s.inbps,
         outbps: s.outbps,
+    }
+}
+
+/// The IPVS table as the agent answers it: version and size, services (each with whether
+/// this agent manages it) with their destinations and counters, timeouts, connections.
+pub fn table(
+    info: &lvs_ipvs::Info,
+    timeouts: &lvs_ipvs::Timeouts,
+    services: &[(IpvsService, bool)],
+    connections: &[lvs_ipvs::conn::Connection],
+    connections_truncated: bool,
+) -> reply::IpvsTable {
+    reply::IpvsTable {
+        version: info.version_string(),
+        conn_tab_size: info.conn_tab_size,
+        services: services
+            .iter()
+            .map(|(s, managed)| reply::TableService {
+                key: spec_service_key(&s.service.key),
+                scheduler: s.service.scheduler.clone(),
+                flags: s.service.flags.0,
+                timeout_s: s.service.timeout,
+                netmask: s.service.netmask,
+                stats: stats(&s.stats),
+                destinations: s
+                    .destinations
+                    .iter()
+                    .map(|d| reply::TableDestination {
+                        address: d.dest.addr,
+                        forward: forward(d.dest.forward),
+                        weight: d.dest.weight,
+                        upper_threshold: d.dest.upper_threshold,
+                        lower_threshold: d.dest.lower_threshold,
+                        active_conns: d.active_conns,
+                        inactive_conns: d.inactive_conns,
+                        persist_conns: d.persist_conns,
+                        stats: stats(&d.stats),
+                    })
+                    .collect(),
+                managed: *managed,
+            })
+            .collect(),
+        timeouts: reply::Timeouts { tcp: timeouts.tcp, tcp_fin: timeouts.tcp_fin, udp: timeouts.udp },
+        connections: connections.iter().map(connection).collect(),
+        connections_truncated,
+    }
+}
+
+/// One IPVS connection entry.
+pub fn connection(c: &lvs_ipvs::conn::Connection) -> reply::Connection {
+    reply::Connection {
+        protocol: c.protocol.clone(),
+        client: c.client,
+        virtual_address: c.virtual_addr,
+        destination: c.destination,
+        state: c.state.clone(),
+        expires_s: c.expires_s,
     }
 }

@@ -13,33 +13,7 @@ use crate::kernel::translate;
 use crate::reconcile::error::ReconcileError;
 use crate::reconcile::report::Report;
 use crate::reconcile::state::override_key;
-use lvs_proto::reply::EventKind;
-
-/// The IPVS table with what surrounds it.
-#[derive(Debug, Clone)]
-pub struct IpvsView {
-    /// Version and table size.
-    pub info: lvs_ipvs::Info,
-    /// Timeouts.
-    pub timeouts: lvs_ipvs::Timeouts,
-    /// Services with destinations and counters; `bool`: created by this agent.
-    pub services: Vec<(IpvsService, bool)>,
-    /// Connections, when asked (at most the limit asked for).
-    pub connections: Vec<lvs_ipvs::conn::Connection>,
-    /// The table held more connections than were read.
-    pub connections_truncated: bool,
-}
-
-/// Result of a live weight change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeightView {
-    /// Weight the kernel holds now.
-    pub weight: u32,
-    /// Active connections.
-    pub active: u32,
-    /// Inactive connections.
-    pub inactive: u32,
-}
+use lvs_proto::reply::{EventKind, IpvsTable, WeightReply};
 
 impl<S: System + 'static> Agent<S> {
     /// IPVS version, table size and timeouts; `NotFound` on a kernel without IPVS.
@@ -48,7 +22,7 @@ impl<S: System + 'static> Agent<S> {
     }
 
     /// The IPVS table.
-    pub async fn ipvs_table(&self, connections: bool, limit: u32) -> Result<IpvsView, AgentError> {
+    pub async fn ipvs_table(&self, connections: bool, limit: u32) -> Result<IpvsTable, AgentError> {
         let sys = self.rec.system();
         // Reading connections is the one heavy read a viewer can ask for: one at a time per
         // caller, a few at once in all (beyond: RESOURCE_EXHAUSTED, try again).
@@ -56,7 +30,7 @@ impl<S: System + 'static> Agent<S> {
         let fail = AgentError::System;
         let (info, timeouts) = self.ipvs_info().await?;
         let owned = self.rec.state()?.owned.services;
-        let services = sys
+        let services: Vec<(IpvsService, bool)> = sys
             .ipvs()
             .await
             .map_err(fail)?
@@ -73,7 +47,7 @@ impl<S: System + 'static> Agent<S> {
         };
         let (connections, connections_truncated) =
             if connections { sys.ipvs_connections(limit).await.map_err(fail)? } else { (Vec::new(), false) };
-        Ok(IpvsView { info, timeouts, services, connections, connections_truncated })
+        Ok(translate::table(&info, &timeouts, &services, &connections, connections_truncated))
     }
 
     /// Connections of each of `dests` now (see [`lvs_ipvs::conn::count`]).
@@ -117,7 +91,7 @@ impl<S: System + 'static> Agent<S> {
         service: ServiceKey,
         dest: SocketAddr,
         weight: Option<u32>,
-    ) -> Result<WeightView, AgentError> {
+    ) -> Result<WeightReply, AgentError> {
         if weight.is_some_and(|w| w > 65535) {
             return Err(AgentError::Invalid(format!("weight {} is outside 0..=65535", weight.unwrap_or(0))));
         }
@@ -156,11 +130,13 @@ impl<S: System + 'static> Agent<S> {
             .flat_map(|s| s.destinations)
             .find(|d| d.dest.addr == dest);
         Ok(match entry {
-            Some(d) => {
-                WeightView { weight: d.dest.weight, active: d.active_conns, inactive: d.inactive_conns }
-            }
+            Some(d) => WeightReply {
+                weight: d.dest.weight,
+                active_conns: d.active_conns,
+                inactive_conns: d.inactive_conns,
+            },
             // Removed by quarantine (on_failure = remove): no connections can be scheduled.
-            None => WeightView { weight: 0, active: 0, inactive: 0 },
+            None => WeightReply { weight: 0, active_conns: 0, inactive_conns: 0 },
         })
     }
 }

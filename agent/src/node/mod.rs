@@ -11,6 +11,4 @@ mod vip_probe;
 
 pub use agent::Agent;
 pub use error::AgentError;
-pub use ipvs::{IpvsView, WeightView};
-pub use status::StatusView;
-pub use vip_probe::{ProbeRequest, ProbeView};
+pub use vip_probe::ProbeRequest;

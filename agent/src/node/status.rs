@@ -6,41 +6,21 @@ use lvs_proto::spec::{CheckSpec, Role};
 
 use super::agent::Agent;
 use super::error::AgentError;
-use super::ipvs::IpvsView;
-use crate::health::clock::Reading;
 use crate::health::node_checks::{self, CheckResult};
 use crate::health::outcomes::DestHealth;
 use crate::kernel::system::System;
 use crate::reconcile::state::State;
-use lvs_proto::reply::Facts;
+use lvs_proto::reply::{self, NodeStatus};
 
-/// Everything `status` reports.
-#[derive(Debug, Clone)]
-pub struct StatusView {
-    /// Facts.
-    pub facts: Facts,
-    /// The persisted state.
-    pub state: State,
-    /// What differs from the accepted spec now.
-    pub drift: Vec<crate::reconcile::action::Action>,
-    /// Foreign objects seen.
-    pub foreign: Vec<String>,
-    /// Check outcomes.
-    pub checks: Vec<CheckResult>,
-    /// The IPVS table (directors).
-    pub ipvs: Option<IpvsView>,
-    /// The latest clock reading.
-    pub clock: Option<Reading>,
-    /// Health of the director's destinations.
-    pub health: Vec<DestHealth>,
-}
+use crate::reconcile::action::Action;
 
 impl<S: System + 'static> Agent<S> {
-    /// Observed against desired, checks, clock, health and (directors) the IPVS table.
-    /// With `ntp`, the clock is measured against that server now.
+    /// Observed against desired, checks, clock, health, VRRP and (directors) the IPVS table
+    /// and its sync daemons, as the `Status` call answers them (the server adds the
+    /// certificate it presents). With `ntp`, the clock is measured against that server now.
     // Long on purpose: each section below degrades on its own (a failed read becomes a
     // failed check), and that is read best as one sequence.
-    pub async fn status(&self, ntp: Option<std::net::IpAddr>) -> Result<StatusView, AgentError> {
+    pub async fn status(&self, ntp: Option<std::net::IpAddr>) -> Result<NodeStatus, AgentError> {
         if let Some(server) = ntp {
             self.measure_clock_against(server).await;
         }
@@ -113,15 +93,26 @@ impl<S: System + 'static> Agent<S> {
             },
             _ => None,
         };
-        Ok(StatusView {
+        let spec = state.spec.as_ref();
+        let director = spec.is_some_and(|s| s.role == Role::Director);
+        Ok(NodeStatus {
             facts: self.facts().await,
-            state,
-            drift: drift.unwrap_or_default(),
+            generation: state.generation,
+            has_spec: spec.is_some(),
+            drift: drift.unwrap_or_default().iter().map(Action::to_change).collect(),
             foreign,
             checks,
             ipvs,
-            clock,
-            health: self.health.snapshot(),
+            clock: clock
+                .map(|c| reply::Clock { offset_ms: c.offset_ms, rtt_ms: c.rtt_ms, error: c.error })
+                .unwrap_or_default(),
+            health: self.health.snapshot().iter().map(DestHealth::to_reply).collect(),
+            overrides: overrides(spec, &state.runtime),
+            // The server's to fill in: the certificate is the listener's, not the node's.
+            certificate: None,
+            vrrp: self.vrrp_status(),
+            sync_daemons: self.sync_daemons_of(director).await,
+            services: spec.map(|s| crate::health::quorum::view(s, &state.runtime)).unwrap_or_default(),
         })
     }
 
@@ -173,13 +164,13 @@ impl<S: System + 'static> Agent<S> {
 
     /// The kernel's IPVS sync daemons (none without IPVS). Asked of directors only: on a
     /// router or real server the question alone would make the kernel load ip_vs.
-    pub async fn sync_daemons(&self) -> Vec<lvs_proto::reply::SyncDaemon> {
+    pub async fn sync_daemons(&self) -> Vec<reply::SyncDaemon> {
         let director = self.rec.state().is_ok_and(|st| st.spec.is_some_and(|s| s.role == Role::Director));
         self.sync_daemons_of(director).await
     }
 
     /// [`Agent::sync_daemons`] when the caller already knows whether this is a director.
-    pub(super) async fn sync_daemons_of(&self, director: bool) -> Vec<lvs_proto::reply::SyncDaemon> {
+    pub(super) async fn sync_daemons_of(&self, director: bool) -> Vec<reply::SyncDaemon> {
         if !director {
             return Vec::new();
         }
@@ -189,7 +180,7 @@ impl<S: System + 'static> Agent<S> {
             .await
             .unwrap_or_default()
             .into_iter()
-            .map(|d| lvs_proto::reply::SyncDaemon {
+            .map(|d| reply::SyncDaemon {
                 state: crate::reconcile::ipvs_diff::daemon_word(d.state).into(),
                 interface: d.mcast_ifn,
                 sync_id: d.sync_id,
@@ -201,7 +192,7 @@ impl<S: System + 'static> Agent<S> {
 /// A real server accepts VIP traffic when its hidden VIP, host route and ARP sysctls are
 /// all in force: none of those is among the pending changes (`None`: the node could not
 /// be diffed, so it cannot be said).
-fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::reconcile::action::Action]>) -> CheckResult {
+fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
     use crate::reconcile::action::Action;
     let vips: Vec<std::net::IpAddr> = spec
         .addresses
@@ -239,4 +230,16 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[crate::reconcile::action::Action]>
             format!("not yet: {}", missing.join("; "))
         },
     }
+}
+
+/// The admin's live weights, one per destination of the spec that has one.
+fn overrides(spec: Option<&NodeSpec>, rt: &crate::reconcile::state::Runtime) -> Vec<reply::WeightOverride> {
+    spec.iter()
+        .flat_map(|s| &s.virtual_services)
+        .flat_map(|vs| vs.destinations.iter().map(move |d| (vs, d)))
+        .filter_map(|(vs, d)| {
+            let w = rt.weights.get(&crate::reconcile::state::override_key(&vs.key, d.address))?;
+            Some(reply::WeightOverride { service: vs.key, destination: d.address, weight: *w })
+        })
+        .collect()
 }

@@ -1,8 +1,9 @@
 //! `verify`'s probe of a VIP from this node: HTTP requests with a bounded tally of the
 //! answers (which real server answered, how often).
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use lvs_proto::reply::ProbeTally;
 
 use super::agent::Agent;
 use crate::kernel::system::System;
@@ -24,28 +25,9 @@ pub struct ProbeRequest {
     pub timeout: Duration,
 }
 
-/// A VIP probe's outcome.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeView {
-    /// Requests sent.
-    pub sent: u32,
-    /// Answered with a status < 500.
-    pub answered: u32,
-    /// Failed.
-    pub failed: u32,
-    /// First body line → count.
-    pub bodies: BTreeMap<String, u32>,
-    /// Distinct errors (first few).
-    pub errors: Vec<String>,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// First body lines in completion order (for small counts).
-    pub sequence: Vec<String>,
-}
-
 impl<S: System + 'static> Agent<S> {
     /// Send `count` HTTP requests to a target and tally the answers.
-    pub async fn probe(&self, req: ProbeRequest) -> ProbeView {
+    pub async fn probe(&self, req: ProbeRequest) -> ProbeTally {
         let start = Instant::now();
         let host = req.host.clone().unwrap_or_else(|| req.target.ip().to_string());
         let concurrency = req.concurrency.clamp(1, 64) as usize;
@@ -57,7 +39,7 @@ impl<S: System + 'static> Agent<S> {
             ),
             concurrency,
         );
-        let mut v = ProbeView { sent: req.count, ..Default::default() };
+        let mut v = ProbeTally { sent: req.count, ..Default::default() };
         while let Some(r) = futures::StreamExt::next(&mut answers).await {
             match r {
                 Ok(resp) if resp.status < 500 => {
@@ -88,7 +70,7 @@ impl<S: System + 'static> Agent<S> {
                 }
             }
         }
-        v.elapsed = start.elapsed();
+        v.elapsed_ms = start.elapsed().as_millis() as u64;
         v
     }
 }

@@ -14,7 +14,6 @@ use tonic::{Code, Request, Response, Status};
 use crate::kernel::system::System;
 use crate::node::{Agent, AgentError, ProbeRequest};
 use crate::server::credentials::{CredentialError, Credentials};
-use crate::server::replies;
 
 /// The gRPC face of an [`Agent`] and of the certificate it presents.
 pub struct Service<S: System + 'static> {
@@ -130,11 +129,8 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         } else {
             Some(ntp.parse().map_err(|e| Status::invalid_argument(format!("ntp_server: `{ntp}`: {e}")))?)
         };
-        let v = self.agent.status(ntp).await.map_err(status)?;
-        let mut reply = replies::status(&v);
+        let mut reply = self.agent.status(ntp).await.map_err(status)?;
         reply.certificate = Some(self.credentials.info());
-        reply.vrrp = self.agent.vrrp_status();
-        reply.sync_daemons = self.agent.sync_daemons().await;
         Ok(Response::new((&reply).into()))
     }
 
@@ -144,7 +140,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     ) -> Result<Response<pb::IpvsTableResponse>, Status> {
         let r = req.get_ref();
         let v = self.agent.ipvs_table(r.connections, r.max_connections).await.map_err(status)?;
-        Ok(Response::new((&replies::ipvs_table(&v)).into()))
+        Ok(Response::new((&v).into()))
     }
 
     async fn live_connections(
@@ -190,7 +186,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let dest = socket("destination", &r.destination)?;
         let v = self.agent.set_weight(key, dest, r.weight).await.map_err(status)?;
-        Ok(Response::new((&replies::weight(&v)).into()))
+        Ok(Response::new((&v).into()))
     }
 
     async fn probe(&self, req: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeResponse>, Status> {
@@ -210,7 +206,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
                 timeout: Duration::from_millis(r.timeout_ms.clamp(10, 60_000)),
             })
             .await;
-        Ok(Response::new((&replies::probe(v)).into()))
+        Ok(Response::new((&v).into()))
     }
 
     async fn decommission(

@@ -10,12 +10,10 @@ pub mod enrol;
 pub(crate) mod grpc;
 pub(crate) mod heavy_reads;
 pub(crate) mod listener;
-pub(crate) mod replies;
 pub(crate) mod revoked;
 pub(crate) mod tls;
 
 pub use credentials::{CredentialError, Credentials, check_signed, csr_pem};
 pub use listener::{Limits, MAX_MESSAGE, serve};
-pub use replies::{connection, status};
 pub use revoked::{LIST_FILE as REVOKED_FILE, Revoked};
 pub use tls::server_config;
