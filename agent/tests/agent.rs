@@ -285,3 +285,31 @@ async fn a_stop_ends_every_background_task() {
     a.spawn_healer(Duration::from_secs(1));
     assert_eq!(a.tasks().live(), 0, "nothing starts once stopped");
 }
+
+/// What the registry does not hold (a director's health probes, the task that writes their
+/// verdicts, the notify hooks' runner) ends with a stop too: the runtime counts no task of
+/// the agent's once it is stopped.
+#[tokio::test]
+async fn a_stopped_director_leaves_no_task_of_its_own_alive() {
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = alive();
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Arc::new(FakeSystem::new(&["eth1"], true));
+    let a = Agent::new("director", Arc::clone(&sys), Store::new(dir.path()));
+    let spec = spec_of("director");
+    assert!(spec.virtual_services.iter().any(|v| v.health_check.is_some()), "the lab checks its servers");
+    a.apply(&spec, "", false).await.unwrap();
+    a.start().await.unwrap();
+    a.spawn_healer(Duration::from_secs(1));
+    let running = alive();
+    assert!(running >= before + 4, "probes, their writer and the loops run: {before} → {running}");
+    assert!(a.stop(Duration::from_secs(5)).await);
+    // An aborted task is counted until the runtime has dropped it: give it a few turns.
+    for _ in 0..100 {
+        if alive() == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(alive(), before, "tasks left running after the stop (were {running})");
+}

@@ -77,6 +77,16 @@ impl Health {
         tasks.clear();
         self.table.lock().expect("health table").clear();
     }
+
+    /// [`Health::stop`], and the task that writes verdicts to the kernel too (with it the
+    /// notify hooks' runner, which it owns): what [`crate::node::Agent::stop`] leaves of
+    /// the checker is a table nobody writes to.
+    pub fn shutdown(&self) {
+        self.stop();
+        if let Some((_, f)) = self.flusher.lock().expect("health flusher").take() {
+            f.abort();
+        }
+    }
 }
 
 impl Drop for Health {

@@ -130,10 +130,12 @@ impl<S: System + 'static> Agent<S> {
 
     /// Stop every background task, then wait (at most `grace`) for an apply in progress
     /// to finish: applies are not cancelled, because one cut off between two kernel
-    /// changes is worse than a late one. Returns whether the reconciler was idle in time.
+    /// changes is worse than a late one. The health probes go last, once no apply can
+    /// start them again. Returns whether the reconciler was idle in time.
     pub async fn stop(&self, grace: Duration) -> bool {
         let n = self.tasks.shutdown(grace).await;
         let idle = self.rec.responsive(grace).await;
+        self.health.shutdown();
         tracing::info!(tasks = n, apply_finished = idle, "background tasks stopped");
         idle
     }
