@@ -9,11 +9,13 @@ use lvs_agent::node::Agent;
 use lvs_agent::reconcile::{Store, StoreError};
 use lvs_proto::NodeSpec;
 
-const LAB: &str = include_str!("../../deploy/examples/lab.toml");
+/// What the controller plans for the lab's nodes (`deploy/examples/lab.toml`), kept fresh by
+/// `tests/tests/reconcile.rs`.
+const LAB_SPECS: &str = include_str!("fixtures/lab-specs.json");
 
 fn spec_of(node: &str) -> NodeSpec {
-    let c = lvs_controller::load::load_str("lab.toml", LAB).unwrap().cluster;
-    lvs_controller::planner::plan(&c).into_iter().find(|s| s.node == node).unwrap()
+    let specs: Vec<NodeSpec> = serde_json::from_str(LAB_SPECS).unwrap();
+    specs.into_iter().find(|s| s.node == node).unwrap()
 }
 
 fn failed_checks(v: &lvs_proto::reply::NodeStatus) -> Vec<(String, String)> {

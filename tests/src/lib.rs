@@ -57,6 +57,22 @@ pub fn must_run_root_suites() -> bool {
     set("CI") || set("LVS_REQUIRE_ROOT_SUITES")
 }
 
+/// The one guard of the suites that need root (network namespaces, iproute2) and, where
+/// `also` is given, something more (`(what, present)`, e.g. keepalived): `true` when the
+/// suite can run. Otherwise it says SKIPPED, or fails where skipping is not allowed
+/// ([`must_run_root_suites`]), so that no suite passes in CI having run nothing.
+pub fn root_suite_can_run(also: Option<(&str, bool)>) -> bool {
+    let (what, present) = also.unwrap_or(("", true));
+    if can_netns() && present {
+        return true;
+    }
+    let needs =
+        if what.is_empty() { "root and iproute2".to_string() } else { format!("root, iproute2 and {what}") };
+    assert!(!must_run_root_suites(), "needs {needs} (tests/prereqs.sh installs the tools)");
+    eprintln!("SKIPPED: needs {needs}");
+    false
+}
+
 /// A running lab: namespaces `<prefix>-*`, state in `dir`. Torn down on drop.
 pub struct Lab {
     /// Namespace prefix.

@@ -14,7 +14,7 @@ use lvs_agent::ha::VrrpEngine;
 use lvs_agent::telemetry::Events;
 use lvs_proto::reply::VrrpState;
 use lvs_proto::spec::VrrpSpec;
-use lvs_tests::{can_netns, in_netns, must_run_root_suites, poll};
+use lvs_tests::{in_netns, poll};
 
 const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
 const VIP: &str = "198.18.0.100";
@@ -157,15 +157,7 @@ fn wait_state(d: &Director, want: VrrpState, within: Duration) -> Option<Duratio
 /// Whether the real engine can run here; says SKIPPED when not (a failure where skipping is
 /// not allowed).
 fn engines_can_run() -> bool {
-    if !can_netns() || !Keepalived::default_program().exists() {
-        assert!(
-            !must_run_root_suites(),
-            "needs root, iproute2 and keepalived (tests/prereqs.sh installs it)"
-        );
-        eprintln!("SKIPPED: needs root, iproute2 and keepalived");
-        return false;
-    }
-    true
+    lvs_tests::root_suite_can_run(Some(("keepalived", Keepalived::default_program().exists())))
 }
 
 /// The other start order of the first election: the definition's master (150) starts a

@@ -20,16 +20,7 @@ use lvs_proto::NodeSpec;
 use lvs_proto::reply::{EventKind, NodeStatus};
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let must = ["CI", "LVS_REQUIRE_ROOT_SUITES"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0"));
-    assert!(!must, "needs root (a network namespace of its own)");
-    eprintln!("SKIPPED: needs root");
-    false
+    lvs_tests::root_suite_can_run(None)
 }
 
 /// Run `f` on a thread of its own inside a fresh network namespace with the test range

@@ -601,13 +601,13 @@ fn the_service_and_pairing_code_started_together_agree_on_one_key_and_one_code()
         let lock =
             std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
         lock.lock().unwrap();
-        let bin = env!("CARGO_BIN_EXE_lvs-agent");
+        let bin = lvs_tests::bin("lvs-agent");
         let run = |pairing: bool| {
             // Barrier 1, at exec: each child is a shell that stops itself, then becomes the
             // agent; all are continued together, so every one looks for the key at the same
             // moment. (A pre_exec stop would hang spawn(), which waits for the exec.)
             let mut cmd = std::process::Command::new("sh");
-            cmd.args(["-c", "kill -STOP $$; exec \"$0\" \"$@\""]).arg(bin);
+            cmd.args(["-c", "kill -STOP $$; exec \"$0\" \"$@\""]).arg(&bin);
             cmd.arg("--config").arg(&file).env("LVS_LOG", "error").stdin(std::process::Stdio::null());
             if pairing {
                 cmd.arg("pairing-code")
@@ -680,7 +680,7 @@ fn the_log_of_an_unenrolled_agent_holds_the_pin_and_never_the_secret() {
     let c = config(dir.path(), addr);
     let file = dir.path().join("agent.toml");
     std::fs::write(&file, toml::to_string(&c).unwrap()).unwrap();
-    let bin = env!("CARGO_BIN_EXE_lvs-agent");
+    let bin = lvs_tests::bin("lvs-agent");
     let mut agent = std::process::Command::new(bin)
         .arg("--config")
         .arg(&file)

@@ -62,7 +62,7 @@ fn five_thousand_idle_connections_keep_rss_small_and_status_fast() {
     )
     .unwrap();
     // LVS_AGENT_BIN: measure another build (e.g. an older one) with the same test.
-    let bin = std::env::var_os("LVS_AGENT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_lvs-agent").into());
+    let bin = std::env::var_os("LVS_AGENT_BIN").unwrap_or_else(|| lvs_tests::bin("lvs-agent").into());
     let mut child = Command::new(bin)
         .arg("--config")
         .arg(&config)
