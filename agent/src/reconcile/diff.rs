@@ -186,3 +186,6 @@ fn removals(
         plan.actions.push(Action::DelAddress(a.clone()));
     }
 }
+
+#[cfg(test)]
+mod tests;
