@@ -153,6 +153,8 @@ fn dir_row(
     Row { rule, spec, observed, owned, runtime, actions: &[], conflicts: &[], foreign: &[] }
 }
 
+/// Every rule the diff keeps, one row each: the table is the specification.
+// Long on purpose: a table reads best whole; splitting it would scatter the rules.
 fn rows() -> Vec<Row> {
     let vip: std::net::SocketAddr = "198.18.0.100:80".parse().unwrap();
     let rs1: std::net::SocketAddr = "198.18.0.11:80".parse().unwrap();
