@@ -68,6 +68,15 @@ pub enum PkiError {
     NothingToRevoke(String),
 }
 
+impl PkiError {
+    /// Whether the admin asked for something impossible (a name that matches nothing or
+    /// several holders, a bad name), as opposed to a file or certificate that failed here:
+    /// the first is a usage error, the second a local failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, PkiError::BadName(_) | PkiError::Ambiguous { .. } | PkiError::NothingToRevoke(_))
+    }
+}
+
 /// One certificate issued, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Issued {

@@ -65,6 +65,7 @@ impl CommandError {
         match self {
             CommandError::Load(LoadError::Invalid(_)) => Exit::Invalid,
             CommandError::Cmd(CmdError::Usage(_) | CmdError::Placement(_)) => Exit::Usage,
+            CommandError::Cmd(CmdError::Pki(e)) if e.is_usage() => Exit::Usage,
             CommandError::Cmd(CmdError::NotConfirmed(_)) => Exit::NotConfirmed,
             CommandError::Cmd(CmdError::Scrape(
                 ScrapeError::Connect { .. } | ScrapeError::Refused { .. },
@@ -165,7 +166,7 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Import(ImportCommand::Keepalived(a)) => a.exec(cli, out, err),
         Command::Plan(a) => a.exec(cli, out, err),
         Command::Apply(a) => a.exec(cli, out, err),
-        Command::Status(a) => fleet(cli, err, |c| async move {
+        Command::Status(a) => fleet(cli, err, |c, _err| async move {
             match a.watch {
                 None => commands::status::status(&c, &a.nodes, out).await,
                 Some(every) => {
@@ -186,30 +187,32 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Events(a) => a.exec(cli, out, err),
         Command::Metrics(a) => {
             no_json(cli, "metrics (Prometheus text)")?;
-            fleet(cli, err, |c| async move {
+            fleet(cli, err, |c, _err| async move {
                 let pki = Pki::new(pki_dir(cli, &c.cluster.name));
                 commands::metrics::metrics(&c, &pki, &a.node, a.address, out).await
             })
         }
-        Command::Pki(PkiCommand::Rotate { nodes }) => fleet(cli, err, |mut c| async move {
+        Command::Pki(PkiCommand::Rotate { nodes }) => fleet(cli, err, |mut c, _err| async move {
             only(&mut c, nodes)?;
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
             commands::trust::rotate(&c, &pki, out).await
         }),
-        Command::Pki(PkiCommand::Revoke { what }) => fleet(cli, err, |c| async move {
+        Command::Pki(PkiCommand::Revoke { what }) => fleet(cli, err, |c, err| async move {
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
-            commands::trust::revoke(&c, &pki, what, out).await
+            commands::trust::revoke(&c, &pki, what, out, err).await
         }),
         Command::Pki(a) => a.exec(cli, out),
-        Command::Director(DirectorCommand::Failover { to, instance }) => fleet(cli, err, |c| async move {
-            commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
-        }),
-        Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c| async move {
+        Command::Director(DirectorCommand::Failover { to, instance }) => {
+            fleet(cli, err, |c, _err| async move {
+                commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
+            })
+        }
+        Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c, _err| async move {
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
             commands::trust::enroll(&c, &pki, node, &pairing_code(code)?, out).await
         }),
         Command::Node(NodeCommand::Remove { node, yes }) => {
-            fleet(cli, err, |c| async move { commands::node::remove(&c, node, *yes, out).await })
+            fleet(cli, err, |c, err| async move { commands::node::remove(&c, node, *yes, out, err).await })
         }
         Command::Lab(a) => {
             no_json(cli, "lab")?;
@@ -248,12 +251,13 @@ fn loaded(cli: &Cli, err: &mut dyn Write) -> Result<Loaded, CommandError> {
 }
 
 /// Set up a fleet command (definition, plan, fleet client) and run `f` on a runtime.
-fn fleet<'o, F, Fut>(cli: &Cli, err: &mut dyn Write, f: F) -> Result<ExitCode, CommandError>
+/// `f` gets `err` back for what it says beside its output (see [`commands::say`]).
+fn fleet<'o, F, Fut>(cli: &Cli, err: &'o mut dyn Write, f: F) -> Result<ExitCode, CommandError>
 where
-    F: FnOnce(Ctx) -> Fut,
+    F: FnOnce(Ctx, &'o mut dyn Write) -> Fut,
     Fut: Future<Output = Result<ExitCode, CmdError>> + 'o,
 {
-    let loaded = loaded(cli, err)?;
+    let loaded = loaded(cli, &mut *err)?;
     let specs = planner::plan(&loaded.cluster);
     let fleet = lvs_controller::fleet::Fleet::new(
         &loaded.cluster,
@@ -269,7 +273,7 @@ where
         json: cli.output == Output::Json,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    Ok(rt.block_on(f(ctx))?)
+    Ok(rt.block_on(f(ctx, err))?)
 }
 
 fn validate(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
@@ -302,7 +306,7 @@ impl PlanArgs {
         if !self.offline {
             let opts =
                 commands::apply::PlanOptions { detailed_exitcode: self.detailed_exitcode, adopt: self.adopt };
-            return fleet(cli, err, |mut c| async move {
+            return fleet(cli, err, |mut c, _err| async move {
                 only(&mut c, &self.nodes)?;
                 commands::apply::plan(&c, opts, out).await
             });
@@ -350,18 +354,14 @@ impl ApplyArgs {
             adopt: self.adopt,
             revoked: None,
         };
-        fleet(cli, err, |mut c| async move {
+        fleet(cli, err, |mut c, err| async move {
             only(&mut c, &self.nodes)?;
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
             let opts = commands::apply::ApplyOptions {
-                revoked: pki
-                    .has_ledger()
-                    .then(|| pki.revocation_list())
-                    .transpose()
-                    .map_err(|e| CmdError::Usage(e.to_string()))?,
+                revoked: pki.has_ledger().then(|| pki.revocation_list()).transpose()?,
                 ..opts
             };
-            commands::apply::apply(&c, opts, out).await
+            commands::apply::apply(&c, opts, out, err).await
         })
     }
 }
@@ -401,13 +401,13 @@ impl IpvsCommand {
         match self {
             IpvsCommand::List(a) => {
                 let filter = a.filter();
-                fleet(cli, err, |c| async move { ipvs::list(&c, a.view(), false, &filter, out).await })
+                fleet(cli, err, |c, _err| async move { ipvs::list(&c, a.view(), false, &filter, out).await })
             }
-            IpvsCommand::Save => fleet(cli, err, |c| async move {
+            IpvsCommand::Save => fleet(cli, err, |c, _err| async move {
                 ipvs::list(&c, View::Table, true, &ipvs::Filter::default(), out).await
             }),
             IpvsCommand::Clear { yes } => {
-                fleet(cli, err, |c| async move { ipvs::clear(&c, *yes, out).await })
+                fleet(cli, err, |c, err| async move { ipvs::clear(&c, *yes, out, err).await })
             }
             IpvsCommand::Restore { input } => {
                 no_json(cli, "ipvs restore (it writes TOML for a definition)")?;
@@ -435,7 +435,7 @@ impl RsCommand {
             RsCommand::Enable { rs } => (rs, Change::Enable),
             RsCommand::Weight { rs, weight } => (rs, Change::Weight(*weight)),
         };
-        fleet(cli, err, |c| async move { commands::rs::run(&c, name, change, out).await })
+        fleet(cli, err, |c, _err| async move { commands::rs::run(&c, name, change, out).await })
     }
 }
 
@@ -446,19 +446,21 @@ impl RolloutArgs {
             health_timeout: self.health_timeout,
             all: self.all,
         };
-        fleet(cli, err, |c| async move { commands::rollout::rollout(&c, opts, out).await })
+        fleet(cli, err, |c, _err| async move { commands::rollout::rollout(&c, opts, out).await })
     }
 }
 
 impl VerifyArgs {
     fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
-        fleet(cli, err, |c| async move { commands::verify::verify(&c, self.requests, out).await })
+        fleet(cli, err, |c, _err| async move { commands::verify::verify(&c, self.requests, out).await })
     }
 }
 
 impl EventsArgs {
     fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
-        fleet(cli, err, |c| async move { commands::events::events(&c, &self.nodes, self.count, out).await })
+        fleet(cli, err, |c, err| async move {
+            commands::events::events(&c, &self.nodes, self.count, out, err).await
+        })
     }
 }
 

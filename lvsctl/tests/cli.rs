@@ -535,3 +535,25 @@ fn callers_get_pki_directories_of_their_own_and_the_ledger_lists_and_revokes() {
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o.stdout).contains("rs1: NOT enrolled: pairing code: 8 characters"), "{}", text(&o.stdout));
 }
+
+#[test]
+fn a_damaged_ledger_is_a_local_failure_not_bad_usage() {
+    // The admin typed nothing wrong: a ledger that cannot be read is the admin box's
+    // failure (8), named, and no agent is asked (none listens; 6 would say one was).
+    let (dir, d) = with_pki();
+    let ledger = dir.path().join(".config/lvsctl/lab/pki/issued.json");
+    assert!(ledger.exists(), "pki init keeps a ledger");
+    std::fs::write(&ledger, b"{ not json").unwrap();
+    for args in [&["apply", "--yes"][..], &["pki", "revoke", "rs1"], &["pki", "list"]] {
+        let mut a = vec!["-f", d.as_str()];
+        a.extend(args);
+        let o = lvsctl(&a);
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("issued.json"), "{args:?}: {}", text(&o.stderr));
+    }
+    // A name that was never issued stays bad usage (2), with the way to see the ledger.
+    std::fs::write(&ledger, b"[]").unwrap();
+    let o = lvsctl(&["-f", &d, "pki", "revoke", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("lvsctl pki list"), "{}", text(&o.stderr));
+}

@@ -161,15 +161,18 @@ fn main() {
             // The fake nodes have no httpd and the host no IPVS modules: status reports them
             // unhealthy (4), which still means every agent answered.
             let answered = [ExitCode::SUCCESS, ExitCode::from(status_unhealthy())];
-            let first =
-                timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts.clone(), o).await.unwrap())
-                    .await;
+            let first = timed("apply", &done, async |o| {
+                apply::apply(&bed.ctx(), opts.clone(), o, &mut std::io::sink()).await.unwrap()
+            })
+            .await;
             let mut again = Vec::new();
             let mut stat = Vec::new();
             for _ in 0..3 {
                 again.push(
-                    timed("apply", &done, async |o| apply::apply(&bed.ctx(), opts.clone(), o).await.unwrap())
-                        .await,
+                    timed("apply", &done, async |o| {
+                        apply::apply(&bed.ctx(), opts.clone(), o, &mut std::io::sink()).await.unwrap()
+                    })
+                    .await,
                 );
                 stat.push(
                     timed("status", &answered, async |o| status::status(&bed.ctx(), &[], o).await.unwrap())

@@ -107,8 +107,41 @@ pub async fn plan(ctx: &Ctx, opts: PlanOptions, out: &mut dyn Write) -> Result<E
     })
 }
 
+/// The clocks of the fleet against the definition's NTP server: `Some(exit)` when a skew
+/// refuses the apply (said on `out`/`err`), `None` to go on (with a warning per skewed
+/// node when `ignore_clock`).
+async fn time_gate(
+    ctx: &Ctx,
+    ignore_clock: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Option<ExitCode>, CmdError> {
+    let bad = specs::clock_problems(ctx).await;
+    if bad.is_empty() {
+        return Ok(None);
+    }
+    if ignore_clock {
+        for b in &bad {
+            say(ctx, out, err, &format!("warning: {b} (--ignore-clock)"))?;
+        }
+        return Ok(None);
+    }
+    say(ctx, out, err, "apply: refused by the time gate, nothing was changed:")?;
+    for b in &bad {
+        say(ctx, out, err, &format!("  {b}"))?;
+    }
+    let fix = format!("fix the clocks (sync to {}) or pass --ignore-clock", ctx.cluster.time.ntp_server);
+    say(ctx, out, err, &fix)?;
+    Ok(Some(Exit::TimeGate.into()))
+}
+
 /// `lvsctl apply`.
-pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+pub async fn apply(
+    ctx: &Ctx,
+    opts: ApplyOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
     let lease = specs::new_lease();
     let plans = specs::plan_all(ctx, &lease, opts.adopt).await;
     if !ctx.json {
@@ -120,27 +153,12 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
             json(out, &reports_view(&plans))?;
         }
         specs::release(ctx, &lease).await;
-        say(ctx, out, &format!("apply: nothing was changed: {} could not plan", failed.join(", ")))?;
+        say(ctx, out, err, &format!("apply: nothing was changed: {} could not plan", failed.join(", ")))?;
         return Ok(Exit::NodeFailed.into());
     }
-    let bad = specs::clock_problems(ctx).await;
-    if !bad.is_empty() {
-        if !opts.ignore_clock {
-            say(ctx, out, "apply: refused by the time gate, nothing was changed:")?;
-            for b in &bad {
-                say(ctx, out, &format!("  {b}"))?;
-            }
-            say(
-                ctx,
-                out,
-                &format!("fix the clocks (sync to {}) or pass --ignore-clock", ctx.cluster.time.ntp_server),
-            )?;
-            specs::release(ctx, &lease).await;
-            return Ok(Exit::TimeGate.into());
-        }
-        for b in &bad {
-            say(ctx, out, &format!("warning: {b} (--ignore-clock)"))?;
-        }
+    if let Some(refused) = time_gate(ctx, opts.ignore_clock, out, err).await? {
+        specs::release(ctx, &lease).await;
+        return Ok(refused);
     }
     let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
     if changes > 0 && !opts.yes {
@@ -154,12 +172,12 @@ pub async fn apply(ctx: &Ctx, opts: ApplyOptions, out: &mut dyn Write) -> Result
         };
         if let Some(why) = why {
             specs::release(ctx, &lease).await;
-            say(ctx, out, &why)?;
+            say(ctx, out, err, &why)?;
             return Ok(Exit::NotConfirmed.into());
         }
     }
     if let Some(list) = &opts.revoked {
-        push_revoked(ctx, &plans, list, out).await?;
+        push_revoked(ctx, &plans, list, out, err).await?;
     }
     let results = apply_printing(ctx, &lease, opts.adopt, out).await?;
     let ok = results.iter().all(|(_, r)| r.as_ref().is_ok_and(|r| r.converged));
@@ -194,11 +212,12 @@ async fn push_revoked(
     plans: &[NodeResult<Report>],
     list: &[u8],
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let nodes = behind(plans, crate::pki::crl_number(list));
     for (n, r) in ctx.fleet.each(&nodes, |n| async move { ctx.fleet.set_revoked(&n, list).await }).await {
         if let Err(e) = r {
-            say(ctx, out, &format!("warning: {n}: revocation list not updated: {e}"))?;
+            say(ctx, out, err, &format!("warning: {n}: revocation list not updated: {e}"))?;
         }
     }
     Ok(())

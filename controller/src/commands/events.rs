@@ -31,12 +31,41 @@ fn when(unix_ms: u64) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// Send `node`'s events to `tx`, reconnecting 2 s after the stream is lost (and saying
+/// so on `tx`), until the printer has gone.
+async fn feed(fleet: &crate::fleet::Fleet, n: String, tx: mpsc::UnboundedSender<Item>) {
+    loop {
+        let lost = match fleet.events(&n).await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    match stream.next().await {
+                        Some(Ok(e)) => {
+                            if tx.send(Item::Event(e)).is_err() {
+                                return;
+                            }
+                        }
+                        None => break "stream ended".to_string(),
+                        Some(Err(e)) => break e.to_string(),
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        if tx.send(Item::Lost(n.clone(), lost)).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// Follow `nodes` (all when empty); stop after `count` events, or on Ctrl-C.
 pub async fn events(
     ctx: &Ctx,
     nodes: &[String],
     count: Option<usize>,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<ExitCode, CmdError> {
     let nodes = if nodes.is_empty() { ctx.fleet.names() } else { nodes.to_vec() };
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -45,33 +74,7 @@ pub async fn events(
         if !ctx.fleet.names().contains(&n) {
             return Err(CmdError::Usage(format!("no node `{n}` in {}", ctx.file.display())));
         }
-        let tx = tx.clone();
-        let fleet = &ctx.fleet;
-        tasks.push(async move {
-            loop {
-                let lost = match fleet.events(&n).await {
-                    Ok(stream) => {
-                        let mut stream = std::pin::pin!(stream);
-                        loop {
-                            match stream.next().await {
-                                Some(Ok(e)) => {
-                                    if tx.send(Item::Event(e)).is_err() {
-                                        return;
-                                    }
-                                }
-                                None => break "stream ended".to_string(),
-                                Some(Err(e)) => break e.to_string(),
-                            }
-                        }
-                    }
-                    Err(e) => e.to_string(),
-                };
-                if tx.send(Item::Lost(n.clone(), lost)).is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        });
+        tasks.push(feed(&ctx.fleet, n, tx.clone()));
     }
     drop(tx);
     // The feeders run beside the printer, on this task: they borrow the fleet.
@@ -98,7 +101,7 @@ pub async fn events(
                 writeln!(out, "{} {} {} by {}: {}", when(e.unix_ms), e.node, e.kind, e.by, e.message)
             }
             // With -o json stdout holds only events (one JSON object a line).
-            Item::Lost(n, why) if ctx.json => writeln!(std::io::stderr(), "# {n}: {why}; retrying in 2 s"),
+            Item::Lost(n, why) if ctx.json => writeln!(err, "# {n}: {why}; retrying in 2 s"),
             Item::Lost(n, why) => writeln!(out, "# {n}: {why}; retrying in 2 s"),
         };
         if let Err(e) = r.and_then(|_| out.flush()) {

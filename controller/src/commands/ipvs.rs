@@ -217,7 +217,12 @@ pub async fn list(
 
 /// `lvsctl ipvs clear`: every director withdraws the IPVS services it manages (services
 /// it did not create stay) until the next `lvsctl apply`.
-pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+pub async fn clear(
+    ctx: &Ctx,
+    yes: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
     let directors = ctx.nodes_with(Role::Director);
     if !yes {
         let q = format!(
@@ -227,13 +232,14 @@ pub async fn clear(ctx: &Ctx, yes: bool, out: &mut dyn Write) -> Result<ExitCode
         match super::confirm(&q) {
             super::Confirmed::Yes => {}
             super::Confirmed::Declined => {
-                super::say(ctx, out, "ipvs clear: declined, nothing was changed")?;
+                super::say(ctx, out, err, "ipvs clear: declined, nothing was changed")?;
                 return Ok(Exit::NotConfirmed.into());
             }
             super::Confirmed::NoTerminal => {
                 super::say(
                     ctx,
                     out,
+                    err,
                     "ipvs clear: needs confirmation and stdin is not a terminal: pass --yes",
                 )?;
                 return Ok(Exit::NotConfirmed.into());

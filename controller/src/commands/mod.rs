@@ -41,6 +41,10 @@ pub enum CmdError {
     /// A metrics scrape failed.
     #[error(transparent)]
     Scrape(#[from] crate::scrape::ScrapeError),
+    /// The admin box's certificates: a ledger or key that cannot be read is a local
+    /// failure, not bad usage ([`crate::pki::PkiError::is_usage`] tells them apart).
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 /// Print a view as JSON.
@@ -83,8 +87,9 @@ pub fn confirm(question: &str) -> Confirmed {
     }
 }
 
-/// A sentence for the admin: on `out` with text output, on stderr with `-o json` (stdout then
-/// holds one JSON document and nothing else).
-pub fn say(ctx: &Ctx, out: &mut dyn Write, line: &str) -> std::io::Result<()> {
-    if ctx.json { writeln!(std::io::stderr(), "{line}") } else { writeln!(out, "{line}") }
+/// A sentence for the admin: on `out` with text output, on `err` with `-o json` (`out` then
+/// holds one JSON document and nothing else). Both are the writers the command was given,
+/// never the process's own streams.
+pub fn say(ctx: &Ctx, out: &mut dyn Write, err: &mut dyn Write, line: &str) -> std::io::Result<()> {
+    if ctx.json { writeln!(err, "{line}") } else { writeln!(out, "{line}") }
 }

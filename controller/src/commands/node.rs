@@ -7,7 +7,13 @@ use std::process::ExitCode;
 use super::{CmdError, Confirmed, Ctx, Exit, confirm, exit, json, say};
 
 /// Run it.
-pub async fn remove(ctx: &Ctx, node: &str, yes: bool, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
+pub async fn remove(
+    ctx: &Ctx,
+    node: &str,
+    yes: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
     if ctx.spec(node).is_none() {
         return Err(CmdError::Usage(format!(
             "no node `{node}` in {}: remove it before dropping it from the definition (lvsctl needs its agent address)",
@@ -22,11 +28,16 @@ pub async fn remove(ctx: &Ctx, node: &str, yes: bool, out: &mut dyn Write) -> Re
         match confirm(&q) {
             Confirmed::Yes => {}
             Confirmed::Declined => {
-                say(ctx, out, "node remove: declined, nothing was changed")?;
+                say(ctx, out, err, "node remove: declined, nothing was changed")?;
                 return Ok(Exit::NotConfirmed.into());
             }
             Confirmed::NoTerminal => {
-                say(ctx, out, "node remove: needs confirmation and stdin is not a terminal: pass --yes")?;
+                say(
+                    ctx,
+                    out,
+                    err,
+                    "node remove: needs confirmation and stdin is not a terminal: pass --yes",
+                )?;
                 return Ok(Exit::NotConfirmed.into());
             }
         }
@@ -43,6 +54,7 @@ pub async fn remove(ctx: &Ctx, node: &str, yes: bool, out: &mut dyn Write) -> Re
         say(
             ctx,
             out,
+            err,
             &format!(
                 "{node}: out of the cluster; now drop it from {} (nodes and services), bump the generation and apply",
                 ctx.file.display()

@@ -137,11 +137,15 @@ struct PushView {
 
 /// Revoke every certificate issued to `what` (a name or a serial) and push the list to
 /// every agent. An agent that did not get it is named; `lvsctl apply` pushes it again.
-pub async fn revoke(ctx: &Ctx, pki: &Pki, what: &str, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
-    let revoked = pki.revoke(what).map_err(|e| CmdError::Usage(e.to_string()))?;
-    let pushed = crate::ops::trust::push_revoked(&ctx.fleet, pki, &ctx.fleet.names())
-        .await
-        .map_err(|e| CmdError::Usage(e.to_string()))?;
+pub async fn revoke(
+    ctx: &Ctx,
+    pki: &Pki,
+    what: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
+    let revoked = pki.revoke(what)?;
+    let pushed = crate::ops::trust::push_revoked(&ctx.fleet, pki, &ctx.fleet.names()).await?;
     let nodes: Vec<PushView> = pushed
         .into_iter()
         .map(|(node, r)| match r {
@@ -154,7 +158,7 @@ pub async fn revoke(ctx: &Ctx, pki: &Pki, what: &str, out: &mut dyn Write) -> Re
         json(out, &RevokeView { revoked, nodes })?;
     } else {
         if revoked.is_empty() {
-            say(ctx, out, &format!("{what}: revoked already; pushing the list again"))?;
+            say(ctx, out, err, &format!("{what}: revoked already; pushing the list again"))?;
         }
         for r in &revoked {
             writeln!(out, "revoked {} (serial {})", r.subject, r.serial)?;

@@ -33,8 +33,10 @@ pub async fn push_revoked(
     fleet: &Fleet,
     pki: &Pki,
     nodes: &[String],
-) -> Result<Vec<NodeResult<u32>>, NodeError> {
-    let list = pki.revocation_list().map_err(|e| NodeError::Failed(e.to_string()))?;
+) -> Result<Vec<NodeResult<u32>>, crate::pki::PkiError> {
+    // The list is read before any node is asked: a ledger that cannot be read is the
+    // admin box's failure, reported as such, not as every node's.
+    let list = pki.revocation_list()?;
     Ok(fleet
         .each(nodes, |n| {
             let list = list.clone();
