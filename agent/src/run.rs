@@ -76,7 +76,7 @@ pub enum RunError {
     /// The certificates.
     #[error("loading certificates: {0}")]
     Tls(#[from] crate::server::tls::TlsError),
-    /// Enrolment.
+    /// Pairing this node with its cluster (the enrolment door) failed.
     #[error("enrolment: {0}")]
     Enrol(#[from] crate::server::enrol::EnrolTransportError),
     /// A pairing code's life out of range.
@@ -102,7 +102,7 @@ pub enum RunError {
     Listen {
         /// The address from the configuration.
         addr: std::net::SocketAddr,
-        /// Why.
+        /// `AddrInUse` when another process holds the port.
         source: std::io::Error,
     },
     /// The gRPC server.

@@ -72,7 +72,7 @@ pub struct IpvsTimeoutsDef {
     pub tcp: Option<String>,
     /// TCP after a FIN.
     pub tcp_fin: Option<String>,
-    /// UDP.
+    /// UDP (`ipvsadm --set` third value), as a duration such as `5m`.
     pub udp: Option<String>,
 }
 
@@ -163,10 +163,10 @@ pub struct ServiceDef {
     pub port: Option<i64>,
     /// Firewall mark (for `fwmark` only).
     pub fwmark: Option<i64>,
-    /// Scheduler.
+    /// IPVS scheduler module name (`rr`, `wlc`, `sh`, …); `rr` when left out.
     #[serde(default = "rr")]
     pub scheduler: String,
-    /// Persistence.
+    /// Sticky clients: timeout and netmask, as `ipvsadm -p`/`-M`.
     pub persistence: Option<PersistenceDef>,
     /// Flags: `one-packet`, `sh-fallback`, `sh-port`.
     #[serde(default)]

@@ -35,7 +35,7 @@ pub enum EnrolError {
         node: String,
         /// Its address in the definition.
         endpoint: String,
-        /// Why.
+        /// The transport or TLS error, or the agent's status message.
         reason: String,
     },
     /// No TLS session with the pinned key.
@@ -43,7 +43,7 @@ pub enum EnrolError {
     Connect {
         /// The node.
         node: String,
-        /// Why.
+        /// The transport or TLS error of the attempt.
         reason: String,
     },
     /// The agent refused (wrong, expired or used code, a certificate it would not take).
@@ -59,10 +59,10 @@ pub enum EnrolError {
     Mismatch {
         /// The node.
         node: String,
-        /// What.
+        /// What the agent presented against what the definition expects.
         reason: String,
     },
-    /// Signing.
+    /// Signing the node's request with the local CA failed.
     #[error(transparent)]
     Pki(#[from] PkiError),
 }

@@ -37,7 +37,7 @@ pub enum FleetError {
     Pki {
         /// The file.
         path: String,
-        /// Why.
+        /// What could not be read or parsed in it.
         reason: String,
     },
     /// A node the definition does not have.
@@ -50,7 +50,7 @@ pub enum FleetError {
         node: String,
         /// Its endpoint.
         endpoint: String,
-        /// Why.
+        /// What rustls or the channel builder refused.
         reason: String,
     },
 }
@@ -425,11 +425,11 @@ impl Fleet {
 pub struct Probe {
     /// VIP:port.
     pub target: SocketAddr,
-    /// Path.
+    /// The HTTP path requested.
     pub path: String,
     /// Host header.
     pub host: Option<String>,
-    /// Requests.
+    /// How many requests each prober sends.
     pub count: u32,
     /// At once.
     pub concurrency: u32,

@@ -17,7 +17,7 @@ pub struct Cluster {
     pub time: TimeSource,
     /// Physical segments.
     pub lans: Vec<Lan>,
-    /// Hosts.
+    /// Every host that runs an agent, in definition order.
     pub nodes: Vec<Node>,
     /// Virtual services.
     pub services: Vec<Service>,
@@ -65,18 +65,18 @@ pub struct TimeSource {
 /// A physical segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lan {
-    /// Name.
+    /// The segment's name, which nodes' interfaces refer to.
     pub name: String,
-    /// Subnet.
+    /// The segment's subnet; every address on it must fall inside.
     pub cidr: IpNet,
 }
 
 /// A host with an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// Name.
+    /// Unique in the cluster; also the agent certificate's name.
     pub name: String,
-    /// Role.
+    /// Router, director or real server: what the planner gives it to do.
     pub role: Role,
     /// Agent endpoint `host:port`.
     pub agent: String,
@@ -111,7 +111,7 @@ pub struct Interface {
 pub struct Vip {
     /// Address with prefix.
     pub address: IpNet,
-    /// Interface.
+    /// The director's interface the VIP is added to.
     pub interface: String,
     /// Label (`eth1:0`).
     pub label: String,
@@ -120,17 +120,17 @@ pub struct Vip {
 /// A virtual service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// Name.
+    /// Unique in the cluster; commands and metrics name the service by it.
     pub name: String,
     /// Kernel identity.
     pub key: ServiceKey,
     /// The VIP (hidden on every real server).
     pub vip: IpAddr,
-    /// Scheduler.
+    /// IPVS scheduler module name (`rr`, `wlc`, `sh`, …).
     pub scheduler: String,
-    /// Persistence.
+    /// Sticky clients (`ipvsadm -p`/`-M`), when set.
     pub persistence: Option<Persistence>,
-    /// Flags.
+    /// Scheduler and service flags passed to IPVS unchanged.
     pub flags: Vec<ServiceFlag>,
     /// Directors holding it.
     pub directors: Vec<String>,
@@ -172,7 +172,7 @@ pub struct RealServer {
     pub node: String,
     /// RIP:port.
     pub address: SocketAddr,
-    /// Weight.
+    /// IPVS weight; 0 keeps existing connections and sends no new ones.
     pub weight: u32,
     /// Upper threshold.
     pub upper_threshold: u32,

@@ -28,7 +28,7 @@ pub enum PkiError {
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error, kept as the source of this one.
         source: std::io::Error,
     },
     /// Certificate generation.
@@ -42,7 +42,7 @@ pub enum PkiError {
     BadCsr {
         /// The node it came from.
         node: String,
-        /// Why.
+        /// What is wrong with the request: unparsable, a bad signature or a name it may not claim.
         reason: String,
     },
     /// A bare name that several holders share.
@@ -58,7 +58,7 @@ pub enum PkiError {
     Ledger {
         /// `issued.json`.
         path: PathBuf,
-        /// Why.
+        /// What could not be read, parsed or written.
         reason: String,
     },
     /// `pki revoke` named nothing issued.
@@ -101,7 +101,7 @@ impl Issued {
 /// A certificate signed for a CSR.
 #[derive(Debug, Clone)]
 pub struct Signed {
-    /// PEM.
+    /// The signed certificate, PEM-encoded, to send back to the node.
     pub pem: String,
     /// What the ledger now says of it.
     pub issued: Issued,

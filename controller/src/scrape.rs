@@ -24,7 +24,7 @@ pub enum ScrapeError {
     Pki {
         /// The file.
         path: String,
-        /// Why.
+        /// What could not be read or parsed in it.
         reason: String,
     },
     /// No connection, no TLS, or no complete answer within the deadline.
@@ -34,7 +34,7 @@ pub enum ScrapeError {
         node: String,
         /// Where it was asked.
         addr: SocketAddr,
-        /// Why.
+        /// The transport, TLS or HTTP error of the scrape.
         reason: String,
     },
     /// The agent answered, but not with the exposition.

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub struct Connection {
     /// `TCP`, `UDP`, `SCTP`, ...
     pub protocol: String,
-    /// Client.
+    /// The client's address and port as the director saw it.
     pub client: SocketAddr,
     /// Virtual address.
     pub virtual_addr: SocketAddr,

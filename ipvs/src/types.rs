@@ -93,11 +93,11 @@ impl ServiceFlags {
 /// A virtual service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    /// Identity.
+    /// Protocol VIP:port or fwmark: what the kernel matches packets on.
     pub key: ServiceKey,
     /// Scheduler name.
     pub scheduler: String,
-    /// Flags.
+    /// `IP_VS_SVC_F_*` bits (persistent, hashed, one-packet, …).
     pub flags: ServiceFlags,
     /// Persistence timeout in seconds (0 = not persistent).
     pub timeout: u32,
@@ -233,7 +233,7 @@ pub struct DestinationEntry {
     pub inactive_conns: u32,
     /// Persistent connections (templates).
     pub persist_conns: u32,
-    /// Statistics.
+    /// Counters of the destination since it was added.
     pub stats: Stats,
 }
 
@@ -244,7 +244,7 @@ pub struct Timeouts {
     pub tcp: u32,
     /// TCP after FIN.
     pub tcp_fin: u32,
-    /// UDP.
+    /// UDP, in seconds (0 leaves the kernel's value).
     pub udp: u32,
 }
 

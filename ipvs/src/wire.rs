@@ -82,7 +82,7 @@ impl Nla for Attr {
 pub struct IpvsMessage {
     /// `IPVS_CMD_*`.
     pub cmd: u8,
-    /// Attributes.
+    /// The message's attributes in wire order, nested ones decoded.
     pub attrs: Vec<Attr>,
 }
 

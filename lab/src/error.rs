@@ -17,7 +17,7 @@ pub enum LabError {
     File {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error, kept as the source of this one.
         source: std::io::Error,
     },
     /// The definition.

@@ -89,7 +89,7 @@ pub enum Command {
     Lab(lvs_lab::LabArgs),
     /// Print shell completions.
     Completions {
-        /// Shell.
+        /// The shell to print completions for (bash, zsh, fish, elvish, powershell).
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff); --dir writes every page.
@@ -246,10 +246,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ViewArgs {
-    /// Counters.
+    /// Show packet and byte counters (as `ipvsadm -L --stats`).
     #[arg(long)]
     pub stats: bool,
-    /// Rates.
+    /// Show rates per second (as `ipvsadm -L --rate`).
     #[arg(long)]
     pub rate: bool,
     /// Connection timeouts.
@@ -353,7 +353,7 @@ pub enum PkiCommand {
     /// Offline fallback to `node enroll`: make agent keys and certificates here, to copy
     /// to the nodes (the named nodes, or every node of the definition).
     Issue {
-        /// Nodes.
+        /// The nodes to issue for; every node of the definition when none.
         nodes: Vec<String>,
         /// Replace existing files.
         #[arg(long)]
@@ -362,7 +362,7 @@ pub enum PkiCommand {
     /// Renew agents' certificates over mutual TLS: each agent makes a new key and a CSR,
     /// the CA signs it, the agent switches without a restart (the named nodes, or all).
     Rotate {
-        /// Nodes.
+        /// The nodes to rotate; every node of the definition when none.
         nodes: Vec<String>,
     },
     /// A certificate for a person or a program calling agents, written as a PKI directory

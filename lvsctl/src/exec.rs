@@ -97,13 +97,13 @@ pub struct ValidateView<'a> {
 /// What `validate` says of a valid cluster.
 #[derive(Debug, serde::Serialize)]
 pub struct ClusterSummary {
-    /// Name.
+    /// The definition's cluster name.
     pub name: String,
-    /// Generation.
+    /// The definition's generation, which agents refuse to go back from.
     pub generation: u64,
-    /// Nodes.
+    /// How many nodes the definition has.
     pub nodes: usize,
-    /// Services.
+    /// How many virtual services the definition has.
     pub services: usize,
 }
 

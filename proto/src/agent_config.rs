@@ -30,7 +30,7 @@ pub struct Config {
         serialize_with = "duration_text"
     )]
     pub heal_interval: std::time::Duration,
-    /// Certificates.
+    /// Where the agent's CA, certificate and key are read from.
     pub tls: TlsPaths,
     /// Prometheus metrics: served only when this section is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]

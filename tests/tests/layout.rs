@@ -511,3 +511,42 @@ fn the_import_check_sees_a_parent_child_cycle() {
     );
     assert_eq!(cycle(&g).unwrap(), ["validate", "validate::names", "validate"]);
 }
+
+/// The one-word doc comments of `text`, as `line: comment`: a `///` block of one line that
+/// is a single plain word (`/// Why.`, `/// Node.`), which says no more than the item's name.
+/// A single code token says something the name does not (`/// RIP:port.` gives the form, a
+/// TOML table's name in backticks gives where it is written) and passes.
+fn one_word_docs(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_doc = |i: usize| lines.get(i).is_some_and(|l| l.trim_start().starts_with("///"));
+    (0..lines.len())
+        .filter(|&i| is_doc(i) && !(i > 0 && is_doc(i - 1)) && !is_doc(i + 1))
+        .filter(|&i| {
+            let words = lines[i].trim_start().trim_start_matches('/').trim();
+            let plain =
+                |w: &str| w.trim_end_matches('.').chars().all(|c| c.is_alphabetic() || c == '-' || c == '\'');
+            !words.is_empty() && words.split_whitespace().count() == 1 && plain(words)
+        })
+        .map(|i| format!("{}: {}", i + 1, lines[i].trim()))
+        .collect()
+}
+
+#[test]
+fn the_one_word_check_sees_a_one_word_comment_and_only_that() {
+    let src = "/// Why.\nsource: E,\n/// The file it reads.\npath: P,\n/// A long\n/// two-line one.\nx: u8,\n/// RIP:port.\nd: A,\n";
+    assert_eq!(one_word_docs(src), vec!["1: /// Why.".to_string()]);
+}
+
+#[test]
+fn no_doc_comment_is_one_word() {
+    let mut bare = Vec::new();
+    for c in CRATES {
+        let mut files = Vec::new();
+        rust_files(&root().join(c), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            bare.extend(one_word_docs(&text).into_iter().map(|l| format!("{}:{l}", f.display())));
+        }
+    }
+    assert!(bare.is_empty(), "say what the name does not, or make the item private:\n{}", bare.join("\n"));
+}

@@ -19,7 +19,7 @@ pub enum VrrpError {
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// Why.
+        /// The operating system's error, kept as the source of this one.
         source: std::io::Error,
     },
     /// The engine's program.
@@ -27,7 +27,7 @@ pub enum VrrpError {
     Spawn {
         /// Its path.
         program: String,
-        /// Why.
+        /// Why it would not start (`NotFound`: keepalived is not installed).
         source: std::io::Error,
     },
     /// The engine refused its configuration.

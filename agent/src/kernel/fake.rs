@@ -10,13 +10,13 @@ use crate::kernel::system::{Address, IpvsService, Route, SysResult, System, Syst
 /// The fake node.
 #[derive(Debug, Default)]
 pub struct FakeSystem {
-    /// Interfaces.
+    /// Interface names `links()` reports: `lo` and those given to [`FakeSystem::new`].
     pub links: Mutex<Vec<String>>,
-    /// Addresses.
+    /// Addresses on the fake interfaces, in the order they were added.
     pub addresses: Mutex<Vec<Address>>,
-    /// Routes.
+    /// The fake main routing table.
     pub routes: Mutex<Vec<Route>>,
-    /// Sysctls.
+    /// Sysctl keys (dotted form) and their values as `/proc/sys` would show them.
     pub sysctls: Mutex<BTreeMap<String, String>>,
     /// IPVS table (`None`: no IPVS).
     pub ipvs: Mutex<Option<Vec<IpvsService>>>,

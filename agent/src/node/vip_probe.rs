@@ -11,9 +11,9 @@ use crate::kernel::system::System;
 /// A VIP probe's request.
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {
-    /// Where.
+    /// The VIP and port the requests go to, as a client reaches them.
     pub target: SocketAddr,
-    /// Path.
+    /// The HTTP path asked for; an answer below 500 counts as answered.
     pub path: String,
     /// Host header.
     pub host: Option<String>,

@@ -23,7 +23,7 @@ pub enum Action {
     DelRoute(Route),
     /// Write a sysctl.
     SetSysctl {
-        /// Key.
+        /// Dotted key, as in `sysctl -w`.
         key: String,
         /// Value found.
         from: String,

@@ -7,7 +7,7 @@ use crate::reconcile::action::Action;
 /// What happened to one action.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Done.
+    /// The kernel took it.
     Applied,
     /// Refused or failed: the kernel's typed error (shared: one batch error fails every
     /// change of the batch).

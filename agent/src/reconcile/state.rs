@@ -140,7 +140,7 @@ pub enum StoreError {
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error, kept as the source of this one.
         source: std::io::Error,
     },
     /// The file does not parse.
@@ -148,7 +148,7 @@ pub enum StoreError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Where the JSON stops making sense (line and column).
         source: serde_json::Error,
     },
     /// The file does not parse and there is no good previous copy to fall back to.

@@ -25,7 +25,7 @@ pub enum CredentialError {
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error, kept as the source of this one.
         source: std::io::Error,
     },
     /// A key file that is not a usable key.
@@ -33,7 +33,7 @@ pub enum CredentialError {
     Key {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// What the PEM parser or rustls said of the key.
         reason: String,
     },
     /// Making a key, a CSR or the temporary certificate.

@@ -62,7 +62,7 @@ pub enum RevokedError {
     File {
         /// `revoked.crl` or `revoked.json`.
         path: PathBuf,
-        /// Why.
+        /// What could not be read, parsed or verified against the CA.
         reason: String,
     },
 }

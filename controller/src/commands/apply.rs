@@ -39,7 +39,7 @@ pub struct ApplyOptions {
 /// One node's report as `-o json` prints it.
 #[derive(Debug, Serialize)]
 pub struct NodeReport<'a> {
-    /// Node.
+    /// The node's name in the definition.
     pub node: &'a str,
     /// It answered.
     pub ok: bool,

@@ -151,7 +151,7 @@ pub fn render_save(t: &IpvsTable) -> String {
 /// One director's table, or why there is none, as `-o json` prints it.
 #[derive(Debug, Serialize)]
 pub struct NodeTable<'a> {
-    /// Director.
+    /// The director's name in the definition.
     pub node: &'a str,
     /// Its table.
     #[serde(skip_serializing_if = "Option::is_none")]

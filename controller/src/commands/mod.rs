@@ -62,7 +62,7 @@ pub fn exit(ok: bool, e: Exit) -> ExitCode {
 /// The answer to a confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmed {
-    /// Yes.
+    /// The admin typed `y`, `Y` or `yes`.
     Yes,
     /// Declined at the prompt.
     Declined,

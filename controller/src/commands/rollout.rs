@@ -41,7 +41,7 @@ pub struct RolloutOptions {
 /// Progress of a rollout, persisted beside the definition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    /// Cluster.
+    /// The definition's cluster name: progress of another cluster is not resumed.
     pub cluster: String,
     /// Generation being rolled out.
     pub generation: u64,

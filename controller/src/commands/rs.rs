@@ -28,9 +28,9 @@ pub enum Change {
 /// One director's answer to the change.
 #[derive(Debug, Serialize)]
 pub struct WeightRow {
-    /// Director.
+    /// The director's name in the definition.
     pub director: String,
-    /// Service.
+    /// The virtual service the destination belongs to.
     #[serde(serialize_with = "as_text")]
     pub service: ServiceKey,
     /// RIP:port.

@@ -74,7 +74,7 @@ fn clock(s: &NodeStatus) -> String {
 /// One node as `-o json` prints it.
 #[derive(Debug, Serialize)]
 pub struct NodeView<'a> {
-    /// Node.
+    /// The node's name in the definition.
     pub node: &'a str,
     /// It answered.
     pub reachable: bool,
@@ -93,7 +93,7 @@ pub struct NodeView<'a> {
 /// The fleet as `-o json` prints it.
 #[derive(Debug, Serialize)]
 pub struct FleetView<'a> {
-    /// Cluster.
+    /// The definition's cluster name.
     pub cluster: &'a str,
     /// The definition's generation.
     pub generation: u64,

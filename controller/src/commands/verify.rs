@@ -229,7 +229,7 @@ pub struct VerifyView {
 /// One VRRP instance's check: exactly one director holds its VIPs.
 #[derive(Debug, serde::Serialize)]
 pub struct VrrpVerdict {
-    /// Instance.
+    /// The VRRP instance's name in the definition.
     pub instance: String,
     /// Directors that say they are master.
     pub masters: Vec<String>,

@@ -43,9 +43,9 @@ impl Stmt {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct SyntaxError {
-    /// Where.
+    /// 1-based line of the offending statement in the file read.
     pub line: usize,
-    /// What.
+    /// What the parser expected there.
     pub reason: String,
 }
 

@@ -42,7 +42,7 @@ pub type Pairs = Vec<(&'static str, toml::Value)>;
 pub struct RealServer {
     /// Its address.
     pub ip: IpAddr,
-    /// Weight.
+    /// keepalived's `weight` (1 when not given).
     pub weight: u32,
     /// Its check as keepalived had it (every key explicit), `None`: no checker.
     pub check: Option<Pairs>,
@@ -69,11 +69,11 @@ pub struct Service {
     pub port: Option<u16>,
     /// Firewall mark.
     pub fwmark: Option<u32>,
-    /// Scheduler.
+    /// keepalived's `lb_algo` (an IPVS scheduler name).
     pub scheduler: String,
     /// Persistence timeout in seconds and netmask.
     pub persistence: Option<(u64, Option<String>)>,
-    /// Flags.
+    /// Scheduler and service flags, as keepalived names them (`ops`, `sh-port`, …).
     pub flags: Vec<String>,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
@@ -96,7 +96,7 @@ pub struct Vrrp {
     pub vrid: u8,
     /// Advert interval in milliseconds.
     pub advert_ms: u64,
-    /// Preemption.
+    /// `false` when the instance says `nopreempt`.
     pub preempt: bool,
     /// Director names and priorities.
     pub directors: Vec<(String, u8)>,
@@ -113,7 +113,7 @@ pub struct Vrrp {
 pub struct Skeleton {
     /// Cluster name.
     pub name: String,
-    /// Services.
+    /// Every `virtual_server` block read, in file order.
     pub services: Vec<Service>,
     /// VRRP instances (only with a file per director).
     pub vrrp: Vec<Vrrp>,

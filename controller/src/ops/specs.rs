@@ -72,7 +72,7 @@ pub async fn apply_all(
 /// A node's clock as the time gate sees it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClockView {
-    /// Node.
+    /// The node's name in the definition.
     pub node: String,
     /// Offset in ms, or why there is none.
     pub offset_ms: Result<i64, String>,

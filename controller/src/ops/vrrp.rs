@@ -47,7 +47,7 @@ async fn instance(ctx: &Ctx, g: &VrrpGroup) -> InstanceView {
 /// A planned failover's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Failover {
-    /// Instance.
+    /// The VRRP instance's name in the definition.
     pub instance: String,
     /// The master before.
     pub from: String,
@@ -66,9 +66,9 @@ pub enum FailoverError {
     /// A director did not answer or refused.
     #[error("{node}: {error}")]
     Node {
-        /// Which.
+        /// The director, by its name in the definition.
         node: String,
-        /// Why.
+        /// How the call failed: unreachable, timed out or refused with a status.
         error: NodeError,
     },
 }

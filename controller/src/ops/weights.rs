@@ -13,7 +13,7 @@ use crate::fleet::NodeError;
 pub struct Placement {
     /// Director node.
     pub director: String,
-    /// Service.
+    /// The virtual service on that director holding the destination.
     pub service: ServiceKey,
     /// RIP:port.
     pub dest: SocketAddr,

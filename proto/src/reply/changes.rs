@@ -14,7 +14,7 @@ use crate::spec::ServiceKey;
 /// An address as a change names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct AddressRef {
-    /// Interface.
+    /// The interface the address is on.
     pub interface: String,
     /// Address and prefix.
     pub address: IpNet,
@@ -53,7 +53,7 @@ impl fmt::Display for RouteRef {
 pub enum IpvsChange {
     /// A new virtual service.
     AddService {
-        /// Which.
+        /// The service's key (protocol VIP:port or fwmark).
         #[serde(serialize_with = "as_text")]
         service: ServiceKey,
         /// Its scheduler.
@@ -61,7 +61,7 @@ pub enum IpvsChange {
     },
     /// A virtual service's scheduler, flags or persistence changed.
     EditService {
-        /// Which.
+        /// The service's key (protocol VIP:port or fwmark).
         #[serde(serialize_with = "as_text")]
         service: ServiceKey,
         /// Its scheduler.
@@ -69,7 +69,7 @@ pub enum IpvsChange {
     },
     /// A virtual service removed.
     DelService {
-        /// Which.
+        /// The service's key (protocol VIP:port or fwmark).
         #[serde(serialize_with = "as_text")]
         service: ServiceKey,
     },
@@ -183,7 +183,7 @@ pub enum Change {
     DelRoute(RouteRef),
     /// Write a sysctl.
     SetSysctl {
-        /// Key.
+        /// Dotted key, as in `sysctl -w`.
         key: String,
         /// Value found.
         from: String,

@@ -66,7 +66,7 @@ pub const EVENT_MAX_CHANGES: usize = 64;
 pub struct Event {
     /// When, in milliseconds since the Unix epoch.
     pub unix_ms: u64,
-    /// Node.
+    /// The node the event happened on.
     pub node: String,
     /// About what.
     pub kind: EventKind,

@@ -50,7 +50,7 @@ impl FailureKind {
 /// failure was not the kernel's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
-    /// Kind.
+    /// Whose fault: decides whether a retry can help.
     pub kind: FailureKind,
     /// The sentence.
     pub message: String,
@@ -68,7 +68,7 @@ impl fmt::Display for Failure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "failure", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Done.
+    /// The kernel took it.
     Applied,
     /// Tried and failed.
     Failed(Failure),

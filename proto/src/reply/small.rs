@@ -32,9 +32,9 @@ pub struct WeightReply {
 pub struct ProbeTally {
     /// Requests sent.
     pub sent: u32,
-    /// Answered.
+    /// Requests that got an HTTP answer below 500.
     pub answered: u32,
-    /// Failed.
+    /// Requests refused, reset, timed out or answered 5xx.
     pub failed: u32,
     /// First line of the body → count.
     pub bodies: std::collections::BTreeMap<String, u32>,

@@ -25,9 +25,9 @@ pub struct Facts {
     pub ipvs_version: String,
     /// Schedulers the kernel has modules for.
     pub schedulers: Vec<String>,
-    /// CPUs.
+    /// Logical CPUs the node's kernel sees.
     pub cpus: u32,
-    /// Memory.
+    /// Total memory as the kernel reports it, in bytes.
     pub memory_total_bytes: u64,
     /// Memory in use.
     pub memory_used_bytes: u64,
@@ -42,9 +42,9 @@ pub struct Facts {
 /// One local check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
-    /// Which.
+    /// The check's name as the spec gives it (e.g. `sysctl net.ipv4.conf.all.arp_ignore`).
     pub check: String,
-    /// Passed.
+    /// Whether the check's condition holds now.
     pub ok: bool,
     /// In words.
     pub detail: String,
@@ -68,7 +68,7 @@ pub struct Clock {
 /// A director's view of one destination's health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestinationHealth {
-    /// Service.
+    /// The virtual service the destination belongs to.
     #[serde(serialize_with = "as_text")]
     pub service: ServiceKey,
     /// RIP:port.
@@ -99,12 +99,12 @@ impl DestinationHealth {
 /// A live weight an admin set (`lvsctl rs drain|weight`), in force over the spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WeightOverride {
-    /// Service.
+    /// The virtual service the destination belongs to.
     #[serde(serialize_with = "as_text")]
     pub service: ServiceKey,
     /// RIP:port.
     pub destination: SocketAddr,
-    /// Weight.
+    /// The weight in force; 0 while draining.
     pub weight: u32,
 }
 
@@ -145,14 +145,14 @@ pub struct NodeStatus {
 /// A director's checked service: destinations in service against its quorum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceHealth {
-    /// Service.
+    /// The virtual service, by its key.
     #[serde(serialize_with = "as_text")]
     pub service: ServiceKey,
     /// Its name in the definition.
     pub name: String,
     /// Destinations not quarantined.
     pub in_service: u32,
-    /// Destinations.
+    /// Every destination the spec gives the service.
     pub total: u32,
     /// The quorum.
     pub quorum: u32,
@@ -164,7 +164,7 @@ pub struct ServiceHealth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VrrpState {
-    /// Starting.
+    /// Starting: keepalived says INIT, or has said nothing yet.
     Init,
     /// Not holding the VIPs; ready to take over.
     Backup,

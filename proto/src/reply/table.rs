@@ -64,7 +64,7 @@ pub struct TableDestination {
     pub address: SocketAddr,
     /// Forwarding method.
     pub forward: Forward,
-    /// Weight.
+    /// The weight in the kernel now (0: draining or quarantined).
     pub weight: u32,
     /// Connection threshold (0: none).
     pub upper_threshold: u32,
@@ -76,17 +76,17 @@ pub struct TableDestination {
     pub inactive_conns: u32,
     /// Persistence templates.
     pub persist_conns: u32,
-    /// Counters.
+    /// Counters since the destination was added.
     pub stats: Stats,
 }
 
 /// One virtual service in the kernel's table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableService {
-    /// Identity.
+    /// Protocol VIP:port or fwmark.
     #[serde(serialize_with = "as_text")]
     pub key: ServiceKey,
-    /// Scheduler.
+    /// The scheduler module name.
     pub scheduler: String,
     /// `IP_VS_SVC_F_*` flags.
     pub flags: u32,
@@ -94,9 +94,9 @@ pub struct TableService {
     pub timeout_s: u32,
     /// Persistence netmask.
     pub netmask: u32,
-    /// Counters.
+    /// Counters since the service was added.
     pub stats: Stats,
-    /// Destinations.
+    /// Its destinations, in the kernel's order.
     pub destinations: Vec<TableDestination>,
     /// Created by this agent (else foreign).
     pub managed: bool,
@@ -105,11 +105,11 @@ pub struct TableService {
 /// Connection timeouts (`ipvsadm --set`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Timeouts {
-    /// TCP.
+    /// Established TCP, in seconds.
     pub tcp: u32,
     /// TCP after FIN.
     pub tcp_fin: u32,
-    /// UDP.
+    /// UDP, in seconds.
     pub udp: u32,
 }
 
@@ -137,9 +137,9 @@ pub struct IpvsTable {
     pub version: String,
     /// Connection hash table size.
     pub conn_tab_size: u32,
-    /// Services.
+    /// Every virtual service in the kernel, ours or not.
     pub services: Vec<TableService>,
-    /// Timeouts.
+    /// Connection timeouts (`ipvsadm -L --timeout`).
     pub timeouts: Timeouts,
     /// Connections, when asked for (at most the number asked for).
     pub connections: Vec<Connection>,

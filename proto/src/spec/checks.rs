@@ -254,9 +254,9 @@ pub enum CheckSpec {
     },
     /// A local HTTP server answers on the service port (the article's `curl http://localhost`).
     HttpLocal {
-        /// Port.
+        /// Port on 127.0.0.1 the server should answer on.
         port: u16,
-        /// Path.
+        /// The path requested; a 2xx or 3xx passes.
         path: String,
     },
     /// The default gateway is none of these (a DR real server must not route through the DIP).

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
-    /// TCP.
+    /// Transmission Control Protocol (`ipvsadm -t`).
     Tcp,
-    /// UDP.
+    /// User Datagram Protocol (`ipvsadm -u`).
     Udp,
-    /// SCTP.
+    /// Stream Control Transmission Protocol (`ipvsadm --sctp-service`).
     Sctp,
 }
 
@@ -32,7 +32,7 @@ impl Protocol {
 pub enum ServiceKey {
     /// VIP:port for one protocol.
     Addr {
-        /// Protocol.
+        /// TCP, UDP or SCTP.
         protocol: Protocol,
         /// VIP and port.
         address: SocketAddr,

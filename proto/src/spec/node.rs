@@ -119,7 +119,7 @@ pub struct IpvsTimeouts {
     pub tcp_s: Option<u32>,
     /// TCP connections after a FIN.
     pub tcp_fin_s: Option<u32>,
-    /// UDP.
+    /// UDP, in seconds (`None` leaves the kernel's value).
     pub udp_s: Option<u32>,
 }
 

@@ -25,7 +25,7 @@ pub enum EnrolError {
     File {
         /// `pairing.json`.
         path: PathBuf,
-        /// Why.
+        /// What could not be read or parsed in it.
         reason: String,
     },
     /// The key or the certificate.
