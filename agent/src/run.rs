@@ -287,7 +287,7 @@ async fn agent_started<S: crate::kernel::system::System + 'static>(agent: &Arc<A
         Ok(Some(r)) => info!(
             generation = r.generation,
             actions = r.actions.len(),
-            converged = r.converged(),
+            converged = r.converged,
             "stored spec re-applied"
         ),
         Ok(None) => info!("no stored spec yet; waiting for lvsctl apply"),

@@ -113,7 +113,7 @@ async fn converged_director() -> (Arc<Agent<FakeSystem>>, Arc<FakeSystem>, tempf
         v.health_check = None;
         v.destinations.iter_mut().for_each(|d| d.check = lvs_proto::spec::DestinationCheck::Off);
     }
-    assert!(a.apply(&spec, "", false).await.unwrap().converged());
+    assert!(a.apply(&spec, "", false).await.unwrap().converged);
     (a, sys, dir)
 }
 
@@ -248,7 +248,7 @@ async fn a_decommission_for_another_node_or_before_any_spec_changes_nothing() {
     assert_eq!(sys.calls.lock().unwrap().len(), made, "a refused decommission changes nothing");
     // The right name undoes all of it, once; a second one has nothing to undo.
     let r = a.decommission("rs1").await.unwrap();
-    assert!(r.converged() && r.applied() == r.actions.len(), "{r:?}");
+    assert!(r.converged && r.applied() == r.actions.len(), "{r:?}");
     assert!(a.decommission("rs1").await.is_err(), "no spec any more");
 }
 

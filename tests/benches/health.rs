@@ -93,7 +93,7 @@ fn checker_cpu(rt: &tokio::runtime::Runtime, dests: usize, reuse: bool) -> Cost 
     let agent = Agent::new("director", sys, Store::new(state.path()));
     let cost = rt.block_on(async {
         let r = agent.apply(&spec(dests, 1000, 500, 2, 3, reuse), "", false).await.unwrap();
-        assert!(r.converged());
+        assert!(r.converged);
         tokio::time::sleep(Duration::from_secs(2)).await; // every task has started
         let probes = |st: &lvs_proto::reply::NodeStatus| st.health.iter().map(|h| h.probes).sum::<u64>();
         let (c0, t0, p0, r0, w0) = (

@@ -106,7 +106,7 @@ impl Director {
         let sys = Arc::new(FakeSystem::new(&["eth1"], true));
         let agent = Agent::with_scripts("director", sys.clone(), Store::new(state.path()), scripts);
         let r = agent.apply(spec, "", false).await.expect("applied");
-        assert!(r.converged(), "{r:?}");
+        assert!(r.converged, "{r:?}");
         Director { agent, sys, _state: state }
     }
 
@@ -563,7 +563,7 @@ fn below_quorum_the_sorry_server_joins_the_hook_runs_and_hysteresis_holds_it() {
         stricter.generation = 2;
         stricter.virtual_services[0].quorum = 3;
         stricter.virtual_services[0].hysteresis = 0;
-        assert!(dir_.agent.apply(&stricter, "", false).await.unwrap().converged());
+        assert!(dir_.agent.apply(&stricter, "", false).await.unwrap().converged);
         assert_eq!(sorry(&dir_), Some(1), "the apply itself brings the sorry server in");
         let hooks = dir_
             .until(Duration::from_secs(3), "the hook ran for the new quorum", |_| {

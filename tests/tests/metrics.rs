@@ -41,7 +41,7 @@ async fn director() -> Director {
         v.health_check = None;
     }
     let r = agent.apply(&spec, "", false).await.unwrap();
-    assert!(r.converged(), "{r:?}");
+    assert!(r.converged, "{r:?}");
     Director { dir, pki, agent }
 }
 

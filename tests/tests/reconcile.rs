@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use lvs_agent::kernel::FakeSystem;
-use lvs_agent::reconcile::Outcome;
 use lvs_agent::reconcile::Store;
 use lvs_agent::reconcile::{ReconcileError, Reconciler};
 use lvs_proto::NodeSpec;
+use lvs_proto::reply::Outcome;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 
@@ -30,7 +30,7 @@ async fn real_server_in_the_articles_order_then_idempotent() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
     let spec = spec_of(LAB, "rs1");
     let rep = r.apply(&spec, false).await.unwrap();
-    assert!(rep.converged(), "{rep:#?}");
+    assert!(rep.converged, "{rep:#?}");
     assert_eq!(
         calls(&r),
         [
@@ -102,13 +102,13 @@ async fn failure_reports_what_was_and_was_not_applied_and_restart_converges() {
     assert_eq!(outcomes[..6], [&Outcome::Applied; 6]);
     assert!(matches!(outcomes[6], Outcome::Failed(m) if m.to_string().contains("injected")));
     assert_eq!(outcomes[7], &Outcome::NotAttempted);
-    assert!(!rep.converged());
+    assert!(!rep.converged);
     assert_eq!(rep.drift_after.len(), 2, "{:?}", rep.drift_after);
     // A new agent process on the same state directory re-applies the accepted spec.
     *sys.fail_on.lock().unwrap() = None;
     let restarted = Reconciler::new("rs1", sys.clone(), Store::new(dir.path()));
     let rep = restarted.reapply_stored().await.unwrap().unwrap();
-    assert!(rep.converged(), "{rep:#?}");
+    assert!(rep.converged, "{rep:#?}");
     assert_eq!(rep.actions.len(), 2);
 }
 
@@ -186,7 +186,7 @@ async fn ipvs_clear_withdraws_only_owned_services_survives_restart_and_apply_lif
     };
     assert_eq!(services(&sys).len(), 2);
     let rep = agent.clear_ipvs().await.unwrap();
-    assert!(rep.converged(), "{rep:#?}");
+    assert!(rep.converged, "{rep:#?}");
     assert_eq!(services(&sys), ["UDP 198.18.0.200:53"], "only the agent's own service is withdrawn");
     let st = agent.status(None).await.unwrap();
     assert!(st.checks.iter().any(|c| !c.ok && c.detail.contains("lvsctl ipvs clear")), "{:?}", st.checks);
@@ -299,7 +299,7 @@ async fn an_owned_address_and_route_are_still_swapped_when_the_spec_changes() {
     );
     assert!(lab2.contains("198.18.0.11/25"), "test setup: the edit applied");
     let rep = r.apply(&spec_of(&lab2, "rs1"), false).await.unwrap();
-    assert!(rep.converged(), "{rep:#?}");
+    assert!(rep.converged, "{rep:#?}");
     let actions: Vec<String> = rep.actions.iter().map(|a| a.change.to_string()).collect();
     assert_eq!(
         actions,
@@ -380,7 +380,7 @@ async fn another_tools_service_with_the_specs_key_is_adopted_only_when_asked() {
     let words: Vec<String> = p.actions.iter().map(|a| a.change.to_string()).collect();
     assert!(words.iter().any(|w| w.contains("delete destination 198.18.0.99:80")), "{words:?}");
     let rep = r.apply(&spec, true).await.unwrap();
-    assert!(rep.converged(), "{rep:?}");
+    assert!(rep.converged, "{rep:?}");
     let table = r.system().ipvs.lock().unwrap().clone().unwrap();
     let svc = table.iter().find(|s| s.service.key == key).unwrap();
     assert_eq!(svc.service.scheduler, "rr");
@@ -400,7 +400,7 @@ async fn ipvs_timeouts_from_the_definition_are_set_once_and_leave_the_unnamed_on
         Some(lvs_proto::spec::IpvsTimeouts { tcp_s: Some(900), tcp_fin_s: None, udp_s: Some(60) })
     );
     let rep = r.apply(&spec, false).await.unwrap();
-    assert!(rep.converged(), "{rep:?}");
+    assert!(rep.converged, "{rep:?}");
     assert!(rep.actions.iter().any(|a| a.change.to_string() == "ipvs: set timeouts"), "{rep:?}");
     let t = r.system().ipvs_timeouts.lock().unwrap().unwrap();
     // tcp was already 900 (the kernel's default) but udp was 300: one change; tcp_fin kept.
@@ -426,9 +426,9 @@ async fn decommissioning_another_topologys_director_removes_only_what_it_owns() 
     });
     let spec = spec_of(wide, "lb1");
     assert!(spec.virtual_services.len() > 1, "the wide topology has several services");
-    assert!(r.apply(&spec, false).await.unwrap().converged());
+    assert!(r.apply(&spec, false).await.unwrap().converged);
     let r2 = r.decommission().await.unwrap();
-    assert!(r2.converged(), "{r2:?}");
+    assert!(r2.converged, "{r2:?}");
     let table = r.system().ipvs.lock().unwrap().clone().unwrap();
     assert_eq!(table.iter().map(|s| s.service.key).collect::<Vec<_>>(), [theirs], "only theirs is left");
     let addrs = r.system().addresses.lock().unwrap().clone();
@@ -446,11 +446,11 @@ async fn decommissioning_another_topologys_director_removes_only_what_it_owns() 
 async fn a_decommission_cut_short_reports_what_is_left_and_a_second_one_finishes() {
     let (r, _d) = reconciler(&["eth0"], false, "rs1");
     let spec = spec_of(LAB, "rs1");
-    assert!(r.apply(&spec, false).await.unwrap().converged());
+    assert!(r.apply(&spec, false).await.unwrap().converged);
     // Removing the hidden VIP fails once.
     *r.system().fail_on.lock().unwrap() = Some("del address lo".into());
     let rep = r.decommission().await.unwrap();
-    assert!(!rep.converged());
+    assert!(!rep.converged);
     let failed: Vec<String> = rep
         .actions
         .iter()
@@ -466,7 +466,7 @@ async fn a_decommission_cut_short_reports_what_is_left_and_a_second_one_finishes
     // The fault clears; the second decommission undoes the rest.
     *r.system().fail_on.lock().unwrap() = None;
     let again = r.decommission().await.unwrap();
-    assert!(again.converged(), "{again:?}");
+    assert!(again.converged, "{again:?}");
     assert!(
         !r.system()
             .addresses
@@ -484,7 +484,7 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
     let (r, _d) = reconciler(&["eth1"], true, "director2");
     let mut spec = spec_of(ha, "director2");
     let rep = r.apply(&spec, false).await.unwrap();
-    assert!(rep.converged(), "{rep:?}");
+    assert!(rep.converged, "{rep:?}");
     let daemons = r.system().daemons.lock().unwrap().clone();
     let mut states: Vec<_> = daemons
         .iter()

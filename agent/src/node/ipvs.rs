@@ -11,8 +11,8 @@ use super::lifecycle::done;
 use crate::kernel::system::{IpvsService, System};
 use crate::kernel::translate;
 use crate::reconcile::error::ReconcileError;
-use crate::reconcile::report::Report;
 use crate::reconcile::state::override_key;
+use lvs_proto::reply::Report;
 use lvs_proto::reply::{EventKind, IpvsTable, WeightReply};
 
 impl<S: System + 'static> Agent<S> {
@@ -116,7 +116,7 @@ impl<S: System + 'static> Agent<S> {
                 Ok(())
             })
             .await?;
-        if !report.converged() {
+        if !report.converged {
             let left: Vec<String> = report.drift_after.iter().map(ToString::to_string).collect();
             return Err(AgentError::NotApplied(left.join("; ")));
         }

@@ -8,7 +8,7 @@ use super::agent::Agent;
 use super::agent::Lease;
 use super::error::AgentError;
 use crate::kernel::system::System;
-use crate::reconcile::report::Report;
+use lvs_proto::reply::Report;
 
 impl<S: System + 'static> Agent<S> {
     pub(super) fn lease(

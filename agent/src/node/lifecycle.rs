@@ -12,9 +12,9 @@ use super::agent::{CLOCK_PERIOD, START_RETRY_MAX, START_RETRY_MIN};
 use super::error::AgentError;
 use crate::health::clock::{self, Reading};
 use crate::kernel::system::System;
-use crate::reconcile::report::Report;
 use crate::telemetry::events::Detail;
 use lvs_proto::reply::EventKind;
+use lvs_proto::reply::Report;
 
 impl<S: System + 'static> Agent<S> {
     /// Start the clock timer and the health checks, and re-apply the persisted spec
@@ -84,7 +84,7 @@ impl<S: System + 'static> Agent<S> {
                     "re-applied stored generation {}: {} action(s), converged {}",
                     r.generation,
                     r.actions.len(),
-                    r.converged()
+                    r.converged
                 ),
                 done(r),
             );
@@ -110,23 +110,23 @@ impl<S: System + 'static> Agent<S> {
     }
 
     pub(super) async fn heal(&self) {
-        let drift = match self.rec.drift().await {
-            Ok(Some(r)) if !r.actions.is_empty() => r,
+        let (generation, drift) = match self.rec.drift().await {
+            Ok(Some((generation, plan))) if !plan.actions.is_empty() => (generation, plan),
             Ok(_) => return,
             Err(e) => return tracing::warn!(error = %e, "drift check failed"),
         };
-        let what: Vec<String> = drift.actions.iter().take(5).map(|a| a.change.to_string()).collect();
+        let what: Vec<String> = drift.actions.iter().take(5).map(ToString::to_string).collect();
         self.events.emit_with(
             EventKind::Drift,
             format!(
                 "{} difference(s) from generation {}: {}; re-applying",
                 drift.actions.len(),
-                drift.generation,
+                generation,
                 what.join("; ")
             ),
             Detail {
-                generation: drift.generation,
-                changes: drift.actions.iter().map(|a| a.change.to_change()).collect(),
+                generation,
+                changes: drift.actions.iter().map(crate::reconcile::action::Action::to_change).collect(),
                 failure: None,
             },
         );
@@ -140,7 +140,7 @@ impl<S: System + 'static> Agent<S> {
                     "generation {} re-applied: {} action(s), converged {}",
                     r.generation,
                     r.actions.len(),
-                    r.converged()
+                    r.converged
                 ),
                 done(&r),
             ),
@@ -237,7 +237,7 @@ impl<S: System + 'static> Agent<S> {
                 r.generation,
                 r.applied(),
                 r.actions.len(),
-                r.converged()
+                r.converged
             ),
             done(&r),
         );
@@ -274,8 +274,8 @@ pub(super) fn done(r: &Report) -> Detail {
         changes: r
             .actions
             .iter()
-            .filter(|a| a.outcome == crate::reconcile::apply::Outcome::Applied)
-            .map(|a| a.change.to_change())
+            .filter(|a| a.outcome == lvs_proto::reply::Outcome::Applied)
+            .map(|a| a.change.clone())
             .collect(),
         failure: None,
     }

@@ -50,7 +50,7 @@ impl<S: System + 'static> Agent<S> {
         // Drift as actions: the report carries them, the checks decide on them. A node
         // that cannot be diffed says so as a failed check.
         let (drift, foreign) = match self.rec.drift().await {
-            Ok(Some(r)) => (Some(r.actions.into_iter().map(|a| a.change).collect::<Vec<_>>()), r.foreign),
+            Ok(Some((_, plan))) => (Some(plan.actions), plan.foreign),
             Ok(None) => (Some(Vec::new()), Vec::new()),
             Err(e) => {
                 checks.push(CheckResult {

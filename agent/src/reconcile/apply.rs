@@ -1,42 +1,8 @@
-//! Carrying out actions in order, reporting each one's fate.
-use std::sync::Arc;
-
-use crate::kernel::system::{System, SystemError};
+//! Carrying out actions in order, reporting each one's fate. A failure's kind (from the
+//! kernel's errno) is decided here, once: every report, event and reply carries it on.
+use crate::kernel::system::System;
 use crate::reconcile::action::Action;
-
-/// What happened to one action.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The kernel took it.
-    Applied,
-    /// Refused or failed: the kernel's typed error (shared: one batch error fails every
-    /// change of the batch).
-    Failed(Arc<SystemError>),
-    /// Not tried, because an earlier action failed.
-    NotAttempted,
-}
-
-impl PartialEq for Outcome {
-    /// Failures are equal when they say the same (the error types hold no `PartialEq`).
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Outcome::Failed(a), Outcome::Failed(b)) => a.to_string() == b.to_string(),
-            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
-        }
-    }
-}
-
-impl Outcome {
-    /// On the wire and in reports.
-    pub fn to_reply(&self) -> lvs_proto::reply::Outcome {
-        use lvs_proto::reply::Outcome as R;
-        match self {
-            Outcome::Applied => R::Applied,
-            Outcome::Failed(e) => R::Failed(e.failure()),
-            Outcome::NotAttempted => R::NotAttempted,
-        }
-    }
-}
+use lvs_proto::reply::Outcome;
 
 /// Apply `actions` in order. Consecutive IPVS actions go to the kernel as one batch. The
 /// first failure stops everything after it (later steps depend on earlier ones: a VIP
@@ -58,11 +24,12 @@ pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
             match sys.ipvs_apply(&ops).await {
                 Ok(results) => out.extend(results.into_iter().map(|r| match r {
                     Ok(()) => Outcome::Applied,
-                    Err(e) => Outcome::Failed(Arc::new(e)),
+                    Err(e) => Outcome::Failed(e.failure()),
                 })),
                 Err(e) => {
-                    let e = Arc::new(e);
-                    out.extend(ops.iter().map(|_| Outcome::Failed(e.clone())));
+                    // One batch error fails every change of the batch, with the same words.
+                    let failure = e.failure();
+                    out.extend(ops.iter().map(|_| Outcome::Failed(failure.clone())));
                 }
             }
             i = end;
@@ -77,7 +44,7 @@ pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
             };
             out.push(match r {
                 Ok(()) => Outcome::Applied,
-                Err(e) => Outcome::Failed(Arc::new(e)),
+                Err(e) => Outcome::Failed(e.failure()),
             });
             i += 1;
         }

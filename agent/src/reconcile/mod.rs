@@ -15,9 +15,7 @@ pub(crate) mod report;
 pub(crate) mod state;
 
 pub use action::{Action, route_text};
-pub use apply::Outcome;
 pub use error::ReconcileError;
 pub use ipvs_diff::{MASTER_SYNC_MAXLEN, daemon_word};
 pub use reconciler::Reconciler;
-pub use report::{ActionReport, Report};
 pub use state::{DestKey, Runtime, State, Store, StoreError, override_key};

@@ -13,15 +13,16 @@ use super::ownership::claim;
 use super::ownership::reclaim;
 use super::ownership::release;
 use super::preflight::preflight;
-use super::report::Report;
 use super::report::report;
 use crate::kernel::observe::{self, Observed};
 use crate::kernel::system::System;
 use crate::kernel::translate;
 use crate::reconcile::action::{Action, Plan};
-use crate::reconcile::apply::{self, Outcome};
+use crate::reconcile::apply;
 use crate::reconcile::diff;
 use crate::reconcile::state::{self, State, Store, StoreError};
+use lvs_proto::reply::Outcome;
+use lvs_proto::reply::Report;
 
 /// The reconciler of one node. All mutations go through one lock: applies never interleave.
 pub struct Reconciler<S> {
@@ -246,7 +247,7 @@ impl<S: System> Reconciler<S> {
         let (_, after) = self.diff(spec, &st).await?;
         let r = report(spec, &plan, outcomes, after.actions);
         let applied = r.applied();
-        if r.converged() {
+        if r.converged {
             info!(node = %self.node, generation = spec.generation, actions = applied, "applied");
         } else {
             warn!(node = %self.node, generation = spec.generation, applied, drift = r.drift_after.len(), "apply incomplete");
@@ -340,12 +341,13 @@ impl<S: System> Reconciler<S> {
         self.apply_locked(&spec).await.map(Some)
     }
 
-    /// Observed drift from the stored spec (what an apply would do now).
-    pub async fn drift(&self) -> Result<Option<Report>, ReconcileError> {
+    /// Observed drift from the stored spec: its generation and the plan an apply would
+    /// carry out now (`None` before any spec was accepted).
+    pub async fn drift(&self) -> Result<Option<(u64, Plan)>, ReconcileError> {
         let st = self.store.load()?;
         let Some(spec) = st.spec.clone() else { return Ok(None) };
         let (_, plan) = self.diff(&spec, &st).await?;
-        Ok(Some(report(&spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new())))
+        Ok(Some((spec.generation, plan)))
     }
 }
 

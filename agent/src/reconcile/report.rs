@@ -1,78 +1,31 @@
-//! What a plan or an apply did, action by action: the report the agent keeps, answers and puts in its events.
+//! What a plan or an apply did, action by action, in the reply's own type
+//! ([`lvs_proto::reply::Report`]): the agent keeps no second report to convert.
 use crate::reconcile::action::{Action, Plan};
-use crate::reconcile::apply::Outcome;
 use lvs_proto::NodeSpec;
+use lvs_proto::reply::{ActionResult, Outcome, Report};
 
-/// One action and what became of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionReport {
-    /// The action (its words are its `Display`; code decides on the value).
-    pub change: Action,
-    /// Its outcome.
-    pub outcome: Outcome,
-}
-
-/// Result of `plan` or `apply`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    /// Node name.
-    pub node: String,
-    /// Generation of the spec.
-    pub generation: u64,
-    /// Actions (for a plan: all `NotAttempted`).
-    pub actions: Vec<ActionReport>,
-    /// Foreign objects left alone.
-    pub foreign: Vec<String>,
-    /// What still differs after applying (empty when converged).
-    pub drift_after: Vec<Action>,
-}
-
-impl Report {
-    /// Whether every action was applied and nothing differs any more.
-    pub fn converged(&self) -> bool {
-        self.actions.iter().all(|a| a.outcome == Outcome::Applied) && self.drift_after.is_empty()
-    }
-
-    /// How many actions were applied.
-    pub fn applied(&self) -> usize {
-        self.actions.iter().filter(|a| a.outcome == Outcome::Applied).count()
-    }
-
-    /// The report as the agent answers it (`lvs_proto::reply`, encoded by `wire`).
-    pub fn to_reply(&self) -> lvs_proto::reply::Report {
-        use lvs_proto::reply;
-        reply::Report {
-            node: self.node.clone(),
-            generation: self.generation,
-            actions: self
-                .actions
-                .iter()
-                .map(|a| reply::ActionResult { change: a.change.to_change(), outcome: a.outcome.to_reply() })
-                .collect(),
-            foreign: self.foreign.clone(),
-            drift_after: self.drift_after.iter().map(Action::to_change).collect(),
-            converged: self.converged(),
-            revocation_number: 0,
-        }
-    }
-}
-
+/// The report of `plan` carried out with `outcomes` (one per action, in order), with what
+/// still differs after it. Converged means every action applied and nothing left over.
 pub(crate) fn report(
     spec: &NodeSpec,
     plan: &Plan,
     outcomes: Vec<Outcome>,
     drift_after: Vec<Action>,
 ) -> Report {
+    let actions: Vec<ActionResult> = plan
+        .actions
+        .iter()
+        .zip(outcomes)
+        .map(|(a, outcome)| ActionResult { change: a.to_change(), outcome })
+        .collect();
+    let converged = actions.iter().all(|a| a.outcome == Outcome::Applied) && drift_after.is_empty();
     Report {
         node: spec.node.clone(),
         generation: spec.generation,
-        actions: plan
-            .actions
-            .iter()
-            .zip(outcomes)
-            .map(|(a, outcome)| ActionReport { change: a.clone(), outcome })
-            .collect(),
+        actions,
         foreign: plan.foreign.clone(),
-        drift_after,
+        drift_after: drift_after.iter().map(Action::to_change).collect(),
+        converged,
+        revocation_number: 0,
     }
 }

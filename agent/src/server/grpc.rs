@@ -83,7 +83,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
             Duration::from_millis(r.lease_ttl_ms.clamp(1_000, 600_000))
         };
         let rep = self.agent.plan(&spec, &r.lease, ttl, r.adopt).await.map_err(status)?;
-        let mut reply = rep.to_reply();
+        let mut reply = rep;
         // The controller sends SetRevoked only where this is below its own list's number.
         reply.revocation_number = self.agent.revoked().number();
         Ok(Response::new((&reply).into()))
@@ -110,7 +110,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         let r = req.into_inner();
         let spec = spec_of(&r)?;
         let rep = self.agent.apply(&spec, &r.lease, r.adopt).await.map_err(status)?;
-        Ok(Response::new((&rep.to_reply()).into()))
+        Ok(Response::new((&rep).into()))
     }
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
@@ -173,7 +173,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
 
     async fn clear_ipvs(&self, _: Request<pb::ClearIpvsRequest>) -> Result<Response<pb::Report>, Status> {
         let rep = self.agent.clear_ipvs().await.map_err(status)?;
-        Ok(Response::new((&rep.to_reply()).into()))
+        Ok(Response::new((&rep).into()))
     }
 
     async fn set_weight(
@@ -214,7 +214,7 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         req: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::Report>, Status> {
         let rep = self.agent.decommission(&req.get_ref().node).await.map_err(status)?;
-        Ok(Response::new((&rep.to_reply()).into()))
+        Ok(Response::new((&rep).into()))
     }
 
     type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
