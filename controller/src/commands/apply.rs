@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{CmdError, Confirmed, Ctx, Exit, confirm, exit, json, say};
 use crate::fleet::NodeError;
+use crate::ops::impact::{self, Impact, NodeImpact};
 use crate::ops::{NodeResult, specs};
 
 /// Options of `plan`.
@@ -49,17 +50,44 @@ pub struct NodeReport<'a> {
     /// Its report.
     #[serde(flatten)]
     pub report: Option<&'a Report>,
+    /// What the plan's IPVS changes remove, drain or reweight, with what each destination
+    /// holds now (plans of directors only; absent when nothing moves traffic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<&'a [Impact]>,
+    /// Why the impact is unknown (the director's table could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact_error: Option<&'a NodeError>,
 }
 
 /// The JSON view of every node's report.
 pub fn reports_view(results: &[NodeResult<Report>]) -> Vec<NodeReport<'_>> {
+    plans_view(results, &[])
+}
+
+/// [`reports_view`] with each director's impact beside its plan.
+fn plans_view<'a>(results: &'a [NodeResult<Report>], impacts: &'a [NodeImpact]) -> Vec<NodeReport<'a>> {
     results
         .iter()
-        .map(|(node, r)| NodeReport { node, ok: r.is_ok(), error: r.as_ref().err(), report: r.as_ref().ok() })
+        .map(|(node, r)| {
+            let found = impacts.iter().find(|(n, _)| n == node).map(|(_, i)| i);
+            NodeReport {
+                node,
+                ok: r.is_ok(),
+                error: r.as_ref().err(),
+                report: r.as_ref().ok(),
+                impact: found.and_then(|i| i.as_ref().ok()).filter(|i| !i.is_empty()).map(Vec::as_slice),
+                impact_error: found.and_then(|i| i.as_ref().err()),
+            }
+        })
         .collect()
 }
 
-fn print_plan(out: &mut dyn Write, plans: &[NodeResult<Report>]) -> std::io::Result<usize> {
+/// Every node's changes, foreign objects and (directors) the impact of its IPVS changes.
+fn print_plan(
+    out: &mut dyn Write,
+    plans: &[NodeResult<Report>],
+    impacts: &[NodeImpact],
+) -> std::io::Result<usize> {
     let mut changes = 0;
     for (node, r) in plans {
         match r {
@@ -78,6 +106,15 @@ fn print_plan(out: &mut dyn Write, plans: &[NodeResult<Report>]) -> std::io::Res
                 writeln!(out, "  ! foreign: {f}")?;
             }
         }
+        match impacts.iter().find(|(n, _)| n == node).map(|(_, i)| i) {
+            Some(Ok(found)) => {
+                for i in found {
+                    writeln!(out, "  ~ {i}")?;
+                }
+            }
+            Some(Err(e)) => writeln!(out, "  ~ impact unknown: the IPVS table could not be read: {e}")?,
+            None => {}
+        }
     }
     Ok(changes)
 }
@@ -85,12 +122,13 @@ fn print_plan(out: &mut dyn Write, plans: &[NodeResult<Report>]) -> std::io::Res
 /// `lvsctl plan`: every node's diff; changes nothing.
 pub async fn plan(ctx: &Ctx, opts: PlanOptions, out: &mut dyn Write) -> Result<ExitCode, CmdError> {
     let plans = specs::plan_all(ctx, "", opts.adopt).await;
+    let impacts = impact::gather(ctx, &plans).await;
     let ok = plans.iter().all(|(_, r)| r.is_ok());
     let changes: usize = plans.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.actions.len()).sum();
     if ctx.json {
-        json(out, &reports_view(&plans))?;
+        json(out, &plans_view(&plans, &impacts))?;
     } else {
-        print_plan(out, &plans)?;
+        print_plan(out, &plans, &impacts)?;
         writeln!(
             out,
             "plan: {changes} change(s) on {} node(s) for generation {}",
@@ -145,7 +183,8 @@ pub async fn apply(
     let lease = specs::new_lease();
     let plans = specs::plan_all(ctx, &lease, opts.adopt).await;
     if !ctx.json {
-        print_plan(out, &plans)?;
+        // The admin sees what the change costs before the question is asked.
+        print_plan(out, &plans, &impact::gather(ctx, &plans).await)?;
     }
     let failed: Vec<&str> = plans.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| n.as_str()).collect();
     if !failed.is_empty() {

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | [`specs`] | reserve (plan), release, apply a generation; the time gate's clocks |
 //! | [`weights`] | where a real server is placed, live weights, the drain wait |
+//! | [`impact`] | what a plan removes, drains or reweights and what it holds now |
 //! | [`tables`] | every director's IPVS table; withdraw the managed services |
 //! | [`trust`] | rotate agents' certificates; push the revocation list |
 //! | [`vrrp`] | who is master of each VRRP instance; a planned failover |
@@ -17,6 +18,7 @@ use lvs_proto::spec::Role;
 use crate::fleet::{Fleet, NodeError};
 use crate::model::Cluster;
 
+pub mod impact;
 pub mod specs;
 pub mod tables;
 pub mod trust;

@@ -75,10 +75,40 @@ impl Article {
             ],
         );
         self.redefine(wrr);
+        self.the_plan_shows_what_a_reweighted_server_holds();
         ok(&self.lab.lvsctl(&["apply", "--yes"]));
         let seq = client_sequence(&self.lab, 30);
         let rs1 = seq.iter().filter(|s| *s == "rs1").count();
         assert_eq!((rs1, seq.len() - rs1), (20, 10), "wrr 2:1: {seq:?}");
+    }
+
+    /// 2a. Before the change: the plan names what rs1 holds in the kernel now, in the
+    /// numbers ipvsadm shows (read before and after it: connections close meanwhile).
+    fn the_plan_shows_what_a_reweighted_server_holds(&mut self) {
+        let inactive = || -> u32 {
+            let t = text(&self.lab.exec("director", &["ipvsadm", "-Ln"]));
+            let row =
+                t.lines().find(|l| l.contains("198.18.0.11:80")).unwrap_or_else(|| panic!("rs1 in\n{t}"));
+            row.split_whitespace().nth(5).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{row}"))
+        };
+        let before = inactive();
+        let plan = ok(&self.lab.lvsctl(&["plan"]));
+        let after = inactive();
+        let line = plan
+            .lines()
+            .find(|l| l.trim_start().starts_with("~ rs1 198.18.0.11:80 of TCP"))
+            .unwrap_or_else(|| panic!("the plan names rs1's impact:\n{plan}"));
+        println!("plan impact: {}", line.trim());
+        assert!(line.contains("weight 1 -> 2: holds 0 active and "), "{line}");
+        let said: u32 =
+            line.split(" active and ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+        assert!(before.max(after) >= 1, "step 1's requests left rs1 connections to count: {before}, {after}");
+        assert!(
+            (after.min(before)..=after.max(before)).contains(&said),
+            "{said} not within ipvsadm's {before}..{after}"
+        );
+        let json = ok(&self.lab.lvsctl(&["plan", "-o", "json"]));
+        assert!(json.contains("\"effect\"") && json.contains("\"reweighted\""), "{json}");
     }
 
     /// 3. DR: the director forwards requests and carries no replies.
