@@ -276,7 +276,13 @@ impl Run<'_> {
         // Recorded before the drain: a rollout killed from here on knows the drain is its own.
         self.progress.drained.insert(rs.to_string(), s.state.overrides.clone());
         self.save()?;
-        writeln!(out, "{rs}: draining")?;
+        // What the drain is about to wait out, as the drain wait counts it (live, not
+        // IPVS's ActiveConn, which DR leaves stale); a count that cannot be read is left out.
+        let holds = match crate::ops::weights::active(self.ctx, present).await {
+            Ok(n) => format!("; holds {n} live connection(s)"),
+            Err(_) => String::new(),
+        };
+        writeln!(out, "{rs}: draining{holds}")?;
         let lease = self.progress.lease.clone();
         let Err(e) = step(self.ctx, rs, present, &lease, self.opts, out).await else {
             restore_with_spec(self.ctx, &s.places, &s.state.overrides).await;

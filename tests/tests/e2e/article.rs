@@ -137,6 +137,13 @@ impl Article {
         self.redefine(rolled);
         let t = ok(&self.lab.lvsctl(&["rollout"]));
         assert!(t.contains("rs2: drained") && t.contains("rollout: generation 3 done"), "{t}");
+        // Each step says what the drain is about to wait out (a count, whatever it is).
+        let holds =
+            t.lines().find_map(|l| l.strip_prefix("rs2: draining; holds ")).unwrap_or_else(|| panic!("{t}"));
+        assert!(
+            holds.ends_with(" live connection(s)") && holds.split(' ').next().unwrap().parse::<u32>().is_ok(),
+            "{t}"
+        );
         let report = stop_load(&mut self.lab, load);
         println!("load during drain/enable/rollout: {report}");
         assert_eq!(report["failed"], 0, "zero failed requests: {report}");
