@@ -25,6 +25,21 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// Every Rust file of the library crates ([`CRATES`]) with its text.
+fn library_sources() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for c in CRATES {
+        rust_files(&root().join(c), &mut files);
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            (f, text)
+        })
+        .collect()
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let p = e.unwrap().path();
@@ -162,16 +177,12 @@ fn the_size_check_counts_code_up_to_the_tests_only() {
 #[test]
 fn no_library_function_is_long_without_saying_why() {
     let mut long = Vec::new();
-    for c in CRATES {
-        let mut files = Vec::new();
-        rust_files(&root().join(c), &mut files);
-        for f in files {
-            let src = parse(&std::fs::read_to_string(&f).unwrap());
-            for (name, start, len) in functions(&src) {
-                let reason = src.lines[..start].iter().rev().take(6).any(|l| l.contains("Long on purpose"));
-                if len > MAX_FN_LINES && !reason {
-                    long.push(format!("{}:{} fn {name}: {len} lines", f.display(), start + 1));
-                }
+    for (f, text) in library_sources() {
+        let src = parse(&text);
+        for (name, start, len) in functions(&src) {
+            let reason = src.lines[..start].iter().rev().take(6).any(|l| l.contains("Long on purpose"));
+            if len > MAX_FN_LINES && !reason {
+                long.push(format!("{}:{} fn {name}: {len} lines", f.display(), start + 1));
             }
         }
     }
@@ -540,13 +551,8 @@ fn the_one_word_check_sees_a_one_word_comment_and_only_that() {
 #[test]
 fn no_doc_comment_is_one_word() {
     let mut bare = Vec::new();
-    for c in CRATES {
-        let mut files = Vec::new();
-        rust_files(&root().join(c), &mut files);
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            bare.extend(one_word_docs(&text).into_iter().map(|l| format!("{}:{l}", f.display())));
-        }
+    for (f, text) in library_sources() {
+        bare.extend(one_word_docs(&text).into_iter().map(|l| format!("{}:{l}", f.display())));
     }
     assert!(bare.is_empty(), "say what the name does not, or make the item private:\n{}", bare.join("\n"));
 }
