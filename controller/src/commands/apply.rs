@@ -333,6 +333,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unreadable_table_says_the_impact_is_unknown_and_the_plan_stands() {
+        let plans: Vec<NodeResult<Report>> = vec![("director".into(), Ok(Report::default()))];
+        let impacts: Vec<NodeImpact> =
+            vec![("director".into(), Err(NodeError::Unreachable("connection refused".into())))];
+        let mut out = Vec::new();
+        print_plan(&mut out, &plans, &impacts).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("director: up to date"), "{text}");
+        assert!(
+            text.contains("  ~ impact unknown: the IPVS table could not be read: ")
+                && text.contains("connection refused"),
+            "{text}"
+        );
+        let view = serde_json::to_value(plans_view(&plans, &impacts)).unwrap();
+        assert_eq!(view[0]["ok"], true, "{view}");
+        assert!(view[0]["impact_error"].to_string().contains("connection refused"), "{view}");
+        assert!(view[0].get("impact").is_none(), "{view}");
+    }
+
+    #[test]
     fn the_revocation_list_goes_only_to_nodes_that_hold_an_older_one() {
         let plan = |n: u64| Ok(Report { revocation_number: n, ..Default::default() });
         let plans: Vec<NodeResult<Report>> = vec![
