@@ -104,8 +104,9 @@ pub struct TimeDef {
 pub struct LanDef {
     /// LAN name, referenced by interfaces.
     pub name: String,
-    /// Its subnet.
-    pub cidr: String,
+    /// Its subnet, or one subnet per family on a dual-stack segment:
+    /// `cidr = ["198.18.0.0/24", "2001:db8:18::/64"]`.
+    pub cidr: OneOrMany,
 }
 
 /// `[[nodes]]`.
@@ -120,8 +121,8 @@ pub struct NodeDef {
     /// Interfaces on LANs.
     #[serde(default)]
     pub interfaces: Vec<InterfaceDef>,
-    /// Default gateway.
-    pub gateway: Option<String>,
+    /// Default gateway, or one per family: `gateway = ["198.18.0.1", "2001:db8:18::1"]`.
+    pub gateway: Option<OneOrMany>,
     /// VIPs this director holds (directors only).
     #[serde(default)]
     pub vips: Vec<VipDef>,
@@ -134,8 +135,9 @@ pub struct InterfaceDef {
     pub name: String,
     /// The LAN it is plugged into.
     pub lan: String,
-    /// Address with prefix, e.g. `192.168.40.11/24`.
-    pub address: String,
+    /// Address with prefix, e.g. `192.168.40.11/24`, or one per family on a dual-stack
+    /// LAN: `address = ["198.18.0.11/24", "2001:db8:18::11/64"]`.
+    pub address: OneOrMany,
 }
 
 /// A VIP held by a director.
@@ -157,8 +159,10 @@ pub struct ServiceDef {
     /// `tcp`, `udp`, `sctp` or `fwmark`.
     #[serde(default = "tcp")]
     pub protocol: String,
-    /// The VIP (for `fwmark`: the address the mark stands for, hidden on real servers).
-    pub vip: Option<String>,
+    /// The VIP (for `fwmark`: the address the mark stands for, hidden on real servers), or
+    /// one per family for a dual-stack service: `vip = ["198.18.0.100", "2001:db8:18::100"]`
+    /// (one IPVS service per family, the same real servers, each family checked).
+    pub vip: Option<OneOrMany>,
     /// Virtual port (not for `fwmark`).
     pub port: Option<i64>,
     /// Firewall mark (for `fwmark` only).
@@ -189,6 +193,33 @@ pub struct ServiceDef {
     pub hysteresis: Option<i64>,
     /// An executable on the director and its arguments, run on every health transition.
     pub notify: Option<Vec<String>>,
+}
+
+/// A key that takes one string or a list of them (one address per family).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// `key = "…"`.
+    One(String),
+    /// `key = ["…", "…"]`.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// Every value with the index it has in a list (`None` for a single value), so that a
+    /// diagnostic can name `address[1]` rather than `address`.
+    pub fn items(&self) -> Vec<(Option<usize>, &str)> {
+        match self {
+            OneOrMany::One(s) => vec![(None, s.as_str())],
+            OneOrMany::Many(v) => v.iter().enumerate().map(|(i, s)| (Some(i), s.as_str())).collect(),
+        }
+    }
+}
+
+impl From<&str> for OneOrMany {
+    fn from(s: &str) -> Self {
+        OneOrMany::One(s.to_string())
+    }
 }
 
 fn tcp() -> String {

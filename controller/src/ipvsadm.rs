@@ -232,9 +232,15 @@ pub fn from_table(t: &IpvsTable) -> Vec<SavedService> {
                 .map(|(_, n)| n.to_string())
                 .collect();
             let persistent = (svc.flags & F_PERSISTENT != 0).then_some(svc.timeout_s);
-            let netmask = persistent
-                .filter(|_| svc.netmask != 0 && svc.netmask != u32::MAX && !ipv6)
-                .map(|_| Ipv4Addr::from(svc.netmask).to_string());
+            // ipvsadm writes an IPv4 mask dotted, an IPv6 one as its prefix length, each only
+            // when it is not the host mask.
+            let netmask = persistent.and_then(|_| match ipv6 {
+                false if svc.netmask != 0 && svc.netmask != u32::MAX => {
+                    Some(Ipv4Addr::from(svc.netmask).to_string())
+                }
+                true if svc.netmask != 128 => Some(svc.netmask.to_string()),
+                _ => None,
+            });
             SavedService {
                 protocol,
                 address,

@@ -67,8 +67,21 @@ pub struct TimeSource {
 pub struct Lan {
     /// The segment's name, which nodes' interfaces refer to.
     pub name: String,
-    /// The segment's subnet; every address on it must fall inside.
-    pub cidr: IpNet,
+    /// The segment's subnets, at most one per family (dual stack: both); every address on
+    /// it falls inside one of them.
+    pub cidrs: Vec<IpNet>,
+}
+
+impl Lan {
+    /// The LAN's subnet of `ip`'s family, if it has one.
+    pub fn cidr_for(&self, ip: IpAddr) -> Option<IpNet> {
+        self.cidrs.iter().copied().find(|c| c.addr().is_ipv6() == ip.is_ipv6())
+    }
+
+    /// The IPv4 subnet if any, else the first (for the lab's hosts and messages).
+    pub fn primary(&self) -> IpNet {
+        self.cidrs.iter().copied().find(|c| c.addr().is_ipv4()).unwrap_or(self.cidrs[0])
+    }
 }
 
 /// A host with an agent.
@@ -80,18 +93,24 @@ pub struct Node {
     pub role: Role,
     /// Agent endpoint `host:port`.
     pub agent: String,
-    /// LAN interfaces.
+    /// LAN interface addresses: one entry per address, so a dual-stack interface appears
+    /// twice (same name and LAN, one address per family), IPv4 first as written.
     pub interfaces: Vec<Interface>,
-    /// Default gateway.
-    pub gateway: Option<IpAddr>,
+    /// Default gateways, at most one per family.
+    pub gateways: Vec<IpAddr>,
     /// VIPs held (directors).
     pub vips: Vec<Vip>,
 }
 
 impl Node {
-    /// The node's interface on `lan`, if any.
+    /// The node's interface on `lan`, if any (its first address there: IPv4 on a dual-stack LAN).
     pub fn on_lan(&self, lan: &str) -> Option<&Interface> {
         self.interfaces.iter().find(|i| i.lan == lan)
+    }
+
+    /// The node's address on `lan` of the family of `like`, if it has one.
+    pub fn on_lan_like(&self, lan: &str, like: IpAddr) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.lan == lan && i.address.addr().is_ipv6() == like.is_ipv6())
     }
 }
 

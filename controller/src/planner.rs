@@ -37,6 +37,12 @@ const ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
     "route between the client side and the cluster LAN (the article's step 4)",
 )];
 
+/// A router with an IPv6 leg forwards IPv6 as well. Setting `all` switches every
+/// interface to router behaviour (no SLAAC from router adverts on its own legs), which is
+/// what a router wants.
+const ROUTER_SYSCTLS_V6: &[(&str, &str, &str)] =
+    &[("net.ipv6.conf.all.forwarding", "1", "route IPv6 between the client side and the cluster LAN")];
+
 /// Directors that sync connections to each other (a `[[vrrp]]` instance with its sync
 /// daemon): when a connection is sent to the other director. The kernel's default
 /// (`sync_threshold` 3 50, no refresh) syncs a connection at its 3rd incoming packet, so
@@ -81,14 +87,14 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
             })
             .collect(),
         routes: node
-            .gateway
-            .map(|gw| RouteSpec {
+            .gateways
+            .iter()
+            .map(|&gw| RouteSpec {
                 destination: default_net(gw),
                 gateway: Some(gw),
                 device: None,
                 purpose: RoutePurpose::DefaultGateway,
             })
-            .into_iter()
             .collect(),
         sysctls: Vec::new(),
         virtual_services: Vec::new(),
@@ -106,6 +112,9 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
 
 fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.sysctls.extend(table(ROUTER_SYSCTLS, &["all"]));
+    if node.interfaces.iter().any(|i| i.address.addr().is_ipv6()) {
+        spec.sysctls.extend(table(ROUTER_SYSCTLS_V6, &[]));
+    }
     if node.interfaces.iter().any(|i| i.address.addr() == cluster.time.ntp_server) {
         spec.checks.push(CheckSpec::NtpServing { address: cluster.time.ntp_server });
     }
@@ -118,7 +127,7 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         .map(|v| AddressSpec {
             interface: v.interface.clone(),
             address: v.address,
-            label: Some(v.label.clone()),
+            label: label_for(v.address.addr(), &v.label),
             purpose: AddressPurpose::Vip,
         })
         .collect();
@@ -185,9 +194,13 @@ fn startup_delay_ms(advert: std::time::Duration) -> u32 {
 fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     let mine: Vec<&Service> =
         cluster.services.iter().filter(|s| s.serving().any(|r| r.node == node.name)).collect();
-    // ARP rules on `all` and on every interface that carries a RIP of some service.
+    // ARP rules on `all` and on every interface that carries a RIP of an IPv4 service.
+    // IPv6 needs none: Linux answers a neighbour solicitation only for an address of the
+    // interface it arrives on (`ndisc_recv_ns` looks the target up strictly on that
+    // device), and sources its own solicitations from that interface's address, so a
+    // VIP on `lo` is never announced (the VM test reads the router's neighbour table).
     let mut ifaces: Vec<&str> = vec!["all"];
-    for s in &mine {
+    for s in mine.iter().filter(|s| s.vip.is_ipv4()) {
         for r in s.serving().filter(|r| r.node == node.name) {
             if let Some(i) = node.interfaces.iter().find(|i| i.address.addr() == r.address.ip())
                 && !ifaces.contains(&i.name.as_str())
@@ -196,7 +209,7 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             }
         }
     }
-    if !mine.is_empty() {
+    if mine.iter().any(|s| s.vip.is_ipv4()) {
         spec.sysctls.extend(table(REAL_SERVER_SYSCTLS, &ifaces));
     }
     let mut vips: Vec<IpAddr> = Vec::new();
@@ -205,12 +218,13 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             vips.push(s.vip);
         }
     }
-    for (n, vip) in vips.iter().enumerate() {
+    for (n, vip) in vips.iter().filter(|v| v.is_ipv4()).chain(vips.iter().filter(|v| v.is_ipv6())).enumerate()
+    {
         let host = IpNet::from(*vip);
         spec.addresses.push(AddressSpec {
             interface: "lo".into(),
             address: host,
-            label: Some(format!("lo:{n}")),
+            label: label_for(*vip, &format!("lo:{n}")),
             purpose: AddressPurpose::HiddenVip,
         });
         spec.routes.push(RouteSpec {
@@ -298,6 +312,12 @@ fn table(rows: &[(&str, &str, &str)], ifaces: &[&str]) -> Vec<SysctlSpec> {
         }
     }
     out
+}
+
+/// An address label for IPv4 only: the kernel keeps no labels on IPv6 addresses (an
+/// agent would see its label missing and re-add the address forever).
+fn label_for(ip: IpAddr, label: &str) -> Option<String> {
+    ip.is_ipv4().then(|| label.to_string())
 }
 
 fn default_net(gw: IpAddr) -> IpNet {

@@ -39,6 +39,19 @@ pub const RULES: &[Rule] = &[
     r("unknown-lan", "an interface on a LAN no [[lans]] entry defines"),
     r("address-outside-lan", "an interface address outside its LAN's subnet"),
     r("address-is-network-or-broadcast", "an interface on its LAN's network or broadcast address"),
+    r(
+        "family-twice",
+        "two addresses (subnets, gateways, VIPs of a service) of one family where one per family is allowed",
+    ),
+    r("family-mixed", "a real server with no address of its service's VIP family on the directors' LAN"),
+    r(
+        "ipv6-prefix",
+        "an IPv6 LAN outside /16..=/127, an interface off its LAN's prefix, or an IPv6 VIP that is not /128",
+    ),
+    r(
+        "not-unicast",
+        "a multicast, link-local, loopback, unspecified or IPv4-mapped address as a LAN, VIP or host address",
+    ),
     r("gateway-off-lan", "a gateway on none of the node's subnets"),
     r("gateway-is-dip", "a real server routed through a director (DR replies must bypass it)"),
     r("real-server-no-gateway", "a real server without a gateway (warning)"),

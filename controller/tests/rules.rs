@@ -5,6 +5,13 @@ use lvs_controller::load::{LoadError, load_str};
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
+const DUAL: &str = include_str!("../../deploy/examples/dual-stack.toml");
+
+/// The dual-stack example with `from` replaced by `to` (which must occur).
+fn dual_with(from: &str, to: &str) -> String {
+    assert!(DUAL.contains(from), "test setup: `{from}` not in dual-stack.toml");
+    DUAL.replacen(from, to, 1)
+}
 
 /// The HA lab with `from` replaced by `to` (which must occur).
 fn ha_with(from: &str, to: &str) -> String {
@@ -410,7 +417,12 @@ fn examples() -> Vec<(&'static str, String)> {
     let web = "protocol = \"tcp\"\nvip = \"198.18.0.100\"\nport = 80";
     let rs2 = "{ node = \"rs2\", weight = 1 }";
     let sched = "scheduler = \"rr\"";
+    let web1 = "address = [\"198.18.6.11/24\", \"2001:db8:6::11/64\"]";
     vec![
+        ("family-twice", dual_with("vip = [\"198.18.6.100\", \"2001:db8:6::100\"]", "vip = [\"2001:db8:6::100\", \"2001:db8:6::101\"]")),
+        ("family-mixed", dual_with(web1, "address = \"198.18.6.11/24\"")),
+        ("ipv6-prefix", dual_with("2001:db8:6::100/128\", interface = \"eth1\" }", "2001:db8:6::100/64\", interface = \"eth1\" }")),
+        ("not-unicast", dual_with("vip = \"2001:db8:6::200\"", "vip = \"fe80::200\"")),
         ("toml-syntax", lab_with("port = 80", "port = = 80")),
         ("schema", lab_with("role = \"director\"\n", "")),
         ("unknown-key", lab_with(sched, "scheduler = \"rr\"\nshceduler = \"wrr\"")),
@@ -732,4 +744,121 @@ fn https_exec_quorum_and_notify_reach_the_plan() {
     let udp = lab_with("protocol = \"tcp\"", "protocol = \"udp\"");
     let t = udp.replacen("kind = \"http\", path = \"/\"", "kind = \"exec\", command = [\"dns-check\"]", 1);
     assert!(errors(&t).is_empty(), "{:#?}", errors(&t));
+}
+
+// --- IPv6 and dual stack (issue 28) ---
+
+/// The rules and key paths of the errors of `text`.
+fn error_paths(text: &str) -> Vec<(String, String)> {
+    errors(text).into_iter().map(|d| (d.rule.to_string(), d.path.to_string())).collect()
+}
+
+#[test]
+fn the_dual_stack_example_is_one_ipvs_service_per_family_with_the_same_real_servers() {
+    let c = load_str("dual.toml", DUAL).expect("valid").cluster;
+    let site: Vec<_> = c.services.iter().filter(|s| s.name == "site").collect();
+    assert_eq!(site.len(), 2, "one service per family");
+    assert!(site[0].vip.is_ipv4() && site[1].vip.is_ipv6());
+    for s in &site {
+        let nodes: Vec<&str> = s.real_servers.iter().map(|r| r.node.as_str()).collect();
+        assert_eq!(nodes, ["web1", "web2", "web3"]);
+        assert!(
+            s.real_servers.iter().all(|r| r.address.is_ipv6() == s.vip.is_ipv6()),
+            "{:?}",
+            s.real_servers
+        );
+    }
+    let marked = c.services.iter().find(|s| s.name == "marked").unwrap();
+    assert_eq!(marked.key, lvs_proto::spec::ServiceKey::Fwmark { mark: 6, ipv6: true });
+    assert_eq!(marked.persistence.unwrap().netmask, 64, "an IPv6 persistence mask is a prefix length");
+    let web1 = c.nodes.iter().find(|n| n.name == "web1").unwrap();
+    assert_eq!(web1.gateways.len(), 2);
+    assert_eq!(web1.interfaces.len(), 2, "one entry per address of the dual-stack interface");
+}
+
+#[test]
+fn bad_ipv6_definitions_are_refused_with_the_key_named() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            dual_with(
+                "cidr = [\"198.18.6.0/24\", \"2001:db8:6::/64\"]",
+                "cidr = [\"198.18.6.0/24\", \"2001:db8:6::/128\"]",
+            ),
+            "ipv6-prefix",
+            "lans[0].cidr[1]",
+        ),
+        (
+            dual_with(
+                "\"198.18.6.11/24\", \"2001:db8:6::11/64\"",
+                "\"198.18.6.11/24\", \"2001:db8:6::11/80\"",
+            ),
+            "ipv6-prefix",
+            "nodes[3].interfaces[0].address[1]",
+        ),
+        (
+            dual_with(
+                "{ address = \"2001:db8:6::200/128\", interface = \"eth1\" },\n]\n\n[[nodes]]\nname = \"lb2\"",
+                "{ address = \"ff02::200/128\", interface = \"eth1\" },\n]\n\n[[nodes]]\nname = \"lb2\"",
+            ),
+            "not-unicast",
+            "nodes[1].vips[2].address",
+        ),
+        (dual_with("vip = \"2001:db8:6::200\"", "vip = \"ff05::1\""), "not-unicast", "services[1].vip"),
+        (
+            dual_with("\"198.18.6.12/24\", \"2001:db8:6::12/64\"", "\"198.18.6.12/24\", \"fe80::12/64\""),
+            "not-unicast",
+            "nodes[4].interfaces[0].address[1]",
+        ),
+        (
+            dual_with(
+                "vip = [\"198.18.6.100\", \"2001:db8:6::100\"]",
+                "vip = [\"198.18.6.100\", \"198.18.6.101\"]",
+            ),
+            "family-twice",
+            "services[0].vip[1]",
+        ),
+        (
+            dual_with(
+                "gateway = [\"198.18.6.1\", \"2001:db8:6::1\"]",
+                "gateway = [\"198.18.6.1\", \"198.18.6.2\"]",
+            ),
+            "family-twice",
+            "nodes[3].gateway[1]",
+        ),
+        (
+            dual_with("\"198.18.6.13/24\", \"2001:db8:6::13/64\"", "\"198.18.6.13/24\""),
+            "family-mixed",
+            "services[0].real_servers[2].node",
+        ),
+        (
+            dual_with(
+                "{ node = \"web1\", weight = 1 },\n  { node = \"web2\", weight = 1 },",
+                "{ node = \"web1\", weight = 1, address = \"198.18.6.11\" },\n  { node = \"web2\", weight = 1 },",
+            ),
+            "family-mixed",
+            "services[1].real_servers[0].address",
+        ),
+        (
+            dual_with(
+                "\"198.18.6.11/24\", \"2001:db8:6::11/64\"",
+                "\"198.18.6.11/24\", \"2001:db8:7::11/64\"",
+            ),
+            "address-outside-lan",
+            "nodes[3].interfaces[0].address[1]",
+        ),
+        (
+            dual_with("cidr = [\"198.19.6.0/24\", \"2001:db8:f6::/64\"]", "cidr = \"198.19.6.0/24\""),
+            "address-outside-lan",
+            "nodes[0].interfaces[1].address[1]",
+        ),
+        (
+            dual_with("\"198.18.6.11/24\", \"2001:db8:6::11/64\"", "\"198.18.6.11/24\", \"2001:db8:6::/64\""),
+            "address-is-network-or-broadcast",
+            "nodes[3].interfaces[0].address[1]",
+        ),
+    ];
+    for (text, rule, path) in cases {
+        let got = error_paths(&text);
+        assert!(got.iter().any(|(r, p)| r == rule && p == path), "expected {rule} at {path}, got {got:?}");
+    }
 }

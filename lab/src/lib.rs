@@ -228,14 +228,28 @@ pub fn net(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Wri
     for (i, n) in c.nodes.iter().enumerate() {
         node_net(&lab, c, i, n)?;
     }
-    if let Some((lan, router_addr)) = topology::client_lan(c) {
+    if let Some((lan, gateways)) = topology::client_lan(c) {
         let cns = lab.add_ns("client")?;
         lab.plug(&cns, "eth0", &lan.name, "cl")?;
-        let a =
-            topology::host(&lan.cidr, 10).ok_or_else(|| LabError::Setup("no IPv4 client address".into()))?;
-        ip(&["-n", &cns, "addr", "add", &a.to_string(), "dev", "eth0"])?;
-        ip(&["-n", &cns, "route", "add", "default", "via", &router_addr.to_string()])?;
-        writeln!(out, "lab: client {} (namespace {cns})", a.addr())?;
+        // One address per family of the LAN, each with its default route via the router.
+        let mut shown = Vec::new();
+        for cidr in &lan.cidrs {
+            let a = topology::host(cidr, 10)
+                .ok_or_else(|| LabError::Setup(format!("no client address in {cidr}")))?;
+            let family = if a.addr().is_ipv6() { "-6" } else { "-4" };
+            // The client is the lab's, not a node: its address is usable at once (no DAD).
+            let text = a.to_string();
+            let mut args = vec!["-n", &cns, family, "addr", "add", &text, "dev", "eth0"];
+            if a.addr().is_ipv6() {
+                args.push("nodad");
+            }
+            ip(&args)?;
+            if let Some(gw) = gateways.iter().find(|g| g.is_ipv6() == a.addr().is_ipv6()) {
+                ip(&["-n", &cns, family, "route", "add", "default", "via", &gw.to_string()])?;
+            }
+            shown.push(a.addr().to_string());
+        }
+        writeln!(out, "lab: client {} (namespace {cns})", shown.join(", "))?;
     }
     if let Some((lan, a)) = topology::admin_lan(c) {
         let ans = lab.add_ns("admin")?;
@@ -256,8 +270,13 @@ pub fn net(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Wri
 /// part), and its programs.
 fn node_net(lab: &Lab, c: &Cluster, i: usize, n: &Node) -> Result<()> {
     let node_ns = lab.add_ns(&n.name)?;
+    // A dual-stack interface is one entry per address in the model: one link each.
+    let mut plugged: Vec<&str> = Vec::new();
     for iface in &n.interfaces {
-        lab.plug(&node_ns, &iface.name, &iface.lan, &format!("n{i}{}", iface.name))?;
+        if !plugged.contains(&iface.name.as_str()) {
+            lab.plug(&node_ns, &iface.name, &iface.lan, &format!("n{i}{}", iface.name))?;
+            plugged.push(&iface.name);
+        }
     }
     let listen = listen_of(n)?;
     let mgmt = n.interfaces.iter().find(|x| x.address.addr() == listen.ip()).ok_or_else(|| {

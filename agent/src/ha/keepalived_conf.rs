@@ -35,12 +35,28 @@ pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
         let _ = writeln!(c, "        {p}");
     }
     let _ = writeln!(c, "    }}");
-    let _ = writeln!(c, "    virtual_ipaddress {{");
-    for v in &spec.vips {
-        let label = v.label.as_ref().map(|l| format!(" label {l}")).unwrap_or_default();
-        let _ = writeln!(c, "        {} dev {}{label}", v.address, v.interface);
+    // The adverts carry the VIPs of their own family only; a dual-stack director's other
+    // family goes in `virtual_ipaddress_excluded`, which keepalived adds and removes with
+    // the same state changes (IPv6 without DAD) and announces the same way (unsolicited
+    // neighbour adverts for IPv6), without putting them in the adverts.
+    let v6 = spec.unicast_source.is_ipv6();
+    for (block, same) in [("virtual_ipaddress", true), ("virtual_ipaddress_excluded", false)] {
+        let vips: Vec<_> = spec.vips.iter().filter(|v| (v.address.addr().is_ipv6() == v6) == same).collect();
+        if vips.is_empty() {
+            continue;
+        }
+        let _ = writeln!(c, "    {block} {{");
+        for v in vips {
+            let label = v
+                .label
+                .as_ref()
+                .filter(|_| v.address.addr().is_ipv4())
+                .map(|l| format!(" label {l}"))
+                .unwrap_or_default();
+            let _ = writeln!(c, "        {} dev {}{label}", v.address, v.interface);
+        }
+        let _ = writeln!(c, "    }}");
     }
-    let _ = writeln!(c, "    }}");
     let _ = writeln!(c, "}}");
     c
 }

@@ -19,7 +19,13 @@ pub struct Reading {
 
 /// Ask `server` (port 123 unless `port` says otherwise) for the time, once.
 pub async fn measure(server: IpAddr, port: u16, timeout: Duration) -> Reading {
-    let client = rsntp::AsyncSntpClient::with_config(rsntp::Config::default().timeout(timeout));
+    // rsntp binds 0.0.0.0 unless told: an IPv6 server needs a socket of its family.
+    let any: IpAddr = match server {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let config = rsntp::Config::default().bind_address(SocketAddr::new(any, 0)).timeout(timeout);
+    let client = rsntp::AsyncSntpClient::with_config(config);
     match client.synchronize(SocketAddr::new(server, port)).await {
         Ok(r) => Reading {
             server,

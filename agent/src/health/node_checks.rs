@@ -101,7 +101,11 @@ async fn gateway_is_not<S: System>(sys: &S, forbidden: &[IpAddr]) -> CheckResult
                     result(name, false, format!("default route via {g}, a director: replies would pass it"))
                 }
                 None if gw.is_empty() => result(name, true, "no default route"),
-                None => result(name, true, format!("via {}", gw[0])),
+                None => result(
+                    name,
+                    true,
+                    format!("via {}", gw.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+                ),
             }
         }
         Err(e) => result(name, false, e.to_string()),

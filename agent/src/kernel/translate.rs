@@ -77,7 +77,8 @@ pub fn address(a: &AddressSpec) -> Address {
     Address {
         interface: a.interface.clone(),
         address: a.address,
-        label: a.label.clone().filter(|l| *l != a.interface),
+        // The kernel keeps no label on an IPv6 address: one asked for could never be seen.
+        label: a.label.clone().filter(|l| *l != a.interface && a.address.addr().is_ipv4()),
     }
 }
 

@@ -16,6 +16,7 @@ impl Validator {
         s: &ServiceDef,
         path: &KeyPath,
         port: Option<u16>,
+        vip: Option<IpAddr>,
         directors: &[String],
         nodes: &[Node],
     ) -> (Vec<RealServer>, Option<RealServer>) {
@@ -23,7 +24,7 @@ impl Validator {
         let mut out = Vec::new();
         for (i, r) in s.real_servers.iter().enumerate() {
             let p = path.key("real_servers").index(i);
-            let Some(rs) = self.real_server(s, r, &p, port, directors, nodes) else { continue };
+            let Some(rs) = self.real_server(s, r, &p, port, vip, directors, nodes) else { continue };
             if let Some(first) = seen.insert(rs.address.ip(), rs.node.clone()) {
                 self.err(
                     "duplicate-real-server",
@@ -43,7 +44,7 @@ impl Validator {
         let mut sorry = None;
         if let Some(r) = &s.sorry_server {
             let p = path.key("sorry_server");
-            sorry = self.real_server(s, r, &p, port, directors, nodes);
+            sorry = self.real_server(s, r, &p, port, vip, directors, nodes);
             if r.check.is_some() {
                 self.err(
                     "check-override",
@@ -71,6 +72,7 @@ impl Validator {
         r: &RealServerDef,
         p: &KeyPath,
         port: Option<u16>,
+        vip: Option<IpAddr>,
         directors: &[String],
         nodes: &[Node],
     ) -> Option<RealServer> {
@@ -93,7 +95,7 @@ impl Validator {
             return None;
         }
         let rport = self.real_server_port(r, p, port, node);
-        let itf = self.real_server_interface(s, r, p, directors, nodes, node)?;
+        let itf = self.real_server_interface(s, r, p, vip, directors, nodes, node)?;
         let (weight, upper, lower) = self.real_server_weights(r, p);
         let rport = rport.or(port).unwrap_or(0);
         let check = self.destination_check(s.check.as_ref(), r, p);
@@ -134,12 +136,16 @@ impl Validator {
         }
     }
 
-    /// The interface the directors reach the real server on: one on a director's LAN.
+    /// The interface address the directors reach the real server on: one on a director's
+    /// LAN, of the VIP's family (DR forwards the client's packet unchanged, so the RIP is
+    /// of the family the VIP is).
+    #[allow(clippy::too_many_arguments)]
     fn real_server_interface<'n>(
         &mut self,
         s: &ServiceDef,
         r: &RealServerDef,
         p: &KeyPath,
+        vip: Option<IpAddr>,
         directors: &[String],
         nodes: &[Node],
         node: &'n Node,
@@ -149,10 +155,26 @@ impl Validator {
             .filter(|n| directors.contains(&n.name))
             .flat_map(|n| n.interfaces.iter().map(|i| i.lan.as_str()))
             .collect();
+        let same_family = |i: &Interface| vip.is_none_or(|v| v.is_ipv6() == i.address.addr().is_ipv6());
         let itf = match &r.address {
             Some(a) => {
                 let ip = self.ip(a, p.key("address"))?;
                 match node.interfaces.iter().find(|i| i.address.addr() == ip) {
+                    Some(itf) if !same_family(itf) => {
+                        let v = vip.unwrap_or(ip);
+                        self.err(
+                            "family-mixed",
+                            p.key("address"),
+                            format!(
+                                "real server address {ip} is {} but VIP {v} of service {} is {}; DR forwards the client's packet unchanged",
+                                super::nodes::family(ip),
+                                s.name,
+                                super::nodes::family(v)
+                            ),
+                            format!("use {}'s {} address, or leave address out", node.name, super::nodes::family(v)),
+                        );
+                        return None;
+                    }
                     Some(itf) => Some(itf),
                     None => {
                         self.err(
@@ -165,11 +187,32 @@ impl Validator {
                     }
                 }
             }
-            None => node.interfaces.iter().find(|i| dir_lans.contains(i.lan.as_str())),
+            None => node.interfaces.iter().find(|i| dir_lans.contains(i.lan.as_str()) && same_family(i)),
         };
         match itf {
             Some(itf) if dir_lans.contains(itf.lan.as_str()) => Some(itf),
             _ if directors.is_empty() => None,
+            None if let Some(v) = vip
+                && node.interfaces.iter().any(|i| dir_lans.contains(i.lan.as_str())) =>
+            {
+                self.err(
+                    "family-mixed",
+                    p.key("node"),
+                    format!(
+                        "real server {} has no {} address on the directors' LAN, and VIP {v} of service {} is {}",
+                        node.name,
+                        super::nodes::family(v),
+                        s.name,
+                        super::nodes::family(v)
+                    ),
+                    format!(
+                        "give {} an {} address on that LAN (address = [\"<IPv4>/<len>\", \"<IPv6>/<len>\"]), or serve this VIP from other real servers",
+                        node.name,
+                        super::nodes::family(v)
+                    ),
+                );
+                None
+            }
             _ => {
                 self.err(
                     "dr-same-lan",

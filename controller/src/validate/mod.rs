@@ -29,6 +29,16 @@ pub const MAX_PERSISTENCE_S: u64 = u32::MAX as u64 / 1000;
 pub fn validate(def: &Definition) -> Result<(Cluster, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut v = Validator::default();
     let cluster = v.cluster(def);
+    // A dual-stack service is checked once per family: a finding about what both share
+    // (its scheduler, its check) is reported once.
+    let mut seen = Vec::new();
+    v.diags.retain(|d| {
+        let new = !seen.contains(d);
+        if new {
+            seen.push(d.clone());
+        }
+        new
+    });
     if v.diags.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
         return Err(v.diags);
     }

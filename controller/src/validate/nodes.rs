@@ -39,8 +39,42 @@ impl Validator {
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
-                let cidr = self.cidr(&l.cidr, base.index(i).key("cidr"))?;
-                Some(Lan { name: l.name.clone(), cidr: cidr.trunc() })
+                let mut cidrs: Vec<IpNet> = Vec::new();
+                for (k, text) in l.cidr.items() {
+                    let p = at(base.index(i).key("cidr"), k);
+                    let Some(c) = self.cidr(text, p.clone()) else { continue };
+                    if cidrs.iter().any(|x| x.addr().is_ipv6() == c.addr().is_ipv6()) {
+                        self.err(
+                            "family-twice",
+                            p,
+                            format!("LAN {} has two {} subnets", l.name, family(c.addr())),
+                            "give a LAN at most one subnet per family (one IPv4, one IPv6)",
+                        );
+                        continue;
+                    }
+                    if let IpNet::V6(n) = c
+                        && !(16..=127).contains(&n.prefix_len())
+                    {
+                        self.err(
+                            "ipv6-prefix",
+                            p,
+                            format!("IPv6 subnet {c} of LAN {} has a /{} prefix", l.name, n.prefix_len()),
+                            "use a LAN prefix between /16 and /127 (a /64 is usual)",
+                        );
+                        continue;
+                    }
+                    if let Some(why) = not_unicast(c.addr()) {
+                        self.err(
+                            "not-unicast",
+                            p,
+                            format!("subnet {c} of LAN {} is {why}", l.name),
+                            "use a global or unique-local unicast subnet",
+                        );
+                        continue;
+                    }
+                    cidrs.push(c.trunc());
+                }
+                (!cidrs.is_empty()).then(|| Lan { name: l.name.clone(), cidrs })
             })
             .collect()
     }
@@ -74,7 +108,7 @@ impl Validator {
     pub(super) fn node(&mut self, n: &NodeDef, path: KeyPath, lans: &[Lan]) -> Option<Node> {
         let role = self.role(n, &path);
         let interfaces = self.interfaces(n, &path, lans);
-        let gateway = self.gateway(n, &path, role, &interfaces);
+        let gateways = self.gateways(n, &path, role, &interfaces);
         let vips = self.vips(n, &path, role, &interfaces);
         if n.agent.trim().is_empty() {
             self.err(
@@ -84,7 +118,7 @@ impl Validator {
                 "use host:port, e.g. 192.168.40.11:7443",
             );
         }
-        Some(Node { name: n.name.clone(), role: role?, agent: n.agent.clone(), interfaces, gateway, vips })
+        Some(Node { name: n.name.clone(), role: role?, agent: n.agent.clone(), interfaces, gateways, vips })
     }
 
     fn role(&mut self, n: &NodeDef, path: &KeyPath) -> Option<Role> {
@@ -107,39 +141,91 @@ impl Validator {
     fn interfaces(&mut self, n: &NodeDef, path: &KeyPath, lans: &[Lan]) -> Vec<Interface> {
         let ipath = path.key("interfaces");
         self.unique_names(n.interfaces.iter().map(|i| i.name.as_str()), &ipath, "interface");
-        let mut interfaces = Vec::new();
+        let mut interfaces: Vec<Interface> = Vec::new();
         for (i, itf) in n.interfaces.iter().enumerate() {
-            if let Some(address) = self.interface(itf, &ipath.index(i), lans) {
-                interfaces.push(Interface { name: itf.name.clone(), lan: itf.lan.clone(), address });
+            if !lans.iter().any(|l| l.name == itf.lan) {
+                self.err(
+                    "unknown-lan",
+                    ipath.index(i).key("lan"),
+                    format!(
+                        "interface {} names LAN `{}`, which no [[lans]] entry defines",
+                        itf.name, itf.lan
+                    ),
+                    "add a [[lans]] entry with that name and its cidr, or correct the name",
+                );
             }
+            let mut mine: Vec<Interface> = Vec::new();
+            for (k, text) in itf.address.items() {
+                let p = at(ipath.index(i).key("address"), k);
+                let Some(address) = self.interface(itf, text, &p, lans) else { continue };
+                if mine.iter().any(|x| x.address.addr().is_ipv6() == address.addr().is_ipv6()) {
+                    self.err(
+                        "family-twice",
+                        p,
+                        format!("interface {} has two {} addresses", itf.name, family(address.addr())),
+                        "give an interface at most one address per family (one IPv4, one IPv6)",
+                    );
+                    continue;
+                }
+                mine.push(Interface { name: itf.name.clone(), lan: itf.lan.clone(), address });
+            }
+            // IPv4 first: the node's "address on the LAN" stays its IPv4 one where it has both.
+            mine.sort_by_key(|x| x.address.addr().is_ipv6());
+            interfaces.extend(mine);
         }
         interfaces
     }
 
-    /// One interface's address, checked against its LAN.
-    fn interface(&mut self, itf: &InterfaceDef, p: &KeyPath, lans: &[Lan]) -> Option<IpNet> {
-        let address = self.cidr(&itf.address, p.key("address"));
-        let lan = lans.iter().find(|l| l.name == itf.lan);
-        if lan.is_none() {
+    /// One interface address, checked against its LAN.
+    fn interface(&mut self, itf: &InterfaceDef, text: &str, p: &KeyPath, lans: &[Lan]) -> Option<IpNet> {
+        let a = self.cidr(text, p.clone())?;
+        if let Some(why) = not_unicast(a.addr()) {
             self.err(
-                "unknown-lan",
-                p.key("lan"),
-                format!("interface {} names LAN `{}`, which no [[lans]] entry defines", itf.name, itf.lan),
-                "add a [[lans]] entry with that name and its cidr, or correct the name",
+                "not-unicast",
+                p.clone(),
+                format!("{} is {why}; an interface address must be unicast", a.addr()),
+                "use a global or unique-local unicast address of the LAN",
             );
+            return None;
         }
-        if let (Some(a), Some(l)) = (address, lan)
-            && !l.cidr.contains(&a.addr())
-        {
+        let l = lans.iter().find(|l| l.name == itf.lan)?;
+        let Some(net) = l.cidr_for(a.addr()) else {
             self.err(
                 "address-outside-lan",
-                p.key("address"),
-                format!("{} is not inside LAN {} ({})", a.addr(), l.name, l.cidr),
+                p.clone(),
+                format!(
+                    "{} is {} but LAN {} has no {} subnet",
+                    a.addr(),
+                    family(a.addr()),
+                    l.name,
+                    family(a.addr())
+                ),
+                format!(
+                    "add the LAN's {} subnet to its cidr, or plug the interface into the right LAN",
+                    family(a.addr())
+                ),
+            );
+            return None;
+        };
+        if !net.contains(&a.addr()) {
+            self.err(
+                "address-outside-lan",
+                p.clone(),
+                format!("{} is not inside LAN {} ({})", a.addr(), l.name, net),
                 "use an address of the LAN's subnet or plug the interface into the right LAN",
             );
         }
-        if let (Some(a), Some(l)) = (address, lan)
-            && let IpNet::V4(net) = l.cidr
+        if let IpNet::V6(n) = net
+            && a.prefix_len() != n.prefix_len()
+        {
+            self.err(
+                "ipv6-prefix",
+                p.clone(),
+                format!("{a} has a /{} prefix but LAN {} is {net}", a.prefix_len(), l.name),
+                format!("write the LAN's prefix length: {}/{}", a.addr(), n.prefix_len()),
+            );
+        }
+        if let IpNet::V4(net) = net
             && net.prefix_len() < 31
             && let IpAddr::V4(ip) = a.addr()
             && (ip == net.network() || ip == net.broadcast())
@@ -147,31 +233,57 @@ impl Validator {
             let which = if ip == net.network() { "network" } else { "broadcast" };
             self.err(
                 "address-is-network-or-broadcast",
-                p.key("address"),
-                format!("{ip} is the {which} address of LAN {} ({}); no host can use it", l.name, l.cidr),
+                p.clone(),
+                format!("{ip} is the {which} address of LAN {} ({}); no host can use it", l.name, net),
                 "use a host address of the LAN, between its network and broadcast addresses",
             );
         }
-        address
+        if let IpNet::V6(net) = net
+            && a.addr() == IpAddr::V6(net.network())
+        {
+            self.err(
+                "address-is-network-or-broadcast",
+                p.clone(),
+                format!(
+                    "{} is the subnet-router anycast address of LAN {} ({net}); no host can use it",
+                    a.addr(),
+                    l.name
+                ),
+                "use a host address of the LAN other than its all-zero one",
+            );
+        }
+        Some(a)
     }
 
-    fn gateway(
+    fn gateways(
         &mut self,
         n: &NodeDef,
         path: &KeyPath,
         role: Option<Role>,
         interfaces: &[Interface],
-    ) -> Option<IpAddr> {
-        let gateway = n.gateway.as_ref().and_then(|g| self.ip(g, path.key("gateway")));
-        if let Some(gw) = gateway
-            && !interfaces.iter().any(|i| i.address.contains(&gw))
-        {
-            self.err(
-                "gateway-off-lan",
-                path.key("gateway"),
-                format!("gateway {gw} of {} is on none of its interfaces' subnets", n.name),
-                "a next hop must be directly reachable: use the router's address on this node's LAN",
-            );
+    ) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = Vec::new();
+        for (k, text) in n.gateway.as_ref().map(|g| g.items()).unwrap_or_default() {
+            let p = at(path.key("gateway"), k);
+            let Some(gw) = self.ip(text, p.clone()) else { continue };
+            if out.iter().any(|x| x.is_ipv6() == gw.is_ipv6()) {
+                self.err(
+                    "family-twice",
+                    p,
+                    format!("{} has two {} gateways", n.name, family(gw)),
+                    "give a node at most one gateway per family",
+                );
+                continue;
+            }
+            if !interfaces.iter().any(|i| i.address.contains(&gw)) {
+                self.err(
+                    "gateway-off-lan",
+                    p,
+                    format!("gateway {gw} of {} is on none of its interfaces' subnets", n.name),
+                    "a next hop must be directly reachable: use the router's address on this node's LAN",
+                );
+            }
+            out.push(gw);
         }
         if role == Some(Role::RealServer) && n.gateway.is_none() {
             self.warn(
@@ -184,7 +296,28 @@ impl Validator {
                 "set gateway to the router's address on the cluster LAN (never the DIP)",
             );
         }
-        gateway
+        if role == Some(Role::RealServer) && !out.is_empty() {
+            for i in interfaces {
+                let fam = i.address.addr().is_ipv6();
+                if !out.iter().any(|g| g.is_ipv6() == fam) {
+                    self.warn(
+                        "real-server-no-gateway",
+                        path.key("gateway"),
+                        format!(
+                            "real server {} has an {} address ({}) but no {} gateway: its replies to {} clients off the LAN have no route",
+                            n.name,
+                            family(i.address.addr()),
+                            i.address,
+                            family(i.address.addr()),
+                            family(i.address.addr())
+                        ),
+                        "list the router's address of that family too, e.g. gateway = [\"198.18.0.1\", \"2001:db8:18::1\"]",
+                    );
+                    break;
+                }
+            }
+        }
+        out
     }
 
     fn vips(
@@ -210,6 +343,26 @@ impl Validator {
             let Some(address) = self.cidr(&vd.address, p.key("address")) else {
                 continue;
             };
+            if let Some(why) = not_unicast(address.addr()) {
+                self.err(
+                    "not-unicast",
+                    p.key("address"),
+                    format!("VIP {} is {why}", address.addr()),
+                    "a VIP is a unicast address clients can route to",
+                );
+                continue;
+            }
+            // An IPv6 VIP is one address, /128: the agent adds it without duplicate address
+            // detection and deprecated (never a source address), as keepalived does; any
+            // shorter prefix would also make the director claim an on-link range.
+            if address.addr().is_ipv6() && address.prefix_len() != 128 {
+                self.err(
+                    "ipv6-prefix",
+                    p.key("address"),
+                    format!("IPv6 VIP {address} has a /{} prefix", address.prefix_len()),
+                    format!("write {}/128", address.addr()),
+                );
+            }
             if !interfaces.iter().any(|itf| itf.name == vd.interface) {
                 self.err(
                     "vip-interface-unknown",
@@ -267,13 +420,16 @@ impl Validator {
             };
             let path = KeyPath::root().key("nodes").index(di);
             if n.role == Role::RealServer
-                && let Some(gw) = n.gateway.filter(|g| director_addrs.contains(g))
+                && let Some(gw) = n.gateways.iter().copied().find(|g| director_addrs.contains(g))
             {
                 // Name this definition's router address on the real server's LAN, if it has one.
                 let router = nodes.iter().filter(|r| r.role == Role::Router).find_map(|r| {
                     r.interfaces
                         .iter()
-                        .find(|ri| n.interfaces.iter().any(|i| i.lan == ri.lan))
+                        .find(|ri| {
+                            ri.address.addr().is_ipv6() == gw.is_ipv6()
+                                && n.interfaces.iter().any(|i| i.lan == ri.lan)
+                        })
                         .map(|ri| ri.address.addr())
                 });
                 let fix = match router {
@@ -331,5 +487,35 @@ impl Validator {
                 );
             }
         }
+    }
+}
+
+/// A key path, indexed when the key held a list.
+pub(super) fn at(p: KeyPath, k: Option<usize>) -> KeyPath {
+    match k {
+        Some(i) => p.index(i),
+        None => p,
+    }
+}
+
+/// `IPv4` or `IPv6`, for messages.
+pub(super) fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv6() { "IPv6" } else { "IPv4" }
+}
+
+/// Why `ip` cannot be a host's, a VIP or a RIP: unspecified, loopback, multicast, IPv6
+/// link-local or an IPv4-mapped IPv6 address (each would be answered, routed or scoped
+/// differently from a unicast address on the LAN). `None` for an ordinary unicast address.
+pub(super) fn not_unicast(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        _ if ip.is_unspecified() => Some("the unspecified address"),
+        _ if ip.is_loopback() => Some("a loopback address"),
+        _ if ip.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => {
+            Some("an IPv6 link-local address (fe80::/10)")
+        }
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Some("an IPv4-mapped IPv6 address"),
+        _ => None,
     }
 }

@@ -18,24 +18,34 @@ impl Validator {
         let mut out = Vec::new();
         for (i, s) in def.services.iter().enumerate() {
             let path = base.index(i);
-            let Some(svc) = self.service(s, &path, nodes) else {
-                continue;
-            };
-            if let Some(first) = keys.insert(svc.key, &s.name) {
-                self.err(
-                    "duplicate-service",
-                    path.clone(),
-                    format!("services {first} and {} are the same virtual service ({})", s.name, svc.key),
-                    "merge them: one virtual service per protocol, VIP and port (or fwmark)",
-                );
+            // A dual-stack service is one IPVS service per family, the same real servers.
+            for (vip_path, vip) in self.service_vips(s, &path, nodes) {
+                let Some(svc) = self.service(s, &path, &vip_path, vip, nodes) else {
+                    continue;
+                };
+                if let Some(first) = keys.insert(svc.key, &s.name) {
+                    self.err(
+                        "duplicate-service",
+                        path.clone(),
+                        format!("services {first} and {} are the same virtual service ({})", s.name, svc.key),
+                        "merge them: one virtual service per protocol, VIP and port (or fwmark)",
+                    );
+                }
+                out.push(svc);
             }
-            out.push(svc);
         }
         out
     }
 
-    pub(super) fn service(&mut self, s: &ServiceDef, path: &KeyPath, nodes: &[Node]) -> Option<Service> {
-        let vip = self.service_vip(s, path, nodes);
+    /// One family's virtual service of `s`, for `vip` (at `vip_path`).
+    pub(super) fn service(
+        &mut self,
+        s: &ServiceDef,
+        path: &KeyPath,
+        vip_path: &KeyPath,
+        vip: Option<IpAddr>,
+        nodes: &[Node],
+    ) -> Option<Service> {
         let port = self.service_port(s, path);
         let key = self.service_key(s, path, vip, port);
         if !SCHEDULERS.contains(&s.scheduler.as_str()) {
@@ -69,8 +79,8 @@ impl Validator {
                 "use an exec check that speaks the service's protocol, or check a TCP service of the same servers",
             );
         }
-        let directors = self.holding_directors(s, path, vip, nodes);
-        let (real_servers, sorry) = self.real_servers(s, path, port, &directors, nodes);
+        let directors = self.holding_directors(s, path, vip_path, vip, nodes);
+        let (real_servers, sorry) = self.real_servers(s, path, port, vip, &directors, nodes);
         if !real_servers.is_empty() && real_servers.iter().all(|r| r.weight == 0) {
             self.warn(
                 "all-weights-zero",
@@ -123,35 +133,64 @@ impl Validator {
         (quorum.clamp(1, u32::MAX as i64) as u32, hysteresis.clamp(0, u32::MAX as i64) as u32)
     }
 
-    /// The VIP: present, an address, and no node's own address.
-    fn service_vip(&mut self, s: &ServiceDef, path: &KeyPath, nodes: &[Node]) -> Option<IpAddr> {
-        let vip = match &s.vip {
-            Some(v) => self.ip(v, path.key("vip")),
-            None => {
-                self.err(
-                    "missing-key",
-                    path.clone(),
-                    format!("service {} has no vip", s.name),
-                    "add vip = \"<address>\"",
-                );
-                None
-            }
-        };
-        if let Some(owner) = vip.and_then(|v| {
-            nodes.iter().find(|n| n.interfaces.iter().any(|i| i.address.addr() == v)).map(|n| n.name.clone())
-        }) {
+    /// The VIPs, one per family, each with its key path: present, addresses, unicast, and
+    /// no node's own address. A missing or bad VIP yields one `None` entry, so the rest of
+    /// the service is still checked.
+    fn service_vips(
+        &mut self,
+        s: &ServiceDef,
+        path: &KeyPath,
+        nodes: &[Node],
+    ) -> Vec<(KeyPath, Option<IpAddr>)> {
+        let Some(list) = &s.vip else {
             self.err(
-                "vip-is-node-address",
-                path.key("vip"),
-                format!(
-                    "VIP {} of service {} is also the address of node {owner}",
-                    vip.unwrap_or(IpAddr::from([0; 4])),
-                    s.name
-                ),
-                "the VIP must be an address of its own, distinct from every DIP and RIP",
+                "missing-key",
+                path.clone(),
+                format!("service {} has no vip", s.name),
+                "add vip = \"<address>\"",
             );
+            return vec![(path.key("vip"), None)];
+        };
+        let mut out: Vec<(KeyPath, Option<IpAddr>)> = Vec::new();
+        for (k, text) in list.items() {
+            let p = super::nodes::at(path.key("vip"), k);
+            let Some(vip) = self.ip(text, p.clone()) else { continue };
+            if let Some(why) = super::nodes::not_unicast(vip) {
+                self.err(
+                    "not-unicast",
+                    p,
+                    format!("VIP {vip} of service {} is {why}", s.name),
+                    "a VIP is a unicast address clients can route to",
+                );
+                continue;
+            }
+            if out.iter().any(|(_, v)| v.is_some_and(|v| v.is_ipv6() == vip.is_ipv6())) {
+                self.err(
+                    "family-twice",
+                    p,
+                    format!("service {} lists two {} VIPs", s.name, super::nodes::family(vip)),
+                    "a dual-stack service has one VIP per family; make another service for another VIP",
+                );
+                continue;
+            }
+            if let Some(owner) = nodes
+                .iter()
+                .find(|n| n.interfaces.iter().any(|i| i.address.addr() == vip))
+                .map(|n| n.name.clone())
+            {
+                self.err(
+                    "vip-is-node-address",
+                    p.clone(),
+                    format!("VIP {vip} of service {} is also the address of node {owner}", s.name),
+                    "the VIP must be an address of its own, distinct from every DIP and RIP",
+                );
+            }
+            out.push((p, Some(vip)));
         }
-        vip
+        if out.is_empty() {
+            out.push((path.key("vip"), None));
+        }
+        out
     }
 
     /// The port: present exactly when the protocol has ports.
@@ -333,6 +372,7 @@ impl Validator {
         &mut self,
         s: &ServiceDef,
         path: &KeyPath,
+        vip_path: &KeyPath,
         vip: Option<IpAddr>,
         nodes: &[Node],
     ) -> Vec<String> {
@@ -377,7 +417,7 @@ impl Validator {
         if out.len() > 1 && !shared_by_vrrp {
             self.warn(
                 "vip-on-two-directors",
-                path.key("vip"),
+                vip_path.clone(),
                 format!(
                     "directors {} all hold VIP {} of service {}: without a failover protocol each answers ARP \
                      for it and the LAN's traffic flaps between them",
@@ -391,7 +431,7 @@ impl Validator {
         if out.is_empty() && vip.is_some() && s.directors.is_none() {
             self.err(
                 "vip-not-held",
-                path.key("vip"),
+                vip_path.clone(),
                 format!(
                     "no director holds VIP {} of service {}",
                     vip.unwrap_or(IpAddr::from([0; 4])),
