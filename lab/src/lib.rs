@@ -3,8 +3,8 @@
 //! The topology comes from the definition: one namespace per node, one bridge per LAN
 //! (inside a namespace of its own, so the host's root namespace is never touched), a
 //! `client` on the router's client-side LAN and an `admin` box on the cluster LAN where
-//! `lvsctl` runs. The lab plays the installer: it gives each node the one address its
-//! agent listens on, starts chrony on the router, a real httpd with a distinct page on
+//! `lvsctl` runs. The lab plays the installer: it gives each node the addresses of the
+//! interface its agent listens on (both families on a dual-stack LAN), starts chrony on the router, a real httpd with a distinct page on
 //! each real server and an agent per node with certificates from the project's PKI.
 //! Everything else — gateways, ARP sysctls, hidden VIPs, the VIP alias, IPVS — is the
 //! agents' work after `lvsctl apply`. Every process and namespace it creates is recorded
@@ -282,7 +282,17 @@ fn node_net(lab: &Lab, c: &Cluster, i: usize, n: &Node) -> Result<()> {
     let mgmt = n.interfaces.iter().find(|x| x.address.addr() == listen.ip()).ok_or_else(|| {
         LabError::Setup(format!("{}: no interface holds the agent address {}", n.name, listen.ip()))
     })?;
-    ip(&["-n", &node_ns, "addr", "add", &mgmt.address.to_string(), "dev", &mgmt.name])?;
+    // The installer configures the management interface whole: on a dual-stack LAN its
+    // other family too, which the time gate needs before the first apply when the NTP
+    // server is reached over IPv6 (a host's DAD is long over by then: nodad).
+    for a in n.interfaces.iter().filter(|x| x.name == mgmt.name) {
+        let text = a.address.to_string();
+        let mut args = vec!["-n", &node_ns, "addr", "add", &text, "dev", &a.name];
+        if a.address.addr().is_ipv6() {
+            args.push("nodad");
+        }
+        ip(&args)?;
+    }
     let nd = lab.dir.join(&n.name);
     std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
     match n.role {

@@ -395,3 +395,92 @@ fn a_rotation_under_control_plane_load_fails_no_call_and_keeps_the_connection() 
     let (_, st) = lab.json(&["status", "--node", "rs1"]);
     assert_eq!(st["nodes"][0]["certificate"]["serial"], after.as_str(), "{st:#}");
 }
+
+const DUAL: &str = include_str!("../../deploy/examples/dual-stack.toml");
+
+/// The neighbour entry of `ip` in `short`'s table: its state and link-layer address.
+fn neighbour(lab: &Lab, short: &str, ip: &str) -> Option<(String, Option<String>)> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&lab.exec(short, &["ip", "-j", "-6", "neigh", "show", "to", ip]).stdout)
+            .ok()?;
+    let n = v.as_array()?.first()?;
+    let state = n["state"]
+        .as_array()
+        .map(|s| s.iter().map(|x| x.as_str().unwrap_or("")).collect::<Vec<_>>().join(","));
+    Some((state.unwrap_or_default(), n["lladdr"].as_str().map(String::from)))
+}
+
+/// Issue 28, the real-server side on the host kernel: the dual-stack example's router and
+/// real servers applied for real (its directors need IPVS, proved in the VM). Each real
+/// server holds both VIPs hidden on `lo` (IPv6 as /128, no label), an IPv6 default route,
+/// and its IPv6 LAN address; the router forwards IPv6; every clock is measured against
+/// chrony over IPv6. And the kernel's own rule, read from the router's neighbour table:
+/// a real server answers neighbour solicitations for its RIP but never for the hidden VIP.
+#[test]
+fn a_dual_stack_real_server_hides_its_ipv6_vip_from_neighbour_discovery() {
+    let Some(lab) = Lab::up_as_root("ns6", DUAL) else { return };
+    let mut a = vec!["apply", "--yes"];
+    a.extend(["--node", "edge", "--node", "web1", "--node", "web2", "--node", "web3"]);
+    let (ok, v) = lab.json(&a);
+    assert!(ok, "{v:#}");
+    assert_eq!(sysctl(&lab, "edge", "net/ipv6/conf/all/forwarding"), "1");
+    for (rs, rip) in [("web1", "2001:db8:6::11"), ("web2", "2001:db8:6::12"), ("web3", "2001:db8:6::13")] {
+        let ad = addrs(&lab, rs);
+        assert!(has_addr(&ad, "lo", "198.18.6.100", 32, Some("lo:0")), "{rs}: {ad:#}");
+        assert!(has_addr(&ad, "lo", "2001:db8:6::100", 128, None), "{rs}: {ad:#}");
+        assert!(has_addr(&ad, "lo", "2001:db8:6::200", 128, None), "{rs}: {ad:#}");
+        assert!(has_addr(&ad, "eth0", rip, 64, None), "{rs}: {ad:#}");
+        let routes = text(&lab.exec(rs, &["ip", "-6", "route", "show"]));
+        assert!(routes.contains("default via 2001:db8:6::1 dev eth0"), "{rs}: {routes}");
+        assert!(routes.contains("2001:db8:6::100 dev lo"), "{rs}: {routes}");
+    }
+    // Converged: nothing pending, the IPv6 pieces included (no label re-added forever).
+    let mut p = vec!["plan", "--detailed-exitcode"];
+    p.extend(["--node", "edge", "--node", "web1", "--node", "web2", "--node", "web3"]);
+    let o = lab.lvsctl(&p);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Every clock is measured against the router's chrony over IPv6.
+    let clocks_ok = poll(Duration::from_secs(20), Duration::from_millis(500), || {
+        let (_, st) = lab.json(&["status", "--node", "web1", "--node", "edge"]);
+        let all = st["nodes"].as_array()?.iter().all(|n| {
+            n["checks"].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    let name = c["check"].as_str().unwrap_or("");
+                    (name == "clock within 1000 ms of 2001:db8:6::1"
+                        || name == "NTP server answers on 2001:db8:6::1")
+                        && c["ok"] == true
+                })
+            })
+        });
+        all.then_some(st)
+    });
+    assert!(clocks_ok.is_some(), "{:#}", lab.json(&["status"]).1);
+    // The router resolves each RIP (once its duplicate address detection is over) and
+    // never the VIP, which only a real server holds here (no director was applied).
+    let connect = |ip: &str| {
+        let target = format!("[{ip}]:80");
+        let load = lvs_tests::bin("lvs-load");
+        lab.exec(
+            "edge",
+            &[load.to_str().unwrap(), &target, "-c", "1", "-n", "1", "-d", "3s", "--timeout", "1s"],
+        )
+    };
+    for rip in ["2001:db8:6::11", "2001:db8:6::12", "2001:db8:6::13"] {
+        let resolved = poll(Duration::from_secs(10), Duration::from_millis(300), || {
+            connect(rip);
+            neighbour(&lab, "edge", rip).and_then(|(_, mac)| mac)
+        });
+        assert!(resolved.is_some(), "the router never resolved {rip}: {:?}", neighbour(&lab, "edge", rip));
+    }
+    for vip in ["2001:db8:6::100", "2001:db8:6::200"] {
+        let o = connect(vip);
+        let n = neighbour(&lab, "edge", vip);
+        assert!(
+            n.as_ref()
+                .is_some_and(|(state, mac)| mac.is_none()
+                    && (state.contains("INCOMPLETE") || state.contains("FAILED"))),
+            "a real server answered the solicitation for {vip}: {n:?} ({})",
+            text(&o)
+        );
+    }
+}

@@ -295,8 +295,40 @@ mod tests {
             !c.contains("virtual_server") && !c.contains("lvs_sync_daemon"),
             "IPVS stays the agent's:\n{c}"
         );
+        assert!(!c.contains("virtual_ipaddress_excluded"), "no other family, no excluded block:\n{c}");
         let preempting = render(&VrrpSpec { preempt: true, ..spec() }, Path::new("/f"));
         assert!(!preempting.contains("nopreempt"));
+    }
+
+    #[test]
+    fn a_dual_stack_instance_adverts_one_family_and_carries_the_other_excluded() {
+        let mut dual = spec();
+        dual.vips.push(AddressSpec {
+            interface: "eth1".into(),
+            address: "2001:db8:18::100/128".parse().unwrap(),
+            // A label on an IPv6 VIP is dropped: keepalived (and the kernel) keep none.
+            label: Some("eth1:1".into()),
+            purpose: AddressPurpose::Vip,
+        });
+        let c = render(&dual, Path::new("/f"));
+        let block = |name: &str| {
+            let start = c.find(&format!("    {name} {{\n")).unwrap_or_else(|| panic!("no {name} in:\n{c}"));
+            let rest = &c[start..];
+            rest[..rest.find("    }\n").unwrap()].to_string()
+        };
+        let adverts = block("virtual_ipaddress");
+        let excluded = block("virtual_ipaddress_excluded");
+        assert!(
+            adverts.contains("198.18.0.100/32 dev eth1 label eth1:0") && !adverts.contains("2001:"),
+            "{c}"
+        );
+        assert!(excluded.contains("2001:db8:18::100/128 dev eth1\n") && !excluded.contains("198.18"), "{c}");
+        assert!(!c.contains("eth1:1"), "{c}");
+        // An IPv6 instance (its adverts over IPv6) excludes the IPv4 VIPs instead.
+        let v6 = VrrpSpec { unicast_source: "2001:db8:18::2".parse().unwrap(), ..dual };
+        let c6 = render(&v6, Path::new("/f"));
+        let i = c6.find("virtual_ipaddress_excluded").unwrap();
+        assert!(c6[i..].contains("198.18.0.100/32") && !c6[i..].contains("2001:db8:18::100"), "{c6}");
     }
 
     #[tokio::test]
@@ -334,6 +366,13 @@ mod tests {
         here.interface.clone_from(&iface);
         here.vips[0].interface.clone_from(&iface);
         here.vips[0].label = None;
+        // Dual stack: the IPv6 VIP rides in the excluded block.
+        here.vips.push(AddressSpec {
+            interface: iface.clone(),
+            address: "2001:db8:18::100/128".parse().unwrap(),
+            label: None,
+            purpose: AddressPurpose::Vip,
+        });
         std::fs::write(&path, render(&here, &dir.path().join("fifo"))).unwrap();
         let k = Keepalived::new(dir.path(), &program, Events::default(), Arc::new(|_| Box::pin(async {})));
         k.config_test(&path).await.expect("keepalived --config-test passes");

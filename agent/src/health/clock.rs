@@ -39,3 +39,26 @@ pub async fn measure(server: IpAddr, port: u16, timeout: Duration) -> Reading {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same measurement against a server on `addr`'s family, which skews by 1.5 s.
+    async fn skewed_reading(addr: IpAddr) -> Reading {
+        let port = std::net::UdpSocket::bind((addr, 0)).unwrap().local_addr().unwrap().port();
+        std::thread::spawn(move || lvs_tests::ntp::serve(SocketAddr::new(addr, port), 1500));
+        std::thread::sleep(Duration::from_millis(100));
+        measure(addr, port, Duration::from_secs(1)).await
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_ntp_server_is_measured_like_an_ipv4_one() {
+        // Without a socket of the server's family, the IPv6 query fails to send at all.
+        for addr in [IpAddr::from([127, 0, 0, 1]), std::net::Ipv6Addr::LOCALHOST.into()] {
+            let r = skewed_reading(addr).await;
+            let offset = r.offset_ms.unwrap_or_else(|| panic!("{addr}: {:?}", r.error));
+            assert!((-1600..=-1400).contains(&offset), "{addr}: offset {offset} ms");
+        }
+    }
+}
