@@ -8,6 +8,8 @@ use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, start_load_with,
 // A directory of its own: a file beside this one would be a test target of its own.
 #[path = "e2e/article.rs"]
 mod article;
+#[path = "e2e/dual.rs"]
+mod dual;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";
@@ -114,6 +116,13 @@ fn metrics_match_ipvsadm_under_load_and_show_the_stopped_httpd(lab: &Lab) {
     assert_eq!(sample(&m, &format!("lvs_ipvs_backend_weight{rs2}")), 0, "{m}");
     assert_eq!(sample(&m, &format!("lvs_health_in_service{rs1}")), 1, "{m}");
     assert!(sample(&m, "lvs_agent_generation ") >= 3, "{m}");
+}
+
+/// Issue 28: the dual-stack cluster end to end (`e2e/dual.rs`).
+#[test]
+#[ignore = "needs a kernel with IPVS: run by tests/vm/run e2e"]
+fn a_dual_stack_cluster_end_to_end() {
+    dual::run();
 }
 
 #[test]

@@ -32,13 +32,14 @@ copy_with_libs() { # SRC DST-in-stage [strip]
 }
 IP=$(command -v ip); copy_with_libs "$IP" usr/sbin/ip
 copy_with_libs /usr/sbin/ipvsadm usr/sbin/ipvsadm
-for extra in /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/keepalived /usr/sbin/lighttpd; do
+for extra in /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/keepalived /usr/sbin/lighttpd /usr/sbin/nft; do
     [ -x "$extra" ] && copy_with_libs "$extra" "${extra#/}"
 done
 for b in "$@"; do copy_with_libs "$b" "bin/$(basename "$b")" strip; done
 
 # Kernel modules: IPVS with every scheduler (the agent reports which exist), veth, bridge, dummy.
-WANT=${LVS_VM_MODULES:-ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy}
+# nf_tables: the admin's marking rule of the dual-stack test's IPv6 fwmark service.
+WANT=${LVS_VM_MODULES:-ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy nf_tables}
 # Schedulers differ between kernel versions (twos came in 6.2): every one this kernel ships,
 # found in its module tree (not from a list of ours), and that list is written to
 # /etc/ipvs-schedulers for the test that holds the validator's list against the kernel.

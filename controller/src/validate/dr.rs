@@ -10,21 +10,31 @@ use crate::definition::{RealServerDef, ServiceDef};
 use crate::diagnostics::KeyPath;
 use crate::model::{Interface, Node, RealServer};
 
+/// What one family's virtual service asks of its real servers: its port, its VIP (whose
+/// family the RIP must have) and the directors holding it.
+#[derive(Clone, Copy)]
+pub(super) struct Serving<'a> {
+    /// The virtual port (`None` for fwmark services).
+    pub port: Option<u16>,
+    /// The VIP, when it parsed.
+    pub vip: Option<IpAddr>,
+    /// Directors holding the service.
+    pub directors: &'a [String],
+}
+
 impl Validator {
     pub(super) fn real_servers(
         &mut self,
         s: &ServiceDef,
         path: &KeyPath,
-        port: Option<u16>,
-        vip: Option<IpAddr>,
-        directors: &[String],
+        to: Serving<'_>,
         nodes: &[Node],
     ) -> (Vec<RealServer>, Option<RealServer>) {
         let mut seen: HashMap<IpAddr, String> = HashMap::new();
         let mut out = Vec::new();
         for (i, r) in s.real_servers.iter().enumerate() {
             let p = path.key("real_servers").index(i);
-            let Some(rs) = self.real_server(s, r, &p, port, vip, directors, nodes) else { continue };
+            let Some(rs) = self.real_server(s, r, &p, to, nodes) else { continue };
             if let Some(first) = seen.insert(rs.address.ip(), rs.node.clone()) {
                 self.err(
                     "duplicate-real-server",
@@ -44,7 +54,7 @@ impl Validator {
         let mut sorry = None;
         if let Some(r) = &s.sorry_server {
             let p = path.key("sorry_server");
-            sorry = self.real_server(s, r, &p, port, vip, directors, nodes);
+            sorry = self.real_server(s, r, &p, to, nodes);
             if r.check.is_some() {
                 self.err(
                     "check-override",
@@ -71,11 +81,10 @@ impl Validator {
         s: &ServiceDef,
         r: &RealServerDef,
         p: &KeyPath,
-        port: Option<u16>,
-        vip: Option<IpAddr>,
-        directors: &[String],
+        to: Serving<'_>,
         nodes: &[Node],
     ) -> Option<RealServer> {
+        let port = to.port;
         let Some(node) = nodes.iter().find(|n| n.name == r.node) else {
             self.err(
                 "unknown-node",
@@ -95,7 +104,7 @@ impl Validator {
             return None;
         }
         let rport = self.real_server_port(r, p, port, node);
-        let itf = self.real_server_interface(s, r, p, vip, directors, nodes, node)?;
+        let itf = self.real_server_interface(s, r, p, to, nodes, node)?;
         let (weight, upper, lower) = self.real_server_weights(r, p);
         let rport = rport.or(port).unwrap_or(0);
         let check = self.destination_check(s.check.as_ref(), r, p);
@@ -139,17 +148,16 @@ impl Validator {
     /// The interface address the directors reach the real server on: one on a director's
     /// LAN, of the VIP's family (DR forwards the client's packet unchanged, so the RIP is
     /// of the family the VIP is).
-    #[allow(clippy::too_many_arguments)]
     fn real_server_interface<'n>(
         &mut self,
         s: &ServiceDef,
         r: &RealServerDef,
         p: &KeyPath,
-        vip: Option<IpAddr>,
-        directors: &[String],
+        to: Serving<'_>,
         nodes: &[Node],
         node: &'n Node,
     ) -> Option<&'n Interface> {
+        let (vip, directors) = (to.vip, to.directors);
         let dir_lans: HashSet<&str> = nodes
             .iter()
             .filter(|n| directors.contains(&n.name))

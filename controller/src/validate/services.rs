@@ -80,7 +80,8 @@ impl Validator {
             );
         }
         let directors = self.holding_directors(s, path, vip_path, vip, nodes);
-        let (real_servers, sorry) = self.real_servers(s, path, port, vip, &directors, nodes);
+        let (real_servers, sorry) =
+            self.real_servers(s, path, super::dr::Serving { port, vip, directors: &directors }, nodes);
         if !real_servers.is_empty() && real_servers.iter().all(|r| r.weight == 0) {
             self.warn(
                 "all-weights-zero",
