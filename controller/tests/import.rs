@@ -15,6 +15,7 @@ fn opts(directors: &[(&str, &str)]) -> Options {
     Options {
         name: None,
         router: "198.18.0.1".parse().unwrap(),
+        other_family: None,
         directors: directors.iter().map(|(n, a)| (n.to_string(), a.parse().unwrap())).collect(),
         interface: None,
         rs_interface: "eth0".into(),
@@ -530,4 +531,40 @@ fn every_statement_of_every_fixture_is_parsed_and_accounted_for() {
     }
     // The count by line, by eye: `a`, `b {`, `c` (the fixtures keep one statement a line).
     assert_eq!(statements_by_line("a 1 ! note\nb {\n  c\n}\n# all\n"), 3);
+}
+
+/// Issue 28: a keepalived.conf with an IPv4 and an IPv6 `virtual_server` side by side, and
+/// the other family's addresses given as a second `--director` and `--router`: one LAN with
+/// both subnets, the IPv6 service on IPv6 real servers with their IPv6 gateway, an IPv6
+/// persistence granularity as a prefix length; and it validates as it stands.
+#[test]
+fn an_ipv6_virtual_server_imports_onto_a_dual_stack_lan() {
+    let conf = "virtual_server 198.18.0.100 80 {\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n  real_server 198.18.0.11 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n}\n\
+                virtual_server 2001:db8:18::100 80 {\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n  persistence_timeout 60\n  persistence_granularity 64\n  real_server 2001:db8:18::11 80 {\n    weight 2\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n  real_server 2001:db8:18::12 80 {\n    weight 3\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n}\n";
+    let mut o = opts(&[("lvs1", "198.18.0.2/24")]);
+    o.other_family = Some(import::OtherFamily {
+        router: Some("2001:db8:18::1".parse().unwrap()),
+        directors: vec![("lvs1".into(), "2001:db8:18::2/64".parse().unwrap())],
+    });
+    let got = import::keepalived(&[input("dual.conf", conf)], &o).unwrap();
+    println!("{}", got.toml);
+    let c = load_str("imported.toml", &got.toml).unwrap_or_else(|e| panic!("{e}\n{}", got.toml)).cluster;
+    let lan = &c.lans[0];
+    assert_eq!(lan.cidrs.len(), 2, "{:?}", lan.cidrs);
+    let v6 = c.services.iter().find(|s| s.vip.is_ipv6()).expect("the IPv6 service");
+    assert_eq!(v6.key.to_string(), "TCP [2001:db8:18::100]:80");
+    assert_eq!(v6.persistence.unwrap().netmask, 64);
+    let weights: Vec<(String, u32)> =
+        v6.real_servers.iter().map(|r| (r.address.to_string(), r.weight)).collect();
+    assert_eq!(weights, [("[2001:db8:18::11]:80".to_string(), 2), ("[2001:db8:18::12]:80".to_string(), 3)]);
+    let rs = c
+        .nodes
+        .iter()
+        .find(|n| n.interfaces.iter().any(|i| i.address.to_string() == "2001:db8:18::11/64"))
+        .unwrap();
+    assert_eq!(rs.gateways, ["2001:db8:18::1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(rs.agent, "[2001:db8:18::11]:7443");
+    let lvs1 = c.nodes.iter().find(|n| n.name == "lvs1").unwrap();
+    assert_eq!(lvs1.interfaces.len(), 2, "the director on both families: {:?}", lvs1.interfaces);
+    assert!(lvs1.vips.iter().any(|v| v.address.to_string() == "2001:db8:18::100/128"));
 }

@@ -410,7 +410,7 @@ pub enum ImportCommand {
     /// every option that is not is written as a comment with the reason. The result is
     /// validated; the exit status says whether it is valid as it stands.
     #[command(
-        after_help = "Examples:\n  lvsctl import keepalived /etc/keepalived/keepalived.conf --director lvs1=198.18.0.2/24 --router 198.18.0.1 --out cluster.toml\n  lvsctl import keepalived master.conf backup.conf --director lvs1=198.18.0.2/24 --director lvs2=198.18.0.3/24 --router 198.18.0.1"
+        after_help = "Examples:\n  lvsctl import keepalived /etc/keepalived/keepalived.conf --director lvs1=198.18.0.2/24 --router 198.18.0.1 --out cluster.toml\n  lvsctl import keepalived master.conf backup.conf --director lvs1=198.18.0.2/24 --director lvs2=198.18.0.3/24 --router 198.18.0.1\n  lvsctl import keepalived dual.conf --director lvs1=198.18.0.2/24 --director lvs1=2001:db8:18::2/64 --router 198.18.0.1 --router 2001:db8:18::1"
     )]
     Keepalived(ImportKeepalivedArgs),
 }
@@ -422,12 +422,14 @@ pub struct ImportKeepalivedArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The director whose file this is, NAME=ADDRESS/PREFIX (its address on the real
-    /// servers' LAN; repeat, in file order).
+    /// servers' LAN; repeat, in file order). On a dual-stack LAN, give a director's
+    /// address of the other family as a second --director with the same name.
     #[arg(long = "director", value_name = "NAME=ADDRESS/PREFIX", required = true)]
     pub directors: Vec<String>,
-    /// The router: the real servers' gateway and the cluster's NTP server.
-    #[arg(long, value_name = "ADDRESS")]
-    pub router: std::net::IpAddr,
+    /// The router: the real servers' gateway and the cluster's NTP server (the first
+    /// given). On a dual-stack LAN, repeat it with its address of the other family.
+    #[arg(long, value_name = "ADDRESS", required = true)]
+    pub router: Vec<std::net::IpAddr>,
     /// The directors' interface on the LAN (default: the VRRP instance's, else eth0).
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,

@@ -628,6 +628,28 @@ impl ImportKeepalivedArgs {
             };
             directors.push(pair);
         }
+        // A name given again with the other family's address: that director's address of
+        // the dual-stack LAN's other family, not another file's director.
+        let first_family = directors.first().map(|(_, a): &(String, ipnet::IpNet)| a.addr().is_ipv6());
+        let (main, other): (Vec<_>, Vec<_>) =
+            directors.into_iter().partition(|(_, a)| Some(a.addr().is_ipv6()) == first_family);
+        let directors = main;
+        let router = self.router[0];
+        let other_router = self.router.iter().copied().find(|r| r.is_ipv6() != router.is_ipv6());
+        if self.router.len() > 2 || (self.router.len() == 2 && other_router.is_none()) {
+            return Err(CmdError::Usage(
+                "--router: one address, or one per family on a dual-stack LAN".to_string(),
+            )
+            .into());
+        }
+        if let Some((n, _)) = other.iter().find(|(n, _)| !directors.iter().any(|(d, _)| d == n)) {
+            return Err(CmdError::Usage(format!(
+                "--director {n}=…: an address of the other family for a director that has no --director of the first"
+            ))
+            .into());
+        }
+        let other_family = (other_router.is_some() || !other.is_empty())
+            .then_some(import::OtherFamily { router: other_router, directors: other });
         let inputs = self
             .files
             .iter()
@@ -639,7 +661,8 @@ impl ImportKeepalivedArgs {
             .collect::<Result<Vec<_>, CommandError>>()?;
         let opts = import::Options {
             name: self.name.clone(),
-            router: self.router,
+            router,
+            other_family,
             directors,
             interface: self.interface.clone(),
             rs_interface: self.rs_interface.clone(),

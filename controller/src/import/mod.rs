@@ -11,8 +11,8 @@ pub mod services;
 pub mod skeleton;
 pub mod vrrp;
 
-pub use skeleton::Options;
 use skeleton::{Note, Skeleton};
+pub use skeleton::{Options, OtherFamily};
 
 /// One keepalived.conf.
 #[derive(Debug, Clone)]

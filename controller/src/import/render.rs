@@ -2,7 +2,9 @@
 //! each service preceded by the keepalived options it could not carry, as comments.
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use toml::Value;
 
@@ -49,13 +51,13 @@ pub fn render(sk: &Skeleton, opts: &Options) -> String {
         out.push('\n');
         comments(&mut out, &sk.notes);
     }
-    let lan = sk.lan.expect("the first director's LAN");
+    let cidrs: Vec<String> = lans(sk, opts).iter().map(|l| l.to_string()).collect();
     let _ = writeln!(
         out,
         "\n[cluster]\nname = {}\ngeneration = 1\n\n[time]\nntp_server = {}\n\n[[lans]]\nname = \"cluster\"\ncidr = {}",
         quoted(&sk.name),
         quoted(&opts.router.to_string()),
-        quoted(&lan.to_string())
+        one_or_many(&cidrs)
     );
     nodes(&mut out, sk, opts);
     for s in &sk.services {
@@ -78,22 +80,47 @@ pub fn render(sk: &Skeleton, opts: &Options) -> String {
     out
 }
 
+/// The LAN's subnets: the first director's, and on a dual-stack LAN the other family's.
+fn lans(sk: &Skeleton, opts: &Options) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = sk.lan.into_iter().collect();
+    let other = opts.other_family.as_ref().and_then(|o| o.directors.first()).map(|(_, a)| a.trunc());
+    out.extend(other.filter(|o| out.iter().all(|l| l.addr().is_ipv6() != o.addr().is_ipv6())));
+    out
+}
+
+/// A TOML value: one quoted string, or a list of them.
+fn one_or_many(values: &[String]) -> String {
+    match values {
+        [one] => quoted(one),
+        many => format!("[{}]", many.iter().map(|v| quoted(v)).collect::<Vec<_>>().join(", ")),
+    }
+}
+
 /// The router, the directors (holding every VIP) and one node per real server.
 fn nodes(out: &mut String, sk: &Skeleton, opts: &Options) {
-    let prefix = sk.lan.map_or(24, |l| l.prefix_len());
+    let lans = lans(sk, opts);
     let port = opts.agent_port;
-    let iface = |name: &str, ip: IpAddr| {
-        format!(
-            "[{{ name = {}, lan = \"cluster\", address = {} }}]",
-            quoted(name),
-            quoted(&format!("{ip}/{prefix}"))
-        )
+    // Each address with the prefix of its family's subnet (the first's when the LAN has
+    // none of that family: validation then names the address).
+    let with_prefix = |ip: IpAddr| {
+        let len = lans
+            .iter()
+            .find(|l| l.addr().is_ipv6() == ip.is_ipv6())
+            .or(lans.first())
+            .map_or(24, |l| l.prefix_len());
+        format!("{ip}/{len}")
     };
+    let iface = |name: &str, ips: &[IpAddr]| {
+        let addrs: Vec<String> = ips.iter().map(|ip| with_prefix(*ip)).collect();
+        format!("[{{ name = {}, lan = \"cluster\", address = {} }}]", quoted(name), one_or_many(&addrs))
+    };
+    let other = opts.other_family.clone().unwrap_or_default();
+    let routers: Vec<IpAddr> = std::iter::once(opts.router).chain(other.router).collect();
     let _ = writeln!(
         out,
         "\n[[nodes]]\nname = \"router\"\nrole = \"router\"\nagent = {}\ninterfaces = {}",
-        quoted(&format!("{}:{port}", opts.router)),
-        iface("eth0", opts.router)
+        quoted(&SocketAddr::new(opts.router, port).to_string()),
+        iface("eth0", &routers)
     );
     let dir_if = opts
         .interface
@@ -112,12 +139,15 @@ fn nodes(out: &mut String, sk: &Skeleton, opts: &Options) {
         })
         .collect();
     for (name, addr) in &opts.directors {
+        let mine: Vec<IpAddr> = std::iter::once(addr.addr())
+            .chain(other.directors.iter().filter(|(n, _)| n == name).map(|(_, a)| a.addr()))
+            .collect();
         let _ = writeln!(
             out,
             "\n[[nodes]]\nname = {}\nrole = \"director\"\nagent = {}\ninterfaces = {}\nvips = [{}]",
             quoted(name),
-            quoted(&format!("{}:{port}", addr.addr())),
-            iface(&dir_if, addr.addr()),
+            quoted(&SocketAddr::new(addr.addr(), port).to_string()),
+            iface(&dir_if, &mine),
             vip_list.join(", ")
         );
     }
@@ -127,13 +157,16 @@ fn nodes(out: &mut String, sk: &Skeleton, opts: &Options) {
         rss.extend(s.sorry);
     }
     for ip in rss {
+        // keepalived.conf does not say which IPv4 and IPv6 real servers are one host: one
+        // node per address, its gateway the router's address of its family.
+        let gw = routers.iter().find(|r| r.is_ipv6() == ip.is_ipv6()).unwrap_or(&opts.router);
         let _ = writeln!(
             out,
             "\n[[nodes]]\nname = {}\nrole = \"real_server\"\nagent = {}\ninterfaces = {}\ngateway = {}",
             quoted(&rs_name(ip)),
-            quoted(&format!("{ip}:{port}")),
-            iface(&opts.rs_interface, ip),
-            quoted(&opts.router.to_string())
+            quoted(&SocketAddr::new(ip, port).to_string()),
+            iface(&opts.rs_interface, &[ip]),
+            quoted(&gw.to_string())
         );
     }
 }

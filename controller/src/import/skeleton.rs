@@ -11,6 +11,8 @@ pub struct Options {
     pub name: Option<String>,
     /// The router: the real servers' gateway and the NTP server.
     pub router: IpAddr,
+    /// On a dual-stack LAN, the other family: the router's and each director's address.
+    pub other_family: Option<OtherFamily>,
     /// One director per file, in the same order: name and address with prefix (the LAN).
     pub directors: Vec<(String, IpNet)>,
     /// The directors' interface on the LAN (default: the VRRP instance's, else `eth0`).
@@ -19,6 +21,17 @@ pub struct Options {
     pub rs_interface: String,
     /// Agents' port.
     pub agent_port: u16,
+}
+
+/// The other family of a dual-stack LAN (`--router` and `--director NAME=…` given a second
+/// time, with addresses of the other family): keepalived.conf lists IPv4 and IPv6
+/// `virtual_server`s side by side but never says a host's other address.
+#[derive(Debug, Clone, Default)]
+pub struct OtherFamily {
+    /// The router's address of that family.
+    pub router: Option<IpAddr>,
+    /// Directors' addresses of that family, with the LAN's prefix.
+    pub directors: Vec<(String, IpNet)>,
 }
 
 /// A keepalived option the import did not carry over, and why.
