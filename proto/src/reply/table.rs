@@ -152,15 +152,88 @@ impl IpvsTable {
     /// The table in ipvsadm's order: services and their destinations sorted by key, so
     /// every view (and every agent) shows the same order.
     pub fn sorted(mut self) -> Self {
-        // By protocol word, then address (`FWM` < `SCTP` < `TCP` < `UDP`), as ipvsadm users
-        // read the table.
+        // libipvs's `ipvs_cmp_services`, which `ipvsadm -L` and `-S` sort by: the mark
+        // (address services, mark 0, first), then the family (IPv4 first), then the protocol
+        // number (TCP 6, UDP 17, SCTP 132), then the address and the port.
         self.services.sort_by_key(|s| match s.key {
-            ServiceKey::Addr { protocol, address } => (protocol.as_str(), Some(address), 0),
-            ServiceKey::Fwmark { mark, .. } => ("FWM", None, mark),
+            ServiceKey::Addr { protocol, address } => {
+                let number = match protocol {
+                    crate::spec::Protocol::Tcp => 6u8,
+                    crate::spec::Protocol::Udp => 17,
+                    crate::spec::Protocol::Sctp => 132,
+                };
+                (0, address.is_ipv6(), number, Some(address))
+            }
+            ServiceKey::Fwmark { mark, ipv6 } => (mark, ipv6, 0, None),
         });
         for s in &mut self.services {
             s.destinations.sort_by_key(|d| d.address);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Protocol;
+
+    fn service(key: &str) -> TableService {
+        let key = match key.split_once(' ') {
+            Some(("FWM", m)) => ServiceKey::Fwmark {
+                mark: m.trim_end_matches(" IPv6").parse().unwrap(),
+                ipv6: m.ends_with("IPv6"),
+            },
+            Some((p, a)) => ServiceKey::Addr {
+                protocol: match p {
+                    "TCP" => Protocol::Tcp,
+                    "UDP" => Protocol::Udp,
+                    _ => Protocol::Sctp,
+                },
+                address: a.parse().unwrap(),
+            },
+            None => unreachable!(),
+        };
+        TableService {
+            key,
+            scheduler: "rr".into(),
+            flags: 0,
+            timeout_s: 0,
+            netmask: 0,
+            stats: Stats::default(),
+            destinations: Vec::new(),
+            managed: true,
+        }
+    }
+
+    #[test]
+    fn the_table_is_in_the_order_ipvsadm_sorts_it() {
+        // libipvs's ipvs_cmp_services, as `ipvsadm -S -n` printed the dual-stack test's
+        // table: address services before marks, IPv4 before IPv6, TCP < UDP < SCTP.
+        let shuffled = [
+            "FWM 6 IPv6",
+            "SCTP 198.18.0.100:80",
+            "TCP [2001:db8:6::100]:80",
+            "FWM 6",
+            "UDP 198.18.0.100:53",
+            "TCP 198.18.0.100:443",
+            "TCP 198.18.0.100:80",
+            "FWM 2",
+        ];
+        let t = IpvsTable { services: shuffled.iter().map(|k| service(k)).collect(), ..IpvsTable::default() };
+        let got: Vec<String> = t.sorted().services.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "TCP 198.18.0.100:80",
+                "TCP 198.18.0.100:443",
+                "UDP 198.18.0.100:53",
+                "SCTP 198.18.0.100:80",
+                "TCP [2001:db8:6::100]:80",
+                "FWM 2",
+                "FWM 6",
+                "FWM 6 IPv6",
+            ]
+        );
     }
 }
