@@ -174,3 +174,31 @@ fn a_long_node_name_widens_its_column_instead_of_breaking_the_table() {
         assert_eq!(&l[col - 1..col], " ", "every row's ROLE starts in one column:\n{text}");
     }
 }
+
+/// Issue 28: a persistent IPv6 service's mask is a prefix length in both views, as ipvsadm
+/// prints it (`-L`: `mask 64`; `-S`: `-M 64`), and an IPv4 one stays dotted. The VM's
+/// dual-stack test holds both against ipvsadm itself.
+#[test]
+fn an_ipv6_persistence_mask_is_a_prefix_length() {
+    let mut t = table();
+    let mut v4 = t.services[0].clone();
+    v4.flags = 1 /* IP_VS_SVC_F_PERSISTENT */;
+    v4.timeout_s = 300;
+    v4.netmask = 0xffff_ff00;
+    let v6 = TableService {
+        key: ServiceKey::Fwmark { mark: 6, ipv6: true },
+        scheduler: "rr".into(),
+        flags: 1, /* IP_VS_SVC_F_PERSISTENT */
+        timeout_s: 60,
+        netmask: 64,
+        destinations: vec![],
+        ..v4.clone()
+    };
+    t.services = vec![v4, v6];
+    let list = ipvs::render_list(&t, ipvs::View::Table);
+    assert!(list.contains("persistent 300 mask 255.255.255.0\n"), "{list}");
+    assert!(list.contains("FWM  6 IPv6 rr persistent 60 mask 64\n"), "{list}");
+    let save = ipvs::render_save(&t);
+    assert!(save.contains("-A -f 6 -6 -s rr -p 60 -M 64\n"), "{save}");
+    assert!(save.contains("-p 300 -M 255.255.255.0\n"), "{save}");
+}

@@ -613,9 +613,11 @@ impl PkiCommand {
 }
 
 impl ImportKeepalivedArgs {
-    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+    /// The import's options from `--director` and `--router`: a director named again with
+    /// an address of the other family is that director's other address on a dual-stack
+    /// LAN, not another file's director.
+    fn options(&self) -> Result<lvs_controller::import::Options, CommandError> {
         use lvs_controller::import;
-        no_json(cli, "import (it writes a TOML definition)")?;
         let mut directors = Vec::new();
         for d in &self.directors {
             let parsed =
@@ -628,8 +630,6 @@ impl ImportKeepalivedArgs {
             };
             directors.push(pair);
         }
-        // A name given again with the other family's address: that director's address of
-        // the dual-stack LAN's other family, not another file's director.
         let first_family = directors.first().map(|(_, a): &(String, ipnet::IpNet)| a.addr().is_ipv6());
         let (main, other): (Vec<_>, Vec<_>) =
             directors.into_iter().partition(|(_, a)| Some(a.addr().is_ipv6()) == first_family);
@@ -650,6 +650,20 @@ impl ImportKeepalivedArgs {
         }
         let other_family = (other_router.is_some() || !other.is_empty())
             .then_some(import::OtherFamily { router: other_router, directors: other });
+        Ok(import::Options {
+            name: self.name.clone(),
+            router,
+            other_family,
+            directors,
+            interface: self.interface.clone(),
+            rs_interface: self.rs_interface.clone(),
+            agent_port: lvs_proto::AGENT_PORT,
+        })
+    }
+
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        use lvs_controller::import;
+        no_json(cli, "import (it writes a TOML definition)")?;
         let inputs = self
             .files
             .iter()
@@ -659,15 +673,7 @@ impl ImportKeepalivedArgs {
                 Ok(import::Input { name: f.display().to_string(), text })
             })
             .collect::<Result<Vec<_>, CommandError>>()?;
-        let opts = import::Options {
-            name: self.name.clone(),
-            router,
-            other_family,
-            directors,
-            interface: self.interface.clone(),
-            rs_interface: self.rs_interface.clone(),
-            agent_port: lvs_proto::AGENT_PORT,
-        };
+        let opts = self.options()?;
         let imported = import::keepalived(&inputs, &opts).map_err(|e| CmdError::Usage(e.to_string()))?;
         let name = self.out.as_ref().map_or("(import)".to_string(), |p| p.display().to_string());
         let checked = load::load_str(&name, &imported.toml);

@@ -4,6 +4,7 @@
 //! tests of planning and diffing, one consistent read of everything a spec talks about
 //! (`observe`), the node's facts, and the translation between the spec's words and the
 //! kernel's (`translate`).
+pub(crate) mod address_add;
 pub(crate) mod facts;
 pub(crate) mod fake;
 pub(crate) mod netlink;

@@ -204,12 +204,6 @@ fn route_ip(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-/// Whether `a` is an IPv6 VIP: a /128 on an interface other than the loopback (LAN
-/// prefixes are at most /127, and hidden VIPs sit on `lo`, where there is no DAD).
-fn is_ipv6_vip(a: &Address) -> bool {
-    matches!(a.address, IpNet::V6(n) if n.prefix_len() == 128) && a.interface != "lo"
-}
-
 fn op_address(verb: &str, a: &Address) -> String {
     format!("{verb} address {} on {}", a.address, a.interface)
 }
@@ -228,25 +222,7 @@ impl System for NetSystem {
         let op = op_address("add", a);
         let index = self.link_index(&a.interface).await?;
         let mut req = self.rtnl.handle().address().add(index, a.address.addr(), a.address.prefix_len());
-        if let Some(l) = &a.label
-            && a.address.addr().is_ipv4()
-        {
-            req.message_mut().attributes.push(AddressAttribute::Label(l.clone()));
-        }
-        if is_ipv6_vip(a) {
-            // A VIP (the only IPv6 /128 a spec puts outside `lo`): usable at once instead of
-            // `tentative` for a second, never `dadfailed` after a brief split brain, and
-            // deprecated so that the director never picks it as the source of its own
-            // traffic (a health check sourced from the VIP would be answered to the real
-            // server's own `lo`). keepalived adds its IPv6 VIPs the same way.
-            let m = req.message_mut();
-            m.header.flags |= netlink_packet_route::address::AddressHeaderFlags::Nodad;
-            m.attributes.push(AddressAttribute::Flags(netlink_packet_route::address::AddressFlags::Nodad));
-            let mut lifetimes = netlink_packet_route::address::CacheInfo::default();
-            lifetimes.ifa_preferred = 0;
-            lifetimes.ifa_valid = u32::MAX;
-            m.attributes.push(AddressAttribute::CacheInfo(lifetimes));
-        }
+        super::address_add::complete(req.message_mut(), a);
         self.rtnl.change(op, req.execute()).await
     }
 

@@ -32,8 +32,28 @@ pub enum View {
 fn service_head(s: &TableService) -> String {
     match s.key {
         ServiceKey::Addr { protocol, address } => format!("{:<4} {address}", protocol.as_str()),
-        k => k.to_string(),
+        // ipvsadm pads the word as for a protocol: `FWM  6 IPv6`.
+        ServiceKey::Fwmark { mark, ipv6 } => format!("FWM  {mark}{}", if ipv6 { " IPv6" } else { "" }),
     }
+}
+
+/// ` persistent 60 mask 64` as ipvsadm prints it after the scheduler: an IPv4 mask dotted,
+/// an IPv6 one as its prefix length, each only when it is not the host mask.
+fn persistence_flags(svc: &TableService) -> String {
+    let mut flags = String::new();
+    if svc.flags & crate::ipvsadm::F_PERSISTENT != 0 {
+        let _ = write!(flags, " persistent {}", svc.timeout_s);
+        let ipv6 = match svc.key {
+            ServiceKey::Addr { address, .. } => address.is_ipv6(),
+            ServiceKey::Fwmark { ipv6, .. } => ipv6,
+        };
+        if ipv6 && svc.netmask != 128 {
+            let _ = write!(flags, " mask {}", svc.netmask);
+        } else if !ipv6 && svc.netmask != 0 && svc.netmask != u32::MAX {
+            let _ = write!(flags, " mask {}", std::net::Ipv4Addr::from(svc.netmask));
+        }
+    }
+    flags
 }
 
 /// One director's table in `ipvsadm -L -n` form.
@@ -76,13 +96,7 @@ pub fn render_list(t: &IpvsTable, view: View) -> String {
         let head = service_head(svc);
         match view {
             View::Table => {
-                let mut flags = String::new();
-                if svc.flags & crate::ipvsadm::F_PERSISTENT != 0 {
-                    let _ = write!(flags, " persistent {}", svc.timeout_s);
-                    if svc.netmask != 0 && svc.netmask != u32::MAX {
-                        let _ = write!(flags, " mask {}", std::net::Ipv4Addr::from(svc.netmask));
-                    }
-                }
+                let flags = persistence_flags(svc);
                 let _ = writeln!(s, "{head} {}{flags}", svc.scheduler);
             }
             View::Stats | View::Rate => {

@@ -203,22 +203,7 @@ impl Validator {
             None if let Some(v) = vip
                 && node.interfaces.iter().any(|i| dir_lans.contains(i.lan.as_str())) =>
             {
-                self.err(
-                    "family-mixed",
-                    p.key("node"),
-                    format!(
-                        "real server {} has no {} address on the directors' LAN, and VIP {v} of service {} is {}",
-                        node.name,
-                        super::nodes::family(v),
-                        s.name,
-                        super::nodes::family(v)
-                    ),
-                    format!(
-                        "give {} an {} address on that LAN (address = [\"<IPv4>/<len>\", \"<IPv6>/<len>\"]), or serve this VIP from other real servers",
-                        node.name,
-                        super::nodes::family(v)
-                    ),
-                );
+                self.no_address_of_family(s, p, node, v);
                 None
             }
             _ => {
@@ -231,6 +216,23 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// `family-mixed`: the real server is on the directors' LAN, but not in `vip`'s family.
+    fn no_address_of_family(&mut self, s: &ServiceDef, p: &KeyPath, node: &Node, vip: IpAddr) {
+        let family = super::nodes::family(vip);
+        self.err(
+            "family-mixed",
+            p.key("node"),
+            format!(
+                "real server {} has no {family} address on the directors' LAN, and VIP {vip} of service {} is {family}",
+                node.name, s.name
+            ),
+            format!(
+                "give {} an {family} address on that LAN (address = [\"<IPv4>/<len>\", \"<IPv6>/<len>\"]), or serve this VIP from other real servers",
+                node.name
+            ),
+        );
     }
 
     /// Weight and connection thresholds, each in the kernel's range.
