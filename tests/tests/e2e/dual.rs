@@ -150,6 +150,8 @@ pub(super) fn run() {
     step("4. the IPv6 fwmark service: marked traffic is balanced, one client's /64 sticks to one server");
     let seq = sequence(&lab, MARKED, 12);
     assert!(seq.windows(2).all(|w| w[0] == w[1]), "persistence /64: {seq:?}");
+    // The kernel folds its per-CPU counters into what it reports every 2 s.
+    std::thread::sleep(Duration::from_millis(2500));
     let (inp, outp) = packets(&lab, "lb1", "FWM  6");
     println!("FWM 6 IPv6: {seq:?}, in-packets {inp}, out-packets {outp}");
     assert!(inp > 0 && outp == 0, "in {inp} out {outp}");
