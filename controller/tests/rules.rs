@@ -803,7 +803,7 @@ fn bad_ipv6_definitions_are_refused_with_the_key_named() {
             "not-unicast",
             "nodes[1].vips[2].address",
         ),
-        (dual_with("vip = \"2001:db8:6::200\"", "vip = \"ff05::1\""), "not-unicast", "services[1].vip"),
+        (dual_with("vip = \"2001:db8:6::200\"", "vip = \"ff05::1\""), "not-unicast", "services[2].vip"),
         (
             dual_with("\"198.18.6.12/24\", \"2001:db8:6::12/64\"", "\"198.18.6.12/24\", \"fe80::12/64\""),
             "not-unicast",

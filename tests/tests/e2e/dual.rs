@@ -1,7 +1,7 @@
 //! Issue 28: a dual-stack cluster of its own shape (`deploy/examples/dual-stack.toml`: a
 //! router `edge`, directors `lb1`/`lb2` under VRRP, three real servers weighted 1:2:3, a
-//! TCP service on an IPv4 and an IPv6 VIP, an IPv6 fwmark service with /64 persistence)
-//! on the real kernel. Clients reach every VIP over its family, and each step proves one
+//! TCP and a UDP service on an IPv4 and an IPv6 VIP, an IPv6 fwmark service with /64
+//! persistence) on the real kernel. Clients reach every VIP over its family, and each step proves one
 //! property on both families, as the article's steps do for IPv4 alone.
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,7 @@ pub(super) fn run() {
     assert_eq!(save.trim(), referee.trim(), "lvsctl ipvs save\n{save}\nipvsadm -S -n\n{referee}");
     for want in [
         "-A -t [2001:db8:6::100]:80 -s wrr",
+        "-A -u [2001:db8:6::100]:53 -s rr",
         "-A -f 6 -6 -s rr -p 60 -M 64",
         "-a -t [2001:db8:6::100]:80 -r [2001:db8:6::13]:80 -g -w 3",
     ] {
@@ -123,7 +124,9 @@ pub(super) fn run() {
     let ours = ok(&lab.lvsctl(&["ipvs", "list", "--node", "lb1"]));
     let norm = |s: &str| -> Vec<String> {
         s.lines()
-            .filter(|l| ["TCP", "FWM"].iter().any(|p| l.starts_with(p)) || l.trim_start().starts_with("->"))
+            .filter(|l| {
+                ["TCP", "UDP", "FWM"].iter().any(|p| l.starts_with(p)) || l.trim_start().starts_with("->")
+            })
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect()
     };
@@ -167,9 +170,10 @@ pub(super) fn run() {
     lab.kill(httpd, "TERM");
     let took = poll(Duration::from_secs(5), Duration::from_millis(20), || {
         let w4 = weights(&lab, "lb1", "198.18.6.13:80");
-        // The TCP service's and the fwmark service's (port 0) destination.
-        let w6 = weights(&lab, "lb1", "[2001:db8:6::13]:");
-        (w4 == [0] && w6.len() == 2 && w6.iter().all(|w| *w == 0)).then(|| t0.elapsed())
+        // The TCP service's and the fwmark service's (port 0) destination; the unchecked
+        // UDP service keeps web3.
+        let w6 = [weights(&lab, "lb1", "[2001:db8:6::13]:80"), weights(&lab, "lb1", "[2001:db8:6::13]:0")];
+        (w4 == [0] && w6 == [[0], [0]]).then(|| t0.elapsed())
     });
     let took =
         took.unwrap_or_else(|| panic!("web3 quarantined:\n{}", text(&lab.exec("lb1", &["ipvsadm", "-Ln"]))));
@@ -193,8 +197,10 @@ pub(super) fn run() {
         "httpd-web3-again.log",
     );
     let back = poll(Duration::from_secs(5), Duration::from_millis(50), || {
-        (weights(&lab, "lb1", "198.18.6.13:80") == [3] && weights(&lab, "lb1", "[2001:db8:6::13]:") == [3, 1])
-            .then_some(())
+        (weights(&lab, "lb1", "198.18.6.13:80") == [3]
+            && weights(&lab, "lb1", "[2001:db8:6::13]:80") == [3]
+            && weights(&lab, "lb1", "[2001:db8:6::13]:0") == [1])
+        .then_some(())
     });
     assert!(back.is_some(), "web3 restored:\n{}", text(&lab.exec("lb1", &["ipvsadm", "-Ln"])));
 
@@ -202,7 +208,11 @@ pub(super) fn run() {
     let load4 = start_load_with(&mut lab, VIP4, "drain4", &["-c", "2", "--timeout", "10s"]);
     let load6 = start_load_with(&mut lab, VIP6, "drain6", &["-c", "2", "--timeout", "10s"]);
     ok(&lab.lvsctl(&["rs", "drain", "web2", "--wait=30s"]));
-    assert_eq!(weights(&lab, "lb1", "[2001:db8:6::12]:"), [0, 0], "web2 drained in both IPv6 services");
+    assert_eq!(
+        weights(&lab, "lb1", "[2001:db8:6::12]:"),
+        [0, 0, 0],
+        "web2 drained in the IPv6 TCP, UDP and fwmark services"
+    );
     assert_eq!(weights(&lab, "lb1", "198.18.6.12:80"), [0]);
     std::thread::sleep(Duration::from_secs(1));
     ok(&lab.lvsctl(&["rs", "enable", "web2"]));
