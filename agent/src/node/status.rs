@@ -201,7 +201,11 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
         .map(|a| a.address.addr())
         .collect();
     let names: Vec<String> = vips.iter().map(ToString::to_string).collect();
-    let check = format!("kernel accepts VIP traffic ({} on lo, ARP hidden)", names.join(", "));
+    // IPv4 VIPs are hidden by the ARP sysctls; IPv6 ones need nothing (the kernel never
+    // answers a neighbour solicitation for an address of `lo` arriving elsewhere).
+    let v4 = vips.iter().any(|v| v.is_ipv4());
+    let hidden = if v4 { "ARP hidden" } else { "never announced" };
+    let check = format!("kernel accepts VIP traffic ({} on lo, {hidden})", names.join(", "));
     let Some(drift) = drift else {
         return CheckResult {
             check,
@@ -225,7 +229,12 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
         check,
         ok: missing.is_empty(),
         detail: if missing.is_empty() {
-            "hidden VIP, host route and arp_ignore/arp_announce in force".into()
+            if v4 {
+                "hidden VIP, host route and arp_ignore/arp_announce in force"
+            } else {
+                "hidden VIP and host route in force"
+            }
+            .into()
         } else {
             format!("not yet: {}", missing.join("; "))
         },
