@@ -16,6 +16,9 @@
 //! 4. Latency: interval 200 ms, fall 3: the httpd is stopped, then the time until every
 //!    destination has weight 0 in the (recording) IPVS table; 1 and 200 destinations.
 //!
+//! 5. Shared probes: 10 services over the same 50 real servers against 500 servers, a
+//!    connection per probe: the connections, the CPU and the results recorded.
+//!
 //! With `--tcg` (the VM bench suite: an emulated CPU) 3 is skipped and 4 runs for one
 //! destination: the server cannot answer 2,000 probes a second there, nor 200 every 200 ms
 //! within their 100 ms timeout.
@@ -86,13 +89,45 @@ impl Cost {
     }
 }
 
+/// `services` services (ports 80, 81, … of one VIP) in front of the same `rips` real
+/// servers, each checking port 80 by HTTP GET every second: one probe per server is shared
+/// by every service.
+fn shared_spec(services: usize, rips: usize, reuse: bool) -> NodeSpec {
+    let list: Vec<String> = (0..rips).map(|i| format!("198.18.{}.{}", 1 + i / 250, 1 + i % 250)).collect();
+    let svcs = (0..services)
+        .map(|n| {
+            let mut s = common::http_service(
+                &format!("web{n}"),
+                &format!("198.18.255.100:{}", 80 + n),
+                list.iter().cloned(),
+                1000,
+                500,
+                2,
+                3,
+            );
+            if let Some(ProbeKind::Http { reuse_connection, .. }) =
+                s.health_check.as_mut().map(|h| &mut h.probe)
+            {
+                *reuse_connection = reuse;
+            }
+            s
+        })
+        .collect();
+    common::director(svcs)
+}
+
 /// The agent's checker on `dests` destinations every second, measured over 10 s.
 fn checker_cpu(rt: &tokio::runtime::Runtime, dests: usize, reuse: bool) -> Cost {
+    measure(rt, &spec(dests, 1000, 500, 2, 3, reuse), dests)
+}
+
+/// The agent's checker on `spec` (`dests` destinations in all), measured over 10 s.
+fn measure(rt: &tokio::runtime::Runtime, spec: &NodeSpec, dests: usize) -> Cost {
     let state = tempfile::tempdir().unwrap();
     let sys = Arc::new(FakeSystem::new(&["eth1"], true));
     let agent = Agent::new("director", sys, Store::new(state.path()));
     let cost = rt.block_on(async {
-        let r = agent.apply(&spec(dests, 1000, 500, 2, 3, reuse), "", false).await.unwrap();
+        let r = agent.apply(spec, "", false).await.unwrap();
         assert!(r.converged);
         tokio::time::sleep(Duration::from_secs(2)).await; // every task has started
         let probes = |st: &lvs_proto::reply::NodeStatus| st.health.iter().map(|h| h.probes).sum::<u64>();
@@ -235,6 +270,31 @@ mod keepalived {
     }
 }
 
+/// 10 services over the same 50 real servers (500 destinations) against 500 destinations
+/// on 500 servers, a new connection every probe so that connections accepted = probes made.
+fn shared_probes(rt: &tokio::runtime::Runtime) {
+    println!(
+        "health checks: 10 services x the same 50 servers (500 destinations) vs 500 servers, every 1 s, a connection per probe"
+    );
+    let shared = measure(rt, &shared_spec(10, 50, false), 500);
+    shared.print("agent, 10 services sharing each server's probe");
+    let apart = checker_cpu(rt, 500, false);
+    apart.print("agent, 500 destinations on 500 servers (unshared)");
+    println!(
+        "  shared / unshared: {:.2} of the connections, {:.2} of the CPU, for {} and {} results recorded",
+        shared.connections as f64 / apart.connections.max(1) as f64,
+        shared.cpu.as_secs_f64() / apart.cpu.as_secs_f64().max(1e-9),
+        shared.probes,
+        apart.probes
+    );
+    assert!(
+        shared.connections * 5 < apart.connections,
+        "sharing: {} vs {}",
+        shared.connections,
+        apart.connections
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -258,6 +318,12 @@ fn main() {
         kept.connections,
         kept.probes
     );
+
+    // 5. One probe per real thing probed (issue 30, item 4).
+    // (Not under TCG: the emulated server cannot take 500 connections a second.)
+    if !tcg {
+        shared_probes(&rt);
+    }
 
     // 2. keepalived's checker on the same destinations, where it can run.
     if let Some(theirs) = keepalived::checker_cpu(200) {

@@ -994,3 +994,77 @@ fn a_server_that_hangs_on_its_kept_connection_is_taken_out_and_back_when_it_wake
         .await;
     });
 }
+
+/// Issue 30, item 4: three services in front of the same three real servers, each checking
+/// port 80 the same way (the TCP service on 80, another on 8080 pointed at port 80, a
+/// fwmark service), cost one probe per server per interval, counted where it lands (the
+/// namespace's accepted connections), not three. The shared result still decides each
+/// service's destination: a dead server is taken out of all three.
+#[test]
+fn services_in_front_of_the_same_servers_share_one_probe_per_server() {
+    if !root() {
+        return;
+    }
+    in_netns(|| async {
+        let www = tempfile::tempdir().unwrap();
+        std::fs::write(www.path().join("index.html"), "ok\n").unwrap();
+        // rs1 and rs2 answer; rs3 (198.18.1.13) refuses.
+        let mut httpds: Vec<Reap> = ["198.18.1.11:80", "198.18.1.12:80"]
+            .iter()
+            .map(|a| {
+                Reap(
+                    Command::new("busybox")
+                        .args(["httpd", "-f", "-p", a, "-h"])
+                        .arg(www.path())
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let check = "{ kind = \"http\", path = \"/\", port = 80, interval = \"100ms\", timeout = \"50ms\", rise = 1, fall = 2 }";
+        let rss = "[{ node = \"rs1\" }, { node = \"rs2\" }, { node = \"rs3\" }]";
+        let spec = director_spec(&format!(
+            "check = {check}\nreal_servers = {rss}\n\n\
+             [[services]]\nname = \"alt\"\nvip = \"198.18.0.100\"\nport = 8080\ncheck = {check}\nreal_servers = {rss}\n\n\
+             [[services]]\nname = \"marked\"\nprotocol = \"fwmark\"\nfwmark = 7\nvip = \"198.18.0.100\"\ncheck = {check}\nreal_servers = {rss}\n"
+        ));
+        assert_eq!(spec.virtual_services.len(), 3);
+        let d = Director::up(&spec).await;
+        // rs3 is out of every service, from its one probe.
+        d.until(Duration::from_secs(5), "rs3 out of all three services", |d| {
+            d.weights().iter().filter(|(a, w)| a.ip().to_string() == "198.18.1.13" && *w == 0).count() == 3
+        })
+        .await;
+        let live: Vec<u32> = d
+            .weights()
+            .iter()
+            .filter(|(a, _)| a.ip().to_string() != "198.18.1.13")
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(live, [1; 6], "{:?}", d.weights());
+        // Connections accepted over 3 s: 2 live servers x 30 intervals (busybox httpd closes
+        // each connection: one connection per probe). Unshared it would be 3 times that.
+        let (a0, p0) = (accepted(), probes_and_transitions(&d).await.0);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (a1, p1) = (accepted(), probes_and_transitions(&d).await.0);
+        let conns = a1 - a0;
+        let recorded = p1 - p0;
+        println!(
+            "3 s, 3 services x 3 servers, interval 100 ms: {conns} connections to the 2 live servers, {recorded} results recorded over the 9 destinations"
+        );
+        assert!((40..=80).contains(&conns), "{conns} connections: one probe per server per interval is 60");
+        // Each probe is recorded for each of the three services' destinations.
+        assert!(recorded >= 3 * (conns + 20), "{recorded} recorded for {conns} connections");
+        let st = d.status().await;
+        assert!(
+            st.health
+                .iter()
+                .filter(|h| h.destination.ip().to_string() == "198.18.1.13")
+                .all(|h| h.quarantined),
+            "{:?}",
+            st.health
+        );
+        httpds.clear();
+    });
+}

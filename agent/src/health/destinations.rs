@@ -1,7 +1,9 @@
 //! Director-side health checks of every destination (HTTP or HTTPS GET, TCP connect, or
 //! an executable: [`crate::health::probe`]), each with its service's check or its own.
 //!
-//! One task per destination, started with a stagger inside its interval so hundreds of
+//! One task per probe, shared by every destination that probes the same address and port
+//! the same way ([`crate::health::probe_loop`]: ten services in front of one server cost
+//! one probe an interval), started with a stagger inside its interval so hundreds of
 //! probes spread out instead of firing together; a slow probe never delays another. A
 //! destination failing `fall` times in a row is quarantined (weight 0 or removed, per the
 //! definition) through the reconciler's runtime layer, so the change is persisted and
@@ -13,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use lvs_proto::NodeSpec;
 use lvs_proto::spec::{HealthCheckSpec, ServiceKey};
@@ -23,27 +24,31 @@ use super::outcomes::DestHealth;
 use super::outcomes::MAX_QUEUED;
 use super::outcomes::Sender;
 use super::outcomes::Table;
-use super::outcomes::Transition;
 use super::outcomes::Work;
 use super::outcomes::flush;
 use super::outcomes::stagger;
 use crate::health::notify::Notifier;
 use crate::health::probe::Prober;
+use crate::health::probe_loop::{Member, ProbeKey, Probing, group, run};
 use crate::health::runner::CheckerThread;
 use crate::kernel::system::System;
 use crate::reconcile::reconciler::Reconciler;
-use crate::reconcile::state::{DestKey, Runtime, override_key};
+use crate::reconcile::state::{Runtime, override_key};
 use crate::telemetry::events::Events;
 
 /// The checker of one agent.
 #[derive(Default)]
 pub struct Health {
     table: Table,
-    tasks: Mutex<BTreeMap<DestKey, (HealthCheckSpec, JoinHandle<()>)>>,
+    /// One task per shared probe, with the destinations that take its results.
+    tasks: Mutex<Vec<ProbeTask>>,
     flusher: Mutex<Option<(Sender, JoinHandle<()>)>>,
     /// Started with the first destination to check (a router or real server never has one).
     thread: Mutex<Option<Arc<CheckerThread>>>,
 }
+
+/// A running shared probe: what it probes, who takes its results, its task.
+type ProbeTask = (ProbeKey, Vec<Member>, JoinHandle<()>);
 
 /// What a destination's task is started with.
 struct Wanted {
@@ -71,7 +76,7 @@ impl Health {
     /// Stop every probe and forget every destination (the node was decommissioned).
     pub fn stop(&self) {
         let mut tasks = self.tasks.lock().expect("health tasks");
-        for (_, (_, t)) in tasks.iter() {
+        for (_, _, t) in tasks.iter() {
             t.abort();
         }
         tasks.clear();
@@ -91,7 +96,7 @@ impl Health {
 
 impl Drop for Health {
     fn drop(&mut self) {
-        for (_, (_, t)) in self.tasks.lock().expect("health tasks").iter() {
+        for (_, _, t) in self.tasks.lock().expect("health tasks").iter() {
             t.abort();
         }
         if let Some((_, f)) = self.flusher.lock().expect("health flusher").as_ref() {
@@ -136,24 +141,35 @@ impl Health {
             });
             tx.clone()
         };
+        // Every wanted destination under the probe it takes, in key order.
+        let groups = group(wanted.iter().map(|(k, w)| (ProbeKey::of(*k, w.dest, &w.hc), (*k, w))));
         let mut tasks = self.tasks.lock().expect("health tasks");
         let mut table = self.table.lock().expect("health table");
-        tasks.retain(|k, (hc, t)| {
-            let keep = wanted.get(k).is_some_and(|w| w.hc == *hc);
+        // A destination no longer wanted, or wanted with another check, starts afresh.
+        table.retain(|k, _| {
+            wanted.get(k).is_some_and(|w| {
+                tasks.iter().any(|(_, m, _)| m.iter().any(|(mk, hc)| mk == k && w.hc == *hc))
+            })
+        });
+        // A task whose probe and members are still wanted as they are keeps its schedule.
+        tasks.retain(|(pk, members, t)| {
+            let keep = groups.iter().any(|(k, ms)| {
+                k == pk
+                    && ms.len() == members.len()
+                    && ms.iter().zip(members.iter()).all(|((mk, w), (k2, hc))| mk == k2 && w.hc == *hc)
+            });
             if !keep {
                 t.abort();
-                table.remove(k);
             }
             keep
         });
-        for (i, (key, w)) in wanted.into_iter().enumerate() {
-            if tasks.contains_key(&key) {
+        for (i, (pk, ms)) in groups.into_iter().enumerate() {
+            if tasks.iter().any(|(k, _, _)| *k == pk) {
                 continue;
             }
-            let quarantined = runtime.quarantined.contains(&key);
-            table.insert(
-                key,
-                DestHealth {
+            for (key, w) in &ms {
+                let quarantined = runtime.quarantined.contains(key);
+                table.entry(*key).or_insert_with(|| DestHealth {
                     service: w.service,
                     dest: w.dest,
                     up: !quarantined,
@@ -163,26 +179,31 @@ impl Health {
                     transitions: 0,
                     probes: 0,
                     last_error: String::new(),
-                },
-            );
-            let first = stagger(w.hc.interval_ms, i);
-            let svc = crate::kernel::translate::service_key(&w.service);
-            let latency = events.metrics().probe_histogram(&svc);
-            let prober = Prober::new(&w.name, &w.service, w.dest, &w.hc, rec.scripts())
+                });
+            }
+            let (_, first) = ms[0];
+            let svc = crate::kernel::translate::service_key(&first.service);
+            // The probe's connections are counted under the first service that takes it.
+            let prober = Prober::new(&first.name, &first.service, first.dest, &first.hc, rec.scripts())
                 .counting(events.metrics().probe_connections(&svc));
+            let latency = ms
+                .iter()
+                .map(|(_, w)| {
+                    events.metrics().probe_histogram(&crate::kernel::translate::service_key(&w.service))
+                })
+                .collect();
+            let members: Vec<Member> = ms.iter().map(|(k, w)| (*k, w.hc.clone())).collect();
             let Some(thread) = self.thread() else { return };
-            let epoch = thread.epoch();
-            let task = thread.spawn(run(
-                key,
-                w.hc.clone(),
+            let task = thread.spawn(run(Probing {
+                members: members.clone(),
                 prober,
-                first,
-                self.table.clone(),
-                tx.clone(),
+                stagger: stagger(first.hc.interval_ms, i),
+                table: self.table.clone(),
+                tx: tx.clone(),
                 latency,
-                epoch,
-            ));
-            tasks.insert(key, (w.hc, task));
+                epoch: thread.epoch(),
+            }));
+            tasks.push((pk, members, task));
         }
         // A full queue drops this: a later transition settles the quorum too.
         let _ = tx.try_send(Work::Settle);
@@ -200,53 +221,10 @@ pub async fn probe(
     Prober::new(name, service, dest, hc, scripts).probe().await
 }
 
-/// Probe every interval; after a failure, after the retry interval if the check has one.
-/// Start times snap to the checker's grid ([`crate::health::runner::slot`]).
-#[allow(clippy::too_many_arguments)] // one task's whole context, handed over once
-async fn run(
-    key: DestKey,
-    hc: HealthCheckSpec,
-    mut prober: Prober,
-    stagger: Duration,
-    table: Table,
-    tx: Sender,
-    latency: prometheus_client::metrics::histogram::Histogram,
-    epoch: tokio::time::Instant,
-) {
-    let interval = Duration::from_millis(hc.interval_ms);
-    let retry = hc.retry_interval_ms.map(Duration::from_millis);
-    // The grid of the shorter of the two gaps: a retry is not made later by more than 5%.
-    let slot = crate::health::runner::slot(retry.map_or(interval, |r| r.min(interval)));
-    let mut next = crate::health::runner::snap(epoch, tokio::time::Instant::now() + stagger, slot);
-    loop {
-        tokio::time::sleep_until(next).await;
-        let t0 = tokio::time::Instant::now();
-        let result = prober.probe().await;
-        latency.observe(t0.elapsed().as_secs_f64());
-        // From the slot it was due in, as an interval timer would; never in the past (a
-        // probe never takes longer than its timeout, which is shorter than both).
-        let due = next
-            + match (&result, retry) {
-                (Err(_), Some(r)) => r,
-                _ => interval,
-            };
-        next = crate::health::runner::snap(epoch, due.max(t0), slot);
-        let transition = {
-            let mut t = table.lock().expect("health table");
-            let Some(h) = t.get_mut(&key) else { return };
-            h.record(&result, &hc)
-        };
-        if let Some((quarantine, why)) = transition {
-            // Until the flusher has applied it, later probes may decide it again: the
-            // flusher drops decisions that are already in force.
-            let _ = tx.try_send(Work::Transition(Transition { key, quarantine, why }));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::outcomes::Transition;
     use lvs_proto::spec::{OnFailure, ProbeKind};
 
     fn hc(rise: u32, fall: u32) -> HealthCheckSpec {

@@ -13,6 +13,7 @@ pub(crate) mod notify;
 pub(crate) mod outcomes;
 pub(crate) mod probe;
 pub(crate) mod probe_exec;
+pub(crate) mod probe_loop;
 pub(crate) mod probe_tls;
 pub(crate) mod quorum;
 pub(crate) mod runner;
