@@ -33,7 +33,7 @@ use crate::health::probe_loop::{Member, ProbeKey, Probing, group, run};
 use crate::health::runner::CheckerThread;
 use crate::kernel::system::System;
 use crate::reconcile::reconciler::Reconciler;
-use crate::reconcile::state::{Runtime, override_key};
+use crate::reconcile::state::{DestKey, Runtime, override_key};
 use crate::telemetry::events::Events;
 
 /// The checker of one agent.
@@ -120,27 +120,8 @@ impl Health {
         rec: &Arc<Reconciler<S>>,
         events: &Events,
     ) {
-        let mut wanted = BTreeMap::new();
-        // Only a director checks real servers (the wire refuses services elsewhere; a
-        // stored spec of before is held to the same rule).
-        let services =
-            if spec.role == lvs_proto::spec::Role::Director { &spec.virtual_services[..] } else { &[] };
-        for v in services {
-            for d in &v.destinations {
-                let Some(hc) = v.check_of(d) else { continue };
-                let w = Wanted { service: v.key, name: v.name.clone(), dest: d.address, hc: hc.clone() };
-                wanted.insert(override_key(&v.key, d.address), w);
-            }
-        }
-        let tx = {
-            let mut f = self.flusher.lock().expect("health flusher");
-            let (tx, _) = f.get_or_insert_with(|| {
-                let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
-                let notifier = Notifier::spawn(Arc::clone(rec.scripts()));
-                (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone(), notifier)))
-            });
-            tx.clone()
-        };
+        let wanted = wanted(spec);
+        let tx = self.flusher(rec, events);
         // Every wanted destination under the probe it takes, in key order.
         let groups = group(wanted.iter().map(|(k, w)| (ProbeKey::of(*k, w.dest, &w.hc), (*k, w))));
         let mut tasks = self.tasks.lock().expect("health tasks");
@@ -168,18 +149,7 @@ impl Health {
                 continue;
             }
             for (key, w) in &ms {
-                let quarantined = runtime.quarantined.contains(key);
-                table.entry(*key).or_insert_with(|| DestHealth {
-                    service: w.service,
-                    dest: w.dest,
-                    up: !quarantined,
-                    quarantined,
-                    successes: 0,
-                    failures: 0,
-                    transitions: 0,
-                    probes: 0,
-                    last_error: String::new(),
-                });
+                table.entry(*key).or_insert_with(|| fresh(w, runtime.quarantined.contains(key)));
             }
             let (_, first) = ms[0];
             let svc = crate::kernel::translate::service_key(&first.service);
@@ -207,6 +177,51 @@ impl Health {
         }
         // A full queue drops this: a later transition settles the quorum too.
         let _ = tx.try_send(Work::Settle);
+    }
+}
+
+impl Health {
+    /// The sender of the task that applies verdicts, started on first use.
+    fn flusher<S: System + 'static>(&self, rec: &Arc<Reconciler<S>>, events: &Events) -> Sender {
+        let mut f = self.flusher.lock().expect("health flusher");
+        let (tx, _) = f.get_or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
+            let notifier = Notifier::spawn(Arc::clone(rec.scripts()));
+            (tx, tokio::spawn(flush(rx, self.table.clone(), rec.clone(), events.clone(), notifier)))
+        });
+        tx.clone()
+    }
+}
+
+/// Every destination `spec` wants checked, by kernel key. Only a director checks real
+/// servers (the wire refuses services elsewhere; a stored spec of before is held to the
+/// same rule).
+fn wanted(spec: &NodeSpec) -> BTreeMap<DestKey, Wanted> {
+    let mut wanted = BTreeMap::new();
+    let services =
+        if spec.role == lvs_proto::spec::Role::Director { &spec.virtual_services[..] } else { &[] };
+    for v in services {
+        for d in &v.destinations {
+            let Some(hc) = v.check_of(d) else { continue };
+            let w = Wanted { service: v.key, name: v.name.clone(), dest: d.address, hc: hc.clone() };
+            wanted.insert(override_key(&v.key, d.address), w);
+        }
+    }
+    wanted
+}
+
+/// A destination's health before its first probe: as the runtime layer left it.
+fn fresh(w: &Wanted, quarantined: bool) -> DestHealth {
+    DestHealth {
+        service: w.service,
+        dest: w.dest,
+        up: !quarantined,
+        quarantined,
+        successes: 0,
+        failures: 0,
+        transitions: 0,
+        probes: 0,
+        last_error: String::new(),
     }
 }
 
