@@ -279,7 +279,14 @@ impl Run<'_> {
         // What the drain is about to wait out, as the drain wait counts it (live, not
         // IPVS's ActiveConn, which DR leaves stale); a count that cannot be read is left out.
         let holds = match crate::ops::weights::active(self.ctx, present).await {
-            Ok(n) => format!("; holds {n} live connection(s)"),
+            Ok(n) => {
+                // The persistence templates too: the clients a sticky service still sends here.
+                let templates = crate::ops::weights::templates(self.ctx, present)
+                    .await
+                    .map(|t| format!(", {t} persistence template(s)"))
+                    .unwrap_or_default();
+                format!("; holds {n} live connection(s){templates}")
+            }
             Err(_) => String::new(),
         };
         writeln!(out, "{rs}: draining{holds}")?;

@@ -121,6 +121,33 @@ pub async fn active(ctx: &Ctx, places: &[Placement]) -> Result<u32, String> {
     Ok(total)
 }
 
+/// The persistence templates the directors hold for `places` (IPVS's `persist_conns`: the
+/// clients a persistent service will still send to that server). Each director's table is
+/// read once.
+pub async fn templates(ctx: &Ctx, places: &[Placement]) -> Result<u32, String> {
+    let mut by_director: std::collections::BTreeMap<&str, Vec<&Placement>> = Default::default();
+    for p in places {
+        by_director.entry(p.director.as_str()).or_default().push(p);
+    }
+    let mut total = 0;
+    for (director, mine) in by_director {
+        let t = ctx.fleet.ipvs_table(director, false).await.map_err(|e| format!("{director}: {e}"))?;
+        total += held_templates(&t, &mine);
+    }
+    Ok(total)
+}
+
+/// Of `table`, the templates held for `places` (each a service and a destination).
+pub(crate) fn held_templates(table: &lvs_proto::reply::IpvsTable, places: &[&Placement]) -> u32 {
+    table
+        .services
+        .iter()
+        .flat_map(|s| s.destinations.iter().map(move |d| (s.key, d)))
+        .filter(|(k, d)| places.iter().any(|p| p.service == *k && p.dest == d.address))
+        .map(|(_, d)| d.persist_conns)
+        .sum()
+}
+
 /// Wait until no placement has active connections, or `timeout`.
 pub async fn wait_drained(ctx: &Ctx, places: &[Placement], timeout: Duration) -> Result<Duration, String> {
     let start = Instant::now();

@@ -141,7 +141,9 @@ impl Article {
         let holds =
             t.lines().find_map(|l| l.strip_prefix("rs2: draining; holds ")).unwrap_or_else(|| panic!("{t}"));
         assert!(
-            holds.ends_with(" live connection(s)") && holds.split(' ').next().unwrap().parse::<u32>().is_ok(),
+            holds.ends_with(" persistence template(s)")
+                && holds.contains(" live connection(s), ")
+                && holds.split(' ').next().unwrap().parse::<u32>().is_ok(),
             "{t}"
         );
         let report = stop_load(&mut self.lab, load);

@@ -112,3 +112,22 @@ fn a_removed_destination_is_removed_whatever_its_weight() {
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].effect, got[0].active), (Effect::Removed, 5));
 }
+
+/// A rollout step's templates: those of the drained server's placements only, summed over
+/// its services (issue 30, item 2's rollout line).
+#[test]
+fn a_rollout_step_counts_the_templates_of_its_server_only() {
+    use crate::ops::weights::{Placement, held_templates};
+    let place = |port: u16, rs: &str| Placement {
+        director: "director".into(),
+        service: key(port),
+        dest: format!("{rs}:{port}").parse().unwrap(),
+        weight: 1,
+    };
+    let mut t = table();
+    t.services[1].destinations[0].persist_conns = 4;
+    let rs1 = [place(80, "198.18.0.11"), place(443, "198.18.0.11")];
+    assert_eq!(held_templates(&t, &rs1.iter().collect::<Vec<_>>()), 314);
+    let rs2 = [place(80, "198.18.0.12"), place(443, "198.18.0.12")];
+    assert_eq!(held_templates(&t, &rs2.iter().collect::<Vec<_>>()), 0);
+}
