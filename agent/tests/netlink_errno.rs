@@ -4,14 +4,23 @@
 use lvs_agent::kernel::NetSystem;
 use lvs_agent::kernel::{Address, System};
 
+/// Run `f` on a thread of its own in a fresh network namespace (processes it starts too).
+fn in_own_netns(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread, which owns nothing else.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+        f()
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_kernel_refusal_keeps_its_errno() {
     if !lvs_tests::root_suite_can_run(None) {
         return;
     }
-    std::thread::spawn(|| {
-        // SAFETY: unshare affects only this thread, which owns nothing else.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+    in_own_netns(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let sys = NetSystem::new().unwrap();
@@ -24,9 +33,7 @@ fn a_kernel_refusal_keeps_its_errno() {
             let e = sys.add_address(&missing).await.unwrap_err();
             assert!(e.errno().is_none() && e.to_string().contains("no such interface"), "{e}");
         });
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 /// Issue 28, on the real kernel: an IPv6 VIP the agent adds on a LAN interface is usable at
@@ -38,9 +45,7 @@ fn an_ipv6_vip_is_usable_at_once_and_never_a_source() {
     if !lvs_tests::root_suite_can_run(None) {
         return;
     }
-    std::thread::spawn(|| {
-        // SAFETY: unshare affects only this thread, which owns nothing else.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+    in_own_netns(|| {
         let ip = |args: &[&str]| std::process::Command::new("ip").args(args).output().unwrap();
         assert!(ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"]).status.success());
         assert!(ip(&["link", "set", "eth1p", "up"]).status.success());
@@ -73,7 +78,5 @@ fn an_ipv6_vip_is_usable_at_once_and_never_a_source() {
         assert!(vip.contains("preferred_lft 0sec"), "{vip}");
         let lan = line("2001:db8:99::2/64");
         assert!(!lan.contains("nodad") && !lan.contains("deprecated"), "{lan}");
-    })
-    .join()
-    .unwrap();
+    });
 }

@@ -238,12 +238,7 @@ pub fn net(file: &Path, c: &Cluster, prefix: &str, dir: &Path, out: &mut dyn Wri
                 .ok_or_else(|| LabError::Setup(format!("no client address in {cidr}")))?;
             let family = if a.addr().is_ipv6() { "-6" } else { "-4" };
             // The client is the lab's, not a node: its address is usable at once (no DAD).
-            let text = a.to_string();
-            let mut args = vec!["-n", &cns, family, "addr", "add", &text, "dev", "eth0"];
-            if a.addr().is_ipv6() {
-                args.push("nodad");
-            }
-            ip(&args)?;
+            add_address(&cns, &a, "eth0")?;
             if let Some(gw) = gateways.iter().find(|g| g.is_ipv6() == a.addr().is_ipv6()) {
                 ip(&["-n", &cns, family, "route", "add", "default", "via", &gw.to_string()])?;
             }
@@ -286,12 +281,7 @@ fn node_net(lab: &Lab, c: &Cluster, i: usize, n: &Node) -> Result<()> {
     // other family too, which the time gate needs before the first apply when the NTP
     // server is reached over IPv6 (a host's DAD is long over by then: nodad).
     for a in n.interfaces.iter().filter(|x| x.name == mgmt.name) {
-        let text = a.address.to_string();
-        let mut args = vec!["-n", &node_ns, "addr", "add", &text, "dev", &a.name];
-        if a.address.addr().is_ipv6() {
-            args.push("nodad");
-        }
-        ip(&args)?;
+        add_address(&node_ns, &a.address, &a.name)?;
     }
     let nd = lab.dir.join(&n.name);
     std::fs::create_dir_all(&nd).map_err(error::file(&nd))?;
@@ -303,6 +293,17 @@ fn node_net(lab: &Lab, c: &Cluster, i: usize, n: &Node) -> Result<()> {
         }
         Role::Director => Ok(()),
     }
+}
+
+/// The installer's `ip addr add` in namespace `ns`; an IPv6 address usable at once (the
+/// lab's hosts have no duplicates to detect: `nodad`).
+fn add_address(ns: &str, a: &ipnet::IpNet, dev: &str) -> Result<()> {
+    let text = a.to_string();
+    let mut args = vec!["-n", ns, "addr", "add", &text, "dev", dev];
+    if a.addr().is_ipv6() {
+        args.push("nodad");
+    }
+    ip(&args)
 }
 
 /// Wait until every agent listens (read from the node namespace's /proc/net/tcp).
