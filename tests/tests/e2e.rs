@@ -16,13 +16,18 @@ const VIP: &str = "198.18.0.100:80";
 
 /// `count` sequential requests from the client; the body first lines in order.
 fn client_sequence(lab: &Lab, count: u32) -> Vec<String> {
+    client_sequence_to(lab, VIP, count)
+}
+
+/// [`client_sequence`] to `target` (`VIP:PORT`, `[VIP]:PORT`).
+fn client_sequence_to(lab: &Lab, target: &str, count: u32) -> Vec<String> {
     let o = lab.exec(
         "client",
-        &[bin("lvs-load").to_str().unwrap(), VIP, "-c", "1", "-n", &count.to_string(), "-d", "60s"],
+        &[bin("lvs-load").to_str().unwrap(), target, "-c", "1", "-n", &count.to_string(), "-d", "60s"],
     );
     let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lvs-load: {e}: {}", text(&o)));
-    assert_eq!(v["failed"], 0, "{v}");
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lvs-load {target}: {e}: {}", text(&o)));
+    assert_eq!(v["failed"], 0, "{target}: {v}");
     v["sequence"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 

@@ -17,18 +17,6 @@ fn master(lab: &Lab) -> Option<&'static str> {
     ["lb1", "lb2"].into_iter().find(|d| super::vrrp_state(lab, d).as_deref() == Some("MASTER"))
 }
 
-/// `count` sequential requests from the client to `target`: the servers, in order.
-fn sequence(lab: &Lab, target: &str, count: u32) -> Vec<String> {
-    let o = lab.exec(
-        "client",
-        &[bin("lvs-load").to_str().unwrap(), target, "-c", "1", "-n", &count.to_string(), "-d", "60s"],
-    );
-    let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lvs-load {target}: {e}: {}", text(&o)));
-    assert_eq!(v["failed"], 0, "{target}: {v}");
-    v["sequence"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
-}
-
 /// The weight of `rip` (as ipvsadm prints it, `[2001:db8:6::13]:80`) in every service of
 /// the master that holds it.
 fn weights(lab: &Lab, director: &str, rip: &str) -> Vec<u32> {
@@ -135,7 +123,7 @@ pub(super) fn run() {
 
     step("2. wrr 1:2:3 on each family, the same real servers behind both VIPs");
     for (vip, family) in [(VIP4, "IPv4"), (VIP6, "IPv6")] {
-        let seq = sequence(&lab, vip, 60);
+        let seq = super::client_sequence_to(&lab, vip, 60);
         let n = |s: &str| seq.iter().filter(|x| *x == s).count();
         println!("{family}: web1 {} web2 {} web3 {}", n("web1"), n("web2"), n("web3"));
         assert_eq!((n("web1"), n("web2"), n("web3")), (10, 20, 30), "{family}: {seq:?}");
@@ -151,7 +139,7 @@ pub(super) fn run() {
     }
 
     step("4. the IPv6 fwmark service: marked traffic is balanced, one client's /64 sticks to one server");
-    let seq = sequence(&lab, MARKED, 12);
+    let seq = super::client_sequence_to(&lab, MARKED, 12);
     assert!(seq.windows(2).all(|w| w[0] == w[1]), "persistence /64: {seq:?}");
     // The kernel folds its per-CPU counters into what it reports every 2 s.
     std::thread::sleep(Duration::from_millis(2500));
