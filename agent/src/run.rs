@@ -252,18 +252,7 @@ pub async fn serve<S: crate::kernel::system::System + 'static>(
 /// The node's agent over `sys`, with its script policy and keepalived as its VRRP engine.
 fn agent_of<S: crate::kernel::system::System + 'static>(config: &Config, sys: Arc<S>) -> Arc<Agent<S>> {
     let engine_dir = config.state_dir.join("keepalived");
-    let kernel = Arc::clone(&sys);
-    // The VIPs an engine stopping for good leaves on the interface are removed here.
-    let release: crate::ha::keepalived::Release = Arc::new(move |vips| {
-        let kernel = Arc::clone(&kernel);
-        Box::pin(async move {
-            for v in &vips {
-                if let Err(e) = kernel.del_address(&crate::kernel::translate::address(v)).await {
-                    warn!(address = %v.address, error = %e, "could not release a VIP");
-                }
-            }
-        })
-    });
+    let hands = Arc::new(KernelHands(Arc::clone(&sys)));
     let scripts =
         Arc::new(crate::health::scripts::Scripts::new(&config.scripts.dir, config.scripts.user.as_deref()));
     if let Err(e) = scripts.user() {
@@ -274,9 +263,38 @@ fn agent_of<S: crate::kernel::system::System + 'static>(config: &Config, sys: Ar
             &engine_dir,
             &crate::ha::keepalived::Keepalived::default_program(),
             events.clone(),
-            release,
+            hands,
+            Arc::new(crate::ha::straddle::NftProgram::default_program()),
         ))
     })
+}
+
+/// The VRRP engine's hands on the VIPs: the node's kernel interface.
+struct KernelHands<S>(Arc<S>);
+
+#[tonic::async_trait]
+impl<S: crate::kernel::system::System + 'static> crate::ha::VipHands for KernelHands<S> {
+    async fn release(&self, vips: &[lvs_proto::spec::AddressSpec]) {
+        for v in vips {
+            if let Err(e) = self.0.del_address(&crate::kernel::translate::address(v)).await {
+                warn!(address = %v.address, error = %e, "could not release a VIP");
+            }
+        }
+    }
+
+    async fn hide(&self, vips: &[lvs_proto::spec::AddressSpec], hidden: bool) {
+        for v in vips {
+            let host = ipnet::IpNet::from(v.address.addr());
+            let a = crate::kernel::system::Address { interface: "lo".into(), address: host, label: None };
+            let done = if hidden { self.0.add_address(&a).await } else { self.0.del_address(&a).await };
+            match done {
+                Ok(()) => {}
+                // Still hidden from an earlier hand-over: the goal is met.
+                Err(e) if hidden && e.errno() == Some(libc::EEXIST) => {}
+                Err(e) => warn!(address = %host, hidden, error = %e, "could not move a VIP on lo"),
+            }
+        }
+    }
 }
 
 /// Start the agent (re-apply its stored spec) and log how that went. A failed re-apply is

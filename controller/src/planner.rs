@@ -64,6 +64,23 @@ const SYNC_SYSCTLS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A VRRP director's LAN interface, IPv4: after a planned hand-over the old master keeps
+/// its VIPs on `lo` for a few seconds, to forward the packets the new master passes it of
+/// connections whose handshake began here (`agent/src/ha/straddle.rs`). Hidden there as a
+/// real server hides its VIP: never answered in ARP, never the source of an ARP request.
+const VRRP_SYSCTLS: &[(&str, &str, &str)] = &[
+    (
+        "net.ipv4.conf.{if}.arp_ignore",
+        "1",
+        "answer ARP only for addresses of this interface: the master's VIPs, never the ones an old master keeps on lo after a hand-over",
+    ),
+    (
+        "net.ipv4.conf.{if}.arp_announce",
+        "2",
+        "source ARP requests from the interface's own address (the DIP), never from a VIP",
+    ),
+];
+
 /// Plan every node, in definition order.
 pub fn plan(cluster: &Cluster) -> Vec<NodeSpec> {
     cluster.nodes.iter().map(|n| plan_node(cluster, n)).collect()
@@ -134,6 +151,9 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     match vrrp(cluster, node, &vips) {
         // Shared VIPs are the VRRP engine's to add and remove, on the master only.
         Some(v) => {
+            if v.vips.iter().any(|a| a.address.addr().is_ipv4()) {
+                spec.sysctls.extend(table(VRRP_SYSCTLS, &[&v.interface]));
+            }
             if v.sync_daemon.is_some() {
                 spec.sysctls.extend(table(SYNC_SYSCTLS, &[]));
             }

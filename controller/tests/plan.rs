@@ -162,13 +162,20 @@ fn ha_directors_leave_the_shared_vip_to_vrrp_and_advertise_to_each_other() {
         assert_eq!(v.sync_daemon.as_ref().map(|d| (d.interface.as_str(), d.sync_id)), Some(("eth1", 51)));
         // Both directors have the IPVS table: the backup must, for synced connections.
         assert_eq!(s.virtual_services.len(), 1);
-        // Connections are synced from their handshake's ACK on (state changes), not at
-        // their 3rd packet, so a failover between handshake and request loses none.
+        // The VIP an old master keeps on lo after a hand-over is hidden from ARP as a real
+        // server's is. Connections are synced from their handshake's ACK on (state
+        // changes), not at their 3rd packet, so a failover between handshake and request
+        // loses none.
         let sysctls: Vec<(&str, &str)> =
             s.sysctls.iter().map(|x| (x.key.as_str(), x.value.as_str())).collect();
         assert_eq!(
             sysctls,
-            [("net.ipv4.vs.sync_threshold", "3 0"), ("net.ipv4.vs.sync_refresh_period", "10")],
+            [
+                ("net.ipv4.conf.eth1.arp_ignore", "1"),
+                ("net.ipv4.conf.eth1.arp_announce", "2"),
+                ("net.ipv4.vs.sync_threshold", "3 0"),
+                ("net.ipv4.vs.sync_refresh_period", "10")
+            ],
             "{me}"
         );
     }

@@ -564,7 +564,7 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
     assert!(t.contains(&format!("vrrp web: master(s) [{m}]: exactly one master")), "{t}");
 
     step(
-        "2. twenty planned failovers back and forth under open-loop load: no answer takes 500 ms; at most a handshake straddling a switch fails",
+        "2. twenty planned failovers back and forth under open-loop load: no request fails, none takes 500 ms",
     );
     // An open-loop client, as users arrive: a new request every 25 ms whatever the others
     // do, so every request that meets a stall is counted (a closed loop would stop sending
@@ -617,27 +617,90 @@ fn two_directors_fail_over_under_load_and_keep_established_connections() {
         }
     }
     // What makes this hold: the master sync daemon sends one connection per message; the
-    // old master lets go of the VIPs when it sees the new master's gratuitous ARP, then
-    // pushes its last sync message out with a connection of its own (agent/src/sync_flush.rs,
-    // advert_watch.rs). Before, a request whose handshake ended on the old master waited for
-    // the kernel's 2 s flush timer (3.3 s slowest, now and then one lost).
-    //
-    // What is left: a request whose SYN reached the old master and whose ACK reaches the new
-    // one, in the one round trip around the switch. The kernel syncs a TCP connection from
-    // ESTABLISHED on, so the new master never learns it and drops its packets (1 of ~2,000
-    // requests, 1 of 4 runs of 20 hand-overs). It is the only failure allowed, at most two:
-    // connected, its request never answered ("read"). A SYN lost at the switch ("connect")
-    // is the VIPs released too early and fails this test.
-    for f in report["failures"].as_array().unwrap() {
-        assert_eq!(f["stage"], "read", "only a handshake straddling the switch may fail: {f}");
-    }
-    assert!(failed <= 2, "{report}");
+    // old master lets go of the VIPs when it sees the new master's gratuitous ARP
+    // (advert_watch.rs) and keeps them hidden on lo for a few seconds; the new master
+    // passes what its IPVS does not know to it (agent/src/ha/straddle.rs). Without that
+    // bounce, a request whose SYN reached the old master and whose ACK reached the new one
+    // was reset (1 of ~2,000 requests; the kernel syncs a TCP connection only from
+    // ESTABLISHED on), and one whose handshake ended on the old master waited for the
+    // kernel's 2 s sync flush.
+    assert_eq!(failed, 0, "{report}");
     assert!(slowest < 500, "slowest {slowest} ms: {report}");
     assert!(answered > 1000, "{report}");
     // From here on `b` is the master the hand-overs left, `m` its backup.
     let (m, b) = (to, from);
     assert_eq!(vrrp_state(&lab, m).as_deref(), Some("BACKUP"));
     assert_eq!(vrrp_state(&lab, b).as_deref(), Some("MASTER"));
+
+    step(
+        "2b. a connection the new master never heard of is finished through the old one: the hand-over bounce",
+    );
+    // The case the bounce is for, made on purpose instead of waited for: the backup drops
+    // the sync messages (a table of the test's own), so a connection opened on the master
+    // is unknown to it, as a straddler's is. Handed over, the new master passes its
+    // packets to the old master (its VIP hidden on lo), which forwards them to the real
+    // server. Without that the new master's stack resets the connection.
+    let block = ["nft", "add", "table", "ip", "lvs_test"];
+    ok(&lab.exec(m, &block));
+    ok(&lab.exec(
+        m,
+        &[
+            "nft", "add", "chain", "ip", "lvs_test", "in", "{", "type", "filter", "hook", "input",
+            "priority", "0", ";", "}",
+        ],
+    ));
+    ok(&lab.exec(m, &["nft", "add", "rule", "ip", "lvs_test", "in", "udp", "dport", "8848", "drop"]));
+    // The master's connection entries (`TCP expire client virtual destination`, one a line).
+    let entries = |d: &str| -> Vec<String> {
+        text(&lab.exec(d, &["ipvsadm", "-Lnc"]))
+            .lines()
+            .filter(|l| l.starts_with("TCP"))
+            .map(String::from)
+            .collect()
+    };
+    let client_of = |l: &str| l.split_whitespace().nth(3).unwrap_or_default().to_string();
+    let before: Vec<String> = entries(b).iter().map(|l| client_of(l)).collect();
+    let open = OpenRequest::start(&lab);
+    // Past the master's sync flush timer (2 s, checked every second): the message left and
+    // was dropped.
+    std::thread::sleep(Duration::from_millis(3500));
+    let new: Vec<String> = entries(b)
+        .iter()
+        .filter(|l| l.contains("ESTABLISHED"))
+        .map(|l| client_of(l))
+        .filter(|c| !before.contains(c))
+        .collect();
+    assert_eq!(new.len(), 1, "the master forwards the open connection: {new:?}");
+    let unknown = entries(m);
+    assert!(
+        !unknown.iter().any(|l| client_of(l) == new[0]),
+        "the backup never heard of {}: {unknown:?}",
+        new[0]
+    );
+    let t = ok(&lab.lvsctl(&["director", "failover", "--to", m]));
+    assert!(t.contains(&format!("web: {b} handed over to {m}")), "{t}");
+    ok(&lab.exec(m, &["nft", "delete", "table", "ip", "lvs_test"]));
+    let hidden = text(&lab.exec(b, &["/usr/sbin/ip", "-o", "addr", "show", "dev", "lo"]));
+    assert!(hidden.contains("inet 198.18.0.100/32"), "the old master keeps the VIP hidden on lo:\n{hidden}");
+    let response = open.finish();
+    let table = text(&lab.exec(m, &["nft", "list", "table", "ip", "lvs_handover"]));
+    println!("{m}'s bounce after the hand-over:\n{table}");
+    assert!(
+        response.contains("200 OK"),
+        "the connection the new master did not know was answered:\n{response}\n{table}"
+    );
+    let bounced: u64 = table
+        .split("counter packets ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the bounce's counter");
+    assert!(bounced >= 1, "the request went through the bounce:\n{table}");
+    println!(
+        "connection unknown to the new master answered through the old one ({bounced} packet(s) bounced)"
+    );
+    // Master and backup changed places once more.
+    let (m, b) = (b, m);
 
     step(
         "3. the master's link cut under load: the VIP and the router's ARP entry move; a client sees < 1 s of outage",

@@ -492,8 +492,9 @@ async fn an_ha_director_runs_both_sync_daemons_leaves_the_vip_alone_and_stops_th
         .collect();
     states.sort();
     assert_eq!(states, [("backup", "eth1", 51), ("master", "eth1", 51)]);
-    // The master sends one connection per message (the hand-over flushes the last one:
-    // agent/src/sync_flush.rs); the backup keeps the kernel's receive size.
+    // The master sends one connection per message (the last one still waits for the
+    // kernel's 2 s timer; a hand-over covers it: agent/src/ha/straddle.rs); the backup
+    // keeps the kernel's receive size.
     let maxlen = |s| daemons.iter().find(|d| d.state == s).and_then(|d| d.sync_maxlen);
     assert_eq!(maxlen(lvs_ipvs::DaemonState::Master), Some(lvs_agent::reconcile::MASTER_SYNC_MAXLEN));
     assert_eq!(maxlen(lvs_ipvs::DaemonState::Backup), None);

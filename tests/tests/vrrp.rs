@@ -9,11 +9,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_agent::ha::Keepalived;
 use lvs_agent::ha::VrrpEngine;
+use lvs_agent::ha::straddle::NftProgram;
+use lvs_agent::ha::{Keepalived, VipHands};
 use lvs_agent::telemetry::Events;
 use lvs_proto::reply::VrrpState;
-use lvs_proto::spec::VrrpSpec;
+use lvs_proto::spec::{AddressSpec, VrrpSpec};
 use lvs_tests::{in_netns, poll};
 
 const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
@@ -60,6 +61,22 @@ impl Pair {
         Pair { ns }
     }
 
+    /// Whether director `i` has the VIP hidden on `lo`.
+    fn hides_vip(&self, i: usize) -> bool {
+        let o =
+            Command::new("ip").args(["-n", &self.ns[i], "-4", "addr", "show", "dev", "lo"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32"))
+    }
+
+    /// Director `i`'s hand-over bounce table, if it has one.
+    fn bounce(&self, i: usize) -> Option<String> {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns[i], "nft", "list", "table", "ip", "lvs_handover"])
+            .output()
+            .unwrap();
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
     fn holds_vip(&self, i: usize) -> bool {
         let o = Command::new("ip")
             .args(["-n", &self.ns[i], "-4", "addr", "show", "dev", "eth1"])
@@ -73,6 +90,27 @@ impl Drop for Pair {
     fn drop(&mut self) {
         for n in &self.ns {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// What the agent's kernel interface does to the VIPs, with `ip` in namespace `.0`.
+struct IpHands(String);
+
+#[tonic::async_trait]
+impl VipHands for IpHands {
+    async fn release(&self, vips: &[AddressSpec]) {
+        for v in vips {
+            let _ = Command::new("ip")
+                .args(["-n", &self.0, "addr", "del", &v.address.to_string(), "dev", &v.interface])
+                .status();
+        }
+    }
+    async fn hide(&self, vips: &[AddressSpec], hidden: bool) {
+        for v in vips {
+            let verb = if hidden { "add" } else { "del" };
+            let host = format!("{}/32", v.address.addr());
+            let _ = Command::new("ip").args(["-n", &self.0, "addr", verb, &host, "dev", "lo"]).status();
         }
     }
 }
@@ -91,20 +129,13 @@ impl Director {
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
         });
         let dir = tempfile::tempdir().unwrap();
-        // What the agent's NetSystem does when the engine stops for good, with `ip`.
-        let ns_name = ns.to_string();
-        let release: lvs_agent::ha::Release = Arc::new(move |vips| {
-            let ns_name = ns_name.clone();
-            Box::pin(async move {
-                for v in vips {
-                    let _ = Command::new("ip")
-                        .args(["-n", &ns_name, "addr", "del", &v.address.to_string(), "dev", &v.interface])
-                        .status();
-                }
-            })
-        });
-        let engine =
-            Arc::new(Keepalived::new(dir.path(), &Keepalived::default_program(), Events::default(), release));
+        let engine = Arc::new(Keepalived::new(
+            dir.path(),
+            &Keepalived::default_program(),
+            Events::default(),
+            Arc::new(IpHands(ns.to_string())),
+            Arc::new(NftProgram::default_program()),
+        ));
         let d = Director { rt, engine, spec, _dir: dir };
         d.ensure(true);
         d
@@ -121,7 +152,7 @@ impl Director {
 
     fn hand_over(&self) -> Result<(), lvs_agent::ha::VrrpError> {
         let e = Arc::clone(&self.engine);
-        self.rt.block_on(self.rt.spawn(async move { e.hand_over(&[]).await })).unwrap()
+        self.rt.block_on(self.rt.spawn(async move { e.hand_over().await })).unwrap()
     }
 
     fn state(&self) -> Option<VrrpState> {
@@ -231,7 +262,7 @@ fn keepalived_elects_fails_over_in_under_a_second_does_not_flap_back_and_hands_o
     // Planned hand-over: director2 gives the VIP back now (priority-0 advert), not after
     // the master-down timer.
     let e = Arc::clone(&d2.engine);
-    let call = d2.rt.spawn(async move { e.hand_over(&[]).await });
+    let call = d2.rt.spawn(async move { e.hand_over().await });
     let planned = wait_state(&d1, VrrpState::Master, Duration::from_secs(3)).expect("director takes over");
     d2.rt.block_on(call).unwrap().expect("hand over");
     println!("planned hand-over: director MASTER {} ms after the call", planned.as_millis());
@@ -240,10 +271,27 @@ fn keepalived_elects_fails_over_in_under_a_second_does_not_flap_back_and_hands_o
     assert!(pair.holds_vip(0) && !pair.holds_vip(1));
     // A backup has nothing to hand over.
     assert!(d2.hand_over().unwrap_err().to_string().contains("not master"));
+    // The old master keeps the VIP hidden on lo for a while, and as a backup it bounces
+    // to its peer what its IPVS does not know; the new master does the same for a while
+    // after taking over (agent/src/ha/straddle.rs).
+    assert!(pair.hides_vip(1), "the old master hides the VIP on lo");
+    let b = pair.bounce(1).expect("the backup's bounce table");
+    assert!(b.contains("ip daddr 198.18.0.100") && b.contains("dup to 198.18.0.2 device \"eth1\""), "{b}");
+    let b = pair.bounce(0).expect("the new master's bounce table, for a while");
+    assert!(b.contains("dup to 198.18.0.3 device \"eth1\""), "{b}");
+    std::thread::sleep(lvs_agent::ha::straddle::HIDE_FOR + Duration::from_millis(500));
+    assert!(!pair.hides_vip(1), "hidden for {:?}, not longer", lvs_agent::ha::straddle::HIDE_FOR);
+    assert!(pair.bounce(0).is_none(), "a settled master resets what it does not know");
+    assert!(pair.bounce(1).is_some(), "a backup keeps its bounce");
+    assert!(pair.holds_vip(0) && !pair.holds_vip(1));
 
     // Stopping the engines releases the VIP.
     d1.ensure(false);
     d2.ensure(false);
     assert!(!pair.holds_vip(0) && !pair.holds_vip(1));
+    assert!(
+        pair.bounce(0).is_none() && pair.bounce(1).is_none(),
+        "an engine stopped for good leaves no table"
+    );
     assert_eq!(d1.state(), None);
 }

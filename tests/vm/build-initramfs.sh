@@ -38,8 +38,9 @@ done
 for b in "$@"; do copy_with_libs "$b" "bin/$(basename "$b")" strip; done
 
 # Kernel modules: IPVS with every scheduler (the agent reports which exist), veth, bridge, dummy.
-# nf_tables: the admin's marking rule of the dual-stack test's IPv6 fwmark service.
-WANT=${LVS_VM_MODULES:-ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy nf_tables}
+# nf_tables: the admin's marking rule of the dual-stack test's IPv6 fwmark service; nft_dup_*:
+# the directors' hand-over bounce (agent/src/ha/straddle.rs).
+WANT=${LVS_VM_MODULES:-ip_vs ip_vs_rr ip_vs_wrr veth bridge dummy nf_tables nft_dup_ipv4 nft_dup_ipv6}
 # Schedulers differ between kernel versions (twos came in 6.2): every one this kernel ships,
 # found in its module tree (not from a list of ours), and that list is written to
 # /etc/ipvs-schedulers for the test that holds the validator's list against the kernel.

@@ -7,9 +7,9 @@ set -euo pipefail
 CACHE=${LVS_VM_CACHE:-$HOME/.cache/lvs-dr-vm}
 MIRROR=${LVS_VM_MIRROR:-http://deb.debian.org/debian}
 # What a host running the agents has: systemd, iproute2, kmod; chrony for the router's NTP,
-# busybox for the real servers' httpd, procps and ipvsadm for looking around; keepalived,
-# which the packages recommend for directors in a [[vrrp]] instance.
-PACKAGES=systemd,systemd-sysv,udev,kmod,iproute2,chrony,busybox-static,procps,ipvsadm,keepalived
+# busybox for the real servers' httpd, procps and ipvsadm for looking around; keepalived and
+# nftables, which the packages recommend for directors in a [[vrrp]] instance.
+PACKAGES=systemd,systemd-sysv,udev,kmod,iproute2,chrony,busybox-static,procps,ipvsadm,keepalived,nftables
 # Boot in seconds under TCG: no getty on the serial console (its device unit would wait
 # 90 s), no static-nodes pass, no NTP client steering the guest's clock on its own, no
 # keepalived of the system's own (a director's agent runs its engine).

@@ -8,10 +8,11 @@
 //!    a second more to exit, and leaves the VIPs (`--dont-release-vrrp`), so that what
 //!    still reaches this director meanwhile is forwarded.
 //! 3. Once the new master advertises and its gratuitous ARP is seen here (the router got
-//!    the same broadcast), and a moment for the router to act on it, this director drops
-//!    the VIPs and pushes its last connection-sync message out
-//!    ([`crate::ha::sync_flush`]), so that the new master knows the connections whose
-//!    handshake ended here.
+//!    the same broadcast), and a moment for the router to act on it, this director puts
+//!    the VIPs on `lo`, hidden, then takes them off its interface, and keeps them on `lo` for
+//!    [`crate::ha::straddle::HIDE_FOR`]: the new master passes it the packets of
+//!    connections whose handshake began here, and it forwards them
+//!    ([`crate::ha::straddle`]).
 //! 4. keepalived starts again and this director rejoins as a backup.
 //!
 //! Why the gratuitous ARP and not the advert: the router sends to the new master once it
@@ -19,15 +20,18 @@
 //! TCG). Dropped at the advert, a SYN the router still sent here was lost (its client
 //! retried a second later: 3 of ~2,450 requests failed at a 1 s timeout in 20 VM
 //! hand-overs).
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lvs_proto::reply::VrrpState;
-use lvs_proto::spec::VrrpSpec;
+use lvs_proto::spec::{AddressSpec, VrrpSpec};
 use tracing::{info, warn};
 
 use crate::ha::advert_watch::{AdvertWatch, GarpWatch};
 use crate::ha::keepalived::Keepalived;
+use crate::ha::straddle::HIDE_FOR;
 use crate::ha::vrrp::VrrpError;
 
 /// How long a hand-over waits for the new master's gratuitous ARP after its first advert.
@@ -39,9 +43,8 @@ const GARP_GRACE: Duration = Duration::from_millis(20);
 const REJOIN_WAIT: Duration = Duration::from_secs(5);
 
 impl Keepalived {
-    /// Hand this master's VIPs to the next director now and rejoin as a backup; `services`
-    /// are the TCP virtual services whose last sync message is pushed out.
-    pub(super) async fn hand_over_now(&self, services: &[SocketAddr]) -> Result<(), VrrpError> {
+    /// Hand this master's VIPs to the next director now and rejoin as a backup.
+    pub(super) async fn hand_over_now(&self) -> Result<(), VrrpError> {
         let mut run = self.run.lock().await;
         let state = self.tracker.get().map(|s| s.state);
         let Some(r) = run.take() else { return Err(VrrpError::NotMaster("not running".into())) };
@@ -54,8 +57,7 @@ impl Keepalived {
         let watchers = Watchers::open(&spec);
         info!(instance = %spec.instance, "hand-over: stopping the engine (its priority-0 advert hands over)");
         let settle = settle_time(&spec);
-        let ((), _taken) =
-            tokio::join!(self.stop_running(r), self.release_once_taken(&spec, services, &watchers));
+        let ((), _taken) = tokio::join!(self.stop_running(r), self.release_once_taken(&spec, &watchers));
         // Rejoining at once: the new master is there to be heard, and a next hand-over back
         // needs this director as a backup.
         *run = Some(self.start_running(&spec, config, Duration::ZERO)?);
@@ -64,10 +66,10 @@ impl Keepalived {
         self.until_backup(settle).await
     }
 
-    /// Steps 3 of the module doc: wait for the new master, then drop the VIPs and push the
-    /// last sync message. `None`: no one took over (the VIPs are kept; rejoining makes this
-    /// director master again).
-    async fn release_once_taken(&self, spec: &VrrpSpec, services: &[SocketAddr], w: &Watchers) -> Option<()> {
+    /// Steps 3 of the module doc: wait for the new master, then move the VIPs from the
+    /// interface to `lo`. `None`: no one took over (the VIPs are kept; rejoining makes
+    /// this director master again).
+    async fn release_once_taken(&self, spec: &VrrpSpec, w: &Watchers) -> Option<()> {
         let t0 = tokio::time::Instant::now();
         let master = match &w.advert {
             Some(a) => {
@@ -94,17 +96,38 @@ impl Keepalived {
             }
             tokio::time::sleep(GARP_GRACE).await;
         }
-        (self.release)(spec.vips.clone()).await;
-        let flushed = crate::ha::sync_flush::flush(spec.unicast_source, services).await;
+        // Hidden first, then off the interface: the VIP stays local throughout, so no
+        // packet meets a moment where this director would drop it.
+        self.hide_for_a_while(&spec.vips).await;
+        self.hands.release(&spec.vips).await;
         info!(
             instance = %spec.instance,
             new_master = %master.map_or_else(|| "?".to_string(), |m| m.to_string()),
             after_ms = t0.elapsed().as_millis() as u64,
-            flushed,
-            services = services.len(),
-            "hand-over: the new master advertises; VIPs released, last sync message pushed out"
+            hidden_ms = HIDE_FOR.as_millis() as u64,
+            "hand-over: the new master advertises; VIPs moved to lo"
         );
         Some(())
+    }
+
+    /// Put `vips` on `lo` now and take them off after [`HIDE_FOR`], unless a later
+    /// hand-over has hidden them again meanwhile.
+    async fn hide_for_a_while(&self, vips: &[AddressSpec]) {
+        let epoch = self.hidden.fetch_add(1, Ordering::SeqCst) + 1;
+        self.hands.hide(vips, true).await;
+        let (hands, hidden, vips) = (Arc::clone(&self.hands), Arc::clone(&self.hidden), vips.to_vec());
+        tokio::spawn(async move {
+            tokio::time::sleep(HIDE_FOR).await;
+            if hidden.load(Ordering::SeqCst) == epoch {
+                hands.hide(&vips, false).await;
+            }
+        });
+    }
+
+    /// Take hidden copies of `vips` off `lo` now, and cancel a pending un-hide.
+    pub(super) async fn unhide_now(&self, vips: &[AddressSpec]) {
+        self.hidden.fetch_add(1, Ordering::SeqCst);
+        self.hands.hide(vips, false).await;
     }
 
     /// Step 4's end: the rejoined engine reports backup (or, having become master again,

@@ -10,27 +10,33 @@
 //! with whole-second adverts or tied to a routing daemon.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use lvs_proto::reply::{EventKind, VrrpStatus};
+use lvs_proto::reply::VrrpStatus;
 use lvs_proto::spec::{AddressSpec, VrrpSpec};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Mutex, watch};
-use tracing::{info, warn};
 
 use super::keepalived_conf::render;
+use super::notify_fifo::{make_fifo, read_fifo};
 use super::supervisor::Supervisor;
 use super::supervisor::nonzero;
 use super::supervisor::signal;
-use super::supervisor::until_stopped;
-use crate::ha::vrrp::{Tracker, VrrpEngine, VrrpError, parse_notify};
+use crate::ha::straddle::{Bounce, Nft};
+use crate::ha::vrrp::{Tracker, VrrpEngine, VrrpError};
 use crate::telemetry::events::Events;
 
-/// How the engine takes VIPs off the interface once it stops for good: keepalived runs
-/// with `--dont-release-vrrp` (see `hand_over`), so it leaves them.
-pub type Release = Arc<dyn Fn(Vec<AddressSpec>) -> BoxFuture<'static, ()> + Send + Sync>;
+/// What the agent does to the VIPs besides keepalived's own adds, through its kernel
+/// interface.
+#[tonic::async_trait]
+pub trait VipHands: Send + Sync + 'static {
+    /// Take `vips` off their interface: the engine stopped for good, or handed over
+    /// (keepalived runs with `--dont-release-vrrp`, see `hand_over`, so it leaves them).
+    async fn release(&self, vips: &[AddressSpec]);
+    /// Put `vips` on `lo` (`true`), hidden, or take them off it again (`false`): the old
+    /// master's side of [`crate::ha::straddle`]. Already there (or already gone) is fine.
+    async fn hide(&self, vips: &[AddressSpec], hidden: bool);
+}
 
 /// The engine: keepalived, supervised.
 pub struct Keepalived {
@@ -40,7 +46,10 @@ pub struct Keepalived {
     pub(super) tracker: Tracker,
     pid: Arc<AtomicU32>,
     pub(super) run: Mutex<Option<Running>>,
-    pub(super) release: Release,
+    pub(super) hands: Arc<dyn VipHands>,
+    pub(super) bounce: Bounce,
+    /// Bumped by every hand-over, so that an older hand-over's un-hide does nothing.
+    pub(super) hidden: Arc<AtomicU64>,
 }
 
 pub(super) struct Running {
@@ -53,8 +62,15 @@ pub(super) struct Running {
 impl Keepalived {
     /// An engine keeping its files in `dir`, running `program` (keepalived), publishing
     /// its transitions on `events`.
-    /// `release` removes the VIPs when the engine stops for good.
-    pub fn new(dir: &Path, program: &Path, events: Events, release: Release) -> Self {
+    /// `hands` removes and hides the VIPs; `nft` loads the hand-over bounce
+    /// ([`crate::ha::straddle`]).
+    pub fn new(
+        dir: &Path,
+        program: &Path,
+        events: Events,
+        hands: Arc<dyn VipHands>,
+        nft: Arc<dyn Nft>,
+    ) -> Self {
         Self {
             dir: dir.to_path_buf(),
             program: program.to_path_buf(),
@@ -62,7 +78,9 @@ impl Keepalived {
             tracker: Tracker::default(),
             pid: Arc::default(),
             run: Mutex::new(None),
-            release,
+            hands,
+            bounce: Bounce::new(nft),
+            hidden: Arc::default(),
         }
     }
 
@@ -133,59 +151,12 @@ impl Keepalived {
         tokio::spawn(read_fifo(
             fifo,
             spec.instance.clone(),
-            self.tracker.clone(),
+            (self.tracker.clone(), self.bounce.clone()),
             self.events.clone(),
             stopped.clone(),
         ));
         let supervisor = tokio::spawn(sup.run(stopped, delay));
         Ok(Running { spec: spec.clone(), config, stop, supervisor })
-    }
-}
-
-fn make_fifo(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::metadata(path) {
-        Ok(m) if m.file_type().is_fifo() => return Ok(()),
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(_) => {}
-    }
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| std::io::Error::other("path with a NUL byte"))?;
-    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Read the notify FIFO until the engine stops: each state change of our instance is
-/// tracked, logged and published.
-async fn read_fifo(
-    fifo: PathBuf,
-    instance: String,
-    tracker: Tracker,
-    events: Events,
-    mut stopped: watch::Receiver<bool>,
-) {
-    // Opened read-write, so it never sees end-of-file while keepalived restarts.
-    let rx = match tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_receiver(&fifo) {
-        Ok(rx) => rx,
-        Err(e) => return warn!(fifo = %fifo.display(), error = %e, "cannot read keepalived's notify FIFO"),
-    };
-    let mut lines = BufReader::new(rx).lines();
-    loop {
-        let line = tokio::select! {
-            l = lines.next_line() => l,
-            () = until_stopped(&mut stopped) => return,
-        };
-        let Ok(Some(line)) = line else { return };
-        let Some((name, state, priority)) = parse_notify(&line) else { continue };
-        if name != instance || !tracker.set(state) {
-            continue;
-        }
-        info!(instance = %name, state = state.as_str(), priority, "VRRP state changed");
-        events
-            .emit(EventKind::Vrrp, format!("VRRP instance {name}: {} (priority {priority})", state.as_str()));
     }
 }
 
@@ -197,7 +168,9 @@ impl VrrpEngine for Keepalived {
             if let Some(r) = run.take() {
                 let vips = r.spec.vips.clone();
                 self.stop_running(r).await;
-                (self.release)(vips).await;
+                self.bounce.stop().await;
+                self.hands.release(&vips).await;
+                self.unhide_now(&vips).await;
                 let _ = std::fs::remove_file(self.config_path());
             }
             return Ok(());
@@ -220,13 +193,19 @@ impl VrrpEngine for Keepalived {
                 }
                 r.spec = spec.clone();
                 r.config = config;
+                let master =
+                    self.tracker.get().is_some_and(|s| s.state == lvs_proto::reply::VrrpState::Master);
+                self.bounce.configure(spec, master).await;
             }
             _ => {
                 if let Some(r) = run.take() {
                     let vips = r.spec.vips.clone();
                     self.stop_running(r).await;
-                    (self.release)(vips).await;
+                    self.hands.release(&vips).await;
                 }
+                // Hidden copies an agent stopped within a hand-over's window left on `lo`.
+                self.unhide_now(&spec.vips).await;
+                self.bounce.configure(spec, false).await;
                 // A first start sits out the spec's delay, so that a lower priority started
                 // with (or before) the highest does not win the first election.
                 let delay = Duration::from_millis(spec.startup_delay_ms.into());
@@ -240,8 +219,8 @@ impl VrrpEngine for Keepalived {
         self.tracker.get()
     }
 
-    async fn hand_over(&self, services: &[std::net::SocketAddr]) -> Result<(), VrrpError> {
-        self.hand_over_now(services).await
+    async fn hand_over(&self) -> Result<(), VrrpError> {
+        self.hand_over_now().await
     }
 }
 
@@ -331,6 +310,20 @@ mod tests {
         assert!(c6[i..].contains("198.18.0.100/32") && !c6[i..].contains("2001:db8:18::100"), "{c6}");
     }
 
+    struct NoHands;
+    #[tonic::async_trait]
+    impl VipHands for NoHands {
+        async fn release(&self, _: &[AddressSpec]) {}
+        async fn hide(&self, _: &[AddressSpec], _: bool) {}
+    }
+    struct NoNft;
+    #[tonic::async_trait]
+    impl Nft for NoNft {
+        async fn load(&self, _: &str) -> Result<(), String> {
+            Err("not in unit tests".into())
+        }
+    }
+
     #[tokio::test]
     async fn a_director_without_keepalived_is_told_to_install_it_and_nothing_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -338,7 +331,8 @@ mod tests {
             dir.path(),
             Path::new("/nonexistent/keepalived"),
             Events::default(),
-            Arc::new(|_| Box::pin(async {})),
+            Arc::new(NoHands),
+            Arc::new(NoNft),
         );
         let e = k.ensure(Some(&spec())).await.unwrap_err().to_string();
         assert!(e.contains("install keepalived"), "{e}");
@@ -374,7 +368,7 @@ mod tests {
             purpose: AddressPurpose::Vip,
         });
         std::fs::write(&path, render(&here, &dir.path().join("fifo"))).unwrap();
-        let k = Keepalived::new(dir.path(), &program, Events::default(), Arc::new(|_| Box::pin(async {})));
+        let k = Keepalived::new(dir.path(), &program, Events::default(), Arc::new(NoHands), Arc::new(NoNft));
         k.config_test(&path).await.expect("keepalived --config-test passes");
         std::fs::write(&path, "vrrp_instance x {\n    virtual_router_id 999\n}\n").unwrap();
         let e = k.config_test(&path).await.unwrap_err().to_string();

@@ -50,10 +50,9 @@ pub trait VrrpEngine: Send + Sync + 'static {
     /// The instance's state as last reported by the engine; `None` when not running.
     fn status(&self) -> Option<VrrpStatus>;
     /// Planned failover: give up mastership now (the others take over at once, without
-    /// waiting for the master-down timer), then rejoin as a backup. `services` are the
-    /// virtual services on the instance's VIPs, connected to once the VIPs are gone so that
-    /// the last connection-sync message leaves at once ([`crate::ha::sync_flush`]).
-    async fn hand_over(&self, services: &[std::net::SocketAddr]) -> Result<(), VrrpError>;
+    /// waiting for the master-down timer), then rejoin as a backup; what the new master
+    /// does not know yet still reaches this director for a while ([`crate::ha::straddle`]).
+    async fn hand_over(&self) -> Result<(), VrrpError>;
 }
 
 /// The engine of a node that is in no VRRP instance (routers, real servers, single
@@ -69,7 +68,7 @@ impl VrrpEngine for NoVrrp {
     fn status(&self) -> Option<VrrpStatus> {
         None
     }
-    async fn hand_over(&self, _: &[std::net::SocketAddr]) -> Result<(), VrrpError> {
+    async fn hand_over(&self) -> Result<(), VrrpError> {
         Err(VrrpError::NotMaster("in no VRRP instance".into()))
     }
 }
