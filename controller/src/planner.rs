@@ -81,6 +81,30 @@ const VRRP_SYSCTLS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// What happens to the connections of a real server taken out, on every director. The
+/// values are right on every kernel this tool runs on, because the director keeps IPVS
+/// conntrack off (`net.ipv4.vs.conntrack` 0, the default; the rules below say where a
+/// kernel differs). kube-proxy's history is NAT with conntrack on.
+const DRAIN_SYSCTLS: &[(&str, &str, &str)] = &[
+    (
+        "net.ipv4.vs.conn_reuse_mode",
+        "1",
+        "a SYN reusing the ports of a finished connection is scheduled afresh, so it never lands on a drained server; the 1 s stall kube-proxy met with it on kernels before 5.9 needs IPVS conntrack on, which a DR director keeps off",
+    ),
+    (
+        "net.ipv4.vs.expire_nodest_conn",
+        "1",
+        "a connection whose real server was removed (not drained) is expired at its next packet, so its client is reset at once instead of its packets vanishing until the 900 s timeout (from kernel 5.9 on the removal expires them all in the background)",
+    ),
+];
+
+/// Directors with a persistent service: a drain must move returning clients too.
+const PERSISTENCE_DRAIN_SYSCTLS: &[(&str, &str, &str)] = &[(
+    "net.ipv4.vs.expire_quiescent_template",
+    "1",
+    "a persistent client whose template points at a drained (weight 0) server is scheduled afresh at its next connection; otherwise the drained server keeps every client that returns within the persistence timeout",
+)];
+
 /// Plan every node, in definition order.
 pub fn plan(cluster: &Cluster) -> Vec<NodeSpec> {
     cluster.nodes.iter().map(|n| plan_node(cluster, n)).collect()
@@ -164,6 +188,12 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.ipvs_timeouts = cluster.ipvs_timeouts;
     let mine: Vec<&Service> = cluster.services.iter().filter(|s| s.directors.contains(&node.name)).collect();
     spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
+    if !mine.is_empty() {
+        spec.sysctls.extend(table(DRAIN_SYSCTLS, &[]));
+        if mine.iter().any(|s| s.persistence.is_some()) {
+            spec.sysctls.extend(table(PERSISTENCE_DRAIN_SYSCTLS, &[]));
+        }
+    }
     let schedulers: BTreeSet<String> = mine.iter().map(|s| s.scheduler.clone()).collect();
     spec.checks.push(CheckSpec::KernelIpvs { schedulers: schedulers.into_iter().collect() });
     spec.checks.push(clock(cluster));

@@ -174,15 +174,30 @@ fn ha_directors_leave_the_shared_vip_to_vrrp_and_advertise_to_each_other() {
                 ("net.ipv4.conf.eth1.arp_ignore", "1"),
                 ("net.ipv4.conf.eth1.arp_announce", "2"),
                 ("net.ipv4.vs.sync_threshold", "3 0"),
-                ("net.ipv4.vs.sync_refresh_period", "10")
+                ("net.ipv4.vs.sync_refresh_period", "10"),
+                ("net.ipv4.vs.conn_reuse_mode", "1"),
+                ("net.ipv4.vs.expire_nodest_conn", "1")
             ],
             "{me}"
         );
     }
-    // The single-director lab is unchanged: the VIP is an address the agent holds, and
-    // no sync sysctls (no sync daemon).
+    // The single-director lab: the VIP is an address the agent holds, no ARP or sync
+    // sysctls (no VRRP, no sync daemon), only what a drain needs.
     let lab = plan("lab.toml", LAB);
     let director = lab.iter().find(|s| s.node == "director").unwrap();
     assert!(director.vrrp.is_none() && director.addresses.iter().any(|a| a.purpose == AddressPurpose::Vip));
-    assert!(director.sysctls.is_empty(), "{:?}", director.sysctls);
+    let keys: Vec<&str> = director.sysctls.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["net.ipv4.vs.conn_reuse_mode", "net.ipv4.vs.expire_nodest_conn"]);
+}
+
+#[test]
+fn a_director_with_a_persistent_service_expires_the_templates_of_a_drained_server() {
+    let dual = plan("dual-stack.toml", include_str!("../../deploy/examples/dual-stack.toml"));
+    let lb1 = dual.iter().find(|s| s.node == "lb1").unwrap();
+    let t = lb1.sysctls.iter().find(|x| x.key == "net.ipv4.vs.expire_quiescent_template").expect("planned");
+    assert_eq!(t.value, "1");
+    assert!(t.reason.contains("persistent client"), "{}", t.reason);
+    // Without persistence, templates do not exist: nothing to plan.
+    let lab = plan("lab.toml", LAB);
+    assert!(lab.iter().flat_map(|s| &s.sysctls).all(|x| x.key != "net.ipv4.vs.expire_quiescent_template"));
 }

@@ -96,26 +96,49 @@ pub fn read(limit: usize) -> std::io::Result<(Vec<Connection>, bool)> {
     }
 }
 
+/// When an entry of the connection table still carries traffic: its timer, reset to the
+/// protocol's timeout by every client packet, has `within_s` or less gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// The kernel's TCP (ESTABLISHED) timeout, seconds.
+    pub tcp_s: u32,
+    /// The kernel's UDP timeout, seconds.
+    pub udp_s: u32,
+    /// How recently a client packet must have come.
+    pub within_s: u32,
+}
+
+impl Liveness {
+    /// Whether an entry of protocol `pro`, in `state`, with `expires` seconds left, is live:
+    /// TCP when ESTABLISHED (in DR the director never sees the real server's FIN, so an
+    /// ESTABLISHED entry idle for longer is a dead one waiting out its 900 s); UDP in its
+    /// one state (a UDP flow has no ESTABLISHED: a drain that waited for it would end at
+    /// once, while the flow still sends).
+    pub fn is_live(&self, pro: &str, state: &str, expires: u32) -> bool {
+        match pro {
+            "TCP" => state == "ESTABLISHED" && expires + self.within_s >= self.tcp_s,
+            "UDP" => expires + self.within_s >= self.udp_s,
+            _ => false,
+        }
+    }
+}
+
 /// Connections of one destination, as the drain wait needs them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DestCount {
     /// Entries for the destination, in any state.
     pub total: u32,
-    /// ESTABLISHED entries whose timer was reset within `live_within_s` (see [`count`]).
+    /// Entries still carrying traffic ([`Liveness`]).
     pub live: u32,
 }
 
 /// Count, per destination in `dests`, the entries of a connection table read line by line
 /// from `r`, without keeping any entry: the memory used does not depend on the table's
-/// size. An entry is *live* when it is ESTABLISHED and its timer (reset to `tcp_timeout_s`
-/// by every client packet) has `live_within_s` or less gone: in DR the director never
-/// sees the real server's FIN, so an ESTABLISHED entry idle for longer is a dead one
-/// waiting out its 900 s.
+/// size. Which entries are live, `live` says.
 pub fn count(
     r: impl std::io::BufRead,
     dests: &[SocketAddr],
-    tcp_timeout_s: u32,
-    live_within_s: u32,
+    live: Liveness,
 ) -> std::io::Result<Vec<DestCount>> {
     let mut out = vec![DestCount::default(); dests.len()];
     // One lookup per line, whatever the number of destinations asked about.
@@ -124,7 +147,7 @@ pub fn count(
     for line in r.lines().skip(1) {
         let line = line?;
         let mut f = line.split_ascii_whitespace();
-        let (Some(_), Some(_), Some(_), Some(_), Some(_)) =
+        let (Some(pro), Some(_), Some(_), Some(_), Some(_)) =
             (f.next(), f.next(), f.next(), f.next(), f.next())
         else {
             continue;
@@ -137,7 +160,7 @@ pub fn count(
         let Some(&i) = index.get(&dest) else { continue };
         out[i].total += 1;
         let expires: u32 = expires.parse().unwrap_or(0);
-        if state == "ESTABLISHED" && expires + live_within_s >= tcp_timeout_s {
+        if live.is_live(pro, state, expires) {
             out[i].live += 1;
         }
     }
@@ -146,15 +169,11 @@ pub fn count(
 
 /// [`count`] over the connection table of the calling thread's network namespace
 /// (empty without IPVS).
-pub fn count_table(
-    dests: &[SocketAddr],
-    tcp_timeout_s: u32,
-    live_within_s: u32,
-) -> std::io::Result<Vec<DestCount>> {
+pub fn count_table(dests: &[SocketAddr], live: Liveness) -> std::io::Result<Vec<DestCount>> {
     let f = std::fs::File::open("/proc/thread-self/net/ip_vs_conn")
         .or_else(|_| std::fs::File::open("/proc/net/ip_vs_conn"));
     match f {
-        Ok(f) => count(std::io::BufReader::with_capacity(64 * 1024, f), dests, tcp_timeout_s, live_within_s),
+        Ok(f) => count(std::io::BufReader::with_capacity(64 * 1024, f), dests, live),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![DestCount::default(); dests.len()]),
         Err(e) => Err(e),
     }
@@ -171,11 +190,21 @@ TCP C613000A E23C C6120064 0050 C612000C 0050 ESTABLISHED     899\n\
 TCP C613000A E23D C6120064 0050 C612000C 0050 ESTABLISHED     300\n\
 TCP C613000A E23E C6120064 0050 C612000C 0050 FIN_WAIT        118\n\
 TCP C613000A E23F C6120064 0050 C612000B 0050 ESTABLISHED     890\n\
+UDP C613000A 9C55 C6120064 0035 C612000C 0035 UDP             295\n\
+UDP C613000A 9C56 C6120064 0035 C612000C 0035 UDP             200\n\
 garbage\n";
-        let dests = ["198.18.0.12:80".parse().unwrap(), "198.18.0.13:80".parse().unwrap()];
-        let c = count(text.as_bytes(), &dests, 900, 15).unwrap();
+        let dests = [
+            "198.18.0.12:80".parse().unwrap(),
+            "198.18.0.13:80".parse().unwrap(),
+            "198.18.0.12:53".parse().unwrap(),
+        ];
+        let live = Liveness { tcp_s: 900, udp_s: 300, within_s: 15 };
+        let c = count(text.as_bytes(), &dests, live).unwrap();
         assert_eq!(c[0], DestCount { total: 3, live: 1 });
         assert_eq!(c[1], DestCount::default());
+        // A UDP flow is live while its client still sends: 5 s since its last datagram,
+        // not 100 s.
+        assert_eq!(c[2], DestCount { total: 2, live: 1 });
     }
 
     #[test]

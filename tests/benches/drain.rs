@@ -56,7 +56,9 @@ fn old_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
 /// The new path: the agent's streaming count, and its reply as it goes on the wire.
 fn new_poll(path: &std::path::Path, dests: &[SocketAddr]) -> (u32, usize) {
     let f = std::io::BufReader::with_capacity(64 * 1024, std::fs::File::open(path).unwrap());
-    let counts = lvs_ipvs::conn::count(f, dests, 900, 15).unwrap();
+    let counts =
+        lvs_ipvs::conn::count(f, dests, lvs_ipvs::conn::Liveness { tcp_s: 900, udp_s: 300, within_s: 15 })
+            .unwrap();
     let reply = pb::LiveConnectionsResponse {
         counts: dests
             .iter()

@@ -498,8 +498,11 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     assert!(t.contains("exactly one master"), "{t}");
 
     step(
-        "13. planned failover under open-loop load, the engines supervised by systemd-run agents: no answer takes 500 ms",
+        "13. planned failover under open-loop load, the engines supervised by systemd-run agents: none fails, no answer takes 500 ms",
     );
+    // The backup's hand-over bounce is in place: nft runs under the unit's hardening.
+    let table = ok(&lab.exec(b, &["nft", "list", "table", "ip", "lvs_handover"]));
+    assert!(table.contains("dup to 198.18.0."), "{b}'s bounce:\n{table}");
     let load = lvs_tests::start_load_with(&mut lab, VIP, "ha", &["--every", "25ms", "--timeout", "1s"]);
     std::thread::sleep(Duration::from_millis(800));
     let t = ok(&lab.lvsctl(&["director", "failover", "--to", b]));

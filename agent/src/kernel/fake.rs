@@ -52,6 +52,9 @@ impl FakeSystem {
             // The kernel's defaults, as `/proc/sys` shows them (tab-separated).
             sys.insert("net.ipv4.vs.sync_threshold".into(), "3\t50".into());
             sys.insert("net.ipv4.vs.sync_refresh_period".into(), "0".into());
+            sys.insert("net.ipv4.vs.conn_reuse_mode".into(), "1".into());
+            sys.insert("net.ipv4.vs.expire_nodest_conn".into(), "0".into());
+            sys.insert("net.ipv4.vs.expire_quiescent_template".into(), "0".into());
         }
         *s.links.lock().unwrap() = l;
         *s.sysctls.lock().unwrap() = sys;
@@ -182,8 +185,7 @@ impl System for FakeSystem {
     async fn ipvs_count_connections(
         &self,
         dests: &[std::net::SocketAddr],
-        _tcp_timeout_s: u32,
-        _live_within_s: u32,
+        _live: lvs_ipvs::conn::Liveness,
     ) -> SysResult<Vec<lvs_ipvs::conn::DestCount>> {
         self.read("count IPVS connections")?;
         Ok(vec![lvs_ipvs::conn::DestCount::default(); dests.len()])

@@ -343,14 +343,13 @@ impl System for NetSystem {
     async fn ipvs_count_connections(
         &self,
         dests: &[std::net::SocketAddr],
-        tcp_timeout_s: u32,
-        live_within_s: u32,
+        live: lvs_ipvs::conn::Liveness,
     ) -> SysResult<Vec<lvs_ipvs::conn::DestCount>> {
         // A large table takes a while to read: off the runtime's worker threads. The
         // blocking thread must read this network namespace's table: the agent's threads
         // all live in the one it was started in, and /proc/thread-self follows that.
         let dests = dests.to_vec();
-        tokio::task::spawn_blocking(move || lvs_ipvs::conn::count_table(&dests, tcp_timeout_s, live_within_s))
+        tokio::task::spawn_blocking(move || lvs_ipvs::conn::count_table(&dests, live))
             .await
             .map_err(|e| SystemError::new("count IPVS connections", e))?
             .map_err(|e| SystemError::new("read /proc/net/ip_vs_conn", e))

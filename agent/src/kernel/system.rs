@@ -148,12 +148,11 @@ pub trait System: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = SysResult<(Vec<lvs_ipvs::conn::Connection>, bool)>> + Send;
     /// Connections per destination of `dests` (same order), counted without keeping the
-    /// table; `live`: ESTABLISHED and reset within `live_within_s` of `tcp_timeout_s`.
+    /// table; which entries are live, `live` says.
     fn ipvs_count_connections(
         &self,
         dests: &[std::net::SocketAddr],
-        tcp_timeout_s: u32,
-        live_within_s: u32,
+        live: lvs_ipvs::conn::Liveness,
     ) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::DestCount>>> + Send;
     /// The running IPVS connection-sync daemons (empty without IPVS).
     fn ipvs_daemons(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::Daemon>>> + Send;

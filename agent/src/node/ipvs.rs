@@ -64,7 +64,9 @@ impl<S: System + 'static> Agent<S> {
         let _turn = self.heavy_reads.turn().map_err(AgentError::Busy)?;
         let sys = self.rec.system();
         let (_, timeouts) = self.ipvs_info().await?;
-        sys.ipvs_count_connections(dests, timeouts.tcp, live_within_s).await.map_err(AgentError::System)
+        let live =
+            lvs_ipvs::conn::Liveness { tcp_s: timeouts.tcp, udp_s: timeouts.udp, within_s: live_within_s };
+        sys.ipvs_count_connections(dests, live).await.map_err(AgentError::System)
     }
 
     /// Withdraw every IPVS service this agent created until the next apply (foreign ones

@@ -103,7 +103,7 @@ pub async fn run(ctx: &Ctx, rs: &str, change: Change, out: &mut dyn Write) -> Re
         match wait_drained(ctx, &places, timeout).await {
             Ok(took) => {
                 if !ctx.json {
-                    writeln!(out, "{rs}: drained (0 active connections) after {:.1} s", took.as_secs_f64())?;
+                    writeln!(out, "{rs}: drained (0 live connections) after {:.1} s", took.as_secs_f64())?;
                 }
                 drained = serde_json::json!(true);
             }

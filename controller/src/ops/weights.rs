@@ -96,7 +96,10 @@ pub async fn set_weight(
 /// A connection whose IPVS timer was reset this recently still carries traffic.
 const LIVE_WITHIN_S: u32 = 15;
 
-/// Live connections of each placement now, counted by each director's agent.
+/// Live connections of each placement now, counted by each director's agent: TCP
+/// connections established and UDP flows, each with a client packet within
+/// [`LIVE_WITHIN_S`] (a UDP flow has no "active" state: a drain that waited for one would
+/// end at once, while its clients still send).
 ///
 /// IPVS's own "active" count cannot be trusted in DR: the director never sees the real
 /// server's replies, so a connection that died by a reset stays ESTABLISHED until its
@@ -148,7 +151,7 @@ pub(crate) fn held_templates(table: &lvs_proto::reply::IpvsTable, places: &[&Pla
         .sum()
 }
 
-/// Wait until no placement has active connections, or `timeout`.
+/// Wait until no placement has live connections, or `timeout`.
 pub async fn wait_drained(ctx: &Ctx, places: &[Placement], timeout: Duration) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
@@ -157,7 +160,7 @@ pub async fn wait_drained(ctx: &Ctx, places: &[Placement], timeout: Duration) ->
             return Ok(start.elapsed());
         }
         if start.elapsed() >= timeout {
-            return Err(format!("{n} active connection(s) left after {} s", timeout.as_secs()));
+            return Err(format!("{n} live connection(s) left after {} s", timeout.as_secs()));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -212,6 +212,66 @@ pub(super) fn run() {
     }
 
     step(
+        "6b. drains that fit the protocol: a drained server's persistent clients move on; a UDP drain waits until its flow goes quiet",
+    );
+    // The marked service's client stuck to `pinned` (step 4). Drained, its template is
+    // expired at its next connection (expire_quiescent_template, planned with the
+    // persistent service): the same client goes elsewhere, and sticks there.
+    let pinned = seq[0].clone();
+    ok(&lab.lvsctl(&["rs", "drain", &pinned, "--wait=20s"]));
+    let moved = super::client_sequence_to(&lab, MARKED, 12);
+    println!("{pinned} drained: the /64 that stuck to it now goes to {moved:?}");
+    assert!(moved.iter().all(|s| *s != pinned), "{pinned} drained, yet: {moved:?}");
+    assert!(moved.windows(2).all(|w| w[0] == w[1]), "persistence holds on the new server: {moved:?}");
+    ok(&lab.lvsctl(&["rs", "enable", &pinned]));
+    // A UDP flow (one client port, a datagram every 100 ms) to the dns service.
+    let sock = lvs_tests::in_netns(&lab.ns("client"), || std::net::UdpSocket::bind("0.0.0.0:40053")).unwrap();
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sender = {
+        let sending = std::sync::Arc::clone(&sending);
+        std::thread::spawn(move || {
+            while sending.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = sock.send_to(b"q", "198.18.6.100:53");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let conns = text(&lab.exec("lb1", &["ipvsadm", "-Lnc"]));
+    let rip = conns
+        .lines()
+        .find(|l| l.starts_with("UDP") && l.contains(":40053 "))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .unwrap_or_else(|| panic!("the UDP flow's entry:\n{conns}"))
+        .to_string();
+    let target = match rip.as_str() {
+        "198.18.6.11:53" => "web1",
+        "198.18.6.12:53" => "web2",
+        "198.18.6.13:53" => "web3",
+        other => panic!("{other}"),
+    };
+    // The flow goes on for 3 s into the drain, then stops: the drain ends once it has been
+    // quiet for the liveness window (15 s), not at once (UDP has no ActiveConn) and not at
+    // its 60 s timeout.
+    let stopper = {
+        let sending = std::sync::Arc::clone(&sending);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            sending.store(false, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let t0 = Instant::now();
+    let out = ok(&lab.lvsctl(&["rs", "drain", target, "--wait=60s"]));
+    let took = t0.elapsed();
+    stopper.join().unwrap();
+    sender.join().unwrap();
+    println!("UDP drain of {target} ({rip}), its flow sending 3 s more: {} ms\n{out}", took.as_millis());
+    assert!(out.contains(&format!("{target}: drained")), "{out}");
+    assert!(took >= Duration::from_secs(15), "ended before the flow went quiet: {took:?}");
+    assert!(took < Duration::from_secs(40), "ended by its timeout, not by the flow: {took:?}");
+    ok(&lab.lvsctl(&["rs", "enable", target]));
+
+    step(
         "7. planned hand-overs under load on both families: zero failed; the router's IPv6 neighbour entry follows the master",
     );
     let before = vip_neighbour(&lab);
