@@ -38,7 +38,10 @@ async fn kernel_ipvs<S: System>(sys: &S, want: &[String]) -> CheckResult {
             let kernel = sysinfo::System::kernel_version().unwrap_or_default();
             let have = crate::kernel::facts::schedulers(&kernel);
             let missing: Vec<&String> = want.iter().filter(|s| !have.contains(s)).collect();
-            if missing.is_empty() {
+            let conntrack = std::fs::read_to_string("/proc/sys/net/ipv4/vs/conntrack").unwrap_or_default();
+            if let Some(why) = reuse_stall(&kernel, &conntrack) {
+                result(name, false, why)
+            } else if missing.is_empty() {
                 result(name, true, format!("IPVS {} ({})", info.version_string(), have.join(" ")))
             } else {
                 let m: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
@@ -52,6 +55,22 @@ async fn kernel_ipvs<S: System>(sys: &S, want: &[String]) -> CheckResult {
         Ok(None) => result(name, false, "this kernel has no IPVS (load ip_vs)"),
         Err(e) => result(name, false, e.to_string()),
     }
+}
+
+/// Why the planned `conn_reuse_mode` 1 would hurt on this kernel: with IPVS conntrack on,
+/// kernels before 5.9 drop the SYN that reuses a finished connection's ports (the client
+/// retries a second later). Off, as DR wants it, every kernel is fine.
+fn reuse_stall(kernel: &str, conntrack: &str) -> Option<String> {
+    if conntrack.trim() != "1" {
+        return None;
+    }
+    let mut v = kernel.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (v.next()?, v.next()?);
+    ((major, minor) < (5, 9)).then(|| {
+        format!(
+            "net.ipv4.vs.conntrack is 1 on kernel {kernel}: before 5.9 a new connection reusing a finished one's ports waits 1 s (set it to 0; DR does not need it)"
+        )
+    })
 }
 
 fn clock_offset(server: IpAddr, max_ms: u64, clock: Option<&Reading>) -> CheckResult {
@@ -134,5 +153,20 @@ fn firewall(service: &str) -> CheckResult {
             true,
             format!("firewall tables present ({}); make sure they accept {service}", t.join(", ")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reuse_stall;
+
+    #[test]
+    fn ipvs_conntrack_on_a_kernel_before_5_9_is_named_and_nothing_else_is() {
+        let why = reuse_stall("5.4.0-150-generic", "1\n").expect("a stall");
+        assert!(why.contains("5.4.0-150-generic") && why.contains("set it to 0"), "{why}");
+        assert_eq!(reuse_stall("5.4.0", "0\n"), None, "conntrack off: any kernel");
+        assert_eq!(reuse_stall("5.9.0", "1\n"), None);
+        assert_eq!(reuse_stall("6.1.0-57-amd64", "1\n"), None);
+        assert_eq!(reuse_stall("", "1\n"), None, "an unknown kernel is not blamed");
     }
 }
