@@ -1,10 +1,8 @@
 //! Seeing another director take over: its first VRRP advertisement.
 //!
-//! A planned hand-over must know when the router sends to the new master, to drop the VIPs
-//! and push the last connection-sync message out at that moment ([`crate::ha::sync_flush`])
-//! and not a fixed time later: keepalived sends its priority-0 advert at once on SIGTERM
-//! but takes about a second more to exit, and a connection whose handshake ended on the old
-//! master waits for that message. A backup is silent; the director that becomes master
+//! A planned hand-over must know when the router sends to the new master, to move the VIPs
+//! to `lo` at that moment ([`crate::ha::straddle`]) and not a fixed time later: keepalived
+//! sends its priority-0 advert at once on SIGTERM but takes about a second more to exit. A backup is silent; the director that becomes master
 //! advertises at once, to its unicast peers, this one among them. So a raw socket for
 //! protocol 112 (VRRP; keepalived holds its own, each gets a copy) sees the takeover as it
 //! happens.

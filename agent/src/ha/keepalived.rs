@@ -225,11 +225,12 @@ impl VrrpEngine for Keepalived {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use lvs_proto::spec::{AddressPurpose, SyncDaemonSpec};
 
-    fn spec() -> VrrpSpec {
+    /// One director's part in instance `web` (VIP 198.18.0.100 on eth1, peer 198.18.0.3).
+    pub(in crate::ha) fn spec() -> VrrpSpec {
         VrrpSpec {
             instance: "web".into(),
             interface: "eth1".into(),

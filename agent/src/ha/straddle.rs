@@ -219,28 +219,20 @@ mod tests {
 
     use super::*;
 
+    /// The keepalived tests' instance with these VIPs (on eth1) and peers.
     fn spec(vips: &[&str], peers: &[&str]) -> VrrpSpec {
-        VrrpSpec {
-            instance: "web".into(),
-            interface: "eth1".into(),
-            vrid: 51,
-            priority: 150,
-            advert_ms: 100,
-            preempt: false,
-            unicast_source: "198.18.0.2".parse().unwrap(),
-            unicast_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
-            vips: vips
-                .iter()
-                .map(|v| AddressSpec {
-                    interface: "eth1".into(),
-                    address: v.parse().unwrap(),
-                    label: None,
-                    purpose: AddressPurpose::Vip,
-                })
-                .collect(),
-            sync_daemon: None,
-            startup_delay_ms: 0,
-        }
+        let mut s = crate::ha::keepalived::tests::spec();
+        s.unicast_peers = peers.iter().map(|p| p.parse().unwrap()).collect();
+        s.vips = vips
+            .iter()
+            .map(|v| AddressSpec {
+                interface: "eth1".into(),
+                address: v.parse().unwrap(),
+                label: None,
+                purpose: AddressPurpose::Vip,
+            })
+            .collect();
+        s
     }
 
     #[test]

@@ -60,8 +60,8 @@ pub fn daemon_word(s: DaemonState) -> &'static str {
 /// The master sync daemon's message size: one connection per message. The kernel sends a
 /// full message at once but holds a partly filled one until it is 2 s old; with room for
 /// one connection, each connection's message leaves as soon as the next connection is
-/// synced, and the last one leaves when the hand-over kicks the table
-/// (`Keepalived::hand_over`). The cost is one UDP datagram per synced state change
+/// synced, and the last one on the kernel's timer (a hand-over meanwhile passes its
+/// packets to the old master: `crate::ha::straddle`). The cost is one UDP datagram per synced state change
 /// instead of one per ~20: at 10,000 new connections a second, about 20,000 small
 /// datagrams a second on the sync link. (The kernel raises 1 to one connection's size.)
 pub const MASTER_SYNC_MAXLEN: u16 = 1;
