@@ -26,6 +26,36 @@ pub struct Definition {
     /// `[[vrrp]]`: directors sharing their VIPs, one master at a time (director HA).
     #[serde(default)]
     pub vrrp: Vec<VrrpDef>,
+    /// `[bgp]`: active-active directors, each announcing its VIPs to the router, which
+    /// spreads flows over them with ECMP.
+    pub bgp: Option<BgpDef>,
+}
+
+/// `[bgp]`: directors that all carry traffic at once. Each announces its VIPs (held on
+/// `lo`) to the router over BGP while it can serve them; the router installs one ECMP
+/// route per VIP; BFD takes a dead director out in well under a second.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BgpDef {
+    /// The router's ASN (the `router` node of the definition).
+    pub router_asn: i64,
+    /// The directors' ASN (one for all of them: eBGP to the router).
+    pub director_asn: i64,
+    /// The directors that announce (each lists the same VIPs, `interface = "lo"`).
+    #[serde(default)]
+    pub directors: Vec<String>,
+    /// BGP hold time (default `"3s"`; keepalives every third of it).
+    pub hold: Option<String>,
+    /// BFD: `{ interval = "100ms", multiplier = 3 }` (the defaults: down in 0.3 s).
+    pub bfd: Option<BfdDef>,
+}
+
+/// `[bgp] bfd`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BfdDef {
+    /// Interval both ways (default `"100ms"`).
+    pub interval: Option<String>,
+    /// Missed intervals before a session is down (default 3).
+    pub multiplier: Option<i64>,
 }
 
 /// `[[vrrp]]`: one VRRP instance. Its directors each list the same VIPs in their `vips`;
@@ -172,7 +202,7 @@ pub struct ServiceDef {
     pub scheduler: String,
     /// Sticky clients: timeout and netmask, as `ipvsadm -p`/`-M`.
     pub persistence: Option<PersistenceDef>,
-    /// Flags: `one-packet`, `sh-fallback`, `sh-port`.
+    /// Flags: `one-packet`, `sh-fallback`, `sh-port` (`mh-fallback`, `mh-port`: the same bits).
     #[serde(default)]
     pub flags: Vec<String>,
     /// `dr` (the default, and the only method this tool plans).

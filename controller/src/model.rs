@@ -25,6 +25,29 @@ pub struct Cluster {
     pub ipvs_timeouts: Option<lvs_proto::spec::IpvsTimeouts>,
     /// VRRP instances: directors sharing their VIPs (director HA).
     pub vrrp: Vec<VrrpGroup>,
+    /// Active-active directors behind ECMP (`[bgp]`), when defined.
+    pub bgp: Option<BgpGroup>,
+}
+
+/// `[bgp]`, checked: the router and the directors that announce their VIPs to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpGroup {
+    /// The router node.
+    pub router: String,
+    /// Its ASN.
+    pub router_asn: u32,
+    /// The directors' ASN.
+    pub director_asn: u32,
+    /// The directors, in definition order.
+    pub directors: Vec<String>,
+    /// The LAN the sessions run on (the router's and every director's).
+    pub lan: String,
+    /// Hold time.
+    pub hold: Duration,
+    /// BFD interval.
+    pub bfd_interval: Duration,
+    /// BFD multiplier.
+    pub bfd_multiplier: u8,
 }
 
 /// One VRRP instance: directors on one LAN holding the same VIPs, one at a time.
@@ -50,6 +73,11 @@ impl Cluster {
     /// The VRRP instance `node` is in, if any.
     pub fn vrrp_of(&self, node: &str) -> Option<&VrrpGroup> {
         self.vrrp.iter().find(|g| g.members.iter().any(|(n, _)| n == node))
+    }
+
+    /// Whether `node` is a director of `[bgp]` (announces its VIPs, holds them on `lo`).
+    pub fn ecmp_director(&self, node: &str) -> bool {
+        self.bgp.as_ref().is_some_and(|b| b.directors.iter().any(|d| d == node))
     }
 }
 

@@ -11,6 +11,8 @@ use lvs_proto::spec::{
 
 use crate::model::{Cluster, Node, RealServer, Service};
 
+mod bgp;
+
 /// Kernel parameters, by role, and why each exists.
 ///
 /// Real servers hold the VIP on `lo`; without these they would answer ARP for it and
@@ -142,6 +144,7 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
         checks: Vec::new(),
         ipvs_timeouts: None,
         vrrp: None,
+        bgp: None,
     };
     match node.role {
         Role::Router => plan_router(cluster, node, &mut spec),
@@ -159,6 +162,7 @@ fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     if node.interfaces.iter().any(|i| i.address.addr() == cluster.time.ntp_server) {
         spec.checks.push(CheckSpec::NtpServing { address: cluster.time.ntp_server });
     }
+    bgp::plan_router(cluster, node, spec);
 }
 
 fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
@@ -172,7 +176,8 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             purpose: AddressPurpose::Vip,
         })
         .collect();
-    match vrrp(cluster, node, &vips) {
+    let ecmp = bgp::plan_director(cluster, node, &vips, spec);
+    match vrrp(cluster, node, &vips).filter(|_| !ecmp) {
         // Shared VIPs are the VRRP engine's to add and remove, on the master only.
         Some(v) => {
             if v.vips.iter().any(|a| a.address.addr().is_ipv4()) {
@@ -183,6 +188,7 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             }
             spec.vrrp = Some(v);
         }
+        None if ecmp => {}
         None => spec.addresses.extend(vips),
     }
     spec.ipvs_timeouts = cluster.ipvs_timeouts;

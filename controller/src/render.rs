@@ -59,6 +59,60 @@ fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
             v(t.udp_s)
         );
     }
+    if let Some(v) = &spec.vrrp {
+        vrrp(out, v);
+    }
+    if let Some(b) = &spec.bgp {
+        bgp(out, b);
+    }
+}
+
+/// The VRRP instance the director's engine runs, and the sync daemon beside it.
+fn vrrp(out: &mut String, v: &lvs_proto::spec::VrrpSpec) {
+    let peers: Vec<String> = v.unicast_peers.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "      vrrp     instance {} vrid {} priority {} advert {} ms on {} from {} to [{}]{}  (keepalived, the agent's child)",
+        v.instance,
+        v.vrid,
+        v.priority,
+        v.advert_ms,
+        v.interface,
+        v.unicast_source,
+        peers.join(", "),
+        if v.preempt { " preempt" } else { "" }
+    );
+    for a in &v.vips {
+        let _ = writeln!(out, "      vrrp     vip {} on {}  (held while master)", a.address, a.interface);
+    }
+    if let Some(d) = &v.sync_daemon {
+        let _ = writeln!(
+            out,
+            "      vrrp     sync daemon on {} sync id {}  (master on the VRRP master, backup elsewhere)",
+            d.interface, d.sync_id
+        );
+    }
+}
+
+/// The BGP sessions of the node's routing daemon, and what a director announces.
+fn bgp(out: &mut String, b: &lvs_proto::spec::BgpSpec) {
+    let _ = writeln!(
+        out,
+        "      bgp      as {} router id {} hold {} s, bfd {} ms x {}  (BIRD, the agent's child)",
+        b.local_asn, b.router_id, b.hold_s, b.bfd_interval_ms, b.bfd_multiplier
+    );
+    for p in &b.peers {
+        let _ = writeln!(out, "      bgp      session {} {} as {} from {}", p.name, p.address, p.asn, p.local_address);
+    }
+    for a in &b.announce {
+        let _ = writeln!(
+            out,
+            "      bgp      announce {a}  (while IPVS has its services and they are at quorum)"
+        );
+    }
+    if b.install_routes {
+        let _ = writeln!(out, "      bgp      install the directors' routes as one multipath (ECMP) route per VIP");
+    }
 }
 
 fn service(v: &VirtualServiceSpec) -> String {
@@ -67,7 +121,13 @@ fn service(v: &VirtualServiceSpec) -> String {
         let _ = write!(s, " persistent {}s", p.timeout_s);
     }
     for f in &v.flags {
-        let _ = write!(s, " {}", f.as_str());
+        // The definition names the two scheduler bits after sh; mh reads them as its own.
+        let name = match (v.scheduler.as_str(), f.as_str()) {
+            ("mh", "sh-fallback") => "mh-fallback",
+            ("mh", "sh-port") => "mh-port",
+            (_, n) => n,
+        };
+        let _ = write!(s, " {name}");
     }
     let _ = write!(s, "  (service {})", v.name);
     for d in &v.destinations {

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+mod bgp;
 mod fields;
 mod health;
 mod reply;
@@ -103,6 +104,7 @@ impl From<&NodeSpec> for pb::NodeSpec {
                     .map(|d| pb::SyncDaemonSpec { interface: d.interface.clone(), sync_id: d.sync_id }),
                 startup_delay_ms: v.startup_delay_ms,
             }),
+            bgp: s.bgp.as_ref().map(Into::into),
         }
     }
 }
@@ -275,6 +277,10 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                 return err("vrrp", format!("a {role} runs no VRRP (directors only)"));
             }
         }
+        // BGP is the directors' and the router's; a real server runs no routing daemon.
+        if role == Role::RealServer && s.bgp.is_some() {
+            return err("bgp", "a real_server runs no BGP (directors and the router only)");
+        }
         if !s.cluster.is_empty() {
             shaped("cluster", &s.cluster, names::dns_label_problem)?;
         }
@@ -359,6 +365,7 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
                 IpvsTimeouts { tcp_s: some(t.tcp_s), tcp_fin_s: some(t.tcp_fin_s), udp_s: some(t.udp_s) }
             }),
             vrrp: s.vrrp.as_ref().map(vrrp_from).transpose()?,
+            bgp: s.bgp.as_ref().map(bgp::bgp_from).transpose()?,
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::model::Cluster;
 mod checks;
 mod dr;
 mod ipvs;
+mod bgp;
 mod names;
 pub use lvs_proto::names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;
@@ -54,6 +55,8 @@ struct Validator {
     /// The node names of each `[[vrrp]]` instance, as written (services need them before
     /// the instances are checked: a VIP shared within one is not a conflict).
     vrrp_members: Vec<std::collections::BTreeSet<String>>,
+    /// The directors of `[bgp]`, as written: their VIPs sit on `lo` and they share them.
+    ecmp_members: std::collections::BTreeSet<String>,
 }
 
 impl Validator {
@@ -87,6 +90,7 @@ impl Validator {
                 "use lowercase letters, digits and `-` (at most 63), e.g. web-prod",
             );
         }
+        self.ecmp_members = def.bgp.iter().flat_map(|b| b.directors.iter().cloned()).collect();
         let time = self.time(def);
         let lans = self.lans(def);
         let nodes = self.nodes(def, &lans);
@@ -96,6 +100,7 @@ impl Validator {
         let services = self.services(def, &nodes);
         let ipvs_timeouts = self.ipvs_timeouts(def);
         let vrrp = self.vrrp(def, &nodes, &lans);
+        let bgp = def.bgp.as_ref().and_then(|b| self.bgp(b, &nodes, &services, &vrrp));
         Some(Cluster {
             name: def.cluster.name.clone(),
             generation,
@@ -105,6 +110,7 @@ impl Validator {
             services,
             ipvs_timeouts,
             vrrp,
+            bgp,
         })
     }
 }

@@ -363,7 +363,20 @@ impl Validator {
                     format!("write {}/128", address.addr()),
                 );
             }
-            if !interfaces.iter().any(|itf| itf.name == vd.interface) {
+            let ecmp = self.ecmp_members.contains(&n.name);
+            if ecmp && vd.interface != "lo" {
+                self.err(
+                    "bgp-vip-not-on-lo",
+                    p.key("interface"),
+                    format!(
+                        "{} is a [bgp] director, but VIP {address} is put on {}: answered in ARP there, it would pull every flow to this one director",
+                        n.name, vd.interface
+                    ),
+                    "hold it on lo: interface = \"lo\" (the router reaches each director by its BGP next hop)",
+                );
+            } else if ecmp {
+                // On lo, hidden: nothing more to check about the interface.
+            } else if !interfaces.iter().any(|itf| itf.name == vd.interface) {
                 self.err(
                     "vip-interface-unknown",
                     p.key("interface"),

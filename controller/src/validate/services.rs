@@ -297,14 +297,15 @@ impl Validator {
         for (i, f) in s.flags.iter().enumerate() {
             let flag = match f.as_str() {
                 "one-packet" => ServiceFlag::OnePacket,
-                "sh-fallback" => ServiceFlag::ShFallback,
-                "sh-port" => ServiceFlag::ShPort,
+                // mh reads the same two bits as sh; ipvsadm names them after the scheduler.
+                "sh-fallback" | "mh-fallback" => ServiceFlag::ShFallback,
+                "sh-port" | "mh-port" => ServiceFlag::ShPort,
                 other => {
                     self.err(
                         "unknown-flag",
                         path.key("flags").index(i),
                         format!("unknown flag `{other}`"),
-                        "use one-packet, sh-fallback or sh-port",
+                        "use one-packet, sh-fallback, sh-port, mh-fallback or mh-port",
                     );
                     continue;
                 }
@@ -414,7 +415,8 @@ impl Validator {
                 nodes.iter().filter(|n| n.role == Role::Director && holds(n)).map(|n| n.name.clone()),
             ),
         }
-        let shared_by_vrrp = self.vrrp_members.iter().any(|g| out.iter().all(|n| g.contains(n)));
+        let shared_by_vrrp = self.vrrp_members.iter().any(|g| out.iter().all(|n| g.contains(n)))
+            || out.iter().all(|n| self.ecmp_members.contains(n));
         if out.len() > 1 && !shared_by_vrrp {
             self.warn(
                 "vip-on-two-directors",
@@ -426,7 +428,7 @@ impl Validator {
                     vip.unwrap_or(IpAddr::from([0; 4])),
                     s.name
                 ),
-                "share it through VRRP ([[vrrp]] with these directors), or keep it on one director",
+                "share it through VRRP ([[vrrp]] with these directors) or ECMP ([bgp] directors), or keep it on one director",
             );
         }
         if out.is_empty() && vip.is_some() && s.directors.is_none() {

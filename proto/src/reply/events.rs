@@ -32,6 +32,8 @@ pub enum EventKind {
     Certificate,
     /// This director's VRRP state changed.
     Vrrp,
+    /// A BGP session came up or went down; a VIP was announced or withdrawn.
+    Bgp,
 }
 
 impl EventKind {
@@ -48,6 +50,7 @@ impl EventKind {
             EventKind::Decommission => "decommission",
             EventKind::Certificate => "certificate",
             EventKind::Vrrp => "vrrp",
+            EventKind::Bgp => "bgp",
         }
     }
 }

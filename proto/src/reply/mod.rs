@@ -4,6 +4,7 @@
 //!
 //! Text is a view: every type here prints itself ([`std::fmt::Display`]) in the words
 //! `lvsctl` has always used, and serialises (serde) to the JSON `-o json` prints.
+mod bgp;
 mod changes;
 mod events;
 mod report;
@@ -12,6 +13,7 @@ mod status;
 mod table;
 mod text;
 
+pub use bgp::*;
 pub use changes::*;
 pub use events::*;
 pub use report::*;

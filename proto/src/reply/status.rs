@@ -140,6 +140,8 @@ pub struct NodeStatus {
     pub sync_daemons: Vec<SyncDaemon>,
     /// Directors: every checked service against its quorum.
     pub services: Vec<ServiceHealth>,
+    /// Directors and the router in the cluster's BGP.
+    pub bgp: Option<super::BgpStatus>,
 }
 
 /// A director's checked service: destinations in service against its quorum.

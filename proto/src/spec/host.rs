@@ -103,7 +103,11 @@ impl SysctlSpec {
         let word = |w: &str| {
             !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
-        if key == "net.ipv4.ip_forward" {
+        // Forwarding, and ECMP hashing on L4 (the router of active-active directors).
+        if matches!(
+            key,
+            "net.ipv4.ip_forward" | "net.ipv4.fib_multipath_hash_policy" | "net.ipv6.fib_multipath_hash_policy"
+        ) {
             return true;
         }
         if let Some(rest) = key.strip_prefix("net.ipv4.vs.") {

@@ -5,12 +5,14 @@
 //! [`NodeSpec::steps`], because DR depends on it: a real server must stop answering ARP for
 //! the VIP *before* the VIP exists on its loopback, or it will steal the VIP from the
 //! director for a moment (the seed article, step 6.2 before 6.3).
+mod bgp;
 mod checks;
 mod host;
 mod key;
 mod node;
 mod services;
 
+pub use bgp::*;
 pub use checks::*;
 pub use host::*;
 pub use key::*;

@@ -67,6 +67,11 @@ pub struct NodeSpec {
     /// `addresses`, held always.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp: Option<VrrpSpec>,
+    /// Active-active directors behind ECMP: this node's BGP sessions and what a director
+    /// announces; `None`: no routing daemon. (Absent from state files written before it
+    /// existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<super::BgpSpec>,
 }
 
 /// A director's part in one VRRP instance. Its VIPs are held only while it is master:

@@ -21,6 +21,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Decommission => pb::EventKind::Decommission,
             EventKind::Certificate => pb::EventKind::Certificate,
             EventKind::Vrrp => pb::EventKind::Vrrp,
+            EventKind::Bgp => pb::EventKind::Bgp,
         }
     }
 }
@@ -55,6 +56,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Decommission) => EventKind::Decommission,
             Ok(pb::EventKind::Certificate) => EventKind::Certificate,
             Ok(pb::EventKind::Vrrp) => EventKind::Vrrp,
+            Ok(pb::EventKind::Bgp) => EventKind::Bgp,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {

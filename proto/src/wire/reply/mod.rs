@@ -1,6 +1,7 @@
 //! Replies ([`crate::reply`]) to and from the wire. The agent encodes with `From`; the
 //! controller decodes with `TryFrom` once, at its fleet boundary, and a reply with a field
 //! it cannot read is named (`actions[3].change.ipvs.destination: ...`), never guessed.
+mod bgp;
 mod changes;
 mod events;
 mod report;
