@@ -40,6 +40,7 @@
 //! - **watchdog feeder** ([`run`]): tells systemd the agent is alive while the reconciler
 //!   answers.
 //! - **netlink connection** ([`kernel`]): rtnetlink's connection task, one per handle.
+pub mod bgp;
 pub mod ha;
 pub mod health;
 pub mod kernel;

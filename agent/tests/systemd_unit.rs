@@ -13,9 +13,9 @@ fn the_unit_verifies_and_is_hardened() {
     for must in [
         "Type=notify",
         "WatchdogSec=",
-        // Exactly these: addresses, routes, sysctls, IPVS; the VRRP engine's sockets; and
-        // starting scripts as the script user.
-        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID\n",
+        // Exactly these: addresses, routes, sysctls, IPVS; the VRRP engine's sockets; the
+        // BGP engine's port 179; and starting scripts as the script user.
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID\n",
         // /proc/sys read-only but its net subtree: kernel.* out of reach.
         "ProtectKernelTunables=yes\n",
         "ReadWritePaths=/proc/sys/net ",

@@ -355,6 +355,14 @@ impl Fleet {
         decoded(VrrpStatus::try_from(&r))
     }
 
+    /// Drain an ECMP director (`true`: withdraw its VIPs) or enable it again.
+    pub async fn set_drained(&self, node: &str, drained: bool) -> Result<lvs_proto::reply::BgpStatus, NodeError> {
+        let req = pb::SetDrainedRequest { drained };
+        let r = self.call(node, |mut c| async move { c.set_drained(req).await }).await?;
+        let b = r.bgp.as_ref().ok_or_else(|| NodeError::BadReply("bgp: missing".into()))?;
+        decoded(lvs_proto::reply::BgpStatus::try_from(b))
+    }
+
     /// Give `node` the cluster's revocation list (a CRL the CA signed, [`crate::pki::Pki::revocation_list`]);
     /// returns how many serials it refuses. An older list is refused (FAILED_PRECONDITION).
     pub async fn set_revoked(&self, node: &str, list: &[u8]) -> Result<u32, NodeError> {

@@ -6,6 +6,13 @@ use lvs_controller::load::{LoadError, load_str};
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
 const DUAL: &str = include_str!("../../deploy/examples/dual-stack.toml");
+const ECMP: &str = include_str!("../../deploy/examples/ecmp.toml");
+
+/// The ECMP example with `from` replaced by `to` (which must occur).
+fn ecmp_with(from: &str, to: &str) -> String {
+    assert!(ECMP.contains(from), "test setup: `{from}` not in ecmp.toml");
+    ECMP.replacen(from, to, 1)
+}
 
 /// The dual-stack example with `from` replaced by `to` (which must occur).
 fn dual_with(from: &str, to: &str) -> String {
@@ -55,6 +62,9 @@ fn examples_are_valid() {
     assert!(errors(LAB).is_empty());
     assert!(errors(include_str!("../../deploy/examples/seed.toml")).is_empty());
     assert!(errors(HA).is_empty(), "{:#?}", errors(HA));
+    assert!(errors(ECMP).is_empty(), "{:#?}", errors(ECMP));
+    // Three directors announcing one VIP is not the flapping case either.
+    assert!(!findings(ECMP).iter().any(|d| d.rule == "vip-on-two-directors"), "{:#?}", findings(ECMP));
     // Two directors sharing a VIP through VRRP is not the flapping case.
     let warnings = findings(HA);
     assert!(!warnings.iter().any(|d| d.rule == "vip-on-two-directors"), "{warnings:#?}");
@@ -556,6 +566,32 @@ fn examples() -> Vec<(&'static str, String)> {
             ),
         ),
         ("vrrp-advert-range", ha_with("advert = \"100ms\"", "advert = \"105ms\"")),
+        ("bgp-asn-range", ecmp_with("router_asn = 65000", "router_asn = 23456")),
+        ("bgp-same-asn", ecmp_with("director_asn = 65001", "director_asn = 65000")),
+        ("bgp-hold-range", ecmp_with("hold = \"3s\"", "hold = \"2s\"")),
+        ("bgp-bfd-range", ecmp_with("multiplier = 3 }", "multiplier = 0 }")),
+        ("bgp-no-router", ecmp_with("role = \"router\"", "role = \"real_server\"")),
+        ("bgp-too-few-directors", ecmp_with("directors = [\"lb1\", \"lb2\", \"lb3\"]", "directors = []")),
+        ("bgp-director-twice", ecmp_with("directors = [\"lb1\", \"lb2\", \"lb3\"]", "directors = [\"lb1\", \"lb1\"]")),
+        (
+            "bgp-and-vrrp",
+            format!("{ECMP}\n[[vrrp]]\nvrid = 51\ndirectors = [{{ node = \"lb1\", priority = 150 }}, {{ node = \"lb2\", priority = 100 }}]\n"),
+        ),
+        (
+            "bgp-director-lan",
+            ecmp_with(
+                "interfaces = [{ name = \"eth1\", lan = \"cluster\", address = \"198.18.0.3/24\" }]",
+                "interfaces = [{ name = \"eth1\", lan = \"client\", address = \"198.19.0.3/24\" }]",
+            ),
+        ),
+        ("bgp-no-vips", ecmp_with("vips = [{ address = \"198.18.0.100/32\", interface = \"lo\", label = \"lo:0\" }]\n\n[[nodes]]\nname = \"lb2\"", "\n[[nodes]]\nname = \"lb2\"")),
+        (
+            "bgp-vips-differ",
+            ecmp_with("vips = [{ address = \"198.18.0.100/32\", interface = \"lo\", label = \"lo:0\" }]\n\n[[nodes]]\nname = \"lb2\"", "vips = [{ address = \"198.18.0.101/32\", interface = \"lo\", label = \"lo:0\" }]\n\n[[nodes]]\nname = \"lb2\""),
+        ),
+        ("bgp-vip-not-on-lo", ecmp_with("interface = \"lo\", label = \"lo:0\"", "interface = \"eth1\", label = \"eth1:0\"")),
+        ("bgp-scheduler", ecmp_with("scheduler = \"mh\"", "scheduler = \"rr\"")),
+        ("bgp-service-directors", ecmp_with("port = 80\n", "port = 80\ndirectors = [\"lb1\"]\n")),
         (
             "vrrp-too-few-directors",
             ha_with("  { node = \"director2\", priority = 100 },\n", ""),

@@ -305,6 +305,24 @@ pub enum DirectorCommand {
         #[arg(long)]
         instance: Option<String>,
     },
+    /// ECMP ([bgp]): withdraw the director's VIPs from the router (no new flow reaches it;
+    /// its connections finish through it) and wait for its connections to end. Kept across
+    /// agent restarts until `enable`.
+    #[command(
+        after_help = "Examples:\n  lvsctl director drain lb2               withdraw, wait up to 60 s for lb2's connections\n  lvsctl director drain lb2 --wait 0s     withdraw and return at once"
+    )]
+    Drain {
+        /// The director.
+        node: String,
+        /// How long to wait for its connections to end (exit 1 if some are left).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+    /// ECMP ([bgp]): announce the director's VIPs again (those that work).
+    Enable {
+        /// The director.
+        node: String,
+    },
 }
 
 /// `lvsctl node ...`

@@ -207,6 +207,12 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
                 commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
             })
         }
+        Command::Director(DirectorCommand::Drain { node, wait }) => fleet(cli, err, |c, _err| async move {
+            commands::director::set_drained(&c, node, true, *wait, out).await
+        }),
+        Command::Director(DirectorCommand::Enable { node }) => fleet(cli, err, |c, _err| async move {
+            commands::director::set_drained(&c, node, false, std::time::Duration::ZERO, out).await
+        }),
         Command::Node(NodeCommand::Enroll { node, code }) => fleet(cli, err, |c, _err| async move {
             let pki = Pki::new(pki_dir(cli, &c.cluster.name));
             commands::trust::enroll(&c, &pki, node, &pairing_code(code)?, out).await

@@ -201,6 +201,21 @@ mod tests {
                 sync_daemon: Some(SyncDaemonSpec { interface: "eth1".into(), sync_id: 51 }),
                 startup_delay_ms: 5400,
             }),
+            bgp: Some(BgpSpec {
+                local_asn: 4_200_000_001,
+                router_id: "198.18.0.2".parse().unwrap(),
+                peers: vec![BgpPeer {
+                    name: "edge".into(),
+                    address: "2001:db8:18::1".parse().unwrap(),
+                    asn: 65000,
+                    local_address: "2001:db8:18::2".parse().unwrap(),
+                }],
+                announce: vec!["2001:db8:18::100/128".parse().unwrap()],
+                hold_s: 9,
+                bfd_interval_ms: 50,
+                bfd_multiplier: 5,
+                install_routes: false,
+            }),
         }
     }
 

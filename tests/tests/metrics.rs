@@ -272,6 +272,24 @@ fn everything() -> String {
             interface: "eth1".into(),
             sync_id: 51,
         }],
+        bgp: Some(lvs_proto::reply::BgpStatus {
+            sessions: vec![lvs_proto::reply::BgpSession {
+                peer: "router".into(),
+                address: "198.18.0.1".into(),
+                state: "Established".into(),
+                up: true,
+                since_unix_ms: 0,
+                routes_received: 0,
+                routes_sent: 1,
+            }],
+            announcements: vec![lvs_proto::reply::BgpAnnouncement {
+                prefix: "198.18.0.100/32".into(),
+                announced: true,
+                reason: String::new(),
+            }],
+            error: None,
+            drained: false,
+        }),
     };
     let m = lvs_agent::telemetry::Metrics::default();
     m.event(lvs_proto::reply::EventKind::Drift);

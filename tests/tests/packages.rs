@@ -78,7 +78,10 @@ fn the_agent_deb_carries_binary_units_config_and_man_page() {
     assert!(!files.iter().any(|f| f.starts_with("/etc/")), "{files:?}");
     let control = std::fs::read_to_string(dir.path().join("control")).unwrap();
     let recommends = control.lines().find(|l| l.starts_with("Recommends:")).unwrap_or_default();
-    assert!(recommends.contains("keepalived") && recommends.contains("chrony"), "{control}");
+    assert!(
+        recommends.contains("keepalived") && recommends.contains("chrony") && recommends.contains("bird2"),
+        "{control}"
+    );
     let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
     assert!(
         postinst.contains("deb-systemd-helper") && postinst.contains("enable"),

@@ -32,7 +32,7 @@ copy_with_libs() { # SRC DST-in-stage [strip]
 }
 IP=$(command -v ip); copy_with_libs "$IP" usr/sbin/ip
 copy_with_libs /usr/sbin/ipvsadm usr/sbin/ipvsadm
-for extra in /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/keepalived /usr/sbin/lighttpd /usr/sbin/nft; do
+for extra in /usr/sbin/chronyd /usr/bin/chronyc /usr/sbin/keepalived /usr/sbin/lighttpd /usr/sbin/nft /usr/sbin/bird /usr/sbin/birdc; do
     [ -x "$extra" ] && copy_with_libs "$extra" "${extra#/}"
 done
 for b in "$@"; do copy_with_libs "$b" "bin/$(basename "$b")" strip; done

@@ -141,12 +141,14 @@ impl Keepalived {
         self.tracker.start(spec);
         let (stop, stopped) = watch::channel(false);
         let sup = Supervisor {
+            engine: "keepalived",
             program: self.program.clone(),
-            config: self.config_path(),
-            dir: self.dir.clone(),
+            args: super::keepalived_conf::args(&self.config_path(), &self.dir),
             pid: Arc::clone(&self.pid),
-            tracker: self.tracker.clone(),
+            health: Arc::new(self.tracker.clone()),
             events: self.events.clone(),
+            kind: lvs_proto::reply::EventKind::Vrrp,
+            dies_with_agent: false,
         };
         tokio::spawn(read_fifo(
             fifo,

@@ -60,3 +60,27 @@ pub fn render(spec: &VrrpSpec, fifo: &Path) -> String {
     let _ = writeln!(c, "}}");
     c
 }
+
+/// keepalived's command line: VRRP only, in the foreground, logging to the console (the
+/// agent copies it into its own log), with its files in `dir`.
+pub(crate) fn args(config: &Path, dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = [
+        "--vrrp",
+        "--dont-fork",
+        // A stopping master keeps its VIPs until the engine restarts as a backup (which
+        // drops them): during a hand-over it goes on forwarding what still reaches it
+        // until the router has the new master's gratuitous ARP. A final stop releases
+        // them itself.
+        "--dont-release-vrrp",
+        "--log-console",
+        "--no-syslog",
+        "--use-file",
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    a.push(config.into());
+    a.extend(["--pid".into(), dir.join("keepalived.pid").into_os_string()]);
+    a.extend(["--vrrp_pid".into(), dir.join("vrrp.pid").into_os_string()]);
+    a
+}

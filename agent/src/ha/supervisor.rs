@@ -1,5 +1,8 @@
-//! keepalived as a supervised child: started in the foreground with the agent's config, restarted with back-off when it dies, stopped with SIGTERM (its priority-0 advert) and waited for; its output copied into the agent's log.
-use crate::ha::vrrp::{Tracker, VrrpError};
+//! An engine the agent runs as a supervised child (keepalived for VRRP, BIRD for BGP):
+//! started in the foreground with the agent's configuration, restarted with back-off when
+//! it dies, stopped with SIGTERM (keepalived's priority-0 advert, BIRD's session
+//! shutdowns) and waited for; its output copied into the agent's log.
+use crate::ha::vrrp::Tracker;
 use crate::telemetry::events::Events;
 use lvs_proto::reply::EventKind;
 use std::path::PathBuf;
@@ -27,14 +30,38 @@ pub(crate) fn signal(pid: u32, sig: i32) {
     }
 }
 
-/// Runs keepalived, restarts it when it dies (1 s, doubling to 30 s), until stopped.
+/// Where a supervised engine's life is reported: `status` shows the error until it runs.
+pub(crate) trait EngineHealth: Send + Sync + 'static {
+    /// It was started.
+    fn running(&self);
+    /// It could not start, or it died (it is restarted).
+    fn failed(&self, why: String);
+}
+
+impl EngineHealth for Tracker {
+    fn running(&self) {
+        self.clear_error();
+    }
+    fn failed(&self, why: String) {
+        Tracker::failed(self, why);
+    }
+}
+
+/// Runs an engine, restarts it when it dies (1 s, doubling to 30 s), until stopped.
 pub(crate) struct Supervisor {
+    /// `keepalived`, `bird`: names it in the log and in events.
+    pub(crate) engine: &'static str,
     pub(crate) program: PathBuf,
-    pub(crate) config: PathBuf,
-    pub(crate) dir: PathBuf,
+    /// Its arguments: in the foreground, logging to stderr, with the agent's files.
+    pub(crate) args: Vec<std::ffi::OsString>,
     pub(crate) pid: Arc<AtomicU32>,
-    pub(crate) tracker: Tracker,
+    pub(crate) health: Arc<dyn EngineHealth>,
     pub(crate) events: Events,
+    /// The event kind its deaths are reported as.
+    pub(crate) kind: EventKind,
+    /// SIGTERM it when the agent dies. Not keepalived: a master whose agent restarts keeps
+    /// its VIPs (its engine runs on); BIRD: nothing would check what it announces.
+    pub(crate) dies_with_agent: bool,
 }
 
 impl Supervisor {
@@ -42,7 +69,7 @@ impl Supervisor {
     /// delay on a first start; none when it rejoins after a hand-over or a crash).
     pub(crate) async fn run(self, mut stopped: watch::Receiver<bool>, delay: Duration) {
         if !delay.is_zero() {
-            info!(delay_ms = delay.as_millis() as u64, "VRRP engine waits before its first election");
+            info!(engine = self.engine, delay_ms = delay.as_millis() as u64, "engine waits before its first start");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = until_stopped(&mut stopped) => return,
@@ -57,11 +84,11 @@ impl Supervisor {
             match self.spawn() {
                 Ok(mut child) => {
                     self.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
-                    self.tracker.clear_error();
+                    self.health.running();
                     let status = tokio::select! {
                         s = child.wait() => s,
                         () = until_stopped(&mut stopped) => {
-                            // The engine is being stopped: keepalived got SIGTERM; reap it.
+                            // The engine is being stopped: it got SIGTERM; reap it.
                             let _ = tokio::time::timeout(Duration::from_secs(8), child.wait()).await;
                             let _ = child.kill().await;
                             self.pid.store(0, Ordering::SeqCst);
@@ -70,19 +97,21 @@ impl Supervisor {
                     };
                     self.pid.store(0, Ordering::SeqCst);
                     let why = format!(
-                        "keepalived exited ({})",
+                        "{} exited ({})",
+                        self.engine,
                         status.map_or_else(|e| e.to_string(), |s| s.to_string())
                     );
-                    warn!(%why, "VRRP engine died; restarting it");
-                    self.tracker.failed(why.clone());
-                    self.events.emit(EventKind::Vrrp, format!("{why}; restarting it"));
+                    warn!(engine = self.engine, %why, "engine died; restarting it");
+                    self.health.failed(why.clone());
+                    self.events.emit(self.kind, format!("{why}; restarting it"));
                     if started.elapsed() > Duration::from_secs(60) {
                         backoff = Duration::from_secs(1);
                     }
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot start keepalived");
-                    self.tracker.failed(e.to_string());
+                    let why = format!("starting {}: {e}", self.program.display());
+                    warn!(engine = self.engine, %why, "cannot start the engine");
+                    self.health.failed(why);
                 }
             }
             tokio::select! {
@@ -93,43 +122,42 @@ impl Supervisor {
         }
     }
 
-    fn spawn(&self) -> Result<tokio::process::Child, VrrpError> {
+    fn spawn(&self) -> std::io::Result<tokio::process::Child> {
         let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("--vrrp")
-            .arg("--dont-fork")
-            // A stopping master keeps its VIPs until the engine restarts as a backup (which
-            // drops them): during a hand-over it goes on forwarding what still reaches it
-            // until the router has the new master's gratuitous ARP. A final stop releases
-            // them itself.
-            .arg("--dont-release-vrrp")
-            .arg("--log-console")
-            .arg("--no-syslog")
-            .arg("--use-file")
-            .arg(&self.config)
-            .arg("--pid")
-            .arg(self.dir.join("keepalived.pid"))
-            .arg("--vrrp_pid")
-            .arg(self.dir.join("vrrp.pid"))
+        cmd.args(&self.args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|source| VrrpError::Spawn { program: self.program.display().to_string(), source })?;
-        // keepalived's own log lines, into ours (journal: `journalctl -u lvs-agent ENGINE=keepalived`).
+        if self.dies_with_agent {
+            // SAFETY: prctl(2) in the child between fork and exec is async-signal-safe.
+            // (The signal follows the forking thread: a tokio worker, which lives as long
+            // as the runtime; systemd also ends the unit's whole cgroup.)
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn()?;
+        // The engine's own log lines, into ours (journal: `journalctl -u lvs-agent ENGINE=keepalived`).
+        let engine = self.engine;
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_log(BufReader::new(out).lines()));
+            tokio::spawn(forward_log(engine, BufReader::new(out).lines()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_log(BufReader::new(err).lines()));
+            tokio::spawn(forward_log(engine, BufReader::new(err).lines()));
         }
         Ok(child)
     }
 }
 
-pub(crate) async fn forward_log<R: tokio::io::AsyncBufRead + Unpin>(mut lines: tokio::io::Lines<R>) {
+pub(crate) async fn forward_log<R: tokio::io::AsyncBufRead + Unpin>(
+    engine: &'static str,
+    mut lines: tokio::io::Lines<R>,
+) {
     while let Ok(Some(l)) = lines.next_line().await {
-        info!(engine = "keepalived", "{l}");
+        info!(engine, "{l}");
     }
 }

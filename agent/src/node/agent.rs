@@ -32,9 +32,28 @@ pub struct Agent<S: System + 'static> {
     pub(super) revoked: Arc<crate::server::revoked::Revoked>,
     /// The VRRP engine (directors sharing VIPs); [`crate::ha::vrrp::NoVrrp`] elsewhere.
     pub(super) vrrp: Arc<dyn crate::ha::vrrp::VrrpEngine>,
+    /// The BGP engine (ECMP directors and their router); [`crate::bgp::NoBgp`] in tests.
+    pub(super) bgp: Arc<dyn crate::bgp::BgpEngine>,
+    /// What the announcer last decided and saw, to report changes once (`node::announce`).
+    pub(super) bgp_seen: Mutex<super::announce::Seen>,
     /// Every background loop the agent starts (clock, start-up retry, healer, and the
     /// servers `run` starts beside it): one stop ends them all.
     pub(super) tasks: crate::tasks::Tasks,
+}
+
+/// The engines an agent drives, made once the event feed exists (they publish on it).
+pub struct Engines {
+    /// VRRP: keepalived on directors sharing VIPs.
+    pub vrrp: Arc<dyn crate::ha::vrrp::VrrpEngine>,
+    /// BGP: BIRD on ECMP directors and their router.
+    pub bgp: Arc<dyn crate::bgp::BgpEngine>,
+}
+
+impl Engines {
+    /// `vrrp` and no BGP.
+    pub fn vrrp_only(vrrp: Arc<dyn crate::ha::vrrp::VrrpEngine>) -> Self {
+        Self { vrrp, bgp: Arc::new(crate::bgp::NoBgp) }
+    }
 }
 
 /// A controller's reservation of a generation (see `SpecRequest.lease` in the proto).
@@ -65,7 +84,7 @@ impl<S: System + 'static> Agent<S> {
         store: Store,
         engine: impl FnOnce(&Events) -> Arc<dyn crate::ha::vrrp::VrrpEngine>,
     ) -> Arc<Self> {
-        Self::with_parts(node, sys, store, Arc::default(), engine)
+        Self::with_parts(node, sys, store, Arc::default(), |e| Engines::vrrp_only(engine(e)))
     }
 
     /// [`Agent::new`] whose checks and hooks come from the script policy `scripts`.
@@ -75,25 +94,29 @@ impl<S: System + 'static> Agent<S> {
         store: Store,
         scripts: crate::health::scripts::Scripts,
     ) -> Arc<Self> {
-        Self::with_parts(node, sys, store, Arc::new(scripts), |_| Arc::new(crate::ha::vrrp::NoVrrp))
+        Self::with_parts(node, sys, store, Arc::new(scripts), |_| {
+            Engines::vrrp_only(Arc::new(crate::ha::vrrp::NoVrrp))
+        })
     }
 
     /// The agent of `node` from all its parts: the kernel `sys`, the state `store`, the
-    /// script policy `scripts` and the VRRP engine `engine` makes (given the event feed).
+    /// script policy `scripts` and the engines `engines` makes (given the event feed).
     pub fn with_parts(
         node: &str,
         sys: Arc<S>,
         store: Store,
         scripts: Arc<crate::health::scripts::Scripts>,
-        engine: impl FnOnce(&Events) -> Arc<dyn crate::ha::vrrp::VrrpEngine>,
+        engines: impl FnOnce(&Events) -> Engines,
     ) -> Arc<Self> {
         let revoked =
             Arc::new(crate::server::revoked::Revoked::load(store.path().parent().unwrap_or(Path::new("."))));
         let events = Events::default();
-        let vrrp = engine(&events);
+        let Engines { vrrp, bgp } = engines(&events);
         Arc::new(Self {
             revoked,
             vrrp,
+            bgp,
+            bgp_seen: Mutex::default(),
             node: node.to_string(),
             rec: Arc::new(Reconciler::with_scripts(node, sys, store, scripts)),
             events,

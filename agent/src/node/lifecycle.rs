@@ -32,6 +32,7 @@ impl<S: System + 'static> Agent<S> {
                 tokio::time::sleep(CLOCK_PERIOD).await;
             }
         });
+        self.start_announcer();
         let first = self.start_once().await;
         if let Err(e) = &first {
             *self.startup.lock().expect("startup") = Some(e.to_string());
@@ -157,6 +158,8 @@ impl<S: System + 'static> Agent<S> {
         // The VRRP engine follows the accepted spec (the IPVS table and the sync daemons
         // it needs are in place by now).
         self.vrrp.ensure(st.spec.as_ref().and_then(|s| s.vrrp.as_ref())).await?;
+        // BGP follows at once too (the announcer would within a tick).
+        self.announce_once().await;
         Ok(())
     }
 
@@ -256,8 +259,12 @@ impl<S: System + 'static> Agent<S> {
         }
         let r = self.rec.decommission().await?;
         self.health.stop();
-        // Out of the cluster: no VRRP engine, so no VIP held any more.
+        // Out of the cluster: no VRRP engine, so no VIP held any more; no routing daemon,
+        // so none announced.
         self.vrrp.ensure(None).await?;
+        if let Err(e) = self.bgp.ensure(None, &[]).await {
+            tracing::warn!(error = %e, "stopping the routing daemon");
+        }
         self.events.emit_with(
             EventKind::Decommission,
             format!("decommissioned: {}/{} change(s) undone", r.applied(), r.actions.len()),

@@ -1,6 +1,7 @@
 //! The agent of one node: everything the gRPC handlers hand their work to, one module per
 //! responsibility over the one [`Agent`] struct.
 mod agent;
+mod announce;
 mod error;
 mod failover;
 mod ipvs;
@@ -9,6 +10,6 @@ mod lifecycle;
 mod status;
 mod vip_probe;
 
-pub use agent::Agent;
+pub use agent::{Agent, Engines};
 pub use error::AgentError;
 pub use vip_probe::ProbeRequest;

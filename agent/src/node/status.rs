@@ -113,6 +113,7 @@ impl<S: System + 'static> Agent<S> {
             vrrp: self.vrrp_status(),
             sync_daemons: self.sync_daemons_of(director).await,
             services: spec.map(|s| crate::health::quorum::view(s, &state.runtime)).unwrap_or_default(),
+            bgp: self.bgp_status().await,
         })
     }
 
@@ -159,6 +160,7 @@ impl<S: System + 'static> Agent<S> {
             clock_limit_ms,
             vrrp: self.vrrp_status(),
             sync_daemons,
+            bgp: self.bgp_status().await,
         }
     }
 

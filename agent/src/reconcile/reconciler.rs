@@ -284,6 +284,7 @@ impl<S: System> Reconciler<S> {
                 checks: Vec::new(),
                 ipvs_timeouts: None,
                 vrrp: None,
+                bgp: None,
             },
             None => return Err(ReconcileError::NoSpec),
         };
@@ -295,6 +296,7 @@ impl<S: System> Reconciler<S> {
             checks: Vec::new(),
             ipvs_timeouts: None,
             vrrp: None,
+            bgp: None,
             ..spec.clone()
         };
         let observed = observe::observe(

@@ -58,6 +58,9 @@ pub struct Runtime {
     /// Services below their quorum as last decided (the hysteresis band's memory).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub degraded: BTreeSet<lvs_proto::spec::ServiceKey>,
+    /// `lvsctl director drain`: an ECMP director announces nothing until enabled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained: bool,
 }
 
 /// Stable fingerprint of a spec: SHA-256 of its JSON.

@@ -253,6 +253,14 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
         }))
     }
 
+    async fn set_drained(
+        &self,
+        req: Request<pb::SetDrainedRequest>,
+    ) -> Result<Response<pb::SetDrainedResponse>, Status> {
+        let b = self.agent.set_drained(req.get_ref().drained).await.map_err(status)?;
+        Ok(Response::new(pb::SetDrainedResponse { bgp: Some((&b).into()) }))
+    }
+
     async fn hand_over(&self, _: Request<pb::HandOverRequest>) -> Result<Response<pb::VrrpStatus>, Status> {
         let s = self.agent.hand_over().await.map_err(status)?;
         let s = s.ok_or_else(|| Status::failed_precondition("this node is in no VRRP instance"))?;

@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub vrrp: Option<VrrpStatus>,
     /// Directors in HA: the running IPVS sync daemons.
     pub sync_daemons: Vec<SyncDaemon>,
+    /// ECMP directors and their router: BGP sessions and announcements.
+    pub bgp: Option<lvs_proto::reply::BgpStatus>,
 }
 
 /// Register a gauge family filled from `rows`.
@@ -165,6 +167,9 @@ impl Snapshot {
                 "VRRP state changes since the agent started",
                 [(l(), v.transitions)],
             );
+        }
+        if let Some(b) = &self.bgp {
+            register_bgp(reg, b);
         }
         if !self.sync_daemons.is_empty() {
             gauges(
@@ -301,4 +306,31 @@ impl Snapshot {
             per_service(|q| f64::from(u8::from(q.degraded))),
         );
     }
+}
+
+/// `lvs_bgp_*`: each session up or not, each VIP announced or not (the alert rule
+/// "announced by fewer directors than defined" sums the latter over the directors).
+fn register_bgp(reg: &mut Registry, b: &lvs_proto::reply::BgpStatus) {
+    let up = |x: bool| if x { 1.0 } else { 0.0 };
+    gauges(
+        reg,
+        "lvs_bgp_session_up",
+        "BGP session established (1) or not (0), by peer node and address",
+        b.sessions.iter().map(|s| (vec![("peer", s.peer.clone()), ("address", s.address.clone())], up(s.up))),
+    );
+    gauges(
+        reg,
+        "lvs_bgp_routes_received",
+        "Routes accepted from each BGP peer (the router: one per director announcing a VIP)",
+        b.sessions
+            .iter()
+            .map(|s| (vec![("peer", s.peer.clone()), ("address", s.address.clone())], f64::from(s.routes_received))),
+    );
+    gauges(
+        reg,
+        "lvs_bgp_announced",
+        "VIP prefix announced by this director (1) or withdrawn (0)",
+        b.announcements.iter().map(|a| (vec![("prefix", a.prefix.clone())], up(a.announced))),
+    );
+    gauge(reg, "lvs_bgp_drained", "This director was drained by an admin (1): it announces nothing", up(b.drained));
 }

@@ -1,3 +1,7 @@
+//! `lvsctl director drain|enable NODE`: take an ECMP director out of the router's paths
+//! (it withdraws its VIPs; its connections finish through it, and the command waits for
+//! them) or put it back.
+//!
 //! `lvsctl director failover [--to NODE] [--instance NAME]`: a planned switchover of a
 //! VRRP instance. The master hands over (its engine's priority-0 advert makes the next
 //! director take over at once), rejoins as a backup, and the command waits until the new
@@ -51,4 +55,85 @@ pub async fn failover(
             Ok(exit(false, Exit::NodeFailed))
         }
     }
+}
+
+/// What `drain` and `enable` print as JSON.
+#[derive(Debug, serde::Serialize)]
+struct DrainView {
+    node: String,
+    drained: bool,
+    announced: Vec<String>,
+    connections_left: u64,
+    waited_ms: u64,
+}
+
+/// Connections the director's IPVS table holds now (active and inactive).
+async fn connections(ctx: &Ctx, node: &str) -> Result<u64, String> {
+    let t = ctx.fleet.ipvs_table(node, false).await.map_err(|e| format!("{node}: {e}"))?;
+    Ok(t.services
+        .iter()
+        .flat_map(|s| &s.destinations)
+        .map(|d| u64::from(d.active_conns) + u64::from(d.inactive_conns))
+        .sum())
+}
+
+/// `drain` (`drained`) or `enable` an ECMP director; a drain then waits up to `wait` for
+/// its connections to end.
+pub async fn set_drained(
+    ctx: &Ctx,
+    node: &str,
+    drained: bool,
+    wait: std::time::Duration,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CmdError> {
+    if !ctx.cluster.ecmp_director(node) {
+        return Err(CmdError::Usage(format!("{node} is no director of [bgp] in {}", ctx.file.display())));
+    }
+    let word = if drained { "drain" } else { "enable" };
+    let b = match ctx.fleet.set_drained(node, drained).await {
+        Ok(b) => b,
+        Err(e) => {
+            writeln!(out, "director {word}: {node}: {e}")?;
+            return Ok(exit(false, Exit::NodeFailed));
+        }
+    };
+    let announced: Vec<String> = b.announced().map(|a| a.prefix.clone()).collect();
+    let t0 = std::time::Instant::now();
+    let mut left = 0;
+    if drained {
+        // The router stops sending new flows within BGP's update; what is established
+        // finishes here (the real servers answer the clients directly).
+        loop {
+            left = match connections(ctx, node).await {
+                Ok(n) => n,
+                Err(e) => {
+                    writeln!(out, "director drain: {e}")?;
+                    return Ok(exit(false, Exit::NodeFailed));
+                }
+            };
+            if left == 0 || t0.elapsed() >= wait {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let view = DrainView {
+        node: node.to_string(),
+        drained,
+        announced,
+        connections_left: left,
+        waited_ms: t0.elapsed().as_millis() as u64,
+    };
+    if ctx.json {
+        json(out, &view)?;
+    } else if drained {
+        writeln!(
+            out,
+            "{node}: drained (every VIP withdrawn); {left} connection(s) left after {} ms",
+            view.waited_ms
+        )?;
+    } else {
+        writeln!(out, "{node}: enabled; announcing [{}]", view.announced.join(", "))?;
+    }
+    Ok(exit(left == 0, Exit::NodeFailed))
 }

@@ -36,7 +36,42 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
     if let Some(e) = s.vrrp.as_ref().and_then(|v| v.error.as_ref()) {
         p.push(format!("VRRP engine: {e}"));
     }
+    if let Some(b) = &s.bgp {
+        if let Some(e) = &b.error {
+            p.push(format!("routing daemon: {e}"));
+        }
+        p.extend(b.sessions.iter().filter(|x| !x.up).map(|x| {
+            format!("BGP session with {} ({}) is down: {}", x.peer, x.address, x.state)
+        }));
+        // A drained director withdraws on purpose: a warning, not a problem.
+        if !b.drained {
+            p.extend(b.announcements.iter().filter(|a| !a.announced).map(|a| {
+                format!("{} withdrawn: {}", a.prefix, a.reason)
+            }));
+        }
+    }
     p
+}
+
+/// The HA column: the VRRP state, or the BGP sessions up and the VIPs announced.
+fn ha(s: &NodeStatus) -> String {
+    if let Some(v) = &s.vrrp {
+        return format!("{} {}", v.state.as_str(), v.priority);
+    }
+    match &s.bgp {
+        Some(b) => {
+            let up = b.sessions.iter().filter(|x| x.up).count();
+            let mut t = format!("bgp {up}/{} up", b.sessions.len());
+            if !b.announcements.is_empty() {
+                t.push_str(&format!(", {}/{} announced", b.announced().count(), b.announcements.len()));
+            }
+            if b.drained {
+                t.push_str(", drained");
+            }
+            t
+        }
+        None => "-".into(),
+    }
 }
 
 fn now_unix() -> u64 {
@@ -47,6 +82,9 @@ fn now_unix() -> u64 {
 /// expiring within [`crate::pki::EXPIRY_WARNING_DAYS`].
 pub fn warnings(node: &str, s: &NodeStatus) -> Vec<String> {
     let mut w = Vec::new();
+    if s.bgp.as_ref().is_some_and(|b| b.drained) {
+        w.push(format!("drained: announces no VIP (`lvsctl director enable {node}` brings it back)"));
+    }
     if let Some(c) = &s.certificate {
         let left = c.days_left(now_unix());
         if left < crate::pki::EXPIRY_WARNING_DAYS {
@@ -205,7 +243,7 @@ pub async fn watch(ctx: &Ctx, nodes: &[String], w: Watch, out: &mut dyn Write) -
 /// The text view: the node table, each director's services, then every problem.
 pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
     let mut out = crate::table::render(
-        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS", "CERT", "VRRP"],
+        &["NODE", "ROLE", "AGENT", "GEN", "KERNEL", "IPVS", "CLOCK", "DRIFT", "CHECKS", "CERT", "HA"],
         &res.iter().map(|(n, r)| node_row(ctx, n, r)).collect::<Vec<_>>(),
         &[3, 6, 7, 8, 9],
     );
@@ -302,7 +340,7 @@ fn node_row(ctx: &Ctx, n: &str, r: &Result<NodeStatus, NodeError>) -> Vec<String
                 s.drift.len().to_string(),
                 format!("{ok}/{}", s.checks.len()),
                 cert(s),
-                s.vrrp.as_ref().map_or("-".into(), |v| format!("{} {}", v.state.as_str(), v.priority)),
+                ha(s),
             ]
         }
     }

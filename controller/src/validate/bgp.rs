@@ -12,7 +12,7 @@ use lvs_proto::spec::{Role, asn_problem};
 use super::Validator;
 use crate::definition::BgpDef;
 use crate::diagnostics::KeyPath;
-use crate::model::{BgpGroup, Node, Service, VrrpGroup};
+use crate::model::{BgpGroup, Node, Service};
 
 /// Hold time when the definition gives none: BFD finds a dead director first; the hold
 /// timer is the backstop when BFD itself is blocked.
@@ -30,7 +30,6 @@ impl Validator {
         b: &BgpDef,
         nodes: &[Node],
         services: &[Service],
-        vrrp: &[VrrpGroup],
     ) -> Option<BgpGroup> {
         let path = KeyPath::root().key("bgp");
         let router_asn = self.asn(b.router_asn, path.key("router_asn"));
@@ -120,13 +119,13 @@ impl Validator {
                 self.err("bgp-director-twice", p, format!("{name} is listed twice"), "list each director once");
                 continue;
             }
-            if let Some(g) = vrrp.iter().find(|g| g.members.iter().any(|(m, _)| m == name)) {
+            // The instances as written: one whose VIPs sit on lo is no valid instance at all.
+            if let Some(i) = self.vrrp_members.iter().position(|g| g.contains(name)) {
                 self.err(
                     "bgp-and-vrrp",
                     p.clone(),
                     format!(
-                        "{name} is in VRRP instance {} and in [bgp]: its VIPs cannot be claimed by ARP and announced as ECMP next hops at once",
-                        g.name
+                        "{name} is in VRRP instance vrrp[{i}] and in [bgp]: its VIPs cannot be claimed by ARP and announced as ECMP next hops at once"
                     ),
                     "choose one: VRRP (one director carries the traffic) or [bgp] (all of them do)",
                 );

@@ -91,6 +91,7 @@ pub fn director(services: Vec<VirtualServiceSpec>) -> NodeSpec {
         checks: vec![],
         ipvs_timeouts: None,
         vrrp: None,
+        bgp: None,
         virtual_services: services,
     }
 }

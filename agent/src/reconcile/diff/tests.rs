@@ -52,6 +52,7 @@ fn real_server() -> NodeSpec {
         checks: vec![],
         ipvs_timeouts: None,
         vrrp: None,
+        bgp: None,
     }
 }
 

@@ -167,6 +167,24 @@ mod tests {
                 error: None,
             }),
             sync_daemons: vec![SyncDaemon { state: "master".into(), interface: "eth1".into(), sync_id: 51 }],
+            bgp: Some(BgpStatus {
+                sessions: vec![BgpSession {
+                    peer: "router".into(),
+                    address: "198.18.0.1".into(),
+                    state: "Active (Socket: No route to host)".into(),
+                    up: false,
+                    since_unix_ms: 1_796_437_865_000,
+                    routes_received: 0,
+                    routes_sent: 0,
+                }],
+                announcements: vec![BgpAnnouncement {
+                    prefix: "198.18.0.100/32".into(),
+                    announced: false,
+                    reason: "below quorum".into(),
+                }],
+                error: Some("bird exited".into()),
+                drained: true,
+            }),
             services: vec![ServiceHealth {
                 service: key(),
                 name: "web".into(),
