@@ -259,22 +259,23 @@ fn agent_of<S: crate::kernel::system::System + 'static>(config: &Config, sys: Ar
     if let Err(e) = scripts.user() {
         warn!(error = %e, "exec checks and notify hooks cannot run on this node");
     }
-    Agent::with_parts(&config.node, sys, Store::new(&config.state_dir), scripts, |events| crate::node::Engines {
-        vrrp: Arc::new(crate::ha::keepalived::Keepalived::new(
-            &engine_dir,
-            &crate::ha::keepalived::Keepalived::default_program(),
-            events.clone(),
-            hands,
-            Arc::new(crate::ha::straddle::NftProgram::default_program()),
-        )),
-        bgp: Arc::new(crate::bgp::bird::Bird::new(
-            &config.state_dir.join("bird"),
-            &crate::bgp::bird::Bird::default_program(),
-            events.clone(),
-        )),
+    Agent::with_parts(&config.node, sys, Store::new(&config.state_dir), scripts, |events| {
+        crate::node::Engines {
+            vrrp: Arc::new(crate::ha::keepalived::Keepalived::new(
+                &engine_dir,
+                &crate::ha::keepalived::Keepalived::default_program(),
+                events.clone(),
+                hands,
+                Arc::new(crate::ha::straddle::NftProgram::default_program()),
+            )),
+            bgp: Arc::new(crate::bgp::bird::Bird::new(
+                &config.state_dir.join("bird"),
+                &crate::bgp::bird::Bird::default_program(),
+                events.clone(),
+            )),
+        }
     })
 }
-
 
 /// The VRRP engine's hands on the VIPs: the node's kernel interface.
 struct KernelHands<S>(Arc<S>);

@@ -356,7 +356,11 @@ impl Fleet {
     }
 
     /// Drain an ECMP director (`true`: withdraw its VIPs) or enable it again.
-    pub async fn set_drained(&self, node: &str, drained: bool) -> Result<lvs_proto::reply::BgpStatus, NodeError> {
+    pub async fn set_drained(
+        &self,
+        node: &str,
+        drained: bool,
+    ) -> Result<lvs_proto::reply::BgpStatus, NodeError> {
         let req = pb::SetDrainedRequest { drained };
         let r = self.call(node, |mut c| async move { c.set_drained(req).await }).await?;
         let b = r.bgp.as_ref().ok_or_else(|| NodeError::BadReply("bgp: missing".into()))?;

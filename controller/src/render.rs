@@ -102,7 +102,11 @@ fn bgp(out: &mut String, b: &lvs_proto::spec::BgpSpec) {
         b.local_asn, b.router_id, b.hold_s, b.bfd_interval_ms, b.bfd_multiplier
     );
     for p in &b.peers {
-        let _ = writeln!(out, "      bgp      session {} {} as {} from {}", p.name, p.address, p.asn, p.local_address);
+        let _ = writeln!(
+            out,
+            "      bgp      session {} {} as {} from {}",
+            p.name, p.address, p.asn, p.local_address
+        );
     }
     for a in &b.announce {
         let _ = writeln!(
@@ -111,7 +115,10 @@ fn bgp(out: &mut String, b: &lvs_proto::spec::BgpSpec) {
         );
     }
     if b.install_routes {
-        let _ = writeln!(out, "      bgp      install the directors' routes as one multipath (ECMP) route per VIP");
+        let _ = writeln!(
+            out,
+            "      bgp      install the directors' routes as one multipath (ECMP) route per VIP"
+        );
     }
 }
 

@@ -79,11 +79,20 @@ pub const RULES: &[Rule] = &[
     r("bgp-too-few-directors", "[bgp] naming no director"),
     r("bgp-director-twice", "a director listed twice in [bgp]"),
     r("bgp-and-vrrp", "a director both in [bgp] and in a VRRP instance"),
-    r("bgp-director-lan", "a [bgp] director with no IPv4 address on the router's LAN (or directors on different ones)"),
+    r(
+        "bgp-director-lan",
+        "a [bgp] director with no IPv4 address on the router's LAN (or directors on different ones)",
+    ),
     r("bgp-no-vips", "a [bgp] director holding no VIP"),
     r("bgp-vips-differ", "[bgp] directors holding different VIPs"),
-    r("bgp-vip-not-on-lo", "a [bgp] director's VIP on an interface other than lo (it would answer ARP for it)"),
-    r("bgp-scheduler", "a service spread over [bgp] directors with a scheduler that is not a consistent hash (mh, sh)"),
+    r(
+        "bgp-vip-not-on-lo",
+        "a [bgp] director's VIP on an interface other than lo (it would answer ARP for it)",
+    ),
+    r(
+        "bgp-scheduler",
+        "a service spread over [bgp] directors with a scheduler that is not a consistent hash (mh, sh)",
+    ),
     r("bgp-service-directors", "a service not on every [bgp] director that announces its VIP"),
     r("vip-on-non-director", "VIPs declared on a node that is not a director"),
     r("vip-interface-unknown", "a VIP on an interface the director does not have"),

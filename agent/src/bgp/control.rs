@@ -81,7 +81,10 @@ async fn exchange(path: &Path, cmd: &str) -> Result<Vec<Line>, ControlError> {
 }
 
 /// Lines up to the one that ends the reply (a code followed by a space).
-async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, cmd: &str) -> Result<Vec<Line>, ControlError> {
+async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    cmd: &str,
+) -> Result<Vec<Line>, ControlError> {
     let garbled = |why: &str| ControlError::Garbled { command: cmd.into(), why: why.into() };
     let mut out = Vec::new();
     let mut total = 0;
@@ -209,7 +212,10 @@ mod tests {
         assert_eq!(lines.last().unwrap(), &Line { code: 0, text: String::new() });
         let p = protocols(&lines);
         assert_eq!(p.len(), 3);
-        assert_eq!((p[1].name.as_str(), p[1].bgp_state.as_str(), p[1].imported), ("peer_lb2_4", "Established", 1));
+        assert_eq!(
+            (p[1].name.as_str(), p[1].bgp_state.as_str(), p[1].imported),
+            ("peer_lb2_4", "Established", 1)
+        );
         assert_eq!(p[1].since_s, 1_796_437_870);
         assert_eq!((p[2].state.as_str(), p[2].last_error.as_str()), ("start", "Socket: No route to host"));
     }

@@ -22,7 +22,11 @@ pub fn announcements(
         .iter()
         .map(|prefix| {
             let reason = why_withdrawn(spec, runtime, drained, &in_kernel, prefix);
-            BgpAnnouncement { prefix: prefix.to_string(), announced: reason.is_none(), reason: reason.unwrap_or_default() }
+            BgpAnnouncement {
+                prefix: prefix.to_string(),
+                announced: reason.is_none(),
+                reason: reason.unwrap_or_default(),
+            }
         })
         .collect()
 }

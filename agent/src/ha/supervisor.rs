@@ -69,7 +69,11 @@ impl Supervisor {
     /// delay on a first start; none when it rejoins after a hand-over or a crash).
     pub(crate) async fn run(self, mut stopped: watch::Receiver<bool>, delay: Duration) {
         if !delay.is_zero() {
-            info!(engine = self.engine, delay_ms = delay.as_millis() as u64, "engine waits before its first start");
+            info!(
+                engine = self.engine,
+                delay_ms = delay.as_millis() as u64,
+                "engine waits before its first start"
+            );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = until_stopped(&mut stopped) => return,

@@ -322,9 +322,9 @@ fn register_bgp(reg: &mut Registry, b: &lvs_proto::reply::BgpStatus) {
         reg,
         "lvs_bgp_routes_received",
         "Routes accepted from each BGP peer (the router: one per director announcing a VIP)",
-        b.sessions
-            .iter()
-            .map(|s| (vec![("peer", s.peer.clone()), ("address", s.address.clone())], f64::from(s.routes_received))),
+        b.sessions.iter().map(|s| {
+            (vec![("peer", s.peer.clone()), ("address", s.address.clone())], f64::from(s.routes_received))
+        }),
     );
     gauges(
         reg,
@@ -332,5 +332,10 @@ fn register_bgp(reg: &mut Registry, b: &lvs_proto::reply::BgpStatus) {
         "VIP prefix announced by this director (1) or withdrawn (0)",
         b.announcements.iter().map(|a| (vec![("prefix", a.prefix.clone())], up(a.announced))),
     );
-    gauge(reg, "lvs_bgp_drained", "This director was drained by an admin (1): it announces nothing", up(b.drained));
+    gauge(
+        reg,
+        "lvs_bgp_drained",
+        "This director was drained by an admin (1): it announces nothing",
+        up(b.drained),
+    );
 }

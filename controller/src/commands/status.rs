@@ -40,14 +40,20 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
         if let Some(e) = &b.error {
             p.push(format!("routing daemon: {e}"));
         }
-        p.extend(b.sessions.iter().filter(|x| !x.up).map(|x| {
-            format!("BGP session with {} ({}) is down: {}", x.peer, x.address, x.state)
-        }));
+        p.extend(
+            b.sessions
+                .iter()
+                .filter(|x| !x.up)
+                .map(|x| format!("BGP session with {} ({}) is down: {}", x.peer, x.address, x.state)),
+        );
         // A drained director withdraws on purpose: a warning, not a problem.
         if !b.drained {
-            p.extend(b.announcements.iter().filter(|a| !a.announced).map(|a| {
-                format!("{} withdrawn: {}", a.prefix, a.reason)
-            }));
+            p.extend(
+                b.announcements
+                    .iter()
+                    .filter(|a| !a.announced)
+                    .map(|a| format!("{} withdrawn: {}", a.prefix, a.reason)),
+            );
         }
     }
     p

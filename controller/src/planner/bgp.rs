@@ -95,7 +95,12 @@ pub(super) fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
 
 /// An ECMP director's part, given its VIPs: they go on `lo`, hidden, and are announced.
 /// `None` when `node` is no `[bgp]` director (its VIPs are planned as usual).
-pub(super) fn plan_director(cluster: &Cluster, node: &Node, vips: &[AddressSpec], spec: &mut NodeSpec) -> bool {
+pub(super) fn plan_director(
+    cluster: &Cluster,
+    node: &Node,
+    vips: &[AddressSpec],
+    spec: &mut NodeSpec,
+) -> bool {
     let Some(g) = cluster.bgp.as_ref().filter(|g| g.directors.contains(&node.name)) else { return false };
     let Some(router) = cluster.nodes.iter().find(|n| n.name == g.router) else { return false };
     let Some(mut b) = base(g, node, g.director_asn) else { return false };
@@ -103,7 +108,8 @@ pub(super) fn plan_director(cluster: &Cluster, node: &Node, vips: &[AddressSpec]
     for v in vips {
         let host = IpNet::from(v.address.addr());
         // A VIP is announced only over a session of its family.
-        if b.peers.iter().any(|p| p.address.is_ipv6() == host.addr().is_ipv6()) && !b.announce.contains(&host) {
+        if b.peers.iter().any(|p| p.address.is_ipv6() == host.addr().is_ipv6()) && !b.announce.contains(&host)
+        {
             b.announce.push(host);
         }
         spec.addresses.push(AddressSpec {
@@ -113,7 +119,8 @@ pub(super) fn plan_director(cluster: &Cluster, node: &Node, vips: &[AddressSpec]
             purpose: AddressPurpose::HiddenVip,
         });
     }
-    let lan_ifs: Vec<&str> = node.interfaces.iter().filter(|i| i.lan == g.lan).map(|i| i.name.as_str()).collect();
+    let lan_ifs: Vec<&str> =
+        node.interfaces.iter().filter(|i| i.lan == g.lan).map(|i| i.name.as_str()).collect();
     let mut ifaces = vec!["all"];
     ifaces.extend(lan_ifs.first());
     spec.sysctls.extend(table(ECMP_DIRECTOR_SYSCTLS, &ifaces));

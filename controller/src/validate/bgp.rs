@@ -25,12 +25,7 @@ pub const CONSISTENT_SCHEDULERS: &[&str] = &["mh", "sh"];
 impl Validator {
     // Long on purpose: one rule after another over the [bgp] block, in the order a reader
     // checks it (numbers, the router, each director, then the services on their VIPs).
-    pub(super) fn bgp(
-        &mut self,
-        b: &BgpDef,
-        nodes: &[Node],
-        services: &[Service],
-    ) -> Option<BgpGroup> {
+    pub(super) fn bgp(&mut self, b: &BgpDef, nodes: &[Node], services: &[Service]) -> Option<BgpGroup> {
         let path = KeyPath::root().key("bgp");
         let router_asn = self.asn(b.router_asn, path.key("router_asn"));
         let director_asn = self.asn(b.director_asn, path.key("director_asn"));
@@ -116,7 +111,12 @@ impl Validator {
                 continue;
             }
             if directors.contains(name) {
-                self.err("bgp-director-twice", p, format!("{name} is listed twice"), "list each director once");
+                self.err(
+                    "bgp-director-twice",
+                    p,
+                    format!("{name} is listed twice"),
+                    "list each director once",
+                );
                 continue;
             }
             // The instances as written: one whose VIPs sit on lo is no valid instance at all.
@@ -162,7 +162,9 @@ impl Validator {
             self.err(
                 "bgp-vips-differ",
                 path.key("directors"),
-                format!("the [bgp] directors must hold the same VIPs: {first} holds {set:?}, {other} holds {s:?}"),
+                format!(
+                    "the [bgp] directors must hold the same VIPs: {first} holds {set:?}, {other} holds {s:?}"
+                ),
                 "list the same vips on every director: the router spreads each VIP's flows over all of them",
             );
         }
@@ -195,12 +197,7 @@ impl Validator {
             },
             Err(_) => format!("ASN {asn} is outside 1..=4294967294"),
         };
-        self.err(
-            "bgp-asn-range",
-            path,
-            why,
-            "use a private ASN: 64512..=65534, or 4200000000..=4294967294",
-        );
+        self.err("bgp-asn-range", path, why, "use a private ASN: 64512..=65534, or 4200000000..=4294967294");
         None
     }
 

@@ -9,10 +9,10 @@ use crate::definition::Definition;
 use crate::diagnostics::{Diagnostic, KeyPath};
 use crate::model::Cluster;
 
+mod bgp;
 mod checks;
 mod dr;
 mod ipvs;
-mod bgp;
 mod names;
 pub use lvs_proto::names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;

@@ -106,7 +106,9 @@ impl SysctlSpec {
         // Forwarding, and ECMP hashing on L4 (the router of active-active directors).
         if matches!(
             key,
-            "net.ipv4.ip_forward" | "net.ipv4.fib_multipath_hash_policy" | "net.ipv6.fib_multipath_hash_policy"
+            "net.ipv4.ip_forward"
+                | "net.ipv4.fib_multipath_hash_policy"
+                | "net.ipv6.fib_multipath_hash_policy"
         ) {
             return true;
         }

@@ -72,7 +72,10 @@ pub(super) fn bgp_from(b: &pb::BgpSpec) -> Result<BgpSpec, WireError> {
         let f = format!("bgp.announce[{i}]");
         let net: ipnet::IpNet = parse(&f, a)?;
         if net.prefix_len() != net.max_prefix_len() {
-            return err(f, format!("{net} is not one address (/32 or /128): directors announce their VIPs only"));
+            return err(
+                f,
+                format!("{net} is not one address (/32 or /128): directors announce their VIPs only"),
+            );
         }
         announce.push(net);
     }

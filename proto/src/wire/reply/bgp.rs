@@ -45,7 +45,10 @@ impl TryFrom<&pb::BgpStatus> for BgpStatus {
             return err("bgp.sessions", format!("{} sessions: at most {MAX_ITEMS}", b.sessions.len()));
         }
         if b.announcements.len() > MAX_ITEMS {
-            return err("bgp.announcements", format!("{} prefixes: at most {MAX_ITEMS}", b.announcements.len()));
+            return err(
+                "bgp.announcements",
+                format!("{} prefixes: at most {MAX_ITEMS}", b.announcements.len()),
+            );
         }
         Ok(BgpStatus {
             sessions: b

@@ -1,0 +1,206 @@
+//! The BGP engine for real, on this host's kernel (BGP, BFD and multipath routes need no
+//! IPVS): the router and three directors of `deploy/examples/ecmp.toml` in four network
+//! namespaces on one bridge, each running the agent's [`Bird`] engine (a real BIRD,
+//! supervised) from the specs the planner makes. Measured: the router's ECMP route over
+//! every director, a withdrawal that keeps its session up, a director whose link is cut
+//! (BFD) and one whose BIRD is killed (taken out, then back once the supervisor restarts
+//! it), and nothing left once the engines stop. The IPVS side (the `mh` scheduler, a flow
+//! that changes director) is the VM's: `tests/vm/run e2e`. Addresses stay in 198.18.0.0/15.
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use lvs_agent::bgp::BgpEngine;
+use lvs_agent::bgp::bird::Bird;
+use lvs_agent::telemetry::Events;
+use lvs_proto::spec::BgpSpec;
+use lvs_tests::{in_netns, poll};
+
+const ECMP: &str = include_str!("../../deploy/examples/ecmp.toml");
+const VIP: &str = "198.18.0.100";
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// One namespace per node; the router's holds the bridge the others are plugged into.
+struct Net {
+    prefix: String,
+}
+
+impl Net {
+    fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    fn new(nodes: &[(&str, &str)]) -> Net {
+        let net = Net { prefix: format!("bg{}", std::process::id()) };
+        let r = net.ns("router");
+        ip(&["netns", "add", &r]);
+        ip(&["-n", &r, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &r, "link", "set", "br0", "name", "eth1"]);
+        ip(&["-n", &r, "addr", "add", "198.18.0.1/24", "dev", "eth1"]);
+        ip(&["-n", &r, "link", "set", "eth1", "up"]);
+        ip(&["-n", &r, "link", "set", "lo", "up"]);
+        for (i, (node, addr)) in nodes.iter().enumerate() {
+            let n = net.ns(node);
+            ip(&["netns", "add", &n]);
+            let port = format!("p{i}");
+            ip(&["link", "add", "tmpd", "netns", &n, "type", "veth", "peer", &port, "netns", &r]);
+            ip(&["-n", &r, "link", "set", &port, "master", "eth1", "up"]);
+            ip(&["-n", &n, "link", "set", "tmpd", "name", "eth1"]);
+            ip(&["-n", &n, "addr", "add", addr, "dev", "eth1"]);
+            ip(&["-n", &n, "link", "set", "eth1", "up"]);
+            ip(&["-n", &n, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    /// The router's next hops for the VIP now.
+    fn next_hops(&self) -> Vec<String> {
+        let o = Command::new("ip").args(["-n", &self.ns("router"), "route", "show", VIP]).output().unwrap();
+        let t = String::from_utf8_lossy(&o.stdout);
+        let mut hops: Vec<String> = t
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .map(|w| w[1].to_string())
+            .collect();
+        hops.sort();
+        hops
+    }
+
+    /// Wait until the router's next hops are `want`; how long that took.
+    fn wait_hops(&self, want: &[&str], within: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        poll(within, Duration::from_millis(5), || (self.next_hops() == want).then(|| t0.elapsed()))
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for n in ["router", "lb1", "lb2", "lb3"] {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(n)]).status();
+        }
+    }
+}
+
+/// One node's engine, its runtime's threads (and so BIRD) in its namespace.
+struct Node {
+    rt: tokio::runtime::Runtime,
+    engine: Arc<Bird>,
+    spec: BgpSpec,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(ns: &str, spec: BgpSpec) -> Node {
+        let rt = in_netns(ns, || {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+        });
+        // A short path: BIRD's control socket must fit a sockaddr_un.
+        let dir = tempfile::Builder::new().prefix("bgp").tempdir_in("/tmp").unwrap();
+        let engine = Arc::new(Bird::new(dir.path(), &Bird::default_program(), Events::default()));
+        let n = Node { rt, engine, spec, dir };
+        let all = n.spec.announce.clone();
+        n.ensure(Some(&all));
+        n
+    }
+
+    /// The engine's `ensure` on a worker (in the namespace): announcing `announced`, or
+    /// stopped with `None`.
+    fn ensure(&self, announced: Option<&[IpNet]>) {
+        let (e, s, a) = (Arc::clone(&self.engine), self.spec.clone(), announced.map(<[IpNet]>::to_vec));
+        self.rt
+            .block_on(
+                self.rt.spawn(
+                    async move { e.ensure(a.as_ref().map(|_| &s), a.as_deref().unwrap_or(&[])).await },
+                ),
+            )
+            .unwrap()
+            .expect("ensure");
+    }
+
+    /// Sessions up, as the engine reads them over BIRD's control socket.
+    fn sessions_up(&self) -> usize {
+        let e = Arc::clone(&self.engine);
+        let s = self.rt.block_on(self.rt.spawn(async move { e.sessions().await })).unwrap();
+        s.ok().flatten().unwrap_or_default().iter().filter(|x| x.up).count()
+    }
+
+    fn bird_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.path().join("bird.pid")).ok()?.trim().parse().ok()
+    }
+}
+
+fn specs() -> Vec<(String, BgpSpec)> {
+    let c = lvs_controller::load::load_str("ecmp.toml", ECMP).unwrap().cluster;
+    lvs_controller::planner::plan(&c).into_iter().filter_map(|s| Some((s.node.clone(), s.bgp?))).collect()
+}
+
+#[test]
+fn the_router_spreads_the_vip_over_every_director_that_announces_it_and_drops_a_dead_one_fast() {
+    if !lvs_tests::root_suite_can_run(Some(("bird", Bird::default_program().exists()))) {
+        return;
+    }
+    let net = Net::new(&[("lb1", "198.18.0.2/24"), ("lb2", "198.18.0.3/24"), ("lb3", "198.18.0.4/24")]);
+    let specs = specs();
+    assert_eq!(specs.len(), 4, "the router and three directors have BGP: {specs:?}");
+    let t0 = Instant::now();
+    let nodes: Vec<(String, Node)> =
+        specs.into_iter().map(|(n, s)| (n.clone(), Node::start(&net.ns(&n), s))).collect();
+    let node = |name: &str| &nodes.iter().find(|(n, _)| n == name).unwrap().1;
+    let all = ["198.18.0.2", "198.18.0.3", "198.18.0.4"];
+    net.wait_hops(&all, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no ECMP route: {:?}", net.next_hops()));
+    println!("ECMP route over 3 directors {} ms after the engines started", t0.elapsed().as_millis());
+    assert!(
+        poll(Duration::from_secs(5), Duration::from_millis(50), || (node("router").sessions_up() == 3)
+            .then_some(()))
+        .is_some()
+    );
+    assert_eq!(node("lb1").sessions_up(), 1);
+
+    // A withdrawal reloads BIRD in place: the route goes, the session stays.
+    node("lb2").ensure(Some(&[]));
+    let took =
+        net.wait_hops(&["198.18.0.2", "198.18.0.4"], Duration::from_secs(5)).expect("lb2's path withdrawn");
+    println!("withdrawn by lb2: gone from the router in {} ms", took.as_millis());
+    assert_eq!(node("lb2").sessions_up(), 1, "a withdrawal keeps the session up");
+    let all_prefixes = node("lb2").spec.announce.clone();
+    node("lb2").ensure(Some(&all_prefixes));
+    net.wait_hops(&all, Duration::from_secs(5)).expect("lb2 announces again");
+
+    // lb3's link cut at the router's side: BFD (100 ms x 3) takes it out.
+    ip(&["-n", &net.ns("router"), "link", "set", "p2", "down"]);
+    let took = net.wait_hops(&["198.18.0.2", "198.18.0.3"], Duration::from_secs(5)).expect("lb3 taken out");
+    println!("lb3's link cut: out of the route in {} ms (BFD 100 ms x 3)", took.as_millis());
+    assert!(took < Duration::from_secs(1), "BFD takes a dead director out in well under a second: {took:?}");
+    ip(&["-n", &net.ns("router"), "link", "set", "p2", "up"]);
+    let back = net.wait_hops(&all, Duration::from_secs(20)).expect("lb3 back");
+    println!("lb3's link back: in the route again after {} ms", back.as_millis());
+
+    // lb1's BIRD killed: its session closes at once; the supervisor starts a new one.
+    let pid = node("lb1").bird_pid().expect("lb1's bird.pid");
+    // SAFETY: a pid this test's engine started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let took = net.wait_hops(&["198.18.0.3", "198.18.0.4"], Duration::from_secs(5)).expect("lb1 taken out");
+    println!("lb1's BIRD killed: out of the route in {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let back = net.wait_hops(&all, Duration::from_secs(20)).expect("lb1's restarted BIRD announces again");
+    println!("lb1's BIRD restarted by its supervisor: in the route again after {} ms", back.as_millis());
+    assert_ne!(node("lb1").bird_pid(), Some(pid));
+
+    // Stopped: every BIRD gone, and the router's routes with it.
+    let pids: Vec<i32> = nodes.iter().filter_map(|(_, n)| n.bird_pid()).collect();
+    for (_, n) in &nodes {
+        n.ensure(None);
+    }
+    assert!(net.next_hops().is_empty(), "{:?}", net.next_hops());
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "BIRD {pid} outlived its engine");
+    }
+}
