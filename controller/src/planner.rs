@@ -176,7 +176,14 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
             purpose: AddressPurpose::Vip,
         })
         .collect();
-    let ecmp = bgp::plan_director(cluster, node, &vips, spec);
+    let ecmp = match bgp::plan_director(cluster, node, &vips, spec) {
+        Some(ifaces) => {
+            let ifaces: Vec<&str> = ifaces.iter().map(String::as_str).collect();
+            spec.sysctls.extend(table(bgp::ECMP_DIRECTOR_SYSCTLS, &ifaces));
+            true
+        }
+        None => false,
+    };
     match vrrp(cluster, node, &vips).filter(|_| !ecmp) {
         // Shared VIPs are the VRRP engine's to add and remove, on the master only.
         Some(v) => {

@@ -160,6 +160,7 @@ pub enum CommandError {
 }
 
 /// Run the command of `cli`.
+// Long on purpose: one arm per command, each handing its arguments to its command.
 pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
     match &cli.command {
         Command::Validate => validate(cli, out, err),

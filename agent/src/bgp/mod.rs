@@ -26,6 +26,16 @@ use ipnet::IpNet;
 use lvs_proto::reply::BgpSession;
 use lvs_proto::spec::BgpSpec;
 
+/// What the announcer last decided and saw.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) announcements: Vec<lvs_proto::reply::BgpAnnouncement>,
+    /// Each session's `up`, by peer and address.
+    pub(crate) sessions: std::collections::BTreeMap<(String, String), bool>,
+    /// The engine error last logged, so a failing reload is logged once, not 4 times a second.
+    pub(crate) error: Option<String>,
+}
+
 /// Why the engine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum BgpError {

@@ -35,7 +35,7 @@ pub struct Agent<S: System + 'static> {
     /// The BGP engine (ECMP directors and their router); [`crate::bgp::NoBgp`] in tests.
     pub(super) bgp: Arc<dyn crate::bgp::BgpEngine>,
     /// What the announcer last decided and saw, to report changes once (`node::announce`).
-    pub(super) bgp_seen: Mutex<super::announce::Seen>,
+    pub(super) bgp_seen: Mutex<crate::bgp::Seen>,
     /// Every background loop the agent starts (clock, start-up retry, healer, and the
     /// servers `run` starts beside it): one stop ends them all.
     pub(super) tasks: crate::tasks::Tasks,

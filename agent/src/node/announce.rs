@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use lvs_proto::reply::{BgpAnnouncement, BgpStatus, EventKind};
+use lvs_proto::reply::{BgpStatus, EventKind};
 use lvs_proto::spec::{Role, ServiceKey};
 
 use super::agent::Agent;
@@ -22,16 +22,6 @@ use crate::kernel::translate;
 pub(super) const TICK: Duration = Duration::from_millis(250);
 /// How often the sessions are read for events.
 const SESSION_POLL: u32 = 4;
-
-/// What the announcer last decided and saw.
-#[derive(Debug, Default)]
-pub(crate) struct Seen {
-    announcements: Vec<BgpAnnouncement>,
-    /// Each session's `up`, by peer and address.
-    sessions: BTreeMap<(String, String), bool>,
-    /// The engine error last logged, so a failing reload is logged once, not 4 times a second.
-    error: Option<String>,
-}
 
 impl<S: System + 'static> Agent<S> {
     /// Start the announcer loop (it runs until the agent stops).

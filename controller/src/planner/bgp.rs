@@ -7,13 +7,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use lvs_proto::spec::{AddressPurpose, AddressSpec, BgpPeer, BgpSpec, NodeSpec};
 
-use super::table;
 use crate::model::{BgpGroup, Cluster, Node};
 
 /// An ECMP director: its VIPs sit on `lo`, so it must never answer ARP for them (the
 /// router would send the VIP's every flow to whichever director answered), and a flow the
 /// router moves to it mid-way is forwarded, not dropped.
-const ECMP_DIRECTOR_SYSCTLS: &[(&str, &str, &str)] = &[
+pub(super) const ECMP_DIRECTOR_SYSCTLS: &[(&str, &str, &str)] = &[
     (
         "net.ipv4.conf.{if}.arp_ignore",
         "1",
@@ -33,12 +32,12 @@ const ECMP_DIRECTOR_SYSCTLS: &[(&str, &str, &str)] = &[
 
 /// The router of ECMP directors hashes flows on their ports too: one client's many
 /// connections spread over the directors instead of all following its address.
-const ECMP_ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
+pub(super) const ECMP_ROUTER_SYSCTLS: &[(&str, &str, &str)] = &[(
     "net.ipv4.fib_multipath_hash_policy",
     "1",
     "hash multipath routes on addresses, protocol and ports (L4): flows, not clients, spread over the directors",
 )];
-const ECMP_ROUTER_SYSCTLS_V6: &[(&str, &str, &str)] = &[(
+pub(super) const ECMP_ROUTER_SYSCTLS_V6: &[(&str, &str, &str)] = &[(
     "net.ipv6.fib_multipath_hash_policy",
     "1",
     "hash IPv6 multipath routes on addresses, protocol and ports (L4)",
@@ -79,31 +78,38 @@ fn base(g: &BgpGroup, node: &Node, local_asn: u32) -> Option<BgpSpec> {
 }
 
 /// The router's part: a session with every director, the learned routes installed.
-pub(super) fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
-    let Some(g) = cluster.bgp.as_ref().filter(|g| g.router == node.name) else { return };
-    let Some(mut b) = base(g, node, g.router_asn) else { return };
+/// Returns the sysctl rows it needs ([`ECMP_ROUTER_SYSCTLS`], and the IPv6 ones with an
+/// IPv6 session).
+pub(super) fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) -> Vec<Rows> {
+    let Some(g) = cluster.bgp.as_ref().filter(|g| g.router == node.name) else { return Vec::new() };
+    let Some(mut b) = base(g, node, g.router_asn) else { return Vec::new() };
     for d in g.directors.iter().filter_map(|d| cluster.nodes.iter().find(|n| &n.name == d)) {
         b.peers.extend(sessions(g, node, d, g.director_asn));
     }
     b.install_routes = true;
-    spec.sysctls.extend(table(ECMP_ROUTER_SYSCTLS, &[]));
+    let mut rows = vec![ECMP_ROUTER_SYSCTLS];
     if b.peers.iter().any(|p| p.address.is_ipv6()) {
-        spec.sysctls.extend(table(ECMP_ROUTER_SYSCTLS_V6, &[]));
+        rows.push(ECMP_ROUTER_SYSCTLS_V6);
     }
     spec.bgp = Some(b);
+    rows
 }
 
+/// A table of sysctl rows: key (`{if}` for each interface), value, reason.
+pub(super) type Rows = &'static [(&'static str, &'static str, &'static str)];
+
 /// An ECMP director's part, given its VIPs: they go on `lo`, hidden, and are announced.
-/// `None` when `node` is no `[bgp]` director (its VIPs are planned as usual).
+/// Returns the interfaces [`ECMP_DIRECTOR_SYSCTLS`] are set on; `None` when `node` is no
+/// `[bgp]` director (its VIPs are planned as usual).
 pub(super) fn plan_director(
     cluster: &Cluster,
     node: &Node,
     vips: &[AddressSpec],
     spec: &mut NodeSpec,
-) -> bool {
-    let Some(g) = cluster.bgp.as_ref().filter(|g| g.directors.contains(&node.name)) else { return false };
-    let Some(router) = cluster.nodes.iter().find(|n| n.name == g.router) else { return false };
-    let Some(mut b) = base(g, node, g.director_asn) else { return false };
+) -> Option<Vec<String>> {
+    let g = cluster.bgp.as_ref().filter(|g| g.directors.contains(&node.name))?;
+    let router = cluster.nodes.iter().find(|n| n.name == g.router)?;
+    let mut b = base(g, node, g.director_asn)?;
     b.peers = sessions(g, node, router, g.router_asn);
     for v in vips {
         let host = IpNet::from(v.address.addr());
@@ -119,11 +125,8 @@ pub(super) fn plan_director(
             purpose: AddressPurpose::HiddenVip,
         });
     }
-    let lan_ifs: Vec<&str> =
-        node.interfaces.iter().filter(|i| i.lan == g.lan).map(|i| i.name.as_str()).collect();
-    let mut ifaces = vec!["all"];
-    ifaces.extend(lan_ifs.first());
-    spec.sysctls.extend(table(ECMP_DIRECTOR_SYSCTLS, &ifaces));
+    let mut ifaces = vec!["all".to_string()];
+    ifaces.extend(node.interfaces.iter().find(|i| i.lan == g.lan).map(|i| i.name.clone()));
     spec.bgp = Some(b);
-    true
+    Some(ifaces)
 }

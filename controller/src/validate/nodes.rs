@@ -320,6 +320,8 @@ impl Validator {
         out
     }
 
+    // Long on purpose: one rule after another over each VIP of a node, in the order a
+    // reader checks a vips entry.
     fn vips(
         &mut self,
         n: &NodeDef,

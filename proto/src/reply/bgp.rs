@@ -31,7 +31,7 @@ pub struct BgpSession {
     pub address: String,
     /// The daemon's word for its state (`Established`, `Active`, …).
     pub state: String,
-    /// Established.
+    /// The session is established (BGP state Established): routes flow both ways.
     pub up: bool,
     /// Since when, ms since the epoch (0: not known).
     pub since_unix_ms: u64,

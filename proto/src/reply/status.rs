@@ -141,7 +141,7 @@ pub struct NodeStatus {
     /// Directors: every checked service against its quorum.
     pub services: Vec<ServiceHealth>,
     /// Directors and the router in the cluster's BGP.
-    pub bgp: Option<super::BgpStatus>,
+    pub bgp: Option<super::bgp::BgpStatus>,
 }
 
 /// A director's checked service: destinations in service against its quorum.

@@ -71,7 +71,7 @@ pub struct NodeSpec {
     /// announces; `None`: no routing daemon. (Absent from state files written before it
     /// existed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bgp: Option<super::BgpSpec>,
+    pub bgp: Option<super::bgp::BgpSpec>,
 }
 
 /// A director's part in one VRRP instance. Its VIPs are held only while it is master:
