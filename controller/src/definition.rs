@@ -47,6 +47,20 @@ pub struct BgpDef {
     pub hold: Option<String>,
     /// BFD: `{ interval = "100ms", multiplier = 3 }` (the defaults: down in 0.3 s).
     pub bfd: Option<BfdDef>,
+    /// Routers outside the definition (network gear, AS `router_asn`) the directors peer
+    /// with instead of the `router` node: `[{ name = "tor1", address = "198.18.0.254" }]`.
+    /// `lvsctl peering frr|bird` prints their side of the sessions.
+    #[serde(default)]
+    pub external_routers: Vec<ExternalRouterDef>,
+}
+
+/// `[bgp] external_routers` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalRouterDef {
+    /// Its name in sessions, status and metrics (a DNS label, no node's name).
+    pub name: String,
+    /// Its address on the directors' LAN (the BGP session's far end and the ECMP router).
+    pub address: String,
 }
 
 /// `[bgp] bfd`.

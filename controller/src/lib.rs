@@ -18,6 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod paths;
 pub mod pki;
+pub mod peering;
 pub mod planner;
 pub mod render;
 pub mod rules;

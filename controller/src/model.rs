@@ -32,8 +32,8 @@ pub struct Cluster {
 /// `[bgp]`, checked: the router and the directors that announce their VIPs to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpGroup {
-    /// The router node.
-    pub router: String,
+    /// Whom the directors peer with.
+    pub router: BgpRouter,
     /// Its ASN.
     pub router_asn: u32,
     /// The directors' ASN.
@@ -48,6 +48,35 @@ pub struct BgpGroup {
     pub bfd_interval: Duration,
     /// BFD multiplier.
     pub bfd_multiplier: u8,
+}
+
+/// The far end of the directors' sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BgpRouter {
+    /// The definition's router node (its agent runs the router's BIRD).
+    Node(String),
+    /// Routers no agent runs (network gear): the directors peer with each; their side is
+    /// configured by hand from `lvsctl peering`.
+    External(Vec<ExternalRouter>),
+}
+
+/// A router outside the definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalRouter {
+    /// Its name (sessions, status, metrics).
+    pub name: String,
+    /// Its address on the directors' LAN.
+    pub address: IpAddr,
+}
+
+impl BgpGroup {
+    /// The router node whose agent peers with the directors, if it is one of ours.
+    pub fn router_node(&self) -> Option<&str> {
+        match &self.router {
+            BgpRouter::Node(n) => Some(n),
+            BgpRouter::External(_) => None,
+        }
+    }
 }
 
 /// One VRRP instance: directors on one LAN holding the same VIPs, one at a time.

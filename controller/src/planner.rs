@@ -162,7 +162,9 @@ fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     if node.interfaces.iter().any(|i| i.address.addr() == cluster.time.ntp_server) {
         spec.checks.push(CheckSpec::NtpServing { address: cluster.time.ntp_server });
     }
-    bgp::plan_router(cluster, node, spec);
+    for rows in bgp::plan_router(cluster, node, spec) {
+        spec.sysctls.extend(table(rows, &[]));
+    }
 }
 
 fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {

@@ -201,3 +201,43 @@ fn a_director_with_a_persistent_service_expires_the_templates_of_a_drained_serve
     let lab = plan("lab.toml", LAB);
     assert!(lab.iter().flat_map(|s| &s.sysctls).all(|x| x.key != "net.ipv4.vs.expire_quiescent_template"));
 }
+
+#[test]
+fn ecmp_directors_announce_the_hidden_vip_and_the_router_hashes_on_ports() {
+    let specs = plan("ecmp.toml", include_str!("../../deploy/examples/ecmp.toml"));
+    // The router: a session per director, routes installed, and L4 multipath hashing (without
+    // it one client's flows all go to one director).
+    let r = node(&specs, "router");
+    let b = r.bgp.as_ref().expect("the router peers");
+    assert!(b.install_routes);
+    assert_eq!((b.local_asn, b.router_id.to_string().as_str()), (65000, "198.18.0.1"));
+    let peers: Vec<(&str, String, u32)> =
+        b.peers.iter().map(|p| (p.name.as_str(), p.address.to_string(), p.asn)).collect();
+    assert_eq!(
+        peers,
+        [
+            ("lb1", "198.18.0.2".into(), 65001),
+            ("lb2", "198.18.0.3".into(), 65001),
+            ("lb3", "198.18.0.4".into(), 65001)
+        ]
+    );
+    assert!(b.announce.is_empty());
+    assert_eq!(sysctl(r, "net.ipv4.fib_multipath_hash_policy").as_deref(), Some("1"));
+    assert_eq!(sysctl(r, "net.ipv4.ip_forward").as_deref(), Some("1"));
+    for (me, dip) in [("lb1", "198.18.0.2"), ("lb2", "198.18.0.3"), ("lb3", "198.18.0.4")] {
+        let d = node(&specs, me);
+        let b = d.bgp.as_ref().expect("a director peers");
+        assert!(!b.install_routes, "{me}");
+        assert_eq!(b.router_id.to_string(), dip);
+        assert_eq!(b.peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["router"]);
+        assert_eq!(b.announce.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["198.18.0.100/32"]);
+        // The VIP is on lo, hidden: the router reaches it by BGP next hop, never by ARP.
+        let vip = d.addresses.iter().find(|a| a.address.to_string() == "198.18.0.100/32").expect("the VIP");
+        assert_eq!((vip.interface.as_str(), vip.purpose), ("lo", AddressPurpose::HiddenVip));
+        for key in ["net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.eth1.arp_ignore"] {
+            assert_eq!(sysctl(d, key).as_deref(), Some("1"), "{me} {key}");
+        }
+        assert_eq!(sysctl(d, "net.ipv4.vs.sloppy_tcp").as_deref(), Some("1"), "{me}");
+        assert!(d.vrrp.is_none(), "{me}");
+    }
+}

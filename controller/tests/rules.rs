@@ -7,6 +7,13 @@ const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const HA: &str = include_str!("../../deploy/examples/lab-ha.toml");
 const DUAL: &str = include_str!("../../deploy/examples/dual-stack.toml");
 const ECMP: &str = include_str!("../../deploy/examples/ecmp.toml");
+const TOR: &str = include_str!("../../deploy/examples/ecmp-tor.toml");
+
+/// The external-router ECMP example with `from` replaced by `to` (which must occur).
+fn tor_with(from: &str, to: &str) -> String {
+    assert!(TOR.contains(from), "test setup: `{from}` not in ecmp-tor.toml");
+    TOR.replacen(from, to, 1)
+}
 
 /// The ECMP example with `from` replaced by `to` (which must occur).
 fn ecmp_with(from: &str, to: &str) -> String {
@@ -63,6 +70,7 @@ fn examples_are_valid() {
     assert!(errors(include_str!("../../deploy/examples/seed.toml")).is_empty());
     assert!(errors(HA).is_empty(), "{:#?}", errors(HA));
     assert!(errors(ECMP).is_empty(), "{:#?}", errors(ECMP));
+    assert!(errors(TOR).is_empty(), "{:#?}", errors(TOR));
     // Three directors announcing one VIP is not the flapping case either.
     assert!(!findings(ECMP).iter().any(|d| d.rule == "vip-on-two-directors"), "{:#?}", findings(ECMP));
     // Two directors sharing a VIP through VRRP is not the flapping case.
@@ -592,6 +600,11 @@ fn examples() -> Vec<(&'static str, String)> {
         ("bgp-vip-not-on-lo", ecmp_with("interface = \"lo\", label = \"lo:0\"", "interface = \"eth1\", label = \"eth1:0\"")),
         ("bgp-scheduler", ecmp_with("scheduler = \"mh\"", "scheduler = \"rr\"")),
         ("bgp-service-directors", ecmp_with("port = 80\n", "port = 80\ndirectors = [\"lb1\"]\n")),
+        ("bgp-external-name", tor_with("name = \"tor2\"", "name = \"lb1\"")),
+        ("bad-name", tor_with("name = \"tor2\"", "name = \"Tor_2\"")),
+        ("bgp-external-address", tor_with("address = \"198.18.0.251\"", "address = \"198.18.0.11\"")),
+        ("bgp-external-lan", tor_with("address = \"198.18.0.251\"", "address = \"198.19.0.1\"")),
+        ("bad-address", tor_with("address = \"198.18.0.251\"", "address = \"tor2.example\"")),
         (
             "vrrp-too-few-directors",
             ha_with("  { node = \"director2\", priority = 100 },\n", ""),

@@ -10,8 +10,8 @@ use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, start_load_with,
 mod article;
 #[path = "e2e/dual.rs"]
 mod dual;
-// `e2e/ecmp.rs` (issue 29: three ECMP directors under load) is written but has not run in
-// the VM yet; it joins the suite once it has.
+#[path = "e2e/ecmp.rs"]
+mod ecmp;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";

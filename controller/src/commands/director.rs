@@ -67,18 +67,28 @@ struct DrainView {
     waited_ms: u64,
 }
 
-/// Connections the director's IPVS table holds now (active and inactive).
+/// Live connections in the director's IPVS table now: TCP ESTABLISHED with a client packet in the
+/// last 15 s, UDP flows as recent.
 async fn connections(ctx: &Ctx, node: &str) -> Result<u64, String> {
     let t = ctx.fleet.ipvs_table(node, false).await.map_err(|e| format!("{node}: {e}"))?;
-    Ok(t.services
-        .iter()
-        .flat_map(|s| &s.destinations)
-        .map(|d| u64::from(d.active_conns) + u64::from(d.inactive_conns))
-        .sum())
+    let dests: Vec<std::net::SocketAddr> =
+        t.services.iter().flat_map(|s| &s.destinations).map(|d| d.address).collect();
+    if dests.is_empty() {
+        return Ok(0);
+    }
+    // Live entries, as a real server's drain counts them: in DR the director never sees
+    // a connection's end, so a finished one sits in the table as FIN_WAIT (or an idle
+    // ESTABLISHED) for minutes; waiting for the table to empty would wait those out.
+    let counts = ctx
+        .fleet
+        .live_connections(node, &dests, crate::ops::weights::LIVE_WITHIN_S)
+        .await
+        .map_err(|e| format!("{node}: {e}"))?;
+    Ok(counts.iter().map(|c| u64::from(c.live)).sum())
 }
 
 /// `drain` (`drained`) or `enable` an ECMP director; a drain then waits up to `wait` for
-/// its connections to end.
+/// its live connections to end.
 pub async fn set_drained(
     ctx: &Ctx,
     node: &str,
@@ -129,7 +139,7 @@ pub async fn set_drained(
     } else if drained {
         writeln!(
             out,
-            "{node}: drained (every VIP withdrawn); {left} connection(s) left after {} ms",
+            "{node}: drained (every VIP withdrawn); {left} live connection(s) left after {} ms",
             view.waited_ms
         )?;
     } else {

@@ -94,7 +94,7 @@ pub async fn set_weight(
 }
 
 /// A connection whose IPVS timer was reset this recently still carries traffic.
-const LIVE_WITHIN_S: u32 = 15;
+pub(crate) const LIVE_WITHIN_S: u32 = 15;
 
 /// Live connections of each placement now, counted by each director's agent: TCP
 /// connections established and UDP flows, each with a client packet within

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use lvs_proto::spec::{AddressPurpose, AddressSpec, BgpPeer, BgpSpec, NodeSpec};
 
-use crate::model::{BgpGroup, Cluster, Node};
+use crate::model::{BgpGroup, BgpRouter, Cluster, ExternalRouter, Node};
 
 /// An ECMP director: its VIPs sit on `lo`, so it must never answer ARP for them (the
 /// router would send the VIP's every flow to whichever director answered), and a flow the
@@ -60,6 +60,23 @@ fn sessions(g: &BgpGroup, me: &Node, other: &Node, asn: u32) -> Vec<BgpPeer> {
         .collect()
 }
 
+/// Sessions from `me` to each external router it shares the group's LAN with, from its
+/// address of the router's family.
+fn external_sessions(g: &BgpGroup, me: &Node, routers: &[ExternalRouter]) -> Vec<BgpPeer> {
+    routers
+        .iter()
+        .filter_map(|r| {
+            let mine = me.on_lan_like(&g.lan, r.address)?;
+            Some(BgpPeer {
+                name: r.name.clone(),
+                address: r.address,
+                asn: g.router_asn,
+                local_address: mine.address.addr(),
+            })
+        })
+        .collect()
+}
+
 fn base(g: &BgpGroup, node: &Node, local_asn: u32) -> Option<BgpSpec> {
     let router_id = node.interfaces.iter().find_map(|i| match i.address.addr() {
         IpAddr::V4(a) if i.lan == g.lan => Some(a),
@@ -80,8 +97,11 @@ fn base(g: &BgpGroup, node: &Node, local_asn: u32) -> Option<BgpSpec> {
 /// The router's part: a session with every director, the learned routes installed.
 /// Returns the sysctl rows it needs ([`ECMP_ROUTER_SYSCTLS`], and the IPv6 ones with an
 /// IPv6 session).
+#[must_use = "the router needs these sysctl rows"]
 pub(super) fn plan_router(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) -> Vec<Rows> {
-    let Some(g) = cluster.bgp.as_ref().filter(|g| g.router == node.name) else { return Vec::new() };
+    let Some(g) = cluster.bgp.as_ref().filter(|g| g.router_node() == Some(node.name.as_str())) else {
+        return Vec::new();
+    };
     let Some(mut b) = base(g, node, g.router_asn) else { return Vec::new() };
     for d in g.directors.iter().filter_map(|d| cluster.nodes.iter().find(|n| &n.name == d)) {
         b.peers.extend(sessions(g, node, d, g.director_asn));
@@ -108,9 +128,11 @@ pub(super) fn plan_director(
     spec: &mut NodeSpec,
 ) -> Option<Vec<String>> {
     let g = cluster.bgp.as_ref().filter(|g| g.directors.contains(&node.name))?;
-    let router = cluster.nodes.iter().find(|n| n.name == g.router)?;
     let mut b = base(g, node, g.director_asn)?;
-    b.peers = sessions(g, node, router, g.router_asn);
+    b.peers = match &g.router {
+        BgpRouter::Node(r) => sessions(g, node, cluster.nodes.iter().find(|n| &n.name == r)?, g.router_asn),
+        BgpRouter::External(routers) => external_sessions(g, node, routers),
+    };
     for v in vips {
         let host = IpNet::from(v.address.addr());
         // A VIP is announced only over a session of its family.

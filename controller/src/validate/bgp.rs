@@ -5,14 +5,15 @@
 //! VIP announced and ARP-claimed at once), directors holding different VIPs, and numbers
 //! BGP or BFD refuse.
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lvs_proto::spec::{Role, asn_problem};
 
-use super::Validator;
+use super::{Validator, dns_label_problem};
 use crate::definition::BgpDef;
 use crate::diagnostics::KeyPath;
-use crate::model::{BgpGroup, Node, Service};
+use crate::model::{BgpGroup, BgpRouter, ExternalRouter, Lan, Node, Service};
 
 /// Hold time when the definition gives none: BFD finds a dead director first; the hold
 /// timer is the backstop when BFD itself is blocked.
@@ -25,7 +26,13 @@ pub const CONSISTENT_SCHEDULERS: &[&str] = &["mh", "sh"];
 impl Validator {
     // Long on purpose: one rule after another over the [bgp] block, in the order a reader
     // checks it (numbers, the router, each director, then the services on their VIPs).
-    pub(super) fn bgp(&mut self, b: &BgpDef, nodes: &[Node], services: &[Service]) -> Option<BgpGroup> {
+    pub(super) fn bgp(
+        &mut self,
+        b: &BgpDef,
+        nodes: &[Node],
+        lans: &[Lan],
+        services: &[Service],
+    ) -> Option<BgpGroup> {
         let path = KeyPath::root().key("bgp");
         let router_asn = self.asn(b.router_asn, path.key("router_asn"));
         let director_asn = self.asn(b.director_asn, path.key("director_asn"));
@@ -74,16 +81,7 @@ impl Validator {
                 "e.g. multiplier = 3",
             );
         }
-        let routers: Vec<&Node> = nodes.iter().filter(|n| n.role == Role::Router).collect();
-        let Some(router) = routers.first() else {
-            self.err(
-                "bgp-no-router",
-                path.clone(),
-                "[bgp] needs the router node that peers with the directors, and the definition has none",
-                "add the router to [[nodes]] with role = \"router\"",
-            );
-            return None;
-        };
+        let (router, points) = self.bgp_router(b, nodes, lans, &path)?;
         if b.directors.is_empty() {
             self.err(
                 "bgp-too-few-directors",
@@ -131,17 +129,16 @@ impl Validator {
                 );
             }
             // The router reaches a director by its BGP next hop: its address on a LAN they share.
-            let shared = router.interfaces.iter().find(|ri| {
-                ri.address.addr().is_ipv4() && node.on_lan_like(&ri.lan, ri.address.addr()).is_some()
-            });
+            let shared =
+                points.iter().find(|(lan, a)| a.is_ipv4() && node.on_lan_like(lan, *a).is_some());
             match shared {
-                Some(ri) => {
-                    lans.insert(ri.lan.clone());
+                Some((lan, _)) => {
+                    lans.insert(lan.clone());
                 }
                 None => self.err(
                     "bgp-director-lan",
                     p.clone(),
-                    format!("{name} has no IPv4 address on a LAN of router {}", router.name),
+                    format!("{name} has no IPv4 address on a LAN of router {}", router_name(&router)),
                     "plug the director into the router's cluster LAN: the router's ECMP next hops are on-link",
                 ),
             }
@@ -178,7 +175,7 @@ impl Validator {
         }
         self.ecmp_services(&directors, services);
         Some(BgpGroup {
-            router: router.name.clone(),
+            router,
             router_asn: router_asn?,
             director_asn: director_asn?,
             directors,
@@ -187,6 +184,93 @@ impl Validator {
             bfd_interval,
             bfd_multiplier: bfd_multiplier?,
         })
+    }
+
+    /// Whom the directors peer with, and where it sits: (LAN, address) pairs the directors'
+    /// next hops must share. External routers replace the router node when given.
+    fn bgp_router(
+        &mut self,
+        b: &BgpDef,
+        nodes: &[Node],
+        lans: &[Lan],
+        path: &KeyPath,
+    ) -> Option<(BgpRouter, Vec<(String, IpAddr)>)> {
+        if !b.external_routers.is_empty() {
+            let (routers, points) = self.external_routers(b, nodes, lans, path)?;
+            return Some((BgpRouter::External(routers), points));
+        }
+        let Some(router) = nodes.iter().find(|n| n.role == Role::Router) else {
+            self.err(
+                "bgp-no-router",
+                path.clone(),
+                "[bgp] needs a router to peer with the directors, and the definition has none",
+                "add the router to [[nodes]] with role = \"router\", or name network gear in [bgp] external_routers",
+            );
+            return None;
+        };
+        let points = router.interfaces.iter().map(|i| (i.lan.clone(), i.address.addr())).collect();
+        Some((BgpRouter::Node(router.name.clone()), points))
+    }
+
+    /// `[bgp] external_routers`: named once, each on a LAN of the definition and no node's
+    /// address (the directors reach it on-link, as they would the router node).
+    fn external_routers(
+        &mut self,
+        b: &BgpDef,
+        nodes: &[Node],
+        lans: &[Lan],
+        path: &KeyPath,
+    ) -> Option<(Vec<ExternalRouter>, Vec<(String, IpAddr)>)> {
+        let mut routers: Vec<ExternalRouter> = Vec::new();
+        let mut points = Vec::new();
+        let errors = self.diags.len();
+        for (i, r) in b.external_routers.iter().enumerate() {
+            let p = path.key("external_routers").index(i);
+            if let Some(problem) = dns_label_problem(&r.name) {
+                self.err(
+                    "bad-name",
+                    p.key("name"),
+                    format!("external router name {problem}"),
+                    "use lowercase letters, digits and `-`, e.g. tor1",
+                );
+            } else if nodes.iter().any(|n| n.name == r.name) || routers.iter().any(|x| x.name == r.name) {
+                self.err(
+                    "bgp-external-name",
+                    p.key("name"),
+                    format!("external router name {} is already a node's or another external router's", r.name),
+                    "give each external router a name of its own: it names the directors' sessions",
+                );
+            }
+            let Some(address) = self.ip(&r.address, p.key("address")) else { continue };
+            if let Some(n) = nodes.iter().find(|n| n.interfaces.iter().any(|i| i.address.addr() == address)) {
+                self.err(
+                    "bgp-external-address",
+                    p.key("address"),
+                    format!("{address} is node {}'s address: an external router is no node of the definition", n.name),
+                    "give the router's own address on the directors' LAN",
+                );
+            }
+            match lans.iter().find(|l| l.cidrs.iter().any(|c| c.contains(&address))) {
+                Some(l) => points.push((l.name.clone(), address)),
+                None => self.err(
+                    "bgp-external-lan",
+                    p.key("address"),
+                    format!("external router {} ({address}) is on no LAN of the definition", r.name),
+                    "add the LAN the directors share with it to [[lans]]: its ECMP next hops are on-link",
+                ),
+            }
+            routers.push(ExternalRouter { name: r.name.clone(), address });
+        }
+        let on: BTreeSet<&str> = points.iter().map(|(l, _): &(String, IpAddr)| l.as_str()).collect();
+        if on.len() > 1 {
+            self.err(
+                "bgp-external-lan",
+                path.key("external_routers"),
+                format!("the external routers are on LANs {on:?}"),
+                "peer with routers on one LAN, the one every director is on",
+            );
+        }
+        (self.diags.len() == errors).then_some((routers, points))
     }
 
     fn asn(&mut self, asn: i64, path: KeyPath) -> Option<u32> {
@@ -232,5 +316,13 @@ impl Validator {
                 );
             }
         }
+    }
+}
+
+/// How diagnostics name the router side.
+fn router_name(r: &BgpRouter) -> String {
+    match r {
+        BgpRouter::Node(n) => n.clone(),
+        BgpRouter::External(rs) => rs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
     }
 }

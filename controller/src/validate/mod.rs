@@ -100,7 +100,7 @@ impl Validator {
         let services = self.services(def, &nodes);
         let ipvs_timeouts = self.ipvs_timeouts(def);
         let vrrp = self.vrrp(def, &nodes, &lans);
-        let bgp = def.bgp.as_ref().and_then(|b| self.bgp(b, &nodes, &services));
+        let bgp = def.bgp.as_ref().and_then(|b| self.bgp(b, &nodes, &lans, &services));
         Some(Cluster {
             name: def.cluster.name.clone(),
             generation,

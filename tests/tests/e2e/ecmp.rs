@@ -180,7 +180,7 @@ fn three_directors_share_the_vip_over_ecmp_and_survive_losing_one() {
     let load = start_load_with(&mut lab, VIP, "drain", &["--every", "25ms", "--timeout", "1s"]);
     std::thread::sleep(Duration::from_millis(800));
     let t = ok(&lab.lvsctl(&["director", "drain", "lb1", "--wait", "30s"]));
-    assert!(t.contains("lb1: drained") && t.contains("0 connection(s) left"), "{t}");
+    assert!(t.contains("lb1: drained") && t.contains("0 live connection(s) left"), "{t}");
     wait_hops(&lab, &["lb2", "lb3"], Duration::from_secs(5)).expect("lb1 withdrawn");
     let status = text(&lab.lvsctl(&["status"]));
     assert!(status.contains("drained"), "{status}");
