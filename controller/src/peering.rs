@@ -125,7 +125,10 @@ pub fn render(cluster: &Cluster, sides: &[RouterSide], dialect: Dialect) -> Stri
             "{mark} Sessions with the LVS directors (AS {}): each announces the VIPs while it can serve them;",
             s.director_asn
         );
-        let _ = writeln!(out, "{mark} this router installs one multipath route per VIP over the directors announcing it.");
+        let _ = writeln!(
+            out,
+            "{mark} this router installs one multipath route per VIP over the directors announcing it."
+        );
         let _ = writeln!(
             out,
             "{mark} On a Linux router also set net.ipv{}.fib_multipath_hash_policy=1: flows, not clients, spread.",

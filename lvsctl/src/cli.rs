@@ -82,6 +82,12 @@ pub enum Command {
     /// Directors sharing VIPs (VRRP): a planned failover.
     #[command(subcommand)]
     Director(DirectorCommand),
+    /// ECMP ([bgp]) with external routers: print each router's side of the sessions (for
+    /// FRR or BIRD), from the definition alone.
+    #[command(
+        after_help = "Examples:\n  lvsctl -f ecmp-tor.toml peering frr                 every external router\n  lvsctl -f ecmp-tor.toml peering bird --router tor1   one of them"
+    )]
+    Peering(PeeringArgs),
     /// Write a definition from another tool's configuration (keepalived.conf).
     #[command(subcommand)]
     Import(ImportCommand),
@@ -287,6 +293,25 @@ pub enum RsCommand {
         /// Weight, 0..=65535.
         weight: u32,
     },
+}
+
+/// `lvsctl peering`.
+#[derive(Debug, Args)]
+pub struct PeeringArgs {
+    /// The router's software.
+    pub dialect: PeeringDialect,
+    /// Only this external router (default: each of them, one after another).
+    #[arg(long)]
+    pub router: Option<String>,
+}
+
+/// The configuration language `lvsctl peering` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeeringDialect {
+    /// FRRouting 8 (bgpd and bfdd; paste into vtysh or frr.conf).
+    Frr,
+    /// BIRD 2 (include it from bird.conf).
+    Bird,
 }
 
 /// `lvsctl director ...`

@@ -18,7 +18,8 @@ use lvs_controller::load::LoadError;
 
 use crate::cli::{
     ApplyArgs, Cli, Command, DirectorCommand, EventsArgs, ImportCommand, ImportKeepalivedArgs, IpvsCommand,
-    ListArgs, NodeCommand, Output, PkiCommand, PlanArgs, RolloutArgs, RsCommand, VerifyArgs, pki_dir,
+    ListArgs, NodeCommand, Output, PeeringArgs, PeeringDialect, PkiCommand, PlanArgs, RolloutArgs, RsCommand,
+    VerifyArgs, pki_dir,
 };
 
 /// Whether `e` (or any error under it) is a write to a reader that went away, as in
@@ -164,6 +165,7 @@ pub enum CommandError {
 pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
     match &cli.command {
         Command::Validate => validate(cli, out, err),
+        Command::Peering(a) => a.exec(cli, out, err),
         Command::Import(ImportCommand::Keepalived(a)) => a.exec(cli, out, err),
         Command::Plan(a) => a.exec(cli, out, err),
         Command::Apply(a) => a.exec(cli, out, err),
@@ -306,6 +308,21 @@ fn validate(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitC
         loaded.report.diagnostics.len()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl PeeringArgs {
+    fn exec(&self, cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitCode, CommandError> {
+        use lvs_controller::peering;
+        let loaded = loaded(cli, err)?;
+        let sides = peering::sides(&loaded.cluster, self.router.as_deref())
+            .map_err(|e| CmdError::Usage(format!("{}: {e}", cli.file.display())))?;
+        let dialect = match self.dialect {
+            PeeringDialect::Frr => peering::Dialect::Frr,
+            PeeringDialect::Bird => peering::Dialect::Bird,
+        };
+        write!(out, "{}", peering::render(&loaded.cluster, &sides, dialect))?;
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 impl PlanArgs {

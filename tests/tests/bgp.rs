@@ -35,13 +35,14 @@ impl Net {
         format!("{}-{node}", self.prefix)
     }
 
-    fn new(nodes: &[(&str, &str)]) -> Net {
+    /// The router (at `router`, a /24) and `nodes` (name, address/24) plugged into it.
+    fn new(router: &str, nodes: &[(&str, &str)]) -> Net {
         let net = Net { prefix: format!("bg{}", std::process::id()) };
         let r = net.ns("router");
         ip(&["netns", "add", &r]);
         ip(&["-n", &r, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &r, "link", "set", "br0", "name", "eth1"]);
-        ip(&["-n", &r, "addr", "add", "198.18.0.1/24", "dev", "eth1"]);
+        ip(&["-n", &r, "addr", "add", router, "dev", "eth1"]);
         ip(&["-n", &r, "link", "set", "eth1", "up"]);
         ip(&["-n", &r, "link", "set", "lo", "up"]);
         for (i, (node, addr)) in nodes.iter().enumerate() {
@@ -137,7 +138,12 @@ impl Node {
 }
 
 fn specs() -> Vec<(String, BgpSpec)> {
-    let c = lvs_controller::load::load_str("ecmp.toml", ECMP).unwrap().cluster;
+    specs_of(ECMP)
+}
+
+/// The nodes of `definition` that have BGP, with their specs.
+fn specs_of(definition: &str) -> Vec<(String, BgpSpec)> {
+    let c = lvs_controller::load::load_str("ecmp.toml", definition).unwrap().cluster;
     lvs_controller::planner::plan(&c).into_iter().filter_map(|s| Some((s.node.clone(), s.bgp?))).collect()
 }
 
@@ -146,7 +152,10 @@ fn the_router_spreads_the_vip_over_every_director_that_announces_it_and_drops_a_
     if !lvs_tests::root_suite_can_run(Some(("bird", Bird::default_program().exists()))) {
         return;
     }
-    let net = Net::new(&[("lb1", "198.18.0.2/24"), ("lb2", "198.18.0.3/24"), ("lb3", "198.18.0.4/24")]);
+    let net = Net::new(
+        "198.18.0.1/24",
+        &[("lb1", "198.18.0.2/24"), ("lb2", "198.18.0.3/24"), ("lb3", "198.18.0.4/24")],
+    );
     let specs = specs();
     assert_eq!(specs.len(), 4, "the router and three directors have BGP: {specs:?}");
     let t0 = Instant::now();
@@ -202,5 +211,117 @@ fn the_router_spreads_the_vip_over_every_director_that_announces_it_and_drops_a_
     assert!(net.next_hops().is_empty(), "{:?}", net.next_hops());
     for pid in pids {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "BIRD {pid} outlived its engine");
+    }
+}
+
+/// A router no agent runs: a plain BIRD in the router's namespace with the configuration
+/// `lvsctl peering bird` printed. Killed (by its pid) when dropped.
+struct ExternalBird {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ExternalBird {
+    fn start(ns: &str, config: &str) -> ExternalBird {
+        let dir = tempfile::Builder::new().prefix("tor").tempdir_in("/tmp").unwrap();
+        let conf = dir.path().join("bird.conf");
+        std::fs::write(&conf, config).unwrap();
+        let sock = dir.path().join("s");
+        // `ip netns exec` execs BIRD: the child's pid is BIRD's.
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(Bird::default_program())
+            .arg("-f")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ExternalBird { child, _dir: dir }
+    }
+}
+
+impl Drop for ExternalBird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Routes the router's kernel has now (`ip route`), one per line.
+fn routes(net: &Net) -> String {
+    let o = Command::new("ip").args(["-n", &net.ns("router"), "route", "show"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn an_external_router_configured_from_lvsctl_peering_installs_the_vips_and_nothing_else() {
+    if !lvs_tests::root_suite_can_run(Some(("bird", Bird::default_program().exists()))) {
+        return;
+    }
+    const TOR: &str = include_str!("../../deploy/examples/ecmp-tor.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ecmp-tor.toml");
+    std::fs::write(&file, TOR).unwrap();
+    let out = Command::new(lvs_tests::bin("lvsctl"))
+        .args(["-f", file.to_str().unwrap(), "peering", "bird", "--router", "tor1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = String::from_utf8(out.stdout).unwrap();
+
+    let net = Net::new(
+        "198.18.0.250/24",
+        &[("lb1", "198.18.0.2/24"), ("lb2", "198.18.0.3/24"), ("lb3", "198.18.0.4/24")],
+    );
+    let specs = specs_of(TOR);
+    assert_eq!(specs.len(), 3, "only the directors run BIRD: {specs:?}");
+    for (_, s) in &specs {
+        let peers: Vec<String> = s.peers.iter().map(|p| format!("{} {}", p.name, p.address)).collect();
+        assert_eq!(peers, ["tor1 198.18.0.250", "tor2 198.18.0.251"]);
+    }
+    let t0 = Instant::now();
+    let _tor1 = ExternalBird::start(&net.ns("router"), &config);
+    let nodes: Vec<(String, Node)> =
+        specs.into_iter().map(|(n, s)| (n.clone(), Node::start(&net.ns(&n), s))).collect();
+    let node = |name: &str| &nodes.iter().find(|(n, _)| n == name).unwrap().1;
+    let all = ["198.18.0.2", "198.18.0.3", "198.18.0.4"];
+    net.wait_hops(&all, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no ECMP route on tor1: {:?}\n{config}", net.next_hops()));
+    println!(
+        "tor1 (BIRD, the printed config): ECMP route over 3 directors {} ms after start",
+        t0.elapsed().as_millis()
+    );
+    // Each director has its session with tor1 up and the one with tor2 (absent) down.
+    assert!(
+        poll(Duration::from_secs(5), Duration::from_millis(50), || (node("lb1").sessions_up() == 1)
+            .then_some(()))
+        .is_some()
+    );
+
+    // A director announcing more than the VIPs (here a /24 of the LAN, as a compromised or
+    // misconfigured one might) is cut off by the router's limit, and nothing of it is installed.
+    let mut spoiled = node("lb3").spec.clone();
+    spoiled.announce.push("198.18.1.0/24".parse().unwrap());
+    node("lb3").ensure(None);
+    let lb3 = Node::start(&net.ns("lb3"), spoiled);
+    net.wait_hops(&["198.18.0.2", "198.18.0.3"], Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("lb3 still a next hop: {:?}", net.next_hops()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(net.next_hops(), ["198.18.0.2", "198.18.0.3"], "lb3 stays cut off");
+    let r = routes(&net);
+    assert!(!r.contains("198.18.1.0/24"), "a prefix that is no VIP is never installed:\n{r}");
+
+    // lb2's link cut: tor1's BFD at the definition's timers takes it out.
+    ip(&["-n", &net.ns("router"), "link", "set", "p1", "down"]);
+    let took = net.wait_hops(&["198.18.0.2"], Duration::from_secs(5)).expect("lb2 taken out");
+    println!("lb2's link cut: out of tor1's route in {} ms (BFD 100 ms x 3)", took.as_millis());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    lb3.ensure(None);
+    for (_, n) in &nodes {
+        n.ensure(None);
     }
 }

@@ -129,8 +129,7 @@ impl Validator {
                 );
             }
             // The router reaches a director by its BGP next hop: its address on a LAN they share.
-            let shared =
-                points.iter().find(|(lan, a)| a.is_ipv4() && node.on_lan_like(lan, *a).is_some());
+            let shared = points.iter().find(|(lan, a)| a.is_ipv4() && node.on_lan_like(lan, *a).is_some());
             match shared {
                 Some((lan, _)) => {
                     lans.insert(lan.clone());
@@ -237,7 +236,10 @@ impl Validator {
                 self.err(
                     "bgp-external-name",
                     p.key("name"),
-                    format!("external router name {} is already a node's or another external router's", r.name),
+                    format!(
+                        "external router name {} is already a node's or another external router's",
+                        r.name
+                    ),
                     "give each external router a name of its own: it names the directors' sessions",
                 );
             }
@@ -246,7 +248,10 @@ impl Validator {
                 self.err(
                     "bgp-external-address",
                     p.key("address"),
-                    format!("{address} is node {}'s address: an external router is no node of the definition", n.name),
+                    format!(
+                        "{address} is node {}'s address: an external router is no node of the definition",
+                        n.name
+                    ),
                     "give the router's own address on the directors' LAN",
                 );
             }
