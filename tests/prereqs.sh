@@ -29,6 +29,7 @@ NEEDS=(
     "ipvsadm|test -x /usr/sbin/ipvsadm|the referee of the IPVS suites (used inside the VM only)"
     "keepalived|test -x /usr/sbin/keepalived|the VRRP engine of director HA (netns and VM suites)"
     "bird2|test -x /usr/sbin/bird|the BGP daemon of ECMP directors and their router (netns and VM suites)"
+    "frr|test -x /usr/bin/vtysh|FRR's own parser checks what \`lvsctl peering frr\` prints (bgp test)"
     "nftables|test -x /usr/sbin/nft|the marking rule of the VM's IPv6 fwmark service (dual-stack e2e)"
     "qemu-system-x86|has_cmd qemu-system-x86_64|boots the test kernel (VM suites)"
     "kmod|has_cmd depmod|module index of the test kernel"

@@ -2,7 +2,7 @@
 //! definition's `external_routers`). The directors' side is planned and run by their
 //! agents; this is what the network team pastes into the router: one session per director
 //! with BFD at the definition's timers, an import filter that takes nothing but the VIPs as
-//! host routes (and at most one route per VIP from each director), nothing exported to the
+//! host routes (and, on BIRD, stops a director that sends more), nothing exported to the
 //! directors, and multipath so the VIP's flows spread over every director announcing it.
 //!
 //! The output is plain text for a human and a router, so every value in it is one the
@@ -192,7 +192,8 @@ fn frr(s: &RouterSide, c: &mut String) {
     let _ = writeln!(c, "  maximum-paths {}", s.directors.len().max(1));
     let _ = writeln!(c, "  neighbor LVS-DIRECTORS route-map LVS-DIRECTORS-IN in");
     let _ = writeln!(c, "  neighbor LVS-DIRECTORS route-map LVS-DIRECTORS-OUT out");
-    // A director that sends more than the VIPs is cut off, not believed.
+    // A cap on what the filter lets in. (FRR 8.4 does not stop a session for prefixes its
+    // filter refused, even with `force`: tried in the host test; BIRD's `receive limit` does.)
     let _ = writeln!(c, "  neighbor LVS-DIRECTORS maximum-prefix {}", s.vips.len().max(1));
     let _ = writeln!(c, " exit-address-family");
     let _ = writeln!(c, "exit");
@@ -229,10 +230,11 @@ fn bird(s: &RouterSide, c: &mut String) {
     let _ = writeln!(c, "    hold time {}; keepalive time {keepalive};", s.hold_s);
     let _ = writeln!(c, "    connect retry time 2; error wait time 1, 10;");
     let _ = writeln!(c, "    bfd on;");
-    // A director that sends more than the VIPs is stopped, not believed.
+    // A director that sends more than the VIPs is stopped, not believed (the limit counts
+    // the routes the filter refused too, which BIRD remembers only with `keep filtered`).
     let _ = writeln!(
         c,
-        "    ipv{f} {{ import filter lvs_vips_{f}; receive limit {} action disable; export none; }};",
+        "    ipv{f} {{ import filter lvs_vips_{f}; import keep filtered on; receive limit {} action disable; export none; }};",
         s.vips.len().max(1)
     );
     let _ = writeln!(c, "}}");

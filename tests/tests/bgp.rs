@@ -257,22 +257,100 @@ fn routes(net: &Net) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn an_external_router_configured_from_lvsctl_peering_installs_the_vips_and_nothing_else() {
-    if !lvs_tests::root_suite_can_run(Some(("bird", Bird::default_program().exists()))) {
-        return;
+/// A router no agent runs, as FRR: zebra, bfdd and bgpd in the router's namespace (their
+/// sockets, pid files and logs in a directory of the test's), loaded with `vtysh -f` of
+/// what `lvsctl peering frr` printed. Each daemon is killed when dropped.
+struct ExternalFrr {
+    children: Vec<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl ExternalFrr {
+    fn start(ns: &str, config: &str) -> ExternalFrr {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("frr").tempdir_in("/tmp").unwrap();
+        // The daemons drop to user frr: the directory must be theirs to write.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let d = dir.path();
+        let mut children = Vec::new();
+        for daemon in ["zebra", "bfdd", "bgpd"] {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns])
+                .arg(format!("/usr/lib/frr/{daemon}"))
+                .args(["-u", "frr", "-g", "frr", "-f", "/dev/null"])
+                .arg("--vty_socket")
+                .arg(d)
+                .arg("-z")
+                .arg(d.join("zserv.api"))
+                .arg("-i")
+                .arg(d.join(format!("{daemon}.pid")))
+                .arg("--log")
+                .arg(format!("file:{}", d.join(format!("{daemon}.log")).display()));
+            if daemon == "bfdd" {
+                c.arg("--bfdctl").arg(d.join("bfdd.sock"));
+            }
+            // `ip netns exec` execs the daemon: the child's pid is the daemon's.
+            children.push(
+                c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap(),
+            );
+            if daemon == "zebra" {
+                // bfdd and bgpd connect to zebra's socket.
+                poll(Duration::from_secs(10), Duration::from_millis(20), || {
+                    d.join("zserv.api").exists().then_some(())
+                })
+                .expect("zebra's socket");
+            }
+        }
+        let vtys = || ["zebra", "bfdd", "bgpd"].iter().all(|x| d.join(format!("{x}.vty")).exists());
+        poll(Duration::from_secs(10), Duration::from_millis(20), || vtys().then_some(()))
+            .expect("FRR's vty sockets");
+        std::fs::write(d.join("frr.conf"), config).unwrap();
+        let o = Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(d)
+            .arg("-f")
+            .arg(d.join("frr.conf"))
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success() && !said.contains("Unknown command"),
+            "vtysh -f refused the printed config: {said}"
+        );
+        ExternalFrr { children, _dir: dir }
     }
-    const TOR: &str = include_str!("../../deploy/examples/ecmp-tor.toml");
+}
+
+impl Drop for ExternalFrr {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The printed side of tor1 (`lvsctl -f ecmp-tor.toml peering DIALECT --router tor1`).
+fn printed(dialect: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ecmp-tor.toml");
     std::fs::write(&file, TOR).unwrap();
     let out = Command::new(lvs_tests::bin("lvsctl"))
-        .args(["-f", file.to_str().unwrap(), "peering", "bird", "--router", "tor1"])
+        .args(["-f", file.to_str().unwrap(), "peering", dialect, "--router", "tor1"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
 
+const TOR: &str = include_str!("../../deploy/examples/ecmp-tor.toml");
+
+// Long on purpose: one scenario, step by step, for either router daemon.
+/// tor1 of `ecmp-tor.toml` run by `start` (a real BIRD or FRR with the printed side) in
+/// the router's namespace, the directors' agents' engines from the planner's specs: the
+/// ECMP route over all three; a director announcing a prefix that is no VIP: nothing but
+/// the VIP installed from it, and (`cut_off`) its session stopped; a cut link out of the route in under a second (BFD).
+fn external_router<R>(name: &str, cut_off: bool, start: impl FnOnce(&str) -> R) {
     let net = Net::new(
         "198.18.0.250/24",
         &[("lb1", "198.18.0.2/24"), ("lb2", "198.18.0.3/24"), ("lb3", "198.18.0.4/24")],
@@ -284,44 +362,70 @@ fn an_external_router_configured_from_lvsctl_peering_installs_the_vips_and_nothi
         assert_eq!(peers, ["tor1 198.18.0.250", "tor2 198.18.0.251"]);
     }
     let t0 = Instant::now();
-    let _tor1 = ExternalBird::start(&net.ns("router"), &config);
+    let _tor1 = start(&net.ns("router"));
     let nodes: Vec<(String, Node)> =
         specs.into_iter().map(|(n, s)| (n.clone(), Node::start(&net.ns(&n), s))).collect();
-    let node = |name: &str| &nodes.iter().find(|(n, _)| n == name).unwrap().1;
+    let node = |n: &str| &nodes.iter().find(|(x, _)| x == n).unwrap().1;
     let all = ["198.18.0.2", "198.18.0.3", "198.18.0.4"];
     net.wait_hops(&all, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("no ECMP route on tor1: {:?}\n{config}", net.next_hops()));
+        .unwrap_or_else(|| panic!("{name}: no ECMP route on tor1: {:?}\n{}", net.next_hops(), routes(&net)));
     println!(
-        "tor1 (BIRD, the printed config): ECMP route over 3 directors {} ms after start",
+        "tor1 ({name}, the printed config): ECMP route over 3 directors {} ms after start",
         t0.elapsed().as_millis()
     );
     // Each director has its session with tor1 up and the one with tor2 (absent) down.
-    assert!(
-        poll(Duration::from_secs(5), Duration::from_millis(50), || (node("lb1").sessions_up() == 1)
-            .then_some(()))
-        .is_some()
-    );
+    let one_up = || (node("lb1").sessions_up() == 1).then_some(());
+    assert!(poll(Duration::from_secs(5), Duration::from_millis(50), one_up).is_some());
 
-    // A director announcing more than the VIPs (here a /24 of the LAN, as a compromised or
-    // misconfigured one might) is cut off by the router's limit, and nothing of it is installed.
+    // A director announcing more than the VIPs (here a /24, as a compromised or
+    // misconfigured one might): nothing but the VIP is ever installed from it. BIRD's
+    // receive limit also cuts it off; FRR keeps it, filtered.
     let mut spoiled = node("lb3").spec.clone();
     spoiled.announce.push("198.18.1.0/24".parse().unwrap());
     node("lb3").ensure(None);
-    let lb3 = Node::start(&net.ns("lb3"), spoiled);
     net.wait_hops(&["198.18.0.2", "198.18.0.3"], Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("lb3 still a next hop: {:?}", net.next_hops()));
+        .unwrap_or_else(|| panic!("{name}: lb3 stopped but still a next hop: {:?}", net.next_hops()));
+    let lb3 = Node::start(&net.ns("lb3"), spoiled);
+    // lb3's session comes up (its side sees it established) before the router decides.
+    let lb3_up = || (lb3.sessions_up() == 1).then_some(());
+    assert!(
+        poll(Duration::from_secs(15), Duration::from_millis(20), lb3_up).is_some(),
+        "{name}: lb3 never peered"
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(net.next_hops(), ["198.18.0.2", "198.18.0.3"], "lb3 stays cut off");
+    let want: &[&str] = if cut_off { &["198.18.0.2", "198.18.0.3"] } else { &all };
+    assert_eq!(net.next_hops(), want, "{name}: lb3 {}", if cut_off { "cut off" } else { "kept for its VIP" });
     let r = routes(&net);
-    assert!(!r.contains("198.18.1.0/24"), "a prefix that is no VIP is never installed:\n{r}");
+    assert!(!r.contains("198.18.1.0/24"), "{name}: a prefix that is no VIP is never installed:\n{r}");
 
     // lb2's link cut: tor1's BFD at the definition's timers takes it out.
     ip(&["-n", &net.ns("router"), "link", "set", "p1", "down"]);
-    let took = net.wait_hops(&["198.18.0.2"], Duration::from_secs(5)).expect("lb2 taken out");
-    println!("lb2's link cut: out of tor1's route in {} ms (BFD 100 ms x 3)", took.as_millis());
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    let rest: Vec<&str> = want.iter().copied().filter(|h| *h != "198.18.0.3").collect();
+    let took = net.wait_hops(&rest, Duration::from_secs(5)).expect("lb2 taken out");
+    println!("{name}: lb2's link cut: out of tor1's route in {} ms (BFD 100 ms x 3)", took.as_millis());
+    assert!(took < Duration::from_secs(1), "{name}: {took:?}");
     lb3.ensure(None);
     for (_, n) in &nodes {
         n.ensure(None);
     }
+}
+
+#[test]
+fn an_external_bird_configured_from_lvsctl_peering_installs_the_vips_and_nothing_else() {
+    if !lvs_tests::root_suite_can_run(Some(("bird", Bird::default_program().exists()))) {
+        return;
+    }
+    let config = printed("bird");
+    external_router("BIRD", true, |ns| ExternalBird::start(ns, &config));
+}
+
+#[test]
+fn an_external_frr_configured_from_lvsctl_peering_installs_the_vips_and_nothing_else() {
+    let frr =
+        std::path::Path::new("/usr/lib/frr/bgpd").exists() && std::path::Path::new("/usr/bin/vtysh").exists();
+    if !lvs_tests::root_suite_can_run(Some(("FRR (package frr)", frr))) {
+        return;
+    }
+    let config = printed("frr");
+    external_router("FRR", false, |ns| ExternalFrr::start(ns, &config));
 }

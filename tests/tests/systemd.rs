@@ -449,6 +449,17 @@ fn after_reboot_the_cluster_comes_back_from_the_agents_alone() {
     }
 }
 
+/// The process names in `node`'s unit (its cgroup): the agent and the engines it runs.
+fn unit_processes(node: &str) -> Vec<String> {
+    let cgroup = show(&unit(node), "ControlGroup");
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup{cgroup}/cgroup.procs")).unwrap_or_default();
+    procs
+        .split_whitespace()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
 /// `node`'s VRRP state as `lvsctl status -o json` reports it.
 fn vrrp_state(lab: &Lab, node: &str) -> Option<String> {
     let (_, st) = lab.json(&["status", "--node", node]);
@@ -479,14 +490,7 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     // keepalived runs in the agent's cgroup, under the agent's unit (its capabilities and
     // address families are the unit's).
     for d in ["director", "director2"] {
-        let cgroup = show(&unit(d), "ControlGroup");
-        let procs =
-            std::fs::read_to_string(format!("/sys/fs/cgroup{cgroup}/cgroup.procs")).unwrap_or_default();
-        let names: Vec<String> = procs
-            .split_whitespace()
-            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
-            .map(|c| c.trim().to_string())
-            .collect();
+        let names = unit_processes(d);
         assert!(names.iter().any(|n| n == "keepalived"), "{d}: keepalived not in its unit: {names:?}");
         let daemons = text(&lab.exec(d, &["ipvsadm", "-L", "--daemon"]));
         assert!(
@@ -529,5 +533,74 @@ fn two_directors_as_real_services_elect_and_hand_over() {
     });
     assert!(back.is_some(), "one master again after {b}'s agent was killed:\n{}", status_of(b));
     println!("after {b}'s agent was SIGKILLed and restarted by systemd: {:?}", back.unwrap());
+    drop(lab);
+}
+
+/// The router's next hops for the ECMP lab's VIP, sorted.
+fn next_hops(lab: &Lab) -> Vec<String> {
+    let t = text(&lab.exec("router", &["ip", "route", "show", "198.18.0.100"]));
+    let w: Vec<&str> = t.split_whitespace().collect();
+    let mut hops: Vec<String> = w.windows(2).filter(|p| p[0] == "via").map(|p| p[1].to_string()).collect();
+    hops.sort();
+    hops
+}
+
+#[test]
+#[ignore = "needs the systemd floor: run by tests/vm/run systemd (after the HA test)"]
+fn ecmp_directors_as_real_services_announce_over_bgp() {
+    step("14. active-active directors under systemd: BIRD as each agent's child, inside the unit's sandbox");
+    let ecmp =
+        edit(include_str!("../../deploy/examples/ecmp.toml"), &[("generation = 1", "generation = 20")]);
+    let mut lab = Lab::up_at("sdecmp", std::path::Path::new("/var/lib/lvslab-ecmp"), &ecmp, &AGENTS);
+    ok(&lab.lvsctl(&["apply", "--yes"]));
+    let all = ["198.18.0.2", "198.18.0.3", "198.18.0.4"];
+    let t0 = Instant::now();
+    poll(Duration::from_secs(60), Duration::from_millis(100), || (next_hops(&lab) == all).then_some(()))
+        .unwrap_or_else(|| panic!("no ECMP route: {:?}\n{}", next_hops(&lab), status_of("router")));
+    println!(
+        "under systemd: ECMP route over three directors {} ms after the apply",
+        t0.elapsed().as_millis()
+    );
+    // BIRD runs in each agent's cgroup, under the agent's unit (its capabilities: binding
+    // port 179, the router's route writes), and the unit's hardening is unchanged.
+    for n in ["router", "lb1", "lb2", "lb3"] {
+        let names = unit_processes(n);
+        assert!(names.iter().any(|x| x == "bird"), "{n}: BIRD not in its unit: {names:?}\n{}", status_of(n));
+    }
+    let status = ok(&lab.lvsctl(&["status"]));
+    assert!(status.contains("bgp 3/3 up"), "{status}");
+
+    step("15. a drain and an enable under load, and a director's agent SIGKILLed: its BIRD goes with it");
+    let load = lvs_tests::start_load_with(&mut lab, VIP, "ecmp", &["--every", "25ms", "--timeout", "1s"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let t = ok(&lab.lvsctl(&["director", "drain", "lb1", "--wait", "30s"]));
+    assert!(t.contains("0 live connection(s) left"), "{t}");
+    poll(Duration::from_secs(5), Duration::from_millis(50), || {
+        (next_hops(&lab) == ["198.18.0.3", "198.18.0.4"]).then_some(())
+    })
+    .expect("lb1 withdrawn");
+    ok(&lab.lvsctl(&["director", "enable", "lb1"]));
+    poll(Duration::from_secs(10), Duration::from_millis(50), || (next_hops(&lab) == all).then_some(()))
+        .expect("lb1 back");
+    std::thread::sleep(Duration::from_millis(800));
+    let report = stop_load(&mut lab, load);
+    println!("drain and enable of lb1 under systemd: {report}");
+    assert_eq!(report["failed"].as_u64().unwrap(), 0, "{report}");
+    // The agent is the engine's lifeline: killed, its BIRD dies with it (no director keeps
+    // announcing a VIP nothing watches), and systemd's restart announces again.
+    let before = restarts("lb2");
+    ok(&systemctl(&["kill", "--signal=SIGKILL", "--kill-whom=main", &unit("lb2")]));
+    let out = poll(Duration::from_secs(5), Duration::from_millis(20), || {
+        (!next_hops(&lab).contains(&"198.18.0.3".to_string())).then_some(())
+    });
+    assert!(out.is_some(), "lb2 still routed after its agent was killed: {:?}", next_hops(&lab));
+    restarted("lb2", before, Duration::from_secs(30));
+    let back = Instant::now();
+    poll(Duration::from_secs(30), Duration::from_millis(100), || (next_hops(&lab) == all).then_some(()))
+        .unwrap_or_else(|| panic!("lb2 not back: {:?}\n{}", next_hops(&lab), status_of("lb2")));
+    println!(
+        "lb2's agent SIGKILLed: withdrawn, restarted by systemd, in the route again {} ms after",
+        back.elapsed().as_millis()
+    );
     drop(lab);
 }

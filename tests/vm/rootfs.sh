@@ -8,12 +8,13 @@ CACHE=${LVS_VM_CACHE:-$HOME/.cache/lvs-dr-vm}
 MIRROR=${LVS_VM_MIRROR:-http://deb.debian.org/debian}
 # What a host running the agents has: systemd, iproute2, kmod; chrony for the router's NTP,
 # busybox for the real servers' httpd, procps and ipvsadm for looking around; keepalived and
-# nftables, which the packages recommend for directors in a [[vrrp]] instance.
-PACKAGES=systemd,systemd-sysv,udev,kmod,iproute2,chrony,busybox-static,procps,ipvsadm,keepalived,nftables
+# nftables, which the packages recommend for directors in a [[vrrp]] instance, and bird2 for
+# [bgp] directors and their router.
+PACKAGES=systemd,systemd-sysv,udev,kmod,iproute2,chrony,busybox-static,procps,ipvsadm,keepalived,nftables,bird2
 # Boot in seconds under TCG: no getty on the serial console (its device unit would wait
 # 90 s), no static-nodes pass, no NTP client steering the guest's clock on its own, no
-# keepalived of the system's own (a director's agent runs its engine).
-MASK="serial-getty@ttyS0.service getty@tty1.service kmod-static-nodes.service chrony.service systemd-timesyncd.service keepalived.service"
+# keepalived or BIRD of the system's own (an agent runs its engine).
+MASK="serial-getty@ttyS0.service getty@tty1.service kmod-static-nodes.service chrony.service systemd-timesyncd.service keepalived.service bird.service"
 KEY=$(printf '%s\n' bookworm "$PACKAGES" "$MASK" "$(sha256sum "$0" | cut -c1-16)" | sha256sum | cut -c1-16)
 TAR=$CACHE/rootfs-bookworm-$KEY.tar
 if [ ! -s "$TAR" ]; then

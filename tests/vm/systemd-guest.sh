@@ -41,6 +41,7 @@ if [ "$phase" = 1 ]; then
 else
     run "systemd:after-reboot" 600 after_reboot_the_cluster_comes_back_from_the_agents_alone
     [ $rc = 0 ] && run "systemd:ha" 600 two_directors_as_real_services_elect_and_hand_over
+    [ $rc = 0 ] && run "systemd:ecmp" 600 ecmp_directors_as_real_services_announce_over_bgp
 fi
 say "LVSVM-EXIT $rc"
 sync

@@ -20,6 +20,9 @@ use crate::model::{BgpGroup, BgpRouter, ExternalRouter, Lan, Node, Service};
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(3);
 /// BFD interval when the definition gives none: with 3 missed, a director is out in 0.3 s.
 pub const DEFAULT_BFD_INTERVAL: Duration = Duration::from_millis(100);
+/// Where the router side sits: a LAN and its address there.
+type Point = (String, IpAddr);
+
 /// Schedulers that pick the same real server for a flow on every director.
 pub const CONSISTENT_SCHEDULERS: &[&str] = &["mh", "sh"];
 
@@ -193,7 +196,7 @@ impl Validator {
         nodes: &[Node],
         lans: &[Lan],
         path: &KeyPath,
-    ) -> Option<(BgpRouter, Vec<(String, IpAddr)>)> {
+    ) -> Option<(BgpRouter, Vec<Point>)> {
         if !b.external_routers.is_empty() {
             let (routers, points) = self.external_routers(b, nodes, lans, path)?;
             return Some((BgpRouter::External(routers), points));
@@ -219,7 +222,7 @@ impl Validator {
         nodes: &[Node],
         lans: &[Lan],
         path: &KeyPath,
-    ) -> Option<(Vec<ExternalRouter>, Vec<(String, IpAddr)>)> {
+    ) -> Option<(Vec<ExternalRouter>, Vec<Point>)> {
         let mut routers: Vec<ExternalRouter> = Vec::new();
         let mut points = Vec::new();
         let errors = self.diags.len();
@@ -266,7 +269,7 @@ impl Validator {
             }
             routers.push(ExternalRouter { name: r.name.clone(), address });
         }
-        let on: BTreeSet<&str> = points.iter().map(|(l, _): &(String, IpAddr)| l.as_str()).collect();
+        let on: BTreeSet<&str> = points.iter().map(|(l, _): &Point| l.as_str()).collect();
         if on.len() > 1 {
             self.err(
                 "bgp-external-lan",
