@@ -11,6 +11,8 @@
 //!   only writer of the kernel and the only owner of the accepted spec.
 //! - [`health`]: destination checks, quorum, notify hooks, the node's own checks, scripts.
 //! - [`ha`]: the VRRP engine (keepalived) and the planned hand-over.
+//! - [`bgp`]: the BGP engine (BIRD) of ECMP directors and their router.
+//! - [`arp`]: the router's ARP watch (who answers for each VIP).
 //! - [`server`]: the management port (listener, authorization, gRPC, enrolment, TLS).
 //! - [`telemetry`]: events, counters and the `/metrics` exposition.
 //! - [`node`]: the [`node::Agent`], which every gRPC handler hands its work to.
@@ -34,12 +36,16 @@
 //! - **listener** ([`server`]): the accept loop with one task per TLS handshake, a
 //!   watcher of the revocation list (a `watch` channel) that cuts revoked callers off,
 //!   and the `mpsc` channel of accepted connections tonic serves.
+//! - **ARP watch** ([`node`], the router): every interval, asks each LAN in ARP who has
+//!   each VIP (a raw packet socket on a blocking thread) and keeps the last round for
+//!   status and metrics; a leak found or gone is an event.
 //! - **metrics server** ([`telemetry`]): its accept loop and one task per scrape.
 //! - **events** ([`telemetry`]): a bounded `broadcast` channel; a slow subscriber loses
 //!   old events and never blocks the agent.
 //! - **watchdog feeder** ([`run`]): tells systemd the agent is alive while the reconciler
 //!   answers.
 //! - **netlink connection** ([`kernel`]): rtnetlink's connection task, one per handle.
+pub mod arp;
 pub mod bgp;
 pub mod ha;
 pub mod health;

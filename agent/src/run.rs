@@ -273,6 +273,7 @@ fn agent_of<S: crate::kernel::system::System + 'static>(config: &Config, sys: Ar
                 &crate::bgp::bird::Bird::default_program(),
                 events.clone(),
             )),
+            arp: Arc::new(crate::arp::ask::PacketArp),
         }
     })
 }

@@ -11,6 +11,7 @@ use lvs_proto::spec::{
 
 use crate::model::{Cluster, Node, RealServer, Service};
 
+mod arp_watch;
 mod bgp;
 
 /// Kernel parameters, by role, and why each exists.
@@ -145,7 +146,9 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
         ipvs_timeouts: None,
         vrrp: None,
         bgp: None,
+        arp_watch: None,
     };
+    spec.arp_watch = arp_watch::plan(cluster, node);
     match node.role {
         Role::Router => plan_router(cluster, node, &mut spec),
         Role::Director => plan_director(cluster, node, &mut spec),

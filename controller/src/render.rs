@@ -65,6 +65,27 @@ fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
     if let Some(b) = &spec.bgp {
         bgp(out, b);
     }
+    if let Some(a) = &spec.arp_watch {
+        arp_watch(out, a);
+    }
+}
+
+/// What the router asks in ARP, and who may answer.
+fn arp_watch(out: &mut String, a: &lvs_proto::spec::ArpWatchSpec) {
+    for l in &a.lans {
+        for v in &l.vips {
+            let who = if v.holders.is_empty() {
+                "nobody (reached by BGP next hop)".to_string()
+            } else {
+                v.holders.join(" or ")
+            };
+            let _ = writeln!(
+                out,
+                "      arp      watch {} on {} every {} ms: may answer {}  (a real server answering is a leak)",
+                v.address, l.interface, a.interval_ms, who
+            );
+        }
+    }
 }
 
 /// The VRRP instance the director's engine runs, and the sync daemon beside it.

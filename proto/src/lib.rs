@@ -216,6 +216,9 @@ mod tests {
                 bfd_multiplier: 5,
                 install_routes: false,
             }),
+            // The router's alone (the decoder refuses it on a director): its round trip is
+            // `wire::arp`'s test.
+            arp_watch: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+mod arp;
 mod bgp;
 mod fields;
 mod health;
@@ -105,6 +106,7 @@ impl From<&NodeSpec> for pb::NodeSpec {
                 startup_delay_ms: v.startup_delay_ms,
             }),
             bgp: s.bgp.as_ref().map(Into::into),
+            arp_watch: s.arp_watch.as_ref().map(Into::into),
         }
     }
 }
@@ -278,6 +280,9 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             }
         }
         // BGP is the directors' and the router's; a real server runs no routing daemon.
+        if role != Role::Router && s.arp_watch.is_some() {
+            return err("arp_watch", "only the router watches ARP for the VIPs");
+        }
         if role == Role::RealServer && s.bgp.is_some() {
             return err("bgp", "a real_server runs no BGP (directors and the router only)");
         }
@@ -366,6 +371,7 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             }),
             vrrp: s.vrrp.as_ref().map(vrrp_from).transpose()?,
             bgp: s.bgp.as_ref().map(bgp::bgp_from).transpose()?,
+            arp_watch: s.arp_watch.as_ref().map(arp::arp_watch_from).transpose()?,
         })
     }
 }

@@ -290,6 +290,21 @@ fn everything() -> String {
             error: None,
             drained: false,
         }),
+        // (A router's, in one snapshot with a director's: every family is served somewhere.)
+        arp_watch: Some(lvs_proto::reply::ArpWatchStatus {
+            vips: vec![lvs_proto::reply::VipArp {
+                address: "198.18.0.100".into(),
+                answers: vec![lvs_proto::reply::ArpAnswer {
+                    mac: "02:00:00:00:00:11".into(),
+                    node: Some("rs1".into()),
+                }],
+                leak: Some("rs1 (02:00:00:00:00:11) answers ARP for it (only director may)".into()),
+                holders: vec!["director".into()],
+            }],
+            rounds: 4,
+            last_round_unix_ms: 0,
+            error: None,
+        }),
     };
     let m = lvs_agent::telemetry::Metrics::default();
     m.event(lvs_proto::reply::EventKind::Drift);

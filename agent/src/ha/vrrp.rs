@@ -6,7 +6,6 @@
 //! IPVS table and the connection-sync daemons are planned and applied like everything
 //! else (see `diff::sync_daemons`).
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use lvs_proto::reply::{VrrpState, VrrpStatus};
 use lvs_proto::spec::VrrpSpec;
@@ -99,7 +98,7 @@ pub struct Tracker {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    crate::telemetry::events::unix_ms()
 }
 
 impl Tracker {

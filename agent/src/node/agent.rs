@@ -36,6 +36,10 @@ pub struct Agent<S: System + 'static> {
     pub(super) bgp: Arc<dyn crate::bgp::BgpEngine>,
     /// What the announcer last decided and saw, to report changes once (`node::announce`).
     pub(super) bgp_seen: Mutex<crate::bgp::Seen>,
+    /// The router's ARP socket; [`crate::arp::NoArp`] in tests.
+    pub(super) arp: Arc<dyn crate::arp::ArpAsker>,
+    /// The ARP watch's last round (`node::arp_watch`).
+    pub(super) arp_last: Mutex<Option<lvs_proto::reply::ArpWatchStatus>>,
     /// Every background loop the agent starts (clock, start-up retry, healer, and the
     /// servers `run` starts beside it): one stop ends them all.
     pub(super) tasks: crate::tasks::Tasks,
@@ -47,12 +51,14 @@ pub struct Engines {
     pub vrrp: Arc<dyn crate::ha::vrrp::VrrpEngine>,
     /// BGP: BIRD on ECMP directors and their router.
     pub bgp: Arc<dyn crate::bgp::BgpEngine>,
+    /// ARP: the router's watch asks through it.
+    pub arp: Arc<dyn crate::arp::ArpAsker>,
 }
 
 impl Engines {
-    /// `vrrp` and no BGP.
+    /// `vrrp`, and no BGP or ARP.
     pub fn vrrp_only(vrrp: Arc<dyn crate::ha::vrrp::VrrpEngine>) -> Self {
-        Self { vrrp, bgp: Arc::new(crate::bgp::NoBgp) }
+        Self { vrrp, bgp: Arc::new(crate::bgp::NoBgp), arp: Arc::new(crate::arp::NoArp) }
     }
 }
 
@@ -111,12 +117,14 @@ impl<S: System + 'static> Agent<S> {
         let revoked =
             Arc::new(crate::server::revoked::Revoked::load(store.path().parent().unwrap_or(Path::new("."))));
         let events = Events::default();
-        let Engines { vrrp, bgp } = engines(&events);
+        let Engines { vrrp, bgp, arp } = engines(&events);
         Arc::new(Self {
             revoked,
             vrrp,
             bgp,
             bgp_seen: Mutex::default(),
+            arp,
+            arp_last: Mutex::new(None),
             node: node.to_string(),
             rec: Arc::new(Reconciler::with_scripts(node, sys, store, scripts)),
             events,

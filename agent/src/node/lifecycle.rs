@@ -33,6 +33,7 @@ impl<S: System + 'static> Agent<S> {
             }
         });
         self.start_announcer();
+        self.start_arp_watch();
         let first = self.start_once().await;
         if let Err(e) = &first {
             *self.startup.lock().expect("startup") = Some(e.to_string());

@@ -2,6 +2,7 @@
 //! responsibility over the one [`Agent`] struct.
 mod agent;
 mod announce;
+mod arp_watch;
 mod error;
 mod failover;
 mod ipvs;

@@ -114,6 +114,7 @@ impl<S: System + 'static> Agent<S> {
             sync_daemons: self.sync_daemons_of(director).await,
             services: spec.map(|s| crate::health::quorum::view(s, &state.runtime)).unwrap_or_default(),
             bgp: self.bgp_status().await,
+            arp_watch: self.arp_status(),
         })
     }
 
@@ -161,6 +162,7 @@ impl<S: System + 'static> Agent<S> {
             vrrp: self.vrrp_status(),
             sync_daemons,
             bgp: self.bgp_status().await,
+            arp_watch: self.arp_status(),
         }
     }
 

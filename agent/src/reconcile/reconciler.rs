@@ -285,6 +285,7 @@ impl<S: System> Reconciler<S> {
                 ipvs_timeouts: None,
                 vrrp: None,
                 bgp: None,
+                arp_watch: None,
             },
             None => return Err(ReconcileError::NoSpec),
         };

@@ -5,6 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lvs_proto::reply::{Change, EVENT_MAX_CHANGES, Event, EventKind, Failure};
 use tokio::sync::broadcast;
 
+/// Now, in ms since the epoch (0 before it: a clock that far off says so in status).
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 use crate::telemetry::metrics::Metrics;
 use std::sync::Arc;
 
@@ -56,7 +61,7 @@ impl Events {
             by = by.as_ref().map(tracing::field::display),
             "{message}"
         );
-        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let unix_ms = unix_ms();
         detail.changes.truncate(EVENT_MAX_CHANGES);
         // The node is the subscriber's to fill in: the feed does not know its own name.
         let e = Event {

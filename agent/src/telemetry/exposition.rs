@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub sync_daemons: Vec<SyncDaemon>,
     /// ECMP directors and their router: BGP sessions and announcements.
     pub bgp: Option<lvs_proto::reply::BgpStatus>,
+    /// The router's ARP watch, as of its last round.
+    pub arp_watch: Option<lvs_proto::reply::ArpWatchStatus>,
 }
 
 /// Register a gauge family filled from `rows`.
@@ -170,6 +172,9 @@ impl Snapshot {
         }
         if let Some(b) = &self.bgp {
             register_bgp(reg, b);
+        }
+        if let Some(a) = &self.arp_watch {
+            register_arp(reg, a);
         }
         if !self.sync_daemons.is_empty() {
             gauges(
@@ -337,5 +342,39 @@ fn register_bgp(reg: &mut Registry, b: &lvs_proto::reply::BgpStatus) {
         "lvs_bgp_drained",
         "This director was drained by an admin (1): it announces nothing",
         up(b.drained),
+    );
+}
+
+/// `lvs_arp_*`: per VIP, how many MACs answered and whether that is a leak; per leaking
+/// node, a 1 (the alert names it). Served by the router.
+fn register_arp(reg: &mut Registry, a: &lvs_proto::reply::ArpWatchStatus) {
+    gauges(
+        reg,
+        "lvs_arp_vip_answers",
+        "MACs that answered ARP for the VIP in the router's last round",
+        a.vips.iter().map(|v| (vec![("vip", v.address.clone())], v.answers.len() as f64)),
+    );
+    gauges(
+        reg,
+        "lvs_arp_vip_leak",
+        "The VIP leaks (1): a node that may not answer ARP for it did, or more than one did",
+        a.vips.iter().map(|v| (vec![("vip", v.address.clone())], if v.leak.is_some() { 1.0 } else { 0.0 })),
+    );
+    gauges(
+        reg,
+        "lvs_arp_vip_leak_by",
+        "A node answering ARP for a VIP it may not (1), by VIP, that node (`answered_by`; `unknown`: a MAC no node answers its own address with) and MAC",
+        a.vips.iter().flat_map(|v| {
+            v.leakers().into_iter().map(move |x| {
+                let node = x.node.clone().unwrap_or_else(|| "unknown".into());
+                (vec![("vip", v.address.clone()), ("answered_by", node), ("mac", x.mac.clone())], 1.0)
+            })
+        }),
+    );
+    counters(
+        reg,
+        "lvs_arp_watch_rounds",
+        "Rounds of the router's ARP watch since the agent started",
+        [(vec![], a.rounds)],
     );
 }

@@ -56,6 +56,13 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
             );
         }
     }
+    // A leak is traffic going where it should not (the alert is critical): a problem, not a
+    // warning.
+    if let Some(a) = &s.arp_watch {
+        p.extend(
+            a.leaks().map(|v| format!("VIP {} ARP leak: {}", v.address, v.leak.as_deref().unwrap_or(""))),
+        );
+    }
     p
 }
 
@@ -90,6 +97,9 @@ pub fn warnings(node: &str, s: &NodeStatus) -> Vec<String> {
     let mut w = Vec::new();
     if s.bgp.as_ref().is_some_and(|b| b.drained) {
         w.push(format!("drained: announces no VIP (`lvsctl director enable {node}` brings it back)"));
+    }
+    if let Some(e) = s.arp_watch.as_ref().and_then(|a| a.error.as_ref()) {
+        w.push(format!("ARP watch cannot ask: {e}"));
     }
     if let Some(c) = &s.certificate {
         let left = c.days_left(now_unix());

@@ -34,6 +34,8 @@ pub enum EventKind {
     Vrrp,
     /// A BGP session came up or went down; a VIP was announced or withdrawn.
     Bgp,
+    /// The router's ARP watch found a VIP leak, or found it gone.
+    Arp,
 }
 
 impl EventKind {
@@ -51,6 +53,7 @@ impl EventKind {
             EventKind::Certificate => "certificate",
             EventKind::Vrrp => "vrrp",
             EventKind::Bgp => "bgp",
+            EventKind::Arp => "arp",
         }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Text is a view: every type here prints itself ([`std::fmt::Display`]) in the words
 //! `lvsctl` has always used, and serialises (serde) to the JSON `-o json` prints.
+mod arp;
 mod bgp;
 mod changes;
 mod events;
@@ -13,6 +14,7 @@ mod status;
 mod table;
 mod text;
 
+pub use arp::*;
 pub use bgp::*;
 pub use changes::*;
 pub use events::*;

@@ -142,6 +142,9 @@ pub struct NodeStatus {
     pub services: Vec<ServiceHealth>,
     /// Directors and the router in the cluster's BGP.
     pub bgp: Option<super::bgp::BgpStatus>,
+    /// The router: who answers ARP for each VIP (its ARP watch); `None`: no watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arp_watch: Option<super::arp::ArpWatchStatus>,
 }
 
 /// A director's checked service: destinations in service against its quorum.

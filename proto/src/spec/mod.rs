@@ -5,6 +5,7 @@
 //! [`NodeSpec::steps`], because DR depends on it: a real server must stop answering ARP for
 //! the VIP *before* the VIP exists on its loopback, or it will steal the VIP from the
 //! director for a moment (the seed article, step 6.2 before 6.3).
+mod arp;
 mod bgp;
 mod checks;
 mod host;
@@ -12,6 +13,7 @@ mod key;
 mod node;
 mod services;
 
+pub use arp::*;
 pub use bgp::*;
 pub use checks::*;
 pub use host::*;

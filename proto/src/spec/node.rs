@@ -72,6 +72,10 @@ pub struct NodeSpec {
     /// existed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<super::bgp::BgpSpec>,
+    /// The router: the VIPs it asks for in ARP and who may answer; `None`: no watch.
+    /// (Absent from state files written before it existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_watch: Option<super::arp::ArpWatchSpec>,
 }
 
 /// A director's part in one VRRP instance. Its VIPs are held only while it is master:

@@ -92,6 +92,7 @@ pub fn director(services: Vec<VirtualServiceSpec>) -> NodeSpec {
         ipvs_timeouts: None,
         vrrp: None,
         bgp: None,
+        arp_watch: None,
         virtual_services: services,
     }
 }

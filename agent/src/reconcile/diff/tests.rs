@@ -53,6 +53,7 @@ fn real_server() -> NodeSpec {
         ipvs_timeouts: None,
         vrrp: None,
         bgp: None,
+        arp_watch: None,
     }
 }
 

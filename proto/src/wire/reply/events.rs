@@ -22,6 +22,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Certificate => pb::EventKind::Certificate,
             EventKind::Vrrp => pb::EventKind::Vrrp,
             EventKind::Bgp => pb::EventKind::Bgp,
+            EventKind::Arp => pb::EventKind::Arp,
         }
     }
 }
@@ -57,6 +58,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Certificate) => EventKind::Certificate,
             Ok(pb::EventKind::Vrrp) => EventKind::Vrrp,
             Ok(pb::EventKind::Bgp) => EventKind::Bgp,
+            Ok(pb::EventKind::Arp) => EventKind::Arp,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {

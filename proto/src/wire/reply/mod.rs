@@ -1,6 +1,7 @@
 //! Replies ([`crate::reply`]) to and from the wire. The agent encodes with `From`; the
 //! controller decodes with `TryFrom` once, at its fleet boundary, and a reply with a field
 //! it cannot read is named (`actions[3].change.ipvs.destination: ...`), never guessed.
+mod arp;
 mod bgp;
 mod changes;
 mod events;
@@ -184,6 +185,20 @@ mod tests {
                 }],
                 error: Some("bird exited".into()),
                 drained: true,
+            }),
+            arp_watch: Some(ArpWatchStatus {
+                vips: vec![VipArp {
+                    address: "198.18.0.100".into(),
+                    answers: vec![
+                        ArpAnswer { mac: "02:00:00:00:00:02".into(), node: Some("director".into()) },
+                        ArpAnswer { mac: "02:00:00:00:00:99".into(), node: None },
+                    ],
+                    leak: Some("an unknown host (02:00:00:00:00:99) answers ARP for it".into()),
+                    holders: vec!["director".into()],
+                }],
+                rounds: 12,
+                last_round_unix_ms: 1_796_437_865_000,
+                error: Some("eth9: no such interface".into()),
             }),
             services: vec![ServiceHealth {
                 service: key(),

@@ -98,6 +98,7 @@ impl From<&NodeStatus> for pb::StatusResponse {
                 .map(|c| pb::Certificate { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
             vrrp: s.vrrp.as_ref().map(Into::into),
             bgp: s.bgp.as_ref().map(Into::into),
+            arp_watch: s.arp_watch.as_ref().map(Into::into),
             sync_daemons: s
                 .sync_daemons
                 .iter()
@@ -171,6 +172,7 @@ impl TryFrom<&pb::StatusResponse> for NodeStatus {
                 .map(|c| CertificateInfo { serial: c.serial.clone(), not_after_unix: c.not_after_unix }),
             vrrp: s.vrrp.as_ref().map(VrrpStatus::try_from).transpose()?,
             bgp: s.bgp.as_ref().map(crate::reply::BgpStatus::try_from).transpose()?,
+            arp_watch: s.arp_watch.as_ref().map(crate::reply::ArpWatchStatus::try_from).transpose()?,
             sync_daemons: s
                 .sync_daemons
                 .iter()

@@ -1,0 +1,13 @@
+//! The router's ARP watch (issue 30): who answers ARP for each VIP.
+//!
+//! - [`ask`]: the side effect, behind [`ArpAsker`]: ARP requests from one interface and the
+//!   replies that come back within a window ([`ask::PacketArp`], an `AF_PACKET` socket).
+//! - [`judge`]: pure: the replies of one round against the spec's holders, as the status
+//!   reports it (a leak when a node that may not answer did, or more than one MAC did).
+//!
+//! The loop that runs a round every interval, reports leaks as events and keeps the last
+//! round for status and metrics is `node::arp_watch`.
+pub mod ask;
+pub mod judge;
+
+pub use ask::{ArpAsker, ArpReply, NoArp};
