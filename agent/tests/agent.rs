@@ -281,7 +281,7 @@ async fn a_stop_ends_every_background_task() {
     *sys.fail_on.lock().unwrap() = Some("list addresses".into());
     a.start().await.unwrap_err(); // the stored spec cannot be re-applied: the retry runs too
     a.spawn_healer(Duration::from_secs(1));
-    assert_eq!(a.tasks().live(), 4, "clock loop, BGP announcer, start-up retry, healer");
+    assert_eq!(a.tasks().live(), 5, "clock loop, BGP announcer, ARP watch, start-up retry, healer");
     assert!(a.stop(Duration::from_secs(5)).await, "no apply in progress");
     assert_eq!(a.tasks().live(), 0);
     a.spawn_healer(Duration::from_secs(1));

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, start_load_with, step, stop_load, text};
 
 // A directory of its own: a file beside this one would be a test target of its own.
+#[path = "e2e/arp.rs"]
+mod arp;
 #[path = "e2e/article.rs"]
 mod article;
 #[path = "e2e/dual.rs"]
