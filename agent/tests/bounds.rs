@@ -68,6 +68,9 @@ async fn a_probe_tallies_a_bounded_number_of_short_lines() {
             count: 500,
             concurrency: 8,
             timeout: Duration::from_secs(5),
+            interval: None,
+            duration: None,
+            drill: None,
         })
         .await;
     assert_eq!(v.answered, 500, "{:?}", v.errors);

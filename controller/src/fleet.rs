@@ -412,6 +412,9 @@ impl Fleet {
             count: probe.count,
             concurrency: probe.concurrency,
             timeout_ms: probe.timeout.as_millis() as u64,
+            interval_ms: probe.interval.map_or(0, |i| i.as_millis() as u32),
+            duration_ms: probe.duration.map_or(0, |d| d.as_millis() as u64),
+            drill: probe.drill.clone().unwrap_or_default(),
         };
         let r = self.call_within(node, deadline, |mut c| async move { c.probe(req).await }).await?;
         Ok(ProbeTally::from(&r))
@@ -447,6 +450,12 @@ pub struct Probe {
     pub concurrency: u32,
     /// Per request.
     pub timeout: Duration,
+    /// Open loop: one request every this long (`None`: the next when one ends).
+    pub interval: Option<Duration>,
+    /// Keep sending this long (`None`: `count` requests).
+    pub duration: Option<Duration>,
+    /// A failover drill's name: the agent keeps the result and reports it.
+    pub drill: Option<String>,
 }
 
 fn decoded<T>(r: Result<T, WireError>) -> Result<T, NodeError> {

@@ -82,6 +82,9 @@ pub enum Command {
     /// Directors sharing VIPs (VRRP): a planned failover.
     #[command(subcommand)]
     Director(DirectorCommand),
+    /// Failover drills: prove HA works before the day it must.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// ECMP ([bgp]) with external routers: print each router's side of the sessions (for
     /// FRR or BIRD), from the definition alone.
     #[command(
@@ -292,6 +295,29 @@ pub enum RsCommand {
         rs: String,
         /// Weight, 0..=65535.
         weight: u32,
+    },
+}
+
+/// `lvsctl drill ...`
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// A planned hand-over of a VRRP instance and back, under open-loop requests through the
+    /// VIP from the router's agent: requests, failures, slowest answer, longest outage and
+    /// each hand-over's time. Exits 4 when a request failed. The router keeps the result as
+    /// metrics (lvs_drill_*) and an event; lvs-drill@.timer runs it weekly.
+    #[command(
+        after_help = "Examples:\n  lvsctl drill failover                      the only VRRP instance, 8 s, a request every 25 ms\n  lvsctl drill failover --instance web --duration 20s --every 10ms"
+    )]
+    Failover {
+        /// The VRRP instance (needed when the definition has several).
+        #[arg(long)]
+        instance: Option<String>,
+        /// How long the requests run; the hand-over is at a quarter, the way back at 5/8.
+        #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// A request starts this often, whatever the answers do.
+        #[arg(long, default_value = "25ms", value_parser = humantime::parse_duration)]
+        every: Duration,
     },
 }
 

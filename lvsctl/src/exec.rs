@@ -17,9 +17,9 @@ use lvs_proto::spec::{Protocol, ServiceKey};
 use lvs_controller::load::LoadError;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, DirectorCommand, EventsArgs, ImportCommand, ImportKeepalivedArgs, IpvsCommand,
-    ListArgs, NodeCommand, Output, PeeringArgs, PeeringDialect, PkiCommand, PlanArgs, RolloutArgs, RsCommand,
-    VerifyArgs, pki_dir,
+    ApplyArgs, Cli, Command, DirectorCommand, DrillCommand, EventsArgs, ImportCommand, ImportKeepalivedArgs,
+    IpvsCommand, ListArgs, NodeCommand, Output, PeeringArgs, PeeringDialect, PkiCommand, PlanArgs,
+    RolloutArgs, RsCommand, VerifyArgs, pki_dir,
 };
 
 /// Whether `e` (or any error under it) is a write to a reader that went away, as in
@@ -208,6 +208,11 @@ pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ex
         Command::Director(DirectorCommand::Failover { to, instance }) => {
             fleet(cli, err, |c, _err| async move {
                 commands::director::failover(&c, instance.as_deref(), to.as_deref(), out).await
+            })
+        }
+        Command::Drill(DrillCommand::Failover { instance, duration, every }) => {
+            fleet(cli, err, |c, _err| async move {
+                commands::drill::failover(&c, instance.as_deref(), *duration, *every, out).await
             })
         }
         Command::Director(DirectorCommand::Drain { node, wait }) => fleet(cli, err, |c, _err| async move {

@@ -10,6 +10,8 @@ use lvs_tests::{Lab, bin, edit, in_netns, ok, poll, start_load, start_load_with,
 mod arp;
 #[path = "e2e/article.rs"]
 mod article;
+#[path = "e2e/drill.rs"]
+mod drill;
 #[path = "e2e/dual.rs"]
 mod dual;
 #[path = "e2e/ecmp.rs"]

@@ -305,6 +305,17 @@ fn everything() -> String {
             last_round_unix_ms: 0,
             error: None,
         }),
+        drill: Some(lvs_agent::telemetry::DrillResult {
+            name: "web".into(),
+            tally: lvs_proto::reply::ProbeTally {
+                sent: 320,
+                answered: 320,
+                slowest_ms: 41,
+                longest_gap_ms: 55,
+                ..Default::default()
+            },
+            unix_ms: 1_796_437_865_000,
+        }),
     };
     let m = lvs_agent::telemetry::Metrics::default();
     m.event(lvs_proto::reply::EventKind::Drift);

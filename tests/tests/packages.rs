@@ -123,6 +123,11 @@ fn the_lvsctl_deb_carries_binary_completions_and_man_page() {
         "/usr/share/fish/vendor_completions.d/lvsctl.fish",
         "/usr/share/doc/lvsctl/examples/seed.toml",
         "/usr/share/doc/lvsctl/examples/lab-ha.toml",
+        "/usr/share/doc/lvsctl/examples/ecmp.toml",
+        "/usr/share/doc/lvsctl/examples/ecmp-tor.toml",
+        "/usr/share/man/man1/lvsctl-drill-failover.1.gz",
+        "/usr/lib/systemd/system/lvs-drill@.service",
+        "/usr/lib/systemd/system/lvs-drill@.timer",
         "/usr/share/doc/lvsctl/prometheus/lvs-dr.rules.yml",
         "/usr/share/doc/lvsctl/grafana/lvs-dr.json",
     ] {
@@ -166,6 +171,7 @@ fn the_rpms_carry_the_same_files_and_no_config_in_etc() {
     let files = run("rpm", &["-qlp", lvsctl]);
     for f in [
         "/usr/bin/lvsctl",
+        "/usr/lib/systemd/system/lvs-drill@.timer",
         "/usr/share/zsh/site-functions/_lvsctl",
         "/usr/share/bash-completion/completions/lvsctl",
     ] {

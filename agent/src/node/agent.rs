@@ -40,6 +40,8 @@ pub struct Agent<S: System + 'static> {
     pub(super) arp: Arc<dyn crate::arp::ArpAsker>,
     /// The ARP watch's last round (`node::arp_watch`).
     pub(super) arp_last: Mutex<Option<lvs_proto::reply::ArpWatchStatus>>,
+    /// The last failover drill's requests (`node::vip_probe`).
+    pub(super) drill_last: Mutex<Option<crate::telemetry::exposition::DrillResult>>,
     /// Every background loop the agent starts (clock, start-up retry, healer, and the
     /// servers `run` starts beside it): one stop ends them all.
     pub(super) tasks: crate::tasks::Tasks,
@@ -125,6 +127,7 @@ impl<S: System + 'static> Agent<S> {
             bgp_seen: Mutex::default(),
             arp,
             arp_last: Mutex::new(None),
+            drill_last: Mutex::new(None),
             node: node.to_string(),
             rec: Arc::new(Reconciler::with_scripts(node, sys, store, scripts)),
             events,

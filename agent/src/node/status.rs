@@ -163,6 +163,7 @@ impl<S: System + 'static> Agent<S> {
             sync_daemons,
             bgp: self.bgp_status().await,
             arp_watch: self.arp_status(),
+            drill: self.last_drill(),
         }
     }
 

@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub bgp: Option<lvs_proto::reply::BgpStatus>,
     /// The router's ARP watch, as of its last round.
     pub arp_watch: Option<lvs_proto::reply::ArpWatchStatus>,
+    /// The router: the last failover drill's requests.
+    pub drill: Option<DrillResult>,
 }
 
 /// Register a gauge family filled from `rows`.
@@ -175,6 +177,9 @@ impl Snapshot {
         }
         if let Some(a) = &self.arp_watch {
             register_arp(reg, a);
+        }
+        if let Some(d) = &self.drill {
+            register_drill(reg, d);
         }
         if !self.sync_daemons.is_empty() {
             gauges(
@@ -376,5 +381,53 @@ fn register_arp(reg: &mut Registry, a: &lvs_proto::reply::ArpWatchStatus) {
         "lvs_arp_watch_rounds",
         "Rounds of the router's ARP watch since the agent started",
         [(vec![], a.rounds)],
+    );
+}
+
+/// A failover drill's requests through the VIP, as the router's agent sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillResult {
+    /// The drill's name (its VRRP instance).
+    pub name: String,
+    /// What the requests got.
+    pub tally: lvs_proto::reply::ProbeTally,
+    /// When they ended, ms since the epoch.
+    pub unix_ms: u64,
+}
+
+/// `lvs_drill_*`: the last drill's requests, failures, slowest answer and longest outage,
+/// and when it ran (an alert can ask that drills keep running).
+fn register_drill(reg: &mut Registry, d: &DrillResult) {
+    let l = || vec![("drill", d.name.clone())];
+    let t = &d.tally;
+    gauges(
+        reg,
+        "lvs_drill_requests",
+        "Requests the last failover drill sent through the VIP",
+        [(l(), f64::from(t.sent))],
+    );
+    gauges(
+        reg,
+        "lvs_drill_failed",
+        "Requests of the last failover drill that failed",
+        [(l(), f64::from(t.failed))],
+    );
+    gauges(
+        reg,
+        "lvs_drill_slowest_seconds",
+        "The slowest answer of the last failover drill",
+        [(l(), t.slowest_ms as f64 / 1000.0)],
+    );
+    gauges(
+        reg,
+        "lvs_drill_longest_gap_seconds",
+        "The longest time without an answer during the last failover drill (the outage a client saw)",
+        [(l(), t.longest_gap_ms as f64 / 1000.0)],
+    );
+    gauges(
+        reg,
+        "lvs_drill_last_run_timestamp_seconds",
+        "When the last failover drill's requests ended, seconds since the epoch",
+        [(l(), d.unix_ms as f64 / 1000.0)],
     );
 }

@@ -7,6 +7,6 @@ pub(crate) mod metrics;
 pub(crate) mod scrape;
 
 pub use events::Events;
-pub use exposition::{Snapshot, render};
+pub use exposition::{DrillResult, Snapshot, render};
 pub use metrics::{Format, Metrics};
 pub use scrape::serve as serve_metrics;

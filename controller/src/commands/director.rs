@@ -20,26 +20,7 @@ pub async fn failover(
     to: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CmdError> {
-    let groups = &ctx.cluster.vrrp;
-    let g = match (instance, to) {
-        (Some(i), _) => groups
-            .iter()
-            .find(|g| g.name == i)
-            .ok_or_else(|| CmdError::Usage(format!("no VRRP instance `{i}` in {}", ctx.file.display())))?,
-        (None, Some(n)) => ctx.cluster.vrrp_of(n).ok_or_else(|| {
-            CmdError::Usage(format!("{n} is in no VRRP instance of {}", ctx.file.display()))
-        })?,
-        (None, None) => match &groups[..] {
-            [one] => one,
-            [] => return Err(CmdError::Usage(format!("{} has no [[vrrp]] instance", ctx.file.display()))),
-            _ => return Err(CmdError::Usage("several VRRP instances: name one with --instance".into())),
-        },
-    };
-    if let Some(n) = to
-        && !g.members.iter().any(|(m, _)| m == n)
-    {
-        return Err(CmdError::Usage(format!("{n} is not a director of VRRP instance {}", g.name)));
-    }
+    let g = instance_of(ctx, instance, to)?;
     match vrrp::failover(ctx, g, to).await {
         Ok(f) => {
             if ctx.json {
@@ -146,4 +127,33 @@ pub async fn set_drained(
         writeln!(out, "{node}: enabled; announcing [{}]", view.announced.join(", "))?;
     }
     Ok(exit(left == 0, Exit::NodeFailed))
+}
+
+/// The VRRP instance named `instance`, or the one `to` is in, or the only one.
+pub(super) fn instance_of<'c>(
+    ctx: &'c Ctx,
+    instance: Option<&str>,
+    to: Option<&str>,
+) -> Result<&'c crate::model::VrrpGroup, CmdError> {
+    let groups = &ctx.cluster.vrrp;
+    let g = match (instance, to) {
+        (Some(i), _) => groups
+            .iter()
+            .find(|g| g.name == i)
+            .ok_or_else(|| CmdError::Usage(format!("no VRRP instance `{i}` in {}", ctx.file.display())))?,
+        (None, Some(n)) => ctx.cluster.vrrp_of(n).ok_or_else(|| {
+            CmdError::Usage(format!("{n} is in no VRRP instance of {}", ctx.file.display()))
+        })?,
+        (None, None) => match &groups[..] {
+            [one] => one,
+            [] => return Err(CmdError::Usage(format!("{} has no [[vrrp]] instance", ctx.file.display()))),
+            _ => return Err(CmdError::Usage("several VRRP instances: name one with --instance".into())),
+        },
+    };
+    if let Some(n) = to
+        && !g.members.iter().any(|(m, _)| m == n)
+    {
+        return Err(CmdError::Usage(format!("{n} is not a director of VRRP instance {}", g.name)));
+    }
+    Ok(g)
 }

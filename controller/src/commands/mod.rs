@@ -7,6 +7,7 @@ pub use crate::ops::Ctx;
 
 pub mod apply;
 pub mod director;
+pub mod drill;
 pub mod events;
 pub mod exit;
 pub mod ipvs;

@@ -118,8 +118,17 @@ async fn check_service(
         _ => "/".into(),
     };
     let before = counters(ctx, &v.key).await?;
-    let req =
-        Probe { target: address, path, host: None, count: requests, concurrency: 1, timeout: PROBE_TIMEOUT };
+    let req = Probe {
+        target: address,
+        path,
+        host: None,
+        count: requests,
+        concurrency: 1,
+        timeout: PROBE_TIMEOUT,
+        interval: None,
+        duration: None,
+        drill: None,
+    };
     // Sequential requests, each within PROBE_TIMEOUT: the call's own deadline.
     let deadline = ctx.fleet.deadline + PROBE_TIMEOUT * requests;
     let probe = ctx

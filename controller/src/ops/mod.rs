@@ -10,6 +10,7 @@
 //! | [`tables`] | every director's IPVS table; withdraw the managed services |
 //! | [`trust`] | rotate agents' certificates; push the revocation list |
 //! | [`vrrp`] | who is master of each VRRP instance; a planned failover |
+//! | [`drill`] | a failover drill: there and back under requests through the VIP |
 use std::path::PathBuf;
 
 use lvs_proto::NodeSpec;
@@ -18,6 +19,7 @@ use lvs_proto::spec::Role;
 use crate::fleet::{Fleet, NodeError};
 use crate::model::Cluster;
 
+pub mod drill;
 pub mod impact;
 pub mod specs;
 pub mod tables;

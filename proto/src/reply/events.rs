@@ -36,6 +36,8 @@ pub enum EventKind {
     Bgp,
     /// The router's ARP watch found a VIP leak, or found it gone.
     Arp,
+    /// A failover drill's requests through the VIP ended.
+    Drill,
 }
 
 impl EventKind {
@@ -54,6 +56,7 @@ impl EventKind {
             EventKind::Vrrp => "vrrp",
             EventKind::Bgp => "bgp",
             EventKind::Arp => "arp",
+            EventKind::Drill => "drill",
         }
     }
 }

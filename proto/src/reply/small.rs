@@ -44,4 +44,9 @@ pub struct ProbeTally {
     pub elapsed_ms: u64,
     /// Body first lines in order of completion (count ≤ 64).
     pub sequence: Vec<String>,
+    /// The slowest answered request, ms.
+    pub slowest_ms: u64,
+    /// The longest time with no answer (from the start, between answers, to the end), ms:
+    /// the outage a client saw.
+    pub longest_gap_ms: u64,
 }

@@ -23,6 +23,7 @@ impl From<EventKind> for pb::EventKind {
             EventKind::Vrrp => pb::EventKind::Vrrp,
             EventKind::Bgp => pb::EventKind::Bgp,
             EventKind::Arp => pb::EventKind::Arp,
+            EventKind::Drill => pb::EventKind::Drill,
         }
     }
 }
@@ -59,6 +60,7 @@ impl TryFrom<&pb::Event> for Event {
             Ok(pb::EventKind::Vrrp) => EventKind::Vrrp,
             Ok(pb::EventKind::Bgp) => EventKind::Bgp,
             Ok(pb::EventKind::Arp) => EventKind::Arp,
+            Ok(pb::EventKind::Drill) => EventKind::Drill,
             _ => return err("kind", format!("unknown event kind {}", e.kind)),
         };
         Ok(Event {

@@ -53,6 +53,8 @@ impl From<&pb::ProbeResponse> for ProbeTally {
             errors: r.errors.clone(),
             elapsed_ms: r.elapsed_ms,
             sequence: r.sequence.clone(),
+            slowest_ms: r.slowest_ms,
+            longest_gap_ms: r.longest_gap_ms,
         }
     }
 }
@@ -67,6 +69,8 @@ impl From<&ProbeTally> for pb::ProbeResponse {
             errors: r.errors.clone(),
             elapsed_ms: r.elapsed_ms,
             sequence: r.sequence.clone(),
+            slowest_ms: r.slowest_ms,
+            longest_gap_ms: r.longest_gap_ms,
         }
     }
 }
