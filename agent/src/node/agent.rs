@@ -41,7 +41,7 @@ pub struct Agent<S: System + 'static> {
     /// The ARP watch's last round (`node::arp_watch`).
     pub(super) arp_last: Mutex<Option<lvs_proto::reply::ArpWatchStatus>>,
     /// The last failover drill's requests (`node::vip_probe`).
-    pub(super) drill_last: Mutex<Option<crate::telemetry::exposition::DrillResult>>,
+    pub(super) drill_last: Mutex<Option<crate::telemetry::ha_families::DrillResult>>,
     /// Every background loop the agent starts (clock, start-up retry, healer, and the
     /// servers `run` starts beside it): one stop ends them all.
     pub(super) tasks: crate::tasks::Tasks,

@@ -11,7 +11,7 @@ use lvs_proto::reply::{EventKind, ProbeTally};
 
 use super::agent::Agent;
 use crate::kernel::system::System;
-use crate::telemetry::exposition::DrillResult;
+use crate::telemetry::ha_families::DrillResult;
 
 /// A VIP probe's request.
 #[derive(Debug, Clone)]
