@@ -70,7 +70,7 @@ fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
     }
 }
 
-/// What the router asks in ARP, and who may answer.
+/// What the router asks in ARP or neighbour solicitation, and who may answer.
 fn arp_watch(out: &mut String, a: &lvs_proto::spec::ArpWatchSpec) {
     for l in &a.lans {
         for v in &l.vips {
@@ -79,9 +79,11 @@ fn arp_watch(out: &mut String, a: &lvs_proto::spec::ArpWatchSpec) {
             } else {
                 v.holders.join(" or ")
             };
+            let (word, how) =
+                if l.source.is_ipv6() { ("nd ", "neighbour solicitation") } else { ("arp", "ARP") };
             let _ = writeln!(
                 out,
-                "      arp      watch {} on {} every {} ms: may answer {}  (a real server answering is a leak)",
+                "      {word}      watch {} on {} every {} ms ({how}): may answer {}  (a real server answering is a leak)",
                 v.address, l.interface, a.interval_ms, who
             );
         }

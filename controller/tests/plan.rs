@@ -241,3 +241,41 @@ fn ecmp_directors_announce_the_hidden_vip_and_the_router_hashes_on_ports() {
         assert!(d.vrrp.is_none(), "{me}");
     }
 }
+
+#[test]
+fn the_router_watches_each_vip_in_its_own_family_with_the_directors_that_may_answer() {
+    let specs = plan("dual-stack.toml", include_str!("../../deploy/examples/dual-stack.toml"));
+    let w = node(&specs, "edge").arp_watch.as_ref().expect("the router watches");
+    let lans: Vec<(String, String, Vec<String>)> = w
+        .lans
+        .iter()
+        .map(|l| {
+            (
+                l.interface.clone(),
+                l.source.to_string(),
+                l.vips.iter().map(|v| format!("{} {}", v.address, v.holders.join("+"))).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lans,
+        [
+            ("eth1".into(), "198.18.6.1".into(), vec!["198.18.6.100 lb1+lb2".to_string()]),
+            (
+                "eth1".into(),
+                "2001:db8:6::1".into(),
+                vec!["2001:db8:6::100 lb1+lb2".to_string(), "2001:db8:6::200 lb1+lb2".to_string()]
+            ),
+        ]
+    );
+    // Every node named on a LAN is of that LAN's family; no director or router watches.
+    for l in &w.lans {
+        assert!(l.nodes.iter().all(|n| n.address.is_ipv6() == l.source.is_ipv6()), "{l:?}");
+        assert!(l.nodes.iter().any(|n| n.name == "web1"), "{l:?}");
+    }
+    assert!(specs.iter().filter(|s| s.node != "edge").all(|s| s.arp_watch.is_none()));
+    // ECMP directors hold their VIPs on lo: nobody may answer for them.
+    let ecmp = plan("ecmp.toml", include_str!("../../deploy/examples/ecmp.toml"));
+    let w = node(&ecmp, "router").arp_watch.as_ref().expect("the router watches");
+    assert!(w.lans[0].vips[0].holders.is_empty(), "{w:?}");
+}

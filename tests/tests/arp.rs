@@ -1,10 +1,11 @@
-//! The router's ARP watch on this host's kernel (ARP needs no IPVS): a router, a director
-//! holding the VIP on its LAN interface and a real server holding it on `lo`, in three
-//! network namespaces on one bridge. The agent's own asker ([`PacketArp`], a raw packet
-//! socket) and judge decide who answers: the director alone while the real server's
-//! `arp_ignore` is 1; the real server named as a leak once it is 0. The VM's e2e test does
-//! the same through the agents, `status`, events and metrics. Addresses stay in
-//! 198.18.0.0/15.
+//! The router's ARP watch on this host's kernel (ARP and ND need no IPVS): a router, a
+//! director holding the VIP on its LAN interface and a real server holding it on `lo`, in
+//! three network namespaces on one bridge, dual stack. The agent's own asker ([`PacketArp`]:
+//! a raw packet socket for ARP, a raw ICMPv6 socket for neighbour solicitation) and judge
+//! decide who answers: the director alone while the real server hides the VIP; the real
+//! server named as a leak once its `arp_ignore` is 0 (IPv4) or the VIP is on its LAN
+//! interface (IPv6). The VM's e2e test does the IPv4 case through the agents, `status`,
+//! events and metrics. Addresses stay in 198.18.0.0/15 and 2001:db8::/32.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,13 @@ fn lab() -> Net {
     ip(&["netns", "add", &r]);
     ip(&["-n", &r, "link", "add", "eth1", "type", "bridge"]);
     ip(&["-n", &r, "addr", "add", "198.18.0.1/24", "dev", "eth1"]);
+    ip(&["-n", &r, "addr", "add", "2001:db8:18::1/64", "dev", "eth1", "nodad"]);
     ip(&["-n", &r, "link", "set", "eth1", "up"]);
-    for (i, (node, addr)) in [("director", "198.18.0.2/24"), ("rs1", "198.18.0.11/24")].iter().enumerate() {
+    for (i, (node, addr, addr6)) in
+        [("director", "198.18.0.2/24", "2001:db8:18::2/64"), ("rs1", "198.18.0.11/24", "2001:db8:18::11/64")]
+            .iter()
+            .enumerate()
+    {
         let n = net.ns(node);
         ip(&["netns", "add", &n]);
         let port = format!("p{i}");
@@ -49,12 +55,15 @@ fn lab() -> Net {
         ip(&["-n", &r, "link", "set", &port, "master", "eth1", "up"]);
         ip(&["-n", &n, "link", "set", "tmpa", "name", "eth1"]);
         ip(&["-n", &n, "addr", "add", addr, "dev", "eth1"]);
+        ip(&["-n", &n, "addr", "add", addr6, "dev", "eth1", "nodad"]);
         ip(&["-n", &n, "link", "set", "eth1", "up"]);
         ip(&["-n", &n, "link", "set", "lo", "up"]);
     }
     // The director holds the VIP on its LAN interface; the real server on lo, hidden.
     ip(&["-n", &net.ns("director"), "addr", "add", "198.18.0.100/32", "dev", "eth1"]);
     ip(&["-n", &net.ns("rs1"), "addr", "add", "198.18.0.100/32", "dev", "lo"]);
+    ip(&["-n", &net.ns("director"), "addr", "add", "2001:db8:18::100/128", "dev", "eth1", "nodad"]);
+    ip(&["-n", &net.ns("rs1"), "addr", "add", "2001:db8:18::100/128", "dev", "lo", "nodad"]);
     arp_ignore(&net, 1);
     net
 }
@@ -73,26 +82,30 @@ fn arp_ignore(net: &Net, v: u8) {
     }
 }
 
-fn spec() -> ArpWatchLan {
+/// The watched LAN from `source` (its family's VIP and node addresses).
+fn spec(source: &str) -> ArpWatchLan {
+    let v6 = source.contains(':');
+    let a = |v4: &str, v6a: &str| (if v6 { v6a } else { v4 }).parse().unwrap();
     ArpWatchLan {
         interface: "eth1".into(),
-        source: "198.18.0.1".parse().unwrap(),
+        source: source.parse().unwrap(),
         vips: vec![ArpWatchVip {
-            address: "198.18.0.100".parse().unwrap(),
+            address: a("198.18.0.100", "2001:db8:18::100"),
             holders: vec!["director".into()],
         }],
-        nodes: [("director", "198.18.0.2"), ("rs1", "198.18.0.11")]
-            .iter()
-            .map(|(n, a)| ArpWatchNode { name: n.to_string(), address: a.parse().unwrap() })
-            .collect(),
+        nodes: vec![
+            ArpWatchNode { name: "director".into(), address: a("198.18.0.2", "2001:db8:18::2") },
+            ArpWatchNode { name: "rs1".into(), address: a("198.18.0.11", "2001:db8:18::11") },
+        ],
     }
 }
 
-/// One round from the router's namespace: the VIP's verdict and how long the round took.
-fn round(net: &Net) -> (lvs_proto::reply::VipArp, Duration) {
+/// One round from the router's namespace, asking from `source`: the VIP's verdict and how
+/// long the round took.
+fn round(net: &Net, source: &str) -> (lvs_proto::reply::VipArp, Duration) {
     in_netns(&net.ns("router"), || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let lan = spec();
+        let lan = spec(source);
         let targets = lan.vips.iter().map(|v| v.address).chain(lan.nodes.iter().map(|n| n.address)).collect();
         let t0 = Instant::now();
         let replies = rt
@@ -108,7 +121,7 @@ fn the_watch_names_a_real_server_that_answers_arp_for_the_vip() {
         return;
     }
     let net = lab();
-    let (v, took) = round(&net);
+    let (v, took) = round(&net, "198.18.0.1");
     assert_eq!(v.leak, None, "a healthy LAN: {v:?}");
     let who: Vec<Option<&str>> = v.answers.iter().map(|a| a.node.as_deref()).collect();
     assert_eq!(who, [Some("director")], "the director alone answers: {v:?}");
@@ -116,7 +129,7 @@ fn the_watch_names_a_real_server_that_answers_arp_for_the_vip() {
 
     // Another tool resets arp_ignore on the real server: it answers for the VIP on lo.
     arp_ignore(&net, 0);
-    let (v, _) = round(&net);
+    let (v, _) = round(&net, "198.18.0.1");
     let leak = v.leak.clone().unwrap_or_else(|| panic!("no leak found: {v:?}"));
     assert!(leak.starts_with("rs1 (") && leak.ends_with("answers ARP for it (only director may)"), "{leak}");
     assert_eq!(v.leakers().iter().map(|a| a.node.as_deref()).collect::<Vec<_>>(), [Some("rs1")]);
@@ -124,6 +137,33 @@ fn the_watch_names_a_real_server_that_answers_arp_for_the_vip() {
 
     // Put back: the leak is gone.
     arp_ignore(&net, 1);
-    let (v, _) = round(&net);
+    let (v, _) = round(&net, "198.18.0.1");
+    assert_eq!(v.leak, None, "{v:?}");
+}
+
+#[test]
+fn the_watch_names_a_real_server_that_answers_neighbour_solicitation_for_an_ipv6_vip() {
+    if !lvs_tests::root_suite_can_run(None) {
+        return;
+    }
+    let net = lab();
+    let (v, took) = round(&net, "2001:db8:18::1");
+    assert_eq!(v.leak, None, "a healthy LAN: {v:?}");
+    let who: Vec<Option<&str>> = v.answers.iter().map(|a| a.node.as_deref()).collect();
+    assert_eq!(who, [Some("director")], "the director alone answers: {v:?}");
+    println!("IPv6 healthy: {v:?} in {} ms", took.as_millis());
+
+    // Someone puts the VIP on the real server's LAN interface: it advertises it.
+    ip(&["-n", &net.ns("rs1"), "addr", "add", "2001:db8:18::100/128", "dev", "eth1", "nodad"]);
+    let (v, _) = round(&net, "2001:db8:18::1");
+    let leak = v.leak.clone().unwrap_or_else(|| panic!("no leak found: {v:?}"));
+    assert!(
+        leak.starts_with("rs1 (")
+            && leak.ends_with("answers neighbour solicitation for it (only director may)"),
+        "{leak}"
+    );
+    println!("the IPv6 VIP on rs1's eth1: {leak}");
+    ip(&["-n", &net.ns("rs1"), "addr", "del", "2001:db8:18::100/128", "dev", "eth1"]);
+    let (v, _) = round(&net, "2001:db8:18::1");
     assert_eq!(v.leak, None, "{v:?}");
 }

@@ -3,7 +3,7 @@
 use lvs_proto::reply::{ArpAnswer, VipArp};
 use lvs_proto::spec::ArpWatchLan;
 
-use super::ArpReply;
+use super::link::ArpReply;
 
 /// Most answers kept per VIP.
 pub const MAX_ANSWERS: usize = 16;
@@ -45,10 +45,11 @@ fn leak(vip: &VipArp) -> Option<String> {
         return None;
     }
     let names: Vec<String> = leakers.iter().map(ToString::to_string).collect();
+    let asked = if vip.address.contains(':') { "neighbour solicitation" } else { "ARP" };
     let holders_only = leakers.iter().all(|a| a.node.as_ref().is_some_and(|n| vip.holders.contains(n)));
     if holders_only {
         // Two VRRP masters at once (split brain).
-        return Some(format!("{} answer ARP for it at once (one may at a time)", names.join(", ")));
+        return Some(format!("{} answer {asked} for it at once (one may at a time)", names.join(", ")));
     }
     let may = if vip.holders.is_empty() {
         "nobody may: the directors are reached by BGP next hop".to_string()
@@ -56,7 +57,7 @@ fn leak(vip: &VipArp) -> Option<String> {
         format!("only {} may", vip.holders.join(" or "))
     };
     let verb = if names.len() == 1 { "answers" } else { "answer" };
-    Some(format!("{} {verb} ARP for it ({may})", names.join(", ")))
+    Some(format!("{} {verb} {asked} for it ({may})", names.join(", ")))
 }
 
 #[cfg(test)]

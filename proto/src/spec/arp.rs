@@ -2,7 +2,7 @@
 //! answer. A real server that answers for a VIP (wrong `arp_ignore`/`arp_announce`, the VIP
 //! put on a LAN interface by hand, a sysctl reset by another tool) takes the VIP's traffic
 //! from the director for every client that learned its MAC, and nothing else says why.
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,7 @@ pub const MAX_ARP_HOLDERS: usize = 64;
 pub struct ArpWatchSpec {
     /// Between rounds, ms (200..=60000).
     pub interval_ms: u32,
-    /// One entry per router interface.
+    /// One entry per router interface and address family.
     pub lans: Vec<ArpWatchLan>,
 }
 
@@ -29,8 +29,9 @@ pub struct ArpWatchSpec {
 pub struct ArpWatchLan {
     /// The router's interface on it.
     pub interface: String,
-    /// The router's address there (the requests' sender address).
-    pub source: Ipv4Addr,
+    /// The router's address there (the requests' sender address): its family is the
+    /// entry's (IPv4: ARP; IPv6: neighbour solicitation), and every address below has it.
+    pub source: IpAddr,
     /// The VIPs asked for.
     pub vips: Vec<ArpWatchVip>,
     /// The nodes on it: asked for their own addresses, so an answer's MAC has a name.
@@ -41,7 +42,7 @@ pub struct ArpWatchLan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArpWatchVip {
     /// The VIP.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// Who may answer, one at a time; empty: nobody (ECMP directors).
     pub holders: Vec<String>,
 }
@@ -52,5 +53,5 @@ pub struct ArpWatchNode {
     /// The node.
     pub name: String,
     /// Its address on the LAN.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
 }

@@ -1,6 +1,6 @@
-//! [`ArpWatchSpec`] to and from the wire. What reaches the router's ARP socket is checked
-//! here first: interface names are kernel names, addresses are IPv4, node names DNS labels,
-//! the interval is sane and every list is bounded.
+//! [`ArpWatchSpec`] to and from the wire. What reaches the router's ARP and ND sockets is
+//! checked here first: interface names are kernel names, addresses parse and are of their
+//! entry's family, node names are DNS labels, the interval is sane and every list is bounded.
 use super::fields::{WireError, err, parse, shaped};
 use crate::spec::{
     ArpWatchLan, ArpWatchNode, ArpWatchSpec, ArpWatchVip, MAX_ARP_HOLDERS, MAX_ARP_LANS, MAX_ARP_NODES,
@@ -44,6 +44,14 @@ fn bounded<T>(field: &str, v: &[T], max: usize) -> Result<(), WireError> {
     Ok(())
 }
 
+/// `address` is of `source`'s family: one entry asks in one protocol (ARP or ND).
+fn same_family(field: &str, source: std::net::IpAddr, address: std::net::IpAddr) -> Result<(), WireError> {
+    if source.is_ipv6() != address.is_ipv6() {
+        return err(field, format!("{address} is not of the family of the entry's source {source}"));
+    }
+    Ok(())
+}
+
 /// A wire ARP watch as a domain one, or the first field that is wrong.
 pub(super) fn arp_watch_from(a: &pb::ArpWatchSpec) -> Result<ArpWatchSpec, WireError> {
     if !(200..=60_000).contains(&a.interval_ms) {
@@ -55,6 +63,7 @@ pub(super) fn arp_watch_from(a: &pb::ArpWatchSpec) -> Result<ArpWatchSpec, WireE
         let f = format!("arp_watch.lans[{i}]");
         bounded(&format!("{f}.vips"), &l.vips, MAX_ARP_VIPS)?;
         bounded(&format!("{f}.nodes"), &l.nodes, MAX_ARP_NODES)?;
+        let source: std::net::IpAddr = parse(&format!("{f}.source"), &l.source)?;
         let mut vips = Vec::with_capacity(l.vips.len());
         for (j, v) in l.vips.iter().enumerate() {
             let vf = format!("{f}.vips[{j}]");
@@ -65,19 +74,23 @@ pub(super) fn arp_watch_from(a: &pb::ArpWatchSpec) -> Result<ArpWatchSpec, WireE
                 .enumerate()
                 .map(|(k, h)| shaped(&format!("{vf}.holders[{k}]"), h, names::dns_label_problem))
                 .collect::<Result<_, _>>()?;
-            vips.push(ArpWatchVip { address: parse(&format!("{vf}.address"), &v.address)?, holders });
+            let address = parse(&format!("{vf}.address"), &v.address)?;
+            same_family(&format!("{vf}.address"), source, address)?;
+            vips.push(ArpWatchVip { address, holders });
         }
         let mut nodes = Vec::with_capacity(l.nodes.len());
         for (j, n) in l.nodes.iter().enumerate() {
             let nf = format!("{f}.nodes[{j}]");
+            let address = parse(&format!("{nf}.address"), &n.address)?;
+            same_family(&format!("{nf}.address"), source, address)?;
             nodes.push(ArpWatchNode {
                 name: shaped(&format!("{nf}.name"), &n.name, names::dns_label_problem)?,
-                address: parse(&format!("{nf}.address"), &n.address)?,
+                address,
             });
         }
         lans.push(ArpWatchLan {
             interface: shaped(&format!("{f}.interface"), &l.interface, names::ifname_problem)?,
-            source: parse(&format!("{f}.source"), &l.source)?,
+            source,
             vips,
             nodes,
         });
@@ -117,7 +130,15 @@ mod tests {
             ("arp_watch.interval_ms", Box::new(|a| a.interval_ms = 10)),
             ("arp_watch.lans", Box::new(|a| a.lans = vec![a.lans[0].clone(); MAX_ARP_LANS + 1])),
             ("arp_watch.lans[0].interface", Box::new(|a| a.lans[0].interface = "eth1; reboot".into())),
-            ("arp_watch.lans[0].source", Box::new(|a| a.lans[0].source = "2001:db8::1".into())),
+            ("arp_watch.lans[0].source", Box::new(|a| a.lans[0].source = "198.18.0.1/24".into())),
+            (
+                "arp_watch.lans[0].vips[0].address",
+                Box::new(|a| a.lans[0].vips[0].address = "2001:db8::100".into()),
+            ),
+            (
+                "arp_watch.lans[0].nodes[0].address",
+                Box::new(|a| a.lans[0].nodes[0].address = "2001:db8::11".into()),
+            ),
             ("arp_watch.lans[0].vips[0].address", Box::new(|a| a.lans[0].vips[0].address = "x".into())),
             (
                 "arp_watch.lans[0].vips[0].holders[0]",

@@ -1,0 +1,42 @@
+//! What the ARP and ND askers share: the reply type, the bound on replies kept, the
+//! interface's hardware address, and errors that name the call that failed.
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Most replies one round keeps.
+pub const MAX_REPLIES: usize = 4096;
+
+/// One ARP reply or neighbour advertisement: who says it has `address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpReply {
+    /// The address it answered for.
+    pub address: IpAddr,
+    /// Its hardware address.
+    pub mac: [u8; 6],
+}
+
+/// The last OS error, naming `what` failed.
+pub(super) fn last_error<T>(what: &str) -> std::io::Result<T> {
+    let e = std::io::Error::last_os_error();
+    Err(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+/// The interface's hardware address (`SIOCGIFHWADDR`).
+pub(super) fn hardware_address(fd: &OwnedFd, interface: &str) -> std::io::Result<[u8; 6]> {
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(interface.bytes().take(libc::IFNAMSIZ - 1)) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: a valid socket and a valid, NUL-terminated ifreq the kernel fills in.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) } < 0 {
+        return last_error(&format!("{interface}: hardware address"));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the union's hardware-address member.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
+}
