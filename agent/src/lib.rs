@@ -13,6 +13,7 @@
 //! - [`ha`]: the VRRP engine (keepalived) and the planned hand-over.
 //! - [`bgp`]: the BGP engine (BIRD) of ECMP directors and their router.
 //! - [`arp`]: the router's ARP watch (who answers for each VIP).
+//! - [`firewall`]: the nftables ruleset read and decided for a service (never changed).
 //! - [`server`]: the management port (listener, authorization, gRPC, enrolment, TLS).
 //! - [`telemetry`]: events, counters and the `/metrics` exposition.
 //! - [`node`]: the [`node::Agent`], which every gRPC handler hands its work to.
@@ -47,6 +48,7 @@
 //! - **netlink connection** ([`kernel`]): rtnetlink's connection task, one per handle.
 pub mod arp;
 pub mod bgp;
+pub mod firewall;
 pub mod ha;
 pub mod health;
 pub mod kernel;

@@ -61,12 +61,13 @@ async fn an_open_loop_probe_keeps_its_pace_through_an_outage_and_measures_it() {
             drill: Some("web".into()),
         })
         .await;
-    // 1.2 s at one every 20 ms: about 60, whatever the outage did (open loop).
-    assert!((50..=62).contains(&v.sent), "sent {}", v.sent);
+    // 1.2 s at one every 20 ms: about 60, whatever the outage did (open loop; a loaded
+    // machine may start the last few late, never more than the schedule).
+    assert!((40..=61).contains(&v.sent), "sent {}", v.sent);
     assert_eq!(v.answered + v.failed, v.sent);
     // The 0.4 s outage: its requests failed, and no answer came for about that long.
-    assert!((14..=22).contains(&v.failed), "failed {}: {:?}", v.failed, v.errors);
-    assert!((380..700).contains(&v.longest_gap_ms), "longest gap {} ms", v.longest_gap_ms);
+    assert!((10..=26).contains(&v.failed), "failed {}: {:?}", v.failed, v.errors);
+    assert!((380..1000).contains(&v.longest_gap_ms), "longest gap {} ms", v.longest_gap_ms);
     assert!(v.slowest_ms < 400, "slowest {} ms", v.slowest_ms);
     // Kept as the drill's last result, for the router's metrics.
     let d = a.last_drill().expect("the drill's result");

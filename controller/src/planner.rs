@@ -312,6 +312,13 @@ fn plan_real_server(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
         })
         .collect();
     spec.checks.push(CheckSpec::GatewayIsNot { forbidden: forbidden.into_iter().collect() });
+    // Requests to the VIP on lo and the replies from it, against the node's own firewall (a
+    // firewall-mark service has no port to check: its ports are in the marking rules).
+    spec.checks.extend(
+        mine.iter()
+            .filter(|s| matches!(s.key, ServiceKey::Addr { .. }))
+            .map(|s| CheckSpec::FirewallAllows { service: s.key }),
+    );
     let mut ports = BTreeSet::new();
     for s in &mine {
         let tcp = matches!(s.key, ServiceKey::Addr { protocol: Protocol::Tcp, .. });

@@ -67,7 +67,12 @@ fn statuses() -> Vec<(String, Result<NodeStatus, NodeError>)> {
         facts: facts(n),
         generation: 1,
         has_spec: true,
-        checks: vec![CheckResult { check: "httpd answers".into(), ok: true, detail: "200".into() }],
+        checks: vec![CheckResult {
+            check: "httpd answers".into(),
+            ok: true,
+            unknown: false,
+            detail: "200".into(),
+        }],
         clock: Clock { offset_ms: Some(2), rtt_ms: Some(1), error: None },
         ..Default::default()
     };

@@ -16,6 +16,8 @@ mod drill;
 mod dual;
 #[path = "e2e/ecmp.rs"]
 mod ecmp;
+#[path = "e2e/firewall.rs"]
+mod firewall;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";

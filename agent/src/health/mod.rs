@@ -5,6 +5,7 @@
 //! what a spec may run and as whom.
 pub(crate) mod clock;
 pub(crate) mod destinations;
+pub(crate) mod firewall_check;
 pub(crate) mod http;
 pub(crate) mod http_body;
 pub(crate) mod lean_http;

@@ -12,11 +12,16 @@ use crate::kernel::system::System;
 pub use lvs_proto::reply::CheckResult;
 
 fn result(check: impl Into<String>, ok: bool, detail: impl Into<String>) -> CheckResult {
-    CheckResult { check: check.into(), ok, detail: detail.into() }
+    CheckResult { unknown: false, check: check.into(), ok, detail: detail.into() }
 }
 
-/// Evaluate `checks`; `clock` is the agent's latest SNTP reading.
-pub async fn evaluate<S: System>(sys: &S, checks: &[CheckSpec], clock: Option<&Reading>) -> Vec<CheckResult> {
+/// Evaluate `checks` on a node of `role`; `clock` is the agent's latest SNTP reading.
+pub async fn evaluate<S: System>(
+    sys: &S,
+    role: lvs_proto::spec::Role,
+    checks: &[CheckSpec],
+    clock: Option<&Reading>,
+) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for c in checks {
         out.push(match c {
@@ -25,7 +30,9 @@ pub async fn evaluate<S: System>(sys: &S, checks: &[CheckSpec], clock: Option<&R
             CheckSpec::NtpServing { address } => ntp_serving(*address).await,
             CheckSpec::HttpLocal { port, path } => http_local(*port, path).await,
             CheckSpec::GatewayIsNot { forbidden } => gateway_is_not(sys, forbidden).await,
-            CheckSpec::FirewallAllows { service } => firewall(&service.to_string()),
+            CheckSpec::FirewallAllows { service } => {
+                crate::health::firewall_check::firewall(sys, service, role).await
+            }
         });
     }
     out
@@ -133,29 +140,6 @@ async fn gateway_is_not<S: System>(sys: &S, forbidden: &[IpAddr]) -> CheckResult
 
 /// Firewall tables are reported, never flushed (the article runs `iptables -F`; we do not
 /// touch the user's firewall). Without loaded tables nothing can drop VIP traffic.
-fn firewall(service: &str) -> CheckResult {
-    let name = format!("no firewall in the way of {service}");
-    let legacy = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
-    let nft = std::path::Path::new("/proc/net/netfilter/nf_tables").exists()
-        || std::fs::read_to_string("/proc/modules")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.starts_with("nf_tables "));
-    if legacy.trim().is_empty() && !nft {
-        result(name, true, "no iptables or nftables tables loaded")
-    } else {
-        let mut t: Vec<&str> = legacy.split_whitespace().collect();
-        if nft {
-            t.push("nftables");
-        }
-        result(
-            name,
-            true,
-            format!("firewall tables present ({}); make sure they accept {service}", t.join(", ")),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::reuse_stall;

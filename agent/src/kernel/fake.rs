@@ -33,6 +33,8 @@ pub struct FakeSystem {
     pub ipvs_timeouts: Mutex<Option<lvs_ipvs::Timeouts>>,
     /// Running sync daemons.
     pub daemons: Mutex<Vec<lvs_ipvs::Daemon>>,
+    /// What `nft -j list ruleset` prints (`None`: no nft on this host).
+    pub nft: Mutex<Option<String>>,
 }
 
 impl FakeSystem {
@@ -173,6 +175,10 @@ impl System for FakeSystem {
                 }),
             )
         }))
+    }
+    async fn nft_ruleset(&self) -> SysResult<Option<String>> {
+        self.read("read the nftables ruleset")?;
+        Ok(self.nft.lock().unwrap().clone())
     }
     async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
         self.read("list IPVS sync daemons")?;

@@ -324,6 +324,12 @@ impl System for NetSystem {
             .map_err(|e| SystemError::new("read IPVS info", e))
     }
 
+    async fn nft_ruleset(&self) -> SysResult<Option<String>> {
+        crate::firewall::read::nft_ruleset()
+            .await
+            .map_err(|e| SystemError::new("read the nftables ruleset", e))
+    }
+
     async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
         self.with_ipvs(async |ipvs: &mut Ipvs| ipvs.daemons().await)
             .await

@@ -156,6 +156,9 @@ pub trait System: Send + Sync {
     ) -> impl Future<Output = SysResult<Vec<lvs_ipvs::conn::DestCount>>> + Send;
     /// The running IPVS connection-sync daemons (empty without IPVS).
     fn ipvs_daemons(&self) -> impl Future<Output = SysResult<Vec<lvs_ipvs::Daemon>>> + Send;
+    /// The nftables ruleset as `nft -j list ruleset` prints it; `None` when this host has no
+    /// `nft` to ask (the firewall check then says what it can from /proc).
+    fn nft_ruleset(&self) -> impl Future<Output = SysResult<Option<String>>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
     fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<SysResult<()>>>> + Send;
 }

@@ -30,6 +30,7 @@ impl<S: System + 'static> Agent<S> {
             Ok(s) => s,
             Err(e) => {
                 checks.push(CheckResult {
+                    unknown: false,
                     check: "state file readable".into(),
                     ok: false,
                     detail: e.to_string(),
@@ -38,10 +39,16 @@ impl<S: System + 'static> Agent<S> {
             }
         };
         if let Some(note) = self.rec.store().recovery() {
-            checks.push(CheckResult { check: "state file intact".into(), ok: false, detail: note });
+            checks.push(CheckResult {
+                unknown: false,
+                check: "state file intact".into(),
+                ok: false,
+                detail: note,
+            });
         }
         if let Some(e) = self.startup.lock().expect("startup").clone() {
             checks.push(CheckResult {
+                unknown: false,
                 check: "stored spec re-applied at start".into(),
                 ok: false,
                 detail: format!("{e} (retrying with back-off; `lvsctl apply` also clears this)"),
@@ -54,6 +61,7 @@ impl<S: System + 'static> Agent<S> {
             Ok(None) => (Some(Vec::new()), Vec::new()),
             Err(e) => {
                 checks.push(CheckResult {
+                    unknown: false,
                     check: "drift measured".into(),
                     ok: false,
                     detail: format!("cannot diff: {e}"),
@@ -66,13 +74,14 @@ impl<S: System + 'static> Agent<S> {
         }
         let clock = self.clock.lock().expect("clock").clone();
         if let Some(s) = &state.spec {
-            checks.extend(node_checks::evaluate(self.rec.system(), &s.checks, clock.as_ref()).await);
+            checks.extend(node_checks::evaluate(self.rec.system(), s.role, &s.checks, clock.as_ref()).await);
         }
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
             checks.push(vip_ready(s, drift.as_deref()));
         }
         if state.runtime.ipvs_cleared {
             checks.push(CheckResult {
+                unknown: false,
                 check: "IPVS services in force".into(),
                 ok: false,
                 detail: "withdrawn by `lvsctl ipvs clear`; `lvsctl apply` restores them".into(),
@@ -84,6 +93,7 @@ impl<S: System + 'static> Agent<S> {
                 Ok(t) => Some(t),
                 Err(e) => {
                     checks.push(CheckResult {
+                        unknown: false,
                         check: "IPVS table readable".into(),
                         ok: false,
                         detail: e.to_string(),
@@ -213,6 +223,7 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
     let check = format!("kernel accepts VIP traffic ({} on lo, {hidden})", names.join(", "));
     let Some(drift) = drift else {
         return CheckResult {
+            unknown: false,
             check,
             ok: false,
             detail: "cannot tell: the node could not be compared with its spec".into(),
@@ -231,6 +242,7 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
         .map(ToString::to_string)
         .collect();
     CheckResult {
+        unknown: false,
         check,
         ok: missing.is_empty(),
         detail: if missing.is_empty() {

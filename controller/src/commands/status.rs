@@ -20,7 +20,12 @@ pub fn problems(ctx: &Ctx, s: &NodeStatus) -> Vec<String> {
         p.push(format!("generation {} (definition: {})", s.generation, ctx.cluster.generation));
     }
     p.extend(s.drift.iter().map(|d| format!("drift: {d}")));
-    p.extend(s.checks.iter().filter(|c| !c.ok).map(|c| format!("check failed: {}: {}", c.check, c.detail)));
+    p.extend(
+        s.checks
+            .iter()
+            .filter(|c| !c.ok && !c.unknown)
+            .map(|c| format!("check failed: {}: {}", c.check, c.detail)),
+    );
     p.extend(
         s.health
             .iter()
@@ -98,6 +103,9 @@ pub fn warnings(node: &str, s: &NodeStatus) -> Vec<String> {
     if s.bgp.as_ref().is_some_and(|b| b.drained) {
         w.push(format!("drained: announces no VIP (`lvsctl director enable {node}` brings it back)"));
     }
+    // A check that could not decide (a firewall rule it cannot read) is no failure, and no
+    // pass either.
+    w.extend(s.checks.iter().filter(|c| c.unknown).map(|c| format!("check {}: {}", c.check, c.detail)));
     if let Some(e) = s.arp_watch.as_ref().and_then(|a| a.error.as_ref()) {
         w.push(format!("ARP watch cannot ask: {e}"));
     }

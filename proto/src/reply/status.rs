@@ -46,6 +46,9 @@ pub struct CheckResult {
     pub check: String,
     /// Whether the check's condition holds now.
     pub ok: bool,
+    /// The check could not decide (not ok, and not a failure either): a warning.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
     /// In words.
     pub detail: String,
 }

@@ -110,7 +110,12 @@ mod tests {
             has_spec: true,
             drift: vec![Change::Ipvs(IpvsChange::Flush)],
             foreign: vec![],
-            checks: vec![CheckResult { check: "kernel has IPVS".into(), ok: true, detail: "1.2.1".into() }],
+            checks: vec![CheckResult {
+                unknown: false,
+                check: "kernel has IPVS".into(),
+                ok: true,
+                detail: "1.2.1".into(),
+            }],
             ipvs: Some(IpvsTable {
                 version: "1.2.1".into(),
                 conn_tab_size: 4096,

@@ -61,7 +61,12 @@ impl From<&NodeStatus> for pb::StatusResponse {
             checks: s
                 .checks
                 .iter()
-                .map(|c| pb::CheckResult { check: c.check.clone(), ok: c.ok, detail: c.detail.clone() })
+                .map(|c| pb::CheckResult {
+                    check: c.check.clone(),
+                    ok: c.ok,
+                    detail: c.detail.clone(),
+                    unknown: c.unknown,
+                })
                 .collect(),
             ipvs: s.ipvs.as_ref().map(Into::into),
             clock_offset_ms: s.clock.offset_ms,
@@ -138,7 +143,12 @@ impl TryFrom<&pb::StatusResponse> for NodeStatus {
             checks: s
                 .checks
                 .iter()
-                .map(|c| CheckResult { check: c.check.clone(), ok: c.ok, detail: c.detail.clone() })
+                .map(|c| CheckResult {
+                    check: c.check.clone(),
+                    ok: c.ok && !c.unknown,
+                    unknown: c.unknown,
+                    detail: c.detail.clone(),
+                })
                 .collect(),
             ipvs: s.ipvs.as_ref().map(|t| ipvs_table("ipvs", t)).transpose()?,
             clock: Clock {
