@@ -8,6 +8,7 @@
 use lvs_proto::reply::CheckResult;
 use lvs_proto::spec::{Protocol, Role, ServiceKey};
 
+use crate::firewall::ruleset::Ruleset;
 use crate::firewall::walk::{Outcome, Packet, decide};
 use crate::kernel::system::System;
 
@@ -33,33 +34,9 @@ pub async fn firewall<S: System>(sys: &S, service: &ServiceKey, role: Role) -> C
             "cannot tell: a firewall-mark service's ports are in its marking rules".into(),
         );
     };
-    // Tables of the legacy iptables are not in the nftables ruleset.
-    let legacy = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
-    if !legacy.trim().is_empty() {
-        let t = legacy.split_whitespace().collect::<Vec<_>>().join(", ");
-        return out(
-            &name,
-            false,
-            true,
-            format!("cannot tell: legacy iptables tables are loaded ({t}); this check reads nftables"),
-        );
-    }
-    let json = match sys.nft_ruleset().await {
-        Ok(Some(j)) => j,
-        Ok(None) if std::path::Path::new("/proc/net/netfilter/nf_tables").exists() => {
-            return out(
-                &name,
-                false,
-                true,
-                "cannot tell: nftables is loaded but nft is not installed to read it".into(),
-            );
-        }
-        Ok(None) => return out(&name, true, false, "no firewall loaded".into()),
-        Err(e) => return out(&name, false, true, format!("cannot tell: {e}")),
-    };
-    let rs = match crate::firewall::ruleset::decode(&json) {
-        Ok(r) => r,
-        Err(e) => return out(&name, false, true, format!("cannot tell: {e}")),
+    let rs = match ruleset(sys).await {
+        Ok(rs) => rs,
+        Err((passed, detail)) => return out(&name, passed, !passed, detail),
     };
     let proto = match protocol {
         Protocol::Tcp => "tcp",
@@ -108,6 +85,32 @@ pub async fn firewall<S: System>(sys: &S, service: &ServiceKey, role: Role) -> C
         }
     }
     out(&name, true, false, format!("no rule drops it ({chains} base chain(s) walked)"))
+}
+
+/// The node's ruleset, or the check's answer without one: (passed, detail), where not
+/// passed means "cannot tell".
+async fn ruleset<S: System>(sys: &S) -> Result<Ruleset, (bool, String)> {
+    // Tables of the legacy iptables are not in the nftables ruleset.
+    let legacy = std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
+    if !legacy.trim().is_empty() {
+        let t = legacy.split_whitespace().collect::<Vec<_>>().join(", ");
+        return Err((
+            false,
+            format!("cannot tell: legacy iptables tables are loaded ({t}); this check reads nftables"),
+        ));
+    }
+    let json = match sys.nft_ruleset().await {
+        Ok(Some(j)) => j,
+        Ok(None) if std::path::Path::new("/proc/net/netfilter/nf_tables").exists() => {
+            return Err((
+                false,
+                "cannot tell: nftables is loaded but nft is not installed to read it".into(),
+            ));
+        }
+        Ok(None) => return Err((true, "no firewall loaded".into())),
+        Err(e) => return Err((false, format!("cannot tell: {e}"))),
+    };
+    crate::firewall::ruleset::decode(&json).map_err(|e| (false, format!("cannot tell: {e}")))
 }
 
 #[cfg(test)]
