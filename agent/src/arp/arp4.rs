@@ -1,13 +1,14 @@
 //! ARP requests from one interface, and the replies within a window. An `AF_PACKET`
 //! `SOCK_DGRAM` socket bound to the interface and to ARP: the kernel writes and strips the
 //! Ethernet header, so what is sent and read is the 28-byte ARP payload alone. Every reply
-//! is parsed once into an [`ArpReply`], and no more than [`MAX_REPLIES`] are kept: a LAN
-//! flooding us with ARP cannot grow the agent's memory.
+//! is parsed once into an [`ArpReply`], and no more than
+//! [`super::link::MAX_REPLIES`] are kept: a LAN flooding us with ARP cannot grow the
+//! agent's memory.
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::link::{ArpReply, MAX_REPLIES, hardware_address, last_error};
+use super::link::{ArpReply, hardware_address, last_error, read_replies};
 
 const ETH_P_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
@@ -57,7 +58,7 @@ pub fn parse_reply(p: &[u8]) -> Option<ArpReply> {
 pub(super) fn ask_blocking(
     interface: &str,
     source: Ipv4Addr,
-    targets: &[Ipv4Addr],
+    targets: &[IpAddr],
     window: Duration,
 ) -> std::io::Result<Vec<ArpReply>> {
     let name = std::ffi::CString::new(interface).map_err(std::io::Error::other)?;
@@ -82,7 +83,11 @@ pub(super) fn ask_blocking(
         return last_error(&format!("{interface}: bind"));
     }
     let mac = hardware_address(&fd, interface)?;
-    for t in targets {
+    // Only this family's addresses are asked for here.
+    for t in targets.iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some(a),
+        _ => None,
+    }) {
         let p = request(mac, source, *t);
         // SAFETY: a valid buffer and address of the lengths given.
         if unsafe { libc::sendto(fd.as_raw_fd(), p.as_ptr().cast(), p.len(), 0, (&raw const sa).cast(), len) }
@@ -91,40 +96,7 @@ pub(super) fn ask_blocking(
             return last_error(&format!("{interface}: send ARP request for {t}"));
         }
     }
-    let deadline = Instant::now() + window;
-    let mut replies: Vec<ArpReply> = Vec::new();
-    let mut buf = [0u8; 64];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || replies.len() >= MAX_REPLIES {
-            break;
-        }
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return last_error("poll");
-        }
-        if n == 0 {
-            continue;
-        }
-        // SAFETY: a valid buffer of the length given.
-        let got =
-            unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if got < 0 {
-            continue;
-        }
-        if let Some(r) = parse_reply(&buf[..got as usize])
-            && targets.iter().any(|t| IpAddr::V4(*t) == r.address)
-            && !replies.contains(&r)
-        {
-            replies.push(r);
-        }
-    }
-    Ok(replies)
+    read_replies(&fd, window, targets, parse_reply)
 }
 
 #[cfg(test)]

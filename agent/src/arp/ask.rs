@@ -1,7 +1,7 @@
 //! Who has an address: the seam ([`ArpAsker`]) and the real asker, which sends ARP
 //! requests for IPv4 ([`super::arp4`]) and neighbour solicitations for IPv6
 //! ([`super::ndp`]) from one interface, and reads the replies within a window.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -51,26 +51,8 @@ impl ArpAsker for PacketArp {
     ) -> BoxFuture<'static, std::io::Result<Vec<ArpReply>>> {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || match source {
-                IpAddr::V4(s) => {
-                    let t: Vec<Ipv4Addr> = targets
-                        .iter()
-                        .filter_map(|a| match a {
-                            IpAddr::V4(a) => Some(*a),
-                            IpAddr::V6(_) => None,
-                        })
-                        .collect();
-                    super::arp4::ask_blocking(&interface, s, &t, window)
-                }
-                IpAddr::V6(s) => {
-                    let t: Vec<Ipv6Addr> = targets
-                        .iter()
-                        .filter_map(|a| match a {
-                            IpAddr::V6(a) => Some(*a),
-                            IpAddr::V4(_) => None,
-                        })
-                        .collect();
-                    super::ndp::ask_blocking(&interface, s, &t, window)
-                }
+                IpAddr::V4(s) => super::arp4::ask_blocking(&interface, s, &targets, window),
+                IpAddr::V6(s) => super::ndp::ask_blocking(&interface, s, &targets, window),
             })
             .await
             .map_err(std::io::Error::other)?

@@ -3,12 +3,12 @@
 //! neighbour advertisements; each solicitation goes to its target's solicited-node
 //! multicast group with hop limit 255 (hosts ignore ND with any other), carrying our MAC.
 //! Every advertisement is parsed once into an [`ArpReply`] (target and target link-layer
-//! address), and no more than [`MAX_REPLIES`] are kept.
+//! address), and no more than [`super::link::MAX_REPLIES`] are kept.
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::link::{ArpReply, MAX_REPLIES, hardware_address, last_error};
+use super::link::{ArpReply, hardware_address, last_error, read_replies};
 
 const NEIGHBOUR_SOLICITATION: u8 = 135;
 const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
@@ -83,7 +83,7 @@ fn set_int(
 pub(super) fn ask_blocking(
     interface: &str,
     source: Ipv6Addr,
-    targets: &[Ipv6Addr],
+    targets: &[IpAddr],
     window: Duration,
 ) -> std::io::Result<Vec<ArpReply>> {
     let name = std::ffi::CString::new(interface).map_err(std::io::Error::other)?;
@@ -137,7 +137,11 @@ pub(super) fn ask_blocking(
         return last_error(&format!("{interface}: bind to {source}"));
     }
     let mac = hardware_address(&fd, interface)?;
-    for t in targets {
+    // Only this family's addresses are asked for here.
+    for t in targets.iter().filter_map(|a| match a {
+        IpAddr::V6(a) => Some(a),
+        _ => None,
+    }) {
         let p = solicitation(mac, *t);
         let mut to = local;
         to.sin6_addr.s6_addr = solicited_node(*t).octets();
@@ -148,40 +152,7 @@ pub(super) fn ask_blocking(
             return last_error(&format!("{interface}: send neighbour solicitation for {t}"));
         }
     }
-    let deadline = Instant::now() + window;
-    let mut replies: Vec<ArpReply> = Vec::new();
-    let mut buf = [0u8; 256];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || replies.len() >= MAX_REPLIES {
-            break;
-        }
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return last_error("poll");
-        }
-        if n == 0 {
-            continue;
-        }
-        // SAFETY: a valid buffer of the length given.
-        let got =
-            unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if got < 0 {
-            continue;
-        }
-        if let Some(r) = parse_advertisement(&buf[..got as usize])
-            && targets.iter().any(|t| IpAddr::V6(*t) == r.address)
-            && !replies.contains(&r)
-        {
-            replies.push(r);
-        }
-    }
-    Ok(replies)
+    read_replies(&fd, window, targets, parse_advertisement)
 }
 
 #[cfg(test)]

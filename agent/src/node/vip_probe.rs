@@ -36,6 +36,36 @@ pub struct ProbeRequest {
     pub drill: Option<String>,
 }
 
+impl ProbeRequest {
+    /// A wire request checked field by field; the error names the field refused.
+    pub fn from_wire(r: &lvs_proto::pb::ProbeRequest) -> Result<ProbeRequest, String> {
+        if r.count == 0 || r.count > 100_000 {
+            return Err("count: must be 1..=100000".into());
+        }
+        if r.interval_ms != 0 && !(5..=10_000).contains(&r.interval_ms) {
+            return Err("interval_ms: must be 0 or 5..=10000".into());
+        }
+        if r.duration_ms > 600_000 {
+            return Err("duration_ms: at most 600000 (10 minutes)".into());
+        }
+        let drill = Some(r.drill.clone()).filter(|d| !d.is_empty());
+        if let Some(p) = drill.as_deref().and_then(lvs_proto::names::dns_label_problem) {
+            return Err(format!("drill: {p}"));
+        }
+        Ok(ProbeRequest {
+            target: r.target.parse().map_err(|e| format!("target: `{}`: {e}", r.target))?,
+            path: if r.path.is_empty() { "/".to_string() } else { r.path.clone() },
+            host: r.host.clone(),
+            count: r.count,
+            concurrency: r.concurrency,
+            timeout: Duration::from_millis(r.timeout_ms.clamp(10, 60_000)),
+            interval: (r.interval_ms > 0).then(|| Duration::from_millis(r.interval_ms.into())),
+            duration: (r.duration_ms > 0).then(|| Duration::from_millis(r.duration_ms)),
+            drill,
+        })
+    }
+}
+
 impl<S: System + 'static> Agent<S> {
     // Long on purpose: one loop that starts requests on time and tallies each answer as it
     // arrives; split, its timing state would be passed around in pieces.
@@ -145,5 +175,47 @@ const MAX_PROBE_BODIES: usize = 64;
 fn push_distinct(v: &mut Vec<String>, e: String) {
     if v.len() < 5 && !v.contains(&e) {
         v.push(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> lvs_proto::pb::ProbeRequest {
+        lvs_proto::pb::ProbeRequest {
+            target: "198.18.0.100:80".into(),
+            count: 10,
+            concurrency: 4,
+            timeout_ms: 1000,
+            interval_ms: 25,
+            duration_ms: 8000,
+            drill: "web".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_probe_request_is_checked_field_by_field() {
+        let r = ProbeRequest::from_wire(&good()).unwrap();
+        assert_eq!(
+            (r.interval, r.duration, r.drill.as_deref()),
+            (Some(Duration::from_millis(25)), Some(Duration::from_secs(8)), Some("web"))
+        );
+        type Spoil = fn(&mut lvs_proto::pb::ProbeRequest);
+        let cases: [(&str, Spoil); 6] = [
+            ("count", |r| r.count = 0),
+            ("interval_ms", |r| r.interval_ms = 1),
+            ("interval_ms", |r| r.interval_ms = 10_001),
+            ("duration_ms", |r| r.duration_ms = 600_001),
+            ("drill", |r| r.drill = "web; reboot".into()),
+            ("target", |r| r.target = "198.18.0.100".into()),
+        ];
+        for (field, spoil) in cases {
+            let mut r = good();
+            spoil(&mut r);
+            let e = ProbeRequest::from_wire(&r).expect_err(field);
+            assert!(e.starts_with(&format!("{field}: ")), "{field}: {e}");
+        }
     }
 }

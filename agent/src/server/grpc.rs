@@ -190,36 +190,8 @@ impl<S: System + 'static> pb::agent_server::Agent for Service<S> {
     }
 
     async fn probe(&self, req: Request<pb::ProbeRequest>) -> Result<Response<pb::ProbeResponse>, Status> {
-        let r = req.into_inner();
-        if r.count == 0 || r.count > 100_000 {
-            return Err(Status::invalid_argument("count: must be 1..=100000"));
-        }
-        if r.interval_ms != 0 && !(5..=10_000).contains(&r.interval_ms) {
-            return Err(Status::invalid_argument("interval_ms: must be 0 or 5..=10000"));
-        }
-        if r.duration_ms > 600_000 {
-            return Err(Status::invalid_argument("duration_ms: at most 600000 (10 minutes)"));
-        }
-        if let Some(p) =
-            Some(&r.drill).filter(|d| !d.is_empty()).and_then(|d| lvs_proto::names::dns_label_problem(d))
-        {
-            return Err(Status::invalid_argument(format!("drill: {p}")));
-        }
-        let path = if r.path.is_empty() { "/".to_string() } else { r.path };
-        let v = self
-            .agent
-            .probe(ProbeRequest {
-                target: socket("target", &r.target)?,
-                path,
-                host: r.host,
-                count: r.count,
-                concurrency: r.concurrency,
-                timeout: Duration::from_millis(r.timeout_ms.clamp(10, 60_000)),
-                interval: (r.interval_ms > 0).then(|| Duration::from_millis(r.interval_ms.into())),
-                duration: (r.duration_ms > 0).then(|| Duration::from_millis(r.duration_ms)),
-                drill: Some(r.drill).filter(|d| !d.is_empty()),
-            })
-            .await;
+        let r = ProbeRequest::from_wire(&req.into_inner()).map_err(Status::invalid_argument)?;
+        let v = self.agent.probe(r).await;
         Ok(Response::new((&v).into()))
     }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use lvs_tests::{Lab, ok, poll, start_load_with, step, stop_load, text};
 
+use super::OpenRequest;
+
 const ECMP: &str = include_str!("../../../deploy/examples/ecmp.toml");
 const VIP: &str = "198.18.0.100:80";
 const DIRECTORS: [&str; 3] = ["lb1", "lb2", "lb3"];
@@ -48,30 +50,6 @@ fn established(lab: &Lab, director: &str) -> usize {
     text(&lab.exec(director, &["ipvsadm", "-Lnc"])).lines().filter(|l| l.contains("ESTABLISHED")).count()
 }
 
-/// A TCP connection to the VIP with its request sent but for the final blank line.
-struct Open(std::process::Child);
-
-impl Open {
-    fn start(lab: &Lab) -> Open {
-        use std::io::Write as _;
-        let mut c = std::process::Command::new("ip")
-            .args(["netns", "exec", &lab.ns("client"), "busybox", "nc", "198.18.0.100", "80"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.as_mut().unwrap().write_all(b"GET / HTTP/1.0\r\nHost: vip\r\n").unwrap();
-        Open(c)
-    }
-
-    fn finish(mut self) -> String {
-        use std::io::Write as _;
-        self.0.stdin.as_mut().unwrap().write_all(b"\r\n").unwrap();
-        drop(self.0.stdin.take());
-        String::from_utf8_lossy(&self.0.wait_with_output().unwrap().stdout).into_owned()
-    }
-}
-
 /// (sent, failed, slowest ms) of a load report, printing each failure.
 fn tally(report: &serde_json::Value, what: &str) -> (u64, u64, u64) {
     for f in report["failures"].as_array().into_iter().flatten() {
@@ -85,7 +63,7 @@ fn tally(report: &serde_json::Value, what: &str) -> (u64, u64, u64) {
 /// established through all three; the director comes back afterwards. Returns (ms out of
 /// the route, sent, failed, connections it held that finished through the others).
 fn lose_a_director(lab: &mut Lab, director: &str, how: &str) -> (u128, u64, u64, usize) {
-    let open: Vec<Open> = (0..24).map(|_| Open::start(lab)).collect();
+    let open: Vec<OpenRequest> = (0..24).map(|_| OpenRequest::start(lab)).collect();
     std::thread::sleep(Duration::from_millis(500));
     let held = established(lab, director);
     let load =
@@ -107,7 +85,7 @@ fn lose_a_director(lab: &mut Lab, director: &str, how: &str) -> (u128, u64, u64,
     // From the cut to the poll that saw it gone (each poll runs `ip route`: a few ms more).
     let out_ms = t0.elapsed().as_millis();
     std::thread::sleep(Duration::from_secs(2));
-    let answers: Vec<String> = open.into_iter().map(Open::finish).collect();
+    let answers: Vec<String> = open.into_iter().map(OpenRequest::finish).collect();
     let report = stop_load(lab, load);
     let (sent, failed, slowest) = tally(&report, how);
     let unanswered = answers.iter().filter(|a| !a.contains("200 OK")).count();
