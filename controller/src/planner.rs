@@ -147,6 +147,7 @@ pub fn plan_node(cluster: &Cluster, node: &Node) -> NodeSpec {
         vrrp: None,
         bgp: None,
         arp_watch: None,
+        marks: Vec::new(),
     };
     spec.arp_watch = arp_watch::plan(cluster, node);
     match node.role {

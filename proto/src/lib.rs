@@ -219,6 +219,7 @@ mod tests {
             // The router's alone (the decoder refuses it on a director): its round trip is
             // `wire::arp`'s test.
             arp_watch: None,
+            marks: vec![],
         }
     }
 

@@ -11,6 +11,7 @@ mod arp;
 mod bgp;
 mod fields;
 mod health;
+mod marks;
 mod reply;
 pub use fields::{WireError, service_key};
 use fields::{err, parse, required, shaped, shaped_with};
@@ -107,6 +108,7 @@ impl From<&NodeSpec> for pb::NodeSpec {
             }),
             bgp: s.bgp.as_ref().map(Into::into),
             arp_watch: s.arp_watch.as_ref().map(Into::into),
+            marks: s.marks.iter().map(Into::into).collect(),
         }
     }
 }
@@ -283,6 +285,9 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
         if role != Role::Router && s.arp_watch.is_some() {
             return err("arp_watch", "only the router watches ARP for the VIPs");
         }
+        if role != Role::Director && !s.marks.is_empty() {
+            return err("marks", format!("a {role} marks no packets (directors only)"));
+        }
         if role == Role::RealServer && s.bgp.is_some() {
             return err("bgp", "a real_server runs no BGP (directors and the router only)");
         }
@@ -347,13 +352,14 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             .iter()
             .enumerate()
             .map(|(i, v)| virtual_service_from(&format!("virtual_services[{i}]"), v))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let checks = s
             .checks
             .iter()
             .enumerate()
             .map(|(i, c)| check_from(&format!("checks[{i}]"), c))
             .collect::<Result<_, _>>()?;
+        let marks = marks::marks_from(&s.marks, &virtual_services)?;
         Ok(NodeSpec {
             cluster: s.cluster.clone(),
             node: s.node.clone(),
@@ -372,6 +378,7 @@ impl TryFrom<&pb::NodeSpec> for NodeSpec {
             vrrp: s.vrrp.as_ref().map(vrrp_from).transpose()?,
             bgp: s.bgp.as_ref().map(bgp::bgp_from).transpose()?,
             arp_watch: s.arp_watch.as_ref().map(arp::arp_watch_from).transpose()?,
+            marks,
         })
     }
 }

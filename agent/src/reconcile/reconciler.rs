@@ -286,6 +286,7 @@ impl<S: System> Reconciler<S> {
                 vrrp: None,
                 bgp: None,
                 arp_watch: None,
+                marks: vec![],
             },
             None => return Err(ReconcileError::NoSpec),
         };

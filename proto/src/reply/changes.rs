@@ -192,6 +192,18 @@ pub enum Change {
     },
     /// Change the IPVS table.
     Ipvs(IpvsChange),
+    /// Load the director's marking table (`inet lvs_dr`) whole.
+    SetMarks {
+        /// Rules it holds afterwards.
+        rules: u32,
+        /// What stood in its place.
+        found: String,
+    },
+    /// Remove the marking table.
+    DelMarks {
+        /// What it held.
+        found: String,
+    },
 }
 
 impl fmt::Display for Change {
@@ -208,6 +220,11 @@ impl fmt::Display for Change {
             Change::DelRoute(r) => write!(f, "remove route {r}"),
             Change::SetSysctl { key, from, to } => write!(f, "set {key} = {to} (was {from})"),
             Change::Ipvs(op) => write!(f, "ipvs: {op}"),
+            Change::SetMarks { rules, found } => {
+                let s = if *rules == 1 { "" } else { "s" };
+                write!(f, "nftables: load table inet lvs_dr with {rules} marking rule{s} (found: {found})")
+            }
+            Change::DelMarks { found } => write!(f, "nftables: remove table inet lvs_dr (it held {found})"),
         }
     }
 }

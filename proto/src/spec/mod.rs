@@ -10,6 +10,7 @@ mod bgp;
 mod checks;
 mod host;
 mod key;
+mod marks;
 mod node;
 mod services;
 
@@ -18,6 +19,7 @@ pub use bgp::*;
 pub use checks::*;
 pub use host::*;
 pub use key::*;
+pub use marks::*;
 pub use node::*;
 pub use services::*;
 

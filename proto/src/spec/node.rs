@@ -76,6 +76,11 @@ pub struct NodeSpec {
     /// (Absent from state files written before it existed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arp_watch: Option<super::arp::ArpWatchSpec>,
+    /// A director: the marking rules of its firewall-mark services, kept in the agent's own
+    /// nftables table (`inet lvs_dr`); empty: no table. (Absent from state files written
+    /// before it existed.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<super::marks::MarkRule>,
 }
 
 /// A director's part in one VRRP instance. Its VIPs are held only while it is master:

@@ -93,6 +93,7 @@ pub fn director(services: Vec<VirtualServiceSpec>) -> NodeSpec {
         vrrp: None,
         bgp: None,
         arp_watch: None,
+        marks: vec![],
         virtual_services: services,
     }
 }

@@ -54,6 +54,7 @@ fn real_server() -> NodeSpec {
         vrrp: None,
         bgp: None,
         arp_watch: None,
+        marks: vec![],
     }
 }
 

@@ -3,9 +3,9 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::pb;
+use crate::{names, pb};
 use crate::reply::{AddressRef, Change, IpvsChange, RouteRef};
-use crate::wire::fields::{WireError, err, parse, required, service_key};
+use crate::wire::fields::{WireError, err, parse, required, service_key, shaped};
 
 pub(super) fn each<'a, W: 'a, D>(
     field: &str,
@@ -146,6 +146,10 @@ impl From<&Change> for pb::Change {
                 Kind::SetSysctl(pb::SysctlChange { key: key.clone(), from: from.clone(), to: to.clone() })
             }
             Change::Ipvs(op) => Kind::Ipvs(op.into()),
+            Change::SetMarks { rules, found } => {
+                Kind::SetMarks(pb::MarksChange { rules: *rules, found: found.clone() })
+            }
+            Change::DelMarks { found } => Kind::DelMarks(pb::MarksChange { rules: 0, found: found.clone() }),
         };
         pb::Change { kind: Some(kind) }
     }
@@ -166,6 +170,13 @@ pub fn change(f: &str, c: &pb::Change) -> Result<Change, WireError> {
             Change::SetSysctl { key: s.key.clone(), from: s.from.clone(), to: s.to.clone() }
         }
         Kind::Ipvs(op) => Change::Ipvs(ipvs_change(&format!("{f}.ipvs"), op)?),
+        Kind::SetMarks(m) => Change::SetMarks {
+            rules: m.rules,
+            found: shaped(&format!("{f}.set_marks.found"), &m.found, |t| names::text_problem(t, 512))?,
+        },
+        Kind::DelMarks(m) => Change::DelMarks {
+            found: shaped(&format!("{f}.del_marks.found"), &m.found, |t| names::text_problem(t, 512))?,
+        },
     })
 }
 
