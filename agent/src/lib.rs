@@ -14,6 +14,8 @@
 //! - [`bgp`]: the BGP engine (BIRD) of ECMP directors and their router.
 //! - [`arp`]: the router's ARP watch (who answers for each VIP).
 //! - [`firewall`]: the nftables ruleset read and decided for a service (never changed).
+//! - [`marks`]: the director's own nftables table (`inet lvs_dr`) of marking rules for its
+//!   firewall-mark services, rendered, read back and decoded.
 //! - [`server`]: the management port (listener, authorization, gRPC, enrolment, TLS).
 //! - [`telemetry`]: events, counters and the `/metrics` exposition.
 //! - [`node`]: the [`node::Agent`], which every gRPC handler hands its work to.
@@ -52,6 +54,7 @@ pub mod firewall;
 pub mod ha;
 pub mod health;
 pub mod kernel;
+pub mod marks;
 pub mod node;
 pub mod reconcile;
 pub mod run;

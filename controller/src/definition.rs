@@ -211,6 +211,10 @@ pub struct ServiceDef {
     pub port: Option<i64>,
     /// Firewall mark (for `fwmark` only).
     pub fwmark: Option<i64>,
+    /// What the directors mark for a `fwmark` service, in their own nftables table
+    /// (`inet lvs_dr`), on each of the service's VIPs: `marks = [{ protocol = "tcp",
+    /// ports = [80, 443] }]`. Absent: the marking rules are the admin's own.
+    pub marks: Option<Vec<MarkDef>>,
     /// IPVS scheduler module name (`rr`, `wlc`, `sh`, …); `rr` when left out.
     #[serde(default = "rr")]
     pub scheduler: String,
@@ -237,6 +241,26 @@ pub struct ServiceDef {
     pub hysteresis: Option<i64>,
     /// An executable on the director and its arguments, run on every health transition.
     pub notify: Option<Vec<String>>,
+}
+
+/// One entry of a fwmark service's `marks`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MarkDef {
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Destination ports, each `80` or `"8000-8099"`; absent or empty: every port.
+    #[serde(default)]
+    pub ports: Vec<PortDef>,
+}
+
+/// A port or an inclusive range of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PortDef {
+    /// `80`.
+    Number(i64),
+    /// `"8000-8099"` (or `"80"`).
+    Range(String),
 }
 
 /// A key that takes one string or a list of them (one address per family).

@@ -222,6 +222,19 @@ pub struct Service {
     pub hysteresis: u32,
     /// Run on every health transition (argv, no shell).
     pub notify: Vec<String>,
+    /// A fwmark service: what its directors mark for it on its VIP (empty: the admin's
+    /// own rules do).
+    pub marks: Vec<Marking>,
+}
+
+/// What a fwmark service's directors mark for it: packets of `protocol` to its VIP on one
+/// of `ports` (all ports when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marking {
+    /// TCP, UDP or SCTP.
+    pub protocol: lvs_proto::spec::Protocol,
+    /// Inclusive ranges, normalized (sorted, merged).
+    pub ports: Vec<lvs_proto::spec::PortRange>,
 }
 
 impl Service {

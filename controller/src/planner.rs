@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use lvs_proto::spec::{
     AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, NodeSpec,
-    ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec,
+    MarkRule, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec,
     VirtualServiceSpec, VrrpSpec,
 };
 
@@ -207,6 +207,7 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.ipvs_timeouts = cluster.ipvs_timeouts;
     let mine: Vec<&Service> = cluster.services.iter().filter(|s| s.directors.contains(&node.name)).collect();
     spec.virtual_services = mine.iter().map(|s| virtual_service(s)).collect();
+    spec.marks = mine.iter().flat_map(|s| marks(s)).collect();
     if !mine.is_empty() {
         spec.sysctls.extend(table(DRAIN_SYSCTLS, &[]));
         if mine.iter().any(|s| s.persistence.is_some()) {
@@ -217,6 +218,21 @@ fn plan_director(cluster: &Cluster, node: &Node, spec: &mut NodeSpec) {
     spec.checks.push(CheckSpec::KernelIpvs { schedulers: schedulers.into_iter().collect() });
     spec.checks.push(clock(cluster));
     spec.checks.extend(mine.iter().map(|s| CheckSpec::FirewallAllows { service: s.key }));
+}
+
+/// The marking rules of a fwmark service: one per protocol, to its VIP.
+fn marks(s: &Service) -> impl Iterator<Item = MarkRule> + '_ {
+    let mark = match s.key {
+        ServiceKey::Fwmark { mark, .. } => mark,
+        ServiceKey::Addr { .. } => 0,
+    };
+    s.marks.iter().filter(move |_| mark != 0).map(move |m| MarkRule {
+        service: s.name.clone(),
+        address: s.vip,
+        protocol: m.protocol,
+        ports: m.ports.clone(),
+        mark,
+    })
 }
 
 /// `node`'s part in its VRRP instance, if it has one: unicast adverts from its address

@@ -11,12 +11,19 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 /// The ruleset as JSON; `None` when there is no `nft` to ask.
 pub async fn nft_ruleset() -> std::io::Result<Option<String>> {
+    nft_json(&["-j", "list", "ruleset"]).await
+}
+
+/// What `nft args` prints (a JSON listing), within the deadline and the size limit;
+/// `None` when there is no `nft` to ask; nft's own words when it fails.
+pub async fn nft_json(args: &[&str]) -> std::io::Result<Option<String>> {
     let program = crate::ha::straddle::NftProgram::default_program().0;
     if !program.exists() {
         return Ok(None);
     }
+    let what = format!("nft {}", args.join(" "));
     let mut child = tokio::process::Command::new(&program)
-        .args(["-j", "list", "ruleset"])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -26,10 +33,10 @@ pub async fn nft_ruleset() -> std::io::Result<Option<String>> {
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
     let mut limited = stdout.take(MAX_RULESET as u64 + 1);
     tokio::time::timeout(DEADLINE, limited.read_to_end(&mut out)).await.map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, "nft -j list ruleset took over 5 s")
+        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} took over 5 s"))
     })??;
     if out.len() > MAX_RULESET {
-        return Err(std::io::Error::other(format!("the ruleset is over {} MiB", MAX_RULESET >> 20)));
+        return Err(std::io::Error::other(format!("{what}: over {} MiB", MAX_RULESET >> 20)));
     }
     let status = tokio::time::timeout(DEADLINE, child.wait())
         .await
@@ -39,7 +46,7 @@ pub async fn nft_ruleset() -> std::io::Result<Option<String>> {
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err).await;
         }
-        return Err(std::io::Error::other(format!("nft -j list ruleset: {}", err.trim())));
+        return Err(std::io::Error::other(format!("{what}: {}", err.trim())));
     }
     String::from_utf8(out).map(Some).map_err(std::io::Error::other)
 }

@@ -122,6 +122,25 @@ pub struct Rule {
     pub conds: Vec<Cond>,
     /// Its verdict.
     pub verdict: Verdict,
+    /// The mark it sets (`meta mark set N`), if it does.
+    pub sets_mark: Option<u64>,
+    /// Its counter's packets and bytes, if it has one.
+    pub counter: Option<(u64, u64)>,
+    /// Its comment.
+    pub comment: Option<String>,
+    /// The other expressions that neither stop a packet nor decide its fate (`log`, a
+    /// `mangle` of another field, …), by name: a marking rule of the agent's has none.
+    pub extras: Vec<String>,
+}
+
+/// What one rule's expressions say.
+#[derive(Default)]
+struct Body {
+    conds: Vec<Cond>,
+    verdict: Option<Verdict>,
+    sets_mark: Option<u64>,
+    counter: Option<(u64, u64)>,
+    extras: Vec<String>,
 }
 
 fn field(left: &Value) -> Option<Field> {
@@ -181,10 +200,10 @@ fn val(v: &Value) -> Val {
     }
 }
 
-/// The conditions and verdict of one rule's expressions.
-fn rule_body(exprs: &[Value]) -> (Vec<Cond>, Verdict) {
-    let mut conds = Vec::new();
-    let mut verdict = Verdict::Continue;
+/// The conditions, verdict and effects of one rule's expressions.
+fn rule_body(exprs: &[Value]) -> Body {
+    let mut b = Body::default();
+    let (conds, verdict) = (&mut b.conds, &mut b.verdict);
     for e in exprs {
         let Some((kind, body)) = e.as_object().and_then(|o| o.iter().next()) else { continue };
         match kind.as_str() {
@@ -208,19 +227,30 @@ fn rule_body(exprs: &[Value]) -> (Vec<Cond>, Verdict) {
                     ))),
                 }
             }
-            "accept" => verdict = Verdict::Accept,
-            "drop" | "reject" => verdict = Verdict::Drop,
-            "return" => verdict = Verdict::Return,
+            "accept" => *verdict = Some(Verdict::Accept),
+            "drop" | "reject" => *verdict = Some(Verdict::Drop),
+            "return" => *verdict = Some(Verdict::Return),
             "jump" | "goto" => {
                 let target = body.get("target").and_then(Value::as_str).unwrap_or_default().to_string();
-                verdict = if kind == "jump" { Verdict::Jump(target) } else { Verdict::Goto(target) };
+                *verdict = Some(if kind == "jump" { Verdict::Jump(target) } else { Verdict::Goto(target) });
             }
             // What never stops a packet from matching, nor decides its fate.
-            "counter" | "log" | "comment" | "mangle" | "limit" | "quota" | "notrack" | "ct count" => {}
+            "counter" => {
+                let n = |k: &str| body.get(k).and_then(Value::as_u64).unwrap_or(0);
+                b.counter = Some((n("packets"), n("bytes")));
+            }
+            "mangle"
+                if body.pointer("/key/meta/key").and_then(Value::as_str) == Some("mark")
+                    && body.get("value").is_some_and(Value::is_u64)
+                    && b.sets_mark.is_none() =>
+            {
+                b.sets_mark = body.get("value").and_then(Value::as_u64);
+            }
+            "log" | "comment" | "mangle" | "limit" | "quota" | "notrack" | "ct count" => b.extras.push(kind.clone()),
             other => conds.push(Cond::Unknown(other.to_string())),
         }
     }
-    (conds, verdict)
+    b
 }
 
 /// Decode `nft -j list ruleset`; an error says what is malformed.
@@ -244,15 +274,18 @@ pub fn decode(json: &str) -> Result<Ruleset, String> {
                 return Err(format!("over {MAX_RULES} rules: too many to decide"));
             }
             let s = |k: &str| x.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let (conds, verdict) =
-                rule_body(x.get("expr").and_then(Value::as_array).map_or(&[][..], Vec::as_slice));
+            let b = rule_body(x.get("expr").and_then(Value::as_array).map_or(&[][..], Vec::as_slice));
             r.rules.push(Rule {
                 family: s("family"),
                 table: s("table"),
                 chain: s("chain"),
                 handle: x.get("handle").and_then(Value::as_u64).unwrap_or(0),
-                conds,
-                verdict,
+                conds: b.conds,
+                verdict: b.verdict.unwrap_or(Verdict::Continue),
+                sets_mark: b.sets_mark,
+                counter: b.counter,
+                comment: x.get("comment").and_then(Value::as_str).map(str::to_string),
+                extras: b.extras,
             });
         }
     }

@@ -35,6 +35,8 @@ pub struct FakeSystem {
     pub daemons: Mutex<Vec<lvs_ipvs::Daemon>>,
     /// What `nft -j list ruleset` prints (`None`: no nft on this host).
     pub nft: Mutex<Option<String>>,
+    /// The marking table (`None`: not there).
+    pub marks: Mutex<Option<crate::marks::MarkTable>>,
 }
 
 impl FakeSystem {
@@ -179,6 +181,26 @@ impl System for FakeSystem {
     async fn nft_ruleset(&self) -> SysResult<Option<String>> {
         self.read("read the nftables ruleset")?;
         Ok(self.nft.lock().unwrap().clone())
+    }
+    async fn mark_table(&self) -> SysResult<Option<crate::marks::MarkTable>> {
+        self.read("read nftables table inet lvs_dr")?;
+        Ok(self.marks.lock().unwrap().clone())
+    }
+    async fn load_marks(&self, rules: &[lvs_proto::spec::MarkRule]) -> SysResult<()> {
+        self.pause().await;
+        self.record(format!("load marks {}", rules.len()))?;
+        let rules = rules
+            .iter()
+            .map(|r| crate::marks::FoundRule { rule: r.clone(), packets: 0, bytes: 0 })
+            .collect();
+        *self.marks.lock().unwrap() = Some(crate::marks::MarkTable { rules, strange: Vec::new() });
+        Ok(())
+    }
+    async fn remove_marks(&self) -> SysResult<()> {
+        self.pause().await;
+        self.record("remove marks".into())?;
+        *self.marks.lock().unwrap() = None;
+        Ok(())
     }
     async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
         self.read("list IPVS sync daemons")?;

@@ -330,6 +330,20 @@ impl System for NetSystem {
             .map_err(|e| SystemError::new("read the nftables ruleset", e))
     }
 
+    async fn mark_table(&self) -> SysResult<Option<crate::marks::MarkTable>> {
+        crate::marks::program::read().await
+    }
+
+    async fn load_marks(&self, rules: &[lvs_proto::spec::MarkRule]) -> SysResult<()> {
+        self.before_change();
+        crate::marks::program::load(rules).await
+    }
+
+    async fn remove_marks(&self) -> SysResult<()> {
+        self.before_change();
+        crate::marks::program::remove().await
+    }
+
     async fn ipvs_daemons(&self) -> SysResult<Vec<lvs_ipvs::Daemon>> {
         self.with_ipvs(async |ipvs: &mut Ipvs| ipvs.daemons().await)
             .await

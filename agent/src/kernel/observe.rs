@@ -22,11 +22,20 @@ pub struct Observed {
     pub ipvs_timeouts: Option<lvs_ipvs::Timeouts>,
     /// The running IPVS sync daemons, read whenever the IPVS table is.
     pub sync_daemons: Option<Vec<lvs_ipvs::Daemon>>,
+    /// The marking table (`None`: not there, or not read).
+    pub marks: Option<crate::marks::MarkTable>,
 }
 
 /// Read the node. IPVS is read only when the spec has services or the agent owns some,
-/// so real servers and routers never need the module.
-pub async fn observe<S: System>(sys: &S, spec: &NodeSpec, owns_services: bool) -> SysResult<Observed> {
+/// so real servers and routers never need the module; the marking table only when
+/// `marks` (the spec has marks, or the agent owns the table), so only such a director
+/// ever runs `nft` for it.
+pub async fn observe<S: System>(
+    sys: &S,
+    spec: &NodeSpec,
+    owns_services: bool,
+    marks: bool,
+) -> SysResult<Observed> {
     let mut sysctls = BTreeMap::new();
     for s in &spec.sysctls {
         sysctls.insert(s.key.clone(), sys.sysctl(&s.key).await?);
@@ -40,7 +49,9 @@ pub async fn observe<S: System>(sys: &S, spec: &NodeSpec, owns_services: bool) -
         Some(_) => sys.ipvs_info().await?.map(|(_, t)| t),
         None => None,
     };
+    let marks = if marks { sys.mark_table().await? } else { None };
     Ok(Observed {
+        marks,
         links: sys.links().await?,
         addresses: sys.addresses().await?,
         routes: sys.routes().await?,

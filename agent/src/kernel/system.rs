@@ -159,6 +159,12 @@ pub trait System: Send + Sync {
     /// The nftables ruleset as `nft -j list ruleset` prints it; `None` when this host has no
     /// `nft` to ask (the firewall check then says what it can from /proc).
     fn nft_ruleset(&self) -> impl Future<Output = SysResult<Option<String>>> + Send;
+    /// The director's marking table (`inet lvs_dr`) as found; `None`: it is not there.
+    fn mark_table(&self) -> impl Future<Output = SysResult<Option<crate::marks::MarkTable>>> + Send;
+    /// Make the marking table hold exactly `rules`, in one transaction.
+    fn load_marks(&self, rules: &[lvs_proto::spec::MarkRule]) -> impl Future<Output = SysResult<()>> + Send;
+    /// Remove the marking table (nothing when it is not there).
+    fn remove_marks(&self) -> impl Future<Output = SysResult<()>> + Send;
     /// Apply IPVS changes in one batch; one result per change.
     fn ipvs_apply(&self, ops: &[Op]) -> impl Future<Output = SysResult<Vec<SysResult<()>>>> + Send;
 }

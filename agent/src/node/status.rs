@@ -237,7 +237,7 @@ fn vip_ready(spec: &NodeSpec, drift: Option<&[Action]>) -> CheckResult {
             Action::AddRoute { route, .. } | Action::DelRoute(route) => {
                 vips.contains(&route.destination.addr())
             }
-            Action::Ipvs(_) => false,
+            Action::Ipvs(_) | Action::LoadMarks { .. } | Action::RemoveMarks { .. } => false,
         })
         .map(ToString::to_string)
         .collect();

@@ -32,6 +32,18 @@ pub enum Action {
     },
     /// Change the IPVS table.
     Ipvs(Op),
+    /// Load the marking table whole with these rules.
+    LoadMarks {
+        /// The rules, sorted.
+        rules: Vec<lvs_proto::spec::MarkRule>,
+        /// What stood in its place, in words.
+        found: String,
+    },
+    /// Remove the marking table.
+    RemoveMarks {
+        /// What it held, in words.
+        found: String,
+    },
 }
 
 impl Action {
@@ -48,6 +60,10 @@ impl Action {
                 Change::SetSysctl { key: key.clone(), from: from.clone(), to: to.clone() }
             }
             Action::Ipvs(op) => Change::Ipvs(translate::ipvs_change(op)),
+            Action::LoadMarks { rules, found } => {
+                Change::SetMarks { rules: rules.len() as u32, found: found.clone() }
+            }
+            Action::RemoveMarks { found } => Change::DelMarks { found: found.clone() },
         }
     }
 }

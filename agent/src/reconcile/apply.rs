@@ -40,6 +40,8 @@ pub async fn apply<S: System>(sys: &S, actions: &[Action]) -> Vec<Outcome> {
                 Action::AddRoute { route, replace } => sys.add_route(route, *replace).await,
                 Action::DelRoute(r) => sys.del_route(r).await,
                 Action::SetSysctl { key, to, .. } => sys.set_sysctl(key, to).await,
+                Action::LoadMarks { rules, .. } => sys.load_marks(rules).await,
+                Action::RemoveMarks { .. } => sys.remove_marks().await,
                 Action::Ipvs(_) => unreachable!("handled above"),
             };
             out.push(match r {

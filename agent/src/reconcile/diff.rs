@@ -76,8 +76,37 @@ pub fn diff(spec: &NodeSpec, observed: &Observed, owned: &Owned, runtime: &Runti
         timeouts(&mut plan, spec, observed);
     }
     sync_daemons(&mut plan, spec, observed, owned);
+    // After the services (a marked packet meets its service), before their removals.
+    marks(&mut plan, spec, observed, owned);
     removals(&mut plan, &table, observed, owned, &wanted);
     plan
+}
+
+/// The marking table: loaded whole when it differs from the spec's rules, removed when
+/// the spec has none and the agent made it; someone else's table of that name is a
+/// conflict (never replaced), unless adopted.
+fn marks(plan: &mut Plan, spec: &NodeSpec, observed: &Observed, owned: &Owned) {
+    let mut wanted = spec.marks.clone();
+    wanted.sort();
+    match (&observed.marks, wanted.is_empty()) {
+        (None, true) => {}
+        (None, false) => plan.actions.push(Action::LoadMarks { rules: wanted, found: "absent".into() }),
+        (Some(t), true) if owned.mark_table => {
+            let found = format!("{} marking rule(s)", t.rules.len());
+            plan.actions.push(Action::RemoveMarks { found });
+        }
+        (Some(_), true) => {}
+        (Some(_), false) if !owned.mark_table => plan.conflicts.push(format!(
+            "nftables table {} exists and was not created by this agent; it is left alone: \
+             take it over with `lvsctl apply --adopt`, or delete it",
+            crate::marks::TABLE
+        )),
+        (Some(t), false) => {
+            if let Some(found) = t.differs_from(&wanted) {
+                plan.actions.push(Action::LoadMarks { rules: wanted, found });
+            }
+        }
+    }
 }
 
 /// What the spec wants, gathered while diffing, for the removals at the end.

@@ -24,6 +24,7 @@ pub(crate) fn claim(st: &mut State, spec: &NodeSpec, a: &Action) {
         Action::Ipvs(lvs_ipvs::Op::StartDaemon(d)) => {
             st.owned.sync_daemons.insert(crate::reconcile::ipvs_diff::daemon_word(d.state).into());
         }
+        Action::LoadMarks { .. } => st.owned.mark_table = true,
         _ => {}
     }
 }
@@ -55,6 +56,7 @@ pub(crate) fn release(st: &mut State, a: &Action) {
         Action::Ipvs(lvs_ipvs::Op::StopDaemon(s)) => {
             st.owned.sync_daemons.remove(crate::reconcile::ipvs_diff::daemon_word(*s));
         }
+        Action::RemoveMarks { .. } => st.owned.mark_table = false,
         _ => {}
     }
 }

@@ -97,7 +97,8 @@ impl<S: System> Reconciler<S> {
     }
 
     async fn diff(&self, spec: &NodeSpec, st: &State) -> Result<(Observed, Plan), ReconcileError> {
-        let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty()).await?;
+        let marks = !spec.marks.is_empty() || st.owned.mark_table;
+        let observed = observe::observe(&*self.sys, spec, !st.owned.services.is_empty(), marks).await?;
         preflight(spec, &observed, &self.scripts)?;
         let plan = diff::diff(spec, &observed, &st.owned, &st.runtime);
         if !plan.conflicts.is_empty() {
@@ -123,6 +124,15 @@ impl<S: System> Reconciler<S> {
             .collect())
     }
 
+    /// Whether `spec` has marks and a marking table stands that this agent did not make
+    /// (its state was lost, or someone made one of that name): adopted only when asked.
+    async fn foreign_mark_table(&self, spec: &NodeSpec, st: &State) -> Result<bool, ReconcileError> {
+        if spec.marks.is_empty() || st.owned.mark_table {
+            return Ok(false);
+        }
+        Ok(self.sys.mark_table().await?.is_some())
+    }
+
     /// What applying `spec` would change; changes nothing. With `adopt`, IPVS services the
     /// spec names that another tool created count as this agent's (as the apply would make them).
     pub async fn plan(&self, spec: &NodeSpec, adopt: bool) -> Result<Report, ReconcileError> {
@@ -130,6 +140,7 @@ impl<S: System> Reconciler<S> {
         self.check(spec, &st)?;
         if adopt {
             st.owned.services.extend(self.foreign_spec_services(spec, &st).await?);
+            st.owned.mark_table |= self.foreign_mark_table(spec, &st).await?;
         }
         let (_, plan) = self.diff(spec, &st).await?;
         Ok(report(spec, &plan, vec![Outcome::NotAttempted; plan.actions.len()], Vec::new()))
@@ -153,6 +164,11 @@ impl<S: System> Reconciler<S> {
             if !adopted.is_empty() {
                 info!(node = %self.node, services = ?adopted, "adopting IPVS services another tool created");
                 st.owned.services.extend(adopted);
+                self.store.save(&st)?;
+            }
+            if self.foreign_mark_table(spec, &st).await? {
+                info!(node = %self.node, table = crate::marks::TABLE, "adopting a marking table this agent did not make");
+                st.owned.mark_table = true;
                 self.store.save(&st)?;
             }
         }
@@ -179,7 +195,8 @@ impl<S: System> Reconciler<S> {
         if st.runtime == before {
             return Ok((t, report(&spec, &Plan::default(), Vec::new(), Vec::new())));
         }
-        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        // IPVS only: the marking table is not the runtime layer's.
+        let observed = observe::observe(&*self.sys, &spec, true, false).await?;
         if observed.ipvs.is_none() {
             return Err(ReconcileError::NotInForce("this kernel has no IPVS (load ip_vs)".into()));
         }
@@ -195,7 +212,7 @@ impl<S: System> Reconciler<S> {
                 reclaim(&mut st, &spec, a);
             }
         }
-        let observed = observe::observe(&*self.sys, &spec, true).await?;
+        let observed = observe::observe(&*self.sys, &spec, true, false).await?;
         let after = ipvs_only(diff::diff(&spec, &observed, &st.owned, &st.runtime));
         let drift = after.actions;
         if !drift.is_empty() {
@@ -269,7 +286,8 @@ impl<S: System> Reconciler<S> {
             && st.owned.routes.is_empty()
             && st.owned.services.is_empty()
             && st.owned.sysctls.is_empty()
-            && st.owned.sync_daemons.is_empty());
+            && st.owned.sync_daemons.is_empty()
+            && !st.owned.mark_table);
         let spec = match st.spec.clone() {
             Some(spec) => spec,
             None if owns => NodeSpec {
@@ -299,12 +317,14 @@ impl<S: System> Reconciler<S> {
             ipvs_timeouts: None,
             vrrp: None,
             bgp: None,
+            marks: Vec::new(),
             ..spec.clone()
         };
         let observed = observe::observe(
             &*self.sys,
             &nothing,
             !st.owned.services.is_empty() || !st.owned.sync_daemons.is_empty(),
+            st.owned.mark_table,
         )
         .await?;
         let mut plan = diff::diff(&nothing, &observed, &st.owned, &state::Runtime::default());

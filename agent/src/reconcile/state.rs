@@ -24,6 +24,9 @@ pub struct Owned {
     /// IPVS sync daemons it started (`master`, `backup`).
     #[serde(default)]
     pub sync_daemons: BTreeSet<String>,
+    /// Whether it made the marking table (`inet lvs_dr`).
+    #[serde(default)]
+    pub mark_table: bool,
 }
 
 /// The persisted state.

@@ -13,6 +13,7 @@ mod bgp;
 mod checks;
 mod dr;
 mod ipvs;
+mod marks;
 mod names;
 pub use lvs_proto::names::{MAX_NAME, dns_label_problem, ifname_problem};
 mod nodes;

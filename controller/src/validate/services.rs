@@ -34,6 +34,7 @@ impl Validator {
                 out.push(svc);
             }
         }
+        self.marks_overlap(def, &out);
         out
     }
 
@@ -93,6 +94,7 @@ impl Validator {
         let (quorum, hysteresis) = self.quorum(s, path, real_servers.len());
         let notify =
             s.notify.as_deref().and_then(|n| self.command(Some(n), &path.key("notify"))).unwrap_or_default();
+        let marks = self.marks(s, path);
         Some(Service {
             name: s.name.clone(),
             key: key?,
@@ -107,6 +109,7 @@ impl Validator {
             quorum,
             hysteresis,
             notify,
+            marks,
         })
     }
 
