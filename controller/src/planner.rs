@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_proto::spec::{
-    AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, NodeSpec,
-    MarkRule, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec,
+    AddressPurpose, AddressSpec, CheckSpec, DestinationCheck, DestinationSpec, Forwarding, MarkRule,
+    NodeSpec, ProbeKind, Protocol, Role, RoutePurpose, RouteSpec, ServiceKey, SyncDaemonSpec, SysctlSpec,
     VirtualServiceSpec, VrrpSpec,
 };
 

@@ -59,6 +59,10 @@ fn node(out: &mut String, spec: &NodeSpec, agent: &str) {
             v(t.udp_s)
         );
     }
+    for m in &spec.marks {
+        let _ =
+            writeln!(out, "      nft      {m}  (table inet lvs_dr, the agent's own; IPVS takes the mark)");
+    }
     if let Some(v) = &spec.vrrp {
         vrrp(out, v);
     }

@@ -116,7 +116,10 @@ pub const RULES: &[Rule] = &[
     r("marks-protocol", "a mark entry's protocol other than tcp, udp, sctp"),
     r("marks-range", "a mark entry's port range that is not N-M with N <= M"),
     r("marks-overlap", "two services marking the same protocol, VIP and port"),
-    r("marks-shadow", "a mark covering an address service's VIP and port (IPVS would never give it a packet)"),
+    r(
+        "marks-shadow",
+        "a mark covering an address service's VIP and port (IPVS would never give it a packet)",
+    ),
     r("unknown-scheduler", "a scheduler the kernel does not have"),
     r("unsupported-forwarding", "a forwarding method other than dr"),
     r("unknown-flag", "an unknown service flag"),

@@ -20,6 +20,7 @@ fn opts(directors: &[(&str, &str)]) -> Options {
         interface: None,
         rs_interface: "eth0".into(),
         agent_port: 7443,
+        firewall: None,
     }
 }
 
@@ -567,4 +568,49 @@ fn an_ipv6_virtual_server_imports_onto_a_dual_stack_lan() {
     let lvs1 = c.nodes.iter().find(|n| n.name == "lvs1").unwrap();
     assert_eq!(lvs1.interfaces.len(), 2, "the director on both families: {:?}", lvs1.interfaces);
     assert!(lvs1.vips.iter().any(|v| v.address.to_string() == "2001:db8:18::100/128"));
+}
+
+#[test]
+fn the_firewalls_marking_rules_become_the_fwmark_services_marks() {
+    let rules = include_str!("fixtures/keepalived/dr-master.iptables");
+    let mut o = opts(&[("lvs1", "198.18.0.2/24")]);
+    o.firewall = Some(input("dr-master.iptables", rules));
+    let got = import::keepalived(&[input("dr-master.conf", MASTER)], &o).unwrap();
+    let toml = &got.toml;
+    assert!(
+        toml.contains("marks = [{ protocol = \"tcp\", ports = [8443, \"9000-9010\"] }, { protocol = \"udp\", ports = [8443] }]"),
+        "{toml}"
+    );
+    for why in [
+        "dr-master.iptables:16: `-A PREROUTING -s 198.19.0.0/24",
+        "`-s`: the mark depends on more than address, protocol and port: not carried over, keep this rule yourself",
+        "dr-master.iptables:17: `mark 11 for 198.18.0.101`: no virtual_server fwmark uses this mark",
+        "dr-master.iptables:18: `-A OUTPUT",
+        "chain OUTPUT: only PREROUTING marks are carried over",
+    ] {
+        assert!(toml.contains(why), "no `{why}` in\n{toml}");
+    }
+    let loaded = load_str("imported.toml", toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let svc = loaded.cluster.services.iter().find(|s| s.name == "fwmark-7").expect("the fwmark service");
+    assert_eq!(svc.vip.to_string(), "198.18.0.100", "its VIP from the rule");
+    let specs = lvs_controller::planner::plan(&loaded.cluster);
+    let lvs1 = specs.iter().find(|s| s.node == "lvs1").unwrap();
+    let m: Vec<String> = lvs1.marks.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        m,
+        [
+            "TCP 198.18.0.100 ports 8443,9000-9010 → mark 7 (fwmark-7)",
+            "UDP 198.18.0.100 port 8443 → mark 7 (fwmark-7)"
+        ]
+    );
+
+    // Without the rules: the service says where its marks would come from.
+    let got =
+        import::keepalived(&[input("dr-master.conf", MASTER)], &opts(&[("lvs1", "198.18.0.2/24")])).unwrap();
+    assert!(
+        got.toml.contains("keepalived.conf does not say which packets carry the mark: pass --firewall"),
+        "{}",
+        got.toml
+    );
+    assert!(!got.toml.lines().any(|l| l.starts_with("marks = ")), "{}", got.toml);
 }

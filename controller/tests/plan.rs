@@ -279,3 +279,32 @@ fn the_router_watches_each_vip_in_its_own_family_with_the_directors_that_may_ans
     let w = node(&ecmp, "router").arp_watch.as_ref().expect("the router watches");
     assert!(w.lans[0].vips[0].holders.is_empty(), "{w:?}");
 }
+
+#[test]
+fn a_fwmark_services_marks_go_to_every_director_holding_it_and_nowhere_else() {
+    let text = include_str!("../../deploy/examples/dual-stack.toml");
+    let specs = plan("dual-stack.toml", text);
+    for d in ["lb1", "lb2"] {
+        let m: Vec<String> = node(&specs, d).marks.iter().map(ToString::to_string).collect();
+        assert_eq!(m, ["TCP 2001:db8:6::200 port 80 → mark 6 (marked)"], "{d}");
+    }
+    assert!(specs.iter().filter(|s| !s.node.starts_with("lb")).all(|s| s.marks.is_empty()));
+    let h = human("dual-stack.toml", text);
+    assert!(h.contains("nft      TCP 2001:db8:6::200 port 80 → mark 6 (marked)  (table inet lvs_dr"), "{h}");
+    // Two entries of one protocol are one rule, their ports merged; without marks, no rule.
+    let two = text.replacen(
+        "marks = [{ protocol = \"tcp\", ports = [80] }]",
+        "marks = [{ protocol = \"tcp\", ports = [80] }, { protocol = \"tcp\", ports = [\"81-90\", 443] }, { protocol = \"udp\" }]",
+        1,
+    );
+    let m: Vec<String> = node(&plan("two.toml", &two), "lb1").marks.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        m,
+        [
+            "TCP 2001:db8:6::200 ports 80-90,443 → mark 6 (marked)",
+            "UDP 2001:db8:6::200 every port → mark 6 (marked)"
+        ]
+    );
+    let none = text.replacen("marks = [{ protocol = \"tcp\", ports = [80] }]\n", "", 1);
+    assert!(node(&plan("none.toml", &none), "lb1").marks.is_empty());
+}

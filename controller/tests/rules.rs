@@ -33,6 +33,17 @@ fn ha_with(from: &str, to: &str) -> String {
     HA.replacen(from, to, 1)
 }
 
+/// The dual-stack example's marks.
+const DUAL_MARKS: &str = "marks = [{ protocol = \"tcp\", ports = [80] }]";
+
+/// A fwmark service on the lab's VIP marking TCP `ports`, to append to the lab.
+fn marked(name: &str, mark: u32, ports: &str) -> String {
+    format!(
+        "\n[[services]]\nname = \"{name}\"\nprotocol = \"fwmark\"\nfwmark = {mark}\nvip = \"198.18.0.100\"\n\
+         marks = [{{ protocol = \"tcp\", ports = [{ports}] }}]\nreal_servers = [{{ node = \"rs1\" }}]\n"
+    )
+}
+
 /// The lab with `from` replaced by `to` (which must occur).
 fn lab_with(from: &str, to: &str) -> String {
     assert!(LAB.contains(from), "test setup: `{from}` not in lab.toml");
@@ -510,6 +521,14 @@ fn examples() -> Vec<(&'static str, String)> {
         ("unknown-protocol", lab_with("protocol = \"tcp\"", "protocol = \"icmp\"")),
         ("fwmark-port", lab_with("protocol = \"tcp\"", "protocol = \"fwmark\"\nfwmark = 1")),
         ("fwmark-with-protocol", lab_with("protocol = \"tcp\"", "protocol = \"tcp\"\nfwmark = 1")),
+        ("marks-without-fwmark", lab_with("protocol = \"tcp\"", "protocol = \"tcp\"\nmarks = [{ protocol = \"tcp\" }]")),
+        ("marks-empty", dual_with(DUAL_MARKS, "marks = []")),
+        ("marks-protocol", dual_with(DUAL_MARKS, "marks = [{ protocol = \"icmp\" }]")),
+        ("marks-range", dual_with(DUAL_MARKS, "marks = [{ protocol = \"tcp\", ports = [\"90-80\"] }]")),
+        ("marks-range", dual_with(DUAL_MARKS, "marks = [{ protocol = \"tcp\", ports = [\"http\"] }]")),
+        ("bad-port", dual_with(DUAL_MARKS, "marks = [{ protocol = \"tcp\", ports = [\"1-70000\"] }]")),
+        ("marks-overlap", format!("{LAB}{}{}", marked("one", 8, "80, 443"), marked("two", 9, "\"400-500\""))),
+        ("marks-shadow", format!("{LAB}{}", marked("one", 8, "\"1-1024\""))),
         ("fwmark-zero", lab_with(web, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 0")),
         ("fwmark-range", lab_with(web, "protocol = \"fwmark\"\nvip = \"198.18.0.100\"\nfwmark = 4294967296")),
         ("unknown-scheduler", lab_with(sched, "scheduler = \"xx\"")),

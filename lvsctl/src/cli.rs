@@ -479,7 +479,7 @@ pub enum ImportCommand {
     /// every option that is not is written as a comment with the reason. The result is
     /// validated; the exit status says whether it is valid as it stands.
     #[command(
-        after_help = "Examples:\n  lvsctl import keepalived /etc/keepalived/keepalived.conf --director lvs1=198.18.0.2/24 --router 198.18.0.1 --out cluster.toml\n  lvsctl import keepalived master.conf backup.conf --director lvs1=198.18.0.2/24 --director lvs2=198.18.0.3/24 --router 198.18.0.1\n  lvsctl import keepalived dual.conf --director lvs1=198.18.0.2/24 --director lvs1=2001:db8:18::2/64 --router 198.18.0.1 --router 2001:db8:18::1"
+        after_help = "Examples:\n  lvsctl import keepalived /etc/keepalived/keepalived.conf --director lvs1=198.18.0.2/24 --router 198.18.0.1 --out cluster.toml\n  lvsctl import keepalived keepalived.conf --firewall <(iptables-save) --director lvs1=198.18.0.2/24 --router 198.18.0.1\n  lvsctl import keepalived master.conf backup.conf --director lvs1=198.18.0.2/24 --director lvs2=198.18.0.3/24 --router 198.18.0.1\n  lvsctl import keepalived dual.conf --director lvs1=198.18.0.2/24 --director lvs1=2001:db8:18::2/64 --router 198.18.0.1 --router 2001:db8:18::1"
     )]
     Keepalived(ImportKeepalivedArgs),
 }
@@ -508,6 +508,10 @@ pub struct ImportKeepalivedArgs {
     /// Cluster name (default: global_defs' router_id).
     #[arg(long)]
     pub name: Option<String>,
+    /// The director's `iptables-save` output: its mangle PREROUTING `-j MARK` rules become
+    /// the fwmark services' `marks` (and VIPs), so that the agents own them.
+    #[arg(long, value_name = "FILE")]
+    pub firewall: Option<PathBuf>,
     /// Write the definition here instead of to standard output (refused if it exists).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,

@@ -687,6 +687,15 @@ impl ImportKeepalivedArgs {
             interface: self.interface.clone(),
             rs_interface: self.rs_interface.clone(),
             agent_port: lvs_proto::AGENT_PORT,
+            firewall: self
+                .firewall
+                .as_ref()
+                .map(|f| {
+                    let text = std::fs::read_to_string(f)
+                        .map_err(|e| CmdError::Usage(format!("--firewall {}: {e}", f.display())))?;
+                    Ok::<_, CommandError>(import::Input { name: f.display().to_string(), text })
+                })
+                .transpose()?,
         })
     }
 

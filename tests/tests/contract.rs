@@ -119,7 +119,7 @@ fn buf_lint_passes_and_the_wire_is_compatible_with_the_deployed_contract() {
     let mine = std::fs::read_to_string(proto_root().join(CONTRACT)).unwrap();
     let tree = dir.path().join("broken");
     std::fs::create_dir_all(tree.join("proto/lvs/agent/v1")).unwrap();
-    let broken = mine.replacen("uint64 generation = 4;", "uint64 generation = 14;", 1);
+    let broken = mine.replacen("uint64 generation = 4;", "uint64 generation = 99;", 1);
     assert_ne!(broken, mine);
     std::fs::write(tree.join("proto").join(CONTRACT), broken).unwrap();
     let o = Command::new("buf")

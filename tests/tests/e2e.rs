@@ -18,6 +18,8 @@ mod dual;
 mod ecmp;
 #[path = "e2e/firewall.rs"]
 mod firewall;
+#[path = "e2e/marks.rs"]
+mod marks;
 
 const LAB: &str = include_str!("../../deploy/examples/lab.toml");
 const VIP: &str = "198.18.0.100:80";

@@ -32,9 +32,9 @@ pub async fn nft_json(args: &[&str]) -> std::io::Result<Option<String>> {
     let mut out = Vec::new();
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
     let mut limited = stdout.take(MAX_RULESET as u64 + 1);
-    tokio::time::timeout(DEADLINE, limited.read_to_end(&mut out)).await.map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} took over 5 s"))
-    })??;
+    tokio::time::timeout(DEADLINE, limited.read_to_end(&mut out))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} took over 5 s")))??;
     if out.len() > MAX_RULESET {
         return Err(std::io::Error::other(format!("{what}: over {} MiB", MAX_RULESET >> 20)));
     }

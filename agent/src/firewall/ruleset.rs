@@ -246,7 +246,9 @@ fn rule_body(exprs: &[Value]) -> Body {
             {
                 b.sets_mark = body.get("value").and_then(Value::as_u64);
             }
-            "log" | "comment" | "mangle" | "limit" | "quota" | "notrack" | "ct count" => b.extras.push(kind.clone()),
+            "log" | "comment" | "mangle" | "limit" | "quota" | "notrack" | "ct count" => {
+                b.extras.push(kind.clone())
+            }
             other => conds.push(Cond::Unknown(other.to_string())),
         }
     }

@@ -189,10 +189,8 @@ impl System for FakeSystem {
     async fn load_marks(&self, rules: &[lvs_proto::spec::MarkRule]) -> SysResult<()> {
         self.pause().await;
         self.record(format!("load marks {}", rules.len()))?;
-        let rules = rules
-            .iter()
-            .map(|r| crate::marks::FoundRule { rule: r.clone(), packets: 0, bytes: 0 })
-            .collect();
+        let rules =
+            rules.iter().map(|r| crate::marks::FoundRule { rule: r.clone(), packets: 0, bytes: 0 }).collect();
         *self.marks.lock().unwrap() = Some(crate::marks::MarkTable { rules, strange: Vec::new() });
         Ok(())
     }

@@ -68,7 +68,8 @@ impl MarkTable {
         }
         let missing: Vec<String> =
             wanted.iter().filter(|w| !found.contains(w)).map(ToString::to_string).collect();
-        let extra: Vec<String> = found.iter().filter(|f| !wanted.contains(f)).map(ToString::to_string).collect();
+        let extra: Vec<String> =
+            found.iter().filter(|f| !wanted.contains(f)).map(ToString::to_string).collect();
         let mut parts = Vec::new();
         if !missing.is_empty() {
             parts.push(format!("missing {}", missing.join("; ")));

@@ -125,7 +125,28 @@ impl<S: System + 'static> Agent<S> {
             services: spec.map(|s| crate::health::quorum::view(s, &state.runtime)).unwrap_or_default(),
             bgp: self.bgp_status().await,
             arp_watch: self.arp_status(),
+            marks: self.mark_counts(spec).await,
         })
+    }
+
+    /// A director with marks: its marking table's rules as found, with their counters
+    /// (none when it cannot be read: the drift already says so).
+    async fn mark_counts(&self, spec: Option<&NodeSpec>) -> Vec<reply::MarkCount> {
+        if spec.is_none_or(|s| s.marks.is_empty()) {
+            return Vec::new();
+        }
+        match self.rec.system().mark_table().await {
+            Ok(Some(t)) => t
+                .rules
+                .into_iter()
+                .map(|r| reply::MarkCount { rule: r.rule, packets: r.packets, bytes: r.bytes })
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "status: the marking table is unreadable");
+                Vec::new()
+            }
+        }
     }
 
     /// What a metrics scrape reads now: the IPVS table with its counters (directors),

@@ -264,6 +264,23 @@ pub async fn watch(ctx: &Ctx, nodes: &[String], w: Watch, out: &mut dyn Write) -
     }
 }
 
+/// What runs beside a director's IPVS table: its sync daemons, and the marking table
+/// feeding its fwmark services with what each rule marked.
+fn beside_the_table(out: &mut String, s: &NodeStatus) {
+    if !s.sync_daemons.is_empty() {
+        let d: Vec<String> = s
+            .sync_daemons
+            .iter()
+            .map(|d| format!("{} on {} id {}", d.state, d.interface, d.sync_id))
+            .collect();
+        out.push_str(&format!("  sync daemons: {}\n", d.join(", ")));
+    }
+    // The marking table feeding the fwmark services, with what each rule marked.
+    for m in &s.marks {
+        out.push_str(&format!("  nft inet lvs_dr: {}: {} packets marked\n", m.rule, m.packets));
+    }
+}
+
 /// The text view: the node table, each director's services, then every problem.
 pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
     let mut out = crate::table::render(
@@ -275,14 +292,7 @@ pub fn render(ctx: &Ctx, res: &[NodeResult<NodeStatus>]) -> String {
         let Ok(s) = r else { continue };
         if let Some(t) = &s.ipvs {
             out.push_str(&format!("\n{n}: IPVS {} ({} services)\n", t.version, t.services.len()));
-            if !s.sync_daemons.is_empty() {
-                let d: Vec<String> = s
-                    .sync_daemons
-                    .iter()
-                    .map(|d| format!("{} on {} id {}", d.state, d.interface, d.sync_id))
-                    .collect();
-                out.push_str(&format!("  sync daemons: {}\n", d.join(", ")));
-            }
+            beside_the_table(&mut out, s);
             for svc in &t.services {
                 let foreign = if svc.managed { "" } else { "  (foreign)" };
                 let quorum = match s.services.iter().find(|q| q.service == svc.key) {

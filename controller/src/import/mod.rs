@@ -6,22 +6,14 @@
 //! own addresses) comes from the command line.
 pub mod checks;
 pub mod conf;
+pub mod firewall;
 pub mod render;
 pub mod services;
 pub mod skeleton;
 pub mod vrrp;
 
+pub use skeleton::{Input, Options, OtherFamily};
 use skeleton::{Note, Skeleton};
-pub use skeleton::{Options, OtherFamily};
-
-/// One keepalived.conf.
-#[derive(Debug, Clone)]
-pub struct Input {
-    /// How it is named in comments and errors (its path).
-    pub name: String,
-    /// Its text.
-    pub text: String,
-}
 
 /// Why there is nothing to write.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +89,13 @@ pub fn keepalived(inputs: &[Input], opts: &Options) -> Result<Imported, ImportEr
     let used: Vec<_> = sk.services.iter().filter_map(|s| s.vip).collect();
     sk.extra_vips = sk.vrrp.iter().flat_map(|v| v.vips.clone()).filter(|v| !used.contains(v)).collect();
     sk.name = opts.name.clone().unwrap_or_else(|| cluster_name(&parsed[0]));
+    match &opts.firewall {
+        Some(f) => {
+            let found = firewall::markings(&f.name, &f.text, &mut sk.notes);
+            firewall::apply(&mut sk, &f.name, &found);
+        }
+        None => unmarked(&mut sk),
+    }
     fwmark_vips(&mut sk);
     let unmapped = sk.notes.len() + sk.services.iter().map(|s| s.notes.len()).sum::<usize>();
     Ok(Imported { toml: render::render(&sk, opts), unmapped, services: sk.services.len() })
@@ -111,6 +110,21 @@ fn cluster_name(stmts: &[conf::Stmt]) -> String {
         .find(|s| s.key() == "router_id")
         .and_then(|s| s.arg(0));
     skeleton::label(id.unwrap_or(""), "imported")
+}
+
+/// Without the firewall's rules, nothing says which packets carry a service's mark.
+fn unmarked(sk: &mut Skeleton) {
+    for s in sk.services.iter_mut().filter(|s| s.protocol == "fwmark") {
+        s.notes.push(Note {
+            file: s.file.clone(),
+            line: 0,
+            text: format!("virtual_server fwmark {}", s.fwmark.unwrap_or(0)),
+            why: "keepalived.conf does not say which packets carry the mark: pass --firewall with the \
+                  directors' iptables-save output to carry the marking rules over, or write \
+                  marks = [{ protocol = \"tcp\", ports = [...] }] (the agents then own the rule)"
+                .into(),
+        });
+    }
 }
 
 /// A fwmark service stands for an address; keepalived's block does not say which. The

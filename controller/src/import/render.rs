@@ -201,6 +201,17 @@ fn service(out: &mut String, s: &Service) {
     if let Some(m) = s.fwmark {
         let _ = writeln!(out, "fwmark = {m}");
     }
+    if !s.marks.is_empty() {
+        let m: Vec<String> = s
+            .marks
+            .iter()
+            .map(|(p, ports)| match ports.is_empty() {
+                true => format!("{{ protocol = {} }}", quoted(p)),
+                false => format!("{{ protocol = {}, ports = [{}] }}", quoted(p), ports.join(", ")),
+            })
+            .collect();
+        let _ = writeln!(out, "marks = [{}]", m.join(", "));
+    }
     let _ = writeln!(out, "scheduler = {}", quoted(&s.scheduler));
     if let Some((t, mask)) = &s.persistence {
         let mask = mask.as_ref().map(|m| format!(", netmask = {}", quoted(m))).unwrap_or_default();

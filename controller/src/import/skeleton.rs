@@ -21,6 +21,18 @@ pub struct Options {
     pub rs_interface: String,
     /// Agents' port.
     pub agent_port: u16,
+    /// The directors' `iptables-save` dump, whose mangle rules set the fwmark services'
+    /// marks (`--firewall`).
+    pub firewall: Option<Input>,
+}
+
+/// One input file (a keepalived.conf, an iptables-save dump).
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// How it is named in comments and errors (its path).
+    pub name: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// The other family of a dual-stack LAN (`--router` and `--director NAME=…` given a second
@@ -82,6 +94,9 @@ pub struct Service {
     pub port: Option<u16>,
     /// Firewall mark.
     pub fwmark: Option<u32>,
+    /// What its marking rules mark: protocol and ports as the definition writes them
+    /// (from `--firewall`; empty: not known).
+    pub marks: Vec<(String, Vec<String>)>,
     /// keepalived's `lb_algo` (an IPVS scheduler name).
     pub scheduler: String,
     /// Persistence timeout in seconds and netmask.

@@ -18,7 +18,10 @@ impl Validator {
             self.err(
                 "marks-without-fwmark",
                 at,
-                format!("service {} is a {} service: only a fwmark service is fed by marks", s.name, s.protocol),
+                format!(
+                    "service {} is a {} service: only a fwmark service is fed by marks",
+                    s.name, s.protocol
+                ),
                 "set protocol = \"fwmark\" and fwmark = N, or remove marks",
             );
             return Vec::new();
@@ -109,7 +112,9 @@ impl Validator {
             let i = def.services.iter().position(|s| s.name == name).unwrap_or(0);
             base.index(i).key("marks")
         };
-        let covers = |m: &Marking, port: u16| m.ports.is_empty() || m.ports.iter().any(|r| (r.first..=r.last).contains(&port));
+        let covers = |m: &Marking, port: u16| {
+            m.ports.is_empty() || m.ports.iter().any(|r| (r.first..=r.last).contains(&port))
+        };
         let overlap = |a: &Marking, b: &Marking| {
             a.protocol == b.protocol
                 && (a.ports.is_empty()
@@ -157,4 +162,3 @@ impl Validator {
         }
     }
 }
-

@@ -148,6 +148,20 @@ pub struct NodeStatus {
     /// The router: who answers ARP for each VIP (its ARP watch); `None`: no watch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arp_watch: Option<super::arp::ArpWatchStatus>,
+    /// A director: its marking table's rules as found, with their counters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<MarkCount>,
+}
+
+/// A marking rule found in a director's table, and what it has marked since it was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarkCount {
+    /// The rule.
+    pub rule: crate::spec::MarkRule,
+    /// Packets it marked.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// A director's checked service: destinations in service against its quorum.

@@ -25,7 +25,11 @@ pub struct PortRange {
 impl std::fmt::Display for PortRange {
     /// `80`, or `8000-8099`, as nft and the definition write them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.first == self.last { write!(f, "{}", self.first) } else { write!(f, "{}-{}", self.first, self.last) }
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
     }
 }
 
@@ -67,7 +71,12 @@ impl std::fmt::Display for MarkRule {
             f.write_str(" every port")?;
         } else {
             let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
-            write!(f, " port{} {}", if ports.len() == 1 && self.ports[0].first == self.ports[0].last { "" } else { "s" }, ports.join(","))?;
+            write!(
+                f,
+                " port{} {}",
+                if ports.len() == 1 && self.ports[0].first == self.ports[0].last { "" } else { "s" },
+                ports.join(",")
+            )?;
         }
         write!(f, " → mark {} ({})", self.mark, self.service)
     }
@@ -80,7 +89,10 @@ mod tests {
     #[test]
     fn ports_are_compared_sorted_and_merged() {
         let r = |first, last| PortRange { first, last };
-        assert_eq!(normalized_ports(&[r(443, 443), r(80, 80), r(81, 90), r(85, 100)]), vec![r(80, 100), r(443, 443)]);
+        assert_eq!(
+            normalized_ports(&[r(443, 443), r(80, 80), r(81, 90), r(85, 100)]),
+            vec![r(80, 100), r(443, 443)]
+        );
         assert_eq!(normalized_ports(&[r(65535, 65535), r(65534, 65534)]), vec![r(65534, 65535)]);
         assert_eq!(r(8000, 8099).to_string(), "8000-8099");
     }

@@ -22,7 +22,11 @@ impl From<&MarkRule> for pb::MarkRule {
                 Protocol::Udp => pb::Protocol::Udp,
                 Protocol::Sctp => pb::Protocol::Sctp,
             } as i32,
-            ports: r.ports.iter().map(|p| pb::PortRange { first: p.first.into(), last: p.last.into() }).collect(),
+            ports: r
+                .ports
+                .iter()
+                .map(|p| pb::PortRange { first: p.first.into(), last: p.last.into() })
+                .collect(),
             mark: r.mark,
         }
     }
@@ -59,32 +63,68 @@ pub(super) fn marks_from(
     let mut out = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
         let f = format!("marks[{i}]");
-        let service = shaped(&format!("{f}.service"), &r.service, names::dns_label_problem)?;
-        let address: std::net::IpAddr = parse(&format!("{f}.address"), &r.address)?;
-        let protocol = match pb::Protocol::try_from(r.protocol) {
-            Ok(pb::Protocol::Tcp) => Protocol::Tcp,
-            Ok(pb::Protocol::Udp) => Protocol::Udp,
-            Ok(pb::Protocol::Sctp) => Protocol::Sctp,
-            _ => return err(format!("{f}.protocol"), format!("unknown protocol {}", r.protocol)),
-        };
-        if r.ports.len() > MAX_MARK_PORTS {
-            return err(format!("{f}.ports"), format!("{} entries: at most {MAX_MARK_PORTS}", r.ports.len()));
-        }
-        let ports = r
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(j, p)| port_range(&format!("{f}.ports[{j}]"), p))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !keyed.contains(&(r.mark, address.is_ipv6())) {
+        let rule = mark_rule(&f, r)?;
+        if !keyed.contains(&(rule.mark, rule.address.is_ipv6())) {
             return err(
                 format!("{f}.mark"),
-                format!("no firewall-mark service {} of {address}'s family in this spec", r.mark),
+                format!("no firewall-mark service {} of {}'s family in this spec", rule.mark, rule.address),
             );
         }
-        out.push(MarkRule { service, address, protocol, ports: normalized_ports(&ports), mark: r.mark });
+        out.push(rule);
     }
     Ok(out)
+}
+
+/// One wire rule as a domain one (ports normalized), or the first field that is wrong.
+pub(crate) fn mark_rule(f: &str, r: &pb::MarkRule) -> Result<MarkRule, WireError> {
+    let service = shaped(&format!("{f}.service"), &r.service, names::dns_label_problem)?;
+    let address: std::net::IpAddr = parse(&format!("{f}.address"), &r.address)?;
+    let protocol = match pb::Protocol::try_from(r.protocol) {
+        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
+        Ok(pb::Protocol::Udp) => Protocol::Udp,
+        Ok(pb::Protocol::Sctp) => Protocol::Sctp,
+        _ => return err(format!("{f}.protocol"), format!("unknown protocol {}", r.protocol)),
+    };
+    if r.ports.len() > MAX_MARK_PORTS {
+        return err(format!("{f}.ports"), format!("{} entries: at most {MAX_MARK_PORTS}", r.ports.len()));
+    }
+    let ports = r
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(j, p)| port_range(&format!("{f}.ports[{j}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if r.mark == 0 {
+        return err(format!("{f}.mark"), "mark 0 is no mark");
+    }
+    Ok(MarkRule { service, address, protocol, ports: normalized_ports(&ports), mark: r.mark })
+}
+
+/// A status's marking counters on the wire.
+pub(crate) fn counts_to(counts: &[crate::reply::MarkCount]) -> Vec<pb::MarkCount> {
+    counts
+        .iter()
+        .map(|m| pb::MarkCount { rule: Some((&m.rule).into()), packets: m.packets, bytes: m.bytes })
+        .collect()
+}
+
+/// A status's marking counters from the wire: bounded, each rule checked.
+pub(crate) fn counts_from(counts: &[pb::MarkCount]) -> Result<Vec<crate::reply::MarkCount>, WireError> {
+    if counts.len() > MAX_MARK_RULES {
+        return err("marks", format!("{} entries: at most {MAX_MARK_RULES}", counts.len()));
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let f = format!("marks[{i}].rule");
+            let rule = mark_rule(
+                &f,
+                m.rule.as_ref().ok_or_else(|| WireError { field: f.clone(), reason: "missing".into() })?,
+            )?;
+            Ok(crate::reply::MarkCount { rule, packets: m.packets, bytes: m.bytes })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -63,34 +63,10 @@ pub(super) fn run() {
     // keepalived adds the IPv6 VIPs without DAD and deprecated (never a source address).
     let v6 = held.lines().find(|l| l.contains("2001:db8:6::100/128")).unwrap();
     assert!(v6.contains("nodad") && v6.contains("deprecated") && !v6.contains("tentative"), "{v6}");
-    // The IPv6 fwmark service needs its marking rule (the admin's until issue 31).
-    for d in ["lb1", "lb2"] {
-        for rule in [
-            &["add", "table", "ip6", "mark6"][..],
-            &["add", "chain", "ip6", "mark6", "pre", "{ type filter hook prerouting priority -150; }"],
-            &[
-                "add",
-                "rule",
-                "ip6",
-                "mark6",
-                "pre",
-                "ip6",
-                "daddr",
-                "2001:db8:6::200",
-                "tcp",
-                "dport",
-                "80",
-                "meta",
-                "mark",
-                "set",
-                "6",
-            ],
-        ] {
-            let mut cmd = vec!["/usr/sbin/nft"];
-            cmd.extend(rule);
-            ok(&lab.exec(d, &cmd));
-        }
-    }
+    // The IPv6 fwmark service's marking rule is the director's agent's (`marks`), in its
+    // own table: none is written here.
+    let table = ok(&lab.exec("lb1", &["/usr/sbin/nft", "list", "table", "inet", "lvs_dr"]));
+    assert!(table.contains("ip6 daddr 2001:db8:6::200 tcp dport 80 counter"), "{table}");
     // lvsctl's view of the table is ipvsadm's, IPv6 included, in both forms.
     let all = ok(&lab.lvsctl(&["ipvs", "save"]));
     // One section per director: lb1's.

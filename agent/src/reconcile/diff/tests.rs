@@ -264,7 +264,80 @@ fn rows() -> Vec<Row> {
                 s.virtual_services[0].destinations.retain(|d| d.address != rs2);
             })
         },
+        Row {
+            actions: &["nftables: load table inet lvs_dr with 1 marking rule (found: absent)"],
+            ..dir_row("marks and no table: the table is loaded whole", |s, _, _, _| s.marks = vec![mark()])
+        },
+        dir_row("its own table as the spec wants it needs nothing", |s, o, w, _| {
+            s.marks = vec![mark()];
+            o.marks = Some(table(&[mark()], &[]));
+            w.mark_table = true;
+        }),
+        Row {
+            actions: &[
+                "nftables: load table inet lvs_dr with 1 marking rule (found: rule handle 4 in chain marks is not a marking rule)",
+            ],
+            ..dir_row("its own table with a rule of another shape is loaded whole again", |s, o, w, _| {
+                s.marks = vec![mark()];
+                o.marks = Some(table(&[mark()], &["rule handle 4 in chain marks is not a marking rule"]));
+                w.mark_table = true;
+            })
+        },
+        Row {
+            actions: &[
+                "nftables: load table inet lvs_dr with 1 marking rule (found: missing TCP 198.18.0.100 ports 80,443 → mark 7 (web))",
+            ],
+            ..dir_row("its own table emptied by hand is loaded whole again", |s, o, w, _| {
+                s.marks = vec![mark()];
+                o.marks = Some(table(&[], &[]));
+                w.mark_table = true;
+            })
+        },
+        Row {
+            conflicts: &["nftables table inet lvs_dr exists and was not created by this agent"],
+            ..dir_row("someone else's table of that name is a conflict, never replaced", |s, o, _, _| {
+                s.marks = vec![mark()];
+                o.marks = Some(table(&[], &[]));
+            })
+        },
+        Row {
+            actions: &[
+                "nftables: remove table inet lvs_dr (it held 1 marking rule(s))",
+                "ipvs: delete service TCP 198.18.0.100:80",
+            ],
+            ..dir_row("its own table the spec dropped goes, before the services it fed", |s, o, w, _| {
+                s.virtual_services.clear();
+                o.marks = Some(table(&[mark()], &[]));
+                w.mark_table = true;
+            })
+        },
+        dir_row("a table it never made and the spec does not want is left alone", |_, o, _, _| {
+            o.marks = Some(table(&[mark()], &[]));
+        }),
     ]
+}
+
+/// The web service's marking rule: TCP 80 and 443 to the VIP, mark 7.
+fn mark() -> lvs_proto::spec::MarkRule {
+    let p = |n| lvs_proto::spec::PortRange { first: n, last: n };
+    lvs_proto::spec::MarkRule {
+        service: "web".into(),
+        address: "198.18.0.100".parse().unwrap(),
+        protocol: lvs_proto::spec::Protocol::Tcp,
+        ports: vec![p(80), p(443)],
+        mark: 7,
+    }
+}
+
+/// A marking table as found: these rules, and these strange things beside them.
+fn table(rules: &[lvs_proto::spec::MarkRule], strange: &[&str]) -> crate::marks::MarkTable {
+    crate::marks::MarkTable {
+        rules: rules
+            .iter()
+            .map(|r| crate::marks::FoundRule { rule: r.clone(), packets: 0, bytes: 0 })
+            .collect(),
+        strange: strange.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 #[test]

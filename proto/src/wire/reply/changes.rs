@@ -3,9 +3,9 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::{names, pb};
 use crate::reply::{AddressRef, Change, IpvsChange, RouteRef};
 use crate::wire::fields::{WireError, err, parse, required, service_key, shaped};
+use crate::{names, pb};
 
 pub(super) fn each<'a, W: 'a, D>(
     field: &str,

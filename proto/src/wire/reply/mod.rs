@@ -205,6 +205,20 @@ mod tests {
                 last_round_unix_ms: 1_796_437_865_000,
                 error: Some("eth9: no such interface".into()),
             }),
+            marks: vec![MarkCount {
+                rule: crate::spec::MarkRule {
+                    service: "web".into(),
+                    address: "198.18.0.100".parse().unwrap(),
+                    protocol: Protocol::Tcp,
+                    ports: vec![
+                        crate::spec::PortRange { first: 80, last: 80 },
+                        crate::spec::PortRange { first: 443, last: 443 },
+                    ],
+                    mark: 7,
+                },
+                packets: 12,
+                bytes: 720,
+            }],
             services: vec![ServiceHealth {
                 service: key(),
                 name: "web".into(),

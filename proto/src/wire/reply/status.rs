@@ -104,6 +104,7 @@ impl From<&NodeStatus> for pb::StatusResponse {
             vrrp: s.vrrp.as_ref().map(Into::into),
             bgp: s.bgp.as_ref().map(Into::into),
             arp_watch: s.arp_watch.as_ref().map(Into::into),
+            marks: crate::wire::marks::counts_to(&s.marks),
             sync_daemons: s
                 .sync_daemons
                 .iter()
@@ -183,6 +184,7 @@ impl TryFrom<&pb::StatusResponse> for NodeStatus {
             vrrp: s.vrrp.as_ref().map(VrrpStatus::try_from).transpose()?,
             bgp: s.bgp.as_ref().map(crate::reply::BgpStatus::try_from).transpose()?,
             arp_watch: s.arp_watch.as_ref().map(crate::reply::ArpWatchStatus::try_from).transpose()?,
+            marks: crate::wire::marks::counts_from(&s.marks)?,
             sync_daemons: s
                 .sync_daemons
                 .iter()
