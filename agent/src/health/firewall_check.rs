@@ -6,7 +6,9 @@
 //! result names the rule (table, chain, handle); what cannot be decided is "cannot tell",
 //! never ok. The rules are read, never changed.
 use lvs_proto::reply::CheckResult;
-use lvs_proto::spec::{Protocol, Role, ServiceKey};
+use std::net::IpAddr;
+
+use lvs_proto::spec::{MarkRule, Protocol, Role, ServiceKey};
 
 use crate::firewall::ruleset::Ruleset;
 use crate::firewall::walk::{Outcome, Packet, decide};
@@ -23,29 +25,92 @@ fn out(check: &str, ok: bool, unknown: bool, detail: String) -> CheckResult {
     CheckResult { check: check.to_string(), ok: ok && !unknown, unknown, detail }
 }
 
-/// The check for `service` on a node of `role`.
-pub async fn firewall<S: System>(sys: &S, service: &ServiceKey, role: Role) -> CheckResult {
+/// Most ports of a firewall-mark service walked one by one; past it, one walk stands for
+/// every port (a port match then counts as "for some packets").
+const MAX_PORTS_WALKED: usize = 1024;
+
+fn proto_word(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
+/// One kind of request the service takes: its words, VIP, protocol and port (`None`: any).
+struct Target {
+    label: String,
+    vip: IpAddr,
+    proto: &'static str,
+    port: Option<u16>,
+}
+
+/// What `service` takes. A firewall-mark service takes what its marking rules (`marks`,
+/// the director's own) mark; without them the ports are in rules of the user's: `None`.
+fn targets(service: &ServiceKey, marks: &[MarkRule]) -> Option<Vec<Target>> {
+    let (mark, ipv6) = match *service {
+        ServiceKey::Addr { protocol, address } => {
+            let (proto, label) = (proto_word(protocol), service.to_string());
+            return Some(vec![Target { label, vip: address.ip(), proto, port: Some(address.port()) }]);
+        }
+        ServiceKey::Fwmark { mark, ipv6 } => (mark, ipv6),
+    };
+    let mut out = Vec::new();
+    for r in marks.iter().filter(|r| r.mark == mark && r.address.is_ipv6() == ipv6) {
+        let (proto, vip) = (proto_word(r.protocol), r.address);
+        let count: usize = r.ports.iter().map(|p| usize::from(p.last - p.first) + 1).sum();
+        let at = |port: Option<u16>| {
+            let sock = port
+                .map_or_else(|| format!("{vip} any port"), |p| std::net::SocketAddr::new(vip, p).to_string());
+            Target { label: format!("{} {sock} (mark {mark})", r.protocol.as_str()), vip, proto, port }
+        };
+        if r.ports.is_empty() || out.len() + count > MAX_PORTS_WALKED {
+            out.push(at(None));
+        } else {
+            out.extend(r.ports.iter().flat_map(|p| p.first..=p.last).map(|p| at(Some(p))));
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The check for `service` on a node of `role`; `marks` are the node's marking rules.
+pub async fn firewall<S: System>(
+    sys: &S,
+    service: &ServiceKey,
+    role: Role,
+    marks: &[MarkRule],
+) -> CheckResult {
     let name = format!("no firewall rule drops {service}");
-    let ServiceKey::Addr { protocol, address } = service else {
+    let Some(targets) = targets(service, marks) else {
         return out(
             &name,
             false,
             true,
-            "cannot tell: a firewall-mark service's ports are in its marking rules".into(),
+            "cannot tell: the ports of this firewall-mark service are in marking rules of your own (no `marks`)"
+                .into(),
         );
     };
     let rs = match ruleset(sys).await {
         Ok(rs) => rs,
         Err((passed, detail)) => return out(&name, passed, !passed, detail),
     };
-    let proto = match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    };
-    let (vip, port) = (address.ip(), address.port());
-    let request =
-        Packet { v6: vip.is_ipv6(), saddr: None, daddr: Some(vip), proto, sport: None, dport: Some(port) };
+    let mut chains = 0;
+    for t in &targets {
+        match walk(&rs, t, role) {
+            Ok(n) => chains += n,
+            Err((unknown, detail)) => return out(&name, false, unknown, detail),
+        }
+    }
+    let what =
+        if targets.len() > 1 { format!(" for {} kinds of request", targets.len()) } else { String::new() };
+    out(&name, true, false, format!("no rule drops it{what} ({chains} base chain(s) walked)"))
+}
+
+/// The base chains `t`'s requests (and a real server's replies) cross without a drop, or
+/// (whether it is "cannot tell", the words).
+fn walk(rs: &Ruleset, t: &Target, role: Role) -> Result<usize, (bool, String)> {
+    let v6 = t.vip.is_ipv6();
+    let request = Packet { v6, saddr: None, daddr: Some(t.vip), proto: t.proto, sport: None, dport: t.port };
     let mut walks: Vec<(&str, Packet, Hooks)> = Vec::new();
     match role {
         Role::Director => {
@@ -53,38 +118,24 @@ pub async fn firewall<S: System>(sys: &S, service: &ServiceKey, role: Role) -> C
         }
         _ => {
             walks.push(("requests to", request, vec![("prerouting", None), ("input", None)]));
-            let reply = Packet {
-                v6: vip.is_ipv6(),
-                saddr: Some(vip),
-                daddr: None,
-                proto,
-                sport: Some(port),
-                dport: None,
-            };
+            let reply =
+                Packet { v6, saddr: Some(t.vip), daddr: None, proto: t.proto, sport: t.port, dport: None };
             walks.push(("replies from", reply, vec![("output", None), ("postrouting", None)]));
         }
     }
     let mut chains = 0;
     for (what, p, hooks) in &walks {
-        match decide(&rs, p, hooks) {
+        let label = &t.label;
+        match decide(rs, p, hooks) {
             Outcome::Passes(n) => chains += n,
-            Outcome::Dropped(at, None) => {
-                return out(&name, false, false, format!("{at} drops {what} {service}"));
-            }
+            Outcome::Dropped(at, None) => return Err((false, format!("{at} drops {what} {label}"))),
             Outcome::Dropped(at, Some(why)) => {
-                return out(
-                    &name,
-                    false,
-                    false,
-                    format!("{at} drops {what} {service} for some packets ({why})"),
-                );
+                return Err((false, format!("{at} drops {what} {label} for some packets ({why})")));
             }
-            Outcome::CannotTell(at, why) => {
-                return out(&name, false, true, format!("cannot tell: {at}: {why}"));
-            }
+            Outcome::CannotTell(at, why) => return Err((true, format!("cannot tell: {at}: {why}"))),
         }
     }
-    out(&name, true, false, format!("no rule drops it ({chains} base chain(s) walked)"))
+    Ok(chains)
 }
 
 /// The node's ruleset, or the check's answer without one: (passed, detail), where not
@@ -126,17 +177,17 @@ mod tests {
     async fn the_users_drop_rule_is_named_and_nothing_else_fails() {
         let sys = FakeSystem::new(&["eth1"], true);
         *sys.nft.lock().unwrap() = Some(include_str!("../../tests/fixtures/nft-ruleset.json").into());
-        let r = firewall(&sys, &web(80), Role::RealServer).await;
+        let r = firewall(&sys, &web(80), Role::RealServer, &[]).await;
         assert!(!r.ok && !r.unknown, "{r:?}");
         assert_eq!(r.detail, "table inet userfw chain input handle 6 drops requests to TCP 198.18.0.100:80");
         // A director's input chains at priority 0 come before IPVS: the same rule drops it.
-        let r = firewall(&sys, &web(80), Role::Director).await;
+        let r = firewall(&sys, &web(80), Role::Director, &[]).await;
         assert!(r.detail.starts_with("table inet userfw chain input handle 6 drops"), "{r:?}");
         // A firewall-mark service cannot be decided here; neither can a failed read.
-        let r = firewall(&sys, &ServiceKey::Fwmark { mark: 7, ipv6: false }, Role::Director).await;
+        let r = firewall(&sys, &ServiceKey::Fwmark { mark: 7, ipv6: false }, Role::Director, &[]).await;
         assert!(!r.ok && r.unknown, "{r:?}");
         *sys.fail_on.lock().unwrap() = Some("read the nftables ruleset".into());
-        let r = firewall(&sys, &web(80), Role::Director).await;
+        let r = firewall(&sys, &web(80), Role::Director, &[]).await;
         assert!(!r.ok && r.unknown && r.detail.starts_with("cannot tell: "), "{r:?}");
     }
 
@@ -144,7 +195,7 @@ mod tests {
     async fn an_empty_ruleset_passes_and_a_reply_rule_is_found_on_a_real_server() {
         let sys = FakeSystem::new(&["eth0"], false);
         *sys.nft.lock().unwrap() = Some(r#"{"nftables": [{"metainfo": {}}]}"#.into());
-        let r = firewall(&sys, &web(80), Role::RealServer).await;
+        let r = firewall(&sys, &web(80), Role::RealServer, &[]).await;
         assert!(r.ok && !r.unknown, "{r:?}");
         // Replies from the VIP's port dropped on their way out.
         let out = r#"{"nftables": [
@@ -153,12 +204,38 @@ mod tests {
             {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "sport"}}, "right": 80}},
             {"drop": null}]}}]}"#;
         *sys.nft.lock().unwrap() = Some(out.into());
-        let r = firewall(&sys, &web(80), Role::RealServer).await;
+        let r = firewall(&sys, &web(80), Role::RealServer, &[]).await;
         assert_eq!(
             r.detail, "table inet t chain out handle 3 drops replies from TCP 198.18.0.100:80",
             "{r:?}"
         );
         // A director sends no replies: the output chain is not its business.
-        assert!(firewall(&sys, &web(80), Role::Director).await.ok);
+        assert!(firewall(&sys, &web(80), Role::Director, &[]).await.ok);
+    }
+
+    #[tokio::test]
+    async fn a_fwmark_service_is_walked_port_by_port_through_its_marks() {
+        let sys = FakeSystem::new(&["eth1"], true);
+        *sys.nft.lock().unwrap() = Some(include_str!("../../tests/fixtures/nft-ruleset.json").into());
+        let fwm = ServiceKey::Fwmark { mark: 7, ipv6: false };
+        let rule = |ports: &[(u16, u16)]| MarkRule {
+            service: "web".into(),
+            address: "198.18.0.100".parse().unwrap(),
+            protocol: Protocol::Tcp,
+            ports: ports.iter().map(|&(first, last)| lvs_proto::spec::PortRange { first, last }).collect(),
+            mark: 7,
+        };
+        // Port 80 is among the marked ones: the user's rule that drops it is named (79, one
+        // below, would meet the fixture's iptables policy drop first).
+        let r = firewall(&sys, &fwm, Role::Director, &[rule(&[(80, 80), (443, 443)])]).await;
+        assert_eq!(
+            (r.ok, r.unknown, r.detail.as_str()),
+            (false, false, "table inet userfw chain input handle 6 drops requests to TCP 198.18.0.100:80 (mark 7)")
+        );
+        // A mark of another family, or no marks at all: the ports are not known here.
+        let mut v6 = rule(&[(80, 80)]);
+        v6.address = "2001:db8::100".parse().unwrap();
+        let r = firewall(&sys, &fwm, Role::Director, &[v6]).await;
+        assert!(r.unknown && r.detail.contains("no `marks`"), "{r:?}");
     }
 }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use lvs_proto::NodeSpec;
 use lvs_proto::spec::CheckSpec;
 
 use crate::health::clock::Reading;
@@ -15,15 +16,12 @@ fn result(check: impl Into<String>, ok: bool, detail: impl Into<String>) -> Chec
     CheckResult { unknown: false, check: check.into(), ok, detail: detail.into() }
 }
 
-/// Evaluate `checks` on a node of `role`; `clock` is the agent's latest SNTP reading.
-pub async fn evaluate<S: System>(
-    sys: &S,
-    role: lvs_proto::spec::Role,
-    checks: &[CheckSpec],
-    clock: Option<&Reading>,
-) -> Vec<CheckResult> {
+/// Evaluate the checks of `spec` (on a node of its role); `clock` is the agent's latest
+/// SNTP reading.
+pub async fn evaluate<S: System>(sys: &S, spec: &NodeSpec, clock: Option<&Reading>) -> Vec<CheckResult> {
+    let role = spec.role;
     let mut out = Vec::new();
-    for c in checks {
+    for c in &spec.checks {
         out.push(match c {
             CheckSpec::KernelIpvs { schedulers } => kernel_ipvs(sys, schedulers).await,
             CheckSpec::ClockOffset { server, max_offset_ms } => clock_offset(*server, *max_offset_ms, clock),
@@ -31,7 +29,7 @@ pub async fn evaluate<S: System>(
             CheckSpec::HttpLocal { port, path } => http_local(*port, path).await,
             CheckSpec::GatewayIsNot { forbidden } => gateway_is_not(sys, forbidden).await,
             CheckSpec::FirewallAllows { service } => {
-                crate::health::firewall_check::firewall(sys, service, role).await
+                crate::health::firewall_check::firewall(sys, service, role, &spec.marks).await
             }
         });
     }

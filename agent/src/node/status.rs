@@ -74,7 +74,7 @@ impl<S: System + 'static> Agent<S> {
         }
         let clock = self.clock.lock().expect("clock").clone();
         if let Some(s) = &state.spec {
-            checks.extend(node_checks::evaluate(self.rec.system(), s.role, &s.checks, clock.as_ref()).await);
+            checks.extend(node_checks::evaluate(self.rec.system(), s, clock.as_ref()).await);
         }
         if let Some(s) = state.spec.as_ref().filter(|s| s.role == Role::RealServer) {
             checks.push(vip_ready(s, drift.as_deref()));

@@ -20,9 +20,9 @@ fn nft(lab: &Lab, node: &str, args: &[&str]) -> String {
     ok(&lab.exec(node, &cmd))
 }
 
-/// lb1's marking rules as `lvsctl status -o json` reports them: (rule text, packets).
+/// director's marking rules as `lvsctl status -o json` reports them: (rule text, packets).
 fn marks(lab: &Lab) -> Vec<(String, u64)> {
-    let (_, st) = lab.json(&["status", "--node", "lb1"]);
+    let (_, st) = lab.json(&["status", "--node", "director"]);
     st["nodes"][0]["marks"]
         .as_array()
         .map(|a| {
@@ -45,7 +45,7 @@ fn marks(lab: &Lab) -> Vec<(String, u64)> {
 fn healed(lab: &Lab, within: Duration) -> Option<Duration> {
     let t0 = Instant::now();
     poll(within, Duration::from_millis(100), || {
-        let t = nft(lab, "lb1", &["list", "table", "inet", "lvs_dr"]);
+        let t = nft(lab, "director", &["list", "table", "inet", "lvs_dr"]);
         let rules = t.lines().filter(|l| l.contains("meta mark set") || l.contains("drop")).count();
         (rules == 1 && t.contains("tcp dport { 80, 443 }") && !t.contains("drop")).then(|| t0.elapsed())
     })
@@ -68,19 +68,26 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
         );
     }
     // A user's table on the director, with nothing to do with us.
-    nft(&lab, "lb1", &["add", "table", "inet", "userfw"]);
-    nft(&lab, "lb1", &["add", "chain", "inet", "userfw", "input", "{ type filter hook input priority 0; }"]);
-    nft(&lab, "lb1", &["add", "rule", "inet", "userfw", "input", "tcp", "dport", "22", "counter", "accept"]);
-    let users = nft(&lab, "lb1", &["list", "table", "inet", "userfw"]);
+    nft(&lab, "director", &["add", "table", "inet", "userfw"]);
+    nft(
+        &lab,
+        "director",
+        &["add", "chain", "inet", "userfw", "input", "{ type filter hook input priority 0; }"],
+    );
+    nft(
+        &lab,
+        "director",
+        &["add", "rule", "inet", "userfw", "input", "tcp", "dport", "22", "counter", "accept"],
+    );
+    let users = nft(&lab, "director", &["list", "table", "inet", "userfw"]);
 
     step("1. plan names the marking table; apply loads it; ipvs save shows the fwmark service");
+    let offline = text(&lab.lvsctl(&["plan", "--offline"]));
+    assert!(offline.contains(&format!("nft      {RULE}  (table inet lvs_dr")), "{offline}");
     let plan = text(&lab.lvsctl(&["plan"]));
-    assert!(
-        plan.contains(RULE) && plan.contains("load table inet lvs_dr with 1 marking rule (found: absent)"),
-        "{plan}"
-    );
+    assert!(plan.contains("nftables: load table inet lvs_dr with 1 marking rule (found: absent)"), "{plan}");
     ok(&lab.lvsctl(&["apply", "--yes"]));
-    let table = nft(&lab, "lb1", &["list", "table", "inet", "lvs_dr"]);
+    let table = nft(&lab, "director", &["list", "table", "inet", "lvs_dr"]);
     println!("{table}");
     assert!(table.contains("type filter hook prerouting priority mangle; policy accept;"), "{table}");
     let line = table.lines().find(|l| l.contains("meta mark set")).unwrap_or_default().trim();
@@ -93,7 +100,7 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
         assert!(save.contains(want), "`{want}` in:\n{save}");
     }
     assert_eq!(
-        nft(&lab, "lb1", &["list", "table", "inet", "userfw"]),
+        nft(&lab, "director", &["list", "table", "inet", "userfw"]),
         users,
         "the user's table, after apply"
     );
@@ -117,7 +124,7 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
     let want = "drift: nftables: load table inet lvs_dr with 1 marking rule (found: missing TCP 198.18.0.100 ports 80,443";
     let drift = (0..3)
         .map(|_| {
-            nft(&lab, "lb1", &["flush", "chain", "inet", "lvs_dr", "marks"]);
+            nft(&lab, "director", &["flush", "chain", "inet", "lvs_dr", "marks"]);
             text(&lab.lvsctl(&["status"]))
         })
         .find(|s| s.contains(want));
@@ -130,7 +137,7 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
     step("4. a rule added to our table by hand: healed away; the user's table untouched");
     nft(
         &lab,
-        "lb1",
+        "director",
         &[
             "add",
             "rule",
@@ -149,18 +156,18 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
     let took = healed(&lab, Duration::from_secs(15)).expect("the extra rule removed");
     println!("a rule added by hand removed in {} ms", took.as_millis());
     assert_eq!(
-        nft(&lab, "lb1", &["list", "table", "inet", "userfw"]),
+        nft(&lab, "director", &["list", "table", "inet", "userfw"]),
         users,
         "the user's table, after heals"
     );
 
-    step("5. decommission lb1: our table goes, the user's stays");
-    ok(&lab.lvsctl(&["node", "remove", "lb1", "--yes"]));
-    let tables = nft(&lab, "lb1", &["list", "tables"]);
-    println!("lb1 after decommission: {tables}");
+    step("5. decommission director: our table goes, the user's stays");
+    ok(&lab.lvsctl(&["node", "remove", "director", "--yes"]));
+    let tables = nft(&lab, "director", &["list", "tables"]);
+    println!("director after decommission: {tables}");
     assert!(!tables.contains("lvs_dr") && tables.contains("table inet userfw"), "{tables}");
     assert_eq!(
-        nft(&lab, "lb1", &["list", "table", "inet", "userfw"]),
+        nft(&lab, "director", &["list", "table", "inet", "userfw"]),
         users,
         "the user's table, after decommission"
     );
