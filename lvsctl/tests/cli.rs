@@ -62,12 +62,17 @@ fn a_keepalived_conf_imports_into_a_file_that_validate_accepts() {
         "lvs2=198.18.0.3/24",
         "--router",
         "198.18.0.1",
+        "--firewall",
+        &format!("{fixtures}/dr-master.iptables"),
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // The fwmark service's marks come from the iptables-save dump.
+    let toml = std::fs::read_to_string(&out).unwrap();
+    assert!(toml.contains("marks = [{ protocol = \"tcp\", ports = [8443, \"9000-9010\"] }"), "{toml}");
     assert!(
-        text(&o.stderr).contains("imported 3 service(s) from 2 file(s); 21 keepalived option(s)"),
+        text(&o.stderr).contains("imported 3 service(s) from 2 file(s); 23 keepalived option(s)"),
         "{}",
         text(&o.stderr)
     );

@@ -230,7 +230,11 @@ mod tests {
         let r = firewall(&sys, &fwm, Role::Director, &[rule(&[(80, 80), (443, 443)])]).await;
         assert_eq!(
             (r.ok, r.unknown, r.detail.as_str()),
-            (false, false, "table inet userfw chain input handle 6 drops requests to TCP 198.18.0.100:80 (mark 7)")
+            (
+                false,
+                false,
+                "table inet userfw chain input handle 6 drops requests to TCP 198.18.0.100:80 (mark 7)"
+            )
         );
         // A mark of another family, or no marks at all: the ports are not known here.
         let mut v6 = rule(&[(80, 80)]);
