@@ -316,6 +316,20 @@ fn everything() -> String {
             },
             unix_ms: 1_796_437_865_000,
         }),
+        marks: vec![lvs_proto::reply::MarkCount {
+            rule: lvs_proto::spec::MarkRule {
+                service: "web".into(),
+                address: "198.18.0.100".parse().unwrap(),
+                protocol: lvs_proto::spec::Protocol::Tcp,
+                ports: vec![
+                    lvs_proto::spec::PortRange { first: 80, last: 80 },
+                    lvs_proto::spec::PortRange { first: 8000, last: 8099 },
+                ],
+                mark: 7,
+            },
+            packets: 120,
+            bytes: 7200,
+        }],
     };
     let m = lvs_agent::telemetry::Metrics::default();
     m.event(lvs_proto::reply::EventKind::Drift);
@@ -422,4 +436,13 @@ async fn a_taken_metrics_port_stops_the_agent_before_it_changes_anything() {
         .unwrap_err();
     assert!(e.to_string().contains(&taken.local_addr().unwrap().to_string()), "{e}");
     assert!(sys.calls.lock().unwrap().is_empty(), "nothing touched: {:?}", sys.calls.lock().unwrap());
+}
+
+#[test]
+fn each_marking_rule_is_a_counter_by_service_vip_protocol_ports_and_mark() {
+    let text = everything();
+    let labels = "{service=\"web\",vip=\"198.18.0.100\",protocol=\"tcp\",ports=\"80,8000-8099\",mark=\"7\"}";
+    assert!(text.contains(&format!("lvs_mark_packets_total{labels} 120")), "{text}");
+    assert!(text.contains(&format!("lvs_mark_bytes_total{labels} 7200")), "{text}");
+    assert!(text.contains("# TYPE lvs_mark_packets_total counter"), "{text}");
 }

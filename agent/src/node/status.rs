@@ -195,6 +195,7 @@ impl<S: System + 'static> Agent<S> {
             bgp: self.bgp_status().await,
             arp_watch: self.arp_status(),
             drill: self.last_drill(),
+            marks: self.mark_counts(spec.as_ref()).await,
         }
     }
 

@@ -59,6 +59,33 @@ pub struct Snapshot {
     pub arp_watch: Option<lvs_proto::reply::ArpWatchStatus>,
     /// The router: the last failover drill's requests.
     pub drill: Option<DrillResult>,
+    /// Directors with marks: each rule of the marking table and what it counted.
+    pub marks: Vec<lvs_proto::reply::MarkCount>,
+}
+
+/// `lvs_mark_*`: what each rule of the director's marking table marked since it was last
+/// loaded (a reload starts it at 0, as a restart does any counter).
+fn register_marks(reg: &mut Registry, marks: &[lvs_proto::reply::MarkCount]) {
+    let labels = |m: &lvs_proto::reply::MarkCount| {
+        let r = &m.rule;
+        let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+        vec![
+            ("service", r.service.clone()),
+            ("vip", r.address.to_string()),
+            ("protocol", r.protocol.as_str().to_ascii_lowercase()),
+            ("ports", if ports.is_empty() { "all".into() } else { ports.join(",") }),
+            ("mark", r.mark.to_string()),
+        ]
+    };
+    let help =
+        "marked by the director's nftables table inet lvs_dr, by rule (service, VIP, protocol, ports, mark)";
+    counters(
+        reg,
+        "lvs_mark_packets",
+        &format!("Packets {help}"),
+        marks.iter().map(|m| (labels(m), m.packets)),
+    );
+    counters(reg, "lvs_mark_bytes", &format!("Bytes {help}"), marks.iter().map(|m| (labels(m), m.bytes)));
 }
 
 impl Snapshot {
@@ -147,6 +174,9 @@ impl Snapshot {
         }
         if let Some(d) = &self.drill {
             register_drill(reg, d);
+        }
+        if !self.marks.is_empty() {
+            register_marks(reg, &self.marks);
         }
         if !self.sync_daemons.is_empty() {
             gauges(

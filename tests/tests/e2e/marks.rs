@@ -116,6 +116,10 @@ fn a_fwmark_service_of_ports_80_and_443_works_from_the_definition_alone() {
     let (rule, packets) = counted.unwrap_or_else(|| panic!("status marks: {:?}", marks(&lab)));
     println!("status: {rule}: {packets} packets marked");
     assert_eq!(rule, "\"198.18.0.100\" 80,443 7");
+    let metrics = ok(&lab.lvsctl(&["metrics", "director"]));
+    let series = metrics.lines().find(|l| l.starts_with("lvs_mark_packets_total{service=\"web\""));
+    println!("{}", series.unwrap_or("no lvs_mark_packets_total"));
+    assert!(series.is_some_and(|l| l.contains("ports=\"80,443\",mark=\"7\"")), "{metrics}");
     let status = text(&lab.lvsctl(&["status"]));
     assert!(status.contains(&format!("nft inet lvs_dr: {RULE}")), "{status}");
 
