@@ -24,6 +24,9 @@ pub async fn nft_json(args: &[&str]) -> std::io::Result<Option<String>> {
     let what = format!("nft {}", args.join(" "));
     let mut child = tokio::process::Command::new(&program)
         .args(args)
+        // nft's errors are strerror's words, which callers read (ENOENT: "No such file or
+        // directory"): never in the host's language.
+        .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -13,7 +13,8 @@ pub async fn read() -> SysResult<Option<MarkTable>> {
     match crate::firewall::read::nft_json(&args).await {
         Ok(Some(json)) => decode::decode(&json).map(Some).map_err(|e| SystemError::new(op(), e)),
         Ok(None) => Err(SystemError::new(op(), "no nft program (install nftables)")),
-        // nft says ENOENT in words only: the table is not there.
+        // nft says ENOENT in words only (in the C locale `nft_json` runs it in): the table
+        // is not there.
         Err(e) if e.to_string().contains("No such file or directory") => Ok(None),
         Err(e) => Err(SystemError::new(op(), e)),
     }
